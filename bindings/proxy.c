@@ -1,0 +1,668 @@
+/*
+ * proxy.c - the state proxy userdata ("ved.proxy").
+ *
+ * A proxy stands for one table path of one state (state, state.users,
+ * state.users[7], ...) and is a live view of that path in the state's
+ * current version. Layout and lifetimes: vhl_int.h.
+ *
+ * HOW IT WORKS
+ *  - Resolution. A proxy caches the node at its path with the state's epoch
+ *    (vhl__resolve); while the epoch is unchanged the cached pointer is the
+ *    node at the path. Otherwise the parent is resolved and the key looked
+ *    up; a path that no longer holds a table raises "<path> is no longer a
+ *    table".
+ *  - Reads (__index) take the fast paths of the trie (string and integer
+ *    keys) and allocate nothing for scalar results; a table value comes
+ *    back as the child proxy, which the parent's child cache (uv2, weak
+ *    values) keeps unique per key while it lives.
+ *  - Writes (__newindex) need an open transaction. The proxy's node is made
+ *    transient first (vhl__writable): if it was not created under the
+ *    transaction's edit token, the parent is made transient, the node is
+ *    cloned with the token (O(1), shares everything) and stored in the
+ *    parent, and the epoch is bumped. A transient node is then mutated in
+ *    place by vh_tab_set, so its pointer and every cached resolution stay
+ *    valid; the epoch is bumped again only when a table value is stored or
+ *    replaced (a node some proxy may have cached goes away).
+ *  - pairs pins the node it walks (a retained reference plus a cursor in a
+ *    "ved.pin" userdata with __gc and __close), so the loop sees the table
+ *    as it was when it started. A pinned node must never be mutated in
+ *    place again, so if it is transient the transaction switches to a fresh
+ *    token first (vhl__pin_prepare).
+ *  - The guard (vhl_guard) is one process-wide pointer: the host runs one
+ *    lua_State. Every entry point compares it with the proxy's domain.
+ *
+ * Reads with a nil or NaN key return nil, as in Lua; writes with them raise
+ * "<path>: invalid key (nil)". Reads with a key of a type that cannot be a
+ * state key (a table, a function) return nil; writes raise.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vhl_int.h"
+
+vhl_state_t *vhl__guard_st = NULL;
+int vhl__guard_strict = 0;
+
+#define PIN_MT VHL_PIN_MT
+#define WEAK_MT "ved.weakv"
+#define MAX_KEY_SHOWN 48 /* longer string keys are cut in messages */
+
+/* A pinned node and a cursor over it (pairs). */
+typedef struct pin {
+  vh_tab_t *t;  /* [owned] the walked node; NULL once finished */
+  vh_iter_t it; /* cursor over t */
+} pin_t;
+
+/* ---- paths for messages ---- */
+
+static int is_keyword(const char *s, size_t n) {
+  static const char *const kw[] = {
+      "and",      "break",  "do",   "else", "elseif", "end",   "false", "for",
+      "function", "goto",   "if",   "in",   "local",  "nil",   "not",   "or",
+      "repeat",   "return", "then", "true", "until",  "while", NULL};
+  for (int i = 0; kw[i]; i++)
+    if (strlen(kw[i]) == n && memcmp(kw[i], s, n) == 0) return 1;
+  return 0;
+}
+
+static int is_ident(const char *s, size_t n) {
+  if (n == 0 || n > MAX_KEY_SHOWN) return 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (!alpha && (i == 0 || c < '0' || c > '9')) return 0;
+  }
+  return !is_keyword(s, n);
+}
+
+static void add_str_key(luaL_Buffer *b, const char *s, size_t n) {
+  if (is_ident(s, n)) {
+    luaL_addchar(b, '.');
+    luaL_addlstring(b, s, n);
+    return;
+  }
+  luaL_addstring(b, "[\"");
+  size_t shown = n > MAX_KEY_SHOWN ? MAX_KEY_SHOWN : n;
+  for (size_t i = 0; i < shown; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c == '"' || c == '\\') {
+      luaL_addchar(b, '\\');
+      luaL_addchar(b, (char)c);
+    } else if (c < 32 || c == 127) {
+      char esc[8];
+      snprintf(esc, sizeof esc, "\\%u", (unsigned)c);
+      luaL_addstring(b, esc);
+    } else {
+      luaL_addchar(b, (char)c);
+    }
+  }
+  if (shown < n) luaL_addstring(b, "...");
+  luaL_addstring(b, "\"]");
+}
+
+static void add_num_key(luaL_Buffer *b, int isint, int64_t i, double f) {
+  char tmp[64];
+  if (isint)
+    snprintf(tmp, sizeof tmp, "[%lld]", (long long)i);
+  else
+    snprintf(tmp, sizeof tmp, "[%.14g]", f);
+  luaL_addstring(b, tmp);
+}
+
+void vhl__add_key_val(luaL_Buffer *b, vh_val_t k) {
+  switch (k.type) {
+    case VH_TSTR:
+      add_str_key(b, vh_str_data(k.u.s), vh_str_len(k.u.s));
+      break;
+    case VH_TINT:
+      add_num_key(b, 1, k.u.i, 0);
+      break;
+    case VH_TFLOAT:
+      add_num_key(b, 0, 0, k.u.f);
+      break;
+    case VH_TBOOL:
+      luaL_addstring(b, k.u.b ? "[true]" : "[false]");
+      break;
+    default:
+      luaL_addstring(b, "[?]");
+      break;
+  }
+}
+
+void vhl__add_key_lua(luaL_Buffer *b, lua_State *L, int idx) {
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      add_str_key(b, s, n);
+      break;
+    }
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx))
+        add_num_key(b, 1, (int64_t)lua_tointeger(L, idx), 0);
+      else
+        add_num_key(b, 0, 0, (double)lua_tonumber(L, idx));
+      break;
+    case LUA_TBOOLEAN:
+      luaL_addstring(b, lua_toboolean(L, idx) ? "[true]" : "[false]");
+      break;
+    default:
+      luaL_addchar(b, '[');
+      luaL_addstring(b, luaL_typename(L, idx));
+      luaL_addchar(b, ']');
+      break;
+  }
+}
+
+/* Recursion depth = path depth; fine for any realistic nesting. */
+void vhl__add_path(luaL_Buffer *b, vhl_proxy_t *p) {
+  if (p->parent == NULL) {
+    luaL_addstring(b, p->st->name);
+    return;
+  }
+  vhl__add_path(b, p->parent);
+  vhl__add_key_val(b, p->key);
+}
+
+void vhl__push_path(lua_State *L, vhl_proxy_t *p) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  vhl__add_path(&b, p);
+  luaL_pushresult(&b);
+}
+
+/* Push "<path of p>[key at key_idx]" (key_idx 0: just the path). */
+static void push_path_key(lua_State *L, vhl_proxy_t *p, int key_idx) {
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  vhl__add_path(&b, p);
+  if (key_idx) vhl__add_key_lua(&b, L, key_idx);
+  luaL_pushresult(&b);
+}
+
+/* ---- the guard ---- */
+
+void vhl__guard_fail(lua_State *L, vhl_proxy_t *p) {
+  vhl__push_path(L, p);
+  if (vhl__guard_st != NULL)
+    luaL_error(L, "%s belongs to domain %s; use ctx:send to reach it",
+               lua_tostring(L, -1), p->st->dom->name);
+  luaL_error(L, "%s: state is only usable inside a handler of its domain",
+             lua_tostring(L, -1));
+}
+
+vhl_state_t *vhl_guard(lua_State *L, vhl_state_t *st) {
+  (void)L;
+  vhl_state_t *old = vhl__guard_st;
+  vhl__guard_st = st;
+  return old;
+}
+
+void vhl_guard_strict(lua_State *L, int on) {
+  (void)L;
+  vhl__guard_strict = on != 0;
+}
+
+/* ---- lookup ---- */
+
+vhl_proxy_t *vhl__toproxy(lua_State *L, int idx) {
+  vhl_proxy_t *p = luaL_testudata(L, idx, VHL_PROXY_MT);
+  return p != NULL && p->magic == VHL_PROXY_MAGIC ? p : NULL;
+}
+
+int vhl_isproxy(lua_State *L, int idx) {
+  return vhl__toproxy(L, idx) != NULL;
+}
+
+vhl_proxy_t *vhl__checkproxy(lua_State *L, int idx) {
+  vhl_proxy_t *p = vhl__toproxy(L, idx);
+  if (p == NULL) luaL_typeerror(L, idx, "state table");
+  vhl__guard_check(L, p);
+  return p;
+}
+
+/* The proxy that a metamethod of ours was called with. The metatable is
+ * protected (__metatable), so only our userdata reach here; the magic check
+ * costs one compare. */
+static inline vhl_proxy_t *self(lua_State *L) {
+  vhl_proxy_t *p = (vhl_proxy_t *)lua_touserdata(L, 1);
+  if (VHL_UNLIKELY(p == NULL || p->magic != VHL_PROXY_MAGIC))
+    luaL_typeerror(L, 1, "ved.proxy");
+  vhl__guard_check(L, p);
+  return p;
+}
+
+vh_tab_t *vhl__resolve_slow(lua_State *L, vhl_proxy_t *p) {
+  vhl_state_t *st = p->st;
+  vh_tab_t *t;
+  if (p->parent == NULL) {
+    t = st->root;
+  } else {
+    vh_tab_t *pt = vhl__resolve(L, p->parent);
+    vh_val_t v;
+    vh_tab_get(pt, p->key, &v);
+    if (v.type != VH_TTAB) {
+      vhl__push_path(L, p);
+      luaL_error(L, "%s is no longer a table", lua_tostring(L, -1));
+    }
+    t = v.u.t;
+  }
+  p->tab = t;
+  p->epoch = st->epoch;
+  return t;
+}
+
+/* Make the node of p transient (created under st->edit) and return it.
+ * Recursion depth = path depth. */
+static vh_tab_t *make_transient(lua_State *L, vhl_proxy_t *p, vh_tab_t *t) {
+  vhl_state_t *st = p->st;
+  if (vh_tab_edit(t) == st->edit) return t;
+  vh_tab_t *c;
+  if (p->parent == NULL) {
+    /* The base (or a snapshot) keeps the old root alive. */
+    c = vh_tab_clone(t, st->edit);
+    if (c == NULL) vhl__oom(L);
+    vh_tab_release(st->root);
+    st->root = c;
+  } else {
+    vhl_proxy_t *pp = p->parent;
+    vh_tab_t *pt = make_transient(L, pp, vhl__resolve(L, pp));
+    /* pt may be a fresh clone: it retains t, so t is still valid. */
+    c = vh_tab_clone(t, st->edit);
+    if (c == NULL) vhl__oom(L);
+    vh_val_t v;
+    v.u.t = c;
+    v.type = VH_TTAB;
+    vh_tab_t *pt2 = pt;
+    if (vh_tab_set(&pt2, p->key, v, st->edit) != 0) vhl__oom(L);
+    if (pt2 != pt) abort(); /* a transient node is mutated in place */
+  }
+  st->epoch++;
+  p->tab = c;
+  p->epoch = st->epoch;
+  return c;
+}
+
+/* Raise the "cannot write" error for p (+ key at key_idx, may be 0). */
+static int write_error(lua_State *L, vhl_proxy_t *p, int key_idx) {
+  push_path_key(L, p, key_idx);
+  return luaL_error(
+      L, "cannot write %s: %s", lua_tostring(L, -1),
+      p->st->readonly ? "read-only snapshot" : "outside a transaction");
+}
+
+static vh_tab_t *writable(lua_State *L, vhl_proxy_t *p, int key_idx) {
+  vhl_state_t *st = p->st;
+  if (VHL_UNLIKELY(st->edit == 0)) write_error(L, p, key_idx);
+  vh_tab_t *t = vhl__resolve(L, p);
+  if (VHL_LIKELY(vh_tab_edit(t) == st->edit)) return t;
+  return make_transient(L, p, t);
+}
+
+vh_tab_t *vhl__writable(lua_State *L, vhl_proxy_t *p) {
+  return writable(L, p, 0);
+}
+
+/* ---- pushing values ---- */
+
+void vhl__push_scalar(lua_State *L, vh_val_t v) {
+  switch (v.type) {
+    case VH_TBOOL:
+      lua_pushboolean(L, v.u.b);
+      break;
+    case VH_TINT:
+      lua_pushinteger(L, (lua_Integer)v.u.i);
+      break;
+    case VH_TFLOAT:
+      lua_pushnumber(L, (lua_Number)v.u.f);
+      break;
+    case VH_TSTR:
+      lua_pushlstring(L, vh_str_data(v.u.s), vh_str_len(v.u.s));
+      break;
+    default:
+      lua_pushnil(L);
+      break;
+  }
+}
+
+static void push_cache(lua_State *L, int p_idx) {
+  if (lua_getiuservalue(L, p_idx, 2) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_createtable(L, 0, 2);
+  luaL_setmetatable(L, WEAK_MT);
+  lua_pushvalue(L, -1);
+  lua_setiuservalue(L, p_idx, 2);
+}
+
+void vhl__push_child(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
+                     vh_tab_t *tab) {
+  vhl_state_t *st = p->st;
+  push_cache(L, p_idx);
+  int cache = lua_gettop(L);
+  lua_pushvalue(L, key_idx);
+  if (lua_rawget(L, cache) == LUA_TUSERDATA) {
+    vhl_proxy_t *c = (vhl_proxy_t *)lua_touserdata(L, -1);
+    if (tab != NULL && c->epoch != st->epoch) {
+      c->tab = tab;
+      c->epoch = st->epoch;
+    }
+    lua_remove(L, cache);
+    return;
+  }
+  lua_pop(L, 1);
+  vhl_proxy_t *c = (vhl_proxy_t *)lua_newuserdatauv(L, sizeof *c, 2);
+  c->magic = 0; /* not usable until the key is set */
+  c->st = st;
+  c->parent = p;
+  c->tab = tab;
+  c->epoch = tab != NULL ? st->epoch : 0;
+  c->key = vh_nil();
+  c->live_kids = 0;
+  luaL_setmetatable(L, VHL_PROXY_MT);
+  lua_pushvalue(L, p_idx);
+  lua_setiuservalue(L, -2, 1);
+  if (vhl__tokey(L, key_idx, &c->key) != NULL)
+    luaL_error(L, "bad state key"); /* callers pass valid keys only */
+  c->magic = VHL_PROXY_MAGIC;
+  p->live_kids++; /* undone by the child's __gc */
+  lua_pushvalue(L, key_idx);
+  lua_pushvalue(L, -2);
+  lua_rawset(L, cache);
+  lua_remove(L, cache);
+}
+
+void vhl__push_read(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
+                    vh_val_t v) {
+  if (v.type == VH_TTAB)
+    vhl__push_child(L, p_idx, p, key_idx, v.u.t);
+  else
+    vhl__push_scalar(L, v);
+}
+
+/* ---- metamethods ---- */
+
+static int proxy_index(lua_State *L) {
+  vhl_proxy_t *p = self(L);
+  vh_tab_t *t = vhl__resolve(L, p);
+  vh_val_t v;
+  switch (lua_type(L, 2)) {
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, 2, &n);
+      vh_val_t k;
+      k.u.s = vhl__key_cached(s, n); /* no hashing, maybe no memcmp */
+      k.type = VH_TSTR;
+      if (k.u.s != NULL)
+        vh_tab_get(t, k, &v);
+      else
+        vh_tab_get_str(t, s, n, &v);
+      break;
+    }
+    case LUA_TNUMBER: {
+      int isint;
+      lua_Integer i = lua_tointegerx(L, 2, &isint);
+      if (isint) {
+        vh_tab_get_int(t, (int64_t)i, &v);
+      } else {
+        vh_val_t k = vh_float((double)lua_tonumber(L, 2));
+        if (vh_key_norm(&k) != 0) return 0; /* NaN: nil, as in Lua */
+        vh_tab_get(t, k, &v);
+      }
+      break;
+    }
+    case LUA_TBOOLEAN:
+      vh_tab_get(t, vh_bool(lua_toboolean(L, 2)), &v);
+      break;
+    default:
+      return 0; /* nil, tables, functions...: never keys of a state */
+  }
+  if (v.type != VH_TTAB) {
+    vhl__push_scalar(L, v);
+    return 1;
+  }
+  /* Fast path of vhl__push_child: the child is cached. The cache table
+   * stays on the stack below the result. */
+  if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+      vhl_proxy_t *c = (vhl_proxy_t *)lua_touserdata(L, -1);
+      c->tab = v.u.t;
+      c->epoch = p->st->epoch;
+      return 1;
+    }
+  }
+  lua_settop(L, 2);
+  vhl__push_child(L, 1, p, 2, v.u.t);
+  return 1;
+}
+
+/* Store the value at v_idx under the key at k_idx of proxy p. Shared by
+ * __newindex and the compat functions. */
+static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
+  vhl_state_t *st = p->st;
+  vh_tab_t *t = writable(L, p, k_idx);
+  vh_val_t key, val, old;
+  int kstr = lua_type(L, k_idx) == LUA_TSTRING;
+  if (!kstr) { /* scalar keys need no allocation */
+    const char *bad = vhl__tokey(L, k_idx, &key);
+    if (bad != NULL) {
+      push_path_key(L, p, 0);
+      luaL_error(L, "%s: invalid key (%s)", lua_tostring(L, -1), bad);
+    }
+  }
+  switch (lua_type(L, v_idx)) {
+    case LUA_TNUMBER: {
+      if (lua_isinteger(L, v_idx))
+        val = vh_int((int64_t)lua_tointeger(L, v_idx));
+      else
+        val = vh_float((double)lua_tonumber(L, v_idx)); /* NaN allowed */
+      break;
+    }
+    case LUA_TBOOLEAN:
+      val = vh_bool(lua_toboolean(L, v_idx));
+      break;
+    case LUA_TNIL:
+      val = vh_nil();
+      break;
+    default: /* strings, tables, and the errors */
+      vhl__tovalue(L, v_idx, p, k_idx, NULL, st->edit, &val);
+      break;
+  }
+  /* From here C holds val: nothing may raise before it is handed over. */
+  if (kstr) {
+    size_t n;
+    const char *s = lua_tolstring(L, k_idx, &n);
+    key.type = VH_TSTR;
+    key.u.s = vhl__key_str(s, n);
+    if (key.u.s == NULL) {
+      vh_val_release(val);
+      vhl__oom(L);
+    }
+  }
+  /* A child proxy may cache the node being replaced: only a proxy with
+   * live children can have one. */
+  int bump = val.type == VH_TTAB;
+  if (!bump && p->live_kids != 0) {
+    vh_tab_get(t, key, &old);
+    bump = old.type == VH_TTAB;
+  }
+  vh_tab_t *t2 = t;
+  int rc = vh_tab_set(&t2, key, val, st->edit); /* val stolen */
+  vh_val_release(key);
+  if (t2 != t) abort(); /* a transient node is mutated in place */
+  if (bump) st->epoch++;
+  if (rc != 0) vhl__oom(L);
+}
+
+static int proxy_newindex(lua_State *L) {
+  vhl_proxy_t *p = self(L);
+  proxy_set(L, p, 2, 3);
+  return 0;
+}
+
+static int proxy_len(lua_State *L) {
+  vhl_proxy_t *p = self(L);
+  lua_pushinteger(L, (lua_Integer)vh_tab_len(vhl__resolve(L, p)));
+  return 1;
+}
+
+static int proxy_tostring(lua_State *L) {
+  vhl_proxy_t *p = (vhl_proxy_t *)lua_touserdata(L, 1);
+  if (p == NULL || p->magic != VHL_PROXY_MAGIC)
+    return luaL_typeerror(L, 1, "ved.proxy");
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  luaL_addstring(&b, "ved.proxy: ");
+  vhl__add_path(&b, p);
+  luaL_pushresult(&b);
+  return 1;
+}
+
+static int proxy_gc(lua_State *L) {
+  vhl_proxy_t *p = (vhl_proxy_t *)lua_touserdata(L, 1);
+  if (p == NULL) return 0;
+  vh_val_t k = p->key;
+  /* The parent outlives this call: p keeps it reachable (uv1), so both are
+   * finalized in the same cycle at the earliest and freed after it. */
+  if (p->magic == VHL_PROXY_MAGIC && p->parent != NULL) p->parent->live_kids--;
+  p->key = vh_nil();
+  p->magic = 0;
+  vh_val_release(k);
+  return 0;
+}
+
+/* ---- pairs ---- */
+
+static void pin_release(pin_t *pin) {
+  vh_tab_t *t = pin->t;
+  pin->t = NULL;
+  if (t != NULL) vh_tab_release(t);
+}
+
+static int pin_gc(lua_State *L) {
+  pin_t *pin = (pin_t *)luaL_checkudata(L, 1, PIN_MT);
+  pin_release(pin);
+  return 0;
+}
+
+/* upvalue 1: the pin; upvalue 2: the proxy walked. */
+static int pairs_iter(lua_State *L) {
+  pin_t *pin = (pin_t *)lua_touserdata(L, lua_upvalueindex(1));
+  vhl_proxy_t *p = (vhl_proxy_t *)lua_touserdata(L, lua_upvalueindex(2));
+  vh_val_t k, v;
+  if (pin->t == NULL) return 0;
+  vhl__guard_check(L, p);
+  if (!vh_iter_next(&pin->it, &k, &v)) {
+    pin_release(pin);
+    lua_pushnil(L);
+    return 1;
+  }
+  vhl__push_scalar(L, k);
+  if (v.type != VH_TTAB) {
+    vhl__push_scalar(L, v);
+    return 2;
+  }
+  /* The child proxy is a live view: v.u.t is its current node only if the
+   * pinned node is still the node at p's path. */
+  vh_tab_t *cur = p->epoch == p->st->epoch ? p->tab : NULL;
+  int key_idx = lua_gettop(L);
+  vhl__push_child(L, lua_upvalueindex(2), p, key_idx,
+                  cur == pin->t ? v.u.t : NULL);
+  return 2;
+}
+
+int vhl__pairs(lua_State *L, int idx) {
+  idx = lua_absindex(L, idx);
+  vhl_proxy_t *p = vhl__checkproxy(L, idx);
+  vh_tab_t *t = vhl__resolve(L, p);
+  pin_t *pin = (pin_t *)lua_newuserdatauv(L, sizeof *pin, 0);
+  pin->t = NULL;
+  luaL_setmetatable(L, PIN_MT);
+  vhl__pin_prepare(p->st, t);
+  vh_tab_retain(t);
+  pin->t = t;
+  vh_iter_init(&pin->it, t);
+  lua_pushvalue(L, -1);
+  lua_pushvalue(L, idx);
+  lua_pushcclosure(L, pairs_iter, 2); /* pin, iter */
+  lua_insert(L, -2);                  /* iter, pin */
+  lua_pushnil(L);
+  lua_pushnil(L);
+  lua_rotate(L, -3, -1); /* iter, nil, nil, pin */
+  return 4;
+}
+
+static int proxy_pairs(lua_State *L) {
+  self(L);
+  return vhl__pairs(L, 1);
+}
+
+/* ---- setup ---- */
+
+static const luaL_Reg proxy_meta[] = {{"__index", proxy_index},
+                                      {"__newindex", proxy_newindex},
+                                      {"__len", proxy_len},
+                                      {"__pairs", proxy_pairs},
+                                      {"__tostring", proxy_tostring},
+                                      {"__gc", proxy_gc},
+                                      {NULL, NULL}};
+
+/* __gc of the registry sentinel: the Lua state is closing (or the sentinel
+ * was dropped): release the cached keys before the module may be unloaded. */
+static int keycache_gc(lua_State *L) {
+  (void)L;
+  vhl_key_cache_flush();
+  return 0;
+}
+
+void vhl__proxy_init(lua_State *L) {
+  if (lua_getfield(L, LUA_REGISTRYINDEX, "ved.keycache") == LUA_TNIL) {
+    lua_newuserdatauv(L, 1, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, keycache_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_setfield(L, LUA_REGISTRYINDEX, "ved.keycache");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, VHL_PROXY_MT)) {
+    luaL_setfuncs(L, proxy_meta, 0);
+    lua_pushliteral(L, VHL_PROXY_MT);
+    lua_setfield(L, -2, "__metatable");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, PIN_MT)) {
+    lua_pushcfunction(L, pin_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, pin_gc);
+    lua_setfield(L, -2, "__close");
+  }
+  lua_pop(L, 1);
+  if (luaL_newmetatable(L, WEAK_MT)) {
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+  }
+  lua_pop(L, 1);
+}
+
+void vhl__proxy_new_root(lua_State *L, vhl_state_t *st, int st_idx) {
+  st_idx = lua_absindex(L, st_idx);
+  vhl__proxy_init(L);
+  vhl_proxy_t *p = (vhl_proxy_t *)lua_newuserdatauv(L, sizeof *p, 2);
+  p->magic = VHL_PROXY_MAGIC;
+  p->st = st;
+  p->parent = NULL;
+  p->tab = NULL;
+  p->epoch = 0; /* st->epoch starts at 1: resolve on first use */
+  p->key = vh_nil();
+  p->live_kids = 0;
+  luaL_setmetatable(L, VHL_PROXY_MT);
+  lua_pushvalue(L, st_idx);
+  lua_setiuservalue(L, -2, 1);
+}
+
+void vhl__proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
+  proxy_set(L, p, k_idx, v_idx);
+}

@@ -1,0 +1,439 @@
+/*
+ * host.c - the host's life cycle: the Lua state and its globals, loading
+ * domain scripts, declaring domains, and running the loop.
+ *
+ * The Lua state. One lua_State, with the counting allocator of call.c.
+ * Before any script runs, _G gets the proxy-aware type, next, pairs,
+ * ipairs, rawlen, rawequal (vhl_open_compat) and table library (the stock
+ * one with vedcore's proxy-aware functions laid over it), abort-proof
+ * pcall / xpcall / coroutine.resume / coroutine.wrap (call.c), and os.exit
+ * = ved.exit. Modules loaded with require see the same globals. `require
+ * "ved"` finds the module through package.preload; LUA_PATH / LUA_CPATH
+ * work as in lua5.4.
+ *
+ * Scripts. Each script is a chunk whose _ENV is a fresh table whose
+ * __index is _G: its globals stay its own (hot reload, later, reruns a
+ * script in a fresh env). A directory means its *.lua files in strcmp
+ * order. A script must declare at least one domain; a domain name may be
+ * declared once across all scripts.
+ *
+ * Domains. ved.domain "name" { ... } is validated by scripts/ved.lua and
+ * registered here (vh_host__register): the initial state is deep-copied
+ * into the domain's vhl_state_t, `on` is copied into a fresh table (later
+ * changes to the spec table do not matter), start and migrate are kept.
+ * migrate runs only when a persisted version is older, which never
+ * happens while state lives in memory; it is validated all the same.
+ *
+ * Boot. vh_host_run begins the first slice: every domain's start(state,
+ * ctx) runs in declaration order, each as its own handler call. A start
+ * that raises is logged and rolled back; its domain still handles events
+ * (its handlers may not depend on what start did, and refusing every
+ * event of a domain because of one bad boot would turn a bug into an
+ * outage).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "host_int.h"
+#include "lualib.h"
+#include "vh_log.h"
+
+void vh_host_opts_default(vh_host_opts_t *opts) {
+  opts->data_dir = "./vedhost.data";
+  opts->durability = VH_DURABILITY_SYNC;
+  opts->watch = 1;
+  opts->handler_timeout_ms = 1000;
+  opts->memory_limit = (size_t)1024 << 20;
+  opts->log_level = VH_LOG_INFO;
+}
+
+/* ---- domains ---- */
+
+static void vh_domain_free(vh_domain_t *d) {
+  if (!d) return;
+  free(d->name);
+  free(d->where);
+  if (d->name_s) vh_str_release(d->name_s);
+  free(d);
+}
+
+static int vh_host_ref_opt(lua_State *L, int idx) {
+  if (lua_isnil(L, idx)) return LUA_NOREF;
+  lua_pushvalue(L, idx);
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+/* core.register(name, where, version, state, migrate, start, on): the C
+ * half of ved.domain, after scripts/ved.lua validated the fields. */
+int vh_host__register(lua_State *L) {
+  vh_host_t *h = vh_host__of(L);
+  size_t nl;
+  const char *name = luaL_checklstring(L, 1, &nl);
+  const char *where = luaL_checkstring(L, 2);
+  lua_Integer version = luaL_checkinteger(L, 3);
+  luaL_checktype(L, 4, LUA_TTABLE);
+  luaL_checktype(L, 7, LUA_TTABLE);
+  lua_settop(L, 7);
+  if (h->phase != VH_PHASE_LOAD)
+    return luaL_error(L, "domains can only be declared while scripts load");
+  vh_domain_t *other = vh_host__find(h, name, nl);
+  if (other)
+    return luaL_error(L, "domain '%s' is declared twice: at %s and at %s", name,
+                      other->where, where);
+  if (h->ndoms == h->capdoms) {
+    int nc = h->capdoms ? h->capdoms * 2 : 8;
+    vh_domain_t **nd = realloc(h->doms, (size_t)nc * sizeof *nd);
+    if (!nd) return luaL_error(L, "out of memory");
+    h->doms = nd;
+    h->capdoms = nc;
+  }
+  /* Everything that can raise first, holding only Lua references. */
+  vh_val_t v;
+  vhl_tovalue(L, 4, "state", &v); /* deep copy; raises naming the path */
+  if (v.type != VH_TTAB) {
+    vh_val_release(v);
+    return luaL_error(L, "state must be a table");
+  }
+  vhl_state_t *st = vhl_state_new(L, v.u.t, name); /* steals v */
+  int st_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_newtable(L); /* on: a private copy */
+  lua_pushnil(L);
+  while (lua_next(L, 7) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -4);
+  }
+  int on_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  int migrate_ref = vh_host_ref_opt(L, 5);
+  int start_ref = vh_host_ref_opt(L, 6);
+  lua_newtable(L);
+  int unhandled_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  int ctx_ref = vh_api__new_ctx(L, name);
+
+  vh_domain_t *d = calloc(1, sizeof *d);
+  if (d) {
+    d->name = strdup(name);
+    d->where = strdup(where);
+    d->name_s = vh_str_new(name, nl);
+  }
+  if (!d || !d->name || !d->where || !d->name_s) {
+    vh_domain_free(d);
+    int refs[] = {st_ref,    on_ref,        migrate_ref,
+                  start_ref, unhandled_ref, ctx_ref};
+    for (int i = 0; i < 6; i++) luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
+    return luaL_error(L, "out of memory");
+  }
+  d->version = version;
+  d->st = st;
+  d->st_ref = st_ref;
+  d->on_ref = on_ref;
+  d->migrate_ref = migrate_ref;
+  d->start_ref = start_ref;
+  d->unhandled_ref = unhandled_ref;
+  d->ctx_ref = ctx_ref;
+  h->doms[h->ndoms++] = d;
+  h->load_dom = d;
+  vh_log(VH_LOG_DEBUG, name, "declared at %s (version %lld)", where,
+         (long long)version);
+  return 0;
+}
+
+/* ---- the Lua state ---- */
+
+static int vh_host_preload_ved(lua_State *L) {
+  vh_host_t *h = vh_host__of(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->ved_ref);
+  return 1;
+}
+
+static const vh_script_t *vh_host_script(const char *name) {
+  for (const vh_script_t *s = vh_scripts; s->name; s++)
+    if (strcmp(s->name, name) == 0) return s;
+  return NULL;
+}
+
+/* _G.table = the stock library with vedcore's proxy-aware functions laid
+ * over it (core module at index core). */
+static void vh_host_table_lib(lua_State *L, int core) {
+  lua_newtable(L);
+  lua_getglobal(L, "table");
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, -5);
+  }
+  lua_pop(L, 1);
+  if (lua_getfield(L, core, "table") == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, -2) != 0) {
+      lua_pushvalue(L, -2);
+      lua_insert(L, -2);
+      lua_rawset(L, -5);
+    }
+  }
+  lua_pop(L, 1);
+  lua_pushvalue(L, -1);
+  lua_setglobal(L, "table");
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "table");
+  lua_pop(L, 1);
+}
+
+/* Protected: build the globals, the ved module and the system state. */
+static int vh_host_setup(lua_State *L) {
+  vh_host_t *h = vh_host__of(L);
+  luaL_openlibs(L);
+  lua_pushglobaltable(L);
+  vhl_open_compat(L, lua_absindex(L, -1));
+  lua_pop(L, 1);
+  lua_pushcfunction(L, luaopen_vedcore);
+  lua_call(L, 0, 1);
+  vh_host_table_lib(L, lua_absindex(L, -1));
+  lua_pop(L, 1);
+  vh_host__install_wrappers(L);
+
+  const vh_script_t *s = vh_host_script("ved");
+  if (!s) return luaL_error(L, "the ved prelude was not built in");
+  if (luaL_loadbuffer(L, (const char *)s->data, s->len, "=[ved prelude]"))
+    return lua_error(L);
+  vh_api__push_core(L);
+  lua_call(L, 1, 1);
+  if (!lua_istable(L, -1))
+    return luaL_error(L, "the ved prelude did not return a table");
+  lua_getfield(L, -1, "exit");
+  lua_getglobal(L, "os");
+  lua_insert(L, -2);
+  lua_setfield(L, -2, "exit"); /* os.exit = ved.exit */
+  lua_pop(L, 1);
+  h->ved_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, vh_host_preload_ved);
+  lua_setfield(L, -2, "ved");
+  lua_pop(L, 1);
+
+  vhl_state_new(L, NULL, "__ved");
+  h->sys = vhl_state_check(L, -1);
+  h->sys_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+int vh_host_new(const vh_host_opts_t *opts, vh_host_t **out, char *err,
+                size_t cap) {
+  *out = NULL;
+  vh_host_t *h = calloc(1, sizeof *h);
+  if (!h) {
+    snprintf(err, cap, "out of memory");
+    return VH_ENOMEM;
+  }
+  h->opts = *opts;
+  h->dd.lock_fd = -1;
+  h->ved_ref = h->sys_ref = LUA_NOREF;
+  vh_log_set_level(opts->log_level);
+  int rc = vh_datadir_open(&h->dd, opts->data_dir, err, cap);
+  if (rc != 0) {
+    free(h);
+    return VH_HOST_EDATADIR;
+  }
+  h->opts.data_dir = h->dd.path;
+  if (vh_sched__init(h) != 0) {
+    snprintf(err, cap, "out of memory");
+    vh_host_free(h);
+    return VH_ENOMEM;
+  }
+  h->L = lua_newstate(vh_host__alloc, h);
+  if (!h->L) {
+    snprintf(err, cap, "cannot create the Lua state: out of memory");
+    vh_host_free(h);
+    return VH_ENOMEM;
+  }
+  lua_pushcfunction(h->L, vh_host_setup);
+  if (lua_pcall(h->L, 0, 0, 0) != LUA_OK) {
+    snprintf(err, cap, "cannot set up Lua: %s", lua_tostring(h->L, -1));
+    vh_host_free(h);
+    return VH_ENOMEM;
+  }
+  *out = h;
+  return 0;
+}
+
+/* ---- loading scripts ---- */
+
+/* Copy the first line of msg into err. */
+static void vh_host_first_line(char *err, size_t cap, const char *msg) {
+  const char *nl = strchr(msg, '\n');
+  size_t n = nl ? (size_t)(nl - msg) : strlen(msg);
+  snprintf(err, cap, "%.*s", (int)n, msg);
+}
+
+static int vh_host_load_file(vh_host_t *h, const char *path, char *err,
+                             size_t cap) {
+  lua_State *L = h->L;
+  int top = lua_gettop(L);
+  int before = h->ndoms;
+  lua_pushcfunction(L, vh_host__msgh);
+  int rc = luaL_loadfilex(L, path, "t");
+  if (rc != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    /* syntax errors read "file:line: message"; LUA_ERRFILE "cannot
+     * open/read file" */
+    vh_host_first_line(err, cap, msg ? msg : "cannot load");
+    lua_settop(L, top);
+    return VH_HOST_ELOAD;
+  }
+  /* _ENV = setmetatable({}, {__index = _G}) */
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushglobaltable(L);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_setupvalue(L, -2, 1);
+  h->loading = path;
+  h->load_dom = NULL;
+  rc = lua_pcall(L, 0, 0, top + 1);
+  h->loading = NULL;
+  h->load_dom = NULL;
+  if (rc != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    vh_host_first_line(err, cap, msg ? msg : "error loading script");
+    vh_log(VH_LOG_DEBUG, "vedhost", "%s", msg ? msg : "");
+    lua_settop(L, top);
+    return VH_HOST_ELOAD;
+  }
+  lua_settop(L, top);
+  if (h->ndoms == before) {
+    snprintf(err, cap,
+             "%s declares no domain (a script must call ved.domain \"name\" "
+             "{ ... })",
+             path);
+    return VH_HOST_ELOAD;
+  }
+  vh_log(VH_LOG_DEBUG, "vedhost", "loaded %s (%d domain(s))", path,
+         h->ndoms - before);
+  return 0;
+}
+
+static int vh_host_cmp(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int vh_host_load_dir(vh_host_t *h, const char *dir, char *err,
+                            size_t cap) {
+  DIR *dp = opendir(dir);
+  if (!dp) {
+    snprintf(err, cap, "cannot read directory %s: %s", dir, strerror(errno));
+    return VH_HOST_ELOAD;
+  }
+  char **names = NULL;
+  size_t n = 0, c = 0;
+  int rc = 0;
+  struct dirent *de;
+  while ((de = readdir(dp)) != NULL) {
+    size_t len = strlen(de->d_name);
+    if (len < 5 || strcmp(de->d_name + len - 4, ".lua") != 0 ||
+        de->d_name[0] == '.')
+      continue;
+    if (n == c) {
+      c = c ? c * 2 : 16;
+      char **nn = realloc(names, c * sizeof *nn);
+      if (!nn) {
+        rc = VH_ENOMEM;
+        break;
+      }
+      names = nn;
+    }
+    size_t pl = strlen(dir) + len + 2;
+    names[n] = malloc(pl);
+    if (!names[n]) {
+      rc = VH_ENOMEM;
+      break;
+    }
+    snprintf(names[n], pl, "%s/%s", dir, de->d_name);
+    n++;
+  }
+  closedir(dp);
+  if (rc != 0) {
+    snprintf(err, cap, "out of memory");
+  } else if (n == 0) {
+    snprintf(err, cap, "directory %s has no .lua scripts", dir);
+    rc = VH_HOST_ELOAD;
+  } else {
+    qsort(names, n, sizeof *names, vh_host_cmp);
+    for (size_t i = 0; i < n && rc == 0; i++)
+      rc = vh_host_load_file(h, names[i], err, cap);
+  }
+  for (size_t i = 0; i < n; i++) free(names[i]);
+  free(names);
+  return rc;
+}
+
+int vh_host_load(vh_host_t *h, const char *path, char *err, size_t cap) {
+  if (h->phase != VH_PHASE_LOAD) {
+    snprintf(err, cap, "scripts can only be loaded before the loop runs");
+    return VH_HOST_ESTATE;
+  }
+  struct stat sb;
+  if (stat(path, &sb) != 0) {
+    snprintf(err, cap, "cannot open script %s: %s", path, strerror(errno));
+    return VH_HOST_ELOAD;
+  }
+  if (S_ISDIR(sb.st_mode)) return vh_host_load_dir(h, path, err, cap);
+  return vh_host_load_file(h, path, err, cap);
+}
+
+/* ---- running ---- */
+
+int vh_host_run(vh_host_t *h, int *exit_code) {
+  *exit_code = 0;
+  if (h->ndoms == 0 || h->phase != VH_PHASE_LOAD) return VH_HOST_ESTATE;
+  vhl_guard_strict(h->L, 1);
+  int rc = vh_host__watchdog_start(h);
+  if (rc != 0)
+    vh_log(VH_LOG_WARN, "vedhost",
+           "cannot start the watchdog (%s): handlers run without a time "
+           "budget",
+           strerror(-rc));
+  vh_sched__begin_run(h);
+  char names[512] = "";
+  size_t used = 0;
+  for (int i = 0; i < h->ndoms && used < sizeof names; i++)
+    used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
+                             i ? ", " : "", h->doms[i]->name);
+  vh_log(VH_LOG_INFO, "vedhost",
+         "running %d domain(s): %s (data dir %s, durability %s, state in "
+         "memory)",
+         h->ndoms, names, h->opts.data_dir,
+         h->opts.durability == VH_DURABILITY_SYNC ? "sync" : "nosync");
+  for (int i = 0; i < h->ndoms; i++) {
+    vh_domain_t *d = h->doms[i];
+    if (d->start_ref != LUA_NOREF)
+      vh_host__dispatch(h, d, "start", 5, 1, vh_nil(), NULL, NULL);
+  }
+  vh_sched__update(h);
+  uv_run(&h->loop, UV_RUN_DEFAULT);
+  h->phase = VH_PHASE_STOP;
+  vh_host__watchdog_stop(h);
+  vh_log(VH_LOG_INFO, "vedhost",
+         "stopped after %llu slices and %llu handler calls (exit code %d)",
+         (unsigned long long)h->slice_seq, (unsigned long long)h->total_calls,
+         h->exit_code);
+  *exit_code = h->exit_code;
+  return 0;
+}
+
+void vh_host_free(vh_host_t *h) {
+  if (!h) return;
+  vh_host__watchdog_stop(h);
+  vh_sched__close(h);
+  vh_sched__free(h);
+  for (int i = 0; i < h->ndoms; i++) vh_domain_free(h->doms[i]);
+  free(h->doms);
+  if (h->L) lua_close(h->L);
+  vh_datadir_close(&h->dd);
+  free(h);
+}

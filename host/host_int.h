@@ -1,0 +1,317 @@
+/*
+ * host_int.h - private layout of the host, shared by the host sources and the
+ * host unit tests only. The public API is vh_host.h.
+ *
+ * Files:
+ *   host.c   life cycle, the Lua state and its globals, script loading,
+ *            domain registration (ved.domain), vh_host_run / vh_host_free.
+ *   call.c   one handler call: transactions, guard, watchdog (time budget
+ *            and Lua heap limit), the abort-proof pcall/xpcall/coroutine
+ *            wrappers, error logging with a traceback.
+ *   sched.c  the system state "__ved" (durable message queue and `after`
+ *            timers), the in-memory indexes over it, delivery, `every`
+ *            timers, external calls, and the end of a slice.
+ *   api.c    what Lua sees: ctx methods and ved.send/after/every/log/now/
+ *            exit.
+ *
+ * Threads: everything here belongs to the loop thread, except the fields
+ * marked "signal" (read by the watchdog's signal handler, which runs on the
+ * loop thread but at any instruction) and the watchdog block (shared with
+ * the watchdog thread through atomics and its mutex).
+ */
+#ifndef VH_HOST_INT_H
+#define VH_HOST_INT_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "lauxlib.h"
+#include "lua.h"
+#include "vh_datadir.h"
+#include "vh_host.h"
+#include "vh_trie.h"
+#include "vhl.h"
+
+/* Deliver at most this many queued messages / due timers per slice, so a
+ * flood never starves timers, signals and I/O. */
+#define VH_BATCH 4096
+/* Depth of coroutine resumes tracked for the watchdog. Deeper resumes
+ * still run; only their hooks are armed late (when they return). */
+#define VH_COSTACK 64
+/* Slots of the event-name cache (api.c): a send reuses the trie string of
+ * a recent event name instead of allocating one. */
+#define VH_EVCACHE 64
+/* Messages per bucket of the durable queue (sched.c). */
+#define VH_QBUCKET 1024
+
+/* Value constructors for references (vh_trie.h has the scalar ones). The
+ * value holds the caller's reference to s / t. */
+static inline vh_val_t vh_strv(vh_str_t *s) {
+  vh_val_t v;
+  v.u.s = s;
+  v.type = VH_TSTR;
+  return v;
+}
+static inline vh_val_t vh_tabv(vh_tab_t *t) {
+  vh_val_t v;
+  v.u.t = t;
+  v.type = VH_TTAB;
+  return v;
+}
+
+typedef struct vh_domain vh_domain_t;
+
+/* A `ctx:every` timer. In memory only; lives until restart (or, later,
+ * reload of its domain). Started when the handler that created it commits;
+ * freed in the close callback of its uv timer. */
+typedef struct vh_every {
+  uv_timer_t timer;      /* timer.data = this; initialised at commit */
+  vh_host_t *h;          /* [borrowed] */
+  vh_domain_t *dom;      /* [borrowed] target domain */
+  int64_t ms;            /* period */
+  vh_str_t *event;       /* [owned] */
+  vh_val_t payload;      /* [owned] */
+  struct vh_every *next; /* next in dom->everies, or in the pending list */
+} vh_every_t;
+
+/* One declared domain. Owned by h->doms; freed by vh_host_free. */
+struct vh_domain {
+  char *name;          /* [owned] */
+  vh_str_t *name_s;    /* [owned] the name as a trie string */
+  char *where;         /* [owned] "file:line" of the declaration */
+  int64_t version;     /* declared version (>= 1) */
+  vhl_state_t *st;     /* [borrowed] alive through st_ref */
+  int st_ref;          /* registry: the state userdata */
+  int on_ref;          /* registry: event name -> handler function */
+  int start_ref;       /* registry: start function, or LUA_NOREF */
+  int migrate_ref;     /* registry: migrate function, or LUA_NOREF */
+  int ctx_ref;         /* registry: this domain's ctx table */
+  int unhandled_ref;   /* registry: events already logged as unhandled */
+  vh_every_t *everies; /* running `every` timers of this domain */
+};
+
+/* Work taken out of the queues for one slice: a message, a due timer, or a
+ * call from outside. */
+typedef enum vh_work_kind {
+  VH_WORK_MSG = 0,
+  VH_WORK_TIMER = 1,
+  VH_WORK_CALL = 2
+} vh_work_kind_t;
+
+typedef struct vh_work {
+  vh_work_kind_t kind;
+  vh_str_t *hdr;        /* [owned] "to\0from\0event" (sched.c) */
+  vh_val_t payload;     /* [owned] */
+  vh_host_reply_fn cb;  /* VH_WORK_CALL: reply callback */
+  void *arg;            /* VH_WORK_CALL: its argument */
+  struct vh_work *next; /* in h->calls */
+} vh_work_t;
+
+/* One slot of the message-header cache (sched.c). */
+typedef struct vh_hdrc {
+  vh_domain_t *to, *from; /* [borrowed] from may be NULL */
+  vh_str_t *ev;           /* [owned] the event name it was built for */
+  vh_str_t *hdr;          /* [owned] */
+} vh_hdrc_t;
+
+/* A finished external call waiting for the end of its slice. */
+typedef struct vh_reply {
+  vh_host_reply_fn cb;
+  void *arg;
+  vh_val_t reply; /* [owned] nil on error */
+  char *err;      /* [owned] NULL on success */
+  struct vh_reply *next;
+} vh_reply_t;
+
+/* An `after` timer in the in-memory heap (the data lives in the system
+ * state under timers[id]). */
+typedef struct vh_due {
+  int64_t due; /* wall-clock ms since the epoch */
+  int64_t id;  /* creation order; unique */
+} vh_due_t;
+
+/* Effects of the running handler call, applied to the in-memory indexes
+ * only if the call commits (the system state itself rolls back with it). */
+typedef struct vh_pending {
+  uint64_t *seqs; /* messages sent, in order */
+  size_t nseqs, capseqs;
+  vh_due_t *dues; /* `after` timers created */
+  size_t ndues, capdues;
+  vh_every_t *everies; /* `every` timers to start (not yet uv handles) */
+} vh_pending_t;
+
+typedef enum vh_abort {
+  VH_ABORT_NONE = 0,
+  VH_ABORT_TIME = 1, /* past the handler's deadline */
+  VH_ABORT_MEM = 2   /* Lua heap over the limit */
+} vh_abort_t;
+
+typedef enum vh_phase {
+  VH_PHASE_LOAD = 0, /* loading scripts */
+  VH_PHASE_RUN = 1,  /* the loop runs */
+  VH_PHASE_STOP = 2  /* the last slice ended; no new handler call */
+} vh_phase_t;
+
+struct vh_host {
+  vh_host_opts_t opts; /* copy; opts.data_dir points into dd.path */
+  vh_datadir_t dd;     /* the locked data dir */
+  lua_State *L;        /* the one Lua state */
+  uv_loop_t loop;
+  uv_prepare_t prepare;   /* ends the slice before the loop may block */
+  uv_idle_t idle;         /* active while messages / calls wait */
+  uv_timer_t after_timer; /* armed for the earliest `after` timer */
+  uv_signal_t sigint, sigterm;
+  int handles_ready; /* the handles above are initialised */
+  vh_phase_t phase;
+
+  /* Lua heap accounting (call.c: the allocator). */
+  size_t heap;      /* bytes the Lua state holds now */
+  size_t heap_peak; /* for the log at exit */
+
+  /* The running handler call (call.c). "signal": read by the signal
+   * handler of the watchdog. */
+  volatile sig_atomic_t in_handler;        /* signal */
+  volatile sig_atomic_t abort;             /* signal; vh_abort_t */
+  int64_t deadline_ns;                     /* signal; CLOCK_MONOTONIC */
+  lua_State *volatile costack[VH_COSTACK]; /* signal; resumed coroutines */
+  volatile sig_atomic_t costack_n;         /* signal */
+  vh_domain_t *cur; /* domain whose handler runs, or NULL */
+
+  /* The watchdog thread (call.c). */
+  pthread_t wd_thread;
+  pthread_t loop_thread;
+  pthread_mutex_t wd_mu;
+  pthread_cond_t wd_cv;
+  int wd_running;              /* thread started; protected by wd_mu */
+  int wd_quit;                 /* protected by wd_mu */
+  _Atomic int64_t wd_deadline; /* deadline of the running call, or 0 */
+
+  /* Domains, in declaration order. */
+  vh_domain_t **doms;
+  int ndoms, capdoms;
+  vh_domain_t *load_dom; /* last domain declared by the loading script */
+  const char *loading;   /* script being loaded [borrowed] or NULL */
+  int ved_ref;           /* registry: the ved module table */
+
+  /* The system state (sched.c). */
+  vhl_state_t *sys; /* [borrowed] alive through sys_ref */
+  int sys_ref;
+  vh_tab_t *sys_work; /* [owned] root being written, if sys_open */
+  uint64_t sys_edit;  /* token of the open step */
+  int sys_open;       /* a step on the system state is open */
+  vh_str_t *k_q, *k_timers, *k_seq, *k_tid, *k_head; /* [owned] keys */
+  int64_t next_seq;           /* next message seq to hand out (never reused) */
+  int64_t head;               /* next message seq to deliver */
+  int64_t deliver_upto;       /* seqs below it were sent before this slice */
+  int64_t next_tid;           /* next timer id (never reused) */
+  vh_hdrc_t hdrc[VH_EVCACHE]; /* recent message headers */
+  vh_due_t *heap_due;         /* min-heap of `after` timers (due, id) */
+  size_t nheap, capheap;
+  int timers_dirty;              /* heap top changed: re-arm after_timer */
+  vh_pending_t pend;             /* effects of the running call */
+  vh_work_t *batch;              /* [owned] VH_BATCH slots for one delivery */
+  vh_str_t *evcache[VH_EVCACHE]; /* [owned] recent event names (api.c) */
+  vh_work_t *calls, *calls_tail; /* external calls waiting for a slice */
+  vh_reply_t *replies, *replies_tail; /* replies waiting for slice end */
+
+  /* Slices (sched.c). */
+  int64_t slice_now;    /* ctx.now of this slice; 0 = not taken yet */
+  uint64_t slice_seq;   /* number of ended slices */
+  uint64_t slice_calls; /* handler calls in this slice */
+  uint64_t total_calls; /* handler calls since start */
+  int stop_requested;   /* stop after this slice */
+  int exit_code;
+};
+
+/* ---- call.c ---- */
+
+/* The host of L (kept as the allocator's user data). */
+vh_host_t *vh_host__of(lua_State *L);
+/* The allocator and the abort machinery; install_globals wraps pcall,
+ * xpcall, coroutine.resume and coroutine.wrap in _G. */
+void *vh_host__alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+void vh_host__install_wrappers(lua_State *L);
+int vh_host__watchdog_start(vh_host_t *h);
+void vh_host__watchdog_stop(vh_host_t *h);
+/* The Lua message handler: error message + traceback. */
+int vh_host__msgh(lua_State *L);
+
+/* Run one handler call of d. event [borrowed]; for_start: call d's start
+ * (args state, ctx) instead of on[event]. payload [borrowed]. reply: NULL,
+ * or where the return value goes [new] (nil on failure). err: NULL, or
+ * where a one-line error goes [new, malloc'ed] on failure. Returns 0 when
+ * the call committed, -1 when it was rolled back or had no handler. */
+int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
+                      size_t elen, int for_start, vh_val_t payload,
+                      vh_val_t *reply, char **err);
+
+/* ---- sched.c ---- */
+
+/* ms since the epoch for this slice (taken at the first use in a slice). */
+int64_t vh_host__now(vh_host_t *h);
+/* The domain called name (len bytes), or NULL. */
+vh_domain_t *vh_host__find(vh_host_t *h, const char *name, size_t len);
+/* The slice's step on the system state: begin opens it if needed (0 or
+ * VH_ENOMEM), commit makes it the new version (slice end), rollback drops
+ * it (host teardown only). */
+int vh_sys__begin(vh_host_t *h);
+void vh_sys__commit(vh_host_t *h);
+void vh_sys__rollback(vh_host_t *h);
+/* Queue a message (to, from [borrowed, from may be NULL]; event,
+ * payload [stolen]) in the open step; its seq goes to h->pend. 0 or
+ * VH_ENOMEM. */
+int vh_sys__send(vh_host_t *h, vh_domain_t *to, vh_domain_t *from,
+                 vh_str_t *event, vh_val_t payload);
+/* Store an `after` timer for dom in the open step (event, payload
+ * [stolen]); its (due, id) goes to h->pend. 0 or VH_ENOMEM. */
+int vh_sys__after(vh_host_t *h, vh_domain_t *dom, int64_t due, vh_str_t *event,
+                  vh_val_t payload);
+/* Apply h->pend after the call committed; or drop it after a rollback,
+ * deleting the call's messages and timers from the system state. */
+void vh_sys__pending_apply(vh_host_t *h);
+void vh_sys__pending_drop(vh_host_t *h);
+/* Create the loop, its handles and the system-state keys. */
+int vh_sched__init(vh_host_t *h);
+/* The first slice begins: start the handles. */
+void vh_sched__begin_run(vh_host_t *h);
+/* Close every handle and run the loop until they are closed. */
+void vh_sched__close(vh_host_t *h);
+/* Re-arm idle / after_timer for what is queued. */
+void vh_sched__update(vh_host_t *h);
+/* End the current slice (see sched.c). */
+void vh_slice_end(vh_host_t *h);
+/* Release everything sched.c holds (after the loop closed its handles). */
+void vh_sched__free(vh_host_t *h);
+/* Free an every that was never started. */
+void vh_every__free(vh_every_t *e);
+
+/* ---- api.c ---- */
+
+/* Push the core table the ved prelude builds the module from. */
+void vh_api__push_core(lua_State *L);
+/* Create the ctx table of the domain called name and return its registry
+ * ref. */
+int vh_api__new_ctx(lua_State *L, const char *name);
+
+/* ---- vh_scripts.c (generated from the scripts folder at build time) ---- */
+
+typedef struct vh_script {
+  const char *name;          /* file name without .lua: "ved" */
+  const unsigned char *data; /* the source */
+  size_t len;
+} vh_script_t;
+extern const vh_script_t vh_scripts[]; /* ends with a NULL name */
+
+/* ---- host.c ---- */
+
+/* The core's register function (ved.domain's C half). */
+int vh_host__register(lua_State *L);
+/* Time: CLOCK_MONOTONIC ns (call.c), wall-clock ms (sched.c). */
+int64_t vh_host__mono_ns(void);
+int64_t vh_host__wall_ms(void);
+
+#endif /* VH_HOST_INT_H */

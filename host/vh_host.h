@@ -1,0 +1,90 @@
+/*
+ * vh_host.h - the vedhost runtime: domains, the libuv loop, slices, timers
+ * and messages (public API, used by main.c, tests and later the REPL and
+ * HTTP ingress).
+ *
+ * Life cycle:
+ *
+ *   vh_host_new(&opts, &h)        Lua state, ved module, data dir lock
+ *   vh_host_load(h, path) ...     run domain scripts (file or directory)
+ *   vh_host_run(h, &code)         start() every domain, loop until stopped
+ *   vh_host_free(h)               close handles, lua_close, release states
+ *
+ * One host per process: the watchdog's signal handler finds the host
+ * through a process-wide pointer (see call.c).
+ */
+#ifndef VH_HOST_H
+#define VH_HOST_H
+
+#include <stddef.h>
+
+#include "vh_log.h"
+#include "vh_trie.h"
+
+#define VH_HOST_VERSION "0.1.0"
+
+/* Errors (negative; the trie's VH_ENOMEM = -1 is shared). */
+#define VH_HOST_ELOAD (-20)     /* a script failed to load: see message */
+#define VH_HOST_ENODOMAIN (-21) /* vh_host_call: no such domain */
+#define VH_HOST_ESTATE (-22)    /* call not allowed in this phase */
+#define VH_HOST_EDATADIR (-23)  /* data dir cannot be created or locked */
+
+typedef enum vh_durability {
+  VH_DURABILITY_SYNC = 0,
+  VH_DURABILITY_NOSYNC = 1
+} vh_durability_t;
+
+typedef struct vh_host_opts {
+  const char *data_dir;       /* [borrowed] default "./vedhost.data" */
+  vh_durability_t durability; /* kept for the store (later issue) */
+  int watch;                  /* 1 = reload scripts on change (later) */
+  int handler_timeout_ms;     /* watchdog budget per handler call */
+  size_t memory_limit;        /* Lua heap limit in bytes during handlers */
+  vh_log_level_t log_level;
+} vh_host_opts_t;
+
+typedef struct vh_host vh_host_t;
+
+/* Fill opts with the defaults of `vedhost run`. */
+void vh_host_opts_default(vh_host_opts_t *opts);
+
+/* Create a host: lock the data dir, create the Lua state and the ved
+ * module. *out [new] on success. On error returns VH_HOST_EDATADIR or
+ * VH_ENOMEM and writes a one-line message into err (cap bytes). */
+int vh_host_new(const vh_host_opts_t *opts, vh_host_t **out, char *err,
+                size_t cap);
+
+/* Load a domain script, or every *.lua of a directory in sorted order.
+ * path [borrowed]. 0, or VH_HOST_ELOAD with a one-line message (naming
+ * the file, and the line where known) in err. Only before vh_host_run. */
+int vh_host_load(vh_host_t *h, const char *path, char *err, size_t cap);
+
+/* Run start() of every domain (the first slice), then the loop, until
+ * SIGINT/SIGTERM, ved.exit/os.exit or vh_host_stop. *exit_code gets the
+ * code the process should exit with. 0, or VH_HOST_ESTATE when no domain
+ * was loaded. */
+int vh_host_run(vh_host_t *h, int *exit_code);
+
+/* Ask the loop to stop after the current slice, with exit code code.
+ * Safe from handlers' C callees and from vh_host_call callbacks. */
+void vh_host_stop(vh_host_t *h, int code);
+
+/* The result of vh_host_call, delivered once the slice that ran the call
+ * has ended (later: once it is durable). Exactly one of reply / err is
+ * meaningful: on success err is NULL and reply [borrowed; valid during the
+ * callback; vh_val_retain to keep] is the handler's return value (nil if
+ * none); on failure err [borrowed] is the one-line error. */
+typedef void (*vh_host_reply_fn)(void *arg, vh_val_t reply, const char *err);
+
+/* Run domain's handler for event with payload [stolen, also on error] as
+ * a call from outside, in a later slice; cb(arg, ...) runs once that slice
+ * has ended. domain and event [borrowed]. 0, or VH_HOST_ENODOMAIN /
+ * VH_ENOMEM (then cb is never called). */
+int vh_host_call(vh_host_t *h, const char *domain, const char *event,
+                 vh_val_t payload, vh_host_reply_fn cb, void *arg);
+
+/* Close every handle, free the Lua state and all states, unlock the data
+ * dir. h may be NULL. */
+void vh_host_free(vh_host_t *h);
+
+#endif /* VH_HOST_H */

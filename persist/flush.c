@@ -1,0 +1,164 @@
+/*
+ * flush.c - collecting new trie nodes for the store (vh_flush.h).
+ *
+ * HOW IT WORKS. A node made in memory has id 0; a node read from or written
+ * to the store has its id. So the nodes a slice created that are still
+ * live are exactly the id-0 nodes reachable from the roots, and every such
+ * node's id-0 children are new too, while a child with an id (a stored
+ * node, a stub, a loaded node) is the root of a subtree that is entirely on
+ * disk already. The walk therefore enters only id-0 nodes and costs
+ * O(new nodes + their child slots), however big the state.
+ *
+ * Order: post-order on an explicit stack (tables nest 100,000 deep in the
+ * tests, too deep to recurse). Each stack entry is first "expanded" (its
+ * id-0 children pushed) and, when it is on top again, encoded: by then
+ * every child has an id, as the encoding requires. A node reachable twice
+ * (vh_tab_clone shares parts) is entered twice but written once: the
+ * second visit finds its id set.
+ *
+ * Writing a node sets its id and clears its edit token, so no writer can
+ * change it in place again (a stale token would otherwise do it).
+ *
+ * ALL OR NOTHING. Every node written gets its old id (0) and edit token
+ * back if a later put or encoding fails, and *next_id is restored: the
+ * caller drops the half-built batch and nothing in memory claims to be on
+ * disk.
+ *
+ * Memory: the stack, the undo list and the encoding buffer are plain
+ * malloc, outside the trie's accounting, and freed before returning.
+ */
+#include <stdlib.h>
+
+#include "vh_codec.h"
+#include "vh_flush.h"
+#include "vh_trie_int.h"
+
+typedef struct entry {
+  vh_node_t *n;
+  uint64_t edit; /* undo list: the token it had; stack: 1 once expanded */
+} entry_t;
+
+typedef struct list {
+  entry_t *e;
+  size_t n, cap;
+} list_t;
+
+static int push(list_t *l, vh_node_t *n, uint64_t edit) {
+  if (l->n == l->cap) {
+    size_t cap = l->cap < 64 ? 64 : 2 * l->cap;
+    entry_t *e = realloc(l->e, cap * sizeof *e);
+    if (e == NULL) return VH_ENOMEM;
+    l->e = e;
+    l->cap = cap;
+  }
+  l->e[l->n].n = n;
+  l->e[l->n].edit = edit;
+  l->n++;
+  return 0;
+}
+
+static inline int want(const vh_node_t *n) {
+  return n != NULL && n->id == 0;
+}
+
+static int push_val(list_t *st, vh_val_t v) {
+  if (v.type == VH_TTAB && want(&v.u.t->h)) return push(st, &v.u.t->h, 0);
+  return 0;
+}
+
+/* Push n's id-0 children (nodes and nested tables). */
+static int push_children(list_t *st, vh_node_t *n) {
+  int i, r = 0;
+  switch (n->kind) {
+    case VH_K_TAB: {
+      vh_tab_t *t = (vh_tab_t *)n;
+      if (t->arr.root != NULL && want(&t->arr.root->h))
+        r = push(st, &t->arr.root->h, 0);
+      if (r == 0 && t->arr.tail != NULL && want(&t->arr.tail->h))
+        r = push(st, &t->arr.tail->h, 0);
+      if (r == 0 && want(t->hash)) r = push(st, t->hash, 0);
+      return r;
+    }
+    case VH_K_CHAMP: {
+      vh_champ_t *c = (vh_champ_t *)n;
+      int nd = __builtin_popcount(c->datamap);
+      int nc = __builtin_popcount(c->nodemap);
+      vh_node_t **k = (vh_node_t **)(c->kv + 2 * nd);
+      for (i = 0; i < nd && r == 0; i++) r = push_val(st, c->kv[2 * i + 1]);
+      for (i = 0; i < nc && r == 0; i++)
+        if (want(k[i])) r = push(st, k[i], 0);
+      return r;
+    }
+    case VH_K_COLL: {
+      vh_coll_t *l = (vh_coll_t *)n;
+      for (i = 0; i < (int)l->count && r == 0; i++)
+        r = push_val(st, l->kv[2 * i + 1]);
+      return r;
+    }
+    case VH_K_VLEAF:
+      for (i = 0; i < n->a && r == 0; i++)
+        r = push_val(st, ((vh_vleaf_t *)n)->v[i]);
+      return r;
+    case VH_K_VINNER:
+      for (i = 0; i < n->a && r == 0; i++) {
+        vh_node_t *c = ((vh_vinner_t *)n)->c[i];
+        if (want(c)) r = push(st, c, 0);
+      }
+      return r;
+    default:
+      return VH_EINVAL;
+  }
+}
+
+int vh_flush_collect(vh_tab_t *const *roots, size_t nroots,
+                     uint64_t *next_id, vh_flush_put_fn put, void *arg,
+                     vh_flush_stats_t *stats) {
+  list_t st = {NULL, 0, 0}, undo = {NULL, 0, 0};
+  vh_buf_t buf;
+  uint64_t id0 = *next_id, nodes = 0, bytes = 0;
+  size_t i;
+  int r = 0;
+  if (stats != NULL) stats->nodes = stats->bytes = 0;
+  if (*next_id == 0) return VH_EINVAL;
+  vh_buf_init(&buf);
+  for (i = 0; i < nroots && r == 0; i++)
+    if (roots[i] != NULL && want(&roots[i]->h)) r = push(&st, &roots[i]->h, 0);
+  while (r == 0 && st.n > 0) {
+    entry_t *top = &st.e[st.n - 1];
+    vh_node_t *n = top->n;
+    if (n->id != 0) { /* reached twice: already written */
+      st.n--;
+      continue;
+    }
+    if (top->edit == 0) { /* first visit: children first */
+      top->edit = 1;
+      r = push_children(&st, n);
+      continue;
+    }
+    st.n--;
+    if ((r = vh_codec_encode(n, &buf)) < 0) break;
+    if ((r = push(&undo, n, n->edit)) < 0) break;
+    if ((r = put(arg, *next_id, buf.p, buf.len)) < 0) {
+      undo.n--; /* n was not given its id */
+      break;
+    }
+    n->id = (*next_id)++;
+    n->edit = 0;
+    nodes++;
+    bytes += buf.len;
+  }
+  if (r < 0) {
+    for (i = 0; i < undo.n; i++) {
+      undo.e[i].n->id = 0;
+      undo.e[i].n->edit = undo.e[i].edit;
+    }
+    *next_id = id0;
+  } else if (stats != NULL) {
+    stats->nodes = nodes;
+    stats->bytes = bytes;
+  }
+  free(st.e);
+  free(undo.e);
+  vh_buf_free(&buf);
+  return r;
+}

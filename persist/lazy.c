@@ -1,0 +1,208 @@
+/*
+ * lazy.c - stubs, loading nodes on first touch, faults and death notices.
+ *
+ * WHY. A restart must not read the state: the host makes each root with
+ * vh_tab_stub(id) and the trie reads a node only when a read or a write
+ * first reaches it (DESIGN.md invariant 4). Nodes that were read or
+ * written carry their store id; when one of them is freed the host is
+ * told (the free hook), so the store can delete it in the batch that stops
+ * referencing it (invariant 5).
+ *
+ * STUBS (layout in vh_trie_int.h). A child slot of a decoded node holds a
+ * stub: a small vh_stub_t that knows the child's id, its expected kind and
+ * what its parent implies about it (vh_codec_expect_t). vh_node__load()
+ * reads and decodes the child once and keeps it in the stub's forwarding
+ * pointer, which owns one reference to it. We forward rather than swap the
+ * parent's slot because path copying shares the stub between versions:
+ * swapping in one parent would leave the others with the stub, and a second
+ * load would make two in-memory copies of one id, whose deaths would be
+ * reported twice. A table is different: its stub is a full vh_tab_t that is
+ * filled in place (the bindings cache table pointers).
+ *
+ * STATE DIAGRAM of a stored node (id != 0):
+ *
+ *   stub (fwd NULL) --first touch--> stub + fwd --refcount 0--> freed,
+ *        |                                         fwd reports (id, 0)
+ *        +--refcount 0--> freed, reports (id, 1): never loaded, its whole
+ *                         subtree on disk is garbage
+ *   table stub --first touch--> table (flag cleared, same node)
+ *   written node (flush.c gave it an id) --refcount 0--> reports (id, 0)
+ *
+ * FAULTS. A failed load (loader error, decode error, out of memory) is
+ * recorded per thread: the first one is sticky (vh_trie_fault) until
+ * cleared; vh_trie__nfaults counts them all, so a write can tell whether
+ * one of its reads failed and undo itself. The stub stays unloaded, so a
+ * later touch retries.
+ *
+ * THREADS. The loader, the hook and the stubs belong to the thread that
+ * owns the trie (the loop thread); only the fault record is per thread.
+ */
+#include <inttypes.h>
+#include <stdio.h>
+
+#include "vh_codec.h"
+#include "vh_trie_int.h"
+
+static vh_trie_load_fn loader;     /* set once by the host */
+static vh_trie_unload_fn unloader; /* frees what loader returned */
+static void *loader_arg;
+static vh_trie_free_hook_fn free_hook;
+static void *free_hook_arg;
+
+_Thread_local uint64_t vh_trie__nfaults;
+static _Thread_local int fault_first; /* sticky: the first since clear */
+static _Thread_local int fault_last;  /* the latest */
+static _Thread_local char fault_msg[192];
+
+const vh_val_t vh_trie__nil; /* all zero: VH_TNIL */
+
+void vh_trie_set_loader(vh_trie_load_fn fn, vh_trie_unload_fn free_fn,
+                        void *arg) {
+  loader = fn;
+  unloader = free_fn;
+  loader_arg = arg;
+}
+
+void vh_trie_set_free_hook(vh_trie_free_hook_fn fn, void *arg) {
+  free_hook = fn;
+  free_hook_arg = arg;
+}
+
+int vh_trie_fault(const char **msg) {
+  if (msg != NULL) *msg = fault_first != 0 ? fault_msg : "ok";
+  return fault_first;
+}
+
+void vh_trie_fault_clear(void) {
+  fault_first = 0;
+  fault_msg[0] = '\0';
+}
+
+int vh_trie__fault_err(void) {
+  return fault_last != 0 ? fault_last : VH_EIO;
+}
+
+void vh_trie__fault(int code, uint64_t id, const char *what) {
+  vh_trie__nfaults++;
+  fault_last = code;
+  if (fault_first != 0) return;
+  fault_first = code;
+  snprintf(fault_msg, sizeof fault_msg, "node %" PRIu64 ": %s: %s", id,
+           vh_err_name(code), what);
+}
+
+void vh_trie__died(uint64_t id, int subtree) {
+  if (free_hook != NULL) free_hook(free_hook_arg, id, subtree);
+}
+
+vh_node_t *vh_node__stub(uint8_t kind, uint64_t id, uint8_t shift,
+                         uint8_t tail, uint64_t expect) {
+  vh_stub_t *s = (vh_stub_t *)vh_node__alloc(kind, sizeof(vh_stub_t), 0);
+  if (s == NULL) return NULL;
+  s->h.flags = VH_F_STUB;
+  s->h.a = shift;
+  s->h.b = tail;
+  s->h.id = id;
+  s->fwd = NULL;
+  s->expect = expect;
+  return &s->h;
+}
+
+vh_tab_t *vh_tab_stub(uint64_t id) {
+  vh_tab_t *t;
+  if (id == 0) return NULL;
+  if ((t = vh_tab_new(0)) == NULL) return NULL;
+  t->h.flags = VH_F_STUB;
+  t->h.id = id;
+  return t;
+}
+
+int vh_tab_unloaded(const vh_tab_t *t) {
+  return (t->h.flags & VH_F_STUB) != 0;
+}
+
+uint64_t vh_tab_id(const vh_tab_t *t) {
+  return t->h.id;
+}
+
+/* Ask the loader for node id's bytes; on failure record the fault. */
+static int fetch(uint64_t id, const void **bytes, size_t *len) {
+  int r;
+  *bytes = NULL;
+  *len = 0;
+  if (loader == NULL) {
+    vh_trie__fault(VH_EINVAL, id, "no loader set");
+    return VH_EINVAL;
+  }
+  r = loader(loader_arg, id, bytes, len);
+  if (r < 0) {
+    vh_trie__fault(r, id,
+                   r == VH_ENOENT ? "missing from the store" : "load failed");
+    return r;
+  }
+  return 0;
+}
+
+static void give_back(const void *bytes) {
+  if (unloader != NULL && bytes != NULL) unloader(loader_arg, bytes);
+}
+
+vh_node_t *vh_node__load(vh_node_t *n) {
+  vh_stub_t *s = (vh_stub_t *)n;
+  vh_codec_expect_t ex;
+  const void *bytes;
+  const char *why;
+  vh_node_t *node;
+  size_t len;
+  int r;
+  if (s->fwd != NULL) return s->fwd;
+  if (fetch(n->id, &bytes, &len) < 0) return NULL;
+  ex.kind = n->kind;
+  ex.shift = n->a;
+  ex.tail = n->b;
+  ex.expect = s->expect;
+  r = vh_codec_decode(bytes, len, n->id, &ex, &node, &why);
+  give_back(bytes);
+  if (r < 0) {
+    vh_trie__fault(r, n->id, why);
+    return NULL;
+  }
+  s->fwd = node;
+  return node;
+}
+
+/* HOW SWAPPING IS SAFE. A stub's refcount counts the slots (and callers)
+ * holding it; a node shared by several versions is one node, so its slots
+ * are shared too. With refcount 1 the slot we came through is the only
+ * holder: nobody can still reach the stub once the slot holds the loaded
+ * node. Code that keeps a raw child pointer across reads retains it first
+ * (vec.c's pop, the compound writes in tab.c), which blocks the swap. */
+vh_node_t *vh_node__take(vh_node_t *n) {
+  vh_node_t *fwd = ((vh_stub_t *)n)->fwd;
+  if (fwd == NULL || n->refc != 1) return NULL;
+  vh_node__free_shell(n, sizeof(vh_stub_t)); /* its reference moves */
+  return fwd;
+}
+
+vh_node_t *vh_node__load_slot(vh_node_t **slot) {
+  vh_node_t *fwd = vh_node__load(*slot), *own;
+  if (fwd != NULL && (own = vh_node__take(*slot)) != NULL) *slot = own;
+  return fwd;
+}
+
+int vh_tab__load(vh_tab_t *t) {
+  const void *bytes;
+  const char *why;
+  size_t len;
+  int r;
+  if (!(t->h.flags & VH_F_STUB)) return 0;
+  if ((r = fetch(t->h.id, &bytes, &len)) < 0) return r;
+  r = vh_codec_decode_tab(bytes, len, t, &why);
+  give_back(bytes);
+  if (r < 0) {
+    vh_trie__fault(r, t->h.id, why);
+    return r;
+  }
+  t->h.flags &= (uint8_t)~VH_F_STUB;
+  return 0;
+}

@@ -1,0 +1,111 @@
+/*
+ * store_int.h - private layout of the store, shared by persist/store.c
+ * (open, close, reads, options) and persist/store_writer.c (batches, queue,
+ * writer thread). Not for use outside those two files and their tests.
+ */
+#ifndef VH_STORE_INT_H
+#define VH_STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rocksdb/c.h>
+
+#include "vh_store.h"
+
+/* Value header: [u32 crc32c, little endian][u8 kind/version]. */
+#define VH_STORE_HDR 5
+/* Kind byte = kind << 4 | version. */
+#define VH_KIND_NODE 0x1
+#define VH_KIND_MANIFEST 0x2
+#define VH_VALUE_VERSION 1
+#define VH_KIND_BYTE(kind) ((uint8_t)((kind) << 4 | VH_VALUE_VERSION))
+
+/* Key prefixes. */
+#define VH_KEY_FORMAT 'F'
+#define VH_KEY_MANIFEST 'M'
+#define VH_KEY_NODE 'N'
+#define VH_NODE_KEY_LEN 9 /* 'N' + u64 big endian */
+
+/* One operation of a batch. */
+typedef struct vh_batch_op {
+  uint64_t id;  /* node id */
+  size_t off;   /* put: offset of the value (header + payload) in buf */
+  size_t len;   /* put: value length including the 5-byte header */
+  uint8_t type; /* VH_OP_PUT or VH_OP_DEL */
+} vh_batch_op_t;
+
+#define VH_OP_PUT 1
+#define VH_OP_DEL 2
+
+/* A batch: built by the loop thread, then (after submit) owned by the
+ * store's queue and read only by the writer thread. */
+struct vh_batch {
+  vh_batch_op_t *ops; /* ops in the order they were added */
+  size_t nops, cap_ops;
+  unsigned char *buf; /* values, each [5 header bytes, crc filled by the
+                         writer][payload]; the manifest's value too */
+  size_t len, cap;
+  int has_manifest; /* a manifest value is at buf[man_off .. +man_len) */
+  size_t man_off, man_len;
+  uint64_t seq;          /* set by vh_store_submit */
+  struct vh_batch *next; /* queue link, guarded by vh_store.mu */
+};
+
+struct vh_store {
+  /* Set at open, then read-only: any thread may read them. */
+  char *dir;    /* DIR as given */
+  char *dbpath; /* DIR/db */
+  int secondary;
+  rocksdb_t *db;
+  rocksdb_options_t *options;
+  rocksdb_block_based_table_options_t *table_options;
+  rocksdb_cache_t *cache;
+  rocksdb_readoptions_t *read_options;   /* point reads: verify, fill cache */
+  rocksdb_readoptions_t *scan_options;   /* iterator: verify, no cache fill */
+  rocksdb_writeoptions_t *write_options; /* sync per opts, WAL always on */
+  size_t queue_limit;                    /* backpressure bound in bytes */
+
+  /* Writer thread and its queue. Lock order: mu is the only lock, never held
+   * across a RocksDB call or the notify callback. */
+  pthread_t writer;
+  int writer_started; /* loop thread only */
+  pthread_mutex_t mu;
+  pthread_cond_t work_cv;    /* writer waits: queue empty or paused */
+  pthread_cond_t space_cv;   /* submit waits: queue over the limit */
+  pthread_cond_t durable_cv; /* wait_durable waits: durable_seq moved */
+  vh_batch_t *qhead, *qtail; /* queued batches, oldest first (mu) */
+  size_t qbytes;             /* bytes queued or being written (mu) */
+  uint64_t last_submitted;   /* highest seq submitted (loop thread) */
+  int closing;               /* close asked: drain and exit (mu) */
+  int paused;                /* test hook: take no batch (mu) */
+  int gave_up;               /* writer dropped batches while closing (mu) */
+  uint64_t dropped_from, dropped_to; /* seqs it dropped (mu) */
+  char *last_error;          /* [new] copy of the last write error (mu) */
+  int failing;               /* the last write attempt failed (mu) */
+  uint64_t error_count;      /* failed write attempts (mu) */
+  vh_store_notify_fn notify; /* wakeup callback and its argument (mu) */
+  void *notify_ud;
+
+  _Atomic uint64_t durable_seq; /* written by the writer, read by anyone */
+  _Atomic int fail_writes;      /* test hook: writes still to fail */
+  _Atomic uint64_t write_count; /* RocksDB writes done */
+};
+
+/* store.c: formats a [new] message, printf style (NULL if out of memory). */
+char *vh_store__msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* store.c: turns a RocksDB error string (errptr, [stolen] and freed) into a
+ * vedhost code, and if errmsg is not NULL a [new] message "what: rocksdb's
+ * text". */
+int vh_store__rocks_err(char *rocks_err, const char *what, char **errmsg);
+
+/* store_writer.c: start the writer thread / drain it and join it. stop
+ * returns 0, or VH_EIO with a message if batches had to be dropped. */
+int vh_store__writer_start(vh_store_t *s);
+int vh_store__writer_stop(vh_store_t *s, char **errmsg);
+/* store_writer.c: free every queued batch (after the writer stopped). */
+void vh_store__queue_free(vh_store_t *s);
+
+#endif

@@ -1,0 +1,456 @@
+/*
+ * store_writer.c - batches, the write queue and the writer thread.
+ *
+ * WHAT. The loop thread builds one vh_batch_t per slice and submits it with
+ * the slice's sequence number. One dedicated writer thread (a pthread, not
+ * libuv's pool, whose workers would run items concurrently and out of order)
+ * writes the batches to RocksDB in submission order.
+ *
+ * GROUP COMMIT. Each time the writer wakes up it takes every batch queued
+ * (up to 4 MB, so that one group, which is one WAL record, cannot make the
+ * WAL long: DESIGN.md invariant 4), merges them into one rocksdb WriteBatch and
+ * writes that once (one fsync in sync mode). The merge keeps, for every key,
+ * only the last operation in commit order (a hash table from node id to its
+ * last op), so a node put by slice k and deleted by slice k+1 costs nothing on
+ * disk, and the manifest is written once per group. Since the merged batch is
+ * applied atomically and only its final state is visible, this is exactly
+ * "apply the batches one by one", minus the intermediate states nobody can
+ * observe. While a write is in flight, new batches queue up and form the next
+ * group: the more the disk lags, the bigger the groups, so sync throughput
+ * scales with load.
+ *
+ * STATE DIAGRAM of the writer:
+ *
+ *   idle --(batches queued)--> merge --> write --ok--> publish --> idle
+ *                                          |   ^
+ *                                       fail   | backoff 10 ms .. 1 s
+ *                                          v   |
+ *                                         retry (same merged batch)
+ *
+ *   publish: durable_seq = seq of the last batch of the group, wake
+ *   wait_durable() and submit(), call notify. On close the writer drains
+ *   the queue and exits; if writes still fail after VH_CLOSE_ATTEMPTS more
+ *   attempts, it gives up and drops the group and every later batch (never
+ *   a later batch without an earlier one), and close reports it.
+ *
+ * INVARIANTS.
+ *  1. Batches are written in submission order, each all-or-nothing, and
+ *     durable_seq only moves forward to the seq of a written batch.
+ *  2. A failed write is retried with the same merged batch until it
+ *     succeeds; no batch queued after it is written before it.
+ *  3. The writer thread touches only batches handed to it and the RocksDB
+ *     handle (DESIGN.md invariant 6). s->mu guards the queue and the error
+ *     state; it is the only lock and is never held across a RocksDB call or
+ *     the notify callback.
+ *  4. Backpressure: bytes count as queued from submit until their group is
+ *     written, so memory held by batches stays under queue_limit plus one
+ *     batch. A single batch larger than the limit is accepted when the
+ *     queue is empty.
+ */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vh_crc32c.h"
+
+#define VH_BACKOFF_MIN_MS 10
+#define VH_BACKOFF_MAX_MS 1000
+#define VH_CLOSE_ATTEMPTS 5
+/* Most bytes merged into one write (one WAL record); see writer_main. */
+#define VH_GROUP_MAX_BYTES ((size_t)1 << 20)
+
+/* ---- batches ---- */
+
+int vh_batch_new(vh_batch_t **out) {
+  *out = calloc(1, sizeof **out);
+  return *out ? 0 : VH_ENOMEM;
+}
+
+void vh_batch_free(vh_batch_t *b) {
+  if (b == NULL) return;
+  free(b->ops);
+  free(b->buf);
+  free(b);
+}
+
+size_t vh_batch_bytes(const vh_batch_t *b) {
+  return b->len + b->nops * sizeof(vh_batch_op_t) + sizeof *b;
+}
+
+/* Appends a value [crc placeholder][kind byte][payload] to b->buf; *off =
+ * where it starts. */
+static int batch_append(vh_batch_t *b, int kind, const void *bytes, size_t len,
+                        size_t *off) {
+  if (len > SIZE_MAX / 2 - VH_STORE_HDR - b->len) return VH_ENOMEM;
+  size_t need = b->len + VH_STORE_HDR + len;
+  if (need > b->cap) {
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < need) cap *= 2;
+    unsigned char *nb = realloc(b->buf, cap);
+    if (nb == NULL) return VH_ENOMEM;
+    b->buf = nb;
+    b->cap = cap;
+  }
+  unsigned char *p = b->buf + b->len;
+  memset(p, 0, 4); /* the writer computes the CRC */
+  p[4] = VH_KIND_BYTE(kind);
+  if (len) memcpy(p + VH_STORE_HDR, bytes, len);
+  *off = b->len;
+  b->len = need;
+  return 0;
+}
+
+static int batch_add_op(vh_batch_t *b, const vh_batch_op_t *op) {
+  if (b->nops == b->cap_ops) {
+    size_t cap = b->cap_ops ? b->cap_ops * 2 : 16;
+    vh_batch_op_t *n = realloc(b->ops, cap * sizeof *n);
+    if (n == NULL) return VH_ENOMEM;
+    b->ops = n;
+    b->cap_ops = cap;
+  }
+  b->ops[b->nops++] = *op;
+  return 0;
+}
+
+int vh_batch_put_node(vh_batch_t *b, uint64_t id, const void *bytes,
+                      size_t len) {
+  vh_batch_op_t op = {.id = id, .type = VH_OP_PUT, .len = VH_STORE_HDR + len};
+  size_t old_len = b->len;
+  int rc = batch_append(b, VH_KIND_NODE, bytes, len, &op.off);
+  if (rc != 0) return rc;
+  rc = batch_add_op(b, &op);
+  if (rc != 0) b->len = old_len; /* leave the batch as it was */
+  return rc;
+}
+
+int vh_batch_del_node(vh_batch_t *b, uint64_t id) {
+  vh_batch_op_t op = {.id = id, .type = VH_OP_DEL};
+  return batch_add_op(b, &op);
+}
+
+int vh_batch_set_manifest(vh_batch_t *b, const void *bytes, size_t len) {
+  size_t off;
+  int rc = batch_append(b, VH_KIND_MANIFEST, bytes, len, &off);
+  if (rc != 0) return rc;
+  b->has_manifest = 1;
+  b->man_off = off;
+  b->man_len = VH_STORE_HDR + len;
+  return 0;
+}
+
+/* ---- merging a group ---- */
+
+/* Open-addressing table: node id -> its last op in the group. */
+typedef struct last_op_table {
+  const vh_batch_op_t **slot; /* NULL = empty */
+  size_t mask;
+  int shift;
+} last_op_table_t;
+
+static size_t slot_of(const last_op_table_t *t, uint64_t id) {
+  return (size_t)((id * 0x9E3779B97F4A7C15ull) >> t->shift) & t->mask;
+}
+
+/* Builds the table for the ops of the group; 0, or VH_ENOMEM (then the
+ * caller writes every op in order, which is just as correct). */
+static int table_build(last_op_table_t *t, vh_batch_t *list) {
+  size_t n = 0;
+  for (vh_batch_t *b = list; b; b = b->next) n += b->nops;
+  size_t cap = 16;
+  int bits = 4;
+  while (cap < 2 * n) cap *= 2, bits++;
+  t->slot = calloc(cap, sizeof *t->slot);
+  if (t->slot == NULL) return VH_ENOMEM;
+  t->mask = cap - 1;
+  t->shift = 64 - bits;
+  for (vh_batch_t *b = list; b; b = b->next)
+    for (size_t i = 0; i < b->nops; i++) {
+      const vh_batch_op_t *op = &b->ops[i];
+      size_t j = slot_of(t, op->id);
+      while (t->slot[j] != NULL && t->slot[j]->id != op->id)
+        j = (j + 1) & t->mask;
+      t->slot[j] = op; /* later ops overwrite earlier ones */
+    }
+  return 0;
+}
+
+static const vh_batch_op_t *table_get(const last_op_table_t *t, uint64_t id) {
+  size_t j = slot_of(t, id);
+  while (t->slot[j] != NULL && t->slot[j]->id != id) j = (j + 1) & t->mask;
+  return t->slot[j];
+}
+
+/* Fills in the CRC of the value at p (len bytes, header included). */
+static void seal_value(unsigned char *p, size_t len) {
+  uint32_t c = vh_crc32c(0, p + 4, len - 4);
+  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(c >> (8 * i));
+}
+
+static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
+  rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+  last_op_table_t t = {0};
+  int dedup = table_build(&t, list) == 0;
+  vh_batch_t *man = NULL;
+  for (vh_batch_t *b = list; b; b = b->next) {
+    if (b->has_manifest) man = b;
+    for (size_t i = 0; i < b->nops; i++) {
+      const vh_batch_op_t *op = &b->ops[i];
+      if (dedup && table_get(&t, op->id) != op) continue; /* superseded */
+      char key[VH_NODE_KEY_LEN];
+      key[0] = VH_KEY_NODE;
+      for (int k = 0; k < 8; k++) key[1 + k] = (char)(op->id >> (56 - 8 * k));
+      if (op->type == VH_OP_PUT) {
+        seal_value(b->buf + op->off, op->len);
+        rocksdb_writebatch_put(wb, key, sizeof key,
+                               (const char *)b->buf + op->off, op->len);
+      } else {
+        rocksdb_writebatch_delete(wb, key, sizeof key);
+      }
+    }
+  }
+  if (man != NULL) {
+    char key = VH_KEY_MANIFEST;
+    seal_value(man->buf + man->man_off, man->man_len);
+    rocksdb_writebatch_put(wb, &key, 1, (const char *)man->buf + man->man_off,
+                           man->man_len);
+  }
+  free(t.slot);
+  return wb;
+}
+
+/* ---- the writer thread ---- */
+
+static void sleep_ms(unsigned ms) {
+  struct timespec ts = {.tv_sec = ms / 1000,
+                        .tv_nsec = (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {
+  }
+}
+
+/* One attempt: 0, or -1 with *err = [new] message. */
+static int write_once(vh_store_t *s, rocksdb_writebatch_t *wb, char **err) {
+  int n = atomic_load(&s->fail_writes);
+  while (n > 0) {
+    if (atomic_compare_exchange_weak(&s->fail_writes, &n, n - 1)) {
+      *err = vh_store__msg(
+          "%s: IO error: No space left on device "
+          "(injected by vh_store__fail_writes)",
+          s->dbpath);
+      return -1;
+    }
+  }
+  char *rerr = NULL;
+  rocksdb_write(s->db, s->write_options, wb, &rerr);
+  if (rerr == NULL) {
+    atomic_fetch_add(&s->write_count, 1);
+    return 0;
+  }
+  vh_store__rocks_err(rerr, s->dbpath, err);
+  return -1;
+}
+
+/* Writes the group, retrying (invariant 2). 1 = written, 0 = gave up. */
+static int write_group(vh_store_t *s, vh_batch_t *list) {
+  rocksdb_writebatch_t *wb = merge_group(list);
+  unsigned delay = VH_BACKOFF_MIN_MS;
+  int after_close = 0, written = 0;
+  for (;;) {
+    char *err = NULL;
+    if (write_once(s, wb, &err) == 0) {
+      written = 1;
+      break;
+    }
+    pthread_mutex_lock(&s->mu);
+    if (err != NULL) {
+      free(s->last_error);
+      s->last_error = err;
+    }
+    int first_failure = !s->failing;
+    s->failing = 1;
+    s->error_count++;
+    int closing = s->closing;
+    vh_store_notify_fn fn = s->notify;
+    void *ud = s->notify_ud;
+    pthread_mutex_unlock(&s->mu);
+    if (first_failure && fn) fn(ud); /* let the host report it */
+    if (closing && ++after_close >= VH_CLOSE_ATTEMPTS) break;
+    sleep_ms(delay);
+    delay = delay * 2 > VH_BACKOFF_MAX_MS ? VH_BACKOFF_MAX_MS : delay * 2;
+  }
+  rocksdb_writebatch_destroy(wb);
+  return written;
+}
+
+static void *writer_main(void *arg) {
+  vh_store_t *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (!s->closing && (s->qhead == NULL || s->paused))
+      pthread_cond_wait(&s->work_cv, &s->mu);
+    if (s->qhead == NULL) break; /* closing, and drained */
+    /* Take batches up to VH_GROUP_MAX_BYTES (at least one): one group is
+     * one WAL record and one memtable insert, so this bounds the WAL that
+     * an open after kill -9 replays, whatever the queue holds. */
+    vh_batch_t *list = s->qhead, *tail = s->qhead;
+    size_t group = vh_batch_bytes(tail);
+    while (tail->next &&
+           group + vh_batch_bytes(tail->next) <= VH_GROUP_MAX_BYTES) {
+      tail = tail->next;
+      group += vh_batch_bytes(tail);
+    }
+    s->qhead = tail->next;
+    if (s->qhead == NULL) s->qtail = NULL;
+    tail->next = NULL;
+    int gave_up = s->gave_up;
+    pthread_mutex_unlock(&s->mu);
+
+    size_t bytes = 0;
+    uint64_t first = list->seq, last = 0;
+    for (vh_batch_t *b = list; b; b = b->next) {
+      bytes += vh_batch_bytes(b);
+      last = b->seq;
+    }
+    int ok = !gave_up && write_group(s, list);
+    while (list) {
+      vh_batch_t *next = list->next;
+      vh_batch_free(list);
+      list = next;
+    }
+
+    pthread_mutex_lock(&s->mu);
+    s->qbytes -= bytes;
+    if (ok) {
+      s->failing = 0;
+      atomic_store(&s->durable_seq, last);
+    } else {
+      /* Only while closing: drop this group and everything after it. */
+      if (!s->gave_up) s->dropped_from = first;
+      s->gave_up = 1;
+      s->dropped_to = last;
+    }
+    pthread_cond_broadcast(&s->space_cv);
+    pthread_cond_broadcast(&s->durable_cv);
+    vh_store_notify_fn fn = s->notify;
+    void *ud = s->notify_ud;
+    if (ok && fn) {
+      pthread_mutex_unlock(&s->mu);
+      fn(ud);
+      pthread_mutex_lock(&s->mu);
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+int vh_store__writer_start(vh_store_t *s) {
+  if (pthread_create(&s->writer, NULL, writer_main, s) != 0) return VH_EIO;
+  s->writer_started = 1;
+  return 0;
+}
+
+int vh_store__writer_stop(vh_store_t *s, char **errmsg) {
+  pthread_mutex_lock(&s->mu);
+  s->closing = 1;
+  s->paused = 0;
+  pthread_cond_broadcast(&s->work_cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->writer, NULL);
+  s->writer_started = 0;
+  if (!s->gave_up) return 0;
+  char *m = vh_store__msg(
+      "%s: writes kept failing at close (last error: %s); slices %llu..%llu "
+      "were not written, the store holds the state as of slice %llu",
+      s->dbpath, s->last_error ? s->last_error : "?",
+      (unsigned long long)s->dropped_from, (unsigned long long)s->dropped_to,
+      (unsigned long long)atomic_load(&s->durable_seq));
+  if (errmsg)
+    *errmsg = m;
+  else
+    free(m);
+  return VH_EIO;
+}
+
+void vh_store__queue_free(vh_store_t *s) {
+  while (s->qhead) {
+    vh_batch_t *next = s->qhead->next;
+    vh_batch_free(s->qhead);
+    s->qhead = next;
+  }
+  s->qtail = NULL;
+}
+
+/* ---- the loop thread's side ---- */
+
+void vh_store_set_notify(vh_store_t *s, vh_store_notify_fn fn, void *ud) {
+  pthread_mutex_lock(&s->mu);
+  s->notify = fn;
+  s->notify_ud = ud;
+  pthread_mutex_unlock(&s->mu);
+}
+
+int vh_store_submit(vh_store_t *s, vh_batch_t *b, uint64_t seq) {
+  if (b == NULL) return VH_EINVAL;
+  if (s->secondary || !s->writer_started || seq <= s->last_submitted) {
+    vh_batch_free(b);
+    return VH_EINVAL;
+  }
+  b->seq = seq;
+  b->next = NULL;
+  size_t bytes = vh_batch_bytes(b);
+  pthread_mutex_lock(&s->mu);
+  /* Backpressure (invariant 4): the only place the loop thread may wait. */
+  while (s->qbytes > 0 && s->qbytes + bytes > s->queue_limit)
+    pthread_cond_wait(&s->space_cv, &s->mu);
+  if (s->qtail)
+    s->qtail->next = b;
+  else
+    s->qhead = b;
+  s->qtail = b;
+  s->qbytes += bytes;
+  s->last_submitted = seq;
+  pthread_cond_signal(&s->work_cv);
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+uint64_t vh_store_durable_seq(vh_store_t *s) {
+  return atomic_load(&s->durable_seq);
+}
+
+int vh_store_wait_durable(vh_store_t *s, uint64_t seq) {
+  if (seq > s->last_submitted) return VH_EINVAL; /* would wait forever */
+  pthread_mutex_lock(&s->mu);
+  while (atomic_load(&s->durable_seq) < seq && !s->gave_up)
+    pthread_cond_wait(&s->durable_cv, &s->mu);
+  int rc = atomic_load(&s->durable_seq) >= seq ? 0 : VH_EIO;
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int vh_store_last_error(vh_store_t *s, char **msg, uint64_t *count) {
+  pthread_mutex_lock(&s->mu);
+  if (msg) *msg = s->last_error ? strdup(s->last_error) : NULL;
+  if (count) *count = s->error_count;
+  int failing = s->failing;
+  pthread_mutex_unlock(&s->mu);
+  return failing;
+}
+
+/* ---- test hooks ---- */
+
+void vh_store__fail_writes(vh_store_t *s, int n) {
+  atomic_store(&s->fail_writes, n > 0 ? n : 0);
+}
+
+void vh_store__pause_writer(vh_store_t *s, int paused) {
+  pthread_mutex_lock(&s->mu);
+  s->paused = paused;
+  pthread_cond_broadcast(&s->work_cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t vh_store__write_count(vh_store_t *s) {
+  return atomic_load(&s->write_count);
+}

@@ -1,0 +1,243 @@
+/*
+ * str.c - strings, the byte hash, and values (keys and their order).
+ *
+ * A vh_str_t is one allocation: a 12-byte header (refcount, cached hash,
+ * length) followed by the bytes and a NUL, so vh_str_data() can be passed
+ * to C APIs that want a C string (the bytes may still hold NULs). Strings
+ * are immutable and shared freely between table versions; they are not
+ * trie nodes and carry no store id.
+ *
+ * vh_hash_bytes is our own 64-bit-state hash folded to 32 bits: the input
+ * is read in 8-byte little-endian words (assembled bytewise, so the result
+ * is the same on every machine: the trie's shape depends on it), each word
+ * is multiplied by an odd constant, xored in, rotated and multiplied again;
+ * a 1..7 byte tail is read as two overlapping 32-bit words (or first,
+ * middle and last byte), which is injective because len is in the seed;
+ * a final xorshift-multiply avalanche spreads every input bit over the
+ * output. Hash values feed the CHAMP map 5 bits per level, low bits first.
+ *
+ * Keys are normalized before use (vh_key_norm): an integral float becomes
+ * the integer, so 2.0 and 2 and -0.0 and 0 are one key each. After that,
+ * key equality is type + value equality, and vh_key__cmp is a total order
+ * (type first, then value) used to keep collision nodes sorted.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vh_trie_int.h"
+
+#define K1 0x9E3779B97F4A7C15ull
+#define K2 0xC2B2AE3D27D4EB4Full
+#define K3 0xD6E8FEB86659FD93ull
+
+vh_hash_fn vh_trie__test_hash;
+
+static inline uint64_t rotl64(uint64_t x, int r) {
+  return (x << r) | (x >> (64 - r));
+}
+
+static inline uint64_t load_le64(const unsigned char *p) {
+  return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
+         (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
+         (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+}
+
+static inline uint64_t load_le32(const unsigned char *p) {
+  return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
+         (uint64_t)p[3] << 24;
+}
+
+uint64_t vh_hash__mix64(uint64_t x) {
+  x ^= x >> 31;
+  x *= K1;
+  x ^= x >> 29;
+  x *= K3;
+  x ^= x >> 32;
+  return x;
+}
+
+uint32_t vh_hash_bytes(const char *p, size_t len) {
+  const unsigned char *s = (const unsigned char *)p;
+  uint64_t h = 0x243F6A8885A308D3ull ^ ((uint64_t)len * K1);
+  uint64_t w;
+  while (len >= 8) {
+    w = load_le64(s);
+    h = rotl64(h ^ (w * K2), 27) * K1;
+    s += 8;
+    len -= 8;
+  }
+  if (len >= 4) { /* 4..7 bytes: two overlapping 32-bit words */
+    w = load_le32(s) | (uint64_t)load_le32(s + len - 4) << 32;
+    h = rotl64(h ^ (w * K2), 27) * K1;
+  } else if (len > 0) { /* 1..3 bytes: first, middle, last */
+    w = (uint64_t)s[0] | (uint64_t)s[len >> 1] << 8 |
+        (uint64_t)s[len - 1] << 16;
+    h = rotl64(h ^ (w * K2), 27) * K1;
+  }
+  h ^= h >> 33;
+  h *= K3;
+  h ^= h >> 29;
+  return (uint32_t)(h ^ (h >> 32));
+}
+
+/* ---- strings ---- */
+
+vh_str_t *vh_str_new(const char *p, size_t len) {
+  vh_str_t *s;
+  if (len >= UINT32_MAX) return NULL;
+  s = vh_mem__alloc(sizeof(vh_str_t) + len + 1);
+  if (s == NULL) return NULL;
+  s->refc = 1;
+  s->len = (uint32_t)len;
+  s->hash = vh_hash_bytes(p, len);
+  if (len > 0) memcpy(s->data, p, len);
+  s->data[len] = '\0';
+  return s;
+}
+
+void vh_str_retain(vh_str_t *s) {
+  s->refc++;
+}
+
+void vh_str_release(vh_str_t *s) {
+  if (s->refc == 0) vh_trie__panic("vh_str_release: refcount underflow");
+  if (--s->refc == 0) vh_mem__free(s, sizeof(vh_str_t) + s->len + 1);
+}
+
+const char *vh_str_data(const vh_str_t *s) {
+  return s->data;
+}
+
+size_t vh_str_len(const vh_str_t *s) {
+  return s->len;
+}
+
+/* ---- values ---- */
+
+void vh_val_retain(vh_val_t v) {
+  if (v.type == VH_TSTR)
+    v.u.s->refc++;
+  else if (v.type == VH_TTAB)
+    vh_tab_retain(v.u.t);
+}
+
+void vh_val_release(vh_val_t v) {
+  if (v.type == VH_TSTR)
+    vh_str_release(v.u.s);
+  else if (v.type == VH_TTAB)
+    vh_tab_release(v.u.t);
+}
+
+int vh_key_norm(vh_val_t *k) {
+  double f;
+  switch (k->type) {
+    case VH_TBOOL:
+    case VH_TINT:
+    case VH_TSTR:
+      return 0;
+    case VH_TFLOAT:
+      f = k->u.f;
+      if (isnan(f)) return VH_EKEY;
+      /* Integral and inside int64 range: the integer key. 2^63 itself
+       * does not fit, hence the strict upper bound. */
+      if (f == floor(f) && f >= -9223372036854775808.0 &&
+          f < 9223372036854775808.0) {
+        k->u.i = (int64_t)f;
+        k->type = VH_TINT;
+      }
+      return 0;
+    default:
+      return VH_EKEY;
+  }
+}
+
+int vh_key__eq(vh_val_t a, vh_val_t b) {
+  if (a.type != b.type) return 0;
+  switch (a.type) {
+    case VH_TSTR:
+      return a.u.s == b.u.s ||
+             (a.u.s->hash == b.u.s->hash && a.u.s->len == b.u.s->len &&
+              memcmp(a.u.s->data, b.u.s->data, a.u.s->len) == 0);
+    case VH_TINT:
+      return a.u.i == b.u.i;
+    case VH_TFLOAT:
+      return a.u.f == b.u.f;
+    case VH_TBOOL:
+      return a.u.b == b.u.b;
+    default:
+      return a.u.t == b.u.t;
+  }
+}
+
+int vh_key__cmp(vh_val_t a, vh_val_t b) {
+  size_t n;
+  int c;
+  if (a.type != b.type) return a.type < b.type ? -1 : 1;
+  switch (a.type) {
+    case VH_TSTR:
+      n = a.u.s->len < b.u.s->len ? a.u.s->len : b.u.s->len;
+      c = memcmp(a.u.s->data, b.u.s->data, n);
+      if (c != 0) return c < 0 ? -1 : 1;
+      return a.u.s->len < b.u.s->len ? -1 : a.u.s->len > b.u.s->len;
+    case VH_TINT:
+      return a.u.i < b.u.i ? -1 : a.u.i > b.u.i;
+    case VH_TFLOAT:
+      return a.u.f < b.u.f ? -1 : a.u.f > b.u.f;
+    case VH_TBOOL:
+      return a.u.b < b.u.b ? -1 : a.u.b > b.u.b;
+    default:
+      return 0;
+  }
+}
+
+uint32_t vh_key__hash(vh_val_t k) {
+  uint64_t bits;
+  if (vh_trie__test_hash != NULL) return vh_trie__test_hash(k);
+  switch (k.type) {
+    case VH_TSTR:
+      return k.u.s->hash;
+    case VH_TINT:
+      return (uint32_t)vh_hash__mix64((uint64_t)k.u.i);
+    case VH_TFLOAT:
+      memcpy(&bits, &k.u.f, sizeof bits);
+      return (uint32_t)vh_hash__mix64(bits ^ K2);
+    default:
+      return (uint32_t)vh_hash__mix64(k.u.b ? K3 : K1);
+  }
+}
+
+void vh_trie_set_test_hash(vh_hash_fn fn) {
+  vh_trie__test_hash = fn;
+}
+
+/* Deep equality. Tables: same count, and every entry of a is in b with an
+ * equal value. Recursion follows table nesting (one small frame per level;
+ * a 10,000-deep comparison needs well under 1 MB of stack). */
+int vh_val_equal(vh_val_t a, vh_val_t b) {
+  vh_val_t k, v, w;
+  int r;
+  if (a.type != b.type) return 0;
+  switch (a.type) {
+    case VH_TNIL:
+      return 1;
+    case VH_TBOOL:
+      return a.u.b == b.u.b;
+    case VH_TINT:
+      return a.u.i == b.u.i;
+    case VH_TFLOAT:
+      return a.u.f == b.u.f;
+    case VH_TSTR:
+      return vh_key__eq(a, b);
+    default:
+      break;
+  }
+  if (a.u.t == b.u.t) return 1;
+  if (vh_tab_count(a.u.t) != vh_tab_count(b.u.t)) return 0;
+  k = vh_nil();
+  while ((r = vh_tab_next(a.u.t, k, &k, &v)) == 1) {
+    vh_tab_get(b.u.t, k, &w);
+    if (!vh_val_equal(v, w)) return 0;
+  }
+  return r == 0;
+}

@@ -1,0 +1,773 @@
+/*
+ * test_store.c - unit tests of the snapshot store (persist/store*.c).
+ *
+ * Each test works in a fresh directory under /tmp and removes it. The raw
+ * RocksDB C API is used to plant what the store must refuse (a foreign
+ * database, a bad format record, a damaged value). Nothing here depends on
+ * timing: where a test must let another thread run (backpressure), it only
+ * checks something that holds however long it waits.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <rocksdb/c.h>
+
+#include "vh_crc32c.h"
+#include "vh_store.h"
+#include "vh_test.h"
+
+/* ---- helpers ---- */
+
+static char test_dir[256];
+
+static int rm_entry(const char *p, const struct stat *st, int flag,
+                    struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(p);
+}
+
+static void dir_remove(const char *d) {
+  nftw(d, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A fresh, empty data dir path (not created: the store creates it). */
+static void dir_cleanup(void);
+static const char *fresh_dir(void) {
+  dir_cleanup(); /* what a failed test left behind */
+  char tmpl[] = "/tmp/vh_test_store.XXXXXX";
+  char *d = mkdtemp(tmpl);
+  if (d == NULL) abort();
+  snprintf(test_dir, sizeof test_dir, "%s/data", d);
+  return test_dir;
+}
+
+static void dir_cleanup(void) {
+  if (!test_dir[0]) return;
+  char parent[256];
+  snprintf(parent, sizeof parent, "%s", test_dir);
+  char *slash = strrchr(parent, '/');
+  if (slash) *slash = '\0';
+  dir_remove(parent);
+  test_dir[0] = '\0';
+}
+
+#define ASSERT_MSG_HAS(msg, needle)                             \
+  do {                                                          \
+    const char *m_ = (msg);                                     \
+    if (m_ == NULL || strstr(m_, (needle)) == NULL)             \
+      fprintf(stderr, "message: %s\nexpected to contain: %s\n", \
+              m_ ? m_ : "(null)", (needle));                    \
+    ASSERT(m_ != NULL && strstr(m_, (needle)) != NULL);         \
+  } while (0)
+
+static vh_store_t *open_ok(const char *dir, int create, int sync) {
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.create = create;
+  o.sync = sync;
+  vh_store_t *s = NULL;
+  char *m = NULL;
+  int rc = vh_store_open(dir, &o, &s, &m);
+  if (rc != 0) fprintf(stderr, "open: %s\n", m ? m : "?");
+  ASSERT_EQ(rc, 0);
+  ASSERT(m == NULL);
+  ASSERT(s != NULL);
+  return s;
+}
+
+static void close_ok(vh_store_t *s) {
+  char *m = NULL;
+  int rc = vh_store_close(s, &m);
+  if (rc != 0) fprintf(stderr, "close: %s\n", m ? m : "?");
+  ASSERT_EQ(rc, 0);
+  free(m);
+}
+
+/* Submits a batch with one put per (id, text) and the manifest text. */
+static void submit_put(vh_store_t *s, uint64_t seq, uint64_t id,
+                       const char *text, const char *manifest) {
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_batch_put_node(b, id, text, strlen(text)), 0);
+  if (manifest)
+    ASSERT_EQ(vh_batch_set_manifest(b, manifest, strlen(manifest)), 0);
+  ASSERT_EQ(vh_store_submit(s, b, seq), 0);
+}
+
+static void submit_del(vh_store_t *s, uint64_t seq, uint64_t id) {
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_batch_del_node(b, id), 0);
+  ASSERT_EQ(vh_store_submit(s, b, seq), 0);
+}
+
+/* Asserts node id holds exactly text (NULL: absent). */
+static void expect_node(vh_store_t *s, uint64_t id, const char *text) {
+  void *p = NULL;
+  size_t n = 0;
+  char *m = NULL;
+  int rc = vh_store_get_node(s, id, &p, &n, &m);
+  if (text == NULL) {
+    ASSERT_EQ(rc, VH_ENOENT);
+    ASSERT(p == NULL);
+  } else {
+    if (rc != 0)
+      fprintf(stderr, "get node %llu: %s\n", (unsigned long long)id,
+              m ? m : "?");
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(n, strlen(text));
+    ASSERT(memcmp(p, text, n) == 0);
+  }
+  free(p);
+  free(m);
+}
+
+static void expect_manifest(vh_store_t *s, const char *text) {
+  void *p = NULL;
+  size_t n = 0;
+  char *m = NULL;
+  int rc = vh_store_get_manifest(s, &p, &n, &m);
+  if (text == NULL) {
+    ASSERT_EQ(rc, VH_ENOENT);
+  } else {
+    ASSERT_EQ(rc, 0);
+    ASSERT_EQ(n, strlen(text));
+    ASSERT(memcmp(p, text, n) == 0);
+  }
+  free(p);
+  free(m);
+}
+
+/* Raw RocksDB access to DIR/db, for planting bad data. */
+static rocksdb_t *raw_open(const char *dir, int create) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/db", dir);
+  rocksdb_options_t *o = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(o, create);
+  char *err = NULL;
+  rocksdb_t *db = rocksdb_open(o, path, &err);
+  rocksdb_options_destroy(o);
+  if (err) fprintf(stderr, "raw open: %s\n", err);
+  ASSERT(err == NULL);
+  return db;
+}
+
+static void raw_put(rocksdb_t *db, const char *k, size_t kl, const void *v,
+                    size_t vl) {
+  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+  char *err = NULL;
+  rocksdb_put(db, wo, k, kl, v, vl, &err);
+  rocksdb_writeoptions_destroy(wo);
+  ASSERT(err == NULL);
+}
+
+static char *raw_get(rocksdb_t *db, const char *k, size_t kl, size_t *vl) {
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  char *err = NULL;
+  char *v = rocksdb_get(db, ro, k, kl, vl, &err);
+  rocksdb_readoptions_destroy(ro);
+  ASSERT(err == NULL);
+  return v;
+}
+
+static void node_key(char k[9], uint64_t id) {
+  k[0] = 'N';
+  for (int i = 0; i < 8; i++) k[1 + i] = (char)(id >> (56 - 8 * i));
+}
+
+static int open_expect_fail(const char *dir, int create, int want_rc,
+                            const char *needle) {
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.create = create;
+  vh_store_t *s = (vh_store_t *)1;
+  char *m = NULL;
+  int rc = vh_store_open(dir, &o, &s, &m);
+  ASSERT_EQ(rc, want_rc);
+  ASSERT(s == NULL);
+  ASSERT_MSG_HAS(m, needle);
+  ASSERT_MSG_HAS(m, dir); /* every open error names the dir */
+  free(m);
+  return rc;
+}
+
+/* ---- CRC-32C ---- */
+
+TEST_IMPL(crc32c_vectors) {
+  ASSERT_EQ(vh_crc32c(0, "123456789", 9), 0xE3069283u);
+  unsigned char buf[32];
+  /* RFC 3720 B.4 test vectors. */
+  memset(buf, 0, sizeof buf);
+  ASSERT_EQ(vh_crc32c(0, buf, 32), 0x8A9136AAu);
+  memset(buf, 0xff, sizeof buf);
+  ASSERT_EQ(vh_crc32c(0, buf, 32), 0x62A8AB43u);
+  for (int i = 0; i < 32; i++) buf[i] = (unsigned char)i;
+  ASSERT_EQ(vh_crc32c(0, buf, 32), 0x46DD794Eu);
+  for (int i = 0; i < 32; i++) buf[i] = (unsigned char)(31 - i);
+  ASSERT_EQ(vh_crc32c(0, buf, 32), 0x113FDB5Cu);
+  /* Chaining at every split point, unaligned starts included. */
+  uint32_t whole = vh_crc32c(0, buf, 32);
+  for (size_t cut = 0; cut <= 32; cut++)
+    ASSERT_EQ(vh_crc32c(vh_crc32c(0, buf, cut), buf + cut, 32 - cut), whole);
+  ASSERT_EQ(vh_crc32c(0, "", 0), 0u);
+}
+
+/* ---- open, create, format record ---- */
+
+TEST_IMPL(open_missing_without_create) {
+  const char *dir = fresh_dir();
+  open_expect_fail(dir, 0, VH_ENOENT, "no vedhost store");
+  struct stat st;
+  ASSERT(stat(dir, &st) != 0); /* nothing was created */
+  dir_cleanup();
+}
+
+TEST_IMPL(create_reopen_format_record) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  expect_manifest(s, NULL); /* a new store has no manifest */
+  close_ok(s);
+  s = open_ok(dir, 0, 1); /* reopen without create */
+  expect_manifest(s, NULL);
+  close_ok(s);
+  /* The format record: "VEDHOST\0" + u32 le 1. */
+  rocksdb_t *db = raw_open(dir, 0);
+  size_t vl = 0;
+  char *v = raw_get(db, "F", 1, &vl);
+  ASSERT(v != NULL);
+  ASSERT_EQ(vl, 12);
+  ASSERT(memcmp(v, "VEDHOST\0\1\0\0\0", 12) == 0);
+  rocksdb_free(v);
+  rocksdb_close(db);
+  dir_cleanup();
+}
+
+TEST_IMPL(locked_by_another_open) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  open_expect_fail(dir, 1, VH_ELOCKED, "locked by another process");
+  close_ok(s);
+  dir_cleanup();
+}
+
+TEST_IMPL(foreign_rocksdb_refused) {
+  const char *dir = fresh_dir();
+  mkdir(dir, 0700);
+  rocksdb_t *db = raw_open(dir, 1);
+  raw_put(db, "hello", 5, "world", 5);
+  rocksdb_close(db);
+  open_expect_fail(dir, 0, VH_EFORMAT, "not a vedhost store");
+  /* create does not make it ours either, and writes nothing into it. */
+  open_expect_fail(dir, 1, VH_EFORMAT, "not a vedhost store");
+  db = raw_open(dir, 0);
+  size_t vl;
+  char *v = raw_get(db, "F", 1, &vl);
+  ASSERT(v == NULL);
+  rocksdb_close(db);
+  dir_cleanup();
+}
+
+TEST_IMPL(bad_magic_refused) {
+  const char *dir = fresh_dir();
+  close_ok(open_ok(dir, 1, 1));
+  rocksdb_t *db = raw_open(dir, 0);
+  raw_put(db, "F", 1, "VEDHOSX\0\1\0\0\0", 12);
+  rocksdb_close(db);
+  open_expect_fail(dir, 0, VH_EFORMAT, "bad format record");
+  /* A truncated record is refused the same way. */
+  db = raw_open(dir, 0);
+  raw_put(db, "F", 1, "VEDHOST\0\1", 9);
+  rocksdb_close(db);
+  open_expect_fail(dir, 1, VH_EFORMAT, "bad format record");
+  dir_cleanup();
+}
+
+TEST_IMPL(newer_format_refused) {
+  const char *dir = fresh_dir();
+  close_ok(open_ok(dir, 1, 1));
+  rocksdb_t *db = raw_open(dir, 0);
+  raw_put(db, "F", 1, "VEDHOST\0\2\0\0\0", 12);
+  rocksdb_close(db);
+  open_expect_fail(dir, 0, VH_EFORMAT, "format version 2 is newer");
+  open_expect_fail(dir, 0, VH_EFORMAT, "run a newer vedhost");
+  dir_cleanup();
+}
+
+/* ---- batches ---- */
+
+TEST_IMPL(put_get_delete_iterate) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  char text[64];
+  for (uint64_t id = 1; id <= 100; id++) {
+    int n = snprintf(text, sizeof text, "node-%llu", (unsigned long long)id);
+    ASSERT_EQ(vh_batch_put_node(b, id * 3, text, (size_t)n), 0);
+  }
+  ASSERT_EQ(vh_batch_put_node(b, UINT64_MAX, "", 0), 0); /* empty, max id */
+  ASSERT_EQ(vh_batch_set_manifest(b, "m1", 2), 0);
+  ASSERT(vh_batch_bytes(b) > 100 * 6);
+  ASSERT_EQ(vh_store_submit(s, b, 1), 0);
+  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  ASSERT_EQ(vh_store_durable_seq(s), 1);
+  expect_manifest(s, "m1");
+  expect_node(s, 3, "node-1");
+  expect_node(s, 300, "node-100");
+  expect_node(s, UINT64_MAX, "");
+  expect_node(s, 4, NULL);
+
+  /* Delete every even multiple of 3. */
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  for (uint64_t id = 2; id <= 100; id += 2)
+    ASSERT_EQ(vh_batch_del_node(b, id * 3), 0);
+  ASSERT_EQ(vh_batch_del_node(b, 999999), 0); /* absent: fine */
+  ASSERT_EQ(vh_batch_set_manifest(b, "m2", 2), 0);
+  ASSERT_EQ(vh_store_submit(s, b, 2), 0);
+  ASSERT_EQ(vh_store_wait_durable(s, 2), 0);
+  expect_node(s, 6, NULL);
+  expect_node(s, 9, "node-3");
+  expect_manifest(s, "m2");
+  close_ok(s);
+
+  /* After reopen: the iterator lists exactly the live ids, in order. */
+  s = open_ok(dir, 0, 1);
+  vh_store_iter_t *it;
+  ASSERT_EQ(vh_store_iter_new(s, &it, NULL), 0);
+  uint64_t id, expect_id = 3;
+  size_t size;
+  int count = 0;
+  while (vh_store_iter_next(it, &id, &size, NULL) == 1) {
+    if (count < 50) {
+      ASSERT_EQ(id, expect_id);
+      int n = snprintf(text, sizeof text, "node-%llu",
+                       (unsigned long long)(expect_id / 3));
+      ASSERT_EQ(size, (size_t)n);
+      expect_id += 6;
+    } else {
+      ASSERT_EQ(id, UINT64_MAX);
+      ASSERT_EQ(size, 0);
+    }
+    count++;
+  }
+  ASSERT_EQ(count, 51);
+  vh_store_iter_free(it);
+  close_ok(s);
+  dir_cleanup();
+}
+
+static atomic_int notify_calls;
+static atomic_ullong notify_last;
+static void count_notify(void *ud) {
+  atomic_fetch_add(&notify_calls, 1);
+  atomic_store(&notify_last, vh_store_durable_seq(ud));
+}
+
+TEST_IMPL(group_commit_merges_batches) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  atomic_store(&notify_calls, 0);
+  vh_store_set_notify(s, count_notify, s);
+  vh_store__pause_writer(s, 1);
+  uint64_t writes0 = vh_store__write_count(s);
+  char text[32], man[32];
+  for (uint64_t k = 1; k <= 200; k++) {
+    snprintf(text, sizeof text, "v%llu", (unsigned long long)k);
+    snprintf(man, sizeof man, "seq %llu", (unsigned long long)k);
+    submit_put(s, k * 10, k, text, man); /* seqs need only increase */
+  }
+  ASSERT_EQ(vh_store_durable_seq(s), 0); /* nothing written while paused */
+  ASSERT_EQ(vh_store__write_count(s), writes0);
+  vh_store__pause_writer(s, 0);
+  ASSERT_EQ(vh_store_wait_durable(s, 2000), 0);
+  ASSERT_EQ(vh_store_durable_seq(s), 2000);
+  /* 200 small batches fit in one group: one RocksDB write. */
+  ASSERT_EQ(vh_store__write_count(s) - writes0, 1);
+  expect_node(s, 1, "v1");
+  expect_node(s, 200, "v200");
+  expect_manifest(s, "seq 200");
+  close_ok(s); /* joins the writer: notify has run */
+  ASSERT_EQ(atomic_load(&notify_calls), 1);
+  ASSERT_EQ(atomic_load(&notify_last), 2000);
+  dir_cleanup();
+}
+
+/* The same sequence of batches, merged into one group or written one by
+ * one, must leave the same state. */
+static void order_sequence(int merged) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, merged);
+  if (merged) vh_store__pause_writer(s, 1);
+  uint64_t seq = 0;
+  submit_put(s, ++seq, 5, "a", "m1"); /* 5: put, del, put -> "c" */
+  submit_del(s, ++seq, 5);
+  submit_put(s, ++seq, 5, "c", NULL);
+  submit_put(s, ++seq, 6, "x", NULL); /* 6: put, put, del -> absent */
+  submit_put(s, ++seq, 6, "y", NULL);
+  submit_del(s, ++seq, 6);
+  submit_del(s, ++seq, 7); /* 7: del, put -> "z" */
+  submit_put(s, ++seq, 7, "z", "m8");
+  vh_batch_t *b; /* 8: two puts in one batch -> the second */
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_batch_put_node(b, 8, "first", 5), 0);
+  ASSERT_EQ(vh_batch_put_node(b, 8, "second", 6), 0);
+  ASSERT_EQ(vh_batch_set_manifest(b, "m9a", 3), 0);
+  ASSERT_EQ(vh_batch_set_manifest(b, "m9", 2), 0);
+  ASSERT_EQ(vh_store_submit(s, b, ++seq), 0);
+  submit_del(s, ++seq, 9); /* 9: del, put in one later batch... */
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_batch_put_node(b, 9, "nine", 4), 0);
+  ASSERT_EQ(vh_batch_del_node(b, 10), 0); /* 10: put then del in a batch */
+  ASSERT_EQ(vh_store_submit(s, b, ++seq), 0);
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_batch_put_node(b, 10, "ten", 3), 0);
+  ASSERT_EQ(vh_batch_del_node(b, 10), 0);
+  ASSERT_EQ(vh_store_submit(s, b, ++seq), 0);
+  if (merged) vh_store__pause_writer(s, 0);
+  ASSERT_EQ(vh_store_wait_durable(s, seq), 0);
+  if (merged) ASSERT_EQ(vh_store__write_count(s), 1);
+  for (int pass = 0; pass < 2; pass++) { /* before and after reopen */
+    expect_node(s, 5, "c");
+    expect_node(s, 6, NULL);
+    expect_node(s, 7, "z");
+    expect_node(s, 8, "second");
+    expect_node(s, 9, "nine");
+    expect_node(s, 10, NULL);
+    expect_manifest(s, "m9");
+    close_ok(s);
+    if (pass == 0) s = open_ok(dir, 0, 1);
+  }
+  dir_cleanup();
+}
+
+TEST_IMPL(order_preserved_merged) {
+  order_sequence(1);
+}
+TEST_IMPL(order_preserved_one_by_one) {
+  order_sequence(0);
+}
+
+TEST_IMPL(submit_misuse) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 0);
+  submit_put(s, 5, 1, "a", NULL);
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_store_submit(s, b, 5), VH_EINVAL); /* seq not increasing */
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_store_submit(s, b, 4), VH_EINVAL);
+  ASSERT_EQ(vh_store_submit(s, NULL, 6), VH_EINVAL);
+  ASSERT_EQ(vh_store_wait_durable(s, 6), VH_EINVAL); /* never submitted */
+  ASSERT_EQ(vh_store_wait_durable(s, 5), 0);
+  vh_batch_free(NULL);
+  close_ok(s);
+  dir_cleanup();
+}
+
+/* ---- corruption ---- */
+
+TEST_IMPL(checksum_mismatch_detected) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  submit_put(s, 1, 1234, "hello node", "the manifest");
+  submit_put(s, 2, 1235, "fine", NULL);
+  submit_put(s, 3, 1236, "newer", NULL);
+  submit_put(s, 4, 1237, "short", NULL);
+  ASSERT_EQ(vh_store_wait_durable(s, 4), 0);
+  close_ok(s);
+
+  rocksdb_t *db = raw_open(dir, 0);
+  char k[9];
+  size_t vl;
+  node_key(k, 1234); /* flip one payload bit, keep the stored CRC */
+  char *v = raw_get(db, k, 9, &vl);
+  ASSERT(v != NULL);
+  ASSERT_EQ(vl, 5 + strlen("hello node"));
+  ASSERT_EQ((unsigned char)v[4], 0x11); /* node, version 1 */
+  v[7] ^= 0x04;
+  raw_put(db, k, 9, v, vl);
+  rocksdb_free(v);
+  v = raw_get(db, "M", 1, &vl); /* damage the manifest's CRC itself */
+  ASSERT(v != NULL);
+  ASSERT_EQ((unsigned char)v[4], 0x21);
+  v[0] ^= 0x80;
+  raw_put(db, "M", 1, v, vl);
+  rocksdb_free(v);
+  node_key(k, 1236); /* a valid CRC over a newer value version */
+  unsigned char nv[10] = {0, 0, 0, 0, 0x12, 'n', 'e', 'w', 'e', 'r'};
+  uint32_t c = vh_crc32c(0, nv + 4, 6);
+  for (int i = 0; i < 4; i++) nv[i] = (unsigned char)(c >> (8 * i));
+  raw_put(db, k, 9, nv, sizeof nv);
+  node_key(k, 1237); /* too short to hold a header */
+  raw_put(db, k, 9, "abc", 3);
+  rocksdb_close(db);
+
+  s = open_ok(dir, 0, 1);
+  void *p = NULL;
+  size_t n;
+  char *m = NULL;
+  ASSERT_EQ(vh_store_get_node(s, 1234, &p, &n, &m), VH_ECORRUPT);
+  ASSERT(p == NULL);
+  ASSERT_MSG_HAS(m, "node 1234: checksum mismatch");
+  free(m);
+  ASSERT_EQ(vh_store_get_manifest(s, &p, &n, &m), VH_ECORRUPT);
+  ASSERT_MSG_HAS(m, "manifest: checksum mismatch");
+  free(m);
+  ASSERT_EQ(vh_store_get_node(s, 1236, &p, &n, &m), VH_EFORMAT);
+  ASSERT_MSG_HAS(m, "node 1236: value format version 2 is newer");
+  free(m);
+  ASSERT_EQ(vh_store_get_node(s, 1237, &p, &n, &m), VH_ECORRUPT);
+  ASSERT_MSG_HAS(m, "node 1237: value too short");
+  free(m);
+  expect_node(s, 1235, "fine"); /* the rest still reads */
+  ASSERT_EQ(vh_store_get_node(s, 1234, &p, &n, NULL), VH_ECORRUPT);
+  close_ok(s);
+  dir_cleanup();
+}
+
+/* ---- write failures ---- */
+
+TEST_IMPL(write_failure_retried_in_order) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  char *m = NULL;
+  uint64_t count = 99;
+  ASSERT_EQ(vh_store_last_error(s, &m, &count), 0);
+  ASSERT(m == NULL);
+  ASSERT_EQ(count, 0);
+
+  vh_store__pause_writer(s, 1);
+  vh_store__fail_writes(s, 3);
+  submit_put(s, 1, 1, "one", "m1");
+  submit_del(s, 2, 1);
+  submit_put(s, 3, 2, "two", "m3");
+  vh_store__pause_writer(s, 0);
+  submit_put(s, 4, 1, "one again", "m4"); /* may queue behind the retries */
+  ASSERT_EQ(vh_store_wait_durable(s, 4), 0);
+  ASSERT_EQ(vh_store_last_error(s, &m, &count), 0); /* healthy again */
+  ASSERT_EQ(count, 3);
+  ASSERT_MSG_HAS(m, "No space left on device");
+  ASSERT_MSG_HAS(m, dir);
+  free(m);
+  expect_node(s, 1, "one again");
+  expect_node(s, 2, "two");
+  expect_manifest(s, "m4");
+
+  /* While failing: reported, nothing durable; recovers when it clears. */
+  vh_store__fail_writes(s, 1000000);
+  submit_put(s, 5, 3, "three", "m5");
+  int failing = 0;
+  for (int i = 0; i < 2000 && !failing; i++) {
+    failing = vh_store_last_error(s, NULL, NULL);
+    if (!failing) usleep(1000);
+  }
+  ASSERT_EQ(failing, 1);
+  ASSERT_EQ(vh_store_durable_seq(s), 4);
+  expect_node(s, 3, NULL);
+  vh_store__fail_writes(s, 0);
+  ASSERT_EQ(vh_store_wait_durable(s, 5), 0);
+  ASSERT_EQ(vh_store_last_error(s, NULL, &count), 0);
+  ASSERT(count > 3);
+  expect_node(s, 3, "three");
+  close_ok(s);
+  dir_cleanup();
+}
+
+TEST_IMPL(close_gives_up_on_failing_writes) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  submit_put(s, 1, 1, "kept", "m1");
+  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  vh_store__fail_writes(s, 1000000);
+  submit_put(s, 2, 2, "lost", "m2");
+  submit_put(s, 3, 3, "lost too", "m3");
+  char *m = NULL;
+  ASSERT_EQ(vh_store_close(s, &m), VH_EIO);
+  ASSERT_MSG_HAS(m, "slices 2..3 were not written");
+  ASSERT_MSG_HAS(m, "as of slice 1");
+  free(m);
+  s = open_ok(dir, 0, 1); /* consistent: exactly slice 1 */
+  expect_manifest(s, "m1");
+  expect_node(s, 1, "kept");
+  expect_node(s, 2, NULL);
+  expect_node(s, 3, NULL);
+  close_ok(s);
+  dir_cleanup();
+}
+
+/* ---- backpressure ---- */
+
+static atomic_int bp_submitted;
+static void *bp_thread(void *arg) {
+  vh_store_t *s = arg;
+  static char payload[10000];
+  memset(payload, 'p', sizeof payload);
+  for (uint64_t k = 1; k <= 50; k++) {
+    vh_batch_t *b;
+    if (vh_batch_new(&b) != 0) abort();
+    if (vh_batch_put_node(b, k, payload, sizeof payload) != 0) abort();
+    if (vh_store_submit(s, b, k) != 0) abort();
+    atomic_fetch_add(&bp_submitted, 1);
+  }
+  return NULL;
+}
+
+TEST_IMPL(backpressure_blocks_submit) {
+  const char *dir = fresh_dir();
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.create = 1;
+  o.sync = 0;
+  o.queue_bytes = 64 * 1024; /* room for 6 batches of ~10 KB */
+  vh_store_t *s;
+  ASSERT_EQ(vh_store_open(dir, &o, &s, NULL), 0);
+  vh_store__pause_writer(s, 1);
+  atomic_store(&bp_submitted, 0);
+  pthread_t t;
+  ASSERT_EQ(pthread_create(&t, NULL, bp_thread, s), 0);
+  for (int i = 0; i < 5000 && atomic_load(&bp_submitted) < 6; i++) usleep(1000);
+  usleep(50000); /* give an unbounded queue every chance to overrun */
+  int queued = atomic_load(&bp_submitted);
+  ASSERT(queued >= 6);
+  ASSERT(queued <= 7); /* the writer is paused: submit must have blocked */
+  vh_store__pause_writer(s, 0);
+  ASSERT_EQ(pthread_join(t, NULL), 0);
+  ASSERT_EQ(atomic_load(&bp_submitted), 50);
+  ASSERT_EQ(vh_store_wait_durable(s, 50), 0);
+  void *p;
+  size_t n;
+  for (uint64_t id = 1; id <= 50; id++) {
+    ASSERT_EQ(vh_store_get_node(s, id, &p, &n, NULL), 0);
+    ASSERT_EQ(n, 10000);
+    free(p);
+  }
+  close_ok(s);
+  dir_cleanup();
+}
+
+/* ---- secondary ---- */
+
+TEST_IMPL(secondary_reads_primary) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  submit_put(s, 1, 1, "first", "m1");
+  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  ASSERT_EQ(vh_store_flush(s, NULL), 0);
+
+  char sec[300];
+  snprintf(sec, sizeof sec, "%s.secondary", dir);
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.read_only_secondary = 1;
+  vh_store_t *r;
+  char *m = NULL;
+  ASSERT_EQ(vh_store_open(dir, &o, &r, &m), VH_EINVAL); /* no path */
+  ASSERT_MSG_HAS(m, "secondary_path");
+  free(m);
+  o.secondary_path = sec;
+  ASSERT_EQ(vh_store_open(dir, &o, &r, &m), 0);
+  expect_manifest(r, "m1");
+  expect_node(r, 1, "first");
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_store_submit(r, b, 1), VH_EINVAL); /* read-only */
+  ASSERT_EQ(vh_store_flush(r, NULL), VH_EINVAL);
+  ASSERT_EQ(vh_store_catch_up(s, NULL), VH_EINVAL); /* primary */
+
+  submit_put(s, 2, 2, "second", "m2");
+  submit_del(s, 3, 1);
+  ASSERT_EQ(vh_store_wait_durable(s, 3), 0);
+  ASSERT_EQ(vh_store_flush(s, NULL), 0);
+  expect_manifest(r, "m1"); /* not caught up yet */
+  ASSERT_EQ(vh_store_catch_up(r, NULL), 0);
+  expect_manifest(r, "m2");
+  expect_node(r, 2, "second");
+  expect_node(r, 1, NULL);
+  close_ok(r);
+  close_ok(s);
+  dir_remove(sec);
+  dir_cleanup();
+}
+
+/* ---- clean close leaves no WAL to replay ---- */
+
+static long long wal_bytes(const char *dir, int *files) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/db", dir);
+  DIR *d = opendir(path);
+  ASSERT(d != NULL);
+  long long total = 0;
+  struct dirent *e;
+  *files = 0;
+  while ((e = readdir(d)) != NULL) {
+    size_t l = strlen(e->d_name);
+    if (l < 4 || strcmp(e->d_name + l - 4, ".log") != 0) continue;
+    char p[800];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+    ASSERT_EQ(stat(p, &st), 0);
+    total += st.st_size;
+    (*files)++;
+  }
+  closedir(d);
+  return total;
+}
+
+TEST_IMPL(clean_close_leaves_empty_wal) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 0);
+  static char payload[2000];
+  for (uint64_t k = 1; k <= 3000; k++) { /* ~6 MB: more than a memtable */
+    memset(payload, (int)('a' + k % 26), sizeof payload);
+    vh_batch_t *b;
+    ASSERT_EQ(vh_batch_new(&b), 0);
+    ASSERT_EQ(vh_batch_put_node(b, k, payload, sizeof payload), 0);
+    ASSERT_EQ(vh_batch_set_manifest(b, &k, sizeof k), 0);
+    ASSERT_EQ(vh_store_submit(s, b, k), 0);
+  }
+  int files;
+  ASSERT_EQ(vh_store_wait_durable(s, 3000), 0);
+  ASSERT(wal_bytes(dir, &files) > 0); /* the WAL was in use */
+  close_ok(s);
+  ASSERT_EQ(wal_bytes(dir, &files), 0);
+  s = open_ok(dir, 0, 1);
+  void *p;
+  size_t n;
+  ASSERT_EQ(vh_store_get_manifest(s, &p, &n, NULL), 0);
+  ASSERT_EQ(n, 8);
+  uint64_t k;
+  memcpy(&k, p, 8);
+  ASSERT_EQ(k, 3000);
+  free(p);
+  ASSERT_EQ(vh_store_get_node(s, 2999, &p, &n, NULL), 0);
+  ASSERT_EQ(n, 2000);
+  ASSERT_EQ(((char *)p)[0], (char)('a' + 2999 % 26));
+  free(p);
+  close_ok(s);
+  ASSERT_EQ(wal_bytes(dir, &files), 0);
+  dir_cleanup();
+}
+
+VH_TEST_MAIN(
+    TEST_ENTRY(crc32c_vectors), TEST_ENTRY(open_missing_without_create),
+    TEST_ENTRY(create_reopen_format_record), TEST_ENTRY(locked_by_another_open),
+    TEST_ENTRY(foreign_rocksdb_refused), TEST_ENTRY(bad_magic_refused),
+    TEST_ENTRY(newer_format_refused), TEST_ENTRY(put_get_delete_iterate),
+    TEST_ENTRY(group_commit_merges_batches), TEST_ENTRY(order_preserved_merged),
+    TEST_ENTRY(order_preserved_one_by_one), TEST_ENTRY(submit_misuse),
+    TEST_ENTRY(checksum_mismatch_detected),
+    TEST_ENTRY(write_failure_retried_in_order),
+    TEST_ENTRY(close_gives_up_on_failing_writes),
+    TEST_ENTRY(backpressure_blocks_submit), TEST_ENTRY(secondary_reads_primary),
+    TEST_ENTRY(clean_close_leaves_empty_wal))

@@ -1,0 +1,286 @@
+/*
+ * vh_trie_int.h - private layouts of the persistent trie (persist/ only).
+ *
+ * Used by persist/{mem,str,champ,vec,tab}.c, by the store that encodes
+ * nodes, and by the trie's tests. Nothing outside persist/ may include it.
+ *
+ * Every node (table, CHAMP node, collision node, vector leaf, vector inner
+ * node) starts with a vh_node_t. Strings are not nodes: they are plain
+ * refcounted byte strings shared freely between versions.
+ *
+ * Ownership and mutation (see vh_trie.h for edit tokens). A writer holding
+ * token E may change a node in place only if the node is *exclusive*:
+ *   - a table node: its edit == E (the header's contract);
+ *   - any other node: its edit == E, its refcount is 1, and its parent on
+ *     the path is exclusive too (so a node reachable from a shared or
+ *     copied parent is never mutated, whatever its stamp).
+ * Every other node on a written path is copied (path copying); the copy is
+ * stamped with E and retains every child it shares with the original.
+ *
+ * Failure atomicity: each write first walks its path and allocates every
+ * node shell it will need; only when all allocations succeeded does it fill
+ * the shells and mutate exclusive nodes. So an allocation failure changes
+ * nothing. Compound writes (append with migration, trimming pops, insert,
+ * remove) retain the table's part roots first, which makes the first step
+ * copy them; on failure the copies are dropped and the saved roots put back.
+ */
+#ifndef VH_TRIE_INT_H
+#define VH_TRIE_INT_H
+
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "vh_trie.h"
+
+/* Node kinds (vh_node_t.kind). */
+enum {
+  VH_K_TAB = 1,   /* vh_tab_t */
+  VH_K_CHAMP = 2, /* vh_champ_t */
+  VH_K_COLL = 3,  /* vh_coll_t */
+  VH_K_VLEAF = 4, /* vh_vleaf_t */
+  VH_K_VINNER = 5 /* vh_vinner_t */
+};
+
+/* Node flags (vh_node_t.flags). */
+#define VH_F_STUB 0x01 /* not loaded yet: see "Lazy nodes" below */
+
+/* Common header of every node. 24 bytes. */
+typedef struct vh_node {
+  uint32_t refc; /* references from parents, tables, values, callers */
+  uint8_t kind;  /* VH_K_* */
+  uint8_t flags; /* VH_F_*; 0 for every node made in memory */
+  uint8_t a; /* kind specific: vector nodes: slots in use; stubs: shift */
+  uint8_t b; /* kind specific: vector nodes: slots allocated; stubs: tail */
+  /* Edit token the node was created under (0 = none; nodes loaded from or
+   * written to the store carry 0, so they are never changed in place).
+   * Once the node is dead (refcount 0) the release loop reuses it as its
+   * work-list link. */
+  uint64_t edit;
+  /* Store key: 0 until flush.c writes the node (or for a node loaded from
+   * the store, the key it was read from). A node with id != 0 never
+   * changes. deepcopy links pending (fresh, id 0) tables through it while
+   * it runs and resets it to 0. */
+  uint64_t id;
+} vh_node_t;
+
+/* String: header + bytes + NUL. 12-byte header, allocated exactly. */
+struct vh_str {
+  uint32_t refc; /* references; release aborts on underflow */
+  uint32_t hash; /* vh_hash_bytes(data, len), computed once */
+  uint32_t len;  /* byte length (strings are limited to 4 GiB - 1) */
+  char data[];   /* len bytes then a NUL */
+};
+
+/* CHAMP node (hash levels 0..6, shift 0..30).
+ *   kv[0 .. 2*nd-1]    nd = popcount(datamap) inline entries: key, value
+ *                      in ascending bit order;
+ *   then nc = popcount(nodemap) child pointers (vh_node_t *) in ascending
+ *   bit order. Children of a shift-30 node are collision nodes.
+ * The node is allocated to exactly this size (no slack). */
+typedef struct vh_champ {
+  vh_node_t h;
+  uint32_t datamap; /* bit b set: an inline entry for hash chunk b */
+  uint32_t nodemap; /* bit b set: a child for hash chunk b */
+  vh_val_t kv[];
+} vh_champ_t;
+
+/* Collision node: keys whose full 32-bit hashes are equal (depth 7 only),
+ * count >= 2 entries sorted by vh_key__cmp, so that the order does not
+ * depend on history. Exact size. */
+typedef struct vh_coll {
+  vh_node_t h;
+  uint32_t hash;  /* the hash every key here has */
+  uint32_t count; /* number of entries */
+  vh_val_t kv[];  /* key, value pairs */
+} vh_coll_t;
+
+/* Vector leaf (h.a = used slots, h.b = allocated slots, <= 32). Leaves in
+ * the tree are full (32 used); the tail may have fewer and spare slots. */
+typedef struct vh_vleaf {
+  vh_node_t h;
+  vh_val_t v[];
+} vh_vleaf_t;
+
+/* Vector inner node (h.a = children in use, h.b = allocated, <= 32). */
+typedef struct vh_vinner {
+  vh_node_t h;
+  vh_node_t *c[];
+} vh_vinner_t;
+
+/* The array part: a persistent vector of n slots (Lua keys 1..n), the last
+ * 1..32 of them in the tail, the others in full leaves under root. */
+typedef struct vh_vec {
+  int64_t n;         /* slots (the array size, trimmed: slot n-1 non-nil) */
+  vh_vinner_t *root; /* NULL iff n <= 32 (no full leaf in the tree) */
+  vh_vleaf_t *tail;  /* NULL iff n == 0 */
+  uint32_t shift;    /* level of root: 5 = its children are leaves */
+  /* 1 if the tree may hold stubs (the table was read from the store, or
+   * shares parts with one that was). Copied with the struct; 0 for
+   * vectors built in memory, whose reads then skip the stub checks (a
+   * check reads the node's header: one more cache line per level). */
+  uint8_t lazy;
+} vh_vec_t;
+
+/* A table. Its fields are written only by tab.c (and read by the store). */
+struct vh_tab {
+  vh_node_t h;
+  vh_vec_t arr;    /* array part */
+  int64_t acount;  /* non-nil slots in arr */
+  vh_node_t *hash; /* CHAMP root (a vh_champ_t) or NULL if empty */
+  size_t hcount;   /* entries in the hash part */
+};
+
+/* Lazy nodes (lazy.c). A node that is in the store but not in memory yet
+ * is a stub, flagged VH_F_STUB:
+ *   - a table: a full-size vh_tab_t with empty fields, filled in place by
+ *     vh_tab__load() the first time it is read (so cached pointers to it
+ *     stay valid); the flag is cleared then.
+ *   - any other node: a vh_stub_t. Its kind is the kind expected at its
+ *     place; a = the expected shift (CHAMP/COLL: hash shift; VINNER: the
+ *     level's shift), b = 1 for a vector tail (its last slot must be
+ *     non-nil). On first access vh_node__load() reads and decodes the node
+ *     and stores it in fwd (the stub owns that reference); the stub keeps
+ *     its flag and is the node's stand-in in every parent slot. Parents
+ *     always hold the stub, never fwd directly, except a vector tail taken
+ *     from a loaded leaf (either works: both carry the id).
+ * Every child access goes through vh_node__res(); table entry points call
+ * vh_tab__ready(). A load failure sets the thread's fault (vh_trie_fault)
+ * and makes vh_node__res() return NULL. */
+typedef struct vh_stub {
+  vh_node_t h;     /* kind expected, flags VH_F_STUB, id, a/b as above */
+  vh_node_t *fwd;  /* the loaded node (one reference), NULL before */
+  uint64_t expect; /* CHAMP/COLL: hash prefix of the slot; VINNER: full
+                      leaves under it; VLEAF: slots it must hold */
+} vh_stub_t;
+
+#define VH_CHAMP_COLL_SHIFT 35 /* where collision nodes sit (depth 7) */
+#define VH_VEC_W 32
+
+/* ---- mem.c ---- */
+void *vh_mem__alloc(size_t size);        /* NULL on (injected) failure */
+void vh_mem__free(void *p, size_t size); /* size must be the allocated one */
+
+/* ---- str.c ---- */
+int vh_key__eq(vh_val_t a, vh_val_t b);  /* a, b normalized keys */
+int vh_key__cmp(vh_val_t a, vh_val_t b); /* total order on keys */
+uint32_t vh_key__hash(vh_val_t k);       /* hash of a normalized key */
+extern vh_hash_fn vh_trie__test_hash;    /* NULL unless a test set one */
+uint64_t vh_hash__mix64(uint64_t x);
+
+/* ---- tab.c: generic node life cycle ---- */
+/* [new] A node of kind and size bytes, refcount 1, stamped edit. */
+vh_node_t *vh_node__alloc(uint8_t kind, size_t size, uint64_t edit);
+/* Free a node of size bytes that holds no references (an unfilled shell)
+ * without touching its contents. */
+void vh_node__free_shell(vh_node_t *n, size_t size);
+size_t vh_node__size(const vh_node_t *n);
+void vh_node__release(vh_node_t *n); /* iterative; aborts on underflow */
+static inline void vh_node__retain(vh_node_t *n) {
+  n->refc++;
+}
+/* Abort with a message (refcount underflow and other broken invariants). */
+void vh_trie__panic(const char *msg);
+
+/* ---- champ.c ---- */
+/* Lookup: the value slot for key (hash h) or NULL. */
+const vh_val_t *vh_champ__find(const vh_node_t *root, vh_val_t key, uint32_t h);
+const vh_val_t *vh_champ__find_str(const vh_node_t *root, const char *k,
+                                   size_t len, uint32_t h);
+/* Set key (borrowed, retained if inserted) to val (stolen on success only;
+ * non-nil) in the tree *rootp, whose owner (a table) is exclusive. *added
+ * = 1 if the key was new. VH_ENOMEM: nothing changed, val not consumed. */
+int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
+                  vh_val_t val, int *added);
+/* Delete key. *removed = 1 and *old = the value [new] if it was present. */
+int vh_champ__del(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
+                  vh_val_t *old, int *removed);
+/* Iterator steps over a hash tree (it->stack/depth only). */
+void vh_champ__iter_start(vh_iter_t *it, const vh_node_t *root);
+int vh_champ__iter_step(vh_iter_t *it, vh_val_t *k, vh_val_t *v);
+/* Position it right after key; VH_ENOTFOUND if absent. */
+int vh_champ__iter_seek(vh_iter_t *it, const vh_node_t *root, vh_val_t key,
+                        uint32_t h);
+/* [new] A copy of the tree sharing no node (values retained), or NULL. */
+vh_node_t *vh_champ__copy_deep(const vh_node_t *n, uint64_t edit);
+/* Call fn on every value slot of the tree (used by deepcopy). */
+int vh_champ__each_val(vh_node_t *n, int (*fn)(vh_val_t *slot, void *ud),
+                       void *ud);
+/* Check the tree; count entries into *count. tab = owning table. */
+int vh_champ__check(const vh_node_t *root, const vh_tab_t *tab, size_t *count,
+                    const char **why, int nest);
+size_t vh_champ__node_size(const vh_node_t *n);
+/* Drop the references held by a dead CHAMP/collision node: strings are
+ * released, and every child node and table value is handed to drop(),
+ * which decrements it (and queues it when it reaches 0). */
+void vh_champ__drop_refs(vh_node_t *n, void (*drop)(vh_node_t *c, void *ud),
+                         void *ud);
+
+/* ---- vec.c ---- */
+const vh_val_t *vh_vec__get(const vh_vec_t *v, int64_t i); /* 0-based */
+/* Set slot i < n to val (stolen on success; may be nil). old value is
+ * released. The owner of v is exclusive. */
+int vh_vec__set(vh_vec_t *v, uint64_t edit, int64_t i, vh_val_t val);
+int vh_vec__push(vh_vec_t *v, uint64_t edit, vh_val_t val);
+/* Remove the last slot; *old = its value [new]. */
+int vh_vec__pop(vh_vec_t *v, uint64_t edit, vh_val_t *old);
+int vh_vec__copy_deep(const vh_vec_t *src, vh_vec_t *dst, uint64_t edit);
+int vh_vec__each_val(vh_vec_t *v, int (*fn)(vh_val_t *slot, void *ud),
+                     void *ud);
+int vh_vec__check(const vh_vec_t *v, int64_t *nonnil, const char **why,
+                  int nest);
+size_t vh_vec__node_size(const vh_node_t *n);
+void vh_vec__drop_refs(vh_node_t *n, void (*drop)(vh_node_t *c, void *ud),
+                       void *ud);
+void vh_vec__retain_parts(const vh_vec_t *v);
+void vh_vec__release_parts(const vh_vec_t *v);
+
+/* ---- tab.c ---- */
+/* Check a nested value (refcounts; nested tables down to nest levels). */
+int vh_val__check(vh_val_t v, const char **why, int nest);
+
+/* ---- lazy.c ---- */
+#define VH_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* Slow path of vh_node__res: n is a stub. The loaded node [borrowed], or
+ * NULL with the thread's fault set. */
+vh_node_t *vh_node__load(vh_node_t *n);
+/* The node standing at a child slot, loaded if it was a stub [borrowed].
+ * NULL only when a load failed (the fault is set). */
+static inline vh_node_t *vh_node__res(const vh_node_t *n) {
+  if (VH_UNLIKELY(n->flags & VH_F_STUB)) return vh_node__load((vh_node_t *)n);
+  return (vh_node_t *)n;
+}
+/* The same for a child slot: if the slot holds the only reference to the
+ * stub, the slot takes the loaded node over and the stub is freed (later
+ * reads then skip it). Used where a slot, not a copy of it, is at hand. */
+vh_node_t *vh_node__load_slot(vh_node_t **slot);
+/* If the loaded stub n has refcount 1: free it and return its node, whose
+ * reference the caller stores in the slot that held n. Else NULL. */
+vh_node_t *vh_node__take(vh_node_t *n);
+static inline vh_node_t *vh_node__res_slot(vh_node_t **slot) {
+  vh_node_t *n = *slot;
+  if (VH_UNLIKELY(n->flags & VH_F_STUB)) return vh_node__load_slot(slot);
+  return n;
+}
+/* Fill an unloaded table in place. 0, or the fault's code (fault set). */
+int vh_tab__load(vh_tab_t *t);
+static inline int vh_tab__ready(const vh_tab_t *t) {
+  if (VH_UNLIKELY(t->h.flags & VH_F_STUB)) return vh_tab__load((vh_tab_t *)t);
+  return 0;
+}
+/* [new] A stub for node id of the given kind and expectations (see
+ * vh_stub_t), or NULL when out of memory. */
+vh_node_t *vh_node__stub(uint8_t kind, uint64_t id, uint8_t shift,
+                         uint8_t tail, uint64_t expect);
+/* Faults on this thread so far (a write compares it before and after its
+ * reads), and the code of the latest one. */
+extern _Thread_local uint64_t vh_trie__nfaults;
+int vh_trie__fault_err(void);
+/* Record a fault: code, the node id, and what failed. */
+void vh_trie__fault(int code, uint64_t id, const char *what);
+/* A node with id != 0 died (refcount 0): tell the free hook. subtree = 1
+ * if it was never loaded. */
+void vh_trie__died(uint64_t id, int subtree);
+/* The static nil a read returns after a fault. */
+extern const vh_val_t vh_trie__nil;
+
+#endif /* VH_TRIE_INT_H */

@@ -1,0 +1,168 @@
+-- spec/support/proc.lua - start and watch real vedhost processes from
+-- busted specs, with nothing but the shell (no extra rocks).
+--
+--   local proc = require "support.proc"
+--   local dir = proc.tmpdir()
+--   proc.write(dir .. "/a.lua", src)
+--   local r = proc.run({ "run", dir .. "/a.lua" }, { cwd = dir })
+--   -- r.code, r.log (stderr), r.out (stdout)
+--   local p = proc.start({ "run", "a.lua" }, { cwd = dir })
+--   proc.wait_log(p, "running", 10)  -- true once the log has it
+--   proc.signal(p, "TERM"); local code = proc.wait(p, 10)
+--
+-- Every wait is bounded (default 10 s): a hung host makes the spec fail,
+-- never hang CI. run() is bounded with timeout(1) and KILL: a killed run
+-- reports code 137.
+local M = {}
+
+M.DEFAULT_TIMEOUT = 10
+
+local build = os.getenv("VEDHOST_BUILD") or "build"
+local source = os.getenv("VEDHOST_SOURCE") or "."
+M.bin = build .. "/bin/vedhost"
+M.source = source
+
+local function q(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+M.quote = q
+
+local function read(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+M.read = read
+
+function M.write(path, content)
+  local f = assert(io.open(path, "wb"))
+  f:write(content)
+  f:close()
+  return path
+end
+
+function M.sleep(s)
+  os.execute("sleep " .. tostring(s))
+end
+
+function M.tmpdir()
+  local p = io.popen("mktemp -d /tmp/vedhost_spec_XXXXXX")
+  local dir = p:read("l")
+  p:close()
+  assert(dir and #dir > 0, "mktemp failed")
+  return dir
+end
+
+function M.rmdir(dir)
+  if dir and dir:match("^/tmp/vedhost_spec_") then
+    os.execute("rm -rf " .. q(dir))
+  end
+end
+
+local function cmdline(args, opts)
+  local parts = { "env" }
+  for k, v in pairs(opts.env or {}) do
+    parts[#parts + 1] = k .. "=" .. q(v)
+  end
+  parts[#parts + 1] = q(M.bin)
+  for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
+  return table.concat(parts, " ")
+end
+
+-- Run vedhost to completion (bounded). Returns { code, log, out }.
+function M.run(args, opts)
+  opts = opts or {}
+  local dir = opts.cwd or M.tmpdir()
+  local own = not opts.cwd -- a dir we made is removed afterwards
+  local errf, outf = os.tmpname(), os.tmpname()
+  local sh = string.format("cd %s && timeout -s KILL %d %s >%s 2>%s",
+                           q(dir), opts.timeout or M.DEFAULT_TIMEOUT,
+                           cmdline(args, opts), q(outf), q(errf))
+  local _, _, code = os.execute(sh)
+  local r = { code = code, log = read(errf) or "", out = read(outf) or "" }
+  os.remove(errf)
+  os.remove(outf)
+  if own then M.rmdir(dir) end
+  return r
+end
+
+-- Start vedhost in the background. Returns a handle with pid, log path.
+function M.start(args, opts)
+  opts = opts or {}
+  local dir = opts.cwd or M.tmpdir()
+  local base = os.tmpname()
+  local p = { log = base .. ".log", pidf = base .. ".pid", rcf = base .. ".rc",
+              base = base, dir = not opts.cwd and dir or nil }
+  local inner = string.format(
+    "cd %s && %s 2>%s >/dev/null & echo $! >%s; wait $!; echo $? >%s",
+    q(dir), cmdline(args, opts), q(p.log), q(p.pidf .. ".tmp"), q(p.rcf))
+  -- write the pid file atomically: readers never see it half-written
+  inner = inner:gsub(">" .. q(p.pidf .. ".tmp") .. ";",
+                     ">" .. q(p.pidf .. ".tmp") .. " && mv " ..
+                     q(p.pidf .. ".tmp") .. " " .. q(p.pidf) .. ";")
+  os.execute("sh -c " .. q(inner) .. " >/dev/null 2>&1 &")
+  local deadline = os.time() + M.DEFAULT_TIMEOUT
+  while os.time() <= deadline do
+    local s = read(p.pidf)
+    if s and s:match("%d+") then
+      p.pid = tonumber(s:match("%d+"))
+      return p
+    end
+    M.sleep(0.02)
+  end
+  error("vedhost did not start")
+end
+
+function M.logtext(p)
+  return read(p.log) or ""
+end
+
+-- Wait until the log contains pattern (plain text); true, or false after
+-- timeout seconds.
+function M.wait_log(p, text, timeout)
+  local deadline = os.time() + (timeout or M.DEFAULT_TIMEOUT)
+  while os.time() <= deadline do
+    if M.logtext(p):find(text, 1, true) then return true end
+    if read(p.rcf) then -- exited: one last look
+      return M.logtext(p):find(text, 1, true) ~= nil
+    end
+    M.sleep(0.02)
+  end
+  return false
+end
+
+function M.signal(p, sig)
+  os.execute(string.format("kill -%s %d 2>/dev/null", sig, p.pid))
+end
+
+-- Wait for the process to exit: its exit code, or nil after timeout (the
+-- process is then killed).
+function M.wait(p, timeout)
+  local deadline = os.time() + (timeout or M.DEFAULT_TIMEOUT)
+  while os.time() <= deadline do
+    local s = read(p.rcf)
+    if s and s:match("%d+") then return tonumber(s:match("%d+")) end
+    M.sleep(0.02)
+  end
+  M.signal(p, "KILL")
+  return nil
+end
+
+-- Remove the handle's files (and the dir start() made, if any).
+function M.cleanup(p)
+  for _, f in ipairs({ p.log, p.pidf, p.rcf, p.base }) do os.remove(f) end
+  if p.dir then M.rmdir(p.dir) end
+end
+
+-- Lines of text that contain pattern (plain), in order.
+function M.lines_with(text, pat)
+  local out = {}
+  for line in text:gmatch("[^\n]+") do
+    if line:find(pat, 1, true) then out[#out + 1] = line end
+  end
+  return out
+end
+
+return M

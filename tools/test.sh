@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Every test: install deps, build with -Werror, run ctest (all labels, the
+# slow crash loops included), then the same suites under ASan+UBSan.
+# Set VH_SKIP_SANITIZE=1 to skip the sanitizer pass while iterating.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/build.sh build -DVH_WERROR=ON
+(cd build && ctest --output-on-failure --timeout 600)
+if [ "${VH_SKIP_SANITIZE:-0}" != 1 ]; then
+  bash tools/build.sh build-asan -DVH_WERROR=ON -DVH_SANITIZE=ON \
+    -DCMAKE_BUILD_TYPE=Debug
+  export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1}
+  export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
+  (cd build-asan && ctest --output-on-failure --timeout 900)
+fi
