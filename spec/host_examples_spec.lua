@@ -7,6 +7,18 @@ local function example(name)
 end
 
 describe("examples", function()
+  it("hello.lua ticks five times and exits 0 by itself", function()
+    local dir = proc.tmpdir()
+    local r = proc.run({ "run", example("hello.lua") }, { cwd = dir })
+    assert.are.equal(0, r.code, r.log)
+    assert.truthy(r.out:find("hello: run 1, tick 5 (0 left)", 1, true), r.out)
+    -- a second run in the same data dir starts and ends cleanly too
+    r = proc.run({ "run", example("hello.lua") }, { cwd = dir })
+    proc.rmdir(dir)
+    assert.are.equal(0, r.code, r.log)
+    assert.truthy(r.out:find("(0 left)", 1, true), r.out)
+  end)
+
   it("counter.lua ticks every second and stops on SIGTERM", function()
     local dir = proc.tmpdir()
     local p = proc.start({ "run", example("counter.lua") }, { cwd = dir })
