@@ -74,7 +74,7 @@ int vh_manifest_encode(const vh_manifest_t *m, void **out, size_t *len) {
 
 static int fail(vh_manifest_t *m, char **errmsg, int code, const char *fmt,
                 ...) {
-  vh_manifest_free(m);
+  /* Format first: the arguments may point into *m. */
   if (errmsg) {
     char buf[256];
     va_list ap;
@@ -83,6 +83,7 @@ static int fail(vh_manifest_t *m, char **errmsg, int code, const char *fmt,
     va_end(ap);
     *errmsg = strdup(buf);
   }
+  vh_manifest_free(m);
   return code;
 }
 
