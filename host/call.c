@@ -371,7 +371,7 @@ int vh_host__msgh(lua_State *L) {
 /* What the trampoline needs (on the C stack of vh_host__dispatch). */
 typedef struct vh_callargs {
   vh_domain_t *d;
-  int for_start;
+  int for_start;    /* 0 handler, 1 start, 2 migrate (payload: version) */
   vh_val_t payload; /* [borrowed] */
   vh_val_t *reply;  /* NULL or [new] result */
 } vh_callargs_t;
@@ -382,7 +382,10 @@ static int vh_call_tramp(lua_State *L) {
   lua_settop(L, 2);
   lua_pushvalue(L, 1);
   vhl_state_push_root(L, a->d->st);
-  if (a->for_start) {
+  if (a->for_start == 2) { /* migrate(state, from_version) */
+    vhl_pushvalue(L, a->payload);
+    lua_call(L, 2, 1);
+  } else if (a->for_start) {
     lua_pushvalue(L, 2);
     lua_call(L, 2, 1);
   } else {
@@ -445,7 +448,8 @@ static void vh_call_failed(vh_host_t *h, vh_domain_t *d, const char *event,
   }
   char line[1200];
   if (for_start)
-    snprintf(line, sizeof line, "start failed: %s", first);
+    snprintf(line, sizeof line, "%s failed: %s",
+             for_start == 2 ? "migrate" : "start", first);
   else
     snprintf(line, sizeof line, "handler '%.*s' failed: %s", (int)elen, event,
              first);
@@ -463,7 +467,8 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
   lua_pushcfunction(L, vh_host__msgh);
   lua_pushcfunction(L, vh_call_tramp);
   if (for_start) {
-    lua_rawgeti(L, LUA_REGISTRYINDEX, d->start_ref);
+    lua_rawgeti(L, LUA_REGISTRYINDEX,
+                for_start == 2 ? d->migrate_ref : d->start_ref);
   } else {
     lua_rawgeti(L, LUA_REGISTRYINDEX, d->on_ref);
     lua_pushlstring(L, event, elen);

@@ -315,6 +315,7 @@ static int vh_host_load_file(vh_host_t *h, const char *path, char *err,
   }
   vh_log(VH_LOG_DEBUG, "vedhost", "loaded %s (%d domain(s))", path,
          h->ndoms - before);
+  vh_reload__loaded(h, path, before); /* for hot reload (reload.c) */
   return 0;
 }
 
@@ -377,6 +378,10 @@ int vh_host_load(vh_host_t *h, const char *path, char *err, size_t cap) {
     snprintf(err, cap, "scripts can only be loaded before the loop runs");
     return VH_HOST_ESTATE;
   }
+  if (vh_reload__track(h, path) != 0) { /* what a reload reruns */
+    snprintf(err, cap, "out of memory");
+    return VH_ENOMEM;
+  }
   struct stat sb;
   if (stat(path, &sb) != 0) {
     snprintf(err, cap, "cannot open script %s: %s", path, strerror(errno));
@@ -399,6 +404,9 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
            "budget",
            strerror(-rc));
   vh_sched__begin_run(h);
+  vh_repl__start(h); /* control socket + REPL (repl_server.c) */
+  /* SIGHUP and script watches (reload.c) */
+  vh_reload__start(h);
   char names[512] = "";
   size_t used = 0;
   for (int i = 0; i < h->ndoms && used < sizeof names; i++)
@@ -417,6 +425,7 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
   vh_sched__update(h);
   uv_run(&h->loop, UV_RUN_DEFAULT);
   h->phase = VH_PHASE_STOP;
+  vh_repl__stop(h); /* before vh_sched__close closes the loop's handles */
   vh_host__watchdog_stop(h);
   vh_log(VH_LOG_INFO, "vedhost",
          "stopped after %llu slices and %llu handler calls (exit code %d)",
@@ -431,6 +440,7 @@ void vh_host_free(vh_host_t *h) {
   vh_host__watchdog_stop(h);
   vh_sched__close(h);
   vh_sched__free(h);
+  vh_reload__free(h); /* after its handles were closed */
   for (int i = 0; i < h->ndoms; i++) vh_domain_free(h->doms[i]);
   free(h->doms);
   if (h->L) lua_close(h->L);

@@ -13,6 +13,8 @@
  *            timers, external calls, and the end of a slice.
  *   api.c    what Lua sees: ctx methods and ved.send/after/every/log/now/
  *            exit.
+ *   reload.c hot reload: script watches, SIGHUP, vh_host_reload; reruns
+ *            the scripts into a staging registry and swaps code in.
  *
  * Threads: everything here belongs to the loop thread, except the fields
  * marked "signal" (read by the watchdog's signal handler, which runs on the
@@ -83,7 +85,8 @@ struct vh_domain {
   char *name;          /* [owned] */
   vh_str_t *name_s;    /* [owned] the name as a trie string */
   char *where;         /* [owned] "file:line" of the declaration */
-  int64_t version;     /* declared version (>= 1) */
+  int64_t version;     /* running version (>= 1); reload.c changes it
+                          only when a reload commits */
   vhl_state_t *st;     /* [borrowed] alive through st_ref */
   int st_ref;          /* registry: the state userdata */
   int on_ref;          /* registry: event name -> handler function */
@@ -92,6 +95,9 @@ struct vh_domain {
   int ctx_ref;         /* registry: this domain's ctx table */
   int unhandled_ref;   /* registry: events already logged as unhandled */
   vh_every_t *everies; /* running `every` timers of this domain */
+  uint64_t src_hash;   /* reload.c: hash of the declaring script's bytes */
+  int retired;         /* reload.c: no longer declared (state kept, events
+                          dropped) */
 };
 
 /* Work taken out of the queues for one slice: a message, a due timer, or a
@@ -99,7 +105,9 @@ struct vh_domain {
 typedef enum vh_work_kind {
   VH_WORK_MSG = 0,
   VH_WORK_TIMER = 1,
-  VH_WORK_CALL = 2
+  VH_WORK_CALL = 2,
+  VH_WORK_EVAL = 3 /* a REPL chunk (repl_server.c): arg is its request, hdr
+                      a placeholder string, payload nil */
 } vh_work_kind_t;
 
 typedef struct vh_work {
@@ -225,6 +233,16 @@ struct vh_host {
   uint64_t total_calls; /* handler calls since start */
   int stop_requested;   /* stop after this slice */
   int exit_code;
+
+  /* The control socket and REPL (repl_server.c); NULL when not running. */
+  struct vh_repl_srv *repl;
+
+  /* Hot reload (reload.c): watches, SIGHUP, the scripts loaded. NULL until
+   * the first script is loaded. pend_hold: while set (a reload runs),
+   * vh_sys__pending_apply keeps h->pend as it is, so the reload's effects
+   * are applied or dropped all together. */
+  struct vh_reload *reload;
+  int pend_hold;
 };
 
 /* ---- call.c ---- */
@@ -240,8 +258,9 @@ void vh_host__watchdog_stop(vh_host_t *h);
 /* The Lua message handler: error message + traceback. */
 int vh_host__msgh(lua_State *L);
 
-/* Run one handler call of d. event [borrowed]; for_start: call d's start
- * (args state, ctx) instead of on[event]. payload [borrowed]. reply: NULL,
+/* Run one handler call of d. event [borrowed]; for_start: 1 calls d's
+ * start (args state, ctx) instead of on[event]; 2 calls d's migrate (args
+ * state, payload = the old version). payload [borrowed]. reply: NULL,
  * or where the return value goes [new] (nil on failure). err: NULL, or
  * where a one-line error goes [new, malloc'ed] on failure. Returns 0 when
  * the call committed, -1 when it was rolled back or had no handler. */
@@ -313,5 +332,33 @@ int vh_host__register(lua_State *L);
 /* Time: CLOCK_MONOTONIC ns (call.c), wall-clock ms (sched.c). */
 int64_t vh_host__mono_ns(void);
 int64_t vh_host__wall_ms(void);
+
+/* ---- repl_server.c ---- */
+
+/* Start the control socket DATA/control.sock and the REPL environment (the
+ * loop runs). A failure is logged as a warning and the host runs without
+ * it. */
+void vh_repl__start(vh_host_t *h);
+/* Stop listening and close every connection (before the loop's handles are
+ * closed). Unanswered requests are answered when their work is released. */
+void vh_repl__stop(vh_host_t *h);
+/* Run the REPL chunk of work item w (kind VH_WORK_EVAL) as one atomic unit
+ * over every domain and the system state (sched.c calls it for each queued
+ * chunk). On success *reply [new] is the printed results (a string) and
+ * *err NULL; on failure *err [new, malloc'ed] is the message and traceback
+ * (everything the chunk did is rolled back) and *reply nil. */
+void vh_repl__eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply, char **err);
+
+/* ---- reload.c ---- */
+
+/* Boot hooks of host.c: track records a SCRIPT_OR_DIR argument (path
+ * [borrowed], copied; 0 or VH_ENOMEM); loaded records a script that loaded
+ * and declared h->doms[first..] (hashes its bytes for change detection). */
+int vh_reload__track(vh_host_t *h, const char *path);
+void vh_reload__loaded(vh_host_t *h, const char *path, int first);
+/* The loop runs: SIGHUP handler, and the watches unless opts.watch is 0. */
+void vh_reload__start(vh_host_t *h);
+/* Free what reload.c holds, after the loop closed its handles. */
+void vh_reload__free(vh_host_t *h);
 
 #endif /* VH_HOST_INT_H */

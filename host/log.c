@@ -87,9 +87,28 @@ static void vh_log_write(const char *buf, size_t len) {
   }
 }
 
+/* The last error record (for the REPL's :stats), kept even when errors
+ * are not written. Loop thread only, like every logger of the host. */
+static char vh_log_last[512];
+static int64_t vh_log_last_ms;
+
+int64_t vh_log_last_error(char *buf, size_t cap) {
+  if (cap > 0) snprintf(buf, cap, "%s", vh_log_last);
+  return vh_log_last_ms;
+}
+
 void vh_log_text(vh_log_level_t level, const char *tag, const char *msg,
                  const char *more) {
   char buf[VH_LOG_BUF];
+  if (level >= VH_LOG_ERROR) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    vh_log_last_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    const char *nl = strchr(msg, '\n');
+    int n = nl ? (int)(nl - msg) : (int)strlen(msg);
+    snprintf(vh_log_last, sizeof vh_log_last, "[%s] %.*s",
+             tag ? tag : "vedhost", n, msg);
+  }
   if (!vh_log_enabled(level)) return;
   size_t len = vh_log_header(buf, sizeof buf, level, tag);
   vh_log_append(buf, &len, sizeof buf, msg);

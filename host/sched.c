@@ -396,6 +396,7 @@ static void vh_every_start(vh_host_t *h, vh_every_t *e) {
 
 void vh_sys__pending_apply(vh_host_t *h) {
   vh_pending_t *p = &h->pend;
+  if (h->pend_hold) return; /* a reload applies or drops it all (reload.c) */
   for (size_t i = 0; i < p->ndues; i++)
     if (vh_heap_push(h, p->dues[i]) != 0)
       vh_log(VH_LOG_ERROR, "vedhost", "out of memory indexing a timer");
@@ -548,15 +549,19 @@ static void vh_sched_run_calls(vh_host_t *h) {
   h->calls = h->calls_tail = NULL;
   while (w) {
     vh_work_t *next = w->next;
-    const char *ev;
-    size_t evlen;
-    vh_domain_t *d = vh_sched_target(h, w, &ev, &evlen);
     vh_val_t reply = vh_nil();
     char *err = NULL;
-    if (d)
-      vh_host__dispatch(h, d, ev, evlen, 0, w->payload, &reply, &err);
-    else
-      err = strdup("the domain is gone");
+    if (w->kind == VH_WORK_EVAL) { /* a REPL chunk (repl_server.c) */
+      vh_repl__eval(h, w, &reply, &err);
+    } else {
+      const char *ev;
+      size_t evlen;
+      vh_domain_t *d = vh_sched_target(h, w, &ev, &evlen);
+      if (d)
+        vh_host__dispatch(h, d, ev, evlen, 0, w->payload, &reply, &err);
+      else
+        err = strdup("the domain is gone");
+    }
     vh_sched_reply(h, w, reply, err);
     vh_str_release(w->hdr);
     vh_val_release(w->payload);

@@ -37,7 +37,7 @@ typedef enum vh_durability {
 typedef struct vh_host_opts {
   const char *data_dir;       /* [borrowed] default "./vedhost.data" */
   vh_durability_t durability; /* kept for the store (later issue) */
-  int watch;                  /* 1 = reload scripts on change (later) */
+  int watch;                  /* 1 = reload scripts on change */
   int handler_timeout_ms;     /* watchdog budget per handler call */
   size_t memory_limit;        /* Lua heap limit in bytes during handlers */
   vh_log_level_t log_level;
@@ -82,6 +82,18 @@ typedef void (*vh_host_reply_fn)(void *arg, vh_val_t reply, const char *err);
  * VH_ENOMEM (then cb is never called). */
 int vh_host_call(vh_host_t *h, const char *domain, const char *event,
                  vh_val_t payload, vh_host_reply_fn cb, void *arg);
+
+/* Reload every script now (the REPL's :reload; SIGHUP does the same). The
+ * slice running so far is ended, the reload runs as a slice of its own
+ * (compile every script in a fresh environment, migrate, start, swap) and
+ * that slice is ended too, so the result is known on return: 0 and the
+ * summary line ("reload: N scripts, domains changed: ... in X ms") in err,
+ * or VH_HOST_ELOAD with the one-line error (file:line where known) in err
+ * and the old code still running, unchanged. VH_HOST_ESTATE when the loop
+ * does not run, or when called from inside a handler call or a reload.
+ * Call it on the loop thread from a libuv callback (or a vh_host_call
+ * reply callback). err may be NULL. */
+int vh_host_reload(vh_host_t *h, char *err, size_t cap);
 
 /* Close every handle, free the Lua state and all states, unlock the data
  * dir. h may be NULL. */

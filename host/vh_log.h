@@ -13,6 +13,8 @@
 #define VH_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
 
 typedef enum vh_log_level {
   VH_LOG_DEBUG = 0,
@@ -39,5 +41,11 @@ void vh_logv(vh_log_level_t level, const char *tag, const char *fmt,
  * msg also become indented continuation lines. */
 void vh_log_text(vh_log_level_t level, const char *tag, const char *msg,
                  const char *more);
+
+/* The first line of the last record at VH_LOG_ERROR ("[tag] message"),
+ * whether or not it was written, copied into buf [borrowed, cap bytes,
+ * NUL-terminated]. Returns its wall-clock time in ms since the epoch, or 0
+ * (and "") when there was none. For the REPL's :stats. */
+int64_t vh_log_last_error(char *buf, size_t cap);
 
 #endif /* VH_LOG_H */
