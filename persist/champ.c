@@ -81,12 +81,18 @@ size_t vh_champ__node_size(const vh_node_t *n) {
 
 /* ---- reads ---- */
 
-const vh_val_t *vh_champ__find(const vh_node_t *n, vh_val_t key, uint32_t h) {
+/* Reads come in two versions: the plain loops for trees built in memory,
+ * and the _lazy ones for trees that may hold stubs (the owning table's
+ * arr.lazy), which check every child before use. Checking costs ~12% on
+ * a 1M-key lookup even when there is no stub, so in-memory tables do not
+ * pay it. */
+
+static const vh_val_t *find_lazy(const vh_node_t *n, vh_val_t key, uint32_t h) {
   int shift = 0;
-  while (n != NULL) {
+  if (n == NULL || (n = vh_node__res(n)) == NULL) return NULL;
+  for (;;) {
     const vh_champ_t *c;
     uint32_t bit;
-    if ((n = vh_node__res(n)) == NULL) return NULL; /* fault set */
     if (n->kind == VH_K_COLL) {
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
@@ -102,6 +108,33 @@ const vh_val_t *vh_champ__find(const vh_node_t *n, vh_val_t key, uint32_t h) {
     }
     if (!(c->nodemap & bit)) return NULL;
     n = vh_node__res_slot(&kids(c)[popc(c->nodemap & (bit - 1))]);
+    if (n == NULL) return NULL; /* fault set */
+    shift += 5;
+  }
+}
+
+const vh_val_t *vh_champ__find(const vh_node_t *n, vh_val_t key, uint32_t h,
+                               int lazy) {
+  int shift = 0;
+  if (VH_UNLIKELY(lazy)) return find_lazy(n, key, h);
+  while (n != NULL) {
+    const vh_champ_t *c;
+    uint32_t bit;
+    if (n->kind == VH_K_COLL) {
+      const vh_coll_t *l = (const vh_coll_t *)n;
+      uint32_t i;
+      for (i = 0; i < l->count; i++)
+        if (vh_key__eq(l->kv[2 * i], key)) return &l->kv[2 * i + 1];
+      return NULL;
+    }
+    c = (const vh_champ_t *)n;
+    bit = 1u << chunk(h, shift);
+    if (c->datamap & bit) {
+      int i = popc(c->datamap & (bit - 1));
+      return vh_key__eq(c->kv[2 * i], key) ? &c->kv[2 * i + 1] : NULL;
+    }
+    if (!(c->nodemap & bit)) return NULL;
+    n = kids(c)[popc(c->nodemap & (bit - 1))];
     shift += 5;
   }
   return NULL;
@@ -112,14 +145,13 @@ static inline int str_is(vh_val_t k, const char *p, size_t len, uint32_t h) {
          memcmp(k.u.s->data, p, len) == 0;
 }
 
-/* The proxy's hot path: h is vh_hash_bytes(p, len) (default hash only). */
-const vh_val_t *vh_champ__find_str(const vh_node_t *n, const char *p,
-                                   size_t len, uint32_t h) {
+static const vh_val_t *find_str_lazy(const vh_node_t *n, const char *p,
+                                     size_t len, uint32_t h) {
   int shift = 0;
-  while (n != NULL) {
+  if (n == NULL || (n = vh_node__res(n)) == NULL) return NULL;
+  for (;;) {
     const vh_champ_t *c;
     uint32_t bit;
-    if ((n = vh_node__res(n)) == NULL) return NULL; /* fault set */
     if (__builtin_expect(n->kind == VH_K_COLL, 0)) {
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
@@ -135,6 +167,34 @@ const vh_val_t *vh_champ__find_str(const vh_node_t *n, const char *p,
     }
     if (!(c->nodemap & bit)) return NULL;
     n = vh_node__res_slot(&kids(c)[popc(c->nodemap & (bit - 1))]);
+    if (n == NULL) return NULL; /* fault set */
+    shift += 5;
+  }
+}
+
+/* The proxy's hot path: h is vh_hash_bytes(p, len) (default hash only). */
+const vh_val_t *vh_champ__find_str(const vh_node_t *n, const char *p,
+                                   size_t len, uint32_t h, int lazy) {
+  int shift = 0;
+  if (VH_UNLIKELY(lazy)) return find_str_lazy(n, p, len, h);
+  while (n != NULL) {
+    const vh_champ_t *c;
+    uint32_t bit;
+    if (__builtin_expect(n->kind == VH_K_COLL, 0)) {
+      const vh_coll_t *l = (const vh_coll_t *)n;
+      uint32_t i;
+      for (i = 0; i < l->count; i++)
+        if (str_is(l->kv[2 * i], p, len, h)) return &l->kv[2 * i + 1];
+      return NULL;
+    }
+    c = (const vh_champ_t *)n;
+    bit = 1u << chunk(h, shift);
+    if (c->datamap & bit) {
+      int i = popc(c->datamap & (bit - 1));
+      return str_is(c->kv[2 * i], p, len, h) ? &c->kv[2 * i + 1] : NULL;
+    }
+    if (!(c->nodemap & bit)) return NULL;
+    n = kids(c)[popc(c->nodemap & (bit - 1))];
     shift += 5;
   }
   return NULL;

@@ -59,6 +59,12 @@
  * 1..n+1 absent from the hash part) is left to vh_tab_check. Memory is
  * bounded by the input: counts are checked against the bytes left before
  * anything is allocated.
+ *
+ * LIMITS. A node is checked alone, so a wrong but well-formed child id is
+ * not caught here: pointing at a node of the right kind and shape, it
+ * makes the stored graph share a subtree or loop back to an ancestor
+ * (which then unfolds lazily without end). The store's checksums make
+ * this unlikely; fsck catches it (every id must have exactly one parent).
  */
 #include <math.h>
 #include <stdlib.h>
@@ -505,7 +511,8 @@ static int dec_champ(rd_t *r, const vh_codec_expect_t *ex, vh_node_t **out) {
       vh_val_t *kv = c->kv + 2 * di++;
       if ((e = rd_val(r, 1, &kv[0])) < 0 || (e = rd_val(r, 0, &kv[1])) < 0)
         break;
-      if (kv[1].type == VH_TNIL) e = bad(r, "CHAMP: nil value");
+      if (kv[1].type == VH_TNIL)
+        e = bad(r, "CHAMP: nil value");
       else if ((vh_key__hash(kv[0]) & mask) != (prefix | (b << s)))
         e = bad(r, "CHAMP: key hash does not match its slot");
     }
@@ -545,8 +552,7 @@ static int dec_coll(rd_t *r, const vh_codec_expect_t *ex, vh_node_t **out) {
   memset(l->kv, 0, 2 * (size_t)count * sizeof(vh_val_t));
   for (i = 0; i < count && e == 0; i++) {
     vh_val_t *kv = l->kv + 2 * i;
-    if ((e = rd_val(r, 1, &kv[0])) < 0 || (e = rd_val(r, 0, &kv[1])) < 0)
-      break;
+    if ((e = rd_val(r, 1, &kv[0])) < 0 || (e = rd_val(r, 0, &kv[1])) < 0) break;
     if (kv[1].type == VH_TNIL)
       e = bad(r, "collision: nil value");
     else if (vh_key__hash(kv[0]) != l->hash)
@@ -631,8 +637,7 @@ static void rd_init(rd_t *r, const void *bytes, size_t len) {
 
 static int finish(rd_t *r, int e, const char **why) {
   if (e == 0 && r->p != r->end) e = bad(r, "trailing bytes after the node");
-  if (why != NULL)
-    *why = e == 0 ? "ok" : r->why ? r->why : "out of memory";
+  if (why != NULL) *why = e == 0 ? "ok" : r->why ? r->why : "out of memory";
   return e;
 }
 
@@ -683,12 +688,11 @@ int vh_codec_decode_tab(const void *bytes, size_t len, vh_tab_t *t,
     e = bad(&r, "expected a table node");
   if (e == 0) e = rd_tabhdr(&r, &h);
   if ((e = finish(&r, e, why)) < 0) return e;
-  if ((h.root && (root = vh_node__stub(VH_K_VINNER, h.root, (uint8_t)h.shift,
-                                       0, h.leaves)) == NULL) ||
+  if ((h.root && (root = vh_node__stub(VH_K_VINNER, h.root, (uint8_t)h.shift, 0,
+                                       h.leaves)) == NULL) ||
       (h.tail && (tail = vh_node__stub(VH_K_VLEAF, h.tail, 0, 1,
                                        h.n - (h.leaves << 5))) == NULL) ||
-      (h.hash &&
-       (hash = vh_node__stub(VH_K_CHAMP, h.hash, 0, 0, 0)) == NULL)) {
+      (h.hash && (hash = vh_node__stub(VH_K_CHAMP, h.hash, 0, 0, 0)) == NULL)) {
     if (root != NULL) vh_node__release(root);
     if (tail != NULL) vh_node__release(tail);
     if (why != NULL) *why = "out of memory";

@@ -110,9 +110,8 @@ static int push_children(list_t *st, vh_node_t *n) {
   }
 }
 
-int vh_flush_collect(vh_tab_t *const *roots, size_t nroots,
-                     uint64_t *next_id, vh_flush_put_fn put, void *arg,
-                     vh_flush_stats_t *stats) {
+int vh_flush_collect(vh_tab_t *const *roots, size_t nroots, uint64_t *next_id,
+                     vh_flush_put_fn put, void *arg, vh_flush_stats_t *stats) {
   list_t st = {NULL, 0, 0}, undo = {NULL, 0, 0};
   vh_buf_t buf;
   uint64_t id0 = *next_id, nodes = 0, bytes = 0;

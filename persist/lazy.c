@@ -30,8 +30,9 @@
  *
  * FAULTS. A failed load (loader error, decode error, out of memory) is
  * recorded per thread: the first one is sticky (vh_trie_fault) until
- * cleared; vh_trie__nfaults counts them all, so a write can tell whether
- * one of its reads failed and undo itself. The stub stays unloaded, so a
+ * cleared; vh_trie__nfaults counts them all (a plain global: the trie has
+ * one owner thread), so a write can tell whether one of its reads failed
+ * and undo itself. The stub stays unloaded, so a
  * later touch retries.
  *
  * THREADS. The loader, the hook and the stubs belong to the thread that
@@ -49,7 +50,7 @@ static void *loader_arg;
 static vh_trie_free_hook_fn free_hook;
 static void *free_hook_arg;
 
-_Thread_local uint64_t vh_trie__nfaults;
+uint64_t vh_trie__nfaults;            /* owner thread only, see vh_trie_int.h */
 static _Thread_local int fault_first; /* sticky: the first since clear */
 static _Thread_local int fault_last;  /* the latest */
 static _Thread_local char fault_msg[192];
@@ -95,8 +96,8 @@ void vh_trie__died(uint64_t id, int subtree) {
   if (free_hook != NULL) free_hook(free_hook_arg, id, subtree);
 }
 
-vh_node_t *vh_node__stub(uint8_t kind, uint64_t id, uint8_t shift,
-                         uint8_t tail, uint64_t expect) {
+vh_node_t *vh_node__stub(uint8_t kind, uint64_t id, uint8_t shift, uint8_t tail,
+                         uint64_t expect) {
   vh_stub_t *s = (vh_stub_t *)vh_node__alloc(kind, sizeof(vh_stub_t), 0);
   if (s == NULL) return NULL;
   s->h.flags = VH_F_STUB;

@@ -23,7 +23,15 @@
  *
  * RELEASE is iterative: dead nodes are chained through their (no longer
  * needed) edit field and processed in a loop, so a table nested 100,000
- * deep is freed without deep recursion and without allocating.
+ * deep is freed without deep recursion and without allocating. A dead
+ * node with a store id is reported to the free hook (lazy.c): subtree = 1
+ * for a stub never loaded, 0 otherwise; a loaded stub hands its node on
+ * and lets that node report.
+ *
+ * LAZY TABLES (lazy.c). Every entry point first makes sure the table
+ * itself is loaded (vh_tab__ready). Reads that hit a failed load return
+ * nil; writes note vh_trie__nfaults before their reads and fail, undoing
+ * themselves, if it moved (see faulted() and the LOADS notes below).
  *
  * The counters (live nodes, edit tokens) follow the single-thread rule of
  * mem.c, except the edit token counter, which is atomic.
@@ -219,7 +227,7 @@ void vh_tab_get(const vh_tab_t *t, vh_val_t key, vh_val_t *out) {
     *out = vh_nil();
     return;
   }
-  p = vh_champ__find(t->hash, key, vh_key__hash(key));
+  p = vh_champ__find(t->hash, key, vh_key__hash(key), t->arr.lazy);
   *out = p != NULL ? *p : vh_nil();
 }
 
@@ -261,7 +269,7 @@ void vh_tab_get_str(const vh_tab_t *t, const char *k, size_t len,
     free(s);
     return;
   }
-  p = vh_champ__find_str(t->hash, k, len, vh_hash_bytes(k, len));
+  p = vh_champ__find_str(t->hash, k, len, vh_hash_bytes(k, len), t->arr.lazy);
   *out = p != NULL ? *p : vh_nil();
 }
 
@@ -328,7 +336,8 @@ static int txn_abort(txn_t *x, int r) {
 
 static inline int present_int(const vh_tab_t *t, int64_t k) {
   return t->hash != NULL &&
-         vh_champ__find(t->hash, vh_int(k), vh_key__hash(vh_int(k))) != NULL;
+         vh_champ__find(t->hash, vh_int(k), vh_key__hash(vh_int(k)),
+                        t->arr.lazy) != NULL;
 }
 
 /* Move keys n+1, n+2, ... from the hash part to the array while present.
@@ -457,7 +466,7 @@ int vh_tab_set(vh_tab_t **tp, vh_val_t key, vh_val_t val, uint64_t edit) {
   h = vh_key__hash(key);
   if (val.type == VH_TNIL) {
     vh_val_t old;
-    if (t->hash == NULL || vh_champ__find(t->hash, key, h) == NULL)
+    if (t->hash == NULL || vh_champ__find(t->hash, key, h, t->arr.lazy) == NULL)
       return faulted(mark) ? vh_trie__fault_err() : 0;
     if ((r = txn_begin(&x, t, edit, 0)) < 0) return r;
     r = vh_champ__del(&x.t->hash, edit, key, h, &old, &flag);

@@ -617,7 +617,8 @@ int vh_vec__check(const vh_vec_t *v, int64_t *nonnil, const char **why,
   if (v->root != NULL) {
     const vh_node_t *lr = vh_node__res(&v->root->h);
     if (lr == NULL)
-      return bad(why, "array part: the root failed to load (see vh_trie_fault)");
+      return bad(why,
+                 "array part: the root failed to load (see vh_trie_fault)");
     /* shift is minimal: a root above level 5 has two children or more */
     if (v->shift > 5 && lr->a < 2)
       return bad(why, "array part: root not collapsed");

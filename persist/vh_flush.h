@@ -41,8 +41,7 @@ typedef struct vh_flush_stats {
  * (VH_ENOMEM, VH_EINVAL, or what put returned) no node keeps a new id and
  * *next_id is as it was, so the caller can drop its batch and retry.
  * Afterwards vh_tab_id(root) is each root's id for the manifest. */
-int vh_flush_collect(vh_tab_t *const *roots, size_t nroots,
-                     uint64_t *next_id, vh_flush_put_fn put, void *arg,
-                     vh_flush_stats_t *stats);
+int vh_flush_collect(vh_tab_t *const *roots, size_t nroots, uint64_t *next_id,
+                     vh_flush_put_fn put, void *arg, vh_flush_stats_t *stats);
 
 #endif /* VH_FLUSH_H */

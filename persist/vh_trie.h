@@ -116,7 +116,7 @@ void vh_mem_fail_after(long n);
 /* [new] A string holding a copy of len bytes at p; NULL if out of memory. */
 vh_str_t *vh_str_new(const char *p, size_t len);
 void vh_str_retain(vh_str_t *s);
-void vh_str_release(vh_str_t *s); /* aborts on refcount underflow */
+void vh_str_release(vh_str_t *s);           /* aborts on refcount underflow */
 const char *vh_str_data(const vh_str_t *s); /* NUL-terminated for convenience */
 size_t vh_str_len(const vh_str_t *s);
 /* The hash used for string keys of length len (the same as a vh_str's). */
@@ -184,8 +184,7 @@ size_t vh_tab_count(const vh_tab_t *t);
  * and then returns nil changing nothing. Any other pos: VH_ERANGE (insert
  * releases val). */
 int vh_tab_insert(vh_tab_t **t, int64_t pos, vh_val_t val, uint64_t edit);
-int vh_tab_remove(vh_tab_t **t, int64_t pos, vh_val_t *removed,
-                  uint64_t edit);
+int vh_tab_remove(vh_tab_t **t, int64_t pos, vh_val_t *removed, uint64_t edit);
 
 /* Iteration order: array part 1..n (skipping nil holes), then the hash part
  * in trie order. Deterministic for the same contents and history.

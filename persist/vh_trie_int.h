@@ -1,8 +1,9 @@
 /*
  * vh_trie_int.h - private layouts of the persistent trie (persist/ only).
  *
- * Used by persist/{mem,str,champ,vec,tab}.c, by the store that encodes
- * nodes, and by the trie's tests. Nothing outside persist/ may include it.
+ * Used by persist/{mem,str,champ,vec,tab}.c, by lazy.c (stubs, loading,
+ * faults, death notices), codec.c (node encoding), flush.c (collecting
+ * new nodes), and by their tests. Nothing outside persist/ may include it.
  *
  * Every node (table, CHAMP node, collision node, vector leaf, vector inner
  * node) starts with a vh_node_t. Strings are not nodes: they are plain
@@ -49,8 +50,8 @@ typedef struct vh_node {
   uint32_t refc; /* references from parents, tables, values, callers */
   uint8_t kind;  /* VH_K_* */
   uint8_t flags; /* VH_F_*; 0 for every node made in memory */
-  uint8_t a; /* kind specific: vector nodes: slots in use; stubs: shift */
-  uint8_t b; /* kind specific: vector nodes: slots allocated; stubs: tail */
+  uint8_t a;     /* kind specific: vector nodes: slots in use; stubs: shift */
+  uint8_t b;     /* kind specific: vector nodes: slots allocated; stubs: tail */
   /* Edit token the node was created under (0 = none; nodes loaded from or
    * written to the store carry 0, so they are never changed in place).
    * Once the node is dead (refcount 0) the release loop reuses it as its
@@ -114,10 +115,11 @@ typedef struct vh_vec {
   vh_vinner_t *root; /* NULL iff n <= 32 (no full leaf in the tree) */
   vh_vleaf_t *tail;  /* NULL iff n == 0 */
   uint32_t shift;    /* level of root: 5 = its children are leaves */
-  /* 1 if the tree may hold stubs (the table was read from the store, or
-   * shares parts with one that was). Copied with the struct; 0 for
-   * vectors built in memory, whose reads then skip the stub checks (a
-   * check reads the node's header: one more cache line per level). */
+  /* 1 if this table's parts (this vector and the table's hash part) may
+   * hold stubs: the table was read from the store, or shares parts with
+   * one that was. Copied with the struct (clones, transactions); 0 for
+   * tables built in memory, whose reads then skip the stub checks (which
+   * cost ~12-20% on lookups in big tables even when nothing is a stub). */
   uint8_t lazy;
 } vh_vec_t;
 
@@ -182,10 +184,13 @@ static inline void vh_node__retain(vh_node_t *n) {
 void vh_trie__panic(const char *msg);
 
 /* ---- champ.c ---- */
-/* Lookup: the value slot for key (hash h) or NULL. */
-const vh_val_t *vh_champ__find(const vh_node_t *root, vh_val_t key, uint32_t h);
+/* Lookup: the value slot for key (hash h) or NULL. lazy: the tree may
+ * hold stubs (the table's arr.lazy); then NULL may also mean a failed load
+ * (the fault is set). */
+const vh_val_t *vh_champ__find(const vh_node_t *root, vh_val_t key, uint32_t h,
+                               int lazy);
 const vh_val_t *vh_champ__find_str(const vh_node_t *root, const char *k,
-                                   size_t len, uint32_t h);
+                                   size_t len, uint32_t h, int lazy);
 /* Set key (borrowed, retained if inserted) to val (stolen on success only;
  * non-nil) in the tree *rootp, whose owner (a table) is exclusive. *added
  * = 1 if the key was new. VH_ENOMEM: nothing changed, val not consumed. */
@@ -269,11 +274,13 @@ static inline int vh_tab__ready(const vh_tab_t *t) {
 }
 /* [new] A stub for node id of the given kind and expectations (see
  * vh_stub_t), or NULL when out of memory. */
-vh_node_t *vh_node__stub(uint8_t kind, uint64_t id, uint8_t shift,
-                         uint8_t tail, uint64_t expect);
-/* Faults on this thread so far (a write compares it before and after its
- * reads), and the code of the latest one. */
-extern _Thread_local uint64_t vh_trie__nfaults;
+vh_node_t *vh_node__stub(uint8_t kind, uint64_t id, uint8_t shift, uint8_t tail,
+                         uint64_t expect);
+/* Faults so far (a write compares it before and after its reads), and
+ * the code of the latest one. A plain global like mem.c's counters (the
+ * trie has one owner thread): a thread-local costs a __tls_get_addr call
+ * per write in the PIC Lua module. */
+extern uint64_t vh_trie__nfaults;
 int vh_trie__fault_err(void);
 /* Record a fault: code, the node id, and what failed. */
 void vh_trie__fault(int code, uint64_t id, const char *what);
