@@ -234,6 +234,18 @@ static inline vhl_proxy_t *self(lua_State *L) {
   return p;
 }
 
+/* A read that came back nil / 0 may mean "unreadable": a stored node
+ * failed to load (vh_trie.h FAULTS). Raise then, naming the node, so the
+ * handler fails and is rolled back instead of seeing an emptied state. */
+static void fault_check(lua_State *L) {
+  const char *why;
+  if (VHL_LIKELY(vh_trie_fault(&why) == 0)) return;
+  char msg[256];
+  snprintf(msg, sizeof msg, "%s", why);
+  vh_trie_fault_clear();
+  luaL_error(L, "state unreadable: %s", msg);
+}
+
 vh_tab_t *vhl__resolve_slow(lua_State *L, vhl_proxy_t *p) {
   vhl_state_t *st = p->st;
   vh_tab_t *t;
@@ -244,6 +256,7 @@ vh_tab_t *vhl__resolve_slow(lua_State *L, vhl_proxy_t *p) {
     vh_val_t v;
     vh_tab_get(pt, p->key, &v);
     if (v.type != VH_TTAB) {
+      fault_check(L);
       vhl__push_path(L, p);
       luaL_error(L, "%s is no longer a table", lua_tostring(L, -1));
     }
@@ -419,6 +432,7 @@ static int proxy_index(lua_State *L) {
       return 0; /* nil, tables, functions...: never keys of a state */
   }
   if (v.type != VH_TTAB) {
+    if (v.type == VH_TNIL) fault_check(L);
     vhl__push_scalar(L, v);
     return 1;
   }
@@ -493,7 +507,10 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
   vh_val_release(key);
   if (t2 != t) abort(); /* a transient node is mutated in place */
   if (bump) st->epoch++;
-  if (rc != 0) vhl__oom(L);
+  if (rc != 0) {
+    fault_check(L);
+    vhl__oom(L);
+  }
 }
 
 static int proxy_newindex(lua_State *L) {
@@ -504,7 +521,9 @@ static int proxy_newindex(lua_State *L) {
 
 static int proxy_len(lua_State *L) {
   vhl_proxy_t *p = self(L);
-  lua_pushinteger(L, (lua_Integer)vh_tab_len(vhl__resolve(L, p)));
+  int64_t n = vh_tab_len(vhl__resolve(L, p));
+  if (n == 0) fault_check(L);
+  lua_pushinteger(L, (lua_Integer)n);
   return 1;
 }
 
@@ -556,6 +575,7 @@ static int pairs_iter(lua_State *L) {
   vhl__guard_check(L, p);
   if (!vh_iter_next(&pin->it, &k, &v)) {
     pin_release(pin);
+    fault_check(L);
     lua_pushnil(L);
     return 1;
   }

@@ -509,7 +509,16 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
   atomic_signal_fence(memory_order_seq_cst);
   h->in_handler = 1;
 
+  vh_trie_fault_clear();
   int status = lua_pcall(L, 3, 0, top + 1);
+  const char *fault;
+  if (status == LUA_OK && vh_trie_fault(&fault) != 0) {
+    /* A stored node failed to load during the call and the code went on
+     * (a read that gave nil): its writes must not commit (durable.c). */
+    lua_pushfstring(L, "state unreadable: %s", fault);
+    vh_trie_fault_clear();
+    status = LUA_ERRRUN;
+  }
 
   h->in_handler = 0;
   atomic_signal_fence(memory_order_seq_cst);

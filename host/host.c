@@ -41,6 +41,7 @@
 #include "host_int.h"
 #include "lualib.h"
 #include "vh_log.h"
+#include "vh_plugin.h"
 
 void vh_host_opts_default(vh_host_opts_t *opts) {
   opts->data_dir = "./vedhost.data";
@@ -57,6 +58,7 @@ static void vh_domain_free(vh_domain_t *d) {
   if (!d) return;
   free(d->name);
   free(d->where);
+  free(d->refused);
   if (d->name_s) vh_str_release(d->name_s);
   free(d);
 }
@@ -258,6 +260,11 @@ int vh_host_new(const vh_host_opts_t *opts, vh_host_t **out, char *err,
     vh_host_free(h);
     return VH_ENOMEM;
   }
+  rc = vh_durable__open(h, err, cap); /* the store; restores "__ved" */
+  if (rc != 0) {
+    vh_host_free(h);
+    return rc;
+  }
   *out = h;
   return 0;
 }
@@ -413,10 +420,10 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
     used += (size_t)snprintf(names + used, sizeof names - used, "%s%s",
                              i ? ", " : "", h->doms[i]->name);
   vh_log(VH_LOG_INFO, "vedhost",
-         "running %d domain(s): %s (data dir %s, durability %s, state in "
-         "memory)",
-         h->ndoms, names, h->opts.data_dir,
+         "running %d domain(s): %s (data dir %s, durability %s)", h->ndoms,
+         names, h->opts.data_dir,
          h->opts.durability == VH_DURABILITY_SYNC ? "sync" : "nosync");
+  vh_durable__boot(h); /* stored roots, migrate, refusals (durable.c) */
   for (int i = 0; i < h->ndoms; i++) {
     vh_domain_t *d = h->doms[i];
     if (d->start_ref != LUA_NOREF)
@@ -425,7 +432,10 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
   vh_sched__update(h);
   uv_run(&h->loop, UV_RUN_DEFAULT);
   h->phase = VH_PHASE_STOP;
-  vh_repl__stop(h); /* before vh_sched__close closes the loop's handles */
+  vh_durable__stop(h); /* last batch durable, gated replies sent, closed */
+  vh_repl__stop(h);    /* before vh_sched__close closes the loop's handles */
+  /* Plugins close their handles while the loop can still run them. */
+  vh_plugin__stop(h);
   vh_host__watchdog_stop(h);
   vh_log(VH_LOG_INFO, "vedhost",
          "stopped after %llu slices and %llu handler calls (exit code %d)",
@@ -438,12 +448,15 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
 void vh_host_free(vh_host_t *h) {
   if (!h) return;
   vh_host__watchdog_stop(h);
+  vh_plugin__stop(h); /* no-op if vh_host_run did it */
   vh_sched__close(h);
   vh_sched__free(h);
-  vh_reload__free(h); /* after its handles were closed */
+  vh_durable__free(h); /* closes the store, removes the trie's hooks */
+  vh_reload__free(h);  /* after its handles were closed */
   for (int i = 0; i < h->ndoms; i++) vh_domain_free(h->doms[i]);
   free(h->doms);
   if (h->L) lua_close(h->L);
+  vh_plugin__free(h); /* dlclose: after every callback into plugins */
   vh_datadir_close(&h->dd);
   free(h);
 }

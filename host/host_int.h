@@ -98,6 +98,9 @@ struct vh_domain {
   uint64_t src_hash;   /* reload.c: hash of the declaring script's bytes */
   int retired;         /* reload.c: no longer declared (state kept, events
                           dropped) */
+  char *refused;       /* durable.c: [owned] why the stored state was not
+                          started (migrate failed, downgrade), or NULL;
+                          meaningful only while retired is set */
 };
 
 /* Work taken out of the queues for one slice: a message, a due timer, or a
@@ -132,6 +135,7 @@ typedef struct vh_reply {
   void *arg;
   vh_val_t reply; /* [owned] nil on error */
   char *err;      /* [owned] NULL on success */
+  uint64_t gate;  /* durable.c: store seq that must be durable first */
   struct vh_reply *next;
 } vh_reply_t;
 
@@ -243,6 +247,10 @@ struct vh_host {
    * are applied or dropped all together. */
   struct vh_reload *reload;
   int pend_hold;
+
+  /* Persistence (durable.c): the store, the output gate, sweeping. NULL
+   * until vh_durable__open. */
+  struct vh_durable *dur;
 };
 
 /* ---- call.c ---- */
@@ -293,6 +301,9 @@ int vh_sys__after(vh_host_t *h, vh_domain_t *dom, int64_t due, vh_str_t *event,
  * deleting the call's messages and timers from the system state. */
 void vh_sys__pending_apply(vh_host_t *h);
 void vh_sys__pending_drop(vh_host_t *h);
+/* Restart (durable.c): index the stored `after` timer id, due at due. 0
+ * or VH_ENOMEM. */
+int vh_sys__restore_timer(vh_host_t *h, int64_t due, int64_t id);
 /* Create the loop, its handles and the system-state keys. */
 int vh_sched__init(vh_host_t *h);
 /* The first slice begins: start the handles. */
@@ -360,5 +371,51 @@ void vh_reload__loaded(vh_host_t *h, const char *path, int first);
 void vh_reload__start(vh_host_t *h);
 /* Free what reload.c holds, after the loop closed its handles. */
 void vh_reload__free(vh_host_t *h);
+
+/* ---- durable.c ---- */
+
+/* Open the store in DATA/db (created if missing), install the trie's
+ * loader and free hook, and restore the system state "__ved" and the
+ * scheduler's indexes from the manifest. Before any script runs. 0, or
+ * VH_HOST_EDATADIR / VH_ENOMEM with a one-line message (naming the dir or
+ * key and what to do) in err. */
+int vh_durable__open(vh_host_t *h, char *err, size_t cap);
+/* The first slice, before any start(): give each declared domain its
+ * stored root, run migrate where the version grew, refuse downgrades and
+ * failed migrations (the domain is retired with d->refused set), and keep
+ * stored domains no script declares as retired records. Starts the
+ * output gate's async handle. */
+void vh_durable__boot(vh_host_t *h);
+/* End of a slice, after the system state's step was committed: write the
+ * slice (new nodes, deletes, sweep keys, manifest) to the store if
+ * anything changed, then move h->replies behind the output gate and send
+ * those whose batch is durable. Without a store, sends the replies. */
+void vh_durable__slice_end(vh_host_t *h);
+/* The loop ended: wait for the last batch, send the gated replies, close
+ * the store (memtable flushed). Logs a failure. */
+void vh_durable__stop(vh_host_t *h);
+/* Release everything (after the loop closed its handles, before the Lua
+ * state is closed): closes the store if still open, removes the hooks. */
+void vh_durable__free(vh_host_t *h);
+
+/* Numbers for the REPL's :stats. */
+typedef struct vh_durable_stats {
+  int on;                 /* a store is open */
+  uint64_t submitted;     /* seq of the last batch handed to the writer */
+  uint64_t durable;       /* seq written (fsync'd in sync mode) */
+  uint64_t lag_slices;    /* batches submitted but not yet durable */
+  double lag_ms;          /* age of the oldest batch not yet durable */
+  double last_ms;         /* commit-to-durable time of the last batch */
+  uint64_t bytes;         /* batch bytes made durable since start */
+  uint64_t batches;       /* batches made durable since start */
+  uint64_t held;          /* replies held by the output gate now */
+  uint64_t sweep_pending; /* dropped nodes still to sweep (known so far) */
+  int failing;            /* writes are failing now */
+  uint64_t errors;        /* failed write attempts since open */
+  char last_error[256];   /* the last write error, or "" */
+} vh_durable_stats_t;
+void vh_durable__stats(vh_host_t *h, vh_durable_stats_t *out);
+/* The open store [borrowed], or NULL: for tests (vh_store__ hooks). */
+struct vh_store *vh_durable__store(vh_host_t *h);
 
 #endif /* VH_HOST_INT_H */

@@ -13,15 +13,20 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "vh_export_cmd.h"
 #include "vh_host.h"
 #include "vh_log.h"
+#include "vh_offline.h"
+#include "vh_plugin.h"
 #include "vh_repl.h"
 
 static const char vh_main_usage[] =
     "usage:\n"
     "  vedhost run [--data DIR] [--no-watch] [--durability sync|nosync]\n"
     "              [--handler-timeout MS] [--memory-limit MB]\n"
-    "              [--log-level debug|info|warn|error] SCRIPT_OR_DIR...\n"
+    "              [--log-level debug|info|warn|error]\n"
+    "              [--plugin PATH.so[=CONFIG]]... [--http [ADDR:]PORT]\n"
+    "              SCRIPT_OR_DIR...\n"
     "      load the domain scripts (a directory means its *.lua files) and\n"
     "      run them until SIGINT/SIGTERM or ved.exit(code)\n"
     "  vedhost repl [--data DIR] [-e CODE]\n"
@@ -30,9 +35,12 @@ static const char vh_main_usage[] =
     "      print the value at PATH (e.g. counter.recent.3) or every domain\n"
     "  vedhost fsck [--data DIR]\n"
     "      check the data dir\n"
-    "  vedhost export [--data DIR] [FILE]\n"
-    "  vedhost import [--data DIR] FILE\n"
-    "      write / read a backup stream of the state\n"
+    "  vedhost export [--data DIR] [--domain NAME]... [FILE|-]\n"
+    "      write a consistent snapshot (zstd stream) to FILE or stdout;\n"
+    "      safe while a host runs\n"
+    "  vedhost import [--data DIR] [--replace-domain NAME] FILE|-\n"
+    "      restore a snapshot into an empty data dir, or replace one\n"
+    "      domain of a stopped host\n"
     "  vedhost --help | --version\n"
     "\n"
     "options of run:\n"
@@ -42,7 +50,11 @@ static const char vh_main_usage[] =
     "                        effects are shown; nosync: no fsync\n"
     "  --handler-timeout MS  time budget of one handler call (default 1000)\n"
     "  --memory-limit MB     Lua heap limit during handlers (default 1024)\n"
-    "  --log-level LEVEL     debug, info (default), warn or error\n";
+    "  --log-level LEVEL     debug, info (default), warn or error\n"
+    "  --plugin PATH.so      load a native plugin (repeatable; =CONFIG is\n"
+    "                        handed to it)\n"
+    "  --http [ADDR:]PORT    serve the HTTP ingress (default off; no ADDR\n"
+    "                        means 127.0.0.1)\n";
 
 static int vh_main_bad(const char *fmt, const char *a, const char *b) {
   fprintf(stderr, "vedhost: ");
@@ -64,8 +76,14 @@ static int vh_main_run(int argc, char **argv) {
   vh_host_opts_t opts;
   vh_host_opts_default(&opts);
   const char **scripts = calloc((size_t)argc + 1, sizeof *scripts);
-  if (!scripts) return 1;
-  int nscripts = 0, only_args = 0, rc = 0;
+  const char **plugins = calloc((size_t)argc + 1, sizeof *plugins);
+  const char *http = NULL;
+  if (!scripts || !plugins) {
+    free(scripts);
+    free(plugins);
+    return 1;
+  }
+  int nscripts = 0, nplugins = 0, only_args = 0, rc = 0;
   for (int i = 0; i < argc && rc == 0; i++) {
     const char *a = argv[i];
     if (only_args || a[0] != '-' || strcmp(a, "-") == 0) {
@@ -79,6 +97,7 @@ static int vh_main_run(int argc, char **argv) {
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
       fputs(vh_main_usage, stdout);
       free(scripts);
+      free(plugins);
       return 0;
     }
     if (strcmp(a, "--no-watch") == 0) {
@@ -86,12 +105,13 @@ static int vh_main_run(int argc, char **argv) {
       continue;
     }
     /* options with a value: --opt VALUE or --opt=VALUE */
-    static const char *const valued[] = {"--data", "--durability",
-                                         "--handler-timeout", "--memory-limit",
-                                         "--log-level"};
+    static const char *const valued[] = {
+        "--data",         "--durability", "--handler-timeout",
+        "--memory-limit", "--log-level",  "--plugin",
+        "--http"};
     const char *val = NULL;
     int which = -1;
-    for (int k = 0; k < 5 && which < 0; k++) {
+    for (int k = 0; k < 7 && which < 0; k++) {
       size_t n = strlen(valued[k]);
       if (strncmp(a, valued[k], n) == 0 && (a[n] == '\0' || a[n] == '=')) {
         which = k;
@@ -148,6 +168,14 @@ static int vh_main_run(int argc, char **argv) {
               "--log-level must be debug, info, warn or error (got '%s')%s",
               val, "");
         break;
+      case 5:
+        if (!*val) rc = vh_main_bad("option '%s' needs a value%s", a, "");
+        plugins[nplugins++] = val;
+        break;
+      case 6:
+        if (!*val) rc = vh_main_bad("option '%s' needs a value%s", a, "");
+        http = val;
+        break;
     }
   }
   if (rc == 0 && nscripts == 0)
@@ -163,6 +191,7 @@ static int vh_main_run(int argc, char **argv) {
   }
   if (rc != 0) {
     free(scripts);
+    free(plugins);
     return rc;
   }
 
@@ -171,8 +200,21 @@ static int vh_main_run(int argc, char **argv) {
   if (vh_host_new(&opts, &h, err, sizeof err) != 0) {
     fprintf(stderr, "vedhost: %s\n", err);
     free(scripts);
+    free(plugins);
     return 1;
   }
+  /* Plugins first: their Lua modules must exist when scripts require them. */
+  for (int i = 0; i < nplugins && rc == 0; i++) {
+    if (vh_plugin_load(h, plugins[i], err, sizeof err) != 0) {
+      fprintf(stderr, "vedhost: %s\n", err);
+      rc = 1;
+    }
+  }
+  if (rc == 0 && http && vh_http_start(h, http, err, sizeof err) != 0) {
+    fprintf(stderr, "vedhost: %s\n", err);
+    rc = 1;
+  }
+  free(plugins);
   for (int i = 0; i < nscripts && rc == 0; i++) {
     if (vh_host_load(h, scripts[i], err, sizeof err) != 0) {
       fprintf(stderr, "vedhost: %s\n", err);
@@ -205,14 +247,10 @@ int main(int argc, char **argv) {
   }
   if (strcmp(cmd, "run") == 0) return vh_main_run(argc - 2, argv + 2);
   if (strcmp(cmd, "repl") == 0) return vh_repl_main(argc - 1, argv + 1);
-  static const char *const later[] = {"inspect", "fsck", "export", "import"};
-  for (int i = 0; i < 4; i++) {
-    if (strcmp(cmd, later[i]) == 0) {
-      fprintf(stderr, "vedhost: '%s' is not available yet in this build\n",
-              cmd);
-      return 2;
-    }
-  }
+  if (strcmp(cmd, "fsck") == 0) return vh_fsck_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "inspect") == 0) return vh_inspect_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "export") == 0) return vh_export_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "import") == 0) return vh_import_main(argc - 1, argv + 1);
   if (cmd[0] == '-') return vh_main_bad("unknown option '%s'%s", cmd, "");
   return vh_main_bad("unknown command '%s'%s", cmd, "");
 }

@@ -26,9 +26,9 @@
  *            and values), not the bytes in memory or on disk
  *   stats    slices ended, slice rate since the oldest sample of a 1 s
  *            sampler (about the last 10 s), handler calls, flush lag and
- *            bytes written ("n/a (memory only)" until the store is wired
- *            in), the last error record of the log, the Lua heap, REPL
- *            counters
+ *            bytes written, held replies, pending sweeps and the store's
+ *            write health (host/durable.c), the last error record of the
+ *            log, the Lua heap, REPL counters
  *   reload   vh_host_reload (host/reload.c); its summary, or its error
  *   quit     handled by the client; answered OK with nothing
  * Anything else is an ERROR naming the command.
@@ -365,6 +365,10 @@ static void vh_repl_cmd_domains(vh_repl_srv_t *s, vh_repl_text_t *t) {
     vh_repl_addf(t, "%-*s  %7lld  %10zu  %12llu\n", w, d->name,
                  (long long)d->version, vh_tab_count(root),
                  (unsigned long long)vh_repl_bytes(vh_tabv(root), 0));
+    if (d->retired) /* durable.c / reload.c: not running */
+      vh_repl_addf(
+          t, "  %s: %s\n", d->refused ? "REFUSED" : "retired",
+          d->refused ? d->refused : "not declared by the scripts (state kept)");
   }
   vh_repl_addf(t,
                "(keys: top-level keys of the state; bytes: keys and values "
@@ -384,8 +388,27 @@ static void vh_repl_cmd_stats(vh_repl_srv_t *s, vh_repl_text_t *t) {
   vh_repl_addf(t, "slices:         %llu\n", (unsigned long long)h->slice_seq);
   vh_repl_addf(t, "slice rate:     %.1f/s (last %.1f s)\n", rate, secs);
   vh_repl_addf(t, "handler calls:  %llu\n", (unsigned long long)h->total_calls);
-  vh_repl_addf(t, "flush lag:      n/a (memory only)\n");
-  vh_repl_addf(t, "bytes written:  n/a (memory only)\n");
+  vh_durable_stats_t ds;
+  vh_durable__stats(h, &ds); /* host/durable.c */
+  if (!ds.on) {
+    vh_repl_addf(t, "flush lag:      n/a (no store)\n");
+    vh_repl_addf(t, "bytes written:  n/a (no store)\n");
+  } else {
+    vh_repl_addf(t,
+                 "flush lag:      %llu slice(s), %.1f ms (last batch %.1f ms "
+                 "commit to durable; durable %llu of %llu)\n",
+                 (unsigned long long)ds.lag_slices, ds.lag_ms, ds.last_ms,
+                 (unsigned long long)ds.durable,
+                 (unsigned long long)ds.submitted);
+    vh_repl_addf(t, "bytes written:  %.1f MB in %llu batch(es)\n",
+                 (double)ds.bytes / 1048576.0, (unsigned long long)ds.batches);
+    vh_repl_addf(t, "held replies:   %llu\n", (unsigned long long)ds.held);
+    vh_repl_addf(t, "sweep pending:  %llu subtree root(s)\n",
+                 (unsigned long long)ds.sweep_pending);
+    vh_repl_addf(t, "store writes:   %s (%llu failed attempt(s)%s%s)\n",
+                 ds.failing ? "FAILING" : "ok", (unsigned long long)ds.errors,
+                 ds.last_error[0] ? "; last: " : "", ds.last_error);
+  }
   char last[512];
   int64_t when = vh_log_last_error(last, sizeof last);
   if (when == 0) {

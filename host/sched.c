@@ -366,6 +366,11 @@ static vh_due_t vh_heap_pop(vh_host_t *h) {
   return top;
 }
 
+int vh_sys__restore_timer(vh_host_t *h, int64_t due, int64_t id) {
+  if (id >= h->next_tid) h->next_tid = id + 1;
+  return vh_heap_push(h, (vh_due_t){due, id});
+}
+
 /* ---- every timers ---- */
 
 void vh_every__free(vh_every_t *e) {
@@ -623,16 +628,10 @@ void vh_slice_end(vh_host_t *h) {
     vh_sys__commit(h);
   }
 
-  /* 2. Release the replies of outside calls made in this slice. */
-  while (h->replies) {
-    vh_reply_t *r = h->replies;
-    h->replies = r->next;
-    if (!h->replies) h->replies_tail = NULL;
-    r->cb(r->arg, r->reply, r->err);
-    vh_val_release(r->reply);
-    free(r->err);
-    free(r);
-  }
+  /* 2. Write the slice to the store (durable.c) and put the replies of
+   *    outside calls made in this slice behind the output gate: they are
+   *    sent once the slice is durable. */
+  vh_durable__slice_end(h);
 
   /* 3. The next slice: new ctx.now, and what it may deliver. */
   h->slice_seq++;

@@ -18,7 +18,10 @@
  *   'F'                      format record, written once at creation
  *   'M'                      the manifest
  *   'N' u64be(id)            a node: 9 bytes, big endian so ids sort in order
- *   (other capital letters are free for later use, e.g. 'Q' queued deletes)
+ *   'Q' u64be(id)            a dropped subtree rooted at node id whose nodes
+ *                            are still to be deleted (empty value; see
+ *                            persist/store_sweep.c)
+ *   (other capital letters are free for later use)
  *
  * FORMAT RECORD VALUE ('F'), 12 bytes (later versions may append fields):
  *

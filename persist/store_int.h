@@ -27,6 +27,7 @@
 #define VH_KEY_FORMAT 'F'
 #define VH_KEY_MANIFEST 'M'
 #define VH_KEY_NODE 'N'
+#define VH_KEY_SWEEP 'Q'  /* 'Q' u64be(id): a dropped subtree to sweep */
 #define VH_NODE_KEY_LEN 9 /* 'N' + u64 big endian */
 
 /* One operation of a batch. */
@@ -39,6 +40,10 @@ typedef struct vh_batch_op {
 
 #define VH_OP_PUT 1
 #define VH_OP_DEL 2
+#define VH_OP_QPUT 3 /* sweep key 'Q' + id: set (empty value) */
+#define VH_OP_QDEL 4 /* sweep key 'Q' + id: delete */
+/* Ops on 'N' keys and ops on 'Q' keys of the same id are different keys. */
+#define VH_OP_IS_SWEEP(type) ((type) >= VH_OP_QPUT)
 
 /* A batch: built by the loop thread, then (after submit) owned by the
  * store's queue and read only by the writer thread. */

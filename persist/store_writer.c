@@ -130,6 +130,16 @@ int vh_batch_del_node(vh_batch_t *b, uint64_t id) {
   return batch_add_op(b, &op);
 }
 
+int vh_batch_put_sweep(vh_batch_t *b, uint64_t id) {
+  vh_batch_op_t op = {.id = id, .type = VH_OP_QPUT};
+  return batch_add_op(b, &op);
+}
+
+int vh_batch_del_sweep(vh_batch_t *b, uint64_t id) {
+  vh_batch_op_t op = {.id = id, .type = VH_OP_QDEL};
+  return batch_add_op(b, &op);
+}
+
 int vh_batch_set_manifest(vh_batch_t *b, const void *bytes, size_t len) {
   size_t off;
   int rc = batch_append(b, VH_KIND_MANIFEST, bytes, len, &off);
@@ -142,7 +152,8 @@ int vh_batch_set_manifest(vh_batch_t *b, const void *bytes, size_t len) {
 
 /* ---- merging a group ---- */
 
-/* Open-addressing table: node id -> its last op in the group. */
+/* Open-addressing table: key (node id, and 'N' or 'Q') -> its last op in
+ * the group. */
 typedef struct last_op_table {
   const vh_batch_op_t **slot; /* NULL = empty */
   size_t mask;
@@ -151,6 +162,11 @@ typedef struct last_op_table {
 
 static size_t slot_of(const last_op_table_t *t, uint64_t id) {
   return (size_t)((id * 0x9E3779B97F4A7C15ull) >> t->shift) & t->mask;
+}
+
+/* Do a and b write the same key? */
+static int same_key(const vh_batch_op_t *a, const vh_batch_op_t *b) {
+  return a->id == b->id && VH_OP_IS_SWEEP(a->type) == VH_OP_IS_SWEEP(b->type);
 }
 
 /* Builds the table for the ops of the group; 0, or VH_ENOMEM (then the
@@ -169,16 +185,17 @@ static int table_build(last_op_table_t *t, vh_batch_t *list) {
     for (size_t i = 0; i < b->nops; i++) {
       const vh_batch_op_t *op = &b->ops[i];
       size_t j = slot_of(t, op->id);
-      while (t->slot[j] != NULL && t->slot[j]->id != op->id)
+      while (t->slot[j] != NULL && !same_key(t->slot[j], op))
         j = (j + 1) & t->mask;
       t->slot[j] = op; /* later ops overwrite earlier ones */
     }
   return 0;
 }
 
-static const vh_batch_op_t *table_get(const last_op_table_t *t, uint64_t id) {
-  size_t j = slot_of(t, id);
-  while (t->slot[j] != NULL && t->slot[j]->id != id) j = (j + 1) & t->mask;
+static const vh_batch_op_t *table_get(const last_op_table_t *t,
+                                      const vh_batch_op_t *op) {
+  size_t j = slot_of(t, op->id);
+  while (t->slot[j] != NULL && !same_key(t->slot[j], op)) j = (j + 1) & t->mask;
   return t->slot[j];
 }
 
@@ -197,14 +214,16 @@ static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
     if (b->has_manifest) man = b;
     for (size_t i = 0; i < b->nops; i++) {
       const vh_batch_op_t *op = &b->ops[i];
-      if (dedup && table_get(&t, op->id) != op) continue; /* superseded */
+      if (dedup && table_get(&t, op) != op) continue; /* superseded */
       char key[VH_NODE_KEY_LEN];
-      key[0] = VH_KEY_NODE;
+      key[0] = VH_OP_IS_SWEEP(op->type) ? VH_KEY_SWEEP : VH_KEY_NODE;
       for (int k = 0; k < 8; k++) key[1 + k] = (char)(op->id >> (56 - 8 * k));
       if (op->type == VH_OP_PUT) {
         seal_value(b->buf + op->off, op->len);
         rocksdb_writebatch_put(wb, key, sizeof key,
                                (const char *)b->buf + op->off, op->len);
+      } else if (op->type == VH_OP_QPUT) {
+        rocksdb_writebatch_put(wb, key, sizeof key, "", 0);
       } else {
         rocksdb_writebatch_delete(wb, key, sizeof key);
       }

@@ -110,6 +110,11 @@ int vh_batch_put_node(vh_batch_t *b, uint64_t id, const void *bytes,
                       size_t len);
 /* Adds "delete node id" (absent ids are fine). */
 int vh_batch_del_node(vh_batch_t *b, uint64_t id);
+/* Adds "set / delete the sweep key of id" ('Q' + id, see store_sweep.c):
+ * put marks node id as the root of a dropped subtree still on disk, to be
+ * deleted later by vh_store_sweep_node; del clears the mark. */
+int vh_batch_put_sweep(vh_batch_t *b, uint64_t id);
+int vh_batch_del_sweep(vh_batch_t *b, uint64_t id);
 /* Sets the manifest (bytes [borrowed], copied); the last call wins. */
 int vh_batch_set_manifest(vh_batch_t *b, const void *bytes, size_t len);
 /* Bytes the batch holds (what backpressure counts). */
@@ -156,6 +161,28 @@ int vh_store_iter_next(vh_store_iter_t *it, uint64_t *id, size_t *size,
                        char **errmsg);
 /* it [stolen], may be NULL. */
 void vh_store_iter_free(vh_store_iter_t *it);
+
+/* ---- sweeping dropped subtrees (persist/store_sweep.c) ---- */
+
+/* Calls fn(arg, id) for every sweep key written so far (in id order), so a
+ * host resumes the sweeps a previous run left pending. fn returning < 0
+ * stops the walk with that value. 0 or a negative VH_E* with *errmsg. */
+int vh_store_sweep_list(vh_store_t *s, int (*fn)(void *arg, uint64_t id),
+                        void *arg, char **errmsg);
+
+/* One sweep step for the subtree root id: reads node id (if it is still
+ * there), adds to b [borrowed] "delete node id", "delete sweep key id" and
+ * "put sweep key c" for each child c (tables nested in it included), and
+ * calls child(arg, c) for each c so the caller can queue them. A node that
+ * is gone already (an earlier step was written) only loses its sweep key.
+ * A node that does not decode is left in place and its sweep key deleted
+ * (fsck then reports it). Reads on the calling thread, like
+ * vh_store_get_node. 0, or VH_EIO / VH_ENOMEM with *errmsg and b possibly
+ * holding part of the step (drop b or retry the same id: ops repeat
+ * harmlessly). */
+int vh_store_sweep_node(vh_store_t *s, vh_batch_t *b, uint64_t id,
+                        int (*child)(void *arg, uint64_t id), void *arg,
+                        char **errmsg);
 
 /* Secondary only: catch up with the primary's newest writes. */
 int vh_store_catch_up(vh_store_t *s, char **errmsg);

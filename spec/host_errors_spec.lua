@@ -120,13 +120,16 @@ describe("vedhost bad input", function()
     assert.truthy(one_line(r):find("--memory-limit", 1, true))
   end)
 
-  it("says later subcommands are not available yet", function()
-    for _, cmd in ipairs({ "inspect", "fsck", "export", "import" }) do
-      local r = run_in({}, { cmd })
-      assert.are.equal(2, r.code)
-      assert.truthy(one_line(r):find("'" .. cmd .. "' is not available yet",
-                                     1, true))
-    end
+  it("export and import: bad usage and a missing data dir", function()
+    local r = run_in({}, { "import" })
+    assert.are.equal(2, r.code)
+    assert.truthy(one_line(r):find("import needs a FILE", 1, true))
+    r = run_in({}, { "export", "--bogus" })
+    assert.are.equal(2, r.code)
+    assert.truthy(one_line(r):find("--bogus", 1, true))
+    r = run_in({}, { "export", "--data", "nodir", "out.vx" })
+    assert.are.equal(1, r.code)
+    assert.truthy(one_line(r):find("nodir", 1, true))
   end)
 
   it("repl without a running host says how to start one", function()

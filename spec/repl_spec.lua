@@ -225,8 +225,9 @@ describe("vedhost repl -e", function()
   it("shows stats", function()
     local out = ok(dir, ":stats")
     for _, field in ipairs({ "slices: +%d+\n", "slice rate: +[%d.]+/s",
-                             "flush lag: +n/a %(memory only%)",
-                             "bytes written: +n/a %(memory only%)",
+                             "flush lag: +%d+ slice%(s%), [%d.]+ ms",
+                             "bytes written: +[%d.]+ MB in %d+ batch",
+                             "store writes: +ok",
                              "last error: " }) do
       assert.truthy(out:find(field), field .. " in\n" .. out)
     end
@@ -305,6 +306,6 @@ describe("vedhost repl limits", function()
     proc.rmdir(dir)
   end)
 
-  pending("the value persists after kill -9 right after the reply " ..
-          "(needs the store: state is in memory in this build)")
+  -- "the value persists after kill -9 right after the reply": see
+  -- spec/persist_restart_spec.lua (it needs the store, host/durable.c).
 end)

@@ -3,7 +3,8 @@
 # Runs apt-get only when something is missing; needs root (or sudo).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev
-      librocksdb-dev libzstd-dev lua-busted libedit-dev)
+      librocksdb-dev libzstd-dev lua-busted libedit-dev clang-format libhttp-parser-dev
+      libjansson-dev curl wrk)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \

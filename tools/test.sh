@@ -4,6 +4,8 @@
 # Set VH_SKIP_SANITIZE=1 to skip the sanitizer pass while iterating.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+bash tools/deps.sh
+bash tools/format-check.sh
 bash tools/build.sh build -DVH_WERROR=ON
 (cd build && ctest --output-on-failure --timeout 600)
 if [ "${VH_SKIP_SANITIZE:-0}" != 1 ]; then

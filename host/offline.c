@@ -1,0 +1,268 @@
+/*
+ * offline.c - opening a data dir for reading beside (or without) a host,
+ * for `vedhost fsck` and `vedhost inspect` (vh_offline.h).
+ *
+ * WHY A SECONDARY. A running host holds DATA/LOCK and RocksDB's own lock
+ * on DATA/db; a read-only open beside a live writer is undefined
+ * (DESIGN.md, Storage choices). A RocksDB secondary instance is made for
+ * this: it reads the primary's files, replays the primary's WAL into its
+ * own memtable (so a host killed with kill -9 is seen at its last written
+ * batch), takes no lock and writes only into its own scratch directory.
+ * That directory is a fresh mkdtemp under $TMPDIR (or /tmp), removed at
+ * close, so the data dir is never written. Between open and close the
+ * view does not move (we never catch up again), so the manifest and every
+ * node read belong to one batch boundary: the state at the end of a slice.
+ *
+ * The secondary keeps every SST file it has seen open (the store sets
+ * max_open_files = -1, which secondaries require), so a compaction of the
+ * primary that deletes a file does not pull it from under our reads.
+ *
+ * THE ID MAP is open addressing with linear probing over u64 ids (0 marks
+ * an empty slot; node ids are never 0), grown at 1/2 load. fsck keeps one
+ * record per reachable node (32 bytes), so a 1M-key state (~100k-300k
+ * nodes) costs a few MB.
+ */
+#define _XOPEN_SOURCE 700 /* nftw */
+#include "vh_offline.h"
+
+#include <errno.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "vh_trie.h"
+
+/* ---- scratch dir ---- */
+
+static int vh_offline__rm_one(const char *path, const struct stat *sb, int flag,
+                              struct FTW *ftw) {
+  (void)sb;
+  (void)flag;
+  (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void vh_offline__rm_tree(const char *dir) {
+  nftw(dir, vh_offline__rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *vh_offline__mkscratch(void) {
+  const char *tmp = getenv("TMPDIR");
+  if (tmp == NULL || *tmp == '\0') tmp = "/tmp";
+  size_t n = strlen(tmp) + sizeof "/vedhost-secondary-XXXXXX";
+  char *p = malloc(n);
+  if (p == NULL) return NULL;
+  snprintf(p, n, "%s/vedhost-secondary-XXXXXX", tmp);
+  if (mkdtemp(p) == NULL) {
+    free(p);
+    return NULL;
+  }
+  return p;
+}
+
+/* ---- open / close ---- */
+
+void vh_offline_close(vh_offline_t *o) {
+  if (o->store != NULL) vh_store_close(o->store, NULL);
+  o->store = NULL;
+  if (o->scratch != NULL) vh_offline__rm_tree(o->scratch);
+  free(o->scratch);
+  o->scratch = NULL;
+  free(o->data_dir);
+  o->data_dir = NULL;
+  vh_manifest_free(&o->man);
+  o->has_manifest = 0;
+}
+
+int vh_offline_open(vh_offline_t *o, const char *data_dir, char *err,
+                    size_t cap) {
+  memset(o, 0, sizeof *o);
+  struct stat sb;
+  if (stat(data_dir, &sb) != 0) {
+    snprintf(err, cap,
+             "no data dir %s (%s); check --data, or start a host with "
+             "`vedhost run --data %s SCRIPT`",
+             data_dir, strerror(errno), data_dir);
+    return VH_ENOENT;
+  }
+  if (!S_ISDIR(sb.st_mode)) {
+    snprintf(err, cap, "%s is not a directory; point --data at a data dir",
+             data_dir);
+    return VH_ENOENT;
+  }
+  o->data_dir = strdup(data_dir);
+  o->scratch = vh_offline__mkscratch();
+  if (o->data_dir == NULL || o->scratch == NULL) {
+    snprintf(err, cap, "cannot create a scratch dir under $TMPDIR or /tmp");
+    vh_offline_close(o);
+    return VH_EIO;
+  }
+  vh_store_opts_t so;
+  vh_store_opts_init(&so);
+  so.read_only_secondary = 1;
+  so.secondary_path = o->scratch;
+  so.cache_bytes = (size_t)16 << 20;
+  char *msg = NULL;
+  int rc = vh_store_open(data_dir, &so, &o->store, &msg);
+  if (rc == 0) rc = vh_store_catch_up(o->store, &msg);
+  if (rc != 0) {
+    snprintf(err, cap, "%s", msg ? msg : vh_err_name(rc));
+    free(msg);
+    vh_offline_close(o);
+    return rc;
+  }
+  void *bytes = NULL;
+  size_t len = 0;
+  rc = vh_store_get_manifest(o->store, &bytes, &len, &msg);
+  if (rc == VH_ENOENT) {
+    free(msg);
+    return 0; /* a store that never committed a slice */
+  }
+  if (rc == 0) {
+    rc = vh_manifest_decode(bytes, len, &o->man, &msg);
+    free(bytes);
+  }
+  if (rc != 0) {
+    snprintf(err, cap,
+             "%s/db: %s; the data dir is damaged: restore it from a "
+             "backup or move it away",
+             data_dir, msg ? msg : vh_err_name(rc));
+    free(msg);
+    vh_offline_close(o);
+    return rc;
+  }
+  o->has_manifest = 1;
+  return 0;
+}
+
+/* ---- the lazy loader over the secondary ---- */
+
+static int vh_offline__load(void *arg, uint64_t id, const void **bytes,
+                            size_t *len) {
+  vh_offline_t *o = arg;
+  void *p = NULL;
+  char *msg = NULL;
+  int rc = vh_store_get_node(o->store, id, &p, len, &msg);
+  free(msg);
+  *bytes = p;
+  return rc;
+}
+
+static void vh_offline__unload(void *arg, const void *bytes) {
+  (void)arg;
+  free((void *)bytes);
+}
+
+void vh_offline_use_loader(vh_offline_t *o) {
+  vh_trie_set_loader(vh_offline__load, vh_offline__unload, o);
+}
+
+int vh_offline_sweep_ids(vh_offline_t *o, int (*fn)(void *arg, uint64_t id),
+                         void *arg, char **errmsg) {
+  return vh_store_sweep_list(o->store, fn, arg, errmsg);
+}
+
+/* ---- arguments ---- */
+
+int vh_offline_args(int argc, char **argv, const char *usage, const char **data,
+                    const char **arg) {
+  *data = "./vedhost.data";
+  if (arg) *arg = NULL;
+  int only_args = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!only_args && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
+      fputs(usage, stdout);
+      return 1;
+    }
+    if (!only_args && strcmp(a, "--") == 0) {
+      only_args = 1;
+      continue;
+    }
+    if (!only_args && strncmp(a, "--data", 6) == 0 &&
+        (a[6] == '\0' || a[6] == '=')) {
+      const char *v = a[6] == '=' ? a + 7 : (i + 1 < argc ? argv[++i] : NULL);
+      if (v == NULL || *v == '\0') {
+        fprintf(stderr,
+                "vedhost: option '--data' needs a value; see vedhost "
+                "--help\n");
+        return 2;
+      }
+      *data = v;
+      continue;
+    }
+    if (!only_args && a[0] == '-' && a[1] != '\0') {
+      fprintf(stderr,
+              "vedhost: unknown option '%s' for %s; see vedhost --help\n", a,
+              argv[0]);
+      return 2;
+    }
+    if (arg == NULL || *arg != NULL) {
+      fprintf(stderr,
+              "vedhost: unexpected argument '%s' for %s; see vedhost "
+              "--help\n",
+              a, argv[0]);
+      return 2;
+    }
+    *arg = a;
+  }
+  return 0;
+}
+
+/* ---- id map ---- */
+
+static size_t vh_idmap__hash(uint64_t x) {
+  x ^= x >> 33;
+  x *= 0xff51afd7ed558ccdull;
+  x ^= x >> 33;
+  return (size_t)x;
+}
+
+vh_idrec_t *vh_idmap_get(const vh_idmap_t *m, uint64_t id) {
+  if (m->cap == 0 || id == 0) return NULL;
+  for (size_t i = vh_idmap__hash(id) & (m->cap - 1);;
+       i = (i + 1) & (m->cap - 1)) {
+    if (m->slot[i].id == id) return &m->slot[i];
+    if (m->slot[i].id == 0) return NULL;
+  }
+}
+
+static int vh_idmap__grow(vh_idmap_t *m) {
+  size_t cap = m->cap ? m->cap * 2 : 1024;
+  vh_idrec_t *s = calloc(cap, sizeof *s);
+  if (s == NULL) return VH_ENOMEM;
+  for (size_t k = 0; k < m->cap; k++) {
+    if (m->slot[k].id == 0) continue;
+    size_t i = vh_idmap__hash(m->slot[k].id) & (cap - 1);
+    while (s[i].id != 0) i = (i + 1) & (cap - 1);
+    s[i] = m->slot[k];
+  }
+  free(m->slot);
+  m->slot = s;
+  m->cap = cap;
+  return 0;
+}
+
+vh_idrec_t *vh_idmap_put(vh_idmap_t *m, uint64_t id, int *added) {
+  if (added) *added = 0;
+  if (id == 0) return NULL;
+  if ((m->n + 1) * 2 > m->cap && vh_idmap__grow(m) != 0) return NULL;
+  size_t i = vh_idmap__hash(id) & (m->cap - 1);
+  while (m->slot[i].id != 0 && m->slot[i].id != id) i = (i + 1) & (m->cap - 1);
+  if (m->slot[i].id == 0) {
+    memset(&m->slot[i], 0, sizeof m->slot[i]);
+    m->slot[i].id = id;
+    m->n++;
+    if (added) *added = 1;
+  }
+  return &m->slot[i];
+}
+
+void vh_idmap_free(vh_idmap_t *m) {
+  free(m->slot);
+  m->slot = NULL;
+  m->cap = m->n = 0;
+}

@@ -1,0 +1,489 @@
+/*
+ * plugin.c - native plugins: loading shared objects, checking their ABI,
+ * and the table of host functions they get (include/vedhost/plugin.h).
+ *
+ * WHY A TABLE. A plugin never links against the host: it receives one
+ * vedhost_api_t with function pointers, so the host's symbols, value
+ * layout and internal headers can change freely; only the table's layout
+ * is the contract, versioned major.minor. Lua and libuv are shared
+ * libraries of the process, so a plugin uses their APIs directly on the
+ * lua_State and uv_loop_t it is handed.
+ *
+ * LOADING (before the scripts, so that modules exist for `require`):
+ *   dlopen(RTLD_NOW | RTLD_LOCAL)   -> "cannot load: <dlerror>"
+ *   dlsym("vedhost_plugin_abi")     -> "not a vedhost plugin"
+ *   abi.major == ours, minor <= ours -> else "built for ABI a.b"
+ *   dlsym("vedhost_plugin_init")    -> "missing symbol"
+ *   init(api, err, cap) == 0        -> else "init failed: <err>"
+ * Each failure is one line for main.c and the process exits 1. Built-in
+ * plugins (the HTTP ingress) go through the same checks with a static
+ * ABI record, so the ingress proves the ABI is enough for a real plugin.
+ *
+ * CALLS. api->call parses the JSON payload (json.c), checks that the
+ * domain and its handler exist (so that a caller gets "not found" at once
+ * rather than a failed call later), and hands the value to vh_host_call.
+ * The reply callback of vh_host_call runs once the slice is durable (the
+ * output gate is the host's); it encodes the reply as JSON and calls the
+ * plugin's callback. Errors from the host arrive as text: "vedhost
+ * stopped before the call ran" maps to VEDHOST_ESTOPPED, "the domain is
+ * gone" to VEDHOST_ENODOMAIN, a missing handler (a reload removed it
+ * between the check and the call) to VEDHOST_ENOEVENT, anything else is a
+ * handler error, VEDHOST_EHANDLER.
+ *
+ * LIFE. One host per process, so the plugin registry is process-wide (as
+ * the watchdog's host pointer in call.c). Stop callbacks run in reverse
+ * load order once the loop stopped (vh_plugin__stop, from vh_host_run);
+ * the shared objects are closed only in vh_plugin__free, at the very end
+ * of vh_host_free, because calls still pending when the loop stopped are
+ * answered (ESTOPPED) while the host is freed, and those callbacks are
+ * plugin code.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "host_int.h"
+#include "vh_json.h"
+#include "vh_log.h"
+#include "vh_plugin.h"
+
+typedef struct vh_plug {
+  void *dl;          /* [owned] dlopen handle, NULL for a built-in */
+  char *path;        /* [owned] file, or the built-in's name */
+  char *config;      /* [owned] may be NULL */
+  vedhost_api_t api; /* the table this plugin holds a pointer to */
+  const char *name;  /* [borrowed] abi->name (static in the plugin) */
+} vh_plug_t;
+
+typedef struct vh_stop_hook {
+  void (*fn)(void *arg);
+  void *arg;
+} vh_stop_hook_t;
+
+/* The registry; loop thread only. */
+static struct {
+  vh_host_t *h;      /* the host the plugins belong to */
+  vh_plug_t **plugs; /* [owned] in load order */
+  size_t nplugs, capplugs;
+  vh_stop_hook_t *stops; /* [owned] */
+  size_t nstops, capstops;
+  int stopped; /* the stop hooks ran */
+} vh_plugins;
+
+/* A call in flight through api->call. */
+typedef struct vh_pcall {
+  vedhost_reply_fn cb;
+  void *arg;
+} vh_pcall_t;
+
+static vh_host_t *vh_plugin_host(vedhost_t *host) {
+  return (vh_host_t *)host;
+}
+
+/* ---- the table ---- */
+
+static uv_loop_t *vh_api_loop(vedhost_t *host) {
+  return &vh_plugin_host(host)->loop;
+}
+
+typedef struct vh_regmod {
+  const char *name;
+  lua_CFunction open;
+} vh_regmod_t;
+
+static int vh_api_register_p(lua_State *L) {
+  vh_regmod_t *r = lua_touserdata(L, 1);
+  luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_PRELOAD_TABLE);
+  lua_pushcfunction(L, r->open);
+  lua_setfield(L, -2, r->name);
+  return 0;
+}
+
+static int vh_api_register_module(vedhost_t *host, const char *name,
+                                  lua_CFunction open) {
+  vh_host_t *h = vh_plugin_host(host);
+  if (h->phase != VH_PHASE_LOAD || !name || !*name || !open)
+    return VEDHOST_EINVAL;
+  vh_regmod_t r = {name, open};
+  lua_pushcfunction(h->L, vh_api_register_p);
+  lua_pushlightuserdata(h->L, &r);
+  if (lua_pcall(h->L, 1, 0, 0) != LUA_OK) {
+    lua_pop(h->L, 1);
+    return VEDHOST_ENOMEM;
+  }
+  vh_log(VH_LOG_DEBUG, "vedhost", "plugin module '%s' registered", name);
+  return 0;
+}
+
+/* 1 if domain d has a handler function for event. */
+static int vh_plugin_has_event(vh_host_t *h, vh_domain_t *d,
+                               const char *event) {
+  lua_State *L = h->L;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, d->on_ref);
+  lua_pushstring(L, event);
+  int t = lua_rawget(L, -2);
+  lua_settop(L, top);
+  return t == LUA_TFUNCTION;
+}
+
+static void vh_plugin_on_reply(void *arg, vh_val_t reply, const char *err) {
+  vh_pcall_t *c = arg;
+  if (err) {
+    int st = VEDHOST_EHANDLER;
+    if (strcmp(err, "vedhost stopped before the call ran") == 0)
+      st = VEDHOST_ESTOPPED;
+    else if (strcmp(err, "the domain is gone") == 0)
+      st = VEDHOST_ENODOMAIN;
+    else if (strstr(err, "' has no handler for event '") &&
+             strncmp(err, "domain '", 8) == 0)
+      st = VEDHOST_ENOEVENT;
+    c->cb(c->arg, st, err, strlen(err));
+  } else {
+    char *js = NULL;
+    size_t n = 0;
+    int rc = vh_json_encode(reply, &js, &n);
+    if (rc == 0) {
+      c->cb(c->arg, 0, js, n);
+    } else {
+      const char *m = rc == VH_JSON_EIO ? "the reply could not be read back "
+                                          "from the store"
+                                        : "out of memory encoding the reply";
+      c->cb(c->arg, rc == VH_JSON_EIO ? VEDHOST_EIO : VEDHOST_ENOMEM, m,
+            strlen(m));
+    }
+    free(js);
+  }
+  free(c);
+}
+
+static int vh_api_call(vedhost_t *host, const char *domain, const char *event,
+                       const char *json, size_t len, vedhost_reply_fn cb,
+                       void *arg, char *err, size_t cap) {
+  vh_host_t *h = vh_plugin_host(host);
+  char tmp[8];
+  if (!err) {
+    err = tmp;
+    cap = sizeof tmp;
+  }
+  if (!domain || !event || !cb) {
+    snprintf(err, cap, "domain, event and callback are required");
+    return VEDHOST_EINVAL;
+  }
+  if (h->phase == VH_PHASE_STOP || h->stop_requested) {
+    snprintf(err, cap, "vedhost is stopping");
+    return VEDHOST_ESTOPPED;
+  }
+  vh_domain_t *d = vh_host__find(h, domain, strlen(domain));
+  if (!d || d->retired) {
+    snprintf(err, cap, "no domain '%s'", domain);
+    return VEDHOST_ENODOMAIN;
+  }
+  if (!vh_plugin_has_event(h, d, event)) {
+    snprintf(err, cap, "domain '%s' has no handler for event '%s'", domain,
+             event);
+    return VEDHOST_ENOEVENT;
+  }
+  vh_val_t payload = vh_nil();
+  int rc = json ? vh_json_decode(json, len, &payload, err, cap) : 0;
+  if (rc != 0) return rc == VH_ENOMEM ? VEDHOST_ENOMEM : VEDHOST_EJSON;
+  vh_pcall_t *c = malloc(sizeof *c);
+  if (!c) {
+    vh_val_release(payload);
+    snprintf(err, cap, "out of memory");
+    return VEDHOST_ENOMEM;
+  }
+  c->cb = cb;
+  c->arg = arg;
+  rc = vh_host_call(h, domain, event, payload, vh_plugin_on_reply, c);
+  if (rc != 0) {
+    free(c);
+    snprintf(err, cap, "%s",
+             rc == VH_HOST_ENODOMAIN ? "no such domain"
+             : rc == VH_ENOMEM       ? "out of memory"
+                                     : "vedhost is stopping");
+    return rc == VH_HOST_ENODOMAIN ? VEDHOST_ENODOMAIN
+           : rc == VH_ENOMEM       ? VEDHOST_ENOMEM
+                                   : VEDHOST_ESTOPPED;
+  }
+  return 0;
+}
+
+/* Look up one path key in table t: an integer (or float) key first when
+ * the text reads as a number, then the string key. *out [borrowed]. */
+static void vh_plugin_path_get(const vh_tab_t *t, const char *k,
+                               vh_val_t *out) {
+  *out = vh_nil();
+  char *end;
+  if (*k && *k != ' ' && *k != '+') {
+    errno = 0;
+    long long i = strtoll(k, &end, 10);
+    if (!errno && *end == '\0') {
+      vh_tab_get_int(t, (int64_t)i, out);
+    } else {
+      double f = strtod(k, &end);
+      vh_val_t key = vh_float(f);
+      if (*end == '\0' && vh_key_norm(&key) == 0) vh_tab_get(t, key, out);
+    }
+  }
+  if (out->type == VH_TNIL) vh_tab_get_str(t, k, strlen(k), out);
+}
+
+static int vh_api_read_json(vedhost_t *host, const char *domain,
+                            const char *const *path, size_t npath, char **out,
+                            size_t *outlen) {
+  vh_host_t *h = vh_plugin_host(host);
+  *out = NULL;
+  *outlen = 0;
+  vh_domain_t *d = domain ? vh_host__find(h, domain, strlen(domain)) : NULL;
+  if (!d) return VEDHOST_ENODOMAIN;
+  vh_tab_t *root = vhl_state_root(d->st);
+  vh_val_t v = root ? vh_tabv(root) : vh_nil();
+  vh_trie_fault_clear();
+  for (size_t i = 0; i < npath; i++) {
+    if (v.type != VH_TTAB) return VEDHOST_ENOTFOUND;
+    vh_plugin_path_get(v.u.t, path[i], &v);
+    if (v.type == VH_TNIL) {
+      int f = vh_trie_fault(NULL);
+      vh_trie_fault_clear();
+      return f ? VEDHOST_EIO : VEDHOST_ENOTFOUND;
+    }
+  }
+  int rc = vh_json_encode(v, out, outlen);
+  if (rc == VH_JSON_EIO) return VEDHOST_EIO;
+  return rc == 0 ? 0 : VEDHOST_ENOMEM;
+}
+
+static void vh_api_stats(vedhost_t *host, vedhost_stats_t *out, size_t size) {
+  vh_host_t *h = vh_plugin_host(host);
+  vedhost_stats_t s;
+  s.slices = (int64_t)h->slice_seq;
+  s.handler_calls = (int64_t)h->total_calls;
+  s.handler_errors = -1;
+  s.lua_heap_bytes = (int64_t)h->heap;
+  s.lua_heap_peak = (int64_t)h->heap_peak;
+  s.domains = h->ndoms;
+  s.start_ms = -1;
+  s.boot_ms = -1;
+  vh_durable_stats_t ds;
+  memset(&ds, 0, sizeof ds);
+  vh_durable__stats(h, &ds);
+  s.flush_lag_ms = ds.on ? (int64_t)ds.lag_ms : -1;
+  s.bytes_written = ds.on ? (int64_t)ds.bytes : -1;
+  memcpy(out, &s, size < sizeof s ? size : sizeof s);
+}
+
+static int vh_api_running(vedhost_t *host) {
+  vh_host_t *h = vh_plugin_host(host);
+  return h->phase == VH_PHASE_RUN && !h->stop_requested;
+}
+
+static int vh_api_on_stop(vedhost_t *host, void (*fn)(void *arg), void *arg) {
+  (void)host;
+  if (!fn) return VEDHOST_EINVAL;
+  if (vh_plugins.nstops == vh_plugins.capstops) {
+    size_t nc = vh_plugins.capstops ? vh_plugins.capstops * 2 : 8;
+    vh_stop_hook_t *ns = realloc(vh_plugins.stops, nc * sizeof *ns);
+    if (!ns) return VEDHOST_ENOMEM;
+    vh_plugins.stops = ns;
+    vh_plugins.capstops = nc;
+  }
+  vh_plugins.stops[vh_plugins.nstops].fn = fn;
+  vh_plugins.stops[vh_plugins.nstops].arg = arg;
+  vh_plugins.nstops++;
+  return 0;
+}
+
+static void vh_api_log(vedhost_t *host, int level, const char *tag,
+                       const char *msg) {
+  (void)host;
+  if (level < VEDHOST_LOG_DEBUG) level = VEDHOST_LOG_DEBUG;
+  if (level > VEDHOST_LOG_ERROR) level = VEDHOST_LOG_ERROR;
+  vh_log_text((vh_log_level_t)level, tag ? tag : "plugin", msg ? msg : "",
+              NULL);
+}
+
+static void vh_api_free(void *p) {
+  free(p);
+}
+
+/* ---- loading ---- */
+
+static void vh_plug_free(vh_plug_t *p) {
+  if (!p) return;
+  if (p->dl) dlclose(p->dl);
+  free(p->path);
+  free(p->config);
+  free(p);
+}
+
+/* Check abi, run init and keep the record (p [stolen]). */
+static int vh_plugin_start(vh_host_t *h, vh_plug_t *p,
+                           const vedhost_plugin_abi_t *abi,
+                           vedhost_plugin_init_fn init, char *err, size_t cap) {
+  if (vh_plugins.h && vh_plugins.h != h) {
+    snprintf(err, cap, "plugin %s: another host owns the plugins", p->path);
+    vh_plug_free(p);
+    return VH_PLUGIN_ELOAD;
+  }
+  if (abi->major != VEDHOST_PLUGIN_ABI_MAJOR ||
+      abi->minor > VEDHOST_PLUGIN_ABI_MINOR) {
+    snprintf(err, cap,
+             "plugin %s was built for plugin ABI %u.%u, but this vedhost "
+             "has ABI %d.%d: rebuild it against this vedhost's "
+             "vedhost/plugin.h",
+             p->path, abi->major, abi->minor, VEDHOST_PLUGIN_ABI_MAJOR,
+             VEDHOST_PLUGIN_ABI_MINOR);
+    vh_plug_free(p);
+    return VH_PLUGIN_ELOAD;
+  }
+  if (vh_plugins.nplugs == vh_plugins.capplugs) {
+    size_t nc = vh_plugins.capplugs ? vh_plugins.capplugs * 2 : 4;
+    vh_plug_t **np = realloc(vh_plugins.plugs, nc * sizeof *np);
+    if (!np) {
+      snprintf(err, cap, "plugin %s: out of memory", p->path);
+      vh_plug_free(p);
+      return VH_ENOMEM;
+    }
+    vh_plugins.plugs = np;
+    vh_plugins.capplugs = nc;
+  }
+  vh_plugins.h = h;
+  p->name = abi->name ? abi->name : "plugin";
+  vedhost_api_t *a = &p->api;
+  a->abi_major = VEDHOST_PLUGIN_ABI_MAJOR;
+  a->abi_minor = VEDHOST_PLUGIN_ABI_MINOR;
+  a->size = sizeof *a;
+  a->host = (vedhost_t *)h;
+  a->config = p->config;
+  a->loop = vh_api_loop;
+  a->register_module = vh_api_register_module;
+  a->call = vh_api_call;
+  a->read_json = vh_api_read_json;
+  a->stats = vh_api_stats;
+  a->running = vh_api_running;
+  a->on_stop = vh_api_on_stop;
+  a->log = vh_api_log;
+  a->free = vh_api_free;
+  /* Kept before init runs: init may register stop hooks, and a failed
+   * init still has its object closed only at vh_host_free. */
+  vh_plugins.plugs[vh_plugins.nplugs++] = p;
+  char why[512] = "";
+  int rc = init(a, why, sizeof why);
+  if (rc != 0) {
+    snprintf(err, cap, "plugin %s (%s): init failed: %s", p->path, p->name,
+             why[0] ? why : "no reason given");
+    return VH_PLUGIN_ELOAD;
+  }
+  vh_log(VH_LOG_INFO, "vedhost", "plugin %s loaded (%s, ABI %u.%u)", p->name,
+         p->path, abi->major, abi->minor);
+  return 0;
+}
+
+static vh_plug_t *vh_plug_new(const char *path, size_t plen,
+                              const char *config) {
+  vh_plug_t *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->path = strndup(path, plen);
+  p->config = config ? strdup(config) : NULL;
+  if (!p->path || (config && !p->config)) {
+    vh_plug_free(p);
+    return NULL;
+  }
+  return p;
+}
+
+int vh_plugin_load(vh_host_t *h, const char *spec, char *err, size_t cap) {
+  if (h->phase != VH_PHASE_LOAD) {
+    snprintf(err, cap, "plugins can only be loaded before the loop runs");
+    return VH_PLUGIN_ELOAD;
+  }
+  /* PATH=CONFIG: the first '=' that follows ".so" splits them. */
+  const char *eq = spec;
+  while ((eq = strchr(eq, '=')) != NULL &&
+         !(eq - spec >= 3 && memcmp(eq - 3, ".so", 3) == 0))
+    eq++;
+  size_t plen = eq ? (size_t)(eq - spec) : strlen(spec);
+  vh_plug_t *p = vh_plug_new(spec, plen, eq ? eq + 1 : NULL);
+  if (!p) {
+    snprintf(err, cap, "plugin %s: out of memory", spec);
+    return VH_ENOMEM;
+  }
+  /* dlopen searches the library path for a bare name: make "x.so" mean
+   * the file in the current directory, as for scripts. */
+  char *file = p->path;
+  char *owned = NULL;
+  if (!strchr(file, '/')) {
+    owned = malloc(strlen(file) + 3);
+    if (owned) {
+      memcpy(owned, "./", 2);
+      strcpy(owned + 2, file);
+      file = owned;
+    }
+  }
+  dlerror();
+  p->dl = dlopen(file, RTLD_NOW | RTLD_LOCAL);
+  free(owned);
+  if (!p->dl) {
+    const char *e = dlerror();
+    snprintf(err, cap, "plugin %s: cannot load: %s", p->path,
+             e ? e : "unknown error");
+    vh_plug_free(p);
+    return VH_PLUGIN_ELOAD;
+  }
+  const vedhost_plugin_abi_t *abi = dlsym(p->dl, "vedhost_plugin_abi");
+  if (!abi) {
+    snprintf(err, cap,
+             "plugin %s: missing symbol vedhost_plugin_abi (not a vedhost "
+             "plugin? declare it with VEDHOST_PLUGIN(\"name\"))",
+             p->path);
+    vh_plug_free(p);
+    return VH_PLUGIN_ELOAD;
+  }
+  void *sym = dlsym(p->dl, "vedhost_plugin_init");
+  if (!sym) {
+    snprintf(err, cap,
+             "plugin %s: missing symbol vedhost_plugin_init (every plugin "
+             "must export int vedhost_plugin_init(const vedhost_api_t *, "
+             "char *, size_t))",
+             p->path);
+    vh_plug_free(p);
+    return VH_PLUGIN_ELOAD;
+  }
+  vedhost_plugin_init_fn init;
+  memcpy(&init, &sym, sizeof init); /* object to function pointer */
+  return vh_plugin_start(h, p, abi, init, err, cap);
+}
+
+int vh_plugin_add(vh_host_t *h, const vedhost_plugin_abi_t *abi,
+                  vedhost_plugin_init_fn init, const char *config, char *err,
+                  size_t cap) {
+  const char *name = abi->name ? abi->name : "built-in";
+  if (h->phase != VH_PHASE_LOAD) {
+    snprintf(err, cap, "plugins can only be added before the loop runs");
+    return VH_PLUGIN_ELOAD;
+  }
+  vh_plug_t *p = vh_plug_new(name, strlen(name), config);
+  if (!p) {
+    snprintf(err, cap, "plugin %s: out of memory", name);
+    return VH_ENOMEM;
+  }
+  return vh_plugin_start(h, p, abi, init, err, cap);
+}
+
+void vh_plugin__stop(vh_host_t *h) {
+  if (vh_plugins.h != h || vh_plugins.stopped) return;
+  vh_plugins.stopped = 1;
+  for (size_t i = vh_plugins.nstops; i-- > 0;)
+    vh_plugins.stops[i].fn(vh_plugins.stops[i].arg);
+}
+
+void vh_plugin__free(vh_host_t *h) {
+  if (vh_plugins.h != h) return;
+  for (size_t i = vh_plugins.nplugs; i-- > 0;)
+    vh_plug_free(vh_plugins.plugs[i]);
+  free(vh_plugins.plugs);
+  free(vh_plugins.stops);
+  memset(&vh_plugins, 0, sizeof vh_plugins);
+}

@@ -1,0 +1,38 @@
+/*
+ * vh_json.h - JSON text <-> state values (vh_val_t), on top of jansson.
+ *
+ * The mapping is the one documented in include/vedhost/plugin.h (VALUES):
+ * JSON that a state cannot hold exactly (null inside an array, an integer
+ * outside int64, invalid UTF-8, nesting deeper than VH_JSON_MAX_DEPTH) is
+ * refused with a message naming the path; output never fails on content
+ * (invalid UTF-8 bytes become U+FFFD, infinities null).
+ */
+#ifndef VH_JSON_H
+#define VH_JSON_H
+
+#include <stddef.h>
+
+#include "vh_trie.h"
+
+#define VH_JSON_MAX_DEPTH 512
+
+#define VH_JSON_EPARSE (-40) /* bad or unrepresentable JSON: see err */
+#define VH_JSON_EIO (-41)    /* a node could not be read from the store */
+
+/* Parse len bytes of JSON text at text [borrowed] into *out [new]. Empty
+ * text (or only whitespace) is nil. 0, VH_ENOMEM, or VH_JSON_EPARSE with
+ * a one-line message in err (cap bytes; "$.a[2]: null inside an array").
+ */
+int vh_json_decode(const char *text, size_t len, vh_val_t *out, char *err,
+                   size_t cap);
+
+/* Write v [borrowed] as compact JSON: *out [new, malloc'ed, NUL-terminated]
+ * and *outlen. 0, VH_ENOMEM, or VH_JSON_EIO when a lazily loaded node
+ * could not be read (the fault is cleared). */
+int vh_json_encode(vh_val_t v, char **out, size_t *outlen);
+
+/* A JSON object {"error": msg} (msg [borrowed], any bytes) as *out [new,
+ * malloc'ed], *outlen. 0 or VH_ENOMEM. */
+int vh_json_error(const char *msg, char **out, size_t *outlen);
+
+#endif /* VH_JSON_H */
