@@ -12,11 +12,11 @@ describe("examples", function()
     local r = proc.run({ "run", example("hello.lua") }, { cwd = dir })
     assert.are.equal(0, r.code, r.log)
     assert.truthy(r.out:find("hello: run 1, tick 5 (0 left)", 1, true), r.out)
-    -- a second run in the same data dir starts and ends cleanly too
+    -- a second run in the same data dir carries on from the stored state
     r = proc.run({ "run", example("hello.lua") }, { cwd = dir })
     proc.rmdir(dir)
     assert.are.equal(0, r.code, r.log)
-    assert.truthy(r.out:find("(0 left)", 1, true), r.out)
+    assert.truthy(r.out:find("hello: run 2, tick 10 (0 left)", 1, true), r.out)
   end)
 
   it("counter.lua ticks every second and stops on SIGTERM", function()
