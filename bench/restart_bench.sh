@@ -80,13 +80,19 @@ script() { # TEMPLATE OUT N K IDLE
 }
 
 # timed_restart DIR DATA K N -> prints elapsed seconds, or "n/a" on a wrong
-# count (with a log line)
+# count (with a log line). Also appends "process start to first handler" in
+# seconds to DIR/first: wall ms before exec (so it includes the harness's
+# own fork/exec) to the ctx.now the first handler sees (an upper bound).
 timed_restart() {
-  local dir=$1 data=$2 K=$3 N=$4 el rc line
+  local dir=$1 data=$2 K=$3 N=$4 el rc line t0 first
   script restart.lua.in "$dir/restart.lua" 0 "$K" false
   : >"$dir/restart.out"
+  t0=$(date +%s%3N)
   read -r el rc < <(vbtime cmd 300 "$dir/restart.out" -- "$VEDHOST" run \
     --data "$data" --no-watch "$dir/restart.lua")
+  first=$(awk '$1 == "RB_FIRST" {print $2}' "$dir/restart.out" | tail -1)
+  [ -n "$first" ] && awk -v a="$t0" -v b="$first" \
+    'BEGIN {printf "%.3f\n", (b - a) / 1000}' >>"$dir/first"
   line=$(grep -o 'RB_COUNT [0-9]* [^ ]*' "$dir/restart.out" | tail -1)
   if [ "$rc" != 0 ] || [ "$line" != "RB_COUNT $N $((N - 1))" ]; then
     log "MISMATCH: restart of $data saw '$line' (rc $rc), want N=$N"
@@ -161,20 +167,26 @@ for K in $SIZES; do
         printf "%.0f", n / d}')" keys/s "N / (writer wall - empty start)"
       record disk_bytes "$K" "$H" "$(du_bytes "$dir/sync/db")" bytes \
         "DATA/db after a clean stop"
+      rm -f "$dir/first"
       record restart_clean "$K" "$H" "$(for r in $(seq "$REPS"); do
         timed_restart "$dir" "$dir/sync" "$K" "$N"; done | median)" s \
         "median of $REPS"
+      record first_clean "$K" "$H" "$(median <"$dir/first")" s \
+        "exec to first handler, median of $REPS"
     fi
     log "K=$K H=${H}x: nosync writer, kill -9"
     el=$(run_writer "$dir" "$dir/nosync" "$N" "$K" nosync true)
     record keys_per_s_nosync "$K" "$H" "$(awk -v n="$N" -v t="$el" \
       'BEGIN {printf "%.0f", n / t}')" keys/s \
       "N / (start to RB_DONE) of the writer"
+    rm -f "$dir/first"
     record restart_kill9 "$K" "$H" "$(for r in $(seq "$REPS"); do
       rm -rf "$dir/copy"
       cp -a "$dir/nosync" "$dir/copy"
       timed_restart "$dir" "$dir/copy" "$K" "$N"
     done | median)" s "median of $REPS, each on a fresh copy"
+    record first_kill9 "$K" "$H" "$(median <"$dir/first")" s \
+      "exec to first handler after kill -9, median of $REPS"
     log "K=$K H=${H}x: event log"
     lua5.4 "$ROOT/restart/eventlog.lua" write "$dir/events.log" "$N" "$K"
     record eventlog_bytes "$K" "$H" "$(du_bytes "$dir/events.log")" bytes ""
@@ -212,6 +224,19 @@ for K in $SIZES; do
         "$(get restart_clean "$K" "$H")")" \
       "$(get keys_per_s_sync "$K" "$H")" "$(get keys_per_s_nosync "$K" "$H")" \
       "$(get disk_bytes "$K" "$H")"
+  done
+done
+printf '\nprocess start to first handler (ms, median of %s)\n' "$REPS"
+printf '%-8s %-4s %9s %9s %10s %12s\n' K hist clean kill9 eventlog \
+  "log/clean"
+for K in $SIZES; do
+  for H in 1 10; do
+    printf '%-8s %-4s %9s %9s %10s %12s\n' "$K" "${H}x" \
+      "$(ms "$(get first_clean "$K" "$H")")" \
+      "$(ms "$(get first_kill9 "$K" "$H")")" \
+      "$(ms "$(get restart_eventlog "$K" "$H")")" \
+      "$(ratio "$(get restart_eventlog "$K" "$H")" \
+        "$(get first_clean "$K" "$H")")"
   done
 done
 printf '\nratios 10x / 1x history\n'

@@ -77,7 +77,7 @@ static int te_export(vh_tab_t **tabs, size_t n, uint64_t seq, vh_buf_t *out,
   memset(&h, 0, sizeof h);
   h.seq = seq;
   for (size_t i = 0; i < n; i++) {
-    char name[16];
+    char name[24]; /* "d" + up to 20 digits */
     snprintf(name, sizeof name, "d%zu", i);
     if (vh_export_header_add(&h, name, (int64_t)i + 1) != 0) abort();
   }
