@@ -430,6 +430,7 @@ static void vh_call_failed(vh_host_t *h, vh_domain_t *d, const char *event,
                            char **err) {
   lua_State *L = h->L;
   char first[1024];
+  h->handler_errors++;
   const char *msg = lua_tostring(L, -1);
   const char *more = NULL;
   if (status == LUA_ERRMEM || aborted == VH_ABORT_MEM) {

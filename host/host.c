@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "host_int.h"
 #include "lualib.h"
@@ -234,6 +235,8 @@ int vh_host_new(const vh_host_opts_t *opts, vh_host_t **out, char *err,
     return VH_ENOMEM;
   }
   h->opts = *opts;
+  h->created_ns = uv_hrtime();
+  h->boot_ms = -1;
   h->dd.lock_fd = -1;
   h->ved_ref = h->sys_ref = LUA_NOREF;
   vh_log_set_level(opts->log_level);
@@ -410,6 +413,9 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
            "cannot start the watchdog (%s): handlers run without a time "
            "budget",
            strerror(-rc));
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  h->start_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
   vh_sched__begin_run(h);
   vh_repl__start(h); /* control socket + REPL (repl_server.c) */
   /* SIGHUP and script watches (reload.c) */

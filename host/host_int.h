@@ -231,11 +231,16 @@ struct vh_host {
   vh_reply_t *replies, *replies_tail; /* replies waiting for slice end */
 
   /* Slices (sched.c). */
-  int64_t slice_now;    /* ctx.now of this slice; 0 = not taken yet */
-  uint64_t slice_seq;   /* number of ended slices */
-  uint64_t slice_calls; /* handler calls in this slice */
-  uint64_t total_calls; /* handler calls since start */
-  int stop_requested;   /* stop after this slice */
+  int64_t slice_now;       /* ctx.now of this slice; 0 = not taken yet */
+  uint64_t slice_seq;      /* number of ended slices */
+  uint64_t slice_calls;    /* handler calls in this slice */
+  uint64_t total_calls;    /* handler calls since start */
+  uint64_t handler_errors; /* handler (and start/migrate) calls that raised */
+  uint64_t created_ns;     /* uv_hrtime() in vh_host_new */
+  int64_t start_ms;        /* wall-clock ms when the loop started; 0 before */
+  int64_t boot_ms;         /* ms from vh_host_new to the end of the first
+                              slice (restored, started); -1 before */
+  int stop_requested;      /* stop after this slice */
   int exit_code;
 
   /* The control socket and REPL (repl_server.c); NULL when not running. */

@@ -260,12 +260,12 @@ static void vh_api_stats(vedhost_t *host, vedhost_stats_t *out, size_t size) {
   vedhost_stats_t s;
   s.slices = (int64_t)h->slice_seq;
   s.handler_calls = (int64_t)h->total_calls;
-  s.handler_errors = -1;
+  s.handler_errors = (int64_t)h->handler_errors;
   s.lua_heap_bytes = (int64_t)h->heap;
   s.lua_heap_peak = (int64_t)h->heap_peak;
   s.domains = h->ndoms;
-  s.start_ms = -1;
-  s.boot_ms = -1;
+  s.start_ms = h->start_ms ? h->start_ms : -1;
+  s.boot_ms = h->boot_ms;
   vh_durable_stats_t ds;
   memset(&ds, 0, sizeof ds);
   vh_durable__stats(h, &ds);

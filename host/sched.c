@@ -613,6 +613,8 @@ void vh_sched__update(vh_host_t *h) {
 
 void vh_slice_end(vh_host_t *h) {
   if (h->phase != VH_PHASE_RUN) return;
+  if (h->boot_ms < 0) /* for /metrics: how long a (re)start took */
+    h->boot_ms = (int64_t)((uv_hrtime() - h->created_ns) / 1000000);
   /* 1. The system state's step of this slice becomes its new version.
    *    Durability hooks in here (persistence issue): hand the roots of
    *    every state changed in this slice to the store's writer; the

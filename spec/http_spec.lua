@@ -211,6 +211,12 @@ describe("vedhost http ingress", function()
     local _, after = curl(p, "GET", "/domains/counter/state/count")
     assert.are.equal(before, after) -- the 999 was rolled back
     assert.are_not.equal("999", after)
+    -- the failure is counted host-wide, and boot time is exported
+    c, b = curl(p, "GET", "/metrics")
+    assert.are.equal(200, c)
+    local errs = tonumber(b:match("\nvedhost_handler_errors_total (%d+)\n"))
+    assert.truthy(errs and errs >= 1, b)
+    assert.truthy(b:find("\nvedhost_boot_ms %d+\n"), b)
   end)
 
   it("keeps connections alive and answers pipelined requests in order",
