@@ -639,7 +639,10 @@ static int vh_durable_same_manifest(vh_durable_t *D, const void *p, size_t n) {
 }
 
 /* Build and submit the slice's batch if anything changed. */
-static void vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
+/* 0 when this slice's changes are on their way to disk (submitted, or
+ * nothing to write); -1 when they are not (the next batch carries them, or,
+ * once D->broken is set, none will). */
+static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
   int nroots = h->ndoms + 1, dirty = 0;
   vh_tab_t *stack_roots[64];
   vh_tab_t **roots =
@@ -663,7 +666,7 @@ static void vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
     if (vh_durable_same_manifest(D, man, manlen)) {
       free(man);
       if (roots != stack_roots) free(roots);
-      return;
+      return 0;
     }
     free(man);
     man = NULL;
@@ -698,7 +701,7 @@ static void vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
     vh_batch_free(b);
     free(man);
     if (roots != stack_roots) free(roots);
-    return;
+    return -1;
   }
   /* Committed from here: ids given, lists consumed. */
   for (size_t i = 0; i < D->drops.n; i++)
@@ -709,8 +712,12 @@ static void vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
   size_t bytes = vh_batch_bytes(b);
   rc = vh_store_submit(D->store, b, D->seq);
   if (rc != 0) {
-    vh_log(VH_LOG_ERROR, "vedhost", "cannot submit slice %llu: %s",
+    /* The batch is gone and its nodes carry ids: like a lost manifest. */
+    vh_log(VH_LOG_ERROR, "vedhost",
+           "cannot submit slice %llu: %s: persistence STOPPED; restart the "
+           "host",
            (unsigned long long)D->seq, vh_err_name(rc));
+    D->broken = 1;
   } else {
     D->last_sub = D->seq;
     vh_durable_fl_push(D, D->seq, bytes);
@@ -719,7 +726,7 @@ static void vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
   D->last_man = man;
   D->last_man_len = manlen;
   if (roots != stack_roots) free(roots);
-  return;
+  return rc == 0 ? 0 : -1;
 
 fail:
   if (took) { /* put the sweep ids back (children it queued go too) */
@@ -732,6 +739,7 @@ fail:
   vh_batch_free(b);
   free(man);
   if (roots != stack_roots) free(roots);
+  return -1;
 }
 
 void vh_durable__slice_end(vh_host_t *h) {
@@ -746,7 +754,7 @@ void vh_durable__slice_end(vh_host_t *h) {
     h->replies_tail = NULL;
     return;
   }
-  if (!D->broken) vh_durable_flush(h, D);
+  int pending = D->broken || vh_durable_flush(h, D) != 0;
   vh_durable_health(D);
   /* Keep the loop turning while subtrees wait to be swept (one bounded
    * step per slice); back to the slow health period when done. */
@@ -758,12 +766,17 @@ void vh_durable__slice_end(vh_host_t *h) {
                      VH_HEALTH_MS);
     D->sweeping = D->sweep.n != 0;
   }
-  /* Behind the gate, tagged with the last batch submitted so far. */
+  /* Behind the gate, tagged with the last batch submitted so far, or, when
+   * this slice's batch could not be built, with the next one (which will
+   * carry its changes); never released once persistence is broken (stop
+   * then answers them with an error). */
+  uint64_t tag = D->last_sub;
+  if (pending) tag = D->broken ? UINT64_MAX : D->seq + 1;
   while (h->replies) {
     vh_reply_t *r = h->replies;
     h->replies = r->next;
     r->next = NULL;
-    r->gate = D->last_sub;
+    r->gate = tag;
     if (D->gate_tail)
       D->gate_tail->next = r;
     else
