@@ -36,6 +36,7 @@
 #include "vh_datadir.h"
 #include "vh_host.h"
 #include "vh_trie.h"
+#include "vh_valenc.h"
 #include "vhl.h"
 
 /* Deliver at most this many queued messages / due timers per slice, so a
@@ -115,7 +116,10 @@ typedef enum vh_work_kind {
 
 typedef struct vh_work {
   vh_work_kind_t kind;
-  vh_str_t *hdr;        /* [owned] "to\0from\0event" (sched.c) */
+  vh_str_t *hdr;        /* [owned] "to\0from\0event" (sched.c), or for
+                           VH_WORK_MSG the stored message string whose
+                           bytes [hoff, hoff + hlen) are that header */
+  size_t hoff, hlen;    /* hlen 0: the header is all of hdr */
   vh_val_t payload;     /* [owned] */
   vh_host_reply_fn cb;  /* VH_WORK_CALL: reply callback */
   void *arg;            /* VH_WORK_CALL: its argument */
@@ -225,6 +229,7 @@ struct vh_host {
   size_t nheap, capheap;
   int timers_dirty;              /* heap top changed: re-arm after_timer */
   vh_pending_t pend;             /* effects of the running call */
+  vh_valenc_buf_t qbuf;          /* sched.c: scratch for encoding sends */
   vh_work_t *batch;              /* [owned] VH_BATCH slots for one delivery */
   vh_str_t *evcache[VH_EVCACHE]; /* [owned] recent event names (api.c) */
   vh_work_t *calls, *calls_tail; /* external calls waiting for a slice */

@@ -17,7 +17,7 @@
  * THE SYSTEM STATE "__ved". A vhl_state_t like a domain's (so the store
  * persists it the same way), written only from C. Layout:
  *
- *   q      = { [b] = { [i] = { hdr, payload } | false } }  messages, where
+ *   q      = { [b] = { [i] = msg | false } }  messages, where
  *            seq = b * VH_QBUCKET + i - 1 (buckets of consecutive seqs,
  *            kept in the array part: a send is a vector push)
  *   head   = seq of the next message to deliver: seqs below it are
@@ -29,9 +29,24 @@
  *   hdr    = to .. "\0" .. from .. "\0" .. event   (one string: cheaper
  *            than three fields; from is "" outside handlers; domain names
  *            are identifiers, the event is the rest and may hold anything)
+ *   msg    = ONE string: the message, header and payload together:
+ *              offset  size  field
+ *              0       1     format byte VH_MSG_V1 (0x01)
+ *              1       1-10  varint hlen (persist/vh_valenc.h varints)
+ *              ..      hlen  hdr
+ *              ..      rest  the payload as one VALUE of persist/valenc.c
+ *                            (nil included); nothing may follow it
+ *            A message used to be a table { hdr, payload }: with the store
+ *            that cost ~4 RocksDB keys per message (its table and CHAMP
+ *            nodes, the payload's) written at send and deleted at
+ *            delivery; as a string a leaf of 32 messages is one node.
+ *            Nothing is released yet, so there is no migration: a data dir
+ *            with messages queued in the old form would see them refused
+ *            (logged and dropped) at delivery.
  *
- * `due` is ms since the epoch; payload is any state value (absent when
- * nil); `false` marks the slot of a message whose sending call failed.
+ * `due` is ms since the epoch; a timer's payload is any state value
+ * (absent when nil), kept as a table (timers are few); `false` marks the
+ * slot of a message whose sending call failed.
  * A bucket is deleted once head has passed all of it, so at most one
  * partly delivered bucket (VH_QBUCKET messages) is kept around. Keys of
  * the queue are not hashed seqs on purpose: deliveries in seq order would
@@ -64,8 +79,11 @@
  * moves past it), then each message runs its handler: a failing handler
  * cannot put its message back, so nothing is delivered twice, and no
  * message is lost unless the process dies (then the store brings back
- * the state of the last durable slice, queue included). Due `after` timers
- * are taken out the same way in the timer callback, in (due, id) order.
+ * the state of the last durable slice, queue included). Taking a message
+ * out decodes its payload into fresh tables (a new edit token each) that
+ * only the handler call sees; a message string that does not decode is
+ * logged and dropped. Due `after` timers are taken out the same way in
+ * the timer callback, in (due, id) order.
  */
 #include <math.h>
 #include <stdio.h>
@@ -75,6 +93,9 @@
 
 #include "host_int.h"
 #include "vh_log.h"
+
+/* First byte of a stored message string (see the layout above). */
+#define VH_MSG_V1 0x01
 
 #define vh_container_of(ptr, type, field) \
   ((type *)((char *)(ptr)-offsetof(type, field)))
@@ -101,11 +122,11 @@ vh_domain_t *vh_host__find(vh_host_t *h, const char *name, size_t len) {
 
 /* ---- message headers ---- */
 
-/* Split hdr into its parts (pointers into hdr's bytes). */
-static void vh_hdr_parse(const vh_str_t *hdr, const char **to, size_t *tolen,
+/* Split the header of w into its parts (pointers into w->hdr's bytes). */
+static void vh_hdr_parse(const vh_work_t *w, const char **to, size_t *tolen,
                          const char **ev, size_t *evlen) {
-  const char *p = vh_str_data(hdr);
-  size_t n = vh_str_len(hdr);
+  const char *p = vh_str_data(w->hdr) + w->hoff;
+  size_t n = w->hlen ? w->hlen : vh_str_len(w->hdr);
   const char *z1 = memchr(p, '\0', n);
   const char *z2 = z1 ? memchr(z1 + 1, '\0', n - (size_t)(z1 + 1 - p)) : NULL;
   if (!z2) { /* not ours: nothing will match it */
@@ -294,12 +315,21 @@ int vh_sys__send(vh_host_t *h, vh_domain_t *to, vh_domain_t *from,
     vh_val_release(payload);
     return VH_ENOMEM;
   }
-  vh_val_t v[2] = {vh_strv(hdr), payload};
-  vh_tab_t *m;
-  int rc = vh_sys_tuple(h, v, 2, &m);
-  if (rc != 0) return rc;
+  /* The message string (layout in the file comment), built in h->qbuf. */
+  vh_valenc_buf_t *b = &h->qbuf;
+  unsigned char v1 = VH_MSG_V1;
+  b->len = 0;
+  int rc = vh_valenc_buf_put(b, &v1, 1);
+  if (rc == 0) rc = vh_valenc_put_varint(b, vh_str_len(hdr));
+  if (rc == 0) rc = vh_valenc_buf_put(b, vh_str_data(hdr), vh_str_len(hdr));
+  if (rc == 0) rc = vh_valenc_append(b, payload);
+  vh_str_release(hdr);
+  vh_val_release(payload);
+  vh_str_t *m = rc == 0 ? vh_str_new((const char *)b->p, b->len) : NULL;
+  if (b->cap > 65536) vh_valenc_buf_free(b); /* keep no huge scratch */
+  if (!m) return rc != 0 ? rc : VH_ENOMEM;
   int64_t seq = h->next_seq++;
-  rc = vh_sys_qset(h, seq, vh_tabv(m));
+  rc = vh_sys_qset(h, seq, vh_strv(m));
   if (rc != 0) return rc;
   h->pend.seqs[h->pend.nseqs++] = (uint64_t)seq;
   return 0;
@@ -435,7 +465,7 @@ void vh_sys__pending_drop(vh_host_t *h) {
 
 /* ---- delivery ---- */
 
-/* Fill w from the table {.., hdr, payload} whose hdr is at index at.
+/* Fill w from the timer table {due, hdr, payload} (hdr at index at).
  * Returns 1 if it is a well-formed entry. */
 static int vh_sched_work(vh_work_t *w, vh_val_t m, int at,
                          vh_work_kind_t kind) {
@@ -446,9 +476,41 @@ static int vh_sched_work(vh_work_t *w, vh_val_t m, int at,
   if (hdr.type != VH_TSTR) return 0;
   w->kind = kind;
   w->hdr = hdr.u.s;
+  w->hoff = w->hlen = 0;
   w->payload = pl;
   vh_str_retain(w->hdr);
   vh_val_retain(w->payload);
+  return 1;
+}
+
+/* Fill w from the stored message m (a string, see the file comment):
+ * w->hdr holds m itself, the payload is decoded into fresh tables.
+ * Returns 1 if it is a message; 0 for `false` (the sending call failed)
+ * and, logged, for anything that does not decode. */
+static int vh_sched_msg(vh_work_t *w, vh_val_t m, int64_t seq) {
+  if (m.type != VH_TSTR) return 0;
+  const unsigned char *p = (const unsigned char *)vh_str_data(m.u.s);
+  size_t n = vh_str_len(m.u.s), pos = 1;
+  uint64_t hlen = 0;
+  int rc = VH_ECORRUPT;
+  if (n > 0 && p[0] == VH_MSG_V1 &&
+      vh_valenc_get_varint(p, n, &pos, &hlen) == 0 && hlen >= 2 &&
+      hlen <= n - pos) {
+    w->hoff = pos;
+    w->hlen = (size_t)hlen;
+    rc = vh_valenc_decode(p + pos + hlen, n - pos - (size_t)hlen, vh_edit_new(),
+                          &w->payload);
+  }
+  if (rc != 0) {
+    vh_log(VH_LOG_ERROR, "vedhost", "message %lld dropped: %s (%zu bytes)",
+           (long long)seq,
+           rc == VH_ENOMEM ? "out of memory decoding it" : "it does not decode",
+           n);
+    return 0;
+  }
+  w->kind = VH_WORK_MSG;
+  w->hdr = m.u.s;
+  vh_str_retain(w->hdr);
   return 1;
 }
 
@@ -468,7 +530,7 @@ static size_t vh_sched_take_msgs(vh_host_t *h, size_t n) {
     }
     vh_val_t m = vh_nil();
     if (b) vh_tab_get_int(b, seq % VH_QBUCKET + 1, &m);
-    if (vh_sched_work(&h->batch[got], m, 1, VH_WORK_MSG)) got++;
+    if (vh_sched_msg(&h->batch[got], m, seq)) got++;
     if (seq % VH_QBUCKET == VH_QBUCKET - 1) { /* bucket fully delivered */
       b = NULL;
       if (vh_sys_set(h, h->k_q, vh_int(bno), vh_nil()) != 0) break;
@@ -505,7 +567,7 @@ static vh_domain_t *vh_sched_target(vh_host_t *h, vh_work_t *w, const char **ev,
                                     size_t *evlen) {
   const char *to;
   size_t tolen;
-  vh_hdr_parse(w->hdr, &to, &tolen, ev, evlen);
+  vh_hdr_parse(w, &to, &tolen, ev, evlen);
   vh_domain_t *d = vh_host__find(h, to, tolen);
   if (!d)
     vh_log(VH_LOG_WARN, "vedhost",
@@ -787,6 +849,7 @@ void vh_sched__free(vh_host_t *h) {
   free(h->pend.dues);
   free(h->heap_due);
   free(h->batch);
+  vh_valenc_buf_free(&h->qbuf);
   vh_str_t **keys[] = {&h->k_q, &h->k_timers, &h->k_seq, &h->k_tid, &h->k_head};
   for (int i = 0; i < 5; i++)
     if (*keys[i]) vh_str_release(*keys[i]);
