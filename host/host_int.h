@@ -326,6 +326,11 @@ void vh_sched__update(vh_host_t *h);
 void vh_slice_end(vh_host_t *h);
 /* Release everything sched.c holds (after the loop closed its handles). */
 void vh_sched__free(vh_host_t *h);
+/* Call fn(arg, 1) once every slice up to the current one is durable (it
+ * joins this slice's replies behind the output gate), or fn(arg, 0) if the
+ * host stops before that. 0 or VH_ENOMEM (fn is then never called). */
+int vh_host__when_durable(vh_host_t *h, void (*fn)(void *arg, int durable),
+                          void *arg);
 /* Free an every that was never started. */
 void vh_every__free(vh_every_t *e);
 

@@ -12,8 +12,9 @@
  *        when the handler raised (its writes were rolled back), 503 while
  *        stopping.
  *   GET  /domains/{domain}/state[/key...]  -> 200 JSON of the committed
- *        state (or of the value at that path; 404 if absent). Reads are
- *        not gated: they may show a slice whose fsync is still running.
+ *        state (or of the value at that path; 404 if absent), read when
+ *        the request is served and sent once every slice it may show is
+ *        durable (api->when_durable: the output gate).
  *   GET  /healthz  -> 200 {"status":"ok"} (503 once stopping)
  *   GET  /metrics  -> Prometheus text format 0.0.4
  *   Other paths 404; another method on a known path 405 with Allow.
@@ -510,6 +511,32 @@ static void vh_http_post_event(vh_http_conn_t *c, vh_http_req_t *r,
   vh_http_error(c, code, err, NULL);
 }
 
+/* A state read waiting for the output gate: the JSON is taken when the
+ * request is served, and sent once every slice it may show is durable. */
+typedef struct vh_http_held {
+  vh_http_conn_t *c; /* [ref] c->refs counts this */
+  char *js;          /* [owned by the host: api->free] */
+  size_t n;
+} vh_http_held_t;
+
+static void vh_http_on_durable(void *arg, int durable) {
+  vh_http_held_t *hd = arg;
+  vh_http_conn_t *c = hd->c;
+  const vedhost_api_t *api = c->srv->api;
+  c->busy = 0;
+  if (!c->closing) {
+    if (durable)
+      vh_http_json(c, 200, hd->js, hd->n);
+    else
+      vh_http_error(c, 503, "vedhost stopped before the state was durable",
+                    NULL);
+    vh_http_pump(c);
+  }
+  api->free(hd->js);
+  free(hd);
+  vh_http_conn_unref(c);
+}
+
 static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg) {
   const vedhost_api_t *api = c->srv->api;
   char *js = NULL;
@@ -517,8 +544,21 @@ static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg) {
   int rc = api->read_json(api->host, segs[1], (const char *const *)segs + 3,
                           (size_t)(nseg - 3), &js, &n);
   if (rc == 0) {
-    vh_http_json(c, 200, js, n);
+    /* Invariant 3: what was read may belong to a slice not yet durable. */
+    vh_http_held_t *hd = malloc(sizeof *hd);
+    if (hd) {
+      hd->c = c;
+      hd->js = js;
+      hd->n = n;
+      c->busy = 1;
+      c->refs++;
+      if (api->when_durable(api->host, vh_http_on_durable, hd) == 0) return;
+      c->busy = 0;
+      c->refs--;
+      free(hd);
+    }
     api->free(js);
+    vh_http_error(c, 500, "out of memory", NULL);
     return;
   }
   char msg[256];

@@ -304,6 +304,13 @@ static void vh_api_log(vedhost_t *host, int level, const char *tag,
               NULL);
 }
 
+static int vh_api_when_durable(vedhost_t *host,
+                               void (*fn)(void *arg, int durable), void *arg) {
+  return vh_host__when_durable(vh_plugin_host(host), fn, arg) == 0
+             ? 0
+             : VEDHOST_ENOMEM;
+}
+
 static void vh_api_free(void *p) {
   free(p);
 }
@@ -366,6 +373,7 @@ static int vh_plugin_start(vh_host_t *h, vh_plug_t *p,
   a->on_stop = vh_api_on_stop;
   a->log = vh_api_log;
   a->free = vh_api_free;
+  a->when_durable = vh_api_when_durable;
   /* Kept before init runs: init may register stop hooks, and a failed
    * init still has its object closed only at vh_host_free. */
   vh_plugins.plugs[vh_plugins.nplugs++] = p;

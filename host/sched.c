@@ -823,6 +823,45 @@ void vh_sched__close(vh_host_t *h) {
   for (int i = 0; i < h->ndoms; i++) h->doms[i]->everies = NULL;
 }
 
+/* when_durable: ride the slice's reply list, so the output gate releases
+ * it with the replies of the current slice. */
+typedef struct vh_wd {
+  void (*fn)(void *arg, int durable);
+  void *arg;
+} vh_wd_t;
+
+static void vh_wd_fire(void *arg, vh_val_t reply, const char *err) {
+  (void)reply;
+  vh_wd_t *wd = arg;
+  wd->fn(wd->arg, err == NULL);
+  free(wd);
+}
+
+int vh_host__when_durable(vh_host_t *h, void (*fn)(void *arg, int durable),
+                          void *arg) {
+  vh_wd_t *wd = malloc(sizeof *wd);
+  vh_reply_t *r = malloc(sizeof *r);
+  if (!wd || !r) {
+    free(wd);
+    free(r);
+    return VH_ENOMEM;
+  }
+  wd->fn = fn;
+  wd->arg = arg;
+  r->cb = vh_wd_fire;
+  r->arg = wd;
+  r->reply = vh_nil();
+  r->err = NULL;
+  r->gate = 0;
+  r->next = NULL;
+  if (h->replies_tail)
+    h->replies_tail->next = r;
+  else
+    h->replies = r;
+  h->replies_tail = r;
+  return 0;
+}
+
 void vh_sched__free(vh_host_t *h) {
   /* Calls that never ran and replies never sent still get their answer. */
   while (h->calls) {
@@ -834,10 +873,11 @@ void vh_sched__free(vh_host_t *h) {
     free(w);
   }
   h->calls_tail = NULL;
-  while (h->replies) {
+  while (h->replies) { /* never reached the output gate: not durable */
     vh_reply_t *r = h->replies;
     h->replies = r->next;
-    r->cb(r->arg, r->reply, r->err);
+    r->cb(r->arg, vh_nil(),
+          r->err ? r->err : "vedhost stopped before the reply was durable");
     vh_val_release(r->reply);
     free(r->err);
     free(r);

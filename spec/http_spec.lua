@@ -315,6 +315,40 @@ describe("vedhost http ingress output gate", function()
     proc.rmdir(dir)
   end)
 
+  it("shows no state through GET before it is durable", function()
+    -- A domain writes every millisecond; whatever value a GET showed must
+    -- survive a kill -9 right after the response (read back offline).
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/t.lua", [[
+local ved = require "ved"
+ved.domain "tick" {
+  state = { n = 0 },
+  start = function(state, ctx) ctx:every(1, "t") end,
+  on = { t = function(state) state.n = state.n + 1 end },
+}
+]])
+    for round = 1, 5 do
+      local h = proc.start({ "run", "--no-watch", "--http", "0", "t.lua" },
+                           { cwd = dir })
+      assert.is_true(proc.wait_log(h, "http: listening", 10), proc.logtext(h))
+      local port = proc.logtext(h):match("listening on 127%.0%.0%.1:(%d+)")
+      h.url = "http://127.0.0.1:" .. port
+      proc.sleep(0.05 * round)
+      local c, b = curl(h, "GET", "/domains/tick/state/n")
+      proc.signal(h, "KILL")
+      proc.wait(h, 10)
+      proc.cleanup(h)
+      assert.are.equal(200, c, b)
+      local r = proc.run({ "inspect", "tick.n" }, { cwd = dir })
+      assert.are.equal(0, r.code, r.log)
+      local shown, kept = tonumber(b), tonumber(r.out:match("%d+"))
+      assert.truthy(kept and shown and kept >= shown,
+                    "round " .. round .. ": GET showed " .. b ..
+                    ", the store kept " .. r.out)
+    end
+    proc.rmdir(dir)
+  end)
+
   it("refuses a port in use with one line", function()
     local h = start()
     local dir = proc.tmpdir()

@@ -156,6 +156,52 @@ TEST_IMPL(gate_holds_reply_until_durable) {
   rm_tmpdir();
 }
 
+/* when_durable (the gate the HTTP ingress uses for GET state): asked
+ * after a write while the writer is paused, it must wait for the resume. */
+typedef struct wd_test {
+  gate_test_t g;
+  int fired, durable, early;
+  uv_timer_t ask;
+} wd_test_t;
+
+static void wd_fn(void *arg, int durable) {
+  wd_test_t *w = arg;
+  w->fired++;
+  w->durable = durable;
+  w->early = w->g.paused;
+}
+
+static void wd_ask(uv_timer_t *t) {
+  wd_test_t *w = t->data;
+  ASSERT_EQ(vh_host__when_durable(w->g.h, wd_fn, w), 0);
+  t->data = NULL; /* sched.c's close callback frees timers' data */
+}
+
+TEST_IMPL(when_durable_waits_for_the_writer) {
+  mk_tmpdir();
+  vh_host_t *h = new_host(kv_src);
+  wd_test_t w;
+  memset(&w, 0, sizeof w);
+  w.g.h = h;
+  w.g.paused = 1;
+  vh_store__pause_writer(vh_durable__store(h), 1);
+  ASSERT_EQ(vh_host_call(h, "kv", "put", vh_int(5), gate_reply, &w.g), 0);
+  uv_timer_init(&h->loop, &w.ask);
+  w.ask.data = &w;
+  uv_timer_start(&w.ask, wd_ask, 50, 0);
+  uv_timer_init(&h->loop, &w.g.t);
+  w.g.t.data = &w.g;
+  uv_timer_start(&w.g.t, gate_resume, 200, 0);
+  int code = -1;
+  ASSERT_EQ(vh_host_run(h, &code), 0);
+  ASSERT_EQ(w.fired, 1);
+  ASSERT_EQ(w.durable, 1);
+  ASSERT_EQ(w.early, 0);
+  ASSERT_EQ(w.g.early, 0);
+  vh_host_free(h);
+  rm_tmpdir();
+}
+
 /* ---- sweeping a dropped subtree that was never loaded ---- */
 
 static void stop_reply(void *arg, vh_val_t reply, const char *err) {
@@ -480,6 +526,7 @@ static const vh_test_entry_t tests[] = {
     TEST_ENTRY(write_failures_hold_replies_then_recover),
     TEST_ENTRY(unreadable_node_fails_the_handler),
     TEST_ENTRY(gate_holds_reply_until_durable),
+    TEST_ENTRY(when_durable_waits_for_the_writer),
     TEST_ENTRY(dropped_subtree_is_swept),
     TEST_ENTRY(corrupt_manifest_is_refused),
     TEST_ENTRY(newer_formats_are_refused)};

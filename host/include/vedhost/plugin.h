@@ -60,7 +60,7 @@ extern "C" {
 #endif
 
 #define VEDHOST_PLUGIN_ABI_MAJOR 1
-#define VEDHOST_PLUGIN_ABI_MINOR 0
+#define VEDHOST_PLUGIN_ABI_MINOR 1
 
 /* Errors returned by the table's functions (negative). */
 #define VEDHOST_ENOMEM (-1)    /* out of memory */
@@ -144,7 +144,8 @@ typedef struct vedhost_api {
    * that reads as a decimal integer matches an integer key first, then the
    * string key) as JSON text: *out [new, free with api->free], *outlen.
    * The state read is the latest committed in memory, which may include
-   * a slice that is not durable yet. 0, VEDHOST_ENODOMAIN,
+   * a slice that is not durable yet: before showing it outside the
+   * process, wait for when_durable (minor 1). 0, VEDHOST_ENODOMAIN,
    * VEDHOST_ENOTFOUND, VEDHOST_EIO or VEDHOST_ENOMEM. */
   int (*read_json)(vedhost_t *host, const char *domain, const char *const *path,
                    size_t npath, char **out, size_t *outlen);
@@ -166,6 +167,15 @@ typedef struct vedhost_api {
 
   /* Free memory the host handed out (read_json's *out). */
   void (*free)(void *p);
+
+  /* Minor 1. Call fn(arg, 1) once every slice up to the current one is
+   * durable (the output gate of DESIGN.md invariant 3): a plugin that read
+   * state with read_json holds its answer until then. If the host stops
+   * before that (or its writes fail), fn(arg, 0) runs instead: what was
+   * read must not be shown. fn runs on the loop thread, exactly once.
+   * 0 or VEDHOST_ENOMEM (fn is then never called). */
+  int (*when_durable)(vedhost_t *host, void (*fn)(void *arg, int durable),
+                      void *arg);
 } vedhost_api_t;
 
 typedef int (*vedhost_plugin_init_fn)(const vedhost_api_t *api, char *err,
