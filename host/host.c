@@ -274,11 +274,48 @@ int vh_host_new(const vh_host_opts_t *opts, vh_host_t **out, char *err,
 
 /* ---- loading scripts ---- */
 
-/* Copy the first line of msg into err. */
-static void vh_host_first_line(char *err, size_t cap, const char *msg) {
+void vh_host__first_line(char *err, size_t cap, const char *msg) {
   const char *nl = strchr(msg, '\n');
   size_t n = nl ? (size_t)(nl - msg) : strlen(msg);
   snprintf(err, cap, "%.*s", (int)n, msg);
+}
+
+static int vh_host_plain_pcall(vh_host_t *h, int msgh) {
+  return lua_pcall(h->L, 0, 0, msgh);
+}
+
+int vh_host__run_script(vh_host_t *h, const char *path, int top, int before,
+                        int (*pcall)(vh_host_t *h, int msgh), char *err,
+                        size_t cap) {
+  lua_State *L = h->L;
+  /* _ENV = setmetatable({}, {__index = _G}) */
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushglobaltable(L);
+  lua_setfield(L, -2, "__index");
+  lua_setmetatable(L, -2);
+  lua_setupvalue(L, -2, 1);
+  h->loading = path;
+  h->load_dom = NULL;
+  int rc = (pcall ? pcall : vh_host_plain_pcall)(h, top + 1);
+  h->loading = NULL;
+  h->load_dom = NULL;
+  if (rc != LUA_OK) {
+    const char *msg = lua_tostring(L, -1);
+    vh_host__first_line(err, cap, msg ? msg : "error loading script");
+    vh_log(VH_LOG_DEBUG, "vedhost", "%s", msg ? msg : "");
+    lua_settop(L, top);
+    return VH_HOST_ELOAD;
+  }
+  lua_settop(L, top);
+  if (h->ndoms == before) {
+    snprintf(err, cap,
+             "%s declares no domain (a script must call ved.domain \"name\" "
+             "{ ... })",
+             path);
+    return VH_HOST_ELOAD;
+  }
+  return 0;
 }
 
 static int vh_host_load_file(vh_host_t *h, const char *path, char *err,
@@ -292,37 +329,12 @@ static int vh_host_load_file(vh_host_t *h, const char *path, char *err,
     const char *msg = lua_tostring(L, -1);
     /* syntax errors read "file:line: message"; LUA_ERRFILE "cannot
      * open/read file" */
-    vh_host_first_line(err, cap, msg ? msg : "cannot load");
+    vh_host__first_line(err, cap, msg ? msg : "cannot load");
     lua_settop(L, top);
     return VH_HOST_ELOAD;
   }
-  /* _ENV = setmetatable({}, {__index = _G}) */
-  lua_newtable(L);
-  lua_createtable(L, 0, 1);
-  lua_pushglobaltable(L);
-  lua_setfield(L, -2, "__index");
-  lua_setmetatable(L, -2);
-  lua_setupvalue(L, -2, 1);
-  h->loading = path;
-  h->load_dom = NULL;
-  rc = lua_pcall(L, 0, 0, top + 1);
-  h->loading = NULL;
-  h->load_dom = NULL;
-  if (rc != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    vh_host_first_line(err, cap, msg ? msg : "error loading script");
-    vh_log(VH_LOG_DEBUG, "vedhost", "%s", msg ? msg : "");
-    lua_settop(L, top);
-    return VH_HOST_ELOAD;
-  }
-  lua_settop(L, top);
-  if (h->ndoms == before) {
-    snprintf(err, cap,
-             "%s declares no domain (a script must call ved.domain \"name\" "
-             "{ ... })",
-             path);
-    return VH_HOST_ELOAD;
-  }
+  rc = vh_host__run_script(h, path, top, before, NULL, err, cap);
+  if (rc != 0) return rc;
   vh_log(VH_LOG_DEBUG, "vedhost", "loaded %s (%d domain(s))", path,
          h->ndoms - before);
   vh_reload__loaded(h, path, before); /* for hot reload (reload.c) */

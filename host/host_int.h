@@ -275,6 +275,17 @@ int vh_host__watchdog_start(vh_host_t *h);
 void vh_host__watchdog_stop(vh_host_t *h);
 /* The Lua message handler: error message + traceback. */
 int vh_host__msgh(lua_State *L);
+/* Copy the first line of msg [borrowed] into err. */
+void vh_host__first_line(char *err, size_t cap, const char *msg);
+/* Run the compiled script chunk on top of the stack (its message handler
+ * at top + 1) as the domain script path: a fresh _ENV over _G, ved.domain
+ * registering into h->doms, then the checks every script passes (it ran,
+ * it declared a domain). pcall(h, msgh) runs the chunk (NULL: plain
+ * lua_pcall, at boot; reload.c passes its watchdog-armed one). Leaves the
+ * stack at top. 0 or VH_HOST_ELOAD with a one-line message in err. */
+int vh_host__run_script(vh_host_t *h, const char *path, int top, int before,
+                        int (*pcall)(vh_host_t *h, int msgh), char *err,
+                        size_t cap);
 
 /* Run one handler call of d. event [borrowed]; for_start: 1 calls d's
  * start (args state, ctx) instead of on[event]; 2 calls d's migrate (args

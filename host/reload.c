@@ -351,13 +351,6 @@ static int vh_reload_pcall(vh_host_t *h, int msgh) {
   return rc;
 }
 
-/* Copy the first line of msg into err. */
-static void vh_reload_first_line(char *err, size_t cap, const char *msg) {
-  const char *nl = strchr(msg, '\n');
-  size_t n = nl ? (size_t)(nl - msg) : strlen(msg);
-  snprintf(err, cap, "%.*s", (int)n, msg);
-}
-
 /* Run one script (its bytes in f) in a fresh _ENV; the domains it
  * declares are appended to h->doms (the staging array). */
 static int vh_reload_exec(vh_host_t *h, const vh_rfile_t *f, char *err,
@@ -384,36 +377,13 @@ static int vh_reload_exec(vh_host_t *h, const vh_rfile_t *f, char *err,
   lua_remove(L, -2);
   if (rc != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
-    vh_reload_first_line(err, cap, msg ? msg : "cannot load");
+    vh_host__first_line(err, cap, msg ? msg : "cannot load");
     lua_settop(L, top);
     return VH_HOST_ELOAD;
   }
-  lua_newtable(L); /* _ENV = setmetatable({}, {__index = _G}) */
-  lua_createtable(L, 0, 1);
-  lua_pushglobaltable(L);
-  lua_setfield(L, -2, "__index");
-  lua_setmetatable(L, -2);
-  lua_setupvalue(L, -2, 1);
-  h->loading = f->path;
-  h->load_dom = NULL;
-  rc = vh_reload_pcall(h, top + 1);
-  h->loading = NULL;
-  h->load_dom = NULL;
-  if (rc != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    vh_reload_first_line(err, cap, msg ? msg : "error loading script");
-    vh_log(VH_LOG_DEBUG, "vedhost", "%s", msg ? msg : "");
-    lua_settop(L, top);
-    return VH_HOST_ELOAD;
-  }
-  lua_settop(L, top);
-  if (h->ndoms == before) {
-    snprintf(err, cap,
-             "%s declares no domain (a script must call ved.domain \"name\" "
-             "{ ... })",
-             f->path);
-    return VH_HOST_ELOAD;
-  }
+  /* Top levels run under the watchdog during a reload (vh_reload_pcall). */
+  rc = vh_host__run_script(h, f->path, top, before, vh_reload_pcall, err, cap);
+  if (rc != 0) return rc;
   for (int i = before; i < h->ndoms; i++) h->doms[i]->src_hash = f->hash;
   return 0;
 }
