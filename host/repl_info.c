@@ -47,12 +47,6 @@
 /* Tables nested deeper than this are not walked by :domains' bytes. */
 #define VH_REPL_MAXDEPTH 200
 
-/* Hot reload is host/reload.c's (vh_host_reload in vh_host.h). The
- * reference is weak so that this file also links without that file:
- * :reload then says that reload is not available. */
-#pragma weak vh_host_reload
-int vh_host_reload(vh_host_t *h, char *err, size_t cap);
-
 static void vh_repl_reply_str(vh_control_conn_t *conn, int type,
                               const char *s) {
   vh_control_reply(conn, type, s, strlen(s));
@@ -444,10 +438,7 @@ void vh_repl__command(vh_repl_srv_t *s, vh_control_conn_t *conn,
     vh_repl_cmd_stats(s, &t);
   } else if (VH_REPL_IS("reload")) {
     char err[1024] = "";
-    if (!vh_host_reload) {
-      type = VH_CONTROL_ERROR;
-      vh_repl_addf(&t, "reload is not available in this build");
-    } else if (vh_host_reload(s->h, err, sizeof err) != 0) {
+    if (vh_host_reload(s->h, err, sizeof err) != 0) {
       type = VH_CONTROL_ERROR;
       vh_repl_addf(&t, "reload failed: %s", err);
     } else {
