@@ -80,6 +80,11 @@
  *  - WAL recovery mode "point in time": after a crash RocksDB replays the
  *    WAL up to the first torn record, so the store is exactly as of some
  *    whole WriteBatch, i.e. the end of some group of slices.
+ *  - avoid_flush_during_recovery: the replayed WAL stays in the memtable
+ *    (and its log file stays until the memtable is flushed as usual), so
+ *    open does not compress and write an L0 file first. 1M-key state,
+ *    2.4 MB of WAL after kill -9: exec to first handler 78-87 ms -> 49-54
+ *    ms. The WAL stays bounded by the write buffers as before.
  *  - 2 background jobs (2 cores). The info LOG is kept at FATAL level: see
  *    build_options for the disk-full abort in librocksdb 7.8 this avoids.
  */
@@ -227,6 +232,22 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
       t,
       rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
   rocksdb_options_set_block_based_table_factory(opt, t);
+
+  /* Recovery replays the WAL into the memtable without flushing it to an
+   * SST inside open (see TUNING). librocksdb 7.8's C API has no setter for
+   * this option, so it is set by name; if that fails, open just flushes as
+   * RocksDB does by default. */
+  rocksdb_options_t *with = rocksdb_options_create();
+  char *oerr = NULL;
+  rocksdb_get_options_from_string(opt, "avoid_flush_during_recovery=true", with,
+                                  &oerr);
+  if (oerr == NULL) {
+    rocksdb_options_destroy(opt);
+    opt = with;
+  } else {
+    rocksdb_free(oerr);
+    rocksdb_options_destroy(with);
+  }
 
   s->options = opt;
   s->table_options = t;

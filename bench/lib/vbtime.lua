@@ -14,6 +14,13 @@
 --       runs CMD (stdout+stderr appended to LOG, "-" for /dev/null; stdin
 --       from $VBTIME_STDIN, default /dev/null) under
 --       coreutils timeout; -> "<elapsed_s> <exit_code>"
+--   vbtime.lua line TIMEOUT_S LOG EXPECT -- CMD ARG...
+--       runs CMD like `cmd` (stdin /dev/null), but reads its output
+--       (stdout+stderr, appended to LOG) through a pipe and notes when the
+--       first line containing EXPECT (a plain string) arrives: the reply to
+--       the first request after a restart, before the process exits.
+--       -> "<seconds to that line, or -1 if none came> <exit_code>
+--       <seconds to exit>"
 --   vbtime.lua ready TIMEOUT_S PIDFILE LOG EXPECT -- CMD ARG... -- PROBE...
 --       starts CMD in the background (its pid written to PIDFILE, output to
 --       LOG), then runs PROBE every ~2 ms until its output contains EXPECT
@@ -52,6 +59,7 @@ end
 
 local function usage()
   io.stderr:write("usage: vbtime.lua now | cmd T LOG -- CMD... | "
+                  .. "line T LOG EXPECT -- CMD... | "
                   .. "ready T PIDFILE LOG EXPECT -- CMD... -- PROBE...\n")
   os.exit(2)
 end
@@ -80,6 +88,30 @@ elseif mode == "cmd" then
   if pidfile ~= "/dev/null" then os.remove(pidfile) end
   if how == "signal" then code = 128 + code end
   print(string.format("%.6f %d", dt, ok and 0 or code))
+elseif mode == "line" then
+  local limit, log, expect = tonumber(arg[2]), arg[3], arg[4]
+  if not limit or not expect or arg[5] ~= "--" or #arg < 6 then usage() end
+  local pidfile = "/dev/null"
+  if os.getenv("VB_OUT") then
+    pidfile = string.format("%s/pids/line-%.0f.pid", os.getenv("VB_OUT"),
+                            system.monotime() * 1e9)
+  end
+  local out = assert(io.open(log, "a"))
+  local line = "timeout -k 5 " .. limit .. " " .. join(arg, 6, #arg) ..
+               " 2>&1 </dev/null & echo $! >" .. q(pidfile) .. "; wait $!"
+  local t0 = system.monotime()
+  local p = assert(io.popen(line, "r"))
+  local at = -1
+  for l in p:lines() do
+    if at < 0 and l:find(expect, 1, true) then at = system.monotime() - t0 end
+    out:write(l, "\n")
+  end
+  local ok, how, code = p:close()
+  local dt = system.monotime() - t0
+  out:close()
+  if pidfile ~= "/dev/null" then os.remove(pidfile) end
+  if how == "signal" then code = 128 + code end
+  print(string.format("%.6f %d %.6f", at, ok and 0 or code, dt))
 elseif mode == "ready" then
   local limit, pidfile, log, expect = tonumber(arg[2]), arg[3], arg[4], arg[5]
   if not limit or arg[6] ~= "--" then usage() end

@@ -390,10 +390,11 @@ local floor_ms = tonumber(meta.spawn_floor or "")
 detail("restart", "Median [min–max]. Redis: from exec of redis-server " ..
   "until " ..
   "PING returns PONG (not LOADING), polled with redis-cli every ~2 ms. " ..
-  "Tarantool, the event log and vedhost: the whole process from exec to " ..
-  "exit, around a script that recovers and serves one request (it reads " ..
-  "the count and the last key written) and exits; this includes process " ..
-  "start and exit. Starting a process that does nothing (`true`) costs " ..
+  "Tarantool, the event log and vedhost: a script that recovers, serves " ..
+  "one request (it reads the count and the last key written), prints the " ..
+  "reply as one line and exits; timed from exec until that line arrives " ..
+  "on the harness's pipe, so process start is included and the exit after " ..
+  "the reply is not. Starting a process that does nothing (`true`) costs " ..
   (floor_ms and (sig(floor_ms * 1000) .. " ms") or "?") ..
   " on this machine with the same method.")
 detail("tput", "N updates divided by the time they took. Redis: wall time " ..
@@ -502,6 +503,70 @@ if #series > 0 then
   w("![restart time vs history length](restart.png)")
   w("")
   w("One line per system; log-log axes; one panel per K.")
+end
+
+-- Bar chart: throughput, memory per key (VmRSS rows only, so that every
+-- bar measures the same thing) and disk at the largest K, each at the
+-- size the ratio table uses.
+local PANELS = {
+  { metric = "tput", size = largest, unit = "updates/s", log = 1,
+    keep = function(key) return key ~= "vedhost/empty" end },
+  { metric = "mem_bpk", size = smallest_n_of_largest_k, unit = "bytes/key",
+    log = 0, keep = function(key) return key:match("/rss$") ~= nil end },
+  { metric = "disk", size = largest, unit = "MiB", log = 1, div = 1024 ^ 2,
+    keep = function() return true end },
+}
+local panels = {}
+for _, p in ipairs(PANELS) do
+  local g, rows = groups[p.metric] or {}, {}
+  for _, key in ipairs(ORDER) do
+    local sm = p.size and g[key] and p.keep(key) and
+               summary(p.metric, key, p.size.k, p.size.n)
+    if sm and not sm.na and sm.median > 0 then
+      local d = p.div or 1
+      rows[#rows + 1] = string.format("%s\t%.6g\t%.6g\t%.6g\t%d",
+                                      name_of(key, p.metric), sm.median / d,
+                                      sm.min / d, sm.max / d,
+                                      key:match("^vedhost/") and 1 or 2)
+    end
+  end
+  if #rows > 0 then
+    local file = "bars_" .. p.metric .. ".dat"
+    local f = assert(io.open(out_dir .. "/plot/" .. file, "w"))
+    f:write(table.concat(rows, "\n"), "\n")
+    f:close()
+    panels[#panels + 1] = {
+      file = file, log = p.log,
+      title = METRICS[p.metric].title .. ", " .. size_label(p.size),
+      ylabel = p.unit .. (p.log == 1 and " (log scale)" or ""),
+    }
+  end
+end
+if #panels > 0 then
+  local function arr(name, field, quote)
+    local items = {}
+    for _, p in ipairs(panels) do
+      local v = tostring(p[field])
+      items[#items + 1] = quote and ('"' .. v:gsub('"', "'") .. '"') or v
+    end
+    return string.format("array %s[%d] = [%s]\n", name, #panels,
+                         table.concat(items, ", "))
+  end
+  local f = assert(io.open(out_dir .. "/plot/bars.gp", "w"))
+  f:write("out = 'peers.png'\n", string.format("np = %d\n", #panels),
+          arr("F", "file", true), arr("T", "title", true),
+          arr("Y", "ylabel", true), arr("L", "log", false),
+          string.format("subtitle = '%s mode, median of %s, bars = min-max, " ..
+                        "%s'\n", meta.mode or "?", meta.repeats or "?",
+                        meta.date or ""),
+          string.format("load '%s'\n", here .. "bars.gp"))
+  f:close()
+  w("")
+  w("![throughput, memory and disk at the largest K](peers.png)")
+  w("")
+  w("`peers.png`: the throughput, memory-per-key (VmRSS) and disk tables ",
+    "above at the largest K, one bar per system and setting (vedhost red, ",
+    "peers blue), log scale where values span orders of magnitude.")
 end
 
 local f = assert(io.open(report_path, "w"))

@@ -4,8 +4,11 @@
 #
 # Per K, N and repeat:
 #   empty   restart.lua on a fresh data dir: the cost of starting a host with
-#           nothing in it (process start, open, first handler, exit). It is
-#           subtracted from the writer's wall time for throughput.
+#           nothing in it (process start, open, first handler, exit). Its
+#           exec-to-exit time is subtracted from the writer's wall time for
+#           throughput.
+# Restart rows are timed from exec to the line with the first handler's
+# reply (bench/lib/vbtime.lua line), like Tarantool and the event log.
 #   sync    writer.lua, --durability sync, clean stop by ved.exit(0):
 #           throughput = N / (writer wall time - empty), bytes on disk, then
 #           a timed restart (clean stop row) that must see done = N.
@@ -34,13 +37,16 @@ vb_vedhost_script() {
     -e "s/@IDLE@/$5/g" "$VB_ROOT/vedhost/$1" >"$2"
 }
 
-# vb_vedhost_restart DIR DATA K TMO -> sets VB_EL, VB_RC, VB_DONE, VB_VALUE
+# vb_vedhost_restart DIR DATA K TMO -> sets VB_EL (exec to the reply line),
+# VB_EXIT (exec to exit), VB_RC, VB_DONE, VB_VALUE
 vb_vedhost_restart() {
   local dir=$1 data=$2 K=$3 tmo=$4 line
   vb_vedhost_script restart.lua.in "$dir/restart.lua" 0 "$K" false
   : >"$dir/restart.out"
-  read -r VB_EL VB_RC < <(vb_time cmd "$tmo" "$dir/restart.out" -- \
-    "$VB_VEDHOST" run --data "$data" --no-watch "$dir/restart.lua")
+  read -r VB_EL VB_RC VB_EXIT < <(vb_time line "$tmo" "$dir/restart.out" \
+    'VB_COUNT' -- "$VB_VEDHOST" run --data "$data" --no-watch \
+    "$dir/restart.lua")
+  [ "$VB_EL" = -1.000000 ] && [ "$VB_RC" = 0 ] && VB_RC=1 # no reply line
   line=$(grep -o 'VB_COUNT done=[0-9]* value=[^ ]*' "$dir/restart.out" |
     tail -1)
   VB_DONE=$(sed -n 's/.*done=\([0-9]*\).*/\1/p' <<<"$line")
@@ -96,9 +102,9 @@ its N updates were acknowledged"
     sed 's/^/  | /' "$base/restart.out" | head -5 >&2
     return 1
   fi
-  empty=$VB_EL
-  vb_record vedhost empty "$K" "$N" restart "$empty" s "$rep" \
-    "empty data dir, exec to exit"
+  empty=$VB_EXIT
+  vb_record vedhost empty "$K" "$N" restart "$VB_EL" s "$rep" \
+    "empty data dir, exec to the reply line"
 
   for dur in sync nosync; do
     vb_log "vedhost $dur K=$K N=$N rep $rep"
@@ -143,7 +149,7 @@ its N updates were acknowledged"
     if [ "$dur" = sync ]; then
       if [ "$VB_RC" = 0 ]; then
         vb_record vedhost clean "$K" "$N" restart "$VB_EL" s "$rep" \
-          "exec to exit, includes process start"
+          "exec to the reply line, includes process start"
         vb_check vedhost clean "$K" "$N" "done" "$N" "$VB_DONE"
         vb_check vedhost clean "$K" "$N" "k$((want_v % K))" "$want_v" \
           "$VB_VALUE"
@@ -184,7 +190,7 @@ its N updates were acknowledged"
       vb_vedhost_restart "$base" "$base/kill9.data" "$K" "$tmo"
       if [ "$VB_RC" = 0 ]; then
         vb_record vedhost kill9 "$K" "$N" restart "$VB_EL" s "$rep" \
-          "exec to exit, includes process start"
+          "exec to the reply line, includes process start"
         vb_check vedhost kill9 "$K" "$N" "done" "$N" "$VB_DONE"
         vb_check vedhost kill9 "$K" "$N" "k$((want_v % K))" "$want_v" \
           "$VB_VALUE"

@@ -32,11 +32,12 @@ every line into a Lua table"
     "update loop + close, timed inside lua5.4"
   vb_record eventlog write "$K" "$N" disk "$(vb_du_bytes "$dir/events.log")" \
     bytes "$rep"
-  read -r el rc < <(vb_time cmd "$tmo" "$dir/replay.out" -- lua5.4 \
-    "$VB_ROOT/peers/eventlog/replay.lua" "$dir/events.log" "k$((last % K))")
-  if [ "$rc" = 0 ]; then
+  read -r el rc _ < <(vb_time line "$tmo" "$dir/replay.out" 'VB count=' \
+    -- lua5.4 "$VB_ROOT/peers/eventlog/replay.lua" "$dir/events.log" \
+    "k$((last % K))")
+  if [ "$rc" = 0 ] && [ "$el" != -1.000000 ]; then
     vb_record eventlog write "$K" "$N" restart "$el" s "$rep" \
-      "exec to exit: full replay + one request"
+      "exec to the reply line: full replay + one request"
     line=$(grep '^VB ' "$dir/replay.out" | tail -1)
     count=$(sed -n 's/.*count=\([0-9]*\).*/\1/p' <<<"$line")
     value=$(sed -n 's/.*value=\([^ ]*\).*/\1/p' <<<"$line")

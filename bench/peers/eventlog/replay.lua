@@ -1,7 +1,8 @@
 -- bench/peers/eventlog/replay.lua FILE KEY
 -- The event-sourcing baseline's restart: read the whole log and apply every
 -- event to a table, then serve the first request (count keys, read KEY).
--- Prints "VB count=<keys> value=<v>"; the harness times the whole process.
+-- Prints "VB count=<keys> value=<v>" (flushed at once); the harness times
+-- exec to that line.
 local t, count = {}, 0
 local f = io.open(arg[1], "r")
 if f then
@@ -13,3 +14,4 @@ if f then
   f:close()
 end
 print(string.format("VB count=%d value=%s", count, tostring(t[arg[2]])))
+io.stdout:flush()

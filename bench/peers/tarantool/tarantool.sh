@@ -25,15 +25,16 @@ vb_tarantool_restart() {
   tmo=$(vb_timeout_for "$N")
   last=$((N - 1))
   : >"$dir/restart.out"
-  read -r el rc < <(vb_time cmd "$tmo" "$dir/restart.out" -- tarantool \
-    "$VB_ROOT/peers/tarantool/restart.lua" "$dir" "$mode" "k$((last % K))")
-  if [ "$rc" != 0 ]; then
+  read -r el rc _ < <(vb_time line "$tmo" "$dir/restart.out" 'VB count=' \
+    -- tarantool "$VB_ROOT/peers/tarantool/restart.lua" "$dir" "$mode" \
+    "k$((last % K))")
+  if [ "$rc" != 0 ] || [ "$el" = -1.000000 ]; then
     vb_record tarantool "$setting" "$K" "$N" restart n/a s "$rep" \
       "restart.lua failed (rc $rc)"
     return 1
   fi
   vb_record tarantool "$setting" "$K" "$N" restart "$el" s "$rep" \
-    "exec to exit: box.cfg recovery + one request"
+    "exec to the reply line: box.cfg recovery + one request"
   local line count value want=$((N < K ? N : K))
   line=$(grep '^VB ' "$dir/restart.out" | tail -1)
   count=$(sed -n 's/.*count=\([0-9]*\).*/\1/p' <<<"$line")
