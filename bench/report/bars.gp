@@ -28,7 +28,8 @@ do for [i = 1:np] {
   set ylabel Y[i]
   if (L[i] == 1) {
     set logscale y
-    set yrange [*:*]
+    stats F[i] using 2 nooutput
+    set yrange [STATS_min / 2 : STATS_max * 2]
     set format y "%.0s%c"
   } else {
     unset logscale y
