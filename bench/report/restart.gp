@@ -32,6 +32,7 @@ do for [j = 1:10] {
   set style line (2 + j) lc rgb word(colors, j) lw 2 dt 2 pt (j + 3) ps 0.8
 }
 set datafile missing "NaN"
+set autoscale xfix
 title_of(i) = system(sprintf("printf '%%s' '%s' | cut -d'|' -f%d", titles, i))
 set multiplot layout 1, nk title "Restart time vs history length\n" . subtitle
 do for [p = 1:nk] {
