@@ -7,8 +7,6 @@
 #           nothing in it (process start, open, first handler, exit). Its
 #           exec-to-exit time is subtracted from the writer's wall time for
 #           throughput.
-# Restart rows are timed from exec to the line with the first handler's
-# reply (bench/lib/vbtime.lua line), like Tarantool and the event log.
 #   sync    writer.lua, --durability sync, clean stop by ved.exit(0):
 #           throughput = N / (writer wall time - empty), bytes on disk, then
 #           a timed restart (clean stop row) that must see done = N.
@@ -20,6 +18,8 @@
 #           SIGKILL, and times a restart (kill -9 row) that must see N.
 #   memory  VmRSS of the idle writer with K keys minus the idle writer with
 #           none, per key.
+# Restart rows are timed from exec to the line with the first handler's
+# reply (bench/lib/vbtime.lua line), like Tarantool and the event log.
 # Every restart prints the count it sees. If a clean restart sees 0 after N
 # updates, the build does not persist: restart and disk rows become
 # "n/a: build does not persist" for the rest of the run.
