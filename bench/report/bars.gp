@@ -27,8 +27,10 @@ do for [i = 1:np] {
   set title T[i]
   set ylabel Y[i]
   if (L[i] == 1) {
-    set logscale y
+    unset logscale y
+    set yrange [*:*]
     stats F[i] using 2 nooutput
+    set logscale y
     set yrange [STATS_min / 2 : STATS_max * 2]
     set format y "%.0s%c"
   } else {
