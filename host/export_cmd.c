@@ -41,13 +41,12 @@
  * Exit codes: 0 ok, 1 failure (one line on stderr starting "vedhost: "),
  * 2 bad usage.
  */
-#define _XOPEN_SOURCE 700 /* nftw */
+#define _XOPEN_SOURCE 700 /* POSIX 2008: fsync, O_CLOEXEC */
 #include "vh_export_cmd.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -429,14 +428,43 @@ static int vh_import_put(void *arg, uint64_t id, const void *bytes,
 }
 
 /* Writes im into a new store at dir (created): 0 or 1 (message printed). */
+/* The end of an import's only write: unless rc (the status so far) is
+ * already an error, puts manifest m into *b, submits *b [stolen, *b set to
+ * NULL] as batch seq and waits until it is durable; then closes s (if
+ * open) either way. Returns the first error; when that is the close's,
+ * *msg (NULL until then) gets its [new] message. */
+static int vh_import_commit(vh_store_t *s, vh_batch_t **b,
+                            const vh_manifest_t *m, uint64_t seq, int rc,
+                            char **msg) {
+  void *mb = NULL;
+  size_t ml = 0;
+  if (rc == 0) rc = vh_manifest_encode(m, &mb, &ml);
+  if (rc == 0) rc = vh_batch_set_manifest(*b, mb, ml);
+  free(mb);
+  if (rc == 0) {
+    rc = vh_store_submit(s, *b, seq);
+    *b = NULL;
+  }
+  if (rc == 0) rc = vh_store_wait_durable(s, seq);
+  if (s != NULL) {
+    char *cmsg = NULL;
+    int crc = vh_store_close(s, &cmsg);
+    if (rc == 0 && crc != 0) {
+      rc = crc;
+      *msg = cmsg;
+    } else {
+      free(cmsg);
+    }
+  }
+  return rc;
+}
+
 static int vh_import_build(const char *dir, vh_import_t *im) {
   vh_store_opts_t so;
   vh_store_t *s = NULL;
   vh_batch_t *b = NULL;
   vh_manifest_t m;
   char *msg = NULL;
-  void *mb = NULL;
-  size_t ml = 0;
   memset(&m, 0, sizeof m);
   vh_store_opts_init(&so);
   so.create = 1;
@@ -457,45 +485,15 @@ static int vh_import_build(const char *dir, vh_import_t *im) {
   for (size_t i = 0; i < n && rc == 0; i++)
     rc = vh_manifest_add(&m, im->h.domains[i].name, vh_tab_id(roots[i]),
                          im->h.domains[i].version);
-  if (rc == 0) rc = vh_manifest_encode(&m, &mb, &ml);
-  if (rc == 0) rc = vh_batch_set_manifest(b, mb, ml);
-  if (rc == 0) {
-    rc = vh_store_submit(s, b, 1);
-    b = NULL; /* stolen */
-  }
-  if (rc == 0) rc = vh_store_wait_durable(s, 1);
-  if (s != NULL) {
-    char *cmsg = NULL;
-    int crc = vh_store_close(s, &cmsg);
-    if (rc == 0 && crc != 0) {
-      rc = crc;
-      msg = cmsg;
-    } else {
-      free(cmsg);
-    }
-  }
+  rc = vh_import_commit(s, &b, &m, 1, rc, &msg);
   if (rc != 0)
     fprintf(stderr, "vedhost: import: cannot write the store in %s: %s\n", dir,
             msg ? msg : vh_err_name(rc));
   free(msg);
-  free(mb);
   free(roots);
   vh_batch_free(b);
   vh_manifest_free(&m);
   return rc != 0;
-}
-
-static int vh_import_rm_one(const char *path, const struct stat *sb, int flag,
-                            struct FTW *ftw) {
-  (void)sb;
-  (void)flag;
-  (void)ftw;
-  remove(path);
-  return 0;
-}
-
-static void vh_import_rm_tree(const char *dir) {
-  nftw(dir, vh_import_rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static int vh_import_dir_empty(const char *dir) {
@@ -531,20 +529,20 @@ static int vh_import_fresh(const char *data, vh_import_t *im) {
     /* Missing: build DIR.import-PID beside it, rename it to DIR. */
     snprintf(tmp, n, "%s.import-%ld", data, (long)getpid());
     snprintf(dst, n, "%s", data);
-    vh_import_rm_tree(tmp);
+    vh_offline_rm_tree(tmp);
     if (mkdir(tmp, 0700) != 0) {
       fprintf(stderr, "vedhost: import: cannot create %s: %s\n", tmp,
               strerror(errno));
       goto done;
     }
     if (vh_import_build(tmp, im) != 0) {
-      vh_import_rm_tree(tmp);
+      vh_offline_rm_tree(tmp);
       goto done;
     }
     if (rename(tmp, dst) != 0) {
       fprintf(stderr, "vedhost: import: cannot rename %s to %s: %s\n", tmp, dst,
               strerror(errno));
-      vh_import_rm_tree(tmp);
+      vh_offline_rm_tree(tmp);
       goto done;
     }
     vh_export_sync_parent(dst);
@@ -583,7 +581,7 @@ static int vh_import_fresh(const char *data, vh_import_t *im) {
       free(src);
     }
   }
-  vh_import_rm_tree(tmp);
+  vh_offline_rm_tree(tmp);
   if (rc == 0) vh_export_sync_parent(dst);
 done:
   if (dd.path != NULL) vh_datadir_close(&dd);
@@ -658,28 +656,11 @@ static int vh_import_replace(const char *data, const char *name,
   }
   m.seq++;
   m.next_id = next_id;
-  if (rc == 0) rc = vh_manifest_encode(&m, &mb, &ml);
-  if (rc == 0) rc = vh_batch_set_manifest(b, mb, ml);
-  if (rc == 0) {
-    rc = vh_store_submit(s, b, m.seq);
-    b = NULL;
-  }
-  if (rc == 0) rc = vh_store_wait_durable(s, m.seq);
-  if (s != NULL) {
-    char *cmsg = NULL;
-    int crc = vh_store_close(s, &cmsg);
-    if (rc == 0 && crc != 0) {
-      rc = crc;
-      msg = cmsg;
-    } else {
-      free(cmsg);
-    }
-  }
+  rc = vh_import_commit(s, &b, &m, m.seq, rc, &msg);
   if (rc != 0)
     fprintf(stderr, "vedhost: import: cannot replace domain '%s' in %s: %s\n",
             name, data, msg ? msg : vh_err_name(rc));
   free(msg);
-  free(mb);
   vh_batch_free(b);
   vh_manifest_free(&m);
   vh_datadir_close(&dd);

@@ -45,7 +45,7 @@ static int vh_offline__rm_one(const char *path, const struct stat *sb, int flag,
   return 0;
 }
 
-static void vh_offline__rm_tree(const char *dir) {
+void vh_offline_rm_tree(const char *dir) {
   nftw(dir, vh_offline__rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
@@ -68,7 +68,7 @@ static char *vh_offline__mkscratch(void) {
 void vh_offline_close(vh_offline_t *o) {
   if (o->store != NULL) vh_store_close(o->store, NULL);
   o->store = NULL;
-  if (o->scratch != NULL) vh_offline__rm_tree(o->scratch);
+  if (o->scratch != NULL) vh_offline_rm_tree(o->scratch);
   free(o->scratch);
   o->scratch = NULL;
   free(o->data_dir);

@@ -41,6 +41,10 @@ int vh_offline_open(vh_offline_t *o, const char *data_dir, char *err,
 /* Closes the secondary and removes its scratch dir. Idempotent. */
 void vh_offline_close(vh_offline_t *o);
 
+/* Removes dir [borrowed] and everything under it (best effort, symlinks
+ * not followed): the secondary's scratch dir, import's temporary dir. */
+void vh_offline_rm_tree(const char *dir);
+
 /* Makes the trie's lazy loader read nodes from o's store (o [borrowed]
  * must stay open while any stub made afterwards is alive). */
 void vh_offline_use_loader(vh_offline_t *o);
