@@ -458,6 +458,27 @@ static void vh_call_failed(vh_host_t *h, vh_domain_t *d, const char *event,
   if (err) *err = vh_call_strdup(first, strlen(first));
 }
 
+void vh_host__arm(vh_host_t *h) {
+  h->abort = VH_ABORT_NONE;
+  h->costack_n = 0;
+  h->deadline_ns =
+      vh_host__mono_ns() + (int64_t)h->opts.handler_timeout_ms * 1000000;
+  atomic_store_explicit(&h->wd_deadline, h->deadline_ns, memory_order_release);
+  atomic_signal_fence(memory_order_seq_cst);
+  h->in_handler = 1;
+}
+
+int vh_host__disarm(vh_host_t *h) {
+  h->in_handler = 0;
+  atomic_signal_fence(memory_order_seq_cst);
+  atomic_store_explicit(&h->wd_deadline, 0, memory_order_release);
+  int aborted = h->abort;
+  if (aborted != VH_ABORT_NONE) lua_sethook(h->L, NULL, 0, 0);
+  h->abort = VH_ABORT_NONE;
+  h->costack_n = 0;
+  return aborted;
+}
+
 int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
                       size_t elen, int for_start, vh_val_t payload,
                       vh_val_t *reply, char **err) {
@@ -502,13 +523,7 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
   }
   h->cur = d;
   vhl_guard(L, d->st);
-  h->abort = VH_ABORT_NONE;
-  h->costack_n = 0;
-  h->deadline_ns =
-      vh_host__mono_ns() + (int64_t)h->opts.handler_timeout_ms * 1000000;
-  atomic_store_explicit(&h->wd_deadline, h->deadline_ns, memory_order_release);
-  atomic_signal_fence(memory_order_seq_cst);
-  h->in_handler = 1;
+  vh_host__arm(h);
 
   vh_trie_fault_clear();
   int status = lua_pcall(L, 3, 0, top + 1);
@@ -521,13 +536,7 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
     status = LUA_ERRRUN;
   }
 
-  h->in_handler = 0;
-  atomic_signal_fence(memory_order_seq_cst);
-  atomic_store_explicit(&h->wd_deadline, 0, memory_order_release);
-  int aborted = h->abort;
-  if (aborted != VH_ABORT_NONE) lua_sethook(L, NULL, 0, 0);
-  h->abort = VH_ABORT_NONE;
-  h->costack_n = 0;
+  int aborted = vh_host__disarm(h);
   vhl_guard(L, NULL);
   h->cur = NULL;
   h->slice_calls++;

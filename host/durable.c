@@ -340,15 +340,7 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
 /* Retire d (as reload.c does for a domain no longer declared), with the
  * reason why [borrowed, copied]. */
 static void vh_durable_retire(vh_host_t *h, vh_domain_t *d, const char *why) {
-  lua_State *L = h->L;
-  int refs[] = {d->on_ref, d->start_ref, d->migrate_ref, d->unhandled_ref};
-  for (int i = 0; i < 4; i++) luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
-  lua_newtable(L);
-  d->on_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  lua_newtable(L);
-  d->unhandled_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-  d->start_ref = d->migrate_ref = LUA_NOREF;
-  d->retired = 1;
+  vh_reload__drop_code(h, d);
   free(d->refused);
   d->refused = why ? strdup(why) : NULL;
 }

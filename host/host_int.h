@@ -273,6 +273,12 @@ void *vh_host__alloc(void *ud, void *ptr, size_t osize, size_t nsize);
 void vh_host__install_wrappers(lua_State *L);
 int vh_host__watchdog_start(vh_host_t *h);
 void vh_host__watchdog_stop(vh_host_t *h);
+/* Arm the watchdog (handler time budget from now) and the memory limit
+ * around Lua code run on the host's behalf: a handler call, a reload's
+ * script top level, a REPL chunk. disarm returns the abort reason
+ * (VH_ABORT_*, NONE if the code was not aborted) and clears it. */
+void vh_host__arm(vh_host_t *h);
+int vh_host__disarm(vh_host_t *h);
 /* The Lua message handler: error message + traceback. */
 int vh_host__msgh(lua_State *L);
 /* Copy the first line of msg [borrowed] into err. */
@@ -397,6 +403,10 @@ void vh_reload__loaded(vh_host_t *h, const char *path, int first);
 void vh_reload__start(vh_host_t *h);
 /* Free what reload.c holds, after the loop closed its handles. */
 void vh_reload__free(vh_host_t *h);
+/* Make d a retired record: its handlers, start, migrate and unhandled
+ * references are dropped (on and unhandled become empty tables), its state
+ * is kept, d->retired is set. Timers and logging are the caller's. */
+void vh_reload__drop_code(vh_host_t *h, vh_domain_t *d);
 
 /* ---- durable.c ---- */
 

@@ -333,21 +333,9 @@ void vh_reload__loaded(vh_host_t *h, const char *path, int first) {
 /* Protected call of the chunk on top (msgh at index msgh) under the
  * handler budget and memory limit, like a handler call (call.c). */
 static int vh_reload_pcall(vh_host_t *h, int msgh) {
-  lua_State *L = h->L;
-  h->abort = VH_ABORT_NONE;
-  h->costack_n = 0;
-  h->deadline_ns =
-      vh_host__mono_ns() + (int64_t)h->opts.handler_timeout_ms * 1000000;
-  atomic_store_explicit(&h->wd_deadline, h->deadline_ns, memory_order_release);
-  atomic_signal_fence(memory_order_seq_cst);
-  h->in_handler = 1;
-  int rc = lua_pcall(L, 0, 0, msgh);
-  h->in_handler = 0;
-  atomic_signal_fence(memory_order_seq_cst);
-  atomic_store_explicit(&h->wd_deadline, 0, memory_order_release);
-  if (h->abort != VH_ABORT_NONE) lua_sethook(L, NULL, 0, 0);
-  h->abort = VH_ABORT_NONE;
-  h->costack_n = 0;
+  vh_host__arm(h);
+  int rc = lua_pcall(h->L, 0, 0, msgh);
+  vh_host__disarm(h);
   return rc;
 }
 
@@ -529,10 +517,8 @@ static void vh_reload_stop_everies(vh_domain_t *d) {
   }
 }
 
-/* d is no longer declared: drop its code and timers, keep its state. */
-static void vh_reload_retire(vh_host_t *h, vh_domain_t *d) {
+void vh_reload__drop_code(vh_host_t *h, vh_domain_t *d) {
   lua_State *L = h->L;
-  vh_reload_stop_everies(d);
   int refs[] = {d->on_ref, d->start_ref, d->migrate_ref, d->unhandled_ref};
   for (int i = 0; i < 4; i++) luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
   lua_newtable(L);
@@ -541,6 +527,12 @@ static void vh_reload_retire(vh_host_t *h, vh_domain_t *d) {
   d->unhandled_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   d->start_ref = d->migrate_ref = LUA_NOREF;
   d->retired = 1;
+}
+
+/* d is no longer declared: drop its code and timers, keep its state. */
+static void vh_reload_retire(vh_host_t *h, vh_domain_t *d) {
+  vh_reload_stop_everies(d);
+  vh_reload__drop_code(h, d);
   vh_log(VH_LOG_WARN, d->name,
          "no longer declared by the scripts: its state is kept, events for "
          "it are dropped (logged once per event)");

@@ -505,29 +505,6 @@ static char *vh_repl_strdup(const char *s) {
   return p;
 }
 
-/* Arm / disarm the watchdog and the memory limit (as call.c does around a
- * handler call). */
-static void vh_repl_arm(vh_host_t *h) {
-  h->abort = VH_ABORT_NONE;
-  h->costack_n = 0;
-  h->deadline_ns =
-      vh_host__mono_ns() + (int64_t)h->opts.handler_timeout_ms * 1000000;
-  atomic_store_explicit(&h->wd_deadline, h->deadline_ns, memory_order_release);
-  atomic_signal_fence(memory_order_seq_cst);
-  h->in_handler = 1;
-}
-
-static int vh_repl_disarm(vh_host_t *h) {
-  h->in_handler = 0;
-  atomic_signal_fence(memory_order_seq_cst);
-  atomic_store_explicit(&h->wd_deadline, 0, memory_order_release);
-  int aborted = h->abort;
-  if (aborted != VH_ABORT_NONE) lua_sethook(h->L, NULL, 0, 0);
-  h->abort = VH_ABORT_NONE;
-  h->costack_n = 0;
-  return aborted;
-}
-
 /* Log the names of the domains whose root differs from saved[]. */
 static void vh_repl_log_changes(vh_host_t *h, vh_tab_t **saved) {
   char names[512];
@@ -572,9 +549,9 @@ void vh_repl__eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply, char **err) {
     vhl_guard_strict(L, 0); /* the REPL may touch every domain */
     h->cur = NULL;
     s->active = 1;
-    vh_repl_arm(h);
+    vh_host__arm(h);
     status = lua_pcall(L, 1, 1, top + 1);
-    aborted = vh_repl_disarm(h);
+    aborted = vh_host__disarm(h);
     s->active = 0;
     vhl_guard_strict(L, 1);
     vhl_guard(L, NULL);
