@@ -104,12 +104,8 @@ int vh_host__register(lua_State *L) {
   vhl_state_t *st = vhl_state_new(L, v.u.t, name); /* steals v */
   int st_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_newtable(L); /* on: a private copy */
-  lua_pushnil(L);
-  while (lua_next(L, 7) != 0) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -4);
-  }
+  lua_pushvalue(L, 7);
+  vh_host__merge_top(L, -2);
   int on_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   int migrate_ref = vh_host_ref_opt(L, 5);
   int start_ref = vh_host_ref_opt(L, 6);
@@ -159,27 +155,27 @@ static const vh_script_t *vh_host_script(const char *name) {
   return NULL;
 }
 
+void vh_host__merge_top(lua_State *L, int to) {
+  to = lua_absindex(L, to);
+  lua_pushnil(L);
+  while (lua_next(L, -2) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, to);
+  }
+  lua_pop(L, 1);
+}
+
 /* _G.table = the stock library with vedcore's proxy-aware functions laid
  * over it (core module at index core). */
 static void vh_host_table_lib(lua_State *L, int core) {
   lua_newtable(L);
   lua_getglobal(L, "table");
-  lua_pushnil(L);
-  while (lua_next(L, -2) != 0) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -5);
-  }
-  lua_pop(L, 1);
-  if (lua_getfield(L, core, "table") == LUA_TTABLE) {
-    lua_pushnil(L);
-    while (lua_next(L, -2) != 0) {
-      lua_pushvalue(L, -2);
-      lua_insert(L, -2);
-      lua_rawset(L, -5);
-    }
-  }
-  lua_pop(L, 1);
+  vh_host__merge_top(L, -2);
+  if (lua_getfield(L, core, "table") == LUA_TTABLE)
+    vh_host__merge_top(L, -2);
+  else
+    lua_pop(L, 1);
   lua_pushvalue(L, -1);
   lua_setglobal(L, "table");
   luaL_getsubtable(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);

@@ -372,6 +372,9 @@ extern const vh_script_t vh_scripts[]; /* ends with a NULL name */
 
 /* The core's register function (ved.domain's C half). */
 int vh_host__register(lua_State *L);
+/* Copies every field of the table on top of the stack into the table at
+ * index to (rawset), then pops the source. */
+void vh_host__merge_top(lua_State *L, int to);
 /* Time: CLOCK_MONOTONIC ns (call.c), wall-clock ms (sched.c). */
 int64_t vh_host__mono_ns(void);
 int64_t vh_host__wall_ms(void);

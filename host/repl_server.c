@@ -332,13 +332,7 @@ static int vh_repl_setup(lua_State *L) {
   lua_setfield(L, env, "print");
   lua_newtable(L); /* ved: a copy of the module, with our send */
   lua_rawgeti(L, LUA_REGISTRYINDEX, h->ved_ref);
-  lua_pushnil(L);
-  while (lua_next(L, -2) != 0) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, -5);
-  }
-  lua_pop(L, 1);
+  vh_host__merge_top(L, -2);
   lua_pushcfunction(L, vh_repl_ved_send);
   lua_setfield(L, -2, "send");
   lua_setfield(L, env, "ved");
