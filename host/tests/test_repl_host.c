@@ -28,10 +28,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#define GUARD_MS 20000 /* hang guard for one wait */
+#include "../control/tests/vh_pty_test.h"
 #include "vh_control.h"
 #include "vh_test.h"
-
-#define GUARD_MS 20000 /* hang guard for one wait */
 
 static char bin[4096];  /* the vedhost executable */
 static char tmp[256];   /* the test's dir: app.lua, data/, home/ */
@@ -48,12 +48,6 @@ static const char app[] =
     "           return state.count end },\n"
     "}\n"
     "ved.domain 'clock' { state = { ticks = 0 } }\n";
-
-static long long now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* ---- the host --------------------------------------------------------- */
 
@@ -354,14 +348,6 @@ TEST_IMPL(completion_requests) {
 
 /* ---- the console on a pseudo-terminal --------------------------------- */
 
-typedef struct {
-  int fd;    /* pty master */
-  pid_t pid; /* the console */
-  char buf[1 << 16];
-  size_t len;  /* bytes of output so far */
-  size_t mark; /* searches start here */
-} pty_t;
-
 static pty_t tty;
 
 static int pty_start(pty_t *t) {
@@ -388,87 +374,6 @@ static int pty_start(pty_t *t) {
     _exit(127);
   }
   return 0;
-}
-
-static void pty_dump(const pty_t *t) {
-  for (size_t i = 0; i < t->len; i++) {
-    unsigned char c = (unsigned char)t->buf[i];
-    if (c == '\n')
-      fputs("\\n\n", stderr);
-    else if (c < 32 || c == 127)
-      fprintf(stderr, "^%c", c ^ 0x40);
-    else
-      fputc(c, stderr);
-  }
-  fputc('\n', stderr);
-}
-
-/* Reads output until s appears after the mark; moves the mark past it. */
-static int pty_expect(pty_t *t, const char *s) {
-  long long end = now_ms() + GUARD_MS;
-  while (now_ms() < end) {
-    char *at = memmem(t->buf + t->mark, t->len - t->mark, s, strlen(s));
-    if (at) {
-      t->mark = (size_t)(at - t->buf) + strlen(s);
-      return 1;
-    }
-    struct pollfd p = {.fd = t->fd, .events = POLLIN};
-    if (poll(&p, 1, 100) <= 0) continue;
-    ssize_t n = read(t->fd, t->buf + t->len, sizeof t->buf - 1 - t->len);
-    if (n <= 0) {
-      fprintf(stderr, "the console ended; its output:\n");
-      pty_dump(t);
-      return 0;
-    }
-    t->len += (size_t)n;
-  }
-  fprintf(stderr, "waited for \"%s\"; output so far:\n", s);
-  pty_dump(t);
-  return 0;
-}
-
-/* Waits for the prompt, then for the line editor to own the terminal
- * (canonical mode off), as a person would before typing. */
-static int pty_prompt(pty_t *t, const char *prompt) {
-  if (!pty_expect(t, prompt)) return 0;
-  long long end = now_ms() + GUARD_MS;
-  while (now_ms() < end) {
-    struct termios tio;
-    if (tcgetattr(t->fd, &tio) < 0) return 0;
-    if (!(tio.c_lflag & ICANON)) return 1;
-    usleep(1000);
-  }
-  return 0;
-}
-
-static void pty_send(pty_t *t, const char *s) {
-  if (write(t->fd, s, strlen(s)) < 0) abort();
-}
-
-static int pty_wait_exit(pty_t *t) {
-  char sink[4096];
-  long long end = now_ms() + GUARD_MS;
-  while (now_ms() < end) {
-    int st;
-    if (waitpid(t->pid, &st, WNOHANG) == t->pid) {
-      close(t->fd);
-      int code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-      if (code != 0) pty_dump(t);
-      return code;
-    }
-    struct pollfd p = {.fd = t->fd, .events = POLLIN};
-    ssize_t n = poll(&p, 1, 100) > 0 ? read(t->fd, sink, sizeof sink) : 0;
-    if (n > 0 && t->len + (size_t)n < sizeof t->buf) {
-      memcpy(t->buf + t->len, sink, (size_t)n);
-      t->len += (size_t)n;
-    } else if (n < 0) {
-      usleep(10000); /* the terminal closed: the exit is near */
-    }
-  }
-  kill(t->pid, SIGKILL);
-  waitpid(t->pid, NULL, 0);
-  close(t->fd);
-  return -1;
 }
 
 #define P1 "ved> "
