@@ -350,13 +350,7 @@ static void vh_durable_retire(vh_host_t *h, vh_domain_t *d, const char *why) {
 static int vh_durable_keep_p(lua_State *L) {
   vh_host_t *h = vh_host__of(L);
   const vh_manifest_domain_t *e = lua_touserdata(L, 1);
-  if (h->ndoms == h->capdoms) {
-    int nc = h->capdoms ? h->capdoms * 2 : 8;
-    vh_domain_t **nd = realloc(h->doms, (size_t)nc * sizeof *nd);
-    if (!nd) return luaL_error(L, "out of memory");
-    h->doms = nd;
-    h->capdoms = nc;
-  }
+  if (vh_host__doms_reserve(h) != 0) return luaL_error(L, "out of memory");
   vh_tab_t *stub = vh_tab_stub(e->root);
   if (!stub) return luaL_error(L, "out of memory");
   vhl_state_t *st = vhl_state_new(L, stub, e->name); /* steals stub */
@@ -366,19 +360,9 @@ static int vh_durable_keep_p(lua_State *L) {
   lua_newtable(L);
   int unhandled_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   int ctx_ref = vh_api__new_ctx(L, e->name);
-  vh_domain_t *d = calloc(1, sizeof *d);
-  if (d) {
-    d->name = strdup(e->name);
-    d->where = strdup("(stored; not declared by any script)");
-    d->name_s = vh_str_new(e->name, strlen(e->name));
-  }
-  if (!d || !d->name || !d->where || !d->name_s) {
-    if (d) {
-      free(d->name);
-      free(d->where);
-      if (d->name_s) vh_str_release(d->name_s);
-      free(d);
-    }
+  vh_domain_t *d = vh_host__domain_new(e->name, strlen(e->name),
+                                       "(stored; not declared by any script)");
+  if (!d) {
     int refs[] = {st_ref, on_ref, unhandled_ref, ctx_ref};
     for (int i = 0; i < 4; i++) luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
     return luaL_error(L, "out of memory");

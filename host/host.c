@@ -64,6 +64,29 @@ static void vh_domain_free(vh_domain_t *d) {
   free(d);
 }
 
+int vh_host__doms_reserve(vh_host_t *h) {
+  if (h->ndoms < h->capdoms) return 0;
+  int nc = h->capdoms ? h->capdoms * 2 : 8;
+  vh_domain_t **nd = realloc(h->doms, (size_t)nc * sizeof *nd);
+  if (!nd) return VH_ENOMEM;
+  h->doms = nd;
+  h->capdoms = nc;
+  return 0;
+}
+
+vh_domain_t *vh_host__domain_new(const char *name, size_t nl,
+                                 const char *where) {
+  vh_domain_t *d = calloc(1, sizeof *d);
+  if (d) {
+    d->name = strdup(name);
+    d->where = strdup(where);
+    d->name_s = vh_str_new(name, nl);
+  }
+  if (d && d->name && d->where && d->name_s) return d;
+  vh_domain_free(d);
+  return NULL;
+}
+
 static int vh_host_ref_opt(lua_State *L, int idx) {
   if (lua_isnil(L, idx)) return LUA_NOREF;
   lua_pushvalue(L, idx);
@@ -87,13 +110,7 @@ int vh_host__register(lua_State *L) {
   if (other)
     return luaL_error(L, "domain '%s' is declared twice: at %s and at %s", name,
                       other->where, where);
-  if (h->ndoms == h->capdoms) {
-    int nc = h->capdoms ? h->capdoms * 2 : 8;
-    vh_domain_t **nd = realloc(h->doms, (size_t)nc * sizeof *nd);
-    if (!nd) return luaL_error(L, "out of memory");
-    h->doms = nd;
-    h->capdoms = nc;
-  }
+  if (vh_host__doms_reserve(h) != 0) return luaL_error(L, "out of memory");
   /* Everything that can raise first, holding only Lua references. */
   vh_val_t v;
   vhl_tovalue(L, 4, "state", &v); /* deep copy; raises naming the path */
@@ -113,14 +130,8 @@ int vh_host__register(lua_State *L) {
   int unhandled_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   int ctx_ref = vh_api__new_ctx(L, name);
 
-  vh_domain_t *d = calloc(1, sizeof *d);
-  if (d) {
-    d->name = strdup(name);
-    d->where = strdup(where);
-    d->name_s = vh_str_new(name, nl);
-  }
-  if (!d || !d->name || !d->where || !d->name_s) {
-    vh_domain_free(d);
+  vh_domain_t *d = vh_host__domain_new(name, nl, where);
+  if (!d) {
     int refs[] = {st_ref,    on_ref,        migrate_ref,
                   start_ref, unhandled_ref, ctx_ref};
     for (int i = 0; i < 6; i++) luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);

@@ -372,6 +372,12 @@ extern const vh_script_t vh_scripts[]; /* ends with a NULL name */
 
 /* The core's register function (ved.domain's C half). */
 int vh_host__register(lua_State *L);
+/* Room for one more record in h->doms: 0 or VH_ENOMEM. */
+int vh_host__doms_reserve(vh_host_t *h);
+/* A new zeroed domain record [new] named name (nl bytes) [borrowed, copied],
+ * declared at where [borrowed, copied]; NULL when out of memory. */
+vh_domain_t *vh_host__domain_new(const char *name, size_t nl,
+                                 const char *where);
 /* Copies every field of the table on top of the stack into the table at
  * index to (rawset), then pops the source. */
 void vh_host__merge_top(lua_State *L, int to);
