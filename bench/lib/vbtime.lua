@@ -64,6 +64,28 @@ local function usage()
   os.exit(2)
 end
 
+-- The shell line that runs arg[from..] under coreutils timeout (limit
+-- seconds) with the redirections redir, and its pid file: the pid of
+-- `timeout` goes to $VB_OUT/pids/ while it runs, so that the harness's exit
+-- trap can stop it (timeout passes SIGTERM on to the command).
+local function guarded(kind, limit, from, redir)
+  local pidfile = "/dev/null"
+  if os.getenv("VB_OUT") then
+    pidfile = string.format("%s/pids/%s-%.0f.pid", os.getenv("VB_OUT"), kind,
+                            system.monotime() * 1e9)
+  end
+  return "timeout -k 5 " .. limit .. " " .. join(arg, from, #arg) .. " " ..
+         redir .. " & echo $! >" .. q(pidfile) .. "; wait $!", pidfile
+end
+
+-- The exit code of a guarded line that finished (os.execute / close
+-- results; a signal counts as 128 + its number); removes its pid file.
+local function finished(pidfile, ok, how, code)
+  if pidfile ~= "/dev/null" then os.remove(pidfile) end
+  if how == "signal" then code = 128 + code end
+  return ok and 0 or code
+end
+
 local mode = arg[1]
 if mode == "now" then
   print(string.format("%.9f", system.monotime()))
@@ -72,33 +94,16 @@ elseif mode == "cmd" then
   if not limit or arg[4] ~= "--" or #arg < 5 then usage() end
   local redir = log == "-" and ">/dev/null 2>&1" or (">>" .. q(log) .. " 2>&1")
   local stdin = os.getenv("VBTIME_STDIN") or "/dev/null"
-  -- The pid of `timeout` goes to $VB_OUT/pids/ while it runs, so that the
-  -- harness's exit trap can stop it (timeout passes SIGTERM on to CMD).
-  local pidfile = "/dev/null"
-  if os.getenv("VB_OUT") then
-    pidfile = string.format("%s/pids/cmd-%.0f.pid", os.getenv("VB_OUT"),
-                            system.monotime() * 1e9)
-  end
-  local line = "timeout -k 5 " .. limit .. " " .. join(arg, 5, #arg) ..
-               " " .. redir .. " <" .. q(stdin) .. " & echo $! >" ..
-               q(pidfile) .. "; wait $!"
+  local line, pidfile = guarded("cmd", limit, 5, redir .. " <" .. q(stdin))
   local t0 = system.monotime()
   local ok, how, code = os.execute(line)
   local dt = system.monotime() - t0
-  if pidfile ~= "/dev/null" then os.remove(pidfile) end
-  if how == "signal" then code = 128 + code end
-  print(string.format("%.6f %d", dt, ok and 0 or code))
+  print(string.format("%.6f %d", dt, finished(pidfile, ok, how, code)))
 elseif mode == "line" then
   local limit, log, expect = tonumber(arg[2]), arg[3], arg[4]
   if not limit or not expect or arg[5] ~= "--" or #arg < 6 then usage() end
-  local pidfile = "/dev/null"
-  if os.getenv("VB_OUT") then
-    pidfile = string.format("%s/pids/line-%.0f.pid", os.getenv("VB_OUT"),
-                            system.monotime() * 1e9)
-  end
   local out = assert(io.open(log, "a"))
-  local line = "timeout -k 5 " .. limit .. " " .. join(arg, 6, #arg) ..
-               " 2>&1 </dev/null & echo $! >" .. q(pidfile) .. "; wait $!"
+  local line, pidfile = guarded("line", limit, 6, "2>&1 </dev/null")
   local t0 = system.monotime()
   local p = assert(io.popen(line, "r"))
   local at = -1
@@ -109,9 +114,8 @@ elseif mode == "line" then
   local ok, how, code = p:close()
   local dt = system.monotime() - t0
   out:close()
-  if pidfile ~= "/dev/null" then os.remove(pidfile) end
-  if how == "signal" then code = 128 + code end
-  print(string.format("%.6f %d %.6f", at, ok and 0 or code, dt))
+  print(string.format("%.6f %d %.6f", at, finished(pidfile, ok, how, code),
+                      dt))
 elseif mode == "ready" then
   local limit, pidfile, log, expect = tonumber(arg[2]), arg[3], arg[4], arg[5]
   if not limit or arg[6] ~= "--" then usage() end
