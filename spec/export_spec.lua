@@ -13,13 +13,7 @@ local function exists(path)
   return f ~= nil
 end
 
-local function one_line(r)
-  local lines = {}
-  for l in r.log:gmatch("[^\n]+") do lines[#lines + 1] = l end
-  assert.are.equal(1, #lines, r.log)
-  assert.truthy(lines[1]:find("^vedhost: "), r.log)
-  return lines[1]
-end
+local one_line = proc.one_line
 
 -- The value at PATH of data dir DATA, as a Lua value (inspect prints
 -- Lua literals).

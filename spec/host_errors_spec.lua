@@ -18,14 +18,7 @@ local function run_in(files, args, opts)
   return r
 end
 
--- The log must be exactly one line starting with "vedhost: ".
-local function one_line(r)
-  local lines = {}
-  for l in r.log:gmatch("[^\n]+") do lines[#lines + 1] = l end
-  assert.are.equal(1, #lines, r.log)
-  assert.truthy(lines[1]:find("^vedhost: "), r.log)
-  return lines[1]
-end
+local one_line = proc.one_line
 
 describe("vedhost bad input", function()
   it("reports a missing script", function()

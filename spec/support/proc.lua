@@ -165,4 +165,15 @@ function M.lines_with(text, pat)
   return out
 end
 
+-- Asserts (busted) that the run r logged exactly one line and that it
+-- starts with "vedhost: " (the bad-input rule); returns that line.
+function M.one_line(r)
+  local assert = require "luassert" -- busted's assert (specs get it as a global)
+  local lines = {}
+  for l in r.log:gmatch("[^\n]+") do lines[#lines + 1] = l end
+  assert.are.equal(1, #lines, r.log)
+  assert.truthy(lines[1]:find("^vedhost: "), r.log)
+  return lines[1]
+end
+
 return M
