@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
 bash tools/format-check.sh
+bash tools/layer-check.sh
 bash tools/build.sh build -DVH_WERROR=ON
 (cd build && ctest --output-on-failure --timeout 600)
 if [ "${VH_SKIP_SANITIZE:-0}" != 1 ]; then
