@@ -934,6 +934,7 @@ void vh_durable__free(vh_host_t *h) {
   if (D->store) { /* run never ended normally: close without waiting */
     char *m = NULL;
     vh_store_set_notify(D->store, NULL, NULL); /* the async is closed */
+    if (vh_store_last_error(D->store, NULL, NULL)) vh_store_abandon(D->store);
     vh_store_close(D->store, &m);
     free(m);
     D->store = NULL;

@@ -85,11 +85,12 @@
  * logged and dropped. Due `after` timers are taken out the same way in
  * the timer callback, in (due, id) order.
  *
- * HOLD (store backpressure, durable.c). A slice starts work only from
- * four places: the idle callback (calls, REPL chunks, messages), the
- * `after` timer, `every` timers and a hot reload. The first three ask
- * vh_host__accepting first; while it says no (the store's write queue is
- * full, writes fail or stopped, or the host is stopping) they start
+ * HOLD (store backpressure, durable.c). A slice starts work from the idle
+ * callback (calls, REPL chunks, messages), the `after` timer, `every`
+ * timers, and a hot reload. The first three ask vh_host__accepting first
+ * (a reload is not held: it is rare and asked for by the operator; its
+ * batch joins the queue like any other); while it says no (the store's write
+ * queue is full, writes fail or stopped, or the host is stopping) they start
  * nothing: calls and messages stay queued, `after` timers stay in the
  * heap, an `every` tick is skipped, and vh_sched__update leaves the idle
  * handle and the `after` timer off (no busy loop). durable.c calls

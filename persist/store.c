@@ -46,7 +46,9 @@
  *     misread. RocksDB also verifies its own block checksums on every read
  *     (paranoid checks on); its "Corruption" errors become VH_ECORRUPT.
  *  3. Only the writer thread writes, after open. Reads may run on the loop
- *     thread at the same time (RocksDB is thread-safe for this).
+ *     thread at the same time (RocksDB is thread-safe for this), under
+ *     db_lock held shared, so the writer's reopen after a failed write
+ *     (store_writer.c, REOPEN) never pulls the handle from under them.
  *  4. A clean close flushes the memtable, so the next open replays no WAL.
  *
  * TUNING (build_options below). Numbers from bench/store_bench.c on the
@@ -287,7 +289,6 @@ static void store_free(vh_store_t *s) {
   if (s->cache) rocksdb_cache_destroy(s->cache);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->work_cv);
-  pthread_cond_destroy(&s->space_cv);
   pthread_cond_destroy(&s->durable_cv);
   pthread_cond_destroy(&s->retry_cv);
   pthread_rwlock_destroy(&s->db_lock);
@@ -437,7 +438,6 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   if (s == NULL) return VH_ENOMEM;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->work_cv, NULL);
-  pthread_cond_init(&s->space_cv, NULL);
   pthread_cond_init(&s->durable_cv, NULL);
   pthread_cond_init(&s->retry_cv, NULL);
   pthread_rwlock_init(&s->db_lock, NULL);

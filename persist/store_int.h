@@ -84,13 +84,12 @@ struct vh_store {
    * while holding mu. */
   pthread_rwlock_t db_lock;
 
-  /* Writer thread and its queue. Lock order: mu is the only lock, never held
-   * across a RocksDB call or the notify callback. */
+  /* Writer thread and its queue. Lock order: db_lock, then mu; mu is never
+   * held across a RocksDB call or the notify callback. */
   pthread_t writer;
   int writer_started; /* loop thread only */
   pthread_mutex_t mu;
   pthread_cond_t work_cv;    /* writer waits: queue empty or paused */
-  pthread_cond_t space_cv;   /* submit waits: queue over the limit */
   pthread_cond_t durable_cv; /* wait_durable waits: durable_seq moved */
   pthread_cond_t retry_cv;   /* the writer's backoff: close/abandon wake it */
   vh_batch_t *qhead, *qtail; /* queued batches, oldest first (mu) */

@@ -23,29 +23,73 @@
  *
  *   idle --(batches queued)--> merge --> write --ok--> publish --> idle
  *                                          |   ^
- *                                       fail   | backoff 10 ms .. 1 s
- *                                          v   |
- *                                         retry (same merged batch)
+ *                          transient error |   | backoff 10 ms .. 1 s
+ *                                          v   | (reopen first if RocksDB
+ *                                         retry  saw the failure)
+ *                                          |
+ *                      non-transient error | (or abandoned, or closing and
+ *                                          v  still failing)
+ *                                       stopped: this group and every later
+ *                                       batch are dropped, never written
  *
  *   publish: durable_seq = seq of the last batch of the group, wake
- *   wait_durable() and submit(), call notify. On close the writer drains
- *   the queue and exits; if writes still fail after VH_CLOSE_ATTEMPTS more
- *   attempts, it gives up and drops the group and every later batch (never
- *   a later batch without an earlier one), and close reports it.
+ *   wait_durable(), call notify. On close the writer drains the queue and
+ *   exits; if writes still fail after VH_CLOSE_ATTEMPTS more attempts, it
+ *   gives up and drops the group and every later batch (never a later
+ *   batch without an earlier one), and close reports it. After
+ *   vh_store_abandon it drops at once.
+ *
+ * FAILURES. A transient error may go away by itself: no space left (a
+ * full disk: space is freed), too many open files, a quota. It is retried
+ * forever (the host holds its slices meanwhile, host/durable.c). Anything
+ * else (RocksDB Corruption, an I/O error that is not ENOSPC) fails every
+ * later write the same way: the writer reports it once (notify, then
+ * vh_store_health says stopped) and stops writing; the host stays up
+ * read-only and a stop drops what is queued.
+ *
+ * THE RESERVE. Before each write the writer checks the file system's free
+ * space (statvfs) and does not write while it is under reserve_bytes (8
+ * MB, store.c): a disk filled by vedhost's own data then stops vedhost
+ * (a transient error, "No space left on device for the store") before
+ * RocksDB's WAL append, flush or compaction meets ENOSPC. Something else
+ * filling the disk can still beat it; then the reopen below recovers.
+ *
+ * REOPEN. librocksdb 7.8 cannot go on after a failed write: its WAL writer
+ * keeps the error, the next append asserts (an abort in
+ * writable_file_writer.h:312), and the background error is sticky (the C
+ * API has no Resume). So after a failed rocksdb_write the writer sets
+ * need_reopen, and before its next attempt (once the reserve is free
+ * again) closes the database and opens it again (vh_store__reopen:
+ * replays the WAL, whose torn tail held only the failed, unacknowledged
+ * group, and flushes the memtable so that WAL is retired). The loop thread
+ * reads nodes through the same handle: the handoff is s->db_lock, a
+ * rwlock. Readers hold it shared while they use s->db; the writer holds it
+ * exclusive only around close+open. The loop thread takes it with
+ * tryrdlock, so it never waits for a reopen (which does disk I/O) and
+ * never reads a closed handle: during a reopen a read fails with "the
+ * store is being reopened" (the host holds slices while writes fail, so
+ * only REPL and HTTP reads can meet it). RocksDB's info LOG is never
+ * written after open (FATAL level, store.c), because its writer aborts
+ * on the first line after a failed LOG write; the LOG header that open
+ * writes is why a reopen waits for the reserve.
  *
  * INVARIANTS.
  *  1. Batches are written in submission order, each all-or-nothing, and
  *     durable_seq only moves forward to the seq of a written batch.
- *  2. A failed write is retried with the same merged batch until it
- *     succeeds; no batch queued after it is written before it.
+ *  2. A group that failed with a transient error is retried (same merged
+ *     batch) until it succeeds; no batch queued after it is written before
+ *     it. A group that is dropped takes every later batch with it.
  *  3. The writer thread touches only batches handed to it and the RocksDB
- *     handle (DESIGN.md invariant 6). s->mu guards the queue and the error
- *     state; it is the only lock and is never held across a RocksDB call or
- *     the notify callback.
- *  4. Backpressure: bytes count as queued from submit until their group is
- *     written, so memory held by batches stays under queue_limit plus one
- *     batch. A single batch larger than the limit is accepted when the
- *     queue is empty.
+ *     handle (DESIGN.md invariant 6). Locks, in order: s->db_lock (the
+ *     handle, see REOPEN), then s->mu (the queue and the error state).
+ *     Nobody takes db_lock while holding mu; mu is never held across a
+ *     RocksDB call or the notify callback.
+ *  4. Backpressure never blocks: vh_store_submit always queues. Bytes
+ *     count as queued from submit until their group is written or
+ *     dropped; vh_store_health reports the queue full at queue_limit and
+ *     the host then starts no slice (host/sched.c, HOLD), so memory held
+ *     by batches stays near queue_limit plus what the slices in progress
+ *     add.
  */
 #include "store_int.h"
 
@@ -397,7 +441,6 @@ static void *writer_main(void *arg) {
       s->dropped_to = last;
       s->dropped_n += n;
     }
-    pthread_cond_broadcast(&s->space_cv);
     pthread_cond_broadcast(&s->durable_cv);
     vh_store_notify_fn fn = s->notify;
     void *ud = s->notify_ud;
