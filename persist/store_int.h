@@ -104,6 +104,8 @@ struct vh_store {
   int abandon;               /* close drops what is queued at once (mu) */
   uint64_t reopens;          /* database reopens after failures (mu) */
   uint64_t dropped_n;        /* batches dropped, never written (mu) */
+  int full;                  /* the queue reached queue_limit and has not
+                                drained to half of it since (mu) */
   int need_reopen;           /* a RocksDB write failed: reopen before the
                                 next one (writer thread only) */
   uint64_t dropped_from, dropped_to; /* seqs it dropped (mu) */

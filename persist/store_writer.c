@@ -86,10 +86,10 @@
  *     RocksDB call or the notify callback.
  *  4. Backpressure never blocks: vh_store_submit always queues. Bytes
  *     count as queued from submit until their group is written or
- *     dropped; vh_store_health reports the queue full at queue_limit and
- *     the host then starts no slice (host/sched.c, HOLD), so memory held
- *     by batches stays near queue_limit plus what the slices in progress
- *     add.
+ *     dropped; vh_store_health reports the queue full from queue_limit
+ *     until it drained to half of that, and the host then starts no slice
+ *     (host/sched.c, HOLD), so memory held by batches stays near
+ *     queue_limit plus what the slices in progress add.
  */
 #include "store_int.h"
 
@@ -556,7 +556,11 @@ int vh_store_health(vh_store_t *s, vh_store_health_t *out) {
   pthread_mutex_lock(&s->mu);
   out->failing = s->failing;
   out->stopped = s->gave_up;
-  out->full = s->qbytes >= s->queue_limit;
+  /* Hysteresis: full from the limit down to half of it, so a writer that
+   * just keeps up does not flip the host in and out of a hold. */
+  if (s->qbytes >= s->queue_limit) s->full = 1;
+  if (s->qbytes <= s->queue_limit / 2) s->full = 0;
+  out->full = s->full;
   out->queued_bytes = s->qbytes;
   out->queue_limit = s->queue_limit;
   out->errors = s->error_count;

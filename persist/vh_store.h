@@ -153,7 +153,8 @@ typedef struct vh_store_health {
                           stopped) */
   int stopped;         /* the writer writes no more: a non-transient error
                           (or vh_store_abandon); what is queued is dropped */
-  int full;            /* queued_bytes >= queue_limit */
+  int full;            /* queued_bytes reached queue_limit and has not
+                          drained to half of it since */
   size_t queued_bytes; /* bytes submitted and not yet written or dropped */
   size_t queue_limit;  /* opts.queue_bytes */
   uint64_t errors;     /* failed write attempts since open */
