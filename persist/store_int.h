@@ -108,6 +108,8 @@ struct vh_store {
                                 drained to half of it since (mu) */
   int need_reopen;           /* a RocksDB write failed: reopen before the
                                 next one (writer thread only) */
+  int low_space;             /* under the reserve: writing resumes at twice
+                                the reserve (writer thread only) */
   uint64_t dropped_from, dropped_to; /* seqs it dropped (mu) */
   char *last_error;          /* [new] copy of the last write error (mu) */
   int failing;               /* the last write attempt failed (mu) */

@@ -49,7 +49,9 @@
  *
  * THE RESERVE. Before each write the writer checks the file system's free
  * space (statvfs) and does not write while it is under reserve_bytes (8
- * MB, store.c): a disk filled by vedhost's own data then stops vedhost
+ * MB, store.c; once under it, until twice that is free again, so a disk
+ * at the edge does not flip in and out): a disk filled by vedhost's own
+ * data then stops vedhost
  * (a transient error, "No space left on device for the store") before
  * RocksDB's WAL append, flush or compaction meets ENOSPC. Something else
  * filling the disk can still beat it; then the reopen below recovers.
@@ -309,12 +311,15 @@ static int write_once(vh_store_t *s, rocksdb_writebatch_t *wb, char **err) {
   }
   /* The reserve: RocksDB never gets to fill the disk (FAILURES above). */
   unsigned long long avail = vh_store__free_bytes(s);
-  if (avail < s->reserve_bytes) {
+  unsigned long long need = s->reserve_bytes * (s->low_space ? 2 : 1);
+  s->low_space = avail < need;
+  if (s->low_space) {
     *err = vh_store__msg(
         "%s: No space left on device for the store: %llu KB free, below the "
         "%llu KB vedhost keeps free for RocksDB's flushes and compactions; "
-        "writing resumes once space is freed",
-        s->dir, avail / 1024, s->reserve_bytes / 1024);
+        "writing resumes once %llu KB are free",
+        s->dir, avail / 1024, s->reserve_bytes / 1024,
+        s->reserve_bytes * 2 / 1024);
     return -1;
   }
   if (s->need_reopen) {
