@@ -628,6 +628,17 @@ static void vh_durable_release(vh_durable_t *D) {
     D->held--;
     vh_durable_send(r, NULL);
   }
+  /* After writes stopped for good nothing more becomes durable: answer
+   * now (an error: never acknowledged) rather than at stop. */
+  while (D->stopped && D->gate) {
+    vh_reply_t *r = D->gate;
+    D->gate = r->next;
+    if (!D->gate) D->gate_tail = NULL;
+    D->held--;
+    vh_durable_send(r,
+                    "not durable: writes to the store stopped (see the "
+                    "log); this slice was not written");
+  }
 }
 
 static void vh_durable_on_async(uv_async_t *a) {

@@ -317,6 +317,9 @@ describe("injected I/O errors (LD_PRELOAD shim)", function()
     assert.truthy(b:find("stopped", 1, true), b)
     c, b = curl(p, "POST", "/domains/load/events/add", "", 5)
     assert.are.equal(503, c, b)
+    -- state shown over HTTP must be durable: nothing more will be
+    c, b = curl(p, "GET", "/domains/load/state/count", nil, 5)
+    assert.are.equal(503, c, b)
     local r = proc.run({ "repl", "--data", "data", "-e",
                          "return domains.load.state.count" },
                        { cwd = wdir, timeout = 10 })
