@@ -288,6 +288,8 @@ describe("injected I/O errors (LD_PRELOAD shim)", function()
     proc.cleanup(p)
     assert.are.equal(0, code, log)
     assert.truthy(log:find("writes to the store work again", 1, true), log)
+    -- RocksDB saw the failure: the writer reopened it (store_writer.c)
+    assert.truthy(log:find("[1-9]%d* reopen%(s%)"), log)
     check_after(wdir, "data", acked)
   end
 
