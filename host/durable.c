@@ -68,15 +68,38 @@
  * written to RocksDB (WAL, no fsync), which survives kill -9. Later slices
  * keep running meanwhile.
  *
- * WRITE FAILURES. The store retries forever; the host serves from memory
- * and holds replies. Its health (vh_store_last_error) is checked at every
- * notify, every slice end and every second, and logged once per change
- * (failing, recovered).
+ * BACKPRESSURE: HOLD. The loop never waits on the store (DESIGN.md
+ * invariant 6): vh_store_submit always queues. Instead sched.c asks
+ * vh_durable__accepting before it starts a slice (delivers messages or due
+ * `after` timers, runs calls, fires `every` ticks), and holds them while
+ *   - the write queue holds opts.queue_bytes or more (64 MB; the test knob
+ *     VEDHOST_TEST_QUEUE_BYTES sets it),
+ *   - writes are failing (a full disk: retried until space comes back), or
+ *   - the writer stopped for good after a non-transient error (corruption,
+ *     an I/O error other than ENOSPC): the host stays up, read-only.
+ * Held work is not lost: messages and `after` timers stay in the system
+ * state, calls stay queued, an `every` timer skips its ticks. Signals,
+ * read-only REPL chunks, :stats, /healthz (503 with the reason) and
+ * /metrics keep working; HTTP event POSTs get 503 with the reason. The
+ * hold is logged once when it starts and once when it ends; its end
+ * (noticed at the writer's notify or the 1 s health timer) re-arms the
+ * scheduler.
  *
- * SHUTDOWN (vh_durable__stop). The last slice was flushed by
- * vh_slice_end; the store is closed (drains the queue, flushes the
- * memtable so the next start replays no WAL), then the gated replies are
- * sent (an error if their batch could not be written).
+ * WRITE FAILURES. The store retries transient errors (reopening RocksDB
+ * as needed, persist/store_writer.c); the host holds slices and replies.
+ * Its health is checked at every notify, every slice end and every second,
+ * and logged once per change (failing, recovered, stopped).
+ *
+ * SHUTDOWN. A stop (SIGINT/SIGTERM, ved.exit) waits, with the loop still
+ * turning, until every submitted slice is durable (vh_durable__drained;
+ * sched.c logs what it waits for when the store is not keeping up); a
+ * second SIGINT/SIGTERM stops at once. Then vh_durable__stop closes the
+ * store (flushing the memtable so the next start replays no WAL); if
+ * slices were still unwritten (second signal, or the writer stopped) they
+ * are dropped: the store keeps the last durable slice, the log says how
+ * many were dropped, and the exit code becomes VH_EXIT_DROPPED (3) unless
+ * ved.exit asked for a non-zero one. Gated replies are sent, or answered
+ * with an error when their slice was dropped.
  *
  * THREADS. Everything here runs on the loop thread, except the notify
  * callback (writer thread), which only calls uv_async_send.
@@ -95,6 +118,8 @@
 #define VH_SWEEP_STEP 256
 /* Health check period for write failures while nothing else happens. */
 #define VH_HEALTH_MS 1000
+/* Exit code of a stop that dropped slices it could not write. */
+#define VH_EXIT_DROPPED 3
 
 /* A growable list of ids. */
 typedef struct vh_ids {
@@ -133,6 +158,7 @@ typedef struct vh_durable {
   uint64_t bytes, batches;
   double last_ms;
   int failing;  /* what was last logged */
+  int stopped;  /* the writer stopped for good (logged once) */
   int broken;   /* a batch was lost after its collect: write no more */
   int sweeping; /* the health timer runs at 1 ms to drive the sweeper */
 } vh_durable_t;
@@ -268,6 +294,8 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
   vh_store_opts_init(&so);
   so.create = 1;
   so.sync = h->opts.durability == VH_DURABILITY_SYNC;
+  const char *qb = getenv("VEDHOST_TEST_QUEUE_BYTES"); /* tests only */
+  if (qb && atoll(qb) > 0) so.queue_bytes = (size_t)atoll(qb);
   char *m = NULL;
   int rc = vh_store_open(h->opts.data_dir, &so, &D->store, &m);
   if (rc != 0) {
@@ -464,26 +492,106 @@ void vh_durable__boot(vh_host_t *h) {
 
 /* ---- health and the output gate ---- */
 
-/* Log a change of the writer's health (failing / recovered). */
+/* Log a change of the writer's health (failing / recovered / stopped)
+ * and of the hold; a hold that ended re-arms the scheduler. */
 static void vh_durable_health(vh_durable_t *D) {
   if (!D->store) return;
-  uint64_t count = 0;
-  int failing = vh_store_last_error(D->store, NULL, &count);
-  if (failing == D->failing) return;
-  D->failing = failing;
-  if (failing) {
-    char *msg = NULL;
-    vh_store_last_error(D->store, &msg, NULL);
+  vh_host_t *h = D->h;
+  vh_store_health_t hl;
+  vh_store_health(D->store, &hl);
+  if (hl.stopped && !D->stopped) {
+    D->stopped = 1;
     vh_log(VH_LOG_ERROR, "vedhost",
-           "writes to the store are failing (%s): serving from memory, "
-           "retrying; replies are held until their slice is written",
-           msg ? msg : "unknown error");
-    free(msg);
+           "writes STOPPED: the store failed with an error that is not "
+           "transient (%s); nothing more is written: the host stays up "
+           "read-only (reads, REPL, /healthz), the store keeps slice %llu; "
+           "fix the cause and restart",
+           hl.last_error ? hl.last_error : "unknown error",
+           (unsigned long long)vh_store_durable_seq(D->store));
+  } else if (!hl.stopped && hl.failing != D->failing) {
+    D->failing = hl.failing;
+    if (hl.failing)
+      vh_log(VH_LOG_ERROR, "vedhost",
+             "writes to the store are failing (%s): retrying; slices are "
+             "held and replies wait until their slice is written",
+             hl.last_error ? hl.last_error : "unknown error");
+    else
+      vh_log(VH_LOG_INFO, "vedhost",
+             "writes to the store work again (%llu failed attempt(s) in all, "
+             "%llu reopen(s))",
+             (unsigned long long)hl.errors, (unsigned long long)hl.reopens);
+  }
+  free(hl.last_error);
+  if (h->phase != VH_PHASE_RUN) return;
+  char why[512];
+  int holding = !vh_durable__accepting(h, why, sizeof why);
+  if (holding == h->holding) return;
+  h->holding = holding;
+  if (holding) {
+    vh_log(VH_LOG_WARN, "vedhost",
+           "%s; events, timers and messages wait (not lost), HTTP POSTs get "
+           "503, REPL chunks may only read",
+           why);
   } else {
     vh_log(VH_LOG_INFO, "vedhost",
-           "writes to the store work again (%llu failed attempt(s) in all)",
-           (unsigned long long)count);
+           "store backpressure: released, slices start again");
+    h->timers_dirty = 1;
+    vh_sched__update(h);
   }
+}
+
+int vh_durable__accepting(vh_host_t *h, char *why, size_t cap) {
+  vh_durable_t *D = h->dur;
+  if (!D || !D->store) return 1;
+  if (D->broken) {
+    if (why)
+      snprintf(why, cap,
+               "store backpressure: hold: persistence stopped (a slice's "
+               "batch was lost); the host is read-only, restart it");
+    return 0;
+  }
+  vh_store_health_t hl;
+  int ok = vh_store_health(D->store, &hl) && !hl.failing;
+  if (!ok && why) {
+    const char *e = hl.last_error ? hl.last_error : "unknown error";
+    if (hl.stopped)
+      snprintf(why, cap,
+               "store backpressure: hold: writes stopped after a "
+               "non-transient error (%s); the host is read-only: fix the "
+               "cause and restart it",
+               e);
+    else if (hl.full)
+      snprintf(why, cap,
+               "store backpressure: hold: %zu KB of slices wait for the "
+               "store (limit %zu KB)%s%s",
+               hl.queued_bytes / 1024, hl.queue_limit / 1024,
+               hl.failing ? "; writes are failing: " : "", hl.failing ? e : "");
+    else
+      snprintf(why, cap,
+               "store backpressure: hold: writes to the store are failing "
+               "(%s); retrying",
+               e);
+  }
+  free(hl.last_error);
+  return ok;
+}
+
+int vh_durable__drained(vh_host_t *h, char *why, size_t cap) {
+  vh_durable_t *D = h->dur;
+  if (!D || !D->store) return 1;
+  uint64_t durable = vh_store_durable_seq(D->store);
+  if (durable >= D->last_sub) return 1;
+  vh_store_health_t hl;
+  vh_store_health(D->store, &hl);
+  int stopped = hl.stopped;
+  if (!stopped && why)
+    snprintf(why, cap,
+             "%llu slice(s) (%zu KB) still to be written to the store%s%s",
+             (unsigned long long)(D->last_sub - durable),
+             hl.queued_bytes / 1024, hl.failing ? "; writes are failing: " : "",
+             hl.failing && hl.last_error ? hl.last_error : "");
+  free(hl.last_error);
+  return stopped;
 }
 
 /* Account batches that became durable (lag, bytes). */
@@ -519,6 +627,17 @@ static void vh_durable_release(vh_durable_t *D) {
     if (!D->gate) D->gate_tail = NULL;
     D->held--;
     vh_durable_send(r, NULL);
+  }
+  /* After writes stopped for good nothing more becomes durable: answer
+   * now (an error: never acknowledged) rather than at stop. */
+  while (D->stopped && D->gate) {
+    vh_reply_t *r = D->gate;
+    D->gate = r->next;
+    if (!D->gate) D->gate_tail = NULL;
+    D->held--;
+    vh_durable_send(r,
+                    "not durable: writes to the store stopped (see the "
+                    "log); this slice was not written");
   }
 }
 
@@ -752,6 +871,10 @@ void vh_durable__slice_end(vh_host_t *h) {
     vh_reply_t *r = h->replies;
     h->replies = r->next;
     r->next = NULL;
+    if (r->now) { /* a read-only REPL chunk during a hold (sched.c) */
+      vh_durable_send(r, NULL);
+      continue;
+    }
     r->gate = tag;
     if (D->gate_tail)
       D->gate_tail->next = r;
@@ -770,17 +893,34 @@ void vh_durable__stop(vh_host_t *h) {
   vh_durable_t *D = h->dur;
   if (!D || !D->store) return;
   uint64_t last = D->last_sub;
-  if (last && !D->failing) vh_store_wait_durable(D->store, last);
+  if (vh_store_durable_seq(D->store) < last) {
+    /* Only a second signal, or a store that stopped or fails, gets here
+     * with slices unwritten (sched.c waits for the rest): drop them. */
+    vh_store_health_t hl;
+    vh_store_health(D->store, &hl);
+    if (h->stop_now || hl.stopped || hl.failing) vh_store_abandon(D->store);
+    free(hl.last_error);
+    vh_store_wait_durable(D->store, last); /* final once it returns */
+  }
+  uint64_t durable = vh_store_durable_seq(D->store);
   vh_durable_release(D);
   char *m = NULL;
   int rc = vh_store_close(D->store, &m);
   D->store = NULL;
   vh_trie_set_loader(NULL, NULL, NULL);
   vh_trie_set_free_hook(NULL, NULL);
-  if (rc != 0) {
+  if (durable < last) {
     vh_log(VH_LOG_ERROR, "vedhost",
-           "the last slices could not be written: %s; the store keeps the "
-           "state of the last slice written",
+           "stopped with %llu slice(s) dropped: slices %llu..%llu were never "
+           "written, the store keeps slice %llu (%s)",
+           (unsigned long long)(last - durable),
+           (unsigned long long)durable + 1, (unsigned long long)last,
+           (unsigned long long)durable, m ? m : vh_err_name(rc));
+    if (h->exit_code == 0) h->exit_code = VH_EXIT_DROPPED;
+  } else if (rc != 0) {
+    vh_log(VH_LOG_WARN, "vedhost",
+           "closing the store: %s; every slice was written (the next start "
+           "replays the WAL)",
            m ? m : vh_err_name(rc));
   } else {
     vh_log(VH_LOG_DEBUG, "vedhost", "store closed at slice %llu",
@@ -792,9 +932,9 @@ void vh_durable__stop(vh_host_t *h) {
     vh_reply_t *r = D->gate;
     D->gate = r->next;
     D->held--;
-    vh_durable_send(r, rc != 0 ? "not durable: the store could not write "
-                                 "this slice"
-                               : NULL);
+    vh_durable_send(r, durable < last ? "not durable: the store could not "
+                                        "write this slice"
+                                      : NULL);
   }
   D->gate_tail = NULL;
 }
@@ -805,6 +945,7 @@ void vh_durable__free(vh_host_t *h) {
   if (D->store) { /* run never ended normally: close without waiting */
     char *m = NULL;
     vh_store_set_notify(D->store, NULL, NULL); /* the async is closed */
+    if (vh_store_last_error(D->store, NULL, NULL)) vh_store_abandon(D->store);
     vh_store_close(D->store, &m);
     free(m);
     D->store = NULL;

@@ -140,6 +140,8 @@ typedef struct vh_reply {
   vh_val_t reply; /* [owned] nil on error */
   char *err;      /* [owned] NULL on success */
   uint64_t gate;  /* durable.c: store seq that must be durable first */
+  int now;        /* sched.c: send at the end of the slice, not behind the
+                     gate (a read-only REPL chunk during a hold) */
   struct vh_reply *next;
 } vh_reply_t;
 
@@ -246,6 +248,13 @@ struct vh_host {
   int64_t boot_ms;         /* ms from vh_host_new to the end of the first
                               slice (restored, started); -1 before */
   int stop_requested;      /* stop after this slice */
+  int stop_now;            /* a second SIGINT/SIGTERM: stop without waiting
+                              for the store (unwritten slices dropped) */
+  int drain_logged;        /* "waiting for ..." was logged at stop */
+  int holding;             /* durable.c: slices are held (store
+                              backpressure), as last logged */
+  int hold_eval;           /* sched.c: the REPL chunk running now was let
+                              through a hold: it must not write */
   int exit_code;
 
   /* The control socket and REPL (repl_server.c); NULL when not running. */
@@ -337,8 +346,12 @@ int vh_sched__init(vh_host_t *h);
 void vh_sched__begin_run(vh_host_t *h);
 /* Close every handle and run the loop until they are closed. */
 void vh_sched__close(vh_host_t *h);
-/* Re-arm idle / after_timer for what is queued. */
+/* Re-arm idle / after_timer for what is queued (nothing while slices are
+ * held; durable.c calls it again when the hold ends). */
 void vh_sched__update(vh_host_t *h);
+/* May a slice start now? 1, or 0 with the reason (stopping, or store
+ * backpressure) in why (may be NULL). For plugins (api->accepting). */
+int vh_host__accepting(vh_host_t *h, char *why, size_t cap);
 /* End the current slice (see sched.c). */
 void vh_slice_end(vh_host_t *h);
 /* Release everything sched.c holds (after the loop closed its handles). */
@@ -442,6 +455,15 @@ void vh_durable__stop(vh_host_t *h);
 /* Release everything (after the loop closed its handles, before the Lua
  * state is closed): closes the store if still open, removes the hooks. */
 void vh_durable__free(vh_host_t *h);
+
+/* Store backpressure: 1 while slices may start, 0 while they are held
+ * (the write queue is full, writes are failing, or the writer stopped for
+ * good), with the reason in why (one line; why may be NULL). */
+int vh_durable__accepting(vh_host_t *h, char *why, size_t cap);
+/* 1 once a stop need not wait for the store any more (every submitted
+ * slice is durable, or the writer stopped for good); else 0 with what it
+ * waits for in why. */
+int vh_durable__drained(vh_host_t *h, char *why, size_t cap);
 
 /* Numbers for the REPL's :stats. */
 typedef struct vh_durable_stats {

@@ -10,12 +10,14 @@
  *        replies after the output gate). 400 bad JSON, 404 unknown domain
  *        or event, 413 body over VH_HTTP_MAX_BODY, 500 {"error": msg}
  *        when the handler raised (its writes were rolled back), 503 while
- *        stopping.
+ *        stopping or while the host holds slices (api->accepting: store
+ *        backpressure), with the reason.
  *   GET  /domains/{domain}/state[/key...]  -> 200 JSON of the committed
  *        state (or of the value at that path; 404 if absent), read when
  *        the request is served and sent once every slice it may show is
  *        durable (api->when_durable: the output gate).
- *   GET  /healthz  -> 200 {"status":"ok"} (503 once stopping)
+ *   GET  /healthz  -> 200 {"status":"ok"} (503 once stopping; 503 with
+ *        {"error": reason} while slices are held: api->accepting)
  *   GET  /metrics  -> Prometheus text format 0.0.4
  *   Other paths 404; another method on a known path 405 with Allow.
  *   Path segments are percent-decoded; the query string is ignored.
@@ -356,6 +358,14 @@ static void vh_http_metric(vh_sbuf_t *b, const char *name, const char *type,
                  name, type, name, v);
 }
 
+/* api->accepting (ABI minor 2), or "running" for an older host. */
+static int vh_http_accepting(const vedhost_api_t *api, char *why, size_t cap) {
+  if (api->abi_minor >= 2 && api->accepting)
+    return api->accepting(api->host, why, cap);
+  snprintf(why, cap, "vedhost is stopping");
+  return api->running(api->host);
+}
+
 static void vh_http_metrics(vh_http_conn_t *c) {
   vh_http_srv_t *srv = c->srv;
   const vedhost_api_t *api = srv->api;
@@ -380,6 +390,10 @@ static void vh_http_metrics(vh_http_conn_t *c) {
                  "Age of the oldest slice not durable yet.", s.flush_lag_ms);
   vh_http_metric(&b, "vedhost_store_bytes_written_total", "counter",
                  "Bytes handed to the store.", s.bytes_written);
+  vh_http_metric(&b, "vedhost_store_accepting", "gauge",
+                 "1 while slices start, 0 while they are held (store "
+                 "backpressure or stopping).",
+                 vh_http_accepting(api, NULL, 0));
   vh_http_metric(&b, "vedhost_boot_ms", "gauge",
                  "Milliseconds from process start to the first slice.",
                  s.boot_ms);
@@ -495,6 +509,10 @@ static void vh_http_post_event(vh_http_conn_t *c, vh_http_req_t *r,
                                const char *dom, const char *ev) {
   const vedhost_api_t *api = c->srv->api;
   char err[512];
+  if (!vh_http_accepting(api, err, sizeof err)) {
+    vh_http_error(c, 503, err, NULL);
+    return;
+  }
   c->busy = 1;
   c->refs++;
   c->t0_ns = vh_http_now_ns();
@@ -595,13 +613,16 @@ static void vh_http_serve(vh_http_conn_t *c) {
     return;
   }
   int get = r->method == HTTP_GET;
+  char why[512];
   if (n == 1 && strcmp(segs[0], "healthz") == 0) {
     if (!get) {
       vh_http_error(c, 405, "use GET", "Allow: GET\r\n");
-    } else if (srv->api->running(srv->api->host)) {
-      vh_http_json(c, 200, "{\"status\":\"ok\"}", 15);
-    } else {
+    } else if (!srv->api->running(srv->api->host)) {
       vh_http_json(c, 503, "{\"status\":\"stopping\"}", 21);
+    } else if (!vh_http_accepting(srv->api, why, sizeof why)) {
+      vh_http_error(c, 503, why, NULL);
+    } else {
+      vh_http_json(c, 200, "{\"status\":\"ok\"}", 15);
     }
     return;
   }

@@ -311,6 +311,10 @@ static int vh_api_when_durable(vedhost_t *host,
              : VEDHOST_ENOMEM;
 }
 
+static int vh_api_accepting(vedhost_t *host, char *why, size_t cap) {
+  return vh_host__accepting(vh_plugin_host(host), why, cap);
+}
+
 static void vh_api_free(void *p) {
   free(p);
 }
@@ -374,6 +378,7 @@ static int vh_plugin_start(vh_host_t *h, vh_plug_t *p,
   a->log = vh_api_log;
   a->free = vh_api_free;
   a->when_durable = vh_api_when_durable;
+  a->accepting = vh_api_accepting;
   /* Kept before init runs: init may register stop hooks, and a failed
    * init still has its object closed only at vh_host_free. */
   vh_plugins.plugs[vh_plugins.nplugs++] = p;

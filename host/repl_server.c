@@ -23,7 +23,11 @@
  *          and traceback
  *
  * The reply goes through vh_sched_reply like a call's, so it is sent at
- * the end of the slice (later: once the slice is durable). A chunk that
+ * the end of the slice (later: once the slice is durable). During a store
+ * hold (sched.c, HOLD) chunks still run, but only to read: a chunk that
+ * changed anything (a state, a message, a timer) is rolled back and
+ * answered "store backpressure: hold (why): this chunk changes state, so
+ * it was rolled back ..."; a read-only one is answered at once. A chunk that
  * changed domains logs "repl: chunk changed a, b" at info level (an audit
  * trail of hand edits).
  *
@@ -414,7 +418,7 @@ static void vh_repl_on_eval(vh_repl_srv_t *s, vh_control_conn_t *conn,
                             const char *code, size_t len) {
   vh_host_t *h = s->h;
   lua_State *L = h->L;
-  if (h->phase != VH_PHASE_RUN) {
+  if (h->phase != VH_PHASE_RUN || h->stop_requested) {
     vh_repl_reply_str(conn, VH_CONTROL_ERROR, "the host is stopping");
     return;
   }
@@ -512,6 +516,15 @@ static void vh_repl_log_changes(vh_host_t *h, vh_tab_t **saved) {
   if (used) vh_log(VH_LOG_INFO, "repl", "chunk changed %s", names);
 }
 
+/* Did the chunk change anything (a domain's root, the system state, a
+ * message, a timer)? For chunks run during a hold (sched.c). */
+static int vh_repl_wrote(vh_host_t *h, vh_tab_t **saved) {
+  for (int i = 0; i < h->ndoms; i++)
+    if (vhl_state_root(h->doms[i]->st) != saved[i]) return 1;
+  if (h->sys_open && h->sys_work != vhl_state_root(h->sys)) return 1;
+  return h->pend.nseqs || h->pend.ndues || h->pend.everies;
+}
+
 void vh_repl__eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply, char **err) {
   vh_repl_req_t *rq = (vh_repl_req_t *)w->arg;
   vh_repl_srv_t *s = h->repl;
@@ -554,6 +567,19 @@ void vh_repl__eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply, char **err) {
                     h->doms[opened]->name);
   }
   s->evals++;
+  if (status == LUA_OK && h->hold_eval && vh_repl_wrote(h, saved)) {
+    /* HOLD (sched.c): the store takes no slice now; refuse, do not queue. */
+    char why[400];
+    if (vh_durable__accepting(h, why, sizeof why))
+      snprintf(why, sizeof why, "store backpressure: hold");
+    lua_settop(L, top);
+    lua_pushfstring(L,
+                    "%s: this chunk changes state, so it was rolled back "
+                    "(read-only chunks still run; retry once the store "
+                    "accepts writes again)",
+                    why);
+    status = LUA_ERRRUN;
+  }
   if (status == LUA_OK) {
     size_t len;
     const char *out = lua_tolstring(L, -1, &len);

@@ -84,6 +84,30 @@
  * only the handler call sees; a message string that does not decode is
  * logged and dropped. Due `after` timers are taken out the same way in
  * the timer callback, in (due, id) order.
+ *
+ * HOLD (store backpressure, durable.c). A slice starts work from the idle
+ * callback (calls, REPL chunks, messages), the `after` timer, `every`
+ * timers, and a hot reload. The first three ask vh_host__accepting first
+ * (a reload is not held: it is rare and asked for by the operator; its
+ * batch joins the queue like any other); while it says no (the store's write
+ * queue is full, writes fail or stopped, or the host is stopping) they start
+ * nothing: calls and messages stay queued, `after` timers stay in the
+ * heap, an `every` tick is skipped, and vh_sched__update leaves the idle
+ * handle and the `after` timer off (no busy loop). durable.c calls
+ * vh_sched__update again when the hold ends. One exception: REPL chunks
+ * still run during a hold (not while stopping), marked h->hold_eval; a
+ * chunk that would change anything is rolled back with an error
+ * (repl_server.c) and a read-only one answers at once, not behind the
+ * output gate (its slice writes nothing; it may show slices that are not
+ * durable yet, as the live state of an operator's console).
+ *
+ * STOP. SIGINT/SIGTERM, ved.exit and os.exit set stop_requested; at the
+ * end of the slice the loop stops once every submitted slice is durable
+ * (vh_durable__drained). Until then it keeps turning with no new slice
+ * (signals, the REPL's commands, /healthz and /metrics still answer), and
+ * logs what it waits for when the store is not keeping up. A second
+ * SIGINT/SIGTERM sets stop_now: the loop stops at once and durable.c drops
+ * what is unwritten (the store keeps its last durable slice; exit code 3).
  */
 #include <math.h>
 #include <stdio.h>
@@ -412,7 +436,7 @@ void vh_every__free(vh_every_t *e) {
 static void vh_every_on_timer(uv_timer_t *t) {
   vh_every_t *e = (vh_every_t *)t->data;
   vh_host_t *h = e->h;
-  if (h->phase != VH_PHASE_RUN) return;
+  if (!vh_host__accepting(h, NULL, 0)) return; /* held: tick skipped */
   vh_host__dispatch(h, e->dom, vh_str_data(e->event), vh_str_len(e->event), 0,
                     e->payload, NULL, NULL);
 }
@@ -603,12 +627,46 @@ static void vh_sched_reply(vh_host_t *h, vh_work_t *w, vh_val_t reply,
   r->arg = w->arg;
   r->reply = reply;
   r->err = err;
+  r->now = 0;
   r->next = NULL;
   if (h->replies_tail)
     h->replies_tail->next = r;
   else
     h->replies = r;
   h->replies_tail = r;
+}
+
+/* Run the queued REPL chunks only (the rest stays queued, in order):
+ * during a hold, as read-only chunks (see HOLD above). */
+static void vh_sched_run_evals(vh_host_t *h) {
+  vh_work_t **pp = &h->calls, *last = NULL;
+  while (*pp) {
+    vh_work_t *w = *pp;
+    if (w->kind != VH_WORK_EVAL) {
+      last = w;
+      pp = &w->next;
+      continue;
+    }
+    *pp = w->next;
+    vh_val_t reply = vh_nil();
+    char *err = NULL;
+    h->hold_eval = 1;
+    vh_repl__eval(h, w, &reply, &err);
+    h->hold_eval = 0;
+    vh_reply_t *before = h->replies_tail;
+    vh_sched_reply(h, w, reply, err);
+    if (h->replies_tail != before) h->replies_tail->now = 1;
+    vh_str_release(w->hdr);
+    vh_val_release(w->payload);
+    free(w);
+  }
+  h->calls_tail = last;
+}
+
+static int vh_sched_has_eval(vh_host_t *h) {
+  for (vh_work_t *w = h->calls; w; w = w->next)
+    if (w->kind == VH_WORK_EVAL) return 1;
+  return 0;
 }
 
 static void vh_sched_run_calls(vh_host_t *h) {
@@ -640,6 +698,11 @@ static void vh_sched_run_calls(vh_host_t *h) {
 static void vh_sched_on_idle(uv_idle_t *idle) {
   vh_host_t *h = vh_container_of(idle, vh_host_t, idle);
   if (h->phase != VH_PHASE_RUN) return;
+  if (!vh_host__accepting(h, NULL, 0)) {
+    if (!h->stop_requested && h->calls) vh_sched_run_evals(h);
+    uv_idle_stop(&h->idle); /* re-armed when the hold ends */
+    return;
+  }
   if (h->calls) vh_sched_run_calls(h);
   if (h->head < h->deliver_upto)
     vh_sched_run_batch(h, vh_sched_take_msgs(h, VH_BATCH));
@@ -648,14 +711,31 @@ static void vh_sched_on_idle(uv_idle_t *idle) {
 static void vh_sched_on_after(uv_timer_t *t) {
   vh_host_t *h = vh_container_of(t, vh_host_t, after_timer);
   h->timers_dirty = 1; /* re-armed at the end of the slice */
-  if (h->phase != VH_PHASE_RUN) return;
+  if (!vh_host__accepting(h, NULL, 0)) return; /* held: stays in the heap */
   vh_sched_run_batch(h, vh_sched_take_timers(h, vh_host__wall_ms()));
 }
 
 /* ---- slices ---- */
 
+int vh_host__accepting(vh_host_t *h, char *why, size_t cap) {
+  if (h->phase != VH_PHASE_RUN || h->stop_requested) {
+    if (why) snprintf(why, cap, "vedhost is stopping");
+    return 0;
+  }
+  return vh_durable__accepting(h, why, cap);
+}
+
 void vh_sched__update(vh_host_t *h) {
   if (h->phase != VH_PHASE_RUN) return;
+  if (!vh_host__accepting(h, NULL, 0)) { /* held: nothing starts */
+    if (!h->stop_requested && vh_sched_has_eval(h))
+      uv_idle_start(&h->idle, vh_sched_on_idle);
+    else
+      uv_idle_stop(&h->idle);
+    uv_timer_stop(&h->after_timer);
+    h->timers_dirty = 1; /* re-armed when the hold ends */
+    return;
+  }
   if (h->head < h->deliver_upto || h->calls)
     uv_idle_start(&h->idle, vh_sched_on_idle);
   else
@@ -703,8 +783,21 @@ void vh_slice_end(vh_host_t *h) {
   h->slice_now = 0;
   h->deliver_upto = h->next_seq;
 
-  /* 4. Stop after this slice if asked (ved.exit, os.exit, signal). */
+  /* 4. Stop after this slice if asked (ved.exit, os.exit, signal), once
+   *    the store has written every slice (see STOP above). */
   if (h->stop_requested) {
+    char why[512];
+    if (!h->stop_now && !vh_durable__drained(h, why, sizeof why)) {
+      if (!h->drain_logged && !vh_durable__accepting(h, NULL, 0)) {
+        h->drain_logged = 1;
+        vh_log(VH_LOG_WARN, "vedhost",
+               "stopping: waiting for %s; send SIGTERM or SIGINT again to "
+               "stop now and drop them",
+               why);
+      }
+      vh_sched__update(h); /* held: idle and timers off */
+      return;
+    }
     h->phase = VH_PHASE_STOP;
     uv_stop(&h->loop);
     return;
@@ -719,6 +812,15 @@ static void vh_sched_on_prepare(uv_prepare_t *p) {
 static void vh_sched_on_signal(uv_signal_t *s, int signum) {
   vh_host_t *h = (vh_host_t *)s->data;
   if (h->phase != VH_PHASE_RUN) return;
+  if (h->stop_requested) { /* the second one: do not wait for the store */
+    vh_log(VH_LOG_WARN, "vedhost",
+           "%s received again: stopping now; slices not yet written are "
+           "dropped",
+           signum == SIGINT ? "SIGINT" : "SIGTERM");
+    h->stop_now = 1;
+    vh_slice_end(h);
+    return;
+  }
   vh_log(VH_LOG_INFO, "vedhost", "%s received: stopping after this slice",
          signum == SIGINT ? "SIGINT" : "SIGTERM");
   if (!h->stop_requested) h->exit_code = 0;
@@ -853,6 +955,7 @@ int vh_host__when_durable(vh_host_t *h, void (*fn)(void *arg, int durable),
   r->reply = vh_nil();
   r->err = NULL;
   r->gate = 0;
+  r->now = 0;
   r->next = NULL;
   if (h->replies_tail)
     h->replies_tail->next = r;

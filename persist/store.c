@@ -46,7 +46,9 @@
  *     misread. RocksDB also verifies its own block checksums on every read
  *     (paranoid checks on); its "Corruption" errors become VH_ECORRUPT.
  *  3. Only the writer thread writes, after open. Reads may run on the loop
- *     thread at the same time (RocksDB is thread-safe for this).
+ *     thread at the same time (RocksDB is thread-safe for this), under
+ *     db_lock held shared, so the writer's reopen after a failed write
+ *     (store_writer.c, REOPEN) never pulls the handle from under them.
  *  4. A clean close flushes the memtable, so the next open replays no WAL.
  *
  * TUNING (build_options below). Numbers from bench/store_bench.c on the
@@ -100,6 +102,7 @@
 #include "store_int.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -120,6 +123,11 @@
 /* Free space needed to open: a preallocated WAL (1.1 x the write buffer),
  * the MANIFEST, OPTIONS and LOG files, and room for a first flush. */
 #define VH_MIN_FREE_BYTES ((unsigned long long)16 << 20)
+/* Free space the writer leaves to RocksDB's flushes and compactions: it
+ * writes no batch while the file system has less (store_writer.c), so a
+ * disk that fills up with vedhost's own data stops vedhost before RocksDB
+ * ever sees ENOSPC. */
+#define VH_RESERVE_BYTES ((unsigned long long)8 << 20)
 /* Memory bound for the blocks buffered to train a dictionary per SST. */
 #define VH_DICT_BUFFER_BYTES ((uint64_t)8 << 20)
 
@@ -281,8 +289,9 @@ static void store_free(vh_store_t *s) {
   if (s->cache) rocksdb_cache_destroy(s->cache);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->work_cv);
-  pthread_cond_destroy(&s->space_cv);
   pthread_cond_destroy(&s->durable_cv);
+  pthread_cond_destroy(&s->retry_cv);
+  pthread_rwlock_destroy(&s->db_lock);
   free(s->last_error);
   free(s->dir);
   free(s->dbpath);
@@ -429,8 +438,9 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   if (s == NULL) return VH_ENOMEM;
   pthread_mutex_init(&s->mu, NULL);
   pthread_cond_init(&s->work_cv, NULL);
-  pthread_cond_init(&s->space_cv, NULL);
   pthread_cond_init(&s->durable_cv, NULL);
+  pthread_cond_init(&s->retry_cv, NULL);
+  pthread_rwlock_init(&s->db_lock, NULL);
   s->secondary = opts->read_only_secondary ? 1 : 0;
   s->dir = strdup(dir);
   s->dbpath = vh_store__msg("%s/db", dir);
@@ -440,6 +450,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   }
   s->queue_limit =
       opts->queue_bytes ? opts->queue_bytes : VH_DEFAULT_QUEUE_BYTES;
+  s->reserve_bytes = s->secondary ? 0 : VH_RESERVE_BYTES;
   if (opts->create && !s->secondary && mkdir(dir, 0700) != 0 &&
       errno != EEXIST) {
     set_msg(errmsg, vh_store__msg("%s: cannot create the data dir (%s)", dir,
@@ -509,7 +520,12 @@ static int flush_db(vh_store_t *s, char **errmsg) {
   rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
   rocksdb_flushoptions_set_wait(fo, 1);
   char *rerr = NULL;
-  rocksdb_flush(s->db, fo, &rerr);
+  pthread_rwlock_rdlock(&s->db_lock);
+  if (s->db)
+    rocksdb_flush(s->db, fo, &rerr);
+  else
+    rerr = strdup("IO error: the database is closed after a failed reopen");
+  pthread_rwlock_unlock(&s->db_lock);
   rocksdb_flushoptions_destroy(fo);
   if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
   return 0;
@@ -537,10 +553,39 @@ int vh_store_close(vh_store_t *s, char **errmsg) {
       free(m);
     }
   }
-  rocksdb_close(s->db);
+  if (s->db) rocksdb_close(s->db);
   vh_store__queue_free(s);
   store_free(s);
   return rc;
+}
+
+/* ---- reopen (writer thread) ---- */
+
+unsigned long long vh_store__free_bytes(vh_store_t *s) {
+  struct statvfs fs;
+  if (statvfs(s->dir, &fs) != 0) return ULLONG_MAX;
+  return (unsigned long long)fs.f_bavail * fs.f_frsize;
+}
+
+/* librocksdb 7.8 keeps a WAL writer that failed in an error state: the next
+ * append asserts (writable_file_writer.h:312, an abort), and its
+ * background error is sticky (the C API has no Resume). So after a failed
+ * write the writer closes the database and opens it again, under db_lock
+ * held exclusive: readers fail fast meanwhile (read_lock) instead of using
+ * a closed handle. The reopen replays the WAL, whose tail may hold the torn
+ * record of the failed write (never acknowledged); the memtable is then
+ * flushed so that WAL is retired before anything is written after it (a
+ * later recovery must never meet a torn record in the middle of the WAL
+ * sequence). */
+int vh_store__reopen(vh_store_t *s, char **errmsg) {
+  char *rerr = NULL;
+  pthread_rwlock_wrlock(&s->db_lock);
+  if (s->db) rocksdb_close(s->db);
+  s->db = rocksdb_open(s->options, s->dbpath, &rerr);
+  if (rerr) s->db = NULL;
+  pthread_rwlock_unlock(&s->db_lock);
+  if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
+  return flush_db(s, errmsg);
 }
 
 /* ---- reads ---- */
@@ -589,6 +634,26 @@ static int verify_value(const char *v, size_t vlen, int kind, const char *what,
   return 0;
 }
 
+/* Takes db_lock shared without waiting (the loop thread must not wait for
+ * the writer's reopen): 0, or VH_EIO with a message when a reopen is under
+ * way or the database is closed after a failed one. */
+static int read_lock(vh_store_t *s, const char *what, char **errmsg) {
+  if (pthread_rwlock_tryrdlock(&s->db_lock) != 0) {
+    set_msg(errmsg, vh_store__msg("%s: the store is being reopened after a "
+                                  "write error; try again",
+                                  what));
+    return VH_EIO;
+  }
+  if (s->db == NULL) {
+    pthread_rwlock_unlock(&s->db_lock);
+    set_msg(errmsg, vh_store__msg("%s: the store is closed after a failed "
+                                  "reopen (%s); it is retried",
+                                  what, s->dbpath));
+    return VH_EIO;
+  }
+  return 0;
+}
+
 static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,
                      const char *what, void **bytes, size_t *len,
                      char **errmsg) {
@@ -596,17 +661,24 @@ static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,
   *len = 0;
   if (errmsg) *errmsg = NULL;
   char *rerr = NULL;
+  int rc = read_lock(s, what, errmsg);
+  if (rc != 0) return rc;
   rocksdb_pinnableslice_t *ps =
       rocksdb_get_pinned(s->db, s->read_options, key, klen, &rerr);
-  if (rerr) return vh_store__rocks_err(rerr, what, errmsg);
+  if (rerr) {
+    pthread_rwlock_unlock(&s->db_lock);
+    return vh_store__rocks_err(rerr, what, errmsg);
+  }
   if (ps == NULL) {
+    pthread_rwlock_unlock(&s->db_lock);
     set_msg(errmsg, vh_store__msg("%s: absent", what));
     return VH_ENOENT;
   }
   size_t vlen = 0;
   const char *v = rocksdb_pinnableslice_value(ps, &vlen);
-  int rc = verify_value(v, vlen, kind, what, bytes, len, errmsg);
+  rc = verify_value(v, vlen, kind, what, bytes, len, errmsg);
   rocksdb_pinnableslice_destroy(ps);
+  pthread_rwlock_unlock(&s->db_lock);
   return rc;
 }
 
@@ -637,6 +709,12 @@ int vh_store_iter_new(vh_store_t *s, vh_store_iter_t **out, char **errmsg) {
   if (errmsg) *errmsg = NULL;
   vh_store_iter_t *it = calloc(1, sizeof *it);
   if (it == NULL) return VH_ENOMEM;
+  /* The iterator holds db_lock shared until it is freed. */
+  int rc = read_lock(s, "node scan", errmsg);
+  if (rc != 0) {
+    free(it);
+    return rc;
+  }
   it->s = s;
   it->it = rocksdb_create_iterator(s->db, s->scan_options);
   *out = it;
@@ -680,6 +758,7 @@ int vh_store_iter_next(vh_store_iter_t *it, uint64_t *id, size_t *size,
 void vh_store_iter_free(vh_store_iter_t *it) {
   if (it == NULL) return;
   rocksdb_iter_destroy(it->it);
+  pthread_rwlock_unlock(&it->s->db_lock);
   free(it);
 }
 

@@ -64,7 +64,7 @@ struct vh_store {
   char *dir;    /* DIR as given */
   char *dbpath; /* DIR/db */
   int secondary;
-  rocksdb_t *db;
+  rocksdb_t *db; /* guarded by db_lock: NULL while a reopen failed */
   rocksdb_options_t *options;
   rocksdb_block_based_table_options_t *table_options;
   rocksdb_cache_t *cache;
@@ -72,21 +72,44 @@ struct vh_store {
   rocksdb_readoptions_t *scan_options;   /* iterator: verify, no cache fill */
   rocksdb_writeoptions_t *write_options; /* sync per opts, WAL always on */
   size_t queue_limit;                    /* backpressure bound in bytes */
+  unsigned long long reserve_bytes;      /* free space the writer leaves to
+                                            RocksDB (0 for a secondary) */
 
-  /* Writer thread and its queue. Lock order: mu is the only lock, never held
-   * across a RocksDB call or the notify callback. */
+  /* The handle's lock. Readers (vh_store_get_*, iterators, flush) hold it
+   * shared while they use s->db; the writer thread holds it exclusive only
+   * to close and reopen the database after a failed write (see
+   * store_writer.c, REOPEN). The loop thread takes it with tryrdlock and
+   * fails the read ("being reopened") rather than wait for a reopen, which
+   * does disk I/O. Lock order: db_lock before mu; nobody takes db_lock
+   * while holding mu. */
+  pthread_rwlock_t db_lock;
+
+  /* Writer thread and its queue. Lock order: db_lock, then mu; mu is never
+   * held across a RocksDB call or the notify callback. */
   pthread_t writer;
   int writer_started; /* loop thread only */
   pthread_mutex_t mu;
   pthread_cond_t work_cv;    /* writer waits: queue empty or paused */
-  pthread_cond_t space_cv;   /* submit waits: queue over the limit */
   pthread_cond_t durable_cv; /* wait_durable waits: durable_seq moved */
+  pthread_cond_t retry_cv;   /* the writer's backoff: close/abandon wake it */
   vh_batch_t *qhead, *qtail; /* queued batches, oldest first (mu) */
   size_t qbytes;             /* bytes queued or being written (mu) */
   uint64_t last_submitted;   /* highest seq submitted (loop thread) */
   int closing;               /* close asked: drain and exit (mu) */
   int paused;                /* test hook: take no batch (mu) */
-  int gave_up;               /* writer dropped batches while closing (mu) */
+  int gave_up;               /* the writer writes no more: it stopped on a
+                                non-transient error, or dropped batches
+                                while closing (mu) */
+  int stopped;               /* it stopped on a non-transient error (mu) */
+  int abandon;               /* close drops what is queued at once (mu) */
+  uint64_t reopens;          /* database reopens after failures (mu) */
+  uint64_t dropped_n;        /* batches dropped, never written (mu) */
+  int full;                  /* the queue reached queue_limit and has not
+                                drained to half of it since (mu) */
+  int need_reopen;           /* a RocksDB write failed: reopen before the
+                                next one (writer thread only) */
+  int low_space;             /* under the reserve: writing resumes at twice
+                                the reserve (writer thread only) */
   uint64_t dropped_from, dropped_to; /* seqs it dropped (mu) */
   char *last_error;          /* [new] copy of the last write error (mu) */
   int failing;               /* the last write attempt failed (mu) */
@@ -105,6 +128,15 @@ char *vh_store__msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * vedhost code, and if errmsg is not NULL a [new] message "what: rocksdb's
  * text". */
 int vh_store__rocks_err(char *rocks_err, const char *what, char **errmsg);
+
+/* store.c: closes and reopens the database (writer thread only, after a
+ * failed write), then flushes the memtable so the WAL that held the failed
+ * write is retired. 0, or <0 with *errmsg [new]; s->db may then be NULL
+ * (reads fail until a later reopen works). */
+int vh_store__reopen(vh_store_t *s, char **errmsg);
+/* store.c: bytes free on DIR's file system (statvfs), or ULLONG_MAX if it
+ * cannot be told. */
+unsigned long long vh_store__free_bytes(vh_store_t *s);
 
 /* store_writer.c: start the writer thread / drain it and join it. stop
  * returns 0, or VH_EIO with a message if batches had to be dropped. */

@@ -23,29 +23,75 @@
  *
  *   idle --(batches queued)--> merge --> write --ok--> publish --> idle
  *                                          |   ^
- *                                       fail   | backoff 10 ms .. 1 s
- *                                          v   |
- *                                         retry (same merged batch)
+ *                          transient error |   | backoff 10 ms .. 1 s
+ *                                          v   | (reopen first if RocksDB
+ *                                         retry  saw the failure)
+ *                                          |
+ *                      non-transient error | (or abandoned, or closing and
+ *                                          v  still failing)
+ *                                       stopped: this group and every later
+ *                                       batch are dropped, never written
  *
  *   publish: durable_seq = seq of the last batch of the group, wake
- *   wait_durable() and submit(), call notify. On close the writer drains
- *   the queue and exits; if writes still fail after VH_CLOSE_ATTEMPTS more
- *   attempts, it gives up and drops the group and every later batch (never
- *   a later batch without an earlier one), and close reports it.
+ *   wait_durable(), call notify. On close the writer drains the queue and
+ *   exits; if writes still fail after VH_CLOSE_ATTEMPTS more attempts, it
+ *   gives up and drops the group and every later batch (never a later
+ *   batch without an earlier one), and close reports it. After
+ *   vh_store_abandon it drops at once.
+ *
+ * FAILURES. A transient error may go away by itself: no space left (a
+ * full disk: space is freed), too many open files, a quota. It is retried
+ * forever (the host holds its slices meanwhile, host/durable.c). Anything
+ * else (RocksDB Corruption, an I/O error that is not ENOSPC) fails every
+ * later write the same way: the writer reports it once (notify, then
+ * vh_store_health says stopped) and stops writing; the host stays up
+ * read-only and a stop drops what is queued.
+ *
+ * THE RESERVE. Before each write the writer checks the file system's free
+ * space (statvfs) and does not write while it is under reserve_bytes (8
+ * MB, store.c; once under it, until twice that is free again, so a disk
+ * at the edge does not flip in and out): a disk filled by vedhost's own
+ * data then stops vedhost
+ * (a transient error, "No space left on device for the store") before
+ * RocksDB's WAL append, flush or compaction meets ENOSPC. Something else
+ * filling the disk can still beat it; then the reopen below recovers.
+ *
+ * REOPEN. librocksdb 7.8 cannot go on after a failed write: its WAL writer
+ * keeps the error, the next append asserts (an abort in
+ * writable_file_writer.h:312), and the background error is sticky (the C
+ * API has no Resume). So after a failed rocksdb_write the writer sets
+ * need_reopen, and before its next attempt (once the reserve is free
+ * again) closes the database and opens it again (vh_store__reopen:
+ * replays the WAL, whose torn tail held only the failed, unacknowledged
+ * group, and flushes the memtable so that WAL is retired). The loop thread
+ * reads nodes through the same handle: the handoff is s->db_lock, a
+ * rwlock. Readers hold it shared while they use s->db; the writer holds it
+ * exclusive only around close+open. The loop thread takes it with
+ * tryrdlock, so it never waits for a reopen (which does disk I/O) and
+ * never reads a closed handle: during a reopen a read fails with "the
+ * store is being reopened" (the host holds slices while writes fail, so
+ * only REPL and HTTP reads can meet it). RocksDB's info LOG is never
+ * written after open (FATAL level, store.c), because its writer aborts
+ * on the first line after a failed LOG write; the LOG header that open
+ * writes is why a reopen waits for the reserve.
  *
  * INVARIANTS.
  *  1. Batches are written in submission order, each all-or-nothing, and
  *     durable_seq only moves forward to the seq of a written batch.
- *  2. A failed write is retried with the same merged batch until it
- *     succeeds; no batch queued after it is written before it.
+ *  2. A group that failed with a transient error is retried (same merged
+ *     batch) until it succeeds; no batch queued after it is written before
+ *     it. A group that is dropped takes every later batch with it.
  *  3. The writer thread touches only batches handed to it and the RocksDB
- *     handle (DESIGN.md invariant 6). s->mu guards the queue and the error
- *     state; it is the only lock and is never held across a RocksDB call or
- *     the notify callback.
- *  4. Backpressure: bytes count as queued from submit until their group is
- *     written, so memory held by batches stays under queue_limit plus one
- *     batch. A single batch larger than the limit is accepted when the
- *     queue is empty.
+ *     handle (DESIGN.md invariant 6). Locks, in order: s->db_lock (the
+ *     handle, see REOPEN), then s->mu (the queue and the error state).
+ *     Nobody takes db_lock while holding mu; mu is never held across a
+ *     RocksDB call or the notify callback.
+ *  4. Backpressure never blocks: vh_store_submit always queues. Bytes
+ *     count as queued from submit until their group is written or
+ *     dropped; vh_store_health reports the queue full from queue_limit
+ *     until it drained to half of that, and the host then starts no slice
+ *     (host/sched.c, HOLD), so memory held by batches stays near
+ *     queue_limit plus what the slices in progress add.
  */
 #include "store_int.h"
 
@@ -241,11 +287,14 @@ static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
 
 /* ---- the writer thread ---- */
 
-static void sleep_ms(unsigned ms) {
-  struct timespec ts = {.tv_sec = ms / 1000,
-                        .tv_nsec = (long)(ms % 1000) * 1000000L};
-  while (nanosleep(&ts, &ts) != 0) {
-  }
+/* May this write error go away by itself (space freed, descriptors
+ * closed)? Everything else (Corruption, an I/O error that is not ENOSPC,
+ * ...) fails every later write too: the writer stops (FAILURES above). */
+static int is_transient(const char *err) {
+  return err == NULL || strstr(err, "No space left on device") != NULL ||
+         strstr(err, "Too many open files") != NULL ||
+         strstr(err, "Disk quota exceeded") != NULL ||
+         strstr(err, "being reopened") != NULL;
 }
 
 /* One attempt: 0, or -1 with *err = [new] message. */
@@ -260,17 +309,53 @@ static int write_once(vh_store_t *s, rocksdb_writebatch_t *wb, char **err) {
       return -1;
     }
   }
+  /* The reserve: RocksDB never gets to fill the disk (FAILURES above). */
+  unsigned long long avail = vh_store__free_bytes(s);
+  unsigned long long need = s->reserve_bytes * (s->low_space ? 2 : 1);
+  s->low_space = avail < need;
+  if (s->low_space) {
+    *err = vh_store__msg(
+        "%s: No space left on device for the store: %llu KB free, below the "
+        "%llu KB vedhost keeps free for RocksDB's flushes and compactions; "
+        "writing resumes once %llu KB are free",
+        s->dir, avail / 1024, s->reserve_bytes / 1024,
+        s->reserve_bytes * 2 / 1024);
+    return -1;
+  }
+  if (s->need_reopen) {
+    if (vh_store__reopen(s, err) != 0) return -1;
+    s->need_reopen = 0;
+    pthread_mutex_lock(&s->mu);
+    s->reopens++;
+    pthread_mutex_unlock(&s->mu);
+  }
   char *rerr = NULL;
   rocksdb_write(s->db, s->write_options, wb, &rerr);
   if (rerr == NULL) {
     atomic_fetch_add(&s->write_count, 1);
     return 0;
   }
+  s->need_reopen = 1; /* RocksDB's WAL writer is unusable now */
   vh_store__rocks_err(rerr, s->dbpath, err);
   return -1;
 }
 
-/* Writes the group, retrying (invariant 2). 1 = written, 0 = gave up. */
+/* Waits ms or until close/abandon wakes it (mu held by the caller). */
+static void backoff_wait(vh_store_t *s, unsigned ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  if (!s->abandon) pthread_cond_timedwait(&s->retry_cv, &s->mu, &ts);
+}
+
+/* Writes the group, retrying transient errors (invariant 2). 1 = written,
+ * 0 = not written: a non-transient error, abandoned, or given up at
+ * close. */
 static int write_group(vh_store_t *s, vh_batch_t *list) {
   rocksdb_writebatch_t *wb = merge_group(list);
   unsigned delay = VH_BACKOFF_MIN_MS;
@@ -281,6 +366,7 @@ static int write_group(vh_store_t *s, vh_batch_t *list) {
       written = 1;
       break;
     }
+    int transient = is_transient(err);
     pthread_mutex_lock(&s->mu);
     if (err != NULL) {
       free(s->last_error);
@@ -289,13 +375,17 @@ static int write_group(vh_store_t *s, vh_batch_t *list) {
     int first_failure = !s->failing;
     s->failing = 1;
     s->error_count++;
-    int closing = s->closing;
+    if (!transient) s->stopped = 1;
+    int closing = s->closing, abandon = s->abandon;
     vh_store_notify_fn fn = s->notify;
     void *ud = s->notify_ud;
     pthread_mutex_unlock(&s->mu);
-    if (first_failure && fn) fn(ud); /* let the host report it */
+    if ((first_failure || !transient) && fn) fn(ud); /* the host reports */
+    if (!transient || abandon) break;
     if (closing && ++after_close >= VH_CLOSE_ATTEMPTS) break;
-    sleep_ms(delay);
+    pthread_mutex_lock(&s->mu);
+    backoff_wait(s, delay);
+    pthread_mutex_unlock(&s->mu);
     delay = delay * 2 > VH_BACKOFF_MAX_MS ? VH_BACKOFF_MAX_MS : delay * 2;
   }
   rocksdb_writebatch_destroy(wb);
@@ -306,9 +396,13 @@ static void *writer_main(void *arg) {
   vh_store_t *s = arg;
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    while (!s->closing && (s->qhead == NULL || s->paused))
+    while (!s->closing && !s->abandon && (s->qhead == NULL || s->paused))
       pthread_cond_wait(&s->work_cv, &s->mu);
-    if (s->qhead == NULL) break; /* closing, and drained */
+    if (s->qhead == NULL) {
+      if (s->closing) break;                  /* drained */
+      pthread_cond_wait(&s->work_cv, &s->mu); /* abandoned, not closing */
+      continue;
+    }
     /* Take batches up to VH_GROUP_MAX_BYTES (at least one): one group is
      * one WAL record and one memtable insert, so this bounds the WAL that
      * an open after kill -9 replays, whatever the queue holds. */
@@ -322,14 +416,15 @@ static void *writer_main(void *arg) {
     s->qhead = tail->next;
     if (s->qhead == NULL) s->qtail = NULL;
     tail->next = NULL;
-    int gave_up = s->gave_up;
+    int gave_up = s->gave_up || s->abandon;
     pthread_mutex_unlock(&s->mu);
 
-    size_t bytes = 0;
+    size_t bytes = 0, n = 0;
     uint64_t first = list->seq, last = 0;
     for (vh_batch_t *b = list; b; b = b->next) {
       bytes += vh_batch_bytes(b);
       last = b->seq;
+      n++;
     }
     int ok = !gave_up && write_group(s, list);
     while (list) {
@@ -344,16 +439,17 @@ static void *writer_main(void *arg) {
       s->failing = 0;
       atomic_store(&s->durable_seq, last);
     } else {
-      /* Only while closing: drop this group and everything after it. */
+      /* Stopped, abandoned or given up at close: drop this group and
+       * everything after it (never a later batch without this one). */
       if (!s->gave_up) s->dropped_from = first;
       s->gave_up = 1;
       s->dropped_to = last;
+      s->dropped_n += n;
     }
-    pthread_cond_broadcast(&s->space_cv);
     pthread_cond_broadcast(&s->durable_cv);
     vh_store_notify_fn fn = s->notify;
     void *ud = s->notify_ud;
-    if (ok && fn) {
+    if (fn) {
       pthread_mutex_unlock(&s->mu);
       fn(ud);
       pthread_mutex_lock(&s->mu);
@@ -374,15 +470,20 @@ int vh_store__writer_stop(vh_store_t *s, char **errmsg) {
   s->closing = 1;
   s->paused = 0;
   pthread_cond_broadcast(&s->work_cv);
+  pthread_cond_broadcast(&s->retry_cv);
   pthread_mutex_unlock(&s->mu);
   pthread_join(s->writer, NULL);
   s->writer_started = 0;
   if (!s->gave_up) return 0;
   char *m = vh_store__msg(
-      "%s: writes kept failing at close (last error: %s); slices %llu..%llu "
-      "were not written, the store holds the state as of slice %llu",
-      s->dbpath, s->last_error ? s->last_error : "?",
+      "%s: %llu slice(s) dropped: slices %llu..%llu were not written (%s; "
+      "last error: %s), the store holds the state as of slice %llu",
+      s->dbpath, (unsigned long long)s->dropped_n,
       (unsigned long long)s->dropped_from, (unsigned long long)s->dropped_to,
+      s->stopped   ? "writes had stopped"
+      : s->abandon ? "the stop did not wait for them"
+                   : "writes kept failing at close",
+      s->last_error ? s->last_error : "none",
       (unsigned long long)atomic_load(&s->durable_seq));
   if (errmsg)
     *errmsg = m;
@@ -419,9 +520,8 @@ int vh_store_submit(vh_store_t *s, vh_batch_t *b, uint64_t seq) {
   b->next = NULL;
   size_t bytes = vh_batch_bytes(b);
   pthread_mutex_lock(&s->mu);
-  /* Backpressure (invariant 4): the only place the loop thread may wait. */
-  while (s->qbytes > 0 && s->qbytes + bytes > s->queue_limit)
-    pthread_cond_wait(&s->space_cv, &s->mu);
+  /* Never waits (invariant 4): the caller holds slices while
+   * vh_store_health says the queue is full. */
   if (s->qtail)
     s->qtail->next = b;
   else
@@ -455,6 +555,34 @@ int vh_store_last_error(vh_store_t *s, char **msg, uint64_t *count) {
   int failing = s->failing;
   pthread_mutex_unlock(&s->mu);
   return failing;
+}
+
+int vh_store_health(vh_store_t *s, vh_store_health_t *out) {
+  pthread_mutex_lock(&s->mu);
+  out->failing = s->failing;
+  out->stopped = s->gave_up;
+  /* Hysteresis: full from the limit down to half of it, so a writer that
+   * just keeps up does not flip the host in and out of a hold. */
+  if (s->qbytes >= s->queue_limit) s->full = 1;
+  if (s->qbytes <= s->queue_limit / 2) s->full = 0;
+  out->full = s->full;
+  out->queued_bytes = s->qbytes;
+  out->queue_limit = s->queue_limit;
+  out->errors = s->error_count;
+  out->reopens = s->reopens;
+  out->dropped = s->dropped_n;
+  out->last_error = s->last_error ? strdup(s->last_error) : NULL;
+  int accepting = !out->stopped && !out->full;
+  pthread_mutex_unlock(&s->mu);
+  return accepting;
+}
+
+void vh_store_abandon(vh_store_t *s) {
+  pthread_mutex_lock(&s->mu);
+  s->abandon = 1;
+  pthread_cond_broadcast(&s->work_cv);
+  pthread_cond_broadcast(&s->retry_cv);
+  pthread_mutex_unlock(&s->mu);
 }
 
 /* ---- test hooks ---- */

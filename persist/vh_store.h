@@ -14,11 +14,14 @@
  * in commit order into one RocksDB WriteBatch (group commit: the last write
  * of a key wins), writes it atomically (fsync'd in sync mode), and then
  * publishes the highest sequence number written (vh_store_durable_seq) and
- * calls the notify callback. A write that fails is retried, with backoff,
- * until it succeeds: batches are never dropped or reordered (except at close,
- * see vh_store_close). The loop thread never waits on disk, except for
- * backpressure: vh_store_submit() blocks while more than opts.queue_bytes
- * (default 64 MB) of batches wait to be written.
+ * calls the notify callback. A write that fails with a transient error
+ * (no space, too many open files) is retried, with backoff, until it
+ * succeeds; a non-transient one (corruption, another I/O error) stops the
+ * writer for good. Batches are never reordered, and dropped only when the
+ * writer stopped or at close (see vh_store_close). The loop thread never
+ * waits on disk, not even for backpressure: vh_store_submit() always
+ * queues, and vh_store_health() tells the caller to hold its slices while
+ * opts.queue_bytes (default 64 MB) or more wait to be written.
  *
  * Reading (vh_store_get_node, vh_store_get_manifest, the node iterator)
  * happens on the calling thread and verifies the checksum of what it reads.
@@ -94,9 +97,11 @@ void vh_store_set_notify(vh_store_t *s, vh_store_notify_fn fn, void *ud);
 /* Closes the store: lets the writer drain the queue and exit (joined), then
  * flushes RocksDB's memtable so the next open replays no WAL, and frees
  * everything. If writes are failing when close is called, the writer tries
- * a few more times (~5 s) and then gives up: close returns VH_EIO naming
- * the batches that were not written (the store on disk is still consistent:
- * it holds the state as of the last durable seq). s [stolen]. */
+ * a few more times (~5 s) and then gives up; if the writer had stopped, or
+ * vh_store_abandon was called, it does not try. Then close returns VH_EIO
+ * with "N slice(s) dropped: slices a..b were not written ..." (the store on
+ * disk is still consistent: it holds the state as of the last durable
+ * seq). s [stolen]. */
 int vh_store_close(vh_store_t *s, char **errmsg);
 
 /* ---- batches (built on the loop thread) ---- */
@@ -122,8 +127,9 @@ size_t vh_batch_bytes(const vh_batch_t *b);
 
 /* Queues batch b [stolen] for writing as slice `seq`, which must be greater
  * than every seq submitted before (else VH_EINVAL, and b is freed). Never
- * waits on disk; blocks only while the queue is over opts.queue_bytes. The
- * batch is written all-or-nothing, after every batch submitted before it. */
+ * waits: the queue may go over opts.queue_bytes, by what the caller submits
+ * before it sees vh_store_health() report it full. The batch is written
+ * all-or-nothing, after every batch submitted before it. */
 int vh_store_submit(vh_store_t *s, vh_batch_t *b, uint64_t seq);
 
 /* Highest seq whose batch (and every earlier one) is written (fsync'd in
@@ -140,6 +146,34 @@ int vh_store_wait_durable(vh_store_t *s, uint64_t seq);
  * copy of the last write error ever seen, or NULL if none; *count (if not
  * NULL) = how many write attempts have failed since open. Any thread. */
 int vh_store_last_error(vh_store_t *s, char **msg, uint64_t *count);
+
+/* The writer's state, for the host's backpressure and health. */
+typedef struct vh_store_health {
+  int failing;         /* the last write attempt failed (being retried, or
+                          stopped) */
+  int stopped;         /* the writer writes no more: a non-transient error
+                          (or vh_store_abandon); what is queued is dropped */
+  int full;            /* queued_bytes reached queue_limit and has not
+                          drained to half of it since */
+  size_t queued_bytes; /* bytes submitted and not yet written or dropped */
+  size_t queue_limit;  /* opts.queue_bytes */
+  uint64_t errors;     /* failed write attempts since open */
+  uint64_t reopens;    /* database reopens after failed writes */
+  uint64_t dropped;    /* batches dropped (never written) */
+  char *last_error;    /* [new] the last write error, or NULL */
+} vh_store_health_t;
+
+/* Fills *out (free out->last_error). Returns 1 while the store accepts
+ * slices (not full, not stopped), else 0: the caller should start no new
+ * slice until it returns 1 again (the notify callback runs after every
+ * group written or dropped). Any thread. */
+int vh_store_health(vh_store_t *s, vh_store_health_t *out);
+
+/* Makes the writer drop what is queued instead of writing or retrying it
+ * (after the write in progress, if any, returns), so that the next
+ * vh_store_close returns at once: a stop that does not wait for a failing
+ * store. close then reports the dropped slices (VH_EIO). */
+void vh_store_abandon(vh_store_t *s);
 
 /* ---- reads (calling thread; checksums verified) ---- */
 

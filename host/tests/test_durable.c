@@ -17,6 +17,7 @@
  * the test instead of hanging it.
  */
 #include <rocksdb/c.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -419,6 +420,133 @@ TEST_IMPL(write_failures_hold_replies_then_recover) {
   rm_tmpdir();
 }
 
+/* ---- backpressure: the loop never waits on the store ---- */
+
+/* With a queue limit of 1 byte and the writer paused, the first slice's
+ * batch fills the queue: the host holds (a second call, made later,
+ * waits queued and is not run) while the loop keeps turning; resuming the
+ * writer ends the hold and the call runs. Before the fix the loop blocked
+ * inside vh_store_submit and the probe timer never ran. */
+typedef struct hold_test {
+  vh_host_t *h;
+  int replies;    /* replies received, in order */
+  int64_t got[2]; /* their values */
+  int probed;     /* probe runs: 1 made the second call, 2 probed */
+  int held;       /* vh_host__accepting said no then */
+  int queued;     /* the second call was still queued, not run */
+  uv_timer_t t;
+} hold_test_t;
+
+static void hold_reply(void *arg, vh_val_t reply, const char *err) {
+  hold_test_t *t = arg;
+  ASSERT(err == NULL);
+  t->got[t->replies++] = reply.type == VH_TINT ? reply.u.i : -1;
+  if (t->replies == 2) vh_host_stop(t->h, 0);
+}
+
+static void hold_probe(uv_timer_t *tm) {
+  hold_test_t *t = tm->data;
+  char why[256] = "";
+  if (t->h->slice_seq < 1) return; /* the loop's clock may be stale */
+  if (t->probed++ == 0) {          /* first: a call while the queue is full */
+    ASSERT_EQ(vh_host_call(t->h, "kv", "put", vh_int(2), hold_reply, t), 0);
+    return;
+  }
+  t->held = !vh_host__accepting(t->h, why, sizeof why);
+  ASSERT(strstr(why, "store backpressure: hold") != NULL);
+  t->queued = t->h->calls != NULL && t->replies == 0;
+  vh_store__pause_writer(vh_durable__store(t->h), 0);
+  uv_timer_stop(tm);
+  tm->data = NULL; /* sched.c's close callback frees timers' data */
+}
+
+TEST_IMPL(full_queue_holds_slices_without_blocking) {
+  mk_tmpdir();
+  setenv("VEDHOST_TEST_QUEUE_BYTES", "1", 1);
+  vh_host_t *h = new_host(kv_src);
+  unsetenv("VEDHOST_TEST_QUEUE_BYTES");
+  hold_test_t t;
+  memset(&t, 0, sizeof t);
+  t.h = h;
+  vh_store__pause_writer(vh_durable__store(h), 1);
+  ASSERT_EQ(vh_host_call(h, "kv", "put", vh_int(1), hold_reply, &t), 0);
+  uv_timer_init(&h->loop, &t.t);
+  t.t.data = &t;
+  uv_timer_start(&t.t, hold_probe, 100, 200);
+  int code = -1;
+  ASSERT_EQ(vh_host_run(h, &code), 0);
+  ASSERT_EQ(code, 0);
+  ASSERT_EQ(t.probed, 2);
+  ASSERT_EQ(t.held, 1);
+  ASSERT_EQ(t.queued, 1);
+  ASSERT_EQ(t.replies, 2);
+  ASSERT_EQ(t.got[0], 1);
+  ASSERT_EQ(t.got[1], 2);
+  vh_host_free(h);
+  rm_tmpdir();
+}
+
+/* A stop waits for the store with the loop turning; a second SIGTERM stops
+ * at once, drops what is unwritten and exits 3. */
+typedef struct sig_test {
+  vh_host_t *h;
+  int step;
+  int waited; /* the loop still ran after the first SIGTERM */
+  uv_timer_t t;
+} sig_test_t;
+
+static void sig_reply(void *arg, vh_val_t reply, const char *err) {
+  (void)reply;
+  int *n = arg;
+  if (err) (*n)++; /* dropped: answered with an error, never "ok" */
+}
+
+static void sig_step(uv_timer_t *tm) {
+  sig_test_t *t = tm->data;
+  if (t->h->slice_seq < 1) return; /* the loop's clock may be stale */
+  if (t->step == 0) {
+    raise(SIGTERM);
+  } else if (t->step == 1) {
+    t->waited = t->h->phase == VH_PHASE_RUN && t->h->stop_requested;
+    raise(SIGTERM);
+    tm->data = NULL;
+    uv_timer_stop(tm);
+  }
+  t->step++;
+}
+
+TEST_IMPL(second_sigterm_drops_unwritten_slices) {
+  mk_tmpdir();
+  int errs = 0;
+  {
+    vh_host_t *h = new_host(kv_src);
+    sig_test_t t;
+    memset(&t, 0, sizeof t);
+    t.h = h;
+    vh_store__pause_writer(vh_durable__store(h), 1);
+    ASSERT_EQ(vh_host_call(h, "kv", "put", vh_int(5), sig_reply, &errs), 0);
+    uv_timer_init(&h->loop, &t.t);
+    t.t.data = &t;
+    uv_timer_start(&t.t, sig_step, 100, 100);
+    int code = -1;
+    ASSERT_EQ(vh_host_run(h, &code), 0);
+    ASSERT_EQ(t.waited, 1);
+    ASSERT_EQ(code, 3);
+    ASSERT_EQ(errs, 1);
+    vh_host_free(h);
+  }
+  /* The store kept its last durable slice: the put is not there. */
+  fail_test_t f;
+  memset(&f, 0, sizeof f);
+  f.h = new_host(kv_src);
+  ASSERT_EQ(vh_host_call(f.h, "kv", "get", vh_nil(), fail_reply, &f), 0);
+  int code = -1;
+  ASSERT_EQ(vh_host_run(f.h, &code), 0);
+  ASSERT_EQ(f.value, 0);
+  vh_host_free(f.h);
+  rm_tmpdir();
+}
+
 /* ---- a node that fails to load during a handler ---- */
 
 static int first_child(void *arg, uint64_t id) {
@@ -527,6 +655,8 @@ static const vh_test_entry_t tests[] = {
     TEST_ENTRY(unreadable_node_fails_the_handler),
     TEST_ENTRY(gate_holds_reply_until_durable),
     TEST_ENTRY(when_durable_waits_for_the_writer),
+    TEST_ENTRY(full_queue_holds_slices_without_blocking),
+    TEST_ENTRY(second_sigterm_drops_unwritten_slices),
     TEST_ENTRY(dropped_subtree_is_swept),
     TEST_ENTRY(corrupt_manifest_is_refused),
     TEST_ENTRY(newer_formats_are_refused)};

@@ -608,22 +608,9 @@ TEST_IMPL(close_gives_up_on_failing_writes) {
 
 /* ---- backpressure ---- */
 
-static atomic_int bp_submitted;
-static void *bp_thread(void *arg) {
-  vh_store_t *s = arg;
-  static char payload[10000];
-  memset(payload, 'p', sizeof payload);
-  for (uint64_t k = 1; k <= 50; k++) {
-    vh_batch_t *b;
-    if (vh_batch_new(&b) != 0) abort();
-    if (vh_batch_put_node(b, k, payload, sizeof payload) != 0) abort();
-    if (vh_store_submit(s, b, k) != 0) abort();
-    atomic_fetch_add(&bp_submitted, 1);
-  }
-  return NULL;
-}
-
-TEST_IMPL(backpressure_blocks_submit) {
+/* submit never waits (the loop thread must not): it queues past the limit
+ * and vh_store_health reports the queue full until the writer catches up. */
+TEST_IMPL(backpressure_never_blocks_submit) {
   const char *dir = fresh_dir();
   vh_store_opts_t o;
   vh_store_opts_init(&o);
@@ -632,19 +619,28 @@ TEST_IMPL(backpressure_blocks_submit) {
   o.queue_bytes = 64 * 1024; /* room for 6 batches of ~10 KB */
   vh_store_t *s;
   ASSERT_EQ(vh_store_open(dir, &o, &s, NULL), 0);
+  vh_store_health_t hl;
+  ASSERT_EQ(vh_store_health(s, &hl), 1);
+  free(hl.last_error);
   vh_store__pause_writer(s, 1);
-  atomic_store(&bp_submitted, 0);
-  pthread_t t;
-  ASSERT_EQ(pthread_create(&t, NULL, bp_thread, s), 0);
-  for (int i = 0; i < 5000 && atomic_load(&bp_submitted) < 6; i++) usleep(1000);
-  usleep(50000); /* give an unbounded queue every chance to overrun */
-  int queued = atomic_load(&bp_submitted);
-  ASSERT(queued >= 6);
-  ASSERT(queued <= 7); /* the writer is paused: submit must have blocked */
+  static char payload[10000];
+  memset(payload, 'p', sizeof payload);
+  for (uint64_t k = 1; k <= 50; k++) {
+    vh_batch_t *b;
+    ASSERT_EQ(vh_batch_new(&b), 0);
+    ASSERT_EQ(vh_batch_put_node(b, k, payload, sizeof payload), 0);
+    ASSERT_EQ(vh_store_submit(s, b, k), 0); /* returns: the writer is paused */
+  }
+  ASSERT_EQ(vh_store_health(s, &hl), 0);
+  ASSERT_EQ(hl.full, 1);
+  ASSERT_EQ(hl.stopped, 0);
+  ASSERT(hl.queued_bytes >= 50 * 10000);
+  free(hl.last_error);
   vh_store__pause_writer(s, 0);
-  ASSERT_EQ(pthread_join(t, NULL), 0);
-  ASSERT_EQ(atomic_load(&bp_submitted), 50);
   ASSERT_EQ(vh_store_wait_durable(s, 50), 0);
+  ASSERT_EQ(vh_store_health(s, &hl), 1);
+  ASSERT_EQ(hl.queued_bytes, 0);
+  free(hl.last_error);
   void *p;
   size_t n;
   for (uint64_t id = 1; id <= 50; id++) {
@@ -652,6 +648,28 @@ TEST_IMPL(backpressure_blocks_submit) {
     ASSERT_EQ(n, 10000);
     free(p);
   }
+  close_ok(s);
+  dir_cleanup();
+}
+
+/* abandon: close returns at once, dropping what could not be written. */
+TEST_IMPL(abandon_drops_at_close) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  submit_put(s, 1, 1, "kept", "m1");
+  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  vh_store__fail_writes(s, 1000000);
+  submit_put(s, 2, 2, "lost", "m2");
+  submit_put(s, 3, 3, "lost too", "m3");
+  vh_store_abandon(s);
+  char *m = NULL;
+  ASSERT_EQ(vh_store_close(s, &m), VH_EIO);
+  ASSERT_MSG_HAS(m, "2 slice(s) dropped");
+  ASSERT_MSG_HAS(m, "as of slice 1");
+  free(m);
+  s = open_ok(dir, 0, 1);
+  expect_manifest(s, "m1");
+  expect_node(s, 2, NULL);
   close_ok(s);
   dir_cleanup();
 }
@@ -769,5 +787,6 @@ VH_TEST_MAIN(
     TEST_ENTRY(checksum_mismatch_detected),
     TEST_ENTRY(write_failure_retried_in_order),
     TEST_ENTRY(close_gives_up_on_failing_writes),
-    TEST_ENTRY(backpressure_blocks_submit), TEST_ENTRY(secondary_reads_primary),
+    TEST_ENTRY(backpressure_never_blocks_submit),
+    TEST_ENTRY(abandon_drops_at_close), TEST_ENTRY(secondary_reads_primary),
     TEST_ENTRY(clean_close_leaves_empty_wal))

@@ -60,7 +60,7 @@ extern "C" {
 #endif
 
 #define VEDHOST_PLUGIN_ABI_MAJOR 1
-#define VEDHOST_PLUGIN_ABI_MINOR 1
+#define VEDHOST_PLUGIN_ABI_MINOR 2
 
 /* Errors returned by the table's functions (negative). */
 #define VEDHOST_ENOMEM (-1)    /* out of memory */
@@ -176,6 +176,14 @@ typedef struct vedhost_api {
    * 0 or VEDHOST_ENOMEM (fn is then never called). */
   int (*when_durable)(vedhost_t *host, void (*fn)(void *arg, int durable),
                       void *arg);
+
+  /* Minor 2. 1 while the host starts slices (runs events), 0 while it
+   * holds them: it is stopping, or its store cannot take more (the write
+   * queue is full, writes fail, or writing stopped after an error; see
+   * README "When the disk fills up"). Calls made meanwhile wait, so an
+   * ingress should refuse new work (HTTP: 503) and report unhealthy. why
+   * [may be NULL]: the reason, one line, up to cap bytes. */
+  int (*accepting)(vedhost_t *host, char *why, size_t cap);
 } vedhost_api_t;
 
 typedef int (*vedhost_plugin_init_fn)(const vedhost_api_t *api, char *err,
