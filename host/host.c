@@ -227,6 +227,8 @@ static int vh_host_setup(lua_State *L) {
   lua_setfield(L, -2, "ved");
   lua_pop(L, 1);
 
+  vh_host__sandbox(L); /* debug, load, setmetatable... (sandbox.c) */
+
   vhl_state_new(L, NULL, "__ved");
   h->sys = vhl_state_check(L, -1);
   h->sys_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -340,7 +342,9 @@ static int vh_host_load_file(vh_host_t *h, const char *path, char *err,
     lua_settop(L, top);
     return VH_HOST_ELOAD;
   }
-  rc = vh_host__run_script(h, path, top, before, NULL, err, cap);
+  /* The first load is bounded like a reload (call.c). */
+  rc = vh_host__run_script(h, path, top, before, vh_host__script_pcall, err,
+                           cap);
   if (rc != 0) return rc;
   vh_log(VH_LOG_DEBUG, "vedhost", "loaded %s (%d domain(s))", path,
          h->ndoms - before);
@@ -411,6 +415,10 @@ int vh_host_load(vh_host_t *h, const char *path, char *err, size_t cap) {
     snprintf(err, cap, "out of memory");
     return VH_ENOMEM;
   }
+  if (!h->wd_running && vh_host__watchdog_start(h) != 0) /* bounds loads */
+    vh_log(VH_LOG_WARN, "vedhost",
+           "cannot start the watchdog: scripts and handlers run without a "
+           "time budget");
   struct stat sb;
   if (stat(path, &sb) != 0) {
     snprintf(err, cap, "cannot open script %s: %s", path, strerror(errno));

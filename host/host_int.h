@@ -279,6 +279,11 @@ void vh_host__watchdog_stop(vh_host_t *h);
  * (VH_ABORT_*, NONE if the code was not aborted) and clears it. */
 void vh_host__arm(vh_host_t *h);
 int vh_host__disarm(vh_host_t *h);
+/* Run the script chunk on top (message handler at msgh) armed like a
+ * handler call; an aborted top level gets one line naming the script and
+ * the limit ("took longer than N ms" / "--memory-limit"). The LUA_*
+ * status. Used for the first load (host.c) and reloads (reload.c). */
+int vh_host__script_pcall(vh_host_t *h, int msgh);
 /* The Lua message handler: error message + traceback. */
 int vh_host__msgh(lua_State *L);
 /* Copy the first line of msg [borrowed] into err. */
@@ -302,6 +307,13 @@ int vh_host__run_script(vh_host_t *h, const char *path, int top, int before,
 int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
                       size_t elen, int for_start, vh_val_t payload,
                       vh_val_t *reply, char **err);
+
+/* ---- sandbox.c ---- */
+
+/* Replace debug, load, loadfile, dofile, getmetatable, setmetatable,
+ * collectgarbage and the Lua module searcher in _G with the sandboxed
+ * versions (see sandbox.c). */
+void vh_host__sandbox(lua_State *L);
 
 /* ---- sched.c ---- */
 
