@@ -36,8 +36,15 @@
  * growing allocation past --memory-limit fails (Lua raises "not enough
  * memory" after an emergency collection); the abort is marked pending, so
  * every further growing allocation of that call fails and the hook is
- * armed the same way. Outside handlers nothing is limited (the host's own
- * bookkeeping and the error path must not fail).
+ * armed the same way. Script top levels (first load and reload) and REPL
+ * chunks are armed the same way (vh_host__arm); outside those nothing is
+ * limited (the host's own bookkeeping and the error path must not fail).
+ *
+ * Error objects. vh_host__msgh names the position of the Lua code that
+ * raised a non-string error object and describes it raw (no metamethod);
+ * its __tostring runs only while armed, in protected mode. Finalizers
+ * (__gc), which Lua runs with hooks off, cannot be set from Lua at all
+ * (sandbox.c).
  *
  * LIMITATIONS: C code that loops without running Lua instructions (a huge
  * table.sort, string.rep) is interrupted only when it returns to Lua. SIGURG

@@ -7,7 +7,8 @@
  * ipairs, rawlen, rawequal (vhl_open_compat) and table library (the stock
  * one with vedcore's proxy-aware functions laid over it), abort-proof
  * pcall / xpcall / coroutine.resume / coroutine.wrap (call.c), and os.exit
- * = ved.exit. Modules loaded with require see the same globals. `require
+ * = ved.exit, and the sandboxed debug, load, setmetatable... (sandbox.c).
+ * Modules loaded with require see the same globals. `require
  * "ved"` finds the module through package.preload; LUA_PATH / LUA_CPATH
  * work as in lua5.4.
  *
@@ -15,7 +16,9 @@
  * __index is _G: its globals stay its own (hot reload, later, reruns a
  * script in a fresh env). A directory means its *.lua files in strcmp
  * order. A script must declare at least one domain; a domain name may be
- * declared once across all scripts.
+ * declared once across all scripts. A script's top level runs under the
+ * handler time budget and memory limit (vh_host__script_pcall, call.c), so
+ * the watchdog thread starts with the first load.
  *
  * Domains. ved.domain "name" { ... } is validated by scripts/ved.lua and
  * registered here (vh_host__register): the initial state is deep-copied

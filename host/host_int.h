@@ -292,7 +292,8 @@ void vh_host__first_line(char *err, size_t cap, const char *msg);
  * at top + 1) as the domain script path: a fresh _ENV over _G, ved.domain
  * registering into h->doms, then the checks every script passes (it ran,
  * it declared a domain). pcall(h, msgh) runs the chunk (NULL: plain
- * lua_pcall, at boot; reload.c passes its watchdog-armed one). Leaves the
+ * lua_pcall; the first load and reload.c pass vh_host__script_pcall, armed
+ * like a handler call). Leaves the
  * stack at top. 0 or VH_HOST_ELOAD with a one-line message in err. */
 int vh_host__run_script(vh_host_t *h, const char *path, int top, int before,
                         int (*pcall)(vh_host_t *h, int msgh), char *err,

@@ -173,6 +173,13 @@ describe("sandbox: REPL chunks and handlers", function()
           "setmetatable({}, mt)", "__gc metamethods are not allowed")
   end)
 
+  it("refuses __gc at a reloaded script's top level", function()
+    proc.write(dir .. "/app.lua", "setmetatable({}, {__gc = function() " ..
+               "while true do end end})\n" .. SCRIPT)
+    fails(dir, ":reload", "__gc metamethods are not allowed")
+    proc.write(dir .. "/app.lua", SCRIPT)
+  end)
+
   it("bounds a looping __close with the watchdog", function()
     fails(dir, "do local x <close> = setmetatable({}, {__close = function() " ..
           "while true do end end}) end", "time budget")
