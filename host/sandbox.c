@@ -19,7 +19,8 @@
  *   load, loadfile  text chunks only (mode "t" whatever the caller asks):
  *                   a binary chunk is refused with Lua's own message. Lua
  *                   does not verify bytecode; a crafted one crashes the VM.
- *   dofile          text only.
+ *   dofile          text only. Both need a file name (without one Lua
+ *                   reads stdin, which would block the loop).
  *   require         Lua modules are loaded as text only (package.searchers
  *                   [2] is replaced). C modules (LUA_CPATH) stay allowed:
  *                   the contract lets a script load C code, which can do
@@ -142,12 +143,15 @@ static int vh_sandbox_load(lua_State *L) {
   return vh_sandbox_textonly(L, 3);
 }
 
+/* loadfile / dofile need a file name: without one Lua reads stdin, which
+ * would block the loop. */
 static int vh_sandbox_loadfile(lua_State *L) {
+  luaL_checkstring(L, 1);
   return vh_sandbox_textonly(L, 2);
 }
 
 static int vh_sandbox_dofile(lua_State *L) {
-  const char *fname = luaL_optstring(L, 1, NULL);
+  const char *fname = luaL_checkstring(L, 1);
   lua_settop(L, 1);
   if (luaL_loadfilex(L, fname, "t") != LUA_OK) return lua_error(L);
   lua_call(L, 0, LUA_MULTRET);

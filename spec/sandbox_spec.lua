@@ -132,6 +132,16 @@ describe("sandbox: REPL chunks and handlers", function()
     out = ok(dir, "load(string.dump(function() return 1 end), 'x', 'b')")
     assert.truthy(out:find("binary chunk", 1, true), out)
     assert.are.equal("3\n", ok(dir, "load('return 1 + 2')()"))
+    -- no file name would read the host's stdin
+    fails(dir, "loadfile()", "bad argument #1 to 'loadfile'")
+    fails(dir, "dofile()", "bad argument #1 to 'dofile'")
+    fails(dir, "require('x_sandbox_missing')", "module 'x_sandbox_missing' " ..
+          "not found")
+    -- a Lua module file holding bytecode (the host runs in dir)
+    fails(dir, "local f = io.open('binmod.lua', 'wb'); f:write(string.dump(" ..
+          "function() return 42 end)); f:close(); return require('binmod')",
+          "attempt to load a binary chunk")
+    fails(dir, "return loadfile('binmod.lua', 'b')()", "attempt to call a nil")
     fails(dir, "send('t', 'try', 'return load(string.dump(load(\"return " ..
           "1\")))()')",
           "attempt to call a nil value")
@@ -218,8 +228,8 @@ while true do end
   it("bounds a top level that allocates", function()
     local r = run_script([[
 local t = {}
-for i = 1, 1e9 do t[i] = string.rep("x", 100) .. i end
-]], { "--memory-limit", "64" })
+for i = 1, 1e9 do t[i] = string.rep("x", 1000000) .. i end
+]], { "--memory-limit", "64", "--handler-timeout", "600000" })
     assert.are.equal(1, r.code, r.log)
     local line = proc.one_line(r)
     assert.truthy(line:find("a.lua", 1, true), line)
