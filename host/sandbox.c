@@ -68,8 +68,10 @@ static int vh_sandbox_refuse(lua_State *L) {
 static int vh_sandbox_getinfo(lua_State *L) {
   int n = lua_gettop(L);
   int lv = lua_type(L, 1) == LUA_TTHREAD ? 2 : 1;
-  if (lua_isinteger(L, lv) && (lv == 1 || lua_tothread(L, 1) == L)) {
-    lua_Integer level = lua_tointeger(L, lv);
+  int isnum = 0;
+  lua_Integer level =
+      lua_type(L, lv) == LUA_TNUMBER ? lua_tointegerx(L, lv, &isnum) : 0;
+  if (isnum && (lv == 1 || lua_tothread(L, 1) == L)) {
     if (level >= 0 && level < LUA_MAXINTEGER) {
       lua_pushinteger(L, level + 1);
       lua_replace(L, lv);

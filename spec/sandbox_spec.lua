@@ -123,6 +123,7 @@ describe("sandbox: REPL chunks and handlers", function()
                      "debug.getinfo(1, 'S').what end)()"))
     -- the host's C functions on the stack are not handed out
     assert.are.equal('"C"\n', ok(dir, "debug.getinfo(2, 'S').what"))
+    assert.are.equal('"C"\n', ok(dir, "debug.getinfo(2.0, 'S').what"))
     assert.are.equal("true\n", ok(dir, "debug.getinfo(2, 'f').func == nil"))
   end)
 
@@ -243,6 +244,14 @@ error(setmetatable({}, {__tostring = function() while true do end end}))
     assert.are.equal(1, r.code, r.log)
     local line = proc.one_line(r)
     assert.truthy(line:find("a.lua", 1, true), line)
+  end)
+
+  it("gives a script's top level the same debug", function()
+    local r = run_script('debug.getregistry()["ved.roots"] = 5\n')
+    assert.are.equal(1, r.code, r.log)
+    local line = proc.one_line(r)
+    assert.truthy(line:find("a.lua:1: debug.getregistry is not available",
+                            1, true), line)
   end)
 
   it("refuses __gc at a script's top level", function()
