@@ -116,12 +116,23 @@ static int vh_api_send_at(lua_State *L, int base, const char *fn) {
   return 0;
 }
 
-/* A delay in ms from the number at idx (rounded up); raise if invalid. */
-static int64_t vh_api_delay(lua_State *L, int idx, const char *fn, double min) {
+/* The longest delay or interval, in ms: 2^53 (about 285,000 years) keeps
+ * every ms exact in a double and ctx.now + ms far from int64 overflow. */
+#define VH_API_MAX_MS 9007199254740992.0
+
+/* A delay (after: min_excl 0) or an interval (every: min_excl 1) in ms from
+ * the number at idx, rounded up; raise with the caller's file:line if it
+ * is not a finite number >= 0 (> 0 for every) and <= VH_API_MAX_MS. */
+static int64_t vh_api_delay(lua_State *L, int idx, const char *fn,
+                            int min_excl) {
   double ms = luaL_checknumber(L, idx);
-  if (!(ms >= min) || ms > 1e13)
-    luaL_error(L, "%s: delay must be a number of ms >= %g (got %f)", fn, min,
-               ms);
+  int ok = min_excl ? ms > 0 : ms >= 0; /* false for NaN */
+  if (!ok || !(ms <= VH_API_MAX_MS))
+    luaL_error(L,
+               "%s: %s must be a finite number of ms %s and at most 2^53 "
+               "(got %s)",
+               fn, min_excl ? "the interval" : "the delay",
+               min_excl ? "> 0" : ">= 0", lua_tostring(L, idx));
   return (int64_t)ceil(ms);
 }
 
@@ -271,6 +282,8 @@ int vh_api__new_ctx(lua_State *L, const char *name) {
   if (luaL_newmetatable(L, VH_CTX_MT)) {
     luaL_newlib(L, methods);
     lua_setfield(L, -2, "__index");
+    lua_pushliteral(L, VH_CTX_MT); /* getmetatable(ctx) cannot change it */
+    lua_setfield(L, -2, "__metatable");
   }
   lua_setmetatable(L, -2);
   return luaL_ref(L, LUA_REGISTRYINDEX);

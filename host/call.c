@@ -36,8 +36,15 @@
  * growing allocation past --memory-limit fails (Lua raises "not enough
  * memory" after an emergency collection); the abort is marked pending, so
  * every further growing allocation of that call fails and the hook is
- * armed the same way. Outside handlers nothing is limited (the host's own
- * bookkeeping and the error path must not fail).
+ * armed the same way. Script top levels (first load and reload) and REPL
+ * chunks are armed the same way (vh_host__arm); outside those nothing is
+ * limited (the host's own bookkeeping and the error path must not fail).
+ *
+ * Error objects. vh_host__msgh names the position of the Lua code that
+ * raised a non-string error object and describes it raw (no metamethod);
+ * its __tostring runs only while armed, in protected mode. Finalizers
+ * (__gc), which Lua runs with hooks off, cannot be set from Lua at all
+ * (sandbox.c).
  *
  * LIMITATIONS: C code that loops without running Lua instructions (a huge
  * table.sort, string.rep) is interrupted only when it returns to Lua. SIGURG
@@ -313,6 +320,7 @@ static void *vh_call_watchdog(void *arg) {
 }
 
 int vh_host__watchdog_start(vh_host_t *h) {
+  if (h->wd_running) return 0; /* the first load started it (host.c) */
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = vh_call_on_signal;
@@ -355,14 +363,128 @@ void vh_host__watchdog_stop(vh_host_t *h) {
 
 /* ---- the call ---- */
 
+/* A fixed-size text being built (vh_call_describe). */
+typedef struct vh_desc {
+  char buf[240];
+  size_t n;
+} vh_desc_t;
+
+static void vh_desc_add(vh_desc_t *d, const char *s, size_t len) {
+  for (size_t i = 0; i < len && d->n + 1 < sizeof d->buf; i++)
+    d->buf[d->n++] = s[i] == '\n' ? ' ' : s[i];
+  d->buf[d->n] = '\0';
+}
+
+static void vh_desc_str(vh_desc_t *d, const char *s) {
+  vh_desc_add(d, s, strlen(s));
+}
+
+/* Describe the value at idx into d, raw: scalars as literals, a table as
+ * its first entries (nested tables as {...}). No metamethod runs and
+ * nothing is allocated, so describing can neither loop nor raise. */
+static void vh_call_describe(lua_State *L, vh_desc_t *d, int idx, int depth) {
+  char num[64];
+  idx = lua_absindex(L, idx);
+  switch (lua_type(L, idx)) {
+    case LUA_TSTRING: {
+      size_t n;
+      const char *s = lua_tolstring(L, idx, &n);
+      vh_desc_str(d, "\"");
+      vh_desc_add(d, s, n > 60 ? 60 : n);
+      vh_desc_str(d, n > 60 ? "...\"" : "\"");
+      break;
+    }
+    case LUA_TNUMBER:
+      if (lua_isinteger(L, idx))
+        snprintf(num, sizeof num, "%lld", (long long)lua_tointeger(L, idx));
+      else
+        snprintf(num, sizeof num, "%.14g", (double)lua_tonumber(L, idx));
+      vh_desc_str(d, num);
+      break;
+    case LUA_TBOOLEAN:
+      vh_desc_str(d, lua_toboolean(L, idx) ? "true" : "false");
+      break;
+    case LUA_TTABLE: {
+      if (depth > 0) {
+        vh_desc_str(d, "{...}");
+        break;
+      }
+      vh_desc_str(d, "{");
+      int n = 0;
+      lua_Integer next_i = 1;
+      lua_pushnil(L);
+      while (lua_next(L, idx)) {
+        if (n == 8) {
+          vh_desc_str(d, ", ...");
+          lua_pop(L, 2);
+          break;
+        }
+        if (n++) vh_desc_str(d, ", ");
+        if (lua_isinteger(L, -2) && lua_tointeger(L, -2) == next_i) {
+          next_i++;
+        } else if (lua_type(L, -2) == LUA_TSTRING) {
+          size_t kl;
+          const char *k = lua_tolstring(L, -2, &kl);
+          vh_desc_add(d, k, kl > 60 ? 60 : kl);
+          vh_desc_str(d, " = ");
+        } else {
+          vh_desc_str(d, "[");
+          vh_call_describe(L, d, -2, depth + 1);
+          vh_desc_str(d, "] = ");
+        }
+        vh_call_describe(L, d, -1, depth + 1);
+        lua_pop(L, 1);
+      }
+      vh_desc_str(d, "}");
+      break;
+    }
+    default:
+      vh_desc_str(d, luaL_typename(L, idx));
+  }
+}
+
+/* Push "file:line: " of the innermost Lua function on the stack, or "". */
+static void vh_call_where_lua(lua_State *L) {
+  lua_Debug ar;
+  for (int lv = 1; lua_getstack(L, lv, &ar); lv++) {
+    if (lua_getinfo(L, "Sl", &ar) && ar.currentline > 0) {
+      lua_pushfstring(L, "%s:%d: ", ar.short_src, ar.currentline);
+      return;
+    }
+  }
+  lua_pushliteral(L, "");
+}
+
+/* The message handler. An error object that is not a string or number
+ * gets the position of the Lua code that raised it and a raw description
+ * ("error object is a table: {code = 1}"). Its __tostring is used only
+ * while a call is armed (the watchdog and memory limit bound it), in
+ * protected mode; otherwise, or if it fails, the description is used. */
 int vh_host__msgh(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL) {
-    if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-      msg = lua_tostring(L, -1);
-    else
-      msg = lua_pushfstring(L, "(error object is a %s value)",
+    vh_host_t *h = vh_host__of(L);
+    if (h->in_handler && h->abort == VH_ABORT_NONE &&
+        luaL_getmetafield(L, 1, "__tostring") != LUA_TNIL) {
+      lua_pushvalue(L, 1);
+      if (lua_pcall(L, 1, 1, 0) == LUA_OK && lua_type(L, -1) == LUA_TSTRING)
+        msg = lua_tostring(L, -1);
+      else
+        lua_pop(L, 1);
+    }
+  }
+  if (msg == NULL) {
+    vh_desc_t d = {"", 0};
+    vh_call_describe(L, &d, 1, 0);
+    vh_call_where_lua(L);
+    if (lua_isnil(L, 1))
+      msg = lua_pushfstring(L, "%serror object is nil", lua_tostring(L, -1));
+    else if (!lua_istable(L, 1) && lua_type(L, 1) != LUA_TBOOLEAN)
+      msg = lua_pushfstring(L, "%serror object is a %s", lua_tostring(L, -1),
                             luaL_typename(L, 1));
+    else
+      msg = lua_pushfstring(L, "%serror object is a %s: %s",
+                            lua_tostring(L, -1), luaL_typename(L, 1), d.buf);
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
@@ -416,10 +538,16 @@ static void vh_call_unhandled(vh_host_t *h, vh_domain_t *d, const char *event,
     lua_pushlstring(L, event, elen);
     lua_pushboolean(L, 1);
     lua_rawset(L, -4);
-    vh_log(VH_LOG_WARN, d->name,
-           "no handler for event '%.*s'; events without a handler are "
-           "dropped (logged once)",
-           (int)elen, event);
+    if (d->refused)
+      vh_log(VH_LOG_WARN, d->name,
+             "event '%.*s' dropped: the domain is refused (%s); events for "
+             "it are dropped (logged once per event)",
+             (int)elen, event, d->refused);
+    else
+      vh_log(VH_LOG_WARN, d->name,
+             "no handler for event '%.*s'; events without a handler are "
+             "dropped (logged once)",
+             (int)elen, event);
   }
   lua_pop(L, 2);
 }
@@ -479,6 +607,40 @@ int vh_host__disarm(vh_host_t *h) {
   return aborted;
 }
 
+int vh_host__script_pcall(vh_host_t *h, int msgh) {
+  lua_State *L = h->L;
+  vh_host__arm(h);
+  int rc = lua_pcall(L, 0, 0, msgh);
+  int aborted = vh_host__disarm(h);
+  if (rc == LUA_OK || (aborted == VH_ABORT_NONE && rc != LUA_ERRMEM)) return rc;
+  /* Say it in the script's words, keeping the position of the abort (the
+   * hook's "file:line: handler exceeded ..."), else naming the script. */
+  const char *msg = lua_tostring(L, -1);
+  const char *cut =
+      msg ? strstr(msg, "handler exceeded its time budget") : NULL;
+  if (!cut && msg) cut = strstr(msg, "not enough memory");
+  const char *tb = msg ? strchr(msg, '\n') : NULL;
+  if (cut && cut > msg)
+    lua_pushlstring(L, msg, (size_t)(cut - msg));
+  else
+    lua_pushfstring(L, "%s: ", h->loading ? h->loading : "?");
+  if (aborted == VH_ABORT_TIME)
+    lua_pushfstring(L,
+                    "the script's top level took longer than %d ms "
+                    "(--handler-timeout)",
+                    h->opts.handler_timeout_ms);
+  else
+    lua_pushfstring(L,
+                    "the script's top level went over the --memory-limit of "
+                    "%d MB (Lua heap)",
+                    (int)(h->opts.memory_limit >> 20));
+  lua_pushstring(L, tb ? tb : "");
+  lua_concat(L, 3);
+  lua_remove(L, -2);
+  if (aborted == VH_ABORT_MEM || rc == LUA_ERRMEM) lua_gc(L, LUA_GCCOLLECT, 0);
+  return rc;
+}
+
 int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
                       size_t elen, int for_start, vh_val_t payload,
                       vh_val_t *reply, char **err) {
@@ -501,9 +663,13 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
     lua_settop(L, top);
     vh_call_unhandled(h, d, event, elen);
     if (err) {
-      char buf[512];
-      snprintf(buf, sizeof buf, "domain '%s' has no handler for event '%.*s'",
-               d->name, (int)elen, event);
+      char buf[1600];
+      if (d->refused)
+        snprintf(buf, sizeof buf, "domain '%s' is refused: %s", d->name,
+                 d->refused);
+      else
+        snprintf(buf, sizeof buf, "domain '%s' has no handler for event '%.*s'",
+                 d->name, (int)elen, event);
       *err = vh_call_strdup(buf, strlen(buf));
     }
     return -1;

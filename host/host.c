@@ -7,7 +7,8 @@
  * ipairs, rawlen, rawequal (vhl_open_compat) and table library (the stock
  * one with vedcore's proxy-aware functions laid over it), abort-proof
  * pcall / xpcall / coroutine.resume / coroutine.wrap (call.c), and os.exit
- * = ved.exit. Modules loaded with require see the same globals. `require
+ * = ved.exit, and the sandboxed debug, load, setmetatable... (sandbox.c).
+ * Modules loaded with require see the same globals. `require
  * "ved"` finds the module through package.preload; LUA_PATH / LUA_CPATH
  * work as in lua5.4.
  *
@@ -15,7 +16,9 @@
  * __index is _G: its globals stay its own (hot reload, later, reruns a
  * script in a fresh env). A directory means its *.lua files in strcmp
  * order. A script must declare at least one domain; a domain name may be
- * declared once across all scripts.
+ * declared once across all scripts. A script's top level runs under the
+ * handler time budget and memory limit (vh_host__script_pcall, call.c), so
+ * the watchdog thread starts with the first load.
  *
  * Domains. ved.domain "name" { ... } is validated by scripts/ved.lua and
  * registered here (vh_host__register): the initial state is deep-copied
@@ -227,6 +230,8 @@ static int vh_host_setup(lua_State *L) {
   lua_setfield(L, -2, "ved");
   lua_pop(L, 1);
 
+  vh_host__sandbox(L); /* debug, load, setmetatable... (sandbox.c) */
+
   vhl_state_new(L, NULL, "__ved");
   h->sys = vhl_state_check(L, -1);
   h->sys_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -340,7 +345,9 @@ static int vh_host_load_file(vh_host_t *h, const char *path, char *err,
     lua_settop(L, top);
     return VH_HOST_ELOAD;
   }
-  rc = vh_host__run_script(h, path, top, before, NULL, err, cap);
+  /* The first load is bounded like a reload (call.c). */
+  rc = vh_host__run_script(h, path, top, before, vh_host__script_pcall, err,
+                           cap);
   if (rc != 0) return rc;
   vh_log(VH_LOG_DEBUG, "vedhost", "loaded %s (%d domain(s))", path,
          h->ndoms - before);
@@ -411,6 +418,10 @@ int vh_host_load(vh_host_t *h, const char *path, char *err, size_t cap) {
     snprintf(err, cap, "out of memory");
     return VH_ENOMEM;
   }
+  if (!h->wd_running && vh_host__watchdog_start(h) != 0) /* bounds loads */
+    vh_log(VH_LOG_WARN, "vedhost",
+           "cannot start the watchdog: scripts and handlers run without a "
+           "time budget");
   struct stat sb;
   if (stat(path, &sb) != 0) {
     snprintf(err, cap, "cannot open script %s: %s", path, strerror(errno));

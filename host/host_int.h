@@ -288,6 +288,11 @@ void vh_host__watchdog_stop(vh_host_t *h);
  * (VH_ABORT_*, NONE if the code was not aborted) and clears it. */
 void vh_host__arm(vh_host_t *h);
 int vh_host__disarm(vh_host_t *h);
+/* Run the script chunk on top (message handler at msgh) armed like a
+ * handler call; an aborted top level gets one line naming the script and
+ * the limit ("took longer than N ms" / "--memory-limit"). The LUA_*
+ * status. Used for the first load (host.c) and reloads (reload.c). */
+int vh_host__script_pcall(vh_host_t *h, int msgh);
 /* The Lua message handler: error message + traceback. */
 int vh_host__msgh(lua_State *L);
 /* Copy the first line of msg [borrowed] into err. */
@@ -296,7 +301,8 @@ void vh_host__first_line(char *err, size_t cap, const char *msg);
  * at top + 1) as the domain script path: a fresh _ENV over _G, ved.domain
  * registering into h->doms, then the checks every script passes (it ran,
  * it declared a domain). pcall(h, msgh) runs the chunk (NULL: plain
- * lua_pcall, at boot; reload.c passes its watchdog-armed one). Leaves the
+ * lua_pcall; the first load and reload.c pass vh_host__script_pcall, armed
+ * like a handler call). Leaves the
  * stack at top. 0 or VH_HOST_ELOAD with a one-line message in err. */
 int vh_host__run_script(vh_host_t *h, const char *path, int top, int before,
                         int (*pcall)(vh_host_t *h, int msgh), char *err,
@@ -311,6 +317,13 @@ int vh_host__run_script(vh_host_t *h, const char *path, int top, int before,
 int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
                       size_t elen, int for_start, vh_val_t payload,
                       vh_val_t *reply, char **err);
+
+/* ---- sandbox.c ---- */
+
+/* Replace debug, load, loadfile, dofile, getmetatable, setmetatable,
+ * collectgarbage and the Lua module searcher in _G with the sandboxed
+ * versions (see sandbox.c). */
+void vh_host__sandbox(lua_State *L);
 
 /* ---- sched.c ---- */
 

@@ -10,8 +10,9 @@
  *        replies after the output gate). 400 bad JSON, 404 unknown domain
  *        or event, 413 body over VH_HTTP_MAX_BODY, 500 {"error": msg}
  *        when the handler raised (its writes were rolled back), 503 while
- *        stopping or while the host holds slices (api->accepting: store
- *        backpressure), with the reason.
+ *        stopping, while the host holds slices (api->accepting: store
+ *        backpressure), with the reason, or when the domain is refused
+ *        (its state stays readable with GET).
  *   GET  /domains/{domain}/state[/key...]  -> 200 JSON of the committed
  *        state (or of the value at that path; 404 if absent), read when
  *        the request is served and sent once every slice it may show is
@@ -496,6 +497,7 @@ static void vh_http_on_reply(void *arg, int status, const char *json,
                  : status == VEDHOST_ESTOPPED  ? 503
                  : status == VEDHOST_ENODOMAIN ? 404
                  : status == VEDHOST_ENOEVENT  ? 404
+                 : status == VEDHOST_EREFUSED  ? 503
                                                : 500;
       if (status == VEDHOST_EHANDLER) srv->handler_errors++;
       vh_http_error(c, code, msg, NULL);
@@ -524,6 +526,7 @@ static void vh_http_post_event(vh_http_conn_t *c, vh_http_req_t *r,
   int code = rc == VEDHOST_EJSON       ? 400
              : rc == VEDHOST_ENODOMAIN ? 404
              : rc == VEDHOST_ENOEVENT  ? 404
+             : rc == VEDHOST_EREFUSED  ? 503
              : rc == VEDHOST_ESTOPPED  ? 503
                                        : 500;
   vh_http_error(c, code, err, NULL);

@@ -176,6 +176,10 @@ static int vh_api_call(vedhost_t *host, const char *domain, const char *event,
     return VEDHOST_ESTOPPED;
   }
   vh_domain_t *d = vh_host__find(h, domain, strlen(domain));
+  if (d && d->refused) { /* readable, but takes no events (README) */
+    snprintf(err, cap, "domain '%s' is refused: %s", domain, d->refused);
+    return VEDHOST_EREFUSED;
+  }
   if (!d || d->retired) {
     snprintf(err, cap, "no domain '%s'", domain);
     return VEDHOST_ENODOMAIN;

@@ -330,15 +330,6 @@ void vh_reload__loaded(vh_host_t *h, const char *path, int first) {
 
 /* ---- staging ---- */
 
-/* Protected call of the chunk on top (msgh at index msgh) under the
- * handler budget and memory limit, like a handler call (call.c). */
-static int vh_reload_pcall(vh_host_t *h, int msgh) {
-  vh_host__arm(h);
-  int rc = lua_pcall(h->L, 0, 0, msgh);
-  vh_host__disarm(h);
-  return rc;
-}
-
 /* Run one script (its bytes in f) in a fresh _ENV; the domains it
  * declares are appended to h->doms (the staging array). */
 static int vh_reload_exec(vh_host_t *h, const vh_rfile_t *f, char *err,
@@ -369,8 +360,9 @@ static int vh_reload_exec(vh_host_t *h, const vh_rfile_t *f, char *err,
     lua_settop(L, top);
     return VH_HOST_ELOAD;
   }
-  /* Top levels run under the watchdog during a reload (vh_reload_pcall). */
-  rc = vh_host__run_script(h, f->path, top, before, vh_reload_pcall, err, cap);
+  /* Top levels run under the watchdog (vh_host__script_pcall). */
+  rc = vh_host__run_script(h, f->path, top, before, vh_host__script_pcall, err,
+                           cap);
   if (rc != 0) return rc;
   for (int i = before; i < h->ndoms; i++) h->doms[i]->src_hash = f->hash;
   return 0;

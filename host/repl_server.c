@@ -22,6 +22,12 @@
  *          and timers (vh_sys__pending_drop); reply ERROR with the message
  *          and traceback
  *
+ * A refused domain (durable.c: migrate failed, or a downgrade) is
+ * read-only here: a chunk that changed its state fails with "domain 'x'
+ * is refused: <why>" and is rolled back as a whole; send() and ved.send()
+ * to it raise the same. Its state stays readable (domains.x.state, and
+ * domains.x.refused says why).
+ *
  * The reply goes through vh_sched_reply like a call's, so it is sent at
  * the end of the slice (later: once the slice is durable). During a store
  * hold (sched.c, HOLD) chunks still run, but only to read: a chunk that
@@ -103,6 +109,10 @@ void vh_repl__push_domains(lua_State *L, vh_host_t *h) {
     lua_setfield(L, -2, "version");
     lua_pushstring(L, d->name);
     lua_setfield(L, -2, "name");
+    if (d->refused) { /* read-only: see vh_repl__eval */
+      lua_pushstring(L, d->refused);
+      lua_setfield(L, -2, "refused");
+    }
     lua_setfield(L, -2, d->name);
   }
 }
@@ -123,6 +133,8 @@ static vh_domain_t *vh_repl_check_domain(lua_State *L, int idx,
   const char *name = luaL_checklstring(L, idx, &nl);
   vh_domain_t *d = vh_host__find(vh_host__of(L), name, nl);
   if (!d) luaL_error(L, "%s: no domain '%s'", fn, name);
+  if (d->refused) /* durable.c: its stored state did not start */
+    luaL_error(L, "%s: domain '%s' is refused: %s", fn, name, d->refused);
   return d;
 }
 
@@ -321,9 +333,11 @@ static int vh_repl_setup(lua_State *L) {
 
   lua_newtable(L); /* the environment */
   int env = lua_gettop(L);
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 2);
   lua_pushglobaltable(L);
   lua_setfield(L, -2, "__index");
+  lua_pushliteral(L, "ved.repl.env"); /* setmetatable(_ENV, nil) raises */
+  lua_setfield(L, -2, "__metatable");
   lua_setmetatable(L, env);
   vh_repl__push_domains(L, h);
   lua_setfield(L, env, "domains");
@@ -567,6 +581,16 @@ void vh_repl__eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply, char **err) {
                     h->doms[opened]->name);
   }
   s->evals++;
+  for (int i = 0; status == LUA_OK && i < n; i++) {
+    vh_domain_t *d = h->doms[i]; /* a refused domain is read-only */
+    if (d->refused && vhl_state_root(d->st) != saved[i]) {
+      lua_pushfstring(L,
+                      "domain '%s' is refused: %s; its state is read-only "
+                      "(the chunk was rolled back)",
+                      d->name, d->refused);
+      status = LUA_ERRRUN;
+    }
+  }
   if (status == LUA_OK && h->hold_eval && vh_repl_wrote(h, saved)) {
     /* HOLD (sched.c): the store takes no slice now; refuse, do not queue. */
     char why[400];

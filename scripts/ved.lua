@@ -61,7 +61,8 @@ local function check_spec(at, name, spec)
     version = 1
   elseif math.type(version) ~= "integer" or version < 1 then
     fail(at, name, "field 'version' must be an integer >= 1 (got %s)",
-         tostring(version))
+         rawtype(version) == "string" and string_format("%q", version)
+         or tostring(version))
   end
   local state = spec.state
   if state == nil then

@@ -72,6 +72,9 @@ extern "C" {
 #define VEDHOST_ENOTFOUND (-7) /* no value at that path */
 #define VEDHOST_EINVAL (-8)    /* bad argument */
 #define VEDHOST_EIO (-9)       /* state could not be read from the store */
+/* The domain is refused (its stored state did not start: a failed migrate
+ * or a downgrade); its state stays readable. */
+#define VEDHOST_EREFUSED (-10)
 
 /* Log levels (the host's: debug, info, warn, error). */
 #define VEDHOST_LOG_DEBUG 0
