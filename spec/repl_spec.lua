@@ -279,9 +279,12 @@ describe("vedhost repl limits", function()
   end)
 
   it("aborts a chunk past the memory limit", function()
-    local dir, host = start_host({ "--memory-limit", "32" })
+    -- A generous time budget and 1 MB strings: the memory limit must be what
+    -- stops the chunk, however slow the machine (ASan under load).
+    local dir, host = start_host({ "--memory-limit", "32",
+                                   "--handler-timeout", "600000" })
     local r = repl(dir, "domains.counter.state.count = 7; local t = {} " ..
-                   "for i = 1, 1e8 do t[i] = ('x'):rep(64) .. i end")
+                   "for i = 1, 1e8 do t[i] = ('x'):rep(1 << 20) .. i end")
     assert.are.equal(1, r.code)
     assert.truthy(r.log:find("not enough memory", 1, true), r.log)
     assert.are.equal("0\n", ok(dir, "domains.counter.state.count"))
