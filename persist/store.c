@@ -99,6 +99,7 @@
  */
 #include "store_int.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -108,6 +109,7 @@
 #include <sys/statvfs.h>
 
 #include "vh_crc32c.h"
+#include "vh_manifest.h"
 
 /* Defaults (see TUNING above). */
 #define VH_DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
@@ -174,11 +176,22 @@ void vh_store_opts_init(vh_store_opts_t *opts) {
 
 /* ---- options ---- */
 
+/* The WAL recovery mode for what the scan found (see WAL DAMAGE above):
+ * RocksDB may drop records only where the scan proved nothing that counted
+ * is lost, or where recover accepted the loss. */
+static int wal_mode(const vh_store_t *s, const vh_store_opts_t *o) {
+  if (s->wal.state == VH_WALSCAN_CLEAN && !s->wal.tail_seen)
+    return rocksdb_tolerate_corrupted_tail_records_recovery;
+  if (s->wal.state == VH_WALSCAN_CORRUPT && !o->accept_loss)
+    return rocksdb_absolute_consistency_recovery; /* not reached */
+  return rocksdb_point_in_time_recovery;
+}
+
 static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   rocksdb_options_t *opt = rocksdb_options_create();
   rocksdb_options_set_create_if_missing(opt, o->create && !s->secondary);
   rocksdb_options_set_paranoid_checks(opt, 1);
-  rocksdb_options_set_wal_recovery_mode(opt, rocksdb_point_in_time_recovery);
+  rocksdb_options_set_wal_recovery_mode(opt, wal_mode(s, o));
   rocksdb_options_set_max_open_files(opt, -1); /* required by secondaries */
   rocksdb_options_set_max_background_jobs(opt, 2);
   rocksdb_options_set_keep_log_file_num(opt, 3);
@@ -248,8 +261,13 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
    * RocksDB does by default. */
   rocksdb_options_t *with = rocksdb_options_create();
   char *oerr = NULL;
-  rocksdb_get_options_from_string(opt, "avoid_flush_during_recovery=true", with,
-                                  &oerr);
+  /* recover (accept_loss) flushes what it recovered at open instead, so
+   * the damaged log becomes obsolete and is deleted there and then. */
+  rocksdb_get_options_from_string(opt,
+                                  o->accept_loss
+                                      ? "avoid_flush_during_recovery=false"
+                                      : "avoid_flush_during_recovery=true",
+                                  with, &oerr);
   if (oerr == NULL) {
     rocksdb_options_destroy(opt);
     opt = with;
@@ -284,9 +302,252 @@ static void store_free(vh_store_t *s) {
   pthread_cond_destroy(&s->space_cv);
   pthread_cond_destroy(&s->durable_cv);
   free(s->last_error);
+  free(s->open_note);
+  free(s->scratch);
   free(s->dir);
   free(s->dbpath);
   free(s);
+}
+
+/* ---- damage: what a damaged store lacks ---- */
+
+/* What DIR/db holds, by RocksDB file kind. */
+typedef struct db_files {
+  int exists;                  /* DIR/db is a directory */
+  int current;                 /* CURRENT is there */
+  int manifests, tables, logs; /* MANIFEST-*, *.sst, *.log files */
+} db_files_t;
+
+static void list_db(const char *dbpath, db_files_t *df) {
+  memset(df, 0, sizeof *df);
+  DIR *d = opendir(dbpath);
+  if (d == NULL) return;
+  df->exists = 1;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    const char *n = e->d_name;
+    size_t l = strlen(n);
+    if (strcmp(n, "CURRENT") == 0) df->current = 1;
+    if (strncmp(n, "MANIFEST-", 9) == 0) df->manifests++;
+    if (l > 4 && strcmp(n + l - 4, ".sst") == 0) df->tables++;
+    if (l > 4 && strcmp(n + l - 4, ".log") == 0) df->logs++;
+  }
+  closedir(d);
+}
+
+/* 1 if DIR/db/name exists. */
+static int db_has(const vh_store_t *s, const char *name) {
+  char *p = vh_store__msg("%s/%s", s->dbpath, name);
+  struct stat st;
+  int has = p != NULL && stat(p, &st) == 0;
+  free(p);
+  return has;
+}
+
+/* The MANIFEST file CURRENT names ([new] "MANIFEST-000005"), or NULL. */
+static char *current_manifest(const vh_store_t *s) {
+  char *p = vh_store__msg("%s/CURRENT", s->dbpath);
+  FILE *f = p ? fopen(p, "rb") : NULL;
+  free(p);
+  if (f == NULL) return NULL;
+  char buf[128];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
+  if (strncmp(buf, "MANIFEST-", 9) != 0 || strchr(buf, '/') != NULL)
+    return NULL;
+  return strdup(buf);
+}
+
+/* What is damaged in RocksDB's own files, as a [new] phrase, or NULL if
+ * nothing is seen. Reads only. tails: count an incomplete last MANIFEST
+ * record as damage (not beside a live primary, which may be writing it). */
+static char *damage_files(vh_store_t *s, int tails) {
+  db_files_t df;
+  list_db(s->dbpath, &df);
+  if (!df.current) {
+    if (df.manifests + df.tables + df.logs == 0) return NULL;
+    return vh_store__msg(
+        "db/CURRENT is missing (db/ still holds %d MANIFEST, "
+        "%d table and %d log file(s))",
+        df.manifests, df.tables, df.logs);
+  }
+  char *man = current_manifest(s);
+  if (man == NULL)
+    return vh_store__msg("db/CURRENT does not name a MANIFEST file");
+  char *path = vh_store__msg("%s/%s", s->dbpath, man);
+  uint64_t off = 0;
+  const char *why = NULL;
+  int rc = path ? vh_walscan_file_damage(path, &off, &why) : VH_ENOMEM;
+  char *what = NULL;
+  struct stat st;
+  if (rc == VH_ENOENT)
+    what = vh_store__msg("db/CURRENT names %s, which is missing", man);
+  else if (rc == 1 && (tails || strcmp(why, "incomplete record") != 0))
+    what =
+        vh_store__msg("db/%s is damaged at offset %llu of %lld bytes (%s)", man,
+                      (unsigned long long)off,
+                      stat(path, &st) == 0 ? (long long)st.st_size : -1LL, why);
+  free(path);
+  free(man);
+  return what;
+}
+
+/* With the database open: a table file the MANIFEST lists that is missing,
+ * or table files on disk it does not list (it lost track of them). */
+static char *damage_tables(vh_store_t *s) {
+  const rocksdb_livefiles_t *lf = rocksdb_livefiles(s->db);
+  if (lf == NULL) return NULL;
+  char *what = NULL;
+  int n = rocksdb_livefiles_count(lf), unlisted = 0;
+  for (int i = 0; i < n && what == NULL; i++) {
+    const char *name = rocksdb_livefiles_name(lf, i);
+    if (name == NULL) continue;
+    if (*name == '/') name++;
+    if (!db_has(s, name))
+      what = vh_store__msg(
+          "db/%s is missing (a table file the MANIFEST "
+          "lists)",
+          name);
+  }
+  DIR *d = what == NULL ? opendir(s->dbpath) : NULL;
+  struct dirent *e;
+  char first[64] = "";
+  while (d != NULL && (e = readdir(d)) != NULL) {
+    size_t l = strlen(e->d_name);
+    if (l < 5 || strcmp(e->d_name + l - 4, ".sst") != 0) continue;
+    int listed = 0;
+    for (int i = 0; i < n && !listed; i++) {
+      const char *name = rocksdb_livefiles_name(lf, i);
+      listed = name != NULL &&
+               strcmp(*name == '/' ? name + 1 : name, e->d_name) == 0;
+    }
+    if (!listed && unlisted++ == 0)
+      snprintf(first, sizeof first, "%s", e->d_name);
+  }
+  if (d != NULL) closedir(d);
+  if (what == NULL && unlisted > 0)
+    what = vh_store__msg(
+        "the MANIFEST does not list %d table file(s) in db/ "
+        "(%s%s): it lost track of them",
+        unlisted, first, unlisted > 1 ? ", ..." : "");
+  rocksdb_livefiles_destroy(lf);
+  return what;
+}
+
+/* A phrase for a RocksDB error rerr [borrowed] that names a missing table
+ * file ("... s1/db/000009.ldb: No such file ..."; RocksDB tries the old
+ * .ldb name last), or NULL. */
+static char *missing_table(const char *rerr) {
+  if (strstr(rerr, "No such file") == NULL) return NULL;
+  for (const char *p = strchr(rerr, '/'); p != NULL; p = strchr(p + 1, '/')) {
+    size_t d = strspn(p + 1, "0123456789");
+    const char *ext = p + 1 + d;
+    if (d > 0 && (strncmp(ext, ".sst", 4) == 0 || strncmp(ext, ".ldb", 4) == 0))
+      return vh_store__msg(
+          "db/%.*s.sst is missing (a table file the MANIFEST "
+          "lists)",
+          (int)d, p + 1);
+  }
+  return vh_store__msg("a file RocksDB needs is missing (%s)", rerr);
+}
+
+/* A secondary opens past missing table files (it expects a live primary to
+ * delete some); a read-only open does not. Its info LOG goes to the
+ * secondary's scratch dir, so nothing in DIR/db is written. */
+static char *damage_probe(vh_store_t *s) {
+  if (s->scratch == NULL) return NULL;
+  rocksdb_options_t *o = rocksdb_options_create();
+  rocksdb_options_set_max_open_files(o, -1); /* open every table file */
+  rocksdb_options_set_paranoid_checks(o, 1);
+  rocksdb_options_set_info_log_level(o, 4 /* FATAL */);
+  rocksdb_options_set_db_log_dir(o, s->scratch);
+  char *rerr = NULL, *what = NULL;
+  rocksdb_t *db = rocksdb_open_for_read_only(o, s->dbpath, 0, &rerr);
+  if (db != NULL) rocksdb_close(db);
+  rocksdb_options_destroy(o);
+  if (rerr != NULL) {
+    what = missing_table(rerr);
+    if (what == NULL && rocks_code(rerr) == VH_ECORRUPT)
+      what = vh_store__msg("RocksDB reports %s", rerr);
+    rocksdb_free(rerr);
+  }
+  return what;
+}
+
+/* Everything damage_* can see, as a [new] phrase or NULL. */
+static char *damage(vh_store_t *s) {
+  char *what = damage_files(s, 1);
+  if (what == NULL && s->db != NULL) what = damage_tables(s);
+  if (what == NULL && s->db != NULL && s->secondary) what = damage_probe(s);
+  return what;
+}
+
+/* The one message for a damaged store; what [stolen]. */
+static int damaged(vh_store_t *s, char *what, char **errmsg) {
+  set_msg(errmsg,
+          vh_store__msg("%s: the store is damaged: %s; restore the data dir "
+                        "from a backup (vedhost export/import) or move it "
+                        "away",
+                        s->dir, what ? what : "?"));
+  free(what);
+  return VH_ECORRUPT;
+}
+
+/* The refusal of a WAL with intact records after a damaged one. */
+static int wal_corrupt(vh_store_t *s, char **errmsg) {
+  const vh_walscan_t *w = &s->wal;
+  char slices[80] = "";
+  uint64_t lo = w->last_slice ? w->last_slice + 1 : w->after_min_slice;
+  if (w->after_max_slice)
+    snprintf(slices, sizeof slices, ", slices %llu..%llu",
+             (unsigned long long)lo, (unsigned long long)w->after_max_slice);
+  set_msg(errmsg,
+          vh_store__msg(
+              "%s/%s: the write-ahead log is corrupt at offset %llu (%s) "
+              "and %llu intact record(s) follow it%s; opening would drop "
+              "them silently, so nothing was changed; run `vedhost recover "
+              "--data %s` to accept the loss, or restore a backup",
+              s->dbpath, w->file, (unsigned long long)w->offset, w->why,
+              (unsigned long long)w->after_records, slices, s->dir));
+  return VH_ECORRUPT;
+}
+
+/* The slice of the store's manifest (0 if none or unreadable). */
+static uint64_t stored_slice(vh_store_t *s) {
+  void *b = NULL;
+  size_t n = 0;
+  vh_manifest_t m;
+  uint64_t seq = 0;
+  if (vh_store_get_manifest(s, &b, &n, NULL) == 0 &&
+      vh_manifest_decode(b, n, &m, NULL) == 0) {
+    seq = m.seq;
+    vh_manifest_free(&m);
+  }
+  free(b);
+  return seq;
+}
+
+/* After opening past a torn tail: the line the host logs. */
+static void torn_note(vh_store_t *s) {
+  const vh_walscan_t *w = &s->wal;
+  uint64_t at = stored_slice(s);
+  char held[80] = "";
+  if (w->bad_slice > at)
+    snprintf(held, sizeof held, " (it held slices %llu..%llu)",
+             (unsigned long long)at + 1, (unsigned long long)w->bad_slice);
+  s->open_note = vh_store__msg(
+      "%s/%s: the last record (offset %llu, %llu bytes to the end) was cut "
+      "short by a crash%s and is dropped: a write never completed, so never "
+      "acknowledged in sync mode; the store is at slice %llu",
+      s->dbpath, w->file, (unsigned long long)w->offset,
+      (unsigned long long)(w->file_size - w->offset), held,
+      (unsigned long long)at);
+}
+
+const char *vh_store_open_note(vh_store_t *s) {
+  return s->open_note;
 }
 
 /* ---- open ---- */
@@ -294,6 +555,14 @@ static void store_free(vh_store_t *s) {
 /* A message for a failed rocksdb_open*, naming the dir and what to do. */
 static int open_error(vh_store_t *s, char *rerr, char **errmsg) {
   int rc = rocks_code(rerr);
+  if (rc == VH_ECORRUPT || rc == VH_EIO || rc == VH_ENOENT) {
+    char *what = damage(s);
+    if (what == NULL) what = missing_table(rerr);
+    if (what != NULL) {
+      rocksdb_free(rerr);
+      return damaged(s, what, errmsg);
+    }
+  }
   char *m;
   switch (rc) {
     case VH_ELOCKED:
@@ -310,9 +579,10 @@ static int open_error(vh_store_t *s, char *rerr, char **errmsg) {
       break;
     case VH_ECORRUPT:
       m = vh_store__msg(
-          "%s: RocksDB reports corruption (%s); restore the data dir from a "
-          "backup or move it away",
-          s->dbpath, rerr);
+          "%s: RocksDB reports corruption (%s); if it is in a write-ahead "
+          "log (db/*.log), `vedhost recover --data %s` accepts the loss; "
+          "otherwise restore the data dir from a backup or move it away",
+          s->dbpath, rerr, s->dir);
       break;
     default:
       m = vh_store__msg("%s: cannot open the store (%s)", s->dbpath, rerr);
@@ -375,6 +645,9 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
   char *v = rocksdb_get(s->db, s->read_options, &key, 1, &vlen, &rerr);
   if (rerr) return open_error(s, rerr, errmsg);
   if (v == NULL) {
+    /* A damaged store can look empty or foreign: never write to it. */
+    char *what = damage(s);
+    if (what != NULL) return damaged(s, what, errmsg);
     int empty = db_is_empty(s, errmsg);
     if (empty < 0) return empty;
     if (empty && create && !s->secondary) return write_format_record(s, errmsg);
@@ -432,6 +705,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   pthread_cond_init(&s->space_cv, NULL);
   pthread_cond_init(&s->durable_cv, NULL);
   s->secondary = opts->read_only_secondary ? 1 : 0;
+  if (s->secondary) s->scratch = strdup(opts->secondary_path);
   s->dir = strdup(dir);
   s->dbpath = vh_store__msg("%s/db", dir);
   if (s->dir == NULL || s->dbpath == NULL) {
@@ -447,20 +721,52 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
     store_free(s);
     return VH_EIO;
   }
-  if (!opts->create || s->secondary) {
+  db_files_t df;
+  list_db(s->dbpath, &df);
+  if (!df.current && df.manifests + df.tables + df.logs > 0) {
+    /* RocksDB's files without CURRENT: a damaged store, never a new one
+     * (RocksDB would create a database over it). */
+    int rc = damaged(s, damage_files(s, 1), errmsg);
+    store_free(s);
+    return rc;
+  }
+  if (!df.current && (!opts->create || s->secondary)) {
     /* Without create, refuse a missing store before RocksDB gets to make
      * an empty DIR/db as a side effect (and word the error for users). */
-    char *current = vh_store__msg("%s/CURRENT", s->dbpath);
-    struct stat st;
-    int missing = current != NULL && stat(current, &st) != 0 && errno == ENOENT;
-    free(current);
-    if (missing) {
-      set_msg(errmsg,
-              vh_store__msg("%s: no vedhost store here (%s does not exist); "
-                            "check --data, or let `vedhost run` create one",
-                            s->dir, s->dbpath));
+    set_msg(errmsg,
+            vh_store__msg("%s: no vedhost store here (%s %s); check --data, "
+                          "or let `vedhost run` create one",
+                          s->dir, s->dbpath,
+                          df.exists ? "holds no database" : "does not exist"));
+    store_free(s);
+    return VH_ENOENT;
+  }
+  if (df.current) {
+    /* A damaged MANIFEST: RocksDB would open an older version and delete
+     * the table files it no longer lists. (A secondary may see the last
+     * record of a live primary half written: only other damage counts.) */
+    char *what = damage_files(s, !s->secondary);
+    if (what != NULL) {
+      int rc = damaged(s, what, errmsg);
       store_free(s);
-      return VH_ENOENT;
+      return rc;
+    }
+  }
+  {
+    /* WAL DAMAGE: see persist/walscan.c. */
+    char *m = NULL;
+    int rc = vh_walscan_dir(s->dbpath, &s->wal, &m);
+    if (rc != 0) {
+      set_msg(errmsg, vh_store__msg("%s: cannot read the write-ahead log: %s",
+                                    s->dbpath, m ? m : vh_err_name(rc)));
+      free(m);
+      store_free(s);
+      return rc;
+    }
+    if (s->wal.state == VH_WALSCAN_CORRUPT && !opts->accept_loss) {
+      rc = wal_corrupt(s, errmsg);
+      store_free(s);
+      return rc;
     }
   }
   if (!s->secondary) {
@@ -485,6 +791,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   }
   rc = check_format(s, opts->create, errmsg);
   if (rc != 0) goto fail_close;
+  if (!s->secondary && s->wal.state == VH_WALSCAN_TORN) torn_note(s);
   if (!s->secondary) {
     rc = vh_store__writer_start(s);
     if (rc != 0) {

@@ -14,6 +14,7 @@
 #include <rocksdb/c.h>
 
 #include "vh_store.h"
+#include "vh_walscan.h"
 
 /* Value header: [u32 crc32c, little endian][u8 kind/version]. */
 #define VH_STORE_HDR 5
@@ -64,6 +65,9 @@ struct vh_store {
   char *dir;    /* DIR as given */
   char *dbpath; /* DIR/db */
   int secondary;
+  vh_walscan_t wal; /* what the WAL scan found before opening */
+  char *open_note;  /* [owned] a line for the host's log, or NULL */
+  char *scratch;    /* [owned] a secondary's own dir, else NULL */
   rocksdb_t *db;
   rocksdb_options_t *options;
   rocksdb_block_based_table_options_t *table_options;
