@@ -408,6 +408,47 @@ TEST_IMPL(torn_tail_then_new_log_is_clean) {
   cleanup();
 }
 
+TEST_IMPL(store_refuses_corrupt_then_recovers) {
+  fresh();
+  char *img = crash_image("img", 40, 3000);
+  char *wal = wal_of(img);
+  long offs[64];
+  ASSERT_EQ(record_offsets(wal, offs, 64), 41);
+  flip(wal, offs[20] + 500, 4);
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  vh_store_t *s = NULL;
+  char *m = NULL;
+  ASSERT_EQ(vh_store_open(img, &o, &s, &m), VH_ECORRUPT);
+  ASSERT(s == NULL);
+  ASSERT(m != NULL && strstr(m, "corrupt at offset") != NULL);
+  ASSERT(strstr(m, "slices 20..40") != NULL);
+  free(m);
+  m = NULL;
+  o.read_only_secondary = 1; /* the offline tools refuse it too */
+  o.secondary_path = sub("scratch");
+  mkdir(sub("scratch"), 0700);
+  ASSERT_EQ(vh_store_open(img, &o, &s, &m), VH_ECORRUPT);
+  free(m);
+  m = NULL;
+  vh_store_opts_init(&o);
+  o.accept_loss = 1;
+  ASSERT_EQ(vh_store_open(img, &o, &s, &m), 0);
+  void *mb;
+  size_t ml;
+  ASSERT_EQ(vh_store_get_manifest(s, &mb, &ml, NULL), 0);
+  vh_manifest_t man;
+  ASSERT_EQ(vh_manifest_decode(mb, ml, &man, NULL), 0);
+  ASSERT_EQ(man.seq, 19);
+  free(mb);
+  vh_manifest_free(&man);
+  ASSERT_EQ(vh_store_close(s, NULL), 0);
+  vh_walscan_t w = scan(img);
+  ASSERT_EQ(w.state, VH_WALSCAN_CLEAN);
+  ASSERT_EQ(w.after_records, 0);
+  cleanup();
+}
+
 TEST_IMPL(manifest_file_damage) {
   fresh();
   char *img = crash_image("img", 3, 100);
@@ -441,4 +482,5 @@ VH_TEST_MAIN(TEST_ENTRY(good_wal), TEST_ENTRY(good_wal_fragmented),
              TEST_ENTRY(corrupt_first_fragment),
              TEST_ENTRY(garbage_files_do_not_crash),
              TEST_ENTRY(torn_tail_then_new_log_is_clean),
+             TEST_ENTRY(store_refuses_corrupt_then_recovers),
              TEST_ENTRY(manifest_file_damage))
