@@ -49,6 +49,23 @@
  *     thread at the same time (RocksDB is thread-safe for this).
  *  4. A clean close flushes the memtable, so the next open replays no WAL.
  *
+ * WAL DAMAGE (persist/walscan.c reads the log before RocksDB does):
+ *  - intact: "tolerate corrupted tail records" mode, a safety net: damage
+ *    the scan missed makes the open fail instead of dropping records;
+ *  - torn tail only (or an earlier crash's torn tail that later records
+ *    continue): "point in time", which stops exactly there; the primary
+ *    keeps a note (vh_store_open_note) that the host logs;
+ *  - intact records after a damaged one: refused before RocksDB opens, so
+ *    nothing in DIR/db is written (no replay, no new MANIFEST, no deleted
+ *    log), unless opts.accept_loss (`vedhost recover`): "point in time",
+ *    flushing what was recovered at open so the damaged log is deleted.
+ * DAMAGED ROCKSDB FILES are diagnosed in one place for every caller (run,
+ * the offline tools, recover): CURRENT missing beside RocksDB's files, a
+ * MANIFEST that CURRENT names missing or damaged (checked before opening:
+ * RocksDB would open an older version and delete the table files it no
+ * longer lists), a listed table file missing. Such a store is refused as
+ * damaged, never taken for a foreign or missing one, never re-created.
+ *
  * TUNING (build_options below). Numbers from bench/store_bench.c on the
  * 2-core test machine, synthetic ~190-byte node payloads (see the bench):
  *  - zstd at the bottommost level, where most data lives. 300k nodes,
@@ -86,9 +103,8 @@
  *    compaction marks SST files that are mostly tombstones (a dropped
  *    subtree) so they are compacted away soon rather than when size-based
  *    compaction reaches them.
- *  - WAL recovery mode "point in time": after a crash RocksDB replays the
- *    WAL up to the first torn record, so the store is exactly as of some
- *    whole WriteBatch, i.e. the end of some group of slices.
+ *  - WAL recovery mode: chosen per open from a scan of the WAL done first
+ *    (WAL DAMAGE below), so RocksDB never drops a record silently.
  *  - avoid_flush_during_recovery: the replayed WAL stays in the memtable
  *    (and its log file stays until the memtable is flushed as usual), so
  *    open does not compress and write an L0 file first. 1M-key state,
