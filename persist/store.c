@@ -383,7 +383,9 @@ static char *damage_files(vh_store_t *s, int tails) {
   db_files_t df;
   list_db(s->dbpath, &df);
   if (!df.current) {
-    if (df.manifests + df.tables + df.logs == 0) return NULL;
+    /* Every write goes through a log or a table file first: without one
+     * there is no data (a first open that died before CURRENT). */
+    if (df.tables + df.logs == 0) return NULL;
     return vh_store__msg(
         "db/CURRENT is missing (db/ still holds %d MANIFEST, "
         "%d table and %d log file(s))",
@@ -428,8 +430,8 @@ static char *damage_tables(vh_store_t *s) {
           name);
   }
   DIR *d = what == NULL ? opendir(s->dbpath) : NULL;
-  struct dirent *e;
-  char first[64] = "";
+  struct dirent *e = NULL;
+  char first[sizeof e->d_name] = "";
   while (d != NULL && (e = readdir(d)) != NULL) {
     size_t l = strlen(e->d_name);
     if (l < 5 || strcmp(e->d_name + l - 4, ".sst") != 0) continue;
@@ -549,16 +551,13 @@ static uint64_t stored_slice(vh_store_t *s) {
 static void torn_note(vh_store_t *s) {
   const vh_walscan_t *w = &s->wal;
   uint64_t at = stored_slice(s);
-  char held[80] = "";
-  if (w->bad_slice > at)
-    snprintf(held, sizeof held, " (it held slices %llu..%llu)",
-             (unsigned long long)at + 1, (unsigned long long)w->bad_slice);
   s->open_note = vh_store__msg(
       "%s/%s: the last record (offset %llu, %llu bytes to the end) was cut "
-      "short by a crash%s and is dropped: a write never completed, so never "
-      "acknowledged in sync mode; the store is at slice %llu",
+      "short by a crash and is dropped: it held the writes after slice "
+      "%llu, never completed, so never acknowledged in sync mode; the store "
+      "is at slice %llu",
       s->dbpath, w->file, (unsigned long long)w->offset,
-      (unsigned long long)(w->file_size - w->offset), held,
+      (unsigned long long)(w->file_size - w->offset), (unsigned long long)at,
       (unsigned long long)at);
 }
 
@@ -739,7 +738,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   }
   db_files_t df;
   list_db(s->dbpath, &df);
-  if (!df.current && df.manifests + df.tables + df.logs > 0) {
+  if (!df.current && df.tables + df.logs > 0) {
     /* RocksDB's files without CURRENT: a damaged store, never a new one
      * (RocksDB would create a database over it). */
     int rc = damaged(s, damage_files(s, 1), errmsg);

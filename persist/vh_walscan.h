@@ -34,7 +34,6 @@ typedef struct vh_walscan {
   uint64_t offset;    /* byte offset in that file where its record starts */
   uint64_t file_size; /* that file's size */
   const char *why;    /* [borrowed, static] what is wrong with it */
-  uint64_t bad_slice; /* the slice its record held, if readable; else 0 */
   /* CORRUPT: what lies after the damage. */
   uint64_t after_records;   /* intact records (or record ends) after it */
   uint64_t after_min_slice; /* slices those held (0: none readable) */

@@ -283,7 +283,6 @@ static void note_damage(vh_ws_t *ws, vh_ws_file_t *f, uint64_t off,
   w->offset = off;
   w->file_size = f->size;
   w->why = why;
-  w->bad_slice = 0;
 }
 
 /* Evidence after a damage: a complete record (seq known if have_seq) or a
@@ -632,7 +631,7 @@ int vh_walscan_dir(const char *dbpath, vh_walscan_t *out, char **errmsg) {
       cap = nc;
     }
     names[n].num = num;
-    snprintf(names[n].name, sizeof names[n].name, "%s", e->d_name);
+    memcpy(names[n].name, e->d_name, strlen(e->d_name) + 1); /* < 64 */
     n++;
   }
   closedir(d);
