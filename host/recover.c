@@ -92,6 +92,12 @@ static void vh_recover__report(const vh_walscan_t *w, uint64_t at) {
             r, r + 1, (unsigned long long)w->after_max_slice,
             (unsigned long long)(w->after_max_slice - at), w->file,
             (unsigned long long)w->offset);
+      else if (w->after_records == 0)
+        printf(
+            "recovered to slice %llu; the corrupt last record of db/%s "
+            "(offset %llu, whatever it held after that slice) was "
+            "dropped\n",
+            r, w->file, (unsigned long long)w->offset);
       else if (w->after_max_slice == 0)
         printf(
             "recovered to slice %llu; %llu record(s) in db/%s after "

@@ -516,19 +516,29 @@ static int damaged(vh_store_t *s, char *what, char **errmsg) {
 /* The refusal of a WAL with intact records after a damaged one. */
 static int wal_corrupt(vh_store_t *s, char **errmsg) {
   const vh_walscan_t *w = &s->wal;
-  char slices[80] = "";
+  char follow[120];
   uint64_t lo = w->last_slice ? w->last_slice + 1 : w->after_min_slice;
-  if (w->after_max_slice)
-    snprintf(slices, sizeof slices, ", slices %llu..%llu",
-             (unsigned long long)lo, (unsigned long long)w->after_max_slice);
+  if (w->after_records == 0)
+    snprintf(follow, sizeof follow,
+             "; it is the last record but whole, so no crash cut it short: "
+             "it may hold acknowledged slices after slice %llu",
+             (unsigned long long)w->last_slice);
+  else if (w->after_max_slice)
+    snprintf(follow, sizeof follow,
+             " and %llu intact record(s) follow it, slices %llu..%llu",
+             (unsigned long long)w->after_records, (unsigned long long)lo,
+             (unsigned long long)w->after_max_slice);
+  else
+    snprintf(follow, sizeof follow, " and %llu intact record(s) follow it",
+             (unsigned long long)w->after_records);
   set_msg(errmsg,
           vh_store__msg(
-              "%s/%s: the write-ahead log is corrupt at offset %llu (%s) "
-              "and %llu intact record(s) follow it%s; opening would drop "
-              "them silently, so nothing was changed; run `vedhost recover "
-              "--data %s` to accept the loss, or restore a backup",
-              s->dbpath, w->file, (unsigned long long)w->offset, w->why,
-              (unsigned long long)w->after_records, slices, s->dir));
+              "%s/%s: the write-ahead log is corrupt at offset %llu (%s)%s; "
+              "opening would drop them silently, so nothing was changed; "
+              "run `vedhost recover --data %s` to accept the loss, or "
+              "restore a backup",
+              s->dbpath, w->file, (unsigned long long)w->offset, w->why, follow,
+              s->dir));
   return VH_ECORRUPT;
 }
 

@@ -17,8 +17,8 @@
 
 /* vh_walscan_t.state */
 #define VH_WALSCAN_CLEAN 0   /* every record intact */
-#define VH_WALSCAN_TORN 1    /* the last record is damaged, nothing follows */
-#define VH_WALSCAN_CORRUPT 2 /* damage with intact records after it */
+#define VH_WALSCAN_TORN 1    /* the last record was cut short by a crash */
+#define VH_WALSCAN_CORRUPT 2 /* other damage, or intact records after it */
 
 typedef struct vh_walscan {
   int state;           /* VH_WALSCAN_* */

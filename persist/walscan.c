@@ -65,7 +65,10 @@
  * what was damaged), then parsing resumes at block boundaries as RocksDB's
  * reader does.
  *  - Nothing intact (no complete record, no LAST fragment) after the
- *    damage, in this file or a later one: TORN.
+ *    damage, in this file or a later one, and the damage is what a crash
+ *    makes (a record cut short, or zeros): TORN. A whole record with a bad
+ *    checksum at the end is not a crash's doing (a kill -9 leaves a
+ *    prefix of the last write): CORRUPT, with no records after it.
  *  - The next complete record continues the sequence numbers of the last
  *    record before the damage (seq == last seq + count): the damage held no
  *    write that counted. That is the torn tail of an earlier crash: RocksDB
@@ -274,6 +277,14 @@ static uint64_t fragment_slice(const unsigned char *p, size_t n) {
 
 /* ---- events ---- */
 
+/* The kinds of damage a crash makes: a write cut short (a prefix of it
+ * reached the file) or never written (zeros). Any other damage at the end
+ * of the log (a whole record with a bad checksum, say) is corruption. */
+static int torn_kind(const char *why) {
+  return strcmp(why, "incomplete record") == 0 ||
+         strcmp(why, "zeroed record") == 0;
+}
+
 static void note_damage(vh_ws_t *ws, vh_ws_file_t *f, uint64_t off,
                         const char *why) {
   if (ws->damaged || ws->w->state == VH_WALSCAN_CORRUPT) return;
@@ -464,11 +475,11 @@ static int scan_block(vh_ws_t *ws, vh_ws_file_t *f) {
     int t = left >= VH_WALSCAN_HDR ? h[6] : -1;
     size_t hs = t >= 0 ? hdr_size(t) : 0;
     if (left < VH_WALSCAN_HDR || (hs && left < hs)) {
-      /* A trailer (zero padding) in a full block; at the end of the file,
-       * a header cut short by the crash (zeros held nothing). */
-      if (!all_zero(h, left))
-        note_damage(ws, f, f->in_frag ? f->rec_off : off,
-                    full ? "bad block trailer" : "incomplete record");
+      /* A trailer (padding, skipped unread as RocksDB does) in a full
+       * block; at the end of the file, a header cut short by the crash
+       * (zeros held nothing). */
+      if (!full && !all_zero(h, left))
+        note_damage(ws, f, f->in_frag ? f->rec_off : off, "incomplete record");
       return 0;
     }
     size_t len = (size_t)h[4] | (size_t)h[5] << 8;
@@ -649,7 +660,7 @@ int vh_walscan_dir(const char *dbpath, vh_walscan_t *out, char **errmsg) {
     out->files++;
   }
   if (rc == 0 && ws.damaged && out->state == VH_WALSCAN_CLEAN)
-    out->state = VH_WALSCAN_TORN;
+    out->state = torn_kind(out->why) ? VH_WALSCAN_TORN : VH_WALSCAN_CORRUPT;
   free(path);
   free(names);
   if (rc == VH_ENOMEM && errmsg && *errmsg == NULL)
