@@ -115,7 +115,6 @@
  */
 #include "store_int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -125,7 +124,6 @@
 #include <sys/statvfs.h>
 
 #include "vh_crc32c.h"
-#include "vh_manifest.h"
 
 /* Defaults (see TUNING above). */
 #define VH_DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
@@ -325,267 +323,17 @@ static void store_free(vh_store_t *s) {
   free(s);
 }
 
-/* ---- damage: what a damaged store lacks ---- */
-
-/* What DIR/db holds, by RocksDB file kind. */
-typedef struct db_files {
-  int exists;                  /* DIR/db is a directory */
-  int current;                 /* CURRENT is there */
-  int manifests, tables, logs; /* MANIFEST-*, *.sst, *.log files */
-} db_files_t;
-
-static void list_db(const char *dbpath, db_files_t *df) {
-  memset(df, 0, sizeof *df);
-  DIR *d = opendir(dbpath);
-  if (d == NULL) return;
-  df->exists = 1;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    const char *n = e->d_name;
-    size_t l = strlen(n);
-    if (strcmp(n, "CURRENT") == 0) df->current = 1;
-    if (strncmp(n, "MANIFEST-", 9) == 0) df->manifests++;
-    if (l > 4 && strcmp(n + l - 4, ".sst") == 0) df->tables++;
-    if (l > 4 && strcmp(n + l - 4, ".log") == 0) df->logs++;
-  }
-  closedir(d);
-}
-
-/* 1 if DIR/db/name exists. */
-static int db_has(const vh_store_t *s, const char *name) {
-  char *p = vh_store__msg("%s/%s", s->dbpath, name);
-  struct stat st;
-  int has = p != NULL && stat(p, &st) == 0;
-  free(p);
-  return has;
-}
-
-/* The MANIFEST file CURRENT names ([new] "MANIFEST-000005"), or NULL. */
-static char *current_manifest(const vh_store_t *s) {
-  char *p = vh_store__msg("%s/CURRENT", s->dbpath);
-  FILE *f = p ? fopen(p, "rb") : NULL;
-  free(p);
-  if (f == NULL) return NULL;
-  char buf[128];
-  size_t n = fread(buf, 1, sizeof buf - 1, f);
-  fclose(f);
-  buf[n] = '\0';
-  while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r')) buf[--n] = '\0';
-  if (strncmp(buf, "MANIFEST-", 9) != 0 || strchr(buf, '/') != NULL)
-    return NULL;
-  return strdup(buf);
-}
-
-/* What is damaged in RocksDB's own files, as a [new] phrase, or NULL if
- * nothing is seen. Reads only. tails: count an incomplete last MANIFEST
- * record as damage (not beside a live primary, which may be writing it). */
-static char *damage_files(vh_store_t *s, int tails) {
-  db_files_t df;
-  list_db(s->dbpath, &df);
-  if (!df.current) {
-    /* Every write goes through a log or a table file first: without one
-     * there is no data (a first open that died before CURRENT). */
-    if (df.tables + df.logs == 0) return NULL;
-    return vh_store__msg(
-        "db/CURRENT is missing (db/ still holds %d MANIFEST, "
-        "%d table and %d log file(s))",
-        df.manifests, df.tables, df.logs);
-  }
-  char *man = current_manifest(s);
-  if (man == NULL)
-    return vh_store__msg("db/CURRENT does not name a MANIFEST file");
-  char *path = vh_store__msg("%s/%s", s->dbpath, man);
-  uint64_t off = 0;
-  const char *why = NULL;
-  int rc = path ? vh_walscan_file_damage(path, &off, &why) : VH_ENOMEM;
-  char *what = NULL;
-  struct stat st;
-  if (rc == VH_ENOENT)
-    what = vh_store__msg("db/CURRENT names %s, which is missing", man);
-  else if (rc == 1 && (tails || strcmp(why, "incomplete record") != 0))
-    what =
-        vh_store__msg("db/%s is damaged at offset %llu of %lld bytes (%s)", man,
-                      (unsigned long long)off,
-                      stat(path, &st) == 0 ? (long long)st.st_size : -1LL, why);
-  free(path);
-  free(man);
-  return what;
-}
-
-/* With the database open: a table file the MANIFEST lists that is missing,
- * or table files on disk it does not list (it lost track of them). */
-static char *damage_tables(vh_store_t *s) {
-  const rocksdb_livefiles_t *lf = rocksdb_livefiles(s->db);
-  if (lf == NULL) return NULL;
-  char *what = NULL;
-  int n = rocksdb_livefiles_count(lf), unlisted = 0;
-  for (int i = 0; i < n && what == NULL; i++) {
-    const char *name = rocksdb_livefiles_name(lf, i);
-    if (name == NULL) continue;
-    if (*name == '/') name++;
-    if (!db_has(s, name))
-      what = vh_store__msg(
-          "db/%s is missing (a table file the MANIFEST "
-          "lists)",
-          name);
-  }
-  DIR *d = what == NULL ? opendir(s->dbpath) : NULL;
-  struct dirent *e = NULL;
-  char first[sizeof e->d_name] = "";
-  while (d != NULL && (e = readdir(d)) != NULL) {
-    size_t l = strlen(e->d_name);
-    if (l < 5 || strcmp(e->d_name + l - 4, ".sst") != 0) continue;
-    int listed = 0;
-    for (int i = 0; i < n && !listed; i++) {
-      const char *name = rocksdb_livefiles_name(lf, i);
-      listed = name != NULL &&
-               strcmp(*name == '/' ? name + 1 : name, e->d_name) == 0;
-    }
-    if (!listed && unlisted++ == 0)
-      snprintf(first, sizeof first, "%s", e->d_name);
-  }
-  if (d != NULL) closedir(d);
-  if (what == NULL && unlisted > 0)
-    what = vh_store__msg(
-        "the MANIFEST does not list %d table file(s) in db/ "
-        "(%s%s): it lost track of them",
-        unlisted, first, unlisted > 1 ? ", ..." : "");
-  rocksdb_livefiles_destroy(lf);
-  return what;
-}
-
-/* A phrase for a RocksDB error rerr [borrowed] that names a missing table
- * file ("... s1/db/000009.ldb: No such file ..."; RocksDB tries the old
- * .ldb name last), or NULL. */
-static char *missing_table(const char *rerr) {
-  if (strstr(rerr, "No such file") == NULL) return NULL;
-  for (const char *p = strchr(rerr, '/'); p != NULL; p = strchr(p + 1, '/')) {
-    size_t d = strspn(p + 1, "0123456789");
-    const char *ext = p + 1 + d;
-    if (d > 0 && (strncmp(ext, ".sst", 4) == 0 || strncmp(ext, ".ldb", 4) == 0))
-      return vh_store__msg(
-          "db/%.*s.sst is missing (a table file the MANIFEST "
-          "lists)",
-          (int)d, p + 1);
-  }
-  return vh_store__msg("a file RocksDB needs is missing (%s)", rerr);
-}
-
-/* A secondary opens past missing table files (it expects a live primary to
- * delete some); a read-only open does not. Its info LOG goes to the
- * secondary's scratch dir, so nothing in DIR/db is written. */
-static char *damage_probe(vh_store_t *s) {
-  if (s->scratch == NULL) return NULL;
-  rocksdb_options_t *o = rocksdb_options_create();
-  rocksdb_options_set_max_open_files(o, -1); /* open every table file */
-  rocksdb_options_set_paranoid_checks(o, 1);
-  rocksdb_options_set_info_log_level(o, 4 /* FATAL */);
-  rocksdb_options_set_db_log_dir(o, s->scratch);
-  char *rerr = NULL, *what = NULL;
-  rocksdb_t *db = rocksdb_open_for_read_only(o, s->dbpath, 0, &rerr);
-  if (db != NULL) rocksdb_close(db);
-  rocksdb_options_destroy(o);
-  if (rerr != NULL) {
-    what = missing_table(rerr);
-    if (what == NULL && rocks_code(rerr) == VH_ECORRUPT)
-      what = vh_store__msg("RocksDB reports %s", rerr);
-    rocksdb_free(rerr);
-  }
-  return what;
-}
-
-/* Everything damage_* can see, as a [new] phrase or NULL. */
-static char *damage(vh_store_t *s) {
-  char *what = damage_files(s, 1);
-  if (what == NULL && s->db != NULL) what = damage_tables(s);
-  if (what == NULL && s->db != NULL && s->secondary) what = damage_probe(s);
-  return what;
-}
-
-/* The one message for a damaged store; what [stolen]. */
-static int damaged(vh_store_t *s, char *what, char **errmsg) {
-  set_msg(errmsg,
-          vh_store__msg("%s: the store is damaged: %s; restore the data dir "
-                        "from a backup (vedhost export/import) or move it "
-                        "away",
-                        s->dir, what ? what : "?"));
-  free(what);
-  return VH_ECORRUPT;
-}
-
-/* The refusal of a WAL with intact records after a damaged one. */
-static int wal_corrupt(vh_store_t *s, char **errmsg) {
-  const vh_walscan_t *w = &s->wal;
-  char follow[120];
-  uint64_t lo = w->last_slice ? w->last_slice + 1 : w->after_min_slice;
-  if (w->after_records == 0)
-    snprintf(follow, sizeof follow,
-             "; it is the last record but whole, so no crash cut it short: "
-             "it may hold acknowledged slices after slice %llu",
-             (unsigned long long)w->last_slice);
-  else if (w->after_max_slice)
-    snprintf(follow, sizeof follow,
-             " and %llu intact record(s) follow it, slices %llu..%llu",
-             (unsigned long long)w->after_records, (unsigned long long)lo,
-             (unsigned long long)w->after_max_slice);
-  else
-    snprintf(follow, sizeof follow, " and %llu intact record(s) follow it",
-             (unsigned long long)w->after_records);
-  set_msg(errmsg,
-          vh_store__msg(
-              "%s/%s: the write-ahead log is corrupt at offset %llu (%s)%s; "
-              "opening would drop them silently, so nothing was changed; "
-              "run `vedhost recover --data %s` to accept the loss, or "
-              "restore a backup",
-              s->dbpath, w->file, (unsigned long long)w->offset, w->why, follow,
-              s->dir));
-  return VH_ECORRUPT;
-}
-
-/* The slice of the store's manifest (0 if none or unreadable). */
-static uint64_t stored_slice(vh_store_t *s) {
-  void *b = NULL;
-  size_t n = 0;
-  vh_manifest_t m;
-  uint64_t seq = 0;
-  if (vh_store_get_manifest(s, &b, &n, NULL) == 0 &&
-      vh_manifest_decode(b, n, &m, NULL) == 0) {
-    seq = m.seq;
-    vh_manifest_free(&m);
-  }
-  free(b);
-  return seq;
-}
-
-/* After opening past a torn tail: the line the host logs. */
-static void torn_note(vh_store_t *s) {
-  const vh_walscan_t *w = &s->wal;
-  uint64_t at = stored_slice(s);
-  s->open_note = vh_store__msg(
-      "%s/%s: the last record (offset %llu, %llu bytes to the end) was cut "
-      "short by a crash and is dropped: it held the writes after slice "
-      "%llu, never completed, so never acknowledged in sync mode; the store "
-      "is at slice %llu",
-      s->dbpath, w->file, (unsigned long long)w->offset,
-      (unsigned long long)(w->file_size - w->offset), (unsigned long long)at,
-      (unsigned long long)at);
-}
-
-const char *vh_store_open_note(vh_store_t *s) {
-  return s->open_note;
-}
-
 /* ---- open ---- */
 
 /* A message for a failed rocksdb_open*, naming the dir and what to do. */
 static int open_error(vh_store_t *s, char *rerr, char **errmsg) {
   int rc = rocks_code(rerr);
   if (rc == VH_ECORRUPT || rc == VH_EIO || rc == VH_ENOENT) {
-    char *what = damage(s);
-    if (what == NULL) what = missing_table(rerr);
+    char *what = vh_store__damage(s);
+    if (what == NULL) what = vh_store__missing_table(rerr);
     if (what != NULL) {
       rocksdb_free(rerr);
-      return damaged(s, what, errmsg);
+      return vh_store__damaged(s, what, errmsg);
     }
   }
   char *m;
@@ -671,8 +419,8 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
   if (rerr) return open_error(s, rerr, errmsg);
   if (v == NULL) {
     /* A damaged store can look empty or foreign: never write to it. */
-    char *what = damage(s);
-    if (what != NULL) return damaged(s, what, errmsg);
+    char *what = vh_store__damage(s);
+    if (what != NULL) return vh_store__damaged(s, what, errmsg);
     int empty = db_is_empty(s, errmsg);
     if (empty < 0) return empty;
     if (empty && create && !s->secondary) return write_format_record(s, errmsg);
@@ -746,53 +494,10 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
     store_free(s);
     return VH_EIO;
   }
-  db_files_t df;
-  list_db(s->dbpath, &df);
-  if (!df.current && df.tables + df.logs > 0) {
-    /* RocksDB's files without CURRENT: a damaged store, never a new one
-     * (RocksDB would create a database over it). */
-    int rc = damaged(s, damage_files(s, 1), errmsg);
+  int prc = vh_store__precheck(s, opts, errmsg);
+  if (prc != 0) {
     store_free(s);
-    return rc;
-  }
-  if (!df.current && (!opts->create || s->secondary)) {
-    /* Without create, refuse a missing store before RocksDB gets to make
-     * an empty DIR/db as a side effect (and word the error for users). */
-    set_msg(errmsg,
-            vh_store__msg("%s: no vedhost store here (%s %s); check --data, "
-                          "or let `vedhost run` create one",
-                          s->dir, s->dbpath,
-                          df.exists ? "holds no database" : "does not exist"));
-    store_free(s);
-    return VH_ENOENT;
-  }
-  if (df.current) {
-    /* A damaged MANIFEST: RocksDB would open an older version and delete
-     * the table files it no longer lists. (A secondary may see the last
-     * record of a live primary half written: only other damage counts.) */
-    char *what = damage_files(s, !s->secondary);
-    if (what != NULL) {
-      int rc = damaged(s, what, errmsg);
-      store_free(s);
-      return rc;
-    }
-  }
-  {
-    /* WAL DAMAGE: see persist/walscan.c. */
-    char *m = NULL;
-    int rc = vh_walscan_dir(s->dbpath, &s->wal, &m);
-    if (rc != 0) {
-      set_msg(errmsg, vh_store__msg("%s: cannot read the write-ahead log: %s",
-                                    s->dbpath, m ? m : vh_err_name(rc)));
-      free(m);
-      store_free(s);
-      return rc;
-    }
-    if (s->wal.state == VH_WALSCAN_CORRUPT && !opts->accept_loss) {
-      rc = wal_corrupt(s, errmsg);
-      store_free(s);
-      return rc;
-    }
+    return prc;
   }
   if (!s->secondary) {
     int rc = check_free_space(s, errmsg);
@@ -816,7 +521,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   }
   rc = check_format(s, opts->create, errmsg);
   if (rc != 0) goto fail_close;
-  if (!s->secondary && s->wal.state == VH_WALSCAN_TORN) torn_note(s);
+  if (!s->secondary && s->wal.state == VH_WALSCAN_TORN) vh_store__torn_note(s);
   if (!s->secondary) {
     rc = vh_store__writer_start(s);
     if (rc != 0) {
