@@ -49,7 +49,8 @@
  *     thread at the same time (RocksDB is thread-safe for this).
  *  4. A clean close flushes the memtable, so the next open replays no WAL.
  *
- * WAL DAMAGE (persist/walscan.c reads the log before RocksDB does):
+ * WAL DAMAGE (persist/walscan.c reads the log before RocksDB does, from
+ * vh_store__precheck in persist/store_damage.c):
  *  - intact: "tolerate corrupted tail records" mode, a safety net: damage
  *    the scan missed makes the open fail instead of dropping records;
  *  - torn tail only (or an earlier crash's torn tail that later records
@@ -60,11 +61,12 @@
  *    log), unless opts.accept_loss (`vedhost recover`): "point in time",
  *    flushing what was recovered at open so the damaged log is deleted.
  * DAMAGED ROCKSDB FILES are diagnosed in one place for every caller (run,
- * the offline tools, recover): CURRENT missing beside RocksDB's files, a
- * MANIFEST that CURRENT names missing or damaged (checked before opening:
- * RocksDB would open an older version and delete the table files it no
- * longer lists), a listed table file missing. Such a store is refused as
- * damaged, never taken for a foreign or missing one, never re-created.
+ * the offline tools, recover), persist/store_damage.c: CURRENT missing beside
+ * RocksDB's files, a MANIFEST that CURRENT names missing or damaged (checked
+ * before opening: RocksDB would open an older version and delete the table
+ * files it no longer lists), a listed table file missing. Such a store is
+ * refused as damaged, never taken for a foreign or missing one, never
+ * re-created.
  *
  * TUNING (build_options below). Numbers from bench/store_bench.c on the
  * 2-core test machine, synthetic ~190-byte node payloads (see the bench):
