@@ -303,6 +303,8 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
     free(m);
     return rc == VH_ENOMEM ? VH_ENOMEM : VH_HOST_EDATADIR;
   }
+  if (vh_store_open_note(D->store)) /* a torn WAL tail: what was dropped */
+    vh_log(VH_LOG_WARN, "vedhost", "%s", vh_store_open_note(D->store));
   void *mb = NULL;
   size_t ml = 0;
   rc = vh_store_get_manifest(D->store, &mb, &ml, &m);

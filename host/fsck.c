@@ -30,7 +30,9 @@
  *
  * Exit status: 0 with "fsck: ok ..." when clean; 1 with the report and
  * "fsck: N problems" otherwise, or with one line when the data dir cannot
- * be opened (missing, foreign, newer, damaged manifest); 2 for bad usage.
+ * be opened (missing, foreign, newer, damaged manifest, a store whose
+ * RocksDB files are damaged, a write-ahead log with intact records after a
+ * corrupt one: persist/store.c words these); 2 for bad usage.
  *
  * LIMITS. Walk B checks what vh_tab_check would except the multi-node
  * rules of the array part (keys n+1.. absent from the hash part); a

@@ -19,6 +19,7 @@
 #include "vh_log.h"
 #include "vh_offline.h"
 #include "vh_plugin.h"
+#include "vh_recover.h"
 #include "vh_repl.h"
 
 static const char vh_main_usage[] =
@@ -36,6 +37,9 @@ static const char vh_main_usage[] =
     "      print the value at PATH (e.g. counter.recent.3) or every domain\n"
     "  vedhost fsck [--data DIR]\n"
     "      check the data dir\n"
+    "  vedhost recover [--data DIR]\n"
+    "      accept the loss of the slices after a corrupt write-ahead log\n"
+    "      record (which run refuses) and print which slices were dropped\n"
     "  vedhost export [--data DIR] [--domain NAME]... [FILE|-]\n"
     "      write a consistent snapshot (zstd stream) to FILE or stdout;\n"
     "      safe while a host runs\n"
@@ -252,6 +256,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "inspect") == 0) return vh_inspect_main(argc - 1, argv + 1);
   if (strcmp(cmd, "export") == 0) return vh_export_main(argc - 1, argv + 1);
   if (strcmp(cmd, "import") == 0) return vh_import_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "recover") == 0) return vh_recover_main(argc - 1, argv + 1);
   if (cmd[0] == '-') return vh_main_bad("unknown option '%s'%s", cmd, "");
   return vh_main_bad("unknown command '%s'%s", cmd, "");
 }

@@ -35,7 +35,8 @@ typedef struct vh_offline {
  * writes one line (no "vedhost: " prefix) into err (cap bytes), leaves
  * nothing open and returns a negative VH_E* code: VH_ENOENT (no data dir
  * or no store in it), VH_EFORMAT (foreign or newer), VH_ECORRUPT (a
- * damaged manifest), VH_EIO. */
+ * damaged manifest, damaged RocksDB files, a corrupt write-ahead log: see
+ * vh_store_open), VH_EIO. */
 int vh_offline_open(vh_offline_t *o, const char *data_dir, char *err,
                     size_t cap);
 /* Closes the secondary and removes its scratch dir. Idempotent. */

@@ -51,6 +51,25 @@
  *     (store_writer.c, REOPEN) never pulls the handle from under them.
  *  4. A clean close flushes the memtable, so the next open replays no WAL.
  *
+ * WAL DAMAGE (persist/walscan.c reads the log before RocksDB does, from
+ * vh_store__precheck in persist/store_damage.c):
+ *  - intact: "tolerate corrupted tail records" mode, a safety net: damage
+ *    the scan missed makes the open fail instead of dropping records;
+ *  - torn tail only (or an earlier crash's torn tail that later records
+ *    continue): "point in time", which stops exactly there; the primary
+ *    keeps a note (vh_store_open_note) that the host logs;
+ *  - intact records after a damaged one: refused before RocksDB opens, so
+ *    nothing in DIR/db is written (no replay, no new MANIFEST, no deleted
+ *    log), unless opts.accept_loss (`vedhost recover`): "point in time",
+ *    flushing what was recovered at open so the damaged log is deleted.
+ * DAMAGED ROCKSDB FILES are diagnosed in one place for every caller (run,
+ * the offline tools, recover), persist/store_damage.c: CURRENT missing beside
+ * RocksDB's files, a MANIFEST that CURRENT names missing or damaged (checked
+ * before opening: RocksDB would open an older version and delete the table
+ * files it no longer lists), a listed table file missing. Such a store is
+ * refused as damaged, never taken for a foreign or missing one, never
+ * re-created.
+ *
  * TUNING (build_options below). Numbers from bench/store_bench.c on the
  * 2-core test machine, synthetic ~190-byte node payloads (see the bench):
  *  - zstd at the bottommost level, where most data lives. 300k nodes,
@@ -88,9 +107,8 @@
  *    compaction marks SST files that are mostly tombstones (a dropped
  *    subtree) so they are compacted away soon rather than when size-based
  *    compaction reaches them.
- *  - WAL recovery mode "point in time": after a crash RocksDB replays the
- *    WAL up to the first torn record, so the store is exactly as of some
- *    whole WriteBatch, i.e. the end of some group of slices.
+ *  - WAL recovery mode: chosen per open from a scan of the WAL done first
+ *    (WAL DAMAGE below), so RocksDB never drops a record silently.
  *  - avoid_flush_during_recovery: the replayed WAL stays in the memtable
  *    (and its log file stays until the memtable is flushed as usual), so
  *    open does not compress and write an L0 file first. 1M-key state,
@@ -182,11 +200,22 @@ void vh_store_opts_init(vh_store_opts_t *opts) {
 
 /* ---- options ---- */
 
+/* The WAL recovery mode for what the scan found (see WAL DAMAGE above):
+ * RocksDB may drop records only where the scan proved nothing that counted
+ * is lost, or where recover accepted the loss. */
+static int wal_mode(const vh_store_t *s, const vh_store_opts_t *o) {
+  if (s->wal.state == VH_WALSCAN_CLEAN && !s->wal.tail_seen)
+    return rocksdb_tolerate_corrupted_tail_records_recovery;
+  if (s->wal.state == VH_WALSCAN_CORRUPT && !o->accept_loss)
+    return rocksdb_absolute_consistency_recovery; /* not reached */
+  return rocksdb_point_in_time_recovery;
+}
+
 static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   rocksdb_options_t *opt = rocksdb_options_create();
   rocksdb_options_set_create_if_missing(opt, o->create && !s->secondary);
   rocksdb_options_set_paranoid_checks(opt, 1);
-  rocksdb_options_set_wal_recovery_mode(opt, rocksdb_point_in_time_recovery);
+  rocksdb_options_set_wal_recovery_mode(opt, wal_mode(s, o));
   rocksdb_options_set_max_open_files(opt, -1); /* required by secondaries */
   rocksdb_options_set_max_background_jobs(opt, 2);
   rocksdb_options_set_keep_log_file_num(opt, 3);
@@ -256,8 +285,13 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
    * RocksDB does by default. */
   rocksdb_options_t *with = rocksdb_options_create();
   char *oerr = NULL;
-  rocksdb_get_options_from_string(opt, "avoid_flush_during_recovery=true", with,
-                                  &oerr);
+  /* recover (accept_loss) flushes what it recovered at open instead, so
+   * the damaged log becomes obsolete and is deleted there and then. */
+  rocksdb_get_options_from_string(opt,
+                                  o->accept_loss
+                                      ? "avoid_flush_during_recovery=false"
+                                      : "avoid_flush_during_recovery=true",
+                                  with, &oerr);
   if (oerr == NULL) {
     rocksdb_options_destroy(opt);
     opt = with;
@@ -293,6 +327,8 @@ static void store_free(vh_store_t *s) {
   pthread_cond_destroy(&s->retry_cv);
   pthread_rwlock_destroy(&s->db_lock);
   free(s->last_error);
+  free(s->open_note);
+  free(s->scratch);
   free(s->dir);
   free(s->dbpath);
   free(s);
@@ -303,6 +339,14 @@ static void store_free(vh_store_t *s) {
 /* A message for a failed rocksdb_open*, naming the dir and what to do. */
 static int open_error(vh_store_t *s, char *rerr, char **errmsg) {
   int rc = rocks_code(rerr);
+  if (rc == VH_ECORRUPT || rc == VH_EIO || rc == VH_ENOENT) {
+    char *what = vh_store__damage(s);
+    if (what == NULL) what = vh_store__missing_table(rerr);
+    if (what != NULL) {
+      rocksdb_free(rerr);
+      return vh_store__damaged(s, what, errmsg);
+    }
+  }
   char *m;
   switch (rc) {
     case VH_ELOCKED:
@@ -319,9 +363,10 @@ static int open_error(vh_store_t *s, char *rerr, char **errmsg) {
       break;
     case VH_ECORRUPT:
       m = vh_store__msg(
-          "%s: RocksDB reports corruption (%s); restore the data dir from a "
-          "backup or move it away",
-          s->dbpath, rerr);
+          "%s: RocksDB reports corruption (%s); if it is in a write-ahead "
+          "log (db/*.log), `vedhost recover --data %s` accepts the loss; "
+          "otherwise restore the data dir from a backup or move it away",
+          s->dbpath, rerr, s->dir);
       break;
     default:
       m = vh_store__msg("%s: cannot open the store (%s)", s->dbpath, rerr);
@@ -384,6 +429,9 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
   char *v = rocksdb_get(s->db, s->read_options, &key, 1, &vlen, &rerr);
   if (rerr) return open_error(s, rerr, errmsg);
   if (v == NULL) {
+    /* A damaged store can look empty or foreign: never write to it. */
+    char *what = vh_store__damage(s);
+    if (what != NULL) return vh_store__damaged(s, what, errmsg);
     int empty = db_is_empty(s, errmsg);
     if (empty < 0) return empty;
     if (empty && create && !s->secondary) return write_format_record(s, errmsg);
@@ -442,6 +490,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   pthread_cond_init(&s->retry_cv, NULL);
   pthread_rwlock_init(&s->db_lock, NULL);
   s->secondary = opts->read_only_secondary ? 1 : 0;
+  if (s->secondary) s->scratch = strdup(opts->secondary_path);
   s->dir = strdup(dir);
   s->dbpath = vh_store__msg("%s/db", dir);
   if (s->dir == NULL || s->dbpath == NULL) {
@@ -458,21 +507,10 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
     store_free(s);
     return VH_EIO;
   }
-  if (!opts->create || s->secondary) {
-    /* Without create, refuse a missing store before RocksDB gets to make
-     * an empty DIR/db as a side effect (and word the error for users). */
-    char *current = vh_store__msg("%s/CURRENT", s->dbpath);
-    struct stat st;
-    int missing = current != NULL && stat(current, &st) != 0 && errno == ENOENT;
-    free(current);
-    if (missing) {
-      set_msg(errmsg,
-              vh_store__msg("%s: no vedhost store here (%s does not exist); "
-                            "check --data, or let `vedhost run` create one",
-                            s->dir, s->dbpath));
-      store_free(s);
-      return VH_ENOENT;
-    }
+  int prc = vh_store__precheck(s, opts, errmsg);
+  if (prc != 0) {
+    store_free(s);
+    return prc;
   }
   if (!s->secondary) {
     int rc = check_free_space(s, errmsg);
@@ -496,6 +534,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   }
   rc = check_format(s, opts->create, errmsg);
   if (rc != 0) goto fail_close;
+  if (!s->secondary && s->wal.state == VH_WALSCAN_TORN) vh_store__torn_note(s);
   if (!s->secondary) {
     rc = vh_store__writer_start(s);
     if (rc != 0) {

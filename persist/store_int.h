@@ -1,7 +1,8 @@
 /*
  * store_int.h - private layout of the store, shared by persist/store.c
- * (open, close, reads, options) and persist/store_writer.c (batches, queue,
- * writer thread). Not for use outside those two files and their tests.
+ * (open, close, reads, options), persist/store_writer.c (batches, queue,
+ * writer thread) and persist/store_damage.c (checks before opening, damage
+ * messages). Not for use outside those files and their tests.
  */
 #ifndef VH_STORE_INT_H
 #define VH_STORE_INT_H
@@ -14,6 +15,7 @@
 #include <rocksdb/c.h>
 
 #include "vh_store.h"
+#include "vh_walscan.h"
 
 /* Value header: [u32 crc32c, little endian][u8 kind/version]. */
 #define VH_STORE_HDR 5
@@ -64,6 +66,9 @@ struct vh_store {
   char *dir;    /* DIR as given */
   char *dbpath; /* DIR/db */
   int secondary;
+  vh_walscan_t wal; /* what the WAL scan found before opening */
+  char *open_note;  /* [owned] a line for the host's log, or NULL */
+  char *scratch;    /* [owned] a secondary's own dir, else NULL */
   rocksdb_t *db; /* guarded by db_lock: NULL while a reopen failed */
   rocksdb_options_t *options;
   rocksdb_block_based_table_options_t *table_options;
@@ -137,6 +142,19 @@ int vh_store__reopen(vh_store_t *s, char **errmsg);
 /* store.c: bytes free on DIR's file system (statvfs), or ULLONG_MAX if it
  * cannot be told. */
 unsigned long long vh_store__free_bytes(vh_store_t *s);
+/* store_damage.c: the checks before rocksdb_open (CURRENT, MANIFEST, the
+ * WAL scan into s->wal); 0, or a negative code with a [new] message. */
+int vh_store__precheck(vh_store_t *s, const vh_store_opts_t *o, char **errmsg);
+/* store_damage.c: what is damaged, as a [new] phrase, or NULL if nothing
+ * is seen (s->db may be NULL). */
+char *vh_store__damage(vh_store_t *s);
+/* store_damage.c: a phrase for a RocksDB error naming a missing file. */
+char *vh_store__missing_table(const char *rerr);
+/* store_damage.c: the one "store is damaged" message; what [stolen].
+ * Returns VH_ECORRUPT. */
+int vh_store__damaged(vh_store_t *s, char *what, char **errmsg);
+/* store_damage.c: s->open_note for a torn WAL tail (after open). */
+void vh_store__torn_note(vh_store_t *s);
 
 /* store_writer.c: start the writer thread / drain it and join it. stop
  * returns 0, or VH_EIO with a message if batches had to be dropped. */

@@ -76,6 +76,11 @@ typedef struct vh_store_opts {
   int zstd_dict_bytes;       /* zstd dictionary size; -1 = no dictionary */
   int no_compression;        /* 1 = store blocks uncompressed */
   size_t block_bytes;        /* SST data block size (4 KB) */
+  /* `vedhost recover`: open a store whose write-ahead log is corrupt
+   * with RocksDB's point-in-time recovery, dropping what follows the
+   * damage, instead of refusing it; what was recovered is flushed at open
+   * so the damaged log is deleted. */
+  int accept_loss;
 } vh_store_opts_t;
 
 /* Fills *opts with the defaults: no create, sync on, primary. */
@@ -85,10 +90,17 @@ void vh_store_opts_init(vh_store_opts_t *opts);
  * *out is a [new] store and 0 is returned. On error *out is NULL and a
  * clear message naming the directory and what to do is put in *errmsg:
  * VH_ELOCKED (another vedhost has it open), VH_EFORMAT (foreign RocksDB,
- * bad magic, newer format), VH_ECORRUPT, VH_ENOENT (no store and no
- * create), VH_EIO. dir, opts [borrowed]. */
+ * bad magic, newer format), VH_ECORRUPT (a damaged store: RocksDB's files,
+ * or a write-ahead log with intact records after a damaged one, which is
+ * refused before anything in DIR/db is touched), VH_ENOENT (no store and
+ * no create), VH_EIO. dir, opts [borrowed]. */
 int vh_store_open(const char *dir, const vh_store_opts_t *opts,
                   vh_store_t **out, char **errmsg);
+
+/* A line for the host's log about what the open did, or NULL: after a
+ * crash whose last WAL record was torn, which record was dropped and the
+ * slice the store is at. [borrowed], valid until close. */
+const char *vh_store_open_note(vh_store_t *s);
 
 /* Sets the callback run (on the writer thread) each time durable_seq moves.
  * Call before the first submit. ud [borrowed], must outlive the store. */

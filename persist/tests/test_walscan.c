@@ -1,0 +1,533 @@
+/*
+ * test_walscan.c - unit tests of the WAL scanner (persist/walscan.c) on
+ * write-ahead logs that RocksDB itself wrote.
+ *
+ * A "crash image" is made by writing slices through the store (one group,
+ * so one WAL record, per slice: each is waited for) and copying every file
+ * of DIR/db while the store is still open, as kill -9 would leave them.
+ * The copies are then damaged (truncated, bytes flipped, replaced with
+ * garbage) and scanned. Records are located by walking the log's blocks
+ * here (FULL records and fragments alike), independently of the scanner.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "vh_manifest.h"
+#include "vh_store.h"
+#include "vh_test.h"
+#include "vh_walscan.h"
+
+/* ---- files ---- */
+
+static char base_dir[256];
+
+static int rm_entry(const char *p, const struct stat *st, int flag,
+                    struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(p);
+}
+
+static void cleanup(void) {
+  if (base_dir[0]) nftw(base_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  base_dir[0] = '\0';
+}
+
+/* A fresh base directory; sub(name) paths below it. */
+static void fresh(void) {
+  cleanup();
+  char tmpl[] = "/tmp/vh_test_walscan.XXXXXX";
+  if (mkdtemp(tmpl) == NULL) abort();
+  snprintf(base_dir, sizeof base_dir, "%s", tmpl);
+}
+
+static char *sub(const char *name) {
+  static char buf[4][512];
+  static int k;
+  k = (k + 1) % 4;
+  snprintf(buf[k], sizeof buf[k], "%s/%s", base_dir, name);
+  return buf[k];
+}
+
+static void copy_file(const char *from, const char *to) {
+  int in = open(from, O_RDONLY), out = open(to, O_WRONLY | O_CREAT, 0600);
+  ASSERT(in >= 0 && out >= 0);
+  char buf[65536];
+  ssize_t n;
+  while ((n = read(in, buf, sizeof buf)) > 0)
+    ASSERT_EQ(write(out, buf, (size_t)n), n);
+  close(in);
+  close(out);
+}
+
+/* Copies every file of from/db into to/db (to created), as a crash would
+ * leave them. */
+static void copy_db(const char *from, const char *to) {
+  char a[512], b[512];
+  mkdir(to, 0700);
+  snprintf(b, sizeof b, "%s/db", to);
+  mkdir(b, 0700);
+  snprintf(a, sizeof a, "%s/db", from);
+  DIR *d = opendir(a);
+  ASSERT(d != NULL);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] == '.' || strcmp(e->d_name, "LOCK") == 0) continue;
+    char f[1024], t[1024];
+    snprintf(f, sizeof f, "%s/%s", a, e->d_name);
+    snprintf(t, sizeof t, "%s/%s", b, e->d_name);
+    copy_file(f, t);
+  }
+  closedir(d);
+}
+
+/* The path of the only (or newest) WAL file in dir/db. */
+static char *wal_of(const char *dir) {
+  static char path[1024];
+  char db[512];
+  snprintf(db, sizeof db, "%s/db", dir);
+  DIR *d = opendir(db);
+  ASSERT(d != NULL);
+  struct dirent *e;
+  path[0] = '\0';
+  char best[256] = "";
+  while ((e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    if (n > 4 && strcmp(e->d_name + n - 4, ".log") == 0 &&
+        strcmp(e->d_name, best) > 0)
+      snprintf(best, sizeof best, "%s", e->d_name);
+  }
+  closedir(d);
+  ASSERT(best[0] != '\0');
+  snprintf(path, sizeof path, "%s/%s", db, best);
+  return path;
+}
+
+static long file_size(const char *p) {
+  struct stat st;
+  ASSERT_EQ(stat(p, &st), 0);
+  return (long)st.st_size;
+}
+
+static void flip(const char *p, long off, int n) {
+  int fd = open(p, O_RDWR);
+  ASSERT(fd >= 0);
+  for (int i = 0; i < n; i++) {
+    unsigned char c;
+    ASSERT_EQ(pread(fd, &c, 1, off + i), 1);
+    c ^= 0xff;
+    ASSERT_EQ(pwrite(fd, &c, 1, off + i), 1);
+  }
+  close(fd);
+}
+
+/* ---- writing slices ---- */
+
+/* Slices first..last through store s, each one WAL record holding a node
+ * of `size` bytes and the manifest of that slice. */
+static void write_slices(vh_store_t *s, uint64_t first, uint64_t last,
+                         size_t size) {
+  char *val = malloc(size);
+  ASSERT(val != NULL);
+  for (uint64_t seq = first; seq <= last; seq++) {
+    memset(val, 'a' + (int)(seq % 26), size);
+    vh_batch_t *b;
+    ASSERT_EQ(vh_batch_new(&b), 0);
+    ASSERT_EQ(vh_batch_put_node(b, seq, val, size), 0);
+    vh_manifest_t m = {.seq = seq, .next_id = seq + 1};
+    void *mb;
+    size_t ml;
+    ASSERT_EQ(vh_manifest_encode(&m, &mb, &ml), 0);
+    ASSERT_EQ(vh_batch_set_manifest(b, mb, ml), 0);
+    free(mb);
+    ASSERT_EQ(vh_store_submit(s, b, seq), 0);
+    ASSERT_EQ(vh_store_wait_durable(s, seq), 0);
+  }
+  free(val);
+}
+
+static vh_store_t *open_store(const char *dir, int create) {
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.create = create;
+  o.sync = 0; /* a copy is taken while open: no fsync needed */
+  vh_store_t *s = NULL;
+  char *m = NULL;
+  int rc = vh_store_open(dir, &o, &s, &m);
+  if (rc != 0) fprintf(stderr, "open %s: %s\n", dir, m ? m : "?");
+  free(m);
+  ASSERT_EQ(rc, 0);
+  return s;
+}
+
+/* A crash image in base/NAME with slices 1..n of `size` bytes each. */
+static char *crash_image(const char *name, uint64_t n, size_t size) {
+  char *live = strdup(sub("live"));
+  vh_store_t *s = open_store(live, 1);
+  write_slices(s, 1, n, size);
+  char *img = sub(name);
+  copy_db(live, img);
+  ASSERT_EQ(vh_store_close(s, NULL), 0);
+  free(live);
+  return img;
+}
+
+static vh_walscan_t scan(const char *dir) {
+  char db[512];
+  snprintf(db, sizeof db, "%s/db", dir);
+  vh_walscan_t w;
+  char *m = NULL;
+  int rc = vh_walscan_dir(db, &w, &m);
+  if (rc != 0) fprintf(stderr, "scan: %s\n", m ? m : "?");
+  free(m);
+  ASSERT_EQ(rc, 0);
+  return w;
+}
+
+/* Offsets of the logical records of a WAL (start of FULL or FIRST), found
+ * by walking its blocks; returns how many (at most cap). */
+static int record_offsets(const char *path, long *offs, int cap) {
+  int fd = open(path, O_RDONLY);
+  ASSERT(fd >= 0);
+  long size = file_size(path), pos = 0;
+  int n = 0;
+  unsigned char h[7];
+  while (pos + 7 <= size && n < cap) {
+    long left = 32768 - pos % 32768;
+    if (left < 7) {
+      pos += left;
+      continue;
+    }
+    ASSERT_EQ(pread(fd, h, 7, pos), 7);
+    long len = h[4] | h[5] << 8;
+    if (h[6] == 1 || h[6] == 2) offs[n++] = pos;
+    pos += 7 + len;
+  }
+  close(fd);
+  return n;
+}
+
+/* ---- tests ---- */
+
+TEST_IMPL(good_wal) {
+  fresh();
+  char *img = crash_image("img", 20, 300);
+  vh_walscan_t w = scan(img);
+  ASSERT_EQ(w.state, VH_WALSCAN_CLEAN);
+  ASSERT_EQ(w.files, 1);
+  ASSERT_EQ(w.records, 21); /* the format record, then 20 slices */
+  ASSERT_EQ(w.last_slice, 20);
+  ASSERT_EQ(w.tail_seen, 0);
+  cleanup();
+}
+
+TEST_IMPL(good_wal_fragmented) {
+  fresh();
+  char *img = crash_image("img", 6, 70000); /* each record spans blocks */
+  vh_walscan_t w = scan(img);
+  ASSERT_EQ(w.state, VH_WALSCAN_CLEAN);
+  ASSERT_EQ(w.records, 7);
+  ASSERT_EQ(w.last_slice, 6);
+  cleanup();
+}
+
+TEST_IMPL(torn_tail) {
+  fresh();
+  char *img = crash_image("img", 10, 50000);
+  char *wal = wal_of(img);
+  long offs[64];
+  int n = record_offsets(wal, offs, 64);
+  ASSERT_EQ(n, 11);
+  /* cut the last record short, inside its second fragment */
+  ASSERT_EQ(truncate(wal, offs[10] + 40000), 0);
+  vh_walscan_t w = scan(img);
+  ASSERT_EQ(w.state, VH_WALSCAN_TORN);
+  ASSERT_EQ(w.records, 10);
+  ASSERT_EQ(w.last_slice, 9);
+  ASSERT_EQ(w.offset, offs[10]);
+  ASSERT_STR_EQ(w.why, "incomplete record");
+  ASSERT(strstr(wal, w.file) != NULL);
+  cleanup();
+}
+
+TEST_IMPL(truncated_anywhere_is_never_corrupt) {
+  fresh();
+  char *img = crash_image("img", 12, 9000);
+  char *wal = wal_of(img);
+  long size = file_size(wal);
+  char *copy = strdup(sub("copy.log"));
+  copy_file(wal, copy);
+  uint64_t prev = 0;
+  for (long cut = 0; cut <= size; cut += 613) {
+    copy_file(copy, wal);
+    ASSERT_EQ(truncate(wal, cut), 0);
+    vh_walscan_t w = scan(img);
+    ASSERT(w.state != VH_WALSCAN_CORRUPT);
+    ASSERT_GE(w.last_slice, prev); /* a longer prefix keeps more */
+    prev = w.last_slice;
+  }
+  ASSERT_EQ(prev, 11); /* the last cut is inside the last record */
+  free(copy);
+  cleanup();
+}
+
+TEST_IMPL(corrupt_middle) {
+  fresh();
+  char *img = crash_image("img", 40, 3000);
+  char *wal = wal_of(img);
+  long offs[64];
+  int n = record_offsets(wal, offs, 64);
+  ASSERT_EQ(n, 41);
+  /* flip 4 bytes inside the payload of slice 20's record */
+  flip(wal, offs[20] + 500, 4);
+  vh_walscan_t w = scan(img);
+  ASSERT_EQ(w.state, VH_WALSCAN_CORRUPT);
+  ASSERT_STR_EQ(w.why, "checksum mismatch");
+  ASSERT_EQ(w.offset, offs[20]);
+  ASSERT_EQ(w.last_slice, 19);
+  ASSERT_EQ(w.records, 20);
+  ASSERT_EQ(w.after_records, 20);
+  ASSERT_EQ(w.after_min_slice, 21);
+  ASSERT_EQ(w.after_max_slice, 40);
+  cleanup();
+}
+
+TEST_IMPL(corrupt_length_in_last_block) {
+  /* Small records in one partial block: a damaged length field makes the
+   * record run past the end of the file, but intact records follow it. */
+  fresh();
+  char *img = crash_image("img", 30, 200);
+  char *wal = wal_of(img);
+  ASSERT_LT(file_size(wal), 32768);
+  long offs[64];
+  ASSERT_EQ(record_offsets(wal, offs, 64), 31);
+  flip(wal, offs[25] + 5, 1); /* high byte of the length */
+  vh_walscan_t w = scan(img);
+  ASSERT_EQ(w.state, VH_WALSCAN_CORRUPT);
+  ASSERT_EQ(w.offset, offs[25]);
+  ASSERT_EQ(w.last_slice, 24);
+  ASSERT_EQ(w.after_records, 5);
+  ASSERT_EQ(w.after_max_slice, 30);
+  cleanup();
+}
+
+TEST_IMPL(corrupt_last_record_is_not_a_torn_tail) {
+  /* A whole last record with a bad checksum: no crash leaves that. */
+  fresh();
+  char *img = crash_image("img", 10, 300);
+  char *wal = wal_of(img);
+  long offs[16];
+  ASSERT_EQ(record_offsets(wal, offs, 16), 11);
+  flip(wal, offs[10] + 30, 2);
+  vh_walscan_t w = scan(img);
+  ASSERT_EQ(w.state, VH_WALSCAN_CORRUPT);
+  ASSERT_EQ(w.offset, offs[10]);
+  ASSERT_EQ(w.after_records, 0);
+  ASSERT_EQ(w.last_slice, 9);
+  cleanup();
+}
+
+TEST_IMPL(corrupt_first_fragment) {
+  /* The FIRST fragment of a multi-block record is damaged; its LAST
+   * fragment is intact: a write that completed is lost. */
+  fresh();
+  char *img = crash_image("img", 4, 70000);
+  char *wal = wal_of(img);
+  long offs[16];
+  ASSERT_EQ(record_offsets(wal, offs, 16), 5);
+  flip(wal, offs[4] + 100, 4); /* the last record, slice 4 */
+  vh_walscan_t w = scan(img);
+  ASSERT_EQ(w.state, VH_WALSCAN_CORRUPT);
+  ASSERT_EQ(w.offset, offs[4]);
+  ASSERT_EQ(w.last_slice, 3);
+  ASSERT_EQ(w.after_records, 1);
+  ASSERT_EQ(w.after_max_slice, 4); /* read from the LAST fragment */
+  cleanup();
+}
+
+TEST_IMPL(random_damage_is_classified) {
+  /* Random bytes flipped anywhere: never a crash, and the verdict is
+   * consistent (damage before intact records is CORRUPT with them counted;
+   * otherwise only the slices before the damage are kept). */
+  fresh();
+  char *img = crash_image("img", 30, 2500);
+  char *wal = wal_of(img);
+  long size = file_size(wal);
+  char *copy = strdup(sub("copy.log"));
+  copy_file(wal, copy);
+  srand(13);
+  for (int round = 0; round < 300; round++) {
+    copy_file(copy, wal);
+    int flips = 1 + rand() % 4;
+    for (int i = 0; i < flips; i++) flip(wal, rand() % size, 1);
+    vh_walscan_t w = scan(img);
+    ASSERT_LE(w.last_slice, 30);
+    if (w.state == VH_WALSCAN_CORRUPT) {
+      ASSERT_LE(w.after_max_slice, 30);
+      ASSERT(w.after_max_slice == 0 || w.after_max_slice > w.last_slice);
+    } else if (w.state == VH_WALSCAN_TORN) {
+      ASSERT_EQ(w.after_records, 0);
+    }
+  }
+  free(copy);
+  cleanup();
+}
+
+TEST_IMPL(garbage_files_do_not_crash) {
+  fresh();
+  char *db = sub("g/db");
+  mkdir(sub("g"), 0700);
+  mkdir(db, 0700);
+  char path[600];
+  snprintf(path, sizeof path, "%s/000007.log", db);
+  unsigned char *buf = malloc(200000);
+  ASSERT(buf != NULL);
+  srand(7);
+  struct {
+    size_t len;
+    int fill; /* -1 random */
+  } cases[] = {{200000, -1}, {100000, 0xff}, {3, -1},      {0, 0},
+               {70000, 0},   {7, 0x01},      {40000, 0x01}};
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    for (size_t i = 0; i < cases[c].len; i++)
+      buf[i] = cases[c].fill < 0 ? (unsigned char)rand()
+                                 : (unsigned char)cases[c].fill;
+    FILE *f = fopen(path, "wb");
+    ASSERT(f != NULL);
+    ASSERT_EQ(fwrite(buf, 1, cases[c].len, f), cases[c].len);
+    fclose(f);
+    vh_walscan_t w = scan(sub("g"));
+    ASSERT_EQ(w.records, 0);
+    ASSERT_EQ(w.after_records, 0);
+    if (cases[c].fill == 0) ASSERT_EQ(w.state, VH_WALSCAN_CLEAN);
+    if (cases[c].len >= 100000) ASSERT_EQ(w.state, VH_WALSCAN_CORRUPT);
+    if (cases[c].len == 3) ASSERT_EQ(w.state, VH_WALSCAN_TORN);
+  }
+  free(buf);
+  /* no dir at all is no WAL */
+  vh_walscan_t w;
+  ASSERT_EQ(vh_walscan_dir(sub("none/db"), &w, NULL), 0);
+  ASSERT_EQ(w.state, VH_WALSCAN_CLEAN);
+  ASSERT_EQ(w.files, 0);
+  cleanup();
+}
+
+TEST_IMPL(torn_tail_then_new_log_is_clean) {
+  /* A crash leaves a torn tail; the store opens (it is only a tail), writes
+   * on into a new log, and crashes again: the torn record held nothing that
+   * counted, so the second image scans clean. */
+  fresh();
+  char *img = strdup(crash_image("img", 10, 50000));
+  char *wal = strdup(wal_of(img));
+  long offs[64];
+  ASSERT_EQ(record_offsets(wal, offs, 64), 11);
+  ASSERT_EQ(truncate(wal, offs[10] + 40000), 0);
+  vh_store_t *s = open_store(img, 0);
+  void *mb;
+  size_t ml;
+  ASSERT_EQ(vh_store_get_manifest(s, &mb, &ml, NULL), 0);
+  vh_manifest_t m;
+  ASSERT_EQ(vh_manifest_decode(mb, ml, &m, NULL), 0);
+  ASSERT_EQ(m.seq, 9);
+  free(mb);
+  vh_manifest_free(&m);
+  write_slices(s, 10, 15, 2000);
+  char *img2 = sub("img2");
+  copy_db(img, img2);
+  ASSERT_EQ(vh_store_close(s, NULL), 0);
+  vh_walscan_t w = scan(img2);
+  ASSERT_EQ(w.state, VH_WALSCAN_CLEAN);
+  ASSERT_EQ(w.tail_seen, 1);
+  ASSERT_EQ(w.files, 2);
+  ASSERT_EQ(w.last_slice, 15);
+  free(img);
+  free(wal);
+  cleanup();
+}
+
+TEST_IMPL(store_refuses_corrupt_then_recovers) {
+  fresh();
+  char *img = crash_image("img", 40, 3000);
+  char *wal = wal_of(img);
+  long offs[64];
+  ASSERT_EQ(record_offsets(wal, offs, 64), 41);
+  flip(wal, offs[20] + 500, 4);
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  vh_store_t *s = NULL;
+  char *m = NULL;
+  ASSERT_EQ(vh_store_open(img, &o, &s, &m), VH_ECORRUPT);
+  ASSERT(s == NULL);
+  ASSERT(m != NULL && strstr(m, "corrupt at offset") != NULL);
+  ASSERT(strstr(m, "slices 20..40") != NULL);
+  free(m);
+  m = NULL;
+  o.read_only_secondary = 1; /* the offline tools refuse it too */
+  o.secondary_path = sub("scratch");
+  mkdir(sub("scratch"), 0700);
+  ASSERT_EQ(vh_store_open(img, &o, &s, &m), VH_ECORRUPT);
+  free(m);
+  m = NULL;
+  vh_store_opts_init(&o);
+  o.accept_loss = 1;
+  ASSERT_EQ(vh_store_open(img, &o, &s, &m), 0);
+  void *mb;
+  size_t ml;
+  ASSERT_EQ(vh_store_get_manifest(s, &mb, &ml, NULL), 0);
+  vh_manifest_t man;
+  ASSERT_EQ(vh_manifest_decode(mb, ml, &man, NULL), 0);
+  ASSERT_EQ(man.seq, 19);
+  free(mb);
+  vh_manifest_free(&man);
+  ASSERT_EQ(vh_store_close(s, NULL), 0);
+  vh_walscan_t w = scan(img);
+  ASSERT_EQ(w.state, VH_WALSCAN_CLEAN);
+  ASSERT_EQ(w.after_records, 0);
+  cleanup();
+}
+
+TEST_IMPL(manifest_file_damage) {
+  fresh();
+  char *img = crash_image("img", 3, 100);
+  char db[600];
+  snprintf(db, sizeof db, "%s/db", img);
+  DIR *d = opendir(db);
+  ASSERT(d != NULL);
+  struct dirent *e;
+  char man[900] = "";
+  while ((e = readdir(d)) != NULL)
+    if (strncmp(e->d_name, "MANIFEST-", 9) == 0)
+      snprintf(man, sizeof man, "%s/%s", db, e->d_name);
+  closedir(d);
+  ASSERT(man[0] != '\0');
+  uint64_t off = 99;
+  const char *why = NULL;
+  ASSERT_EQ(vh_walscan_file_damage(man, &off, &why), 0);
+  long size = file_size(man);
+  ASSERT_EQ(truncate(man, size - 5), 0);
+  ASSERT_EQ(vh_walscan_file_damage(man, &off, &why), 1);
+  ASSERT_STR_EQ(why, "incomplete record");
+  ASSERT_EQ(vh_walscan_file_damage(sub("nope"), &off, &why), VH_ENOENT);
+  cleanup();
+}
+
+VH_TEST_MAIN(TEST_ENTRY(good_wal), TEST_ENTRY(good_wal_fragmented),
+             TEST_ENTRY(torn_tail),
+             TEST_ENTRY(truncated_anywhere_is_never_corrupt),
+             TEST_ENTRY(corrupt_middle),
+             TEST_ENTRY(corrupt_length_in_last_block),
+             TEST_ENTRY(corrupt_last_record_is_not_a_torn_tail),
+             TEST_ENTRY(corrupt_first_fragment),
+             TEST_ENTRY(random_damage_is_classified),
+             TEST_ENTRY(garbage_files_do_not_crash),
+             TEST_ENTRY(torn_tail_then_new_log_is_clean),
+             TEST_ENTRY(store_refuses_corrupt_then_recovers),
+             TEST_ENTRY(manifest_file_damage))
