@@ -121,9 +121,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   for (long turn = 0; !eof; turn++) {
     if (turn > VH_FUZZ_MAX_TURNS) vh_fuzz_fail("the server never closed");
     if (!wr_done) {
-      ssize_t w = sent < size ? send(fd, data + sent, size - sent,
-                                     MSG_NOSIGNAL)
-                              : 0;
+      ssize_t w =
+          sent < size ? send(fd, data + sent, size - sent, MSG_NOSIGNAL) : 0;
       if (w > 0) sent += (size_t)w;
       if (sent == size || (w < 0 && errno != EAGAIN && errno != EINTR)) {
         shutdown(fd, SHUT_WR);

@@ -94,7 +94,8 @@ static void vh_fuzz_stop(void) {
   host = NULL;
   char cmd[128];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  if (system(cmd) != 0) fprintf(stderr, "fuzz_http: cannot remove %s\n", tmpdir);
+  if (system(cmd) != 0)
+    fprintf(stderr, "fuzz_http: cannot remove %s\n", tmpdir);
 }
 
 /* A free port on 127.0.0.1 (bound, read back, released). */

@@ -35,8 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define VH_FUZZ_MAX_NEST 40    /* a table id may point at an ancestor */
 
 static void vh_fuzz_fail(const char *what, const char *why) {
-  fprintf(stderr, "fuzz_node: %s%s%s\n", what, why ? ": " : "",
-          why ? why : "");
+  fprintf(stderr, "fuzz_node: %s%s%s\n", what, why ? ": " : "", why ? why : "");
   abort();
 }
 
@@ -149,10 +148,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                       VH_K_VINNER};
       vh_codec_expect_t ex;
       memset(&ex, 0, sizeof ex);
+      /* Only expectations a parent can hand down (codec.c makes them:
+       * CHAMP levels 0, 5, ... 30 with a hash prefix below the level,
+       * collisions at 35, inner vector levels 5..60); the parent's own
+       * decode checked its bytes, so anything else is not an input. */
       ex.kind = kinds[p[0] & 3];
-      ex.shift = p[1];
       ex.tail = p[2] & 1;
       memcpy(&ex.expect, p + 3, 8);
+      if (ex.kind == VH_K_CHAMP) {
+        ex.shift = (uint8_t)(5 * (p[1] % 7));
+        ex.expect &= ((uint64_t)1 << ex.shift) - 1;
+      } else if (ex.kind == VH_K_COLL) {
+        ex.shift = VH_CHAMP_COLL_SHIFT;
+        ex.expect &= 0xFFFFFFFFu;
+      } else if (ex.kind == VH_K_VINNER) {
+        ex.shift = (uint8_t)(5 * (1 + p[1] % 12));
+      }
       vh_node_t *node = NULL;
       rc = vh_codec_decode(p + 11, n - 11, 7, &ex, &node, &why);
       vh_fuzz_check_rc(rc, why);

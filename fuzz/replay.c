@@ -121,8 +121,8 @@ int main(int argc, char **argv) {
       fprintf(stderr, "replay: cannot open %s\n", argv[i]);
       return 1;
     }
-    int rc = S_ISDIR(sb.st_mode) ? vh_replay_dir(argv[i])
-                                 : vh_replay_file(argv[i]);
+    int rc =
+        S_ISDIR(sb.st_mode) ? vh_replay_dir(argv[i]) : vh_replay_file(argv[i]);
     if (rc != 0) return 1;
   }
   if (vh_replay_count == 0) {

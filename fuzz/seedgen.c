@@ -137,8 +137,8 @@ static void gen_store(int which) {
   for (size_t i = 0; i < nnodes; i++) {
     int kind = 0;
     const char *why;
-    if (vh_codec_child_ids(nodes[i].p, nodes[i].len, NULL, NULL, &kind,
-                           &why) != 0 &&
+    if (vh_codec_child_ids(nodes[i].p, nodes[i].len, NULL, NULL, &kind, &why) !=
+            0 &&
         kind == 0)
       continue;
     if (kind == VH_K_TAB) {
