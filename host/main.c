@@ -4,8 +4,9 @@
  *
  * Exit codes: 0 ok (or what ved.exit asked for); 1 a runtime failure
  * (script does not load, data dir in use, ...); 2 bad usage (unknown
- * command or option, bad option value). Every failure is one line on
- * stderr that starts with "vedhost: ".
+ * command or option, bad or missing option value, an option given twice,
+ * the same plugin twice), always found before anything is opened. Every
+ * failure is one line on stderr that starts with "vedhost: ".
  */
 #include <errno.h>
 #include <stdio.h>
