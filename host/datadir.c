@@ -3,7 +3,7 @@
  *
  * Layout so far (the store adds its files later):
  *
- *   DIR/        mode 0700, created with its parents on first run
+ *   DIR/        mode 0700, created on first run (its parent must exist)
  *   DIR/LOCK    mode 0600; holds the pid of the running host as decimal
  *               text and a newline. The lock is the flock(2) on it, not
  *               the file's existence: a killed host leaves the file, and
@@ -26,31 +26,34 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* mkdir -p with mode 0700 for every component we create. */
-static int vh_datadir_mkdirs(const char *path, char *err, size_t cap) {
-  char *tmp = strdup(path);
-  if (!tmp) {
-    snprintf(err, cap, "out of memory");
+/* Create the data dir itself (mode 0700) if it is missing, as mkdir(1)
+ * would: its parent must exist. Creating a whole missing chain would
+ * turn a typo in --data (a wrong mount point, a missing volume) into a
+ * fresh, empty store somewhere unexpected. */
+static int vh_datadir_mkdir(const char *path, char *err, size_t cap) {
+  if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+    int e = errno;
+    char *parent = strdup(path);
+    if (e == ENOENT && parent) {
+      size_t len = strlen(parent);
+      while (len > 1 && parent[len - 1] == '/') parent[--len] = '\0';
+      char *slash = strrchr(parent, '/');
+      if (slash == parent)
+        slash[1] = '\0';
+      else if (slash)
+        *slash = '\0';
+      else
+        snprintf(parent, len + 1, ".");
+      snprintf(err, cap,
+               "cannot create data dir %s: its parent %s does not exist; "
+               "create it first (vedhost creates only the last component)",
+               path, parent);
+    } else {
+      snprintf(err, cap, "cannot create data dir %s: %s", path, strerror(e));
+    }
+    free(parent);
     return VH_DATADIR_EIO;
   }
-  size_t len = strlen(tmp);
-  while (len > 1 && tmp[len - 1] == '/') tmp[--len] = '\0';
-  for (char *p = tmp + 1;; p++) {
-    int last = (*p == '\0');
-    if (*p == '/' || last) {
-      char saved = *p;
-      *p = '\0';
-      if (mkdir(tmp, 0700) != 0 && errno != EEXIST) {
-        snprintf(err, cap, "cannot create data dir %s: %s", tmp,
-                 strerror(errno));
-        free(tmp);
-        return VH_DATADIR_EIO;
-      }
-      *p = saved;
-      if (last) break;
-    }
-  }
-  free(tmp);
   struct stat sb;
   if (stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode)) {
     snprintf(err, cap, "data dir %s is not a directory", path);
@@ -71,7 +74,7 @@ static long vh_datadir_read_pid(int fd) {
 int vh_datadir_open(vh_datadir_t *dd, const char *path, char *err, size_t cap) {
   dd->path = NULL;
   dd->lock_fd = -1;
-  int rc = vh_datadir_mkdirs(path, err, cap);
+  int rc = vh_datadir_mkdir(path, err, cap);
   if (rc != 0) return rc;
   size_t n = strlen(path) + sizeof "/LOCK";
   char *lock = malloc(n);

@@ -613,7 +613,7 @@ static int vh_import_replace(const char *data, const char *name,
   char err[1024];
   vh_datadir_t dd = {NULL, -1};
   if (vh_datadir_open(&dd, data, err, sizeof err) != 0) {
-    fprintf(stderr, "vedhost: import: %s; stop the host first\n", err);
+    fprintf(stderr, "vedhost: import: %s\n", err); /* says what to do */
     return 1;
   }
   vh_store_opts_t so;

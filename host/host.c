@@ -41,6 +41,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "host_int.h"
 #include "lualib.h"
@@ -335,6 +336,9 @@ static int vh_host_load_file(vh_host_t *h, const char *path, char *err,
   lua_State *L = h->L;
   int top = lua_gettop(L);
   int before = h->ndoms;
+  int fd; /* refuse what is not a regular file before fopen can block */
+  if (vh_reload__open_script(path, &fd, err, cap) != 0) return VH_HOST_ELOAD;
+  close(fd);
   lua_pushcfunction(L, vh_host__msgh);
   int rc = luaL_loadfilex(L, path, "t");
   if (rc != LUA_OK) {

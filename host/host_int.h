@@ -434,6 +434,10 @@ void vh_repl__eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply, char **err);
  * and declared h->doms[first..] (hashes its bytes for change detection). */
 int vh_reload__track(vh_host_t *h, const char *path);
 void vh_reload__loaded(vh_host_t *h, const char *path, int first);
+/* Open the script path [borrowed] for reading without blocking (a FIFO
+ * named *.lua must not hang a load): *fd [new] for a regular file, else
+ * VH_HOST_ELOAD with one line in err ("... is not a regular file"). */
+int vh_reload__open_script(const char *path, int *fd, char *err, size_t cap);
 /* The loop runs: SIGHUP handler, and the watches unless opts.watch is 0. */
 void vh_reload__start(vh_host_t *h);
 /* Free what reload.c holds, after the loop closed its handles. */

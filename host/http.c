@@ -869,6 +869,18 @@ static int vh_http_addr(const char *spec, struct sockaddr_storage *sa,
   return -1;
 }
 
+int vh_http_check_addr(const char *addr, char *err, size_t cap) {
+  struct sockaddr_storage sa;
+  char host[128];
+  int port;
+  if (vh_http_addr(addr, &sa, host, sizeof host, &port) == 0) return 0;
+  snprintf(err, cap,
+           "bad --http address '%s' (use PORT, :PORT, ADDR:PORT or "
+           "[ADDR]:PORT; PORT is 0 to 65535)",
+           addr);
+  return VH_PLUGIN_ELOAD;
+}
+
 static int vh_http_init(const vedhost_api_t *api, char *err, size_t cap) {
   const char *spec = api->config ? api->config : "";
   struct sockaddr_storage sa;

@@ -149,6 +149,14 @@ static int vh_jdec_val(vh_jdec_t *d, json_t *j, int depth, vh_val_t *out) {
   }
 }
 
+/* The message quotes the input (jansson's "near '...'", object keys in a
+ * path): control bytes become '?' so that it stays one line in a log
+ * (found by fuzz/fuzz_json.c). */
+static void vh_json_one_line(char *err) {
+  for (unsigned char *p = (unsigned char *)err; *p; p++)
+    if (*p < 0x20 || *p == 0x7f) *p = '?';
+}
+
 int vh_json_decode(const char *text, size_t len, vh_val_t *out, char *err,
                    size_t cap) {
   *out = vh_nil();
@@ -162,12 +170,14 @@ int vh_json_decode(const char *text, size_t len, vh_val_t *out, char *err,
   if (!j) {
     snprintf(err, cap, "bad JSON at line %d column %d: %s", je.line, je.column,
              je.text);
+    vh_json_one_line(err);
     return VH_JSON_EPARSE;
   }
   vh_jdec_t d = {vh_edit_new(), "$", 1, err, cap};
   int rc = vh_jdec_val(&d, j, 0, out);
   json_decref(j);
   if (rc == VH_ENOMEM) snprintf(err, cap, "out of memory");
+  if (rc != 0) vh_json_one_line(err);
   return rc;
 }
 

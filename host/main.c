@@ -4,9 +4,11 @@
  *
  * Exit codes: 0 ok (or what ved.exit asked for); 1 a runtime failure
  * (script does not load, data dir in use, ...); 2 bad usage (unknown
- * command or option, bad option value); 3 `run` stopped but dropped
- * slices the store could not write (host/durable.c, SHUTDOWN). Every failure is
- * one line on stderr that starts with "vedhost: ".
+ * command or option, bad or missing option value, an option given twice,
+ * the same plugin twice), always found before anything is opened; 3 `run`
+ * stopped but dropped slices the store could not write (host/durable.c,
+ * SHUTDOWN). Every failure is one line on stderr that starts with
+ * "vedhost: ".
  */
 #include <errno.h>
 #include <stdio.h>
@@ -77,22 +79,133 @@ static long vh_main_posint(const char *s) {
   return v;
 }
 
-static int vh_main_run(int argc, char **argv) {
+/* The options of `vedhost run`. RULES (README "Command line"): an option
+ * with a value takes it as "--opt=VALUE" or as the next argument, and
+ * the next argument is never taken when it starts with "--" (so
+ * `--http --data X` is "--http needs a value", not an address "--data");
+ * a value may not be empty; only --plugin may be given more than once;
+ * every value is checked here, before the data dir is opened, so a
+ * usage error (exit 2) never creates or locks anything. */
+typedef enum vh_main_opt_id {
+  VH_OPT_DATA,
+  VH_OPT_NO_WATCH,
+  VH_OPT_DURABILITY,
+  VH_OPT_HANDLER_TIMEOUT,
+  VH_OPT_MEMORY_LIMIT,
+  VH_OPT_LOG_LEVEL,
+  VH_OPT_PLUGIN,
+  VH_OPT_HTTP,
+  VH_OPT_COUNT
+} vh_main_opt_id_t;
+
+typedef struct vh_main_opt {
+  const char *name;
+  vh_main_opt_id_t id;
+  int has_value;
+  int repeatable;
+} vh_main_opt_t;
+
+static const vh_main_opt_t vh_main_run_opts[] = {
+    {"--data", VH_OPT_DATA, 1, 0},
+    {"--no-watch", VH_OPT_NO_WATCH, 0, 0},
+    {"--durability", VH_OPT_DURABILITY, 1, 0},
+    {"--handler-timeout", VH_OPT_HANDLER_TIMEOUT, 1, 0},
+    {"--memory-limit", VH_OPT_MEMORY_LIMIT, 1, 0},
+    {"--log-level", VH_OPT_LOG_LEVEL, 1, 0},
+    {"--plugin", VH_OPT_PLUGIN, 1, 1},
+    {"--http", VH_OPT_HTTP, 1, 0},
+};
+
+/* What `vedhost run` was asked to do. */
+typedef struct vh_main_run_args {
   vh_host_opts_t opts;
-  vh_host_opts_default(&opts);
-  const char **scripts = calloc((size_t)argc + 1, sizeof *scripts);
-  const char **plugins = calloc((size_t)argc + 1, sizeof *plugins);
-  const char *http = NULL;
-  if (!scripts || !plugins) {
-    free(scripts);
-    free(plugins);
-    return 1;
+  const char **scripts; /* [owned array; strings borrowed from argv] */
+  const char **plugins; /* [owned array; strings borrowed from argv] */
+  int nscripts, nplugins;
+  const char *http; /* [borrowed] --http value, or NULL */
+  int help;         /* --help was given */
+} vh_main_run_args_t;
+
+/* The option a names ("--opt" or "--opt=..."), or NULL. */
+static const vh_main_opt_t *vh_main_find_opt(const char *a) {
+  size_t nopts = sizeof vh_main_run_opts / sizeof vh_main_run_opts[0];
+  for (size_t k = 0; k < nopts; k++) {
+    size_t n = strlen(vh_main_run_opts[k].name);
+    if (strncmp(a, vh_main_run_opts[k].name, n) == 0 &&
+        (a[n] == '\0' || a[n] == '='))
+      return &vh_main_run_opts[k];
   }
-  int nscripts = 0, nplugins = 0, only_args = 0, rc = 0;
-  for (int i = 0; i < argc && rc == 0; i++) {
+  return NULL;
+}
+
+/* Check and apply one option's value. 0 or 2 (message printed). */
+static int vh_main_apply(vh_main_run_args_t *ra, const vh_main_opt_t *o,
+                         const char *val) {
+  vh_host_opts_t *opts = &ra->opts;
+  char err[512];
+  switch (o->id) {
+    case VH_OPT_DATA:
+      opts->data_dir = val;
+      return 0;
+    case VH_OPT_NO_WATCH:
+      opts->watch = 0;
+      return 0;
+    case VH_OPT_DURABILITY:
+      if (strcmp(val, "sync") == 0)
+        opts->durability = VH_DURABILITY_SYNC;
+      else if (strcmp(val, "nosync") == 0)
+        opts->durability = VH_DURABILITY_NOSYNC;
+      else
+        return vh_main_bad("--durability must be sync or nosync (got '%s')%s",
+                           val, "");
+      return 0;
+    case VH_OPT_HANDLER_TIMEOUT: {
+      long v = vh_main_posint(val);
+      if (v < 0 || v > 86400000)
+        return vh_main_bad(
+            "--handler-timeout must be a positive number of ms (got '%s')%s",
+            val, "");
+      opts->handler_timeout_ms = (int)v;
+      return 0;
+    }
+    case VH_OPT_MEMORY_LIMIT: {
+      long v = vh_main_posint(val);
+      if (v < 0 || v > (1L << 30))
+        return vh_main_bad(
+            "--memory-limit must be a positive number of MB (got '%s')%s", val,
+            "");
+      opts->memory_limit = (size_t)v << 20;
+      return 0;
+    }
+    case VH_OPT_LOG_LEVEL:
+      if (vh_log_parse_level(val, &opts->log_level) != 0)
+        return vh_main_bad(
+            "--log-level must be debug, info, warn or error (got '%s')%s", val,
+            "");
+      return 0;
+    case VH_OPT_PLUGIN:
+      ra->plugins[ra->nplugins++] = val;
+      return 0;
+    case VH_OPT_HTTP:
+      if (vh_http_check_addr(val, err, sizeof err) != 0)
+        return vh_main_bad("%s%s", err, "");
+      ra->http = val;
+      return 0;
+    case VH_OPT_COUNT:
+      break;
+  }
+  return vh_main_bad("internal: option '%s' is not handled%s", o->name, "");
+}
+
+/* Parse the arguments of run into ra (whose arrays hold argc + 1
+ * entries). 0, or 2 after printing the one-line usage error. */
+static int vh_main_run_parse(int argc, char **argv, vh_main_run_args_t *ra) {
+  int seen[VH_OPT_COUNT] = {0};
+  int only_args = 0;
+  for (int i = 0; i < argc; i++) {
     const char *a = argv[i];
     if (only_args || a[0] != '-' || strcmp(a, "-") == 0) {
-      scripts[nscripts++] = a;
+      ra->scripts[ra->nscripts++] = a;
       continue;
     }
     if (strcmp(a, "--") == 0) {
@@ -100,97 +213,79 @@ static int vh_main_run(int argc, char **argv) {
       continue;
     }
     if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      fputs(vh_main_usage, stdout);
-      free(scripts);
-      free(plugins);
+      ra->help = 1;
       return 0;
     }
-    if (strcmp(a, "--no-watch") == 0) {
-      opts.watch = 0;
-      continue;
-    }
-    /* options with a value: --opt VALUE or --opt=VALUE */
-    static const char *const valued[] = {
-        "--data",         "--durability", "--handler-timeout",
-        "--memory-limit", "--log-level",  "--plugin",
-        "--http"};
+    const vh_main_opt_t *o = vh_main_find_opt(a);
+    if (!o) return vh_main_bad("unknown option '%s' for run%s", a, "");
+    const char *eq = a + strlen(o->name);
     const char *val = NULL;
-    int which = -1;
-    for (int k = 0; k < 7 && which < 0; k++) {
-      size_t n = strlen(valued[k]);
-      if (strncmp(a, valued[k], n) == 0 && (a[n] == '\0' || a[n] == '=')) {
-        which = k;
-        if (a[n] == '=')
-          val = a + n + 1;
-        else if (i + 1 < argc)
-          val = argv[++i];
-      }
+    if (!o->has_value) {
+      if (*eq == '=') return vh_main_bad("%s takes no value%s", o->name, "");
+    } else if (*eq == '=') {
+      val = eq + 1;
+    } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+      val = argv[++i];
     }
-    if (which < 0) {
-      rc = vh_main_bad("unknown option '%s' for run%s", a, "");
-      break;
-    }
-    if (!val) {
-      rc = vh_main_bad("option '%s' needs a value%s", valued[which], "");
-      break;
-    }
-    switch (which) {
-      case 0:
-        if (!*val) rc = vh_main_bad("option '%s' needs a value%s", a, "");
-        opts.data_dir = val;
-        break;
-      case 1:
-        if (strcmp(val, "sync") == 0)
-          opts.durability = VH_DURABILITY_SYNC;
-        else if (strcmp(val, "nosync") == 0)
-          opts.durability = VH_DURABILITY_NOSYNC;
-        else
-          rc = vh_main_bad("--durability must be sync or nosync (got '%s')%s",
-                           val, "");
-        break;
-      case 2: {
-        long v = vh_main_posint(val);
-        if (v < 0 || v > 86400000)
-          rc = vh_main_bad(
-              "--handler-timeout must be a positive number of ms (got "
-              "'%s')%s",
-              val, "");
-        opts.handler_timeout_ms = (int)v;
-        break;
-      }
-      case 3: {
-        long v = vh_main_posint(val);
-        if (v < 0 || v > (1L << 30))
-          rc = vh_main_bad(
-              "--memory-limit must be a positive number of MB (got '%s')%s",
-              val, "");
-        opts.memory_limit = (size_t)v << 20;
-        break;
-      }
-      case 4:
-        if (vh_log_parse_level(val, &opts.log_level) != 0)
-          rc = vh_main_bad(
-              "--log-level must be debug, info, warn or error (got '%s')%s",
-              val, "");
-        break;
-      case 5:
-        if (!*val) rc = vh_main_bad("option '%s' needs a value%s", a, "");
-        plugins[nplugins++] = val;
-        break;
-      case 6:
-        if (!*val) rc = vh_main_bad("option '%s' needs a value%s", a, "");
-        http = val;
-        break;
-    }
+    if (o->has_value && (!val || !*val))
+      return vh_main_bad("%s needs a value%s", o->name, "");
+    if (seen[o->id]++ && !o->repeatable)
+      return vh_main_bad("%s given twice; give it once%s", o->name, "");
+    int rc = vh_main_apply(ra, o, val);
+    if (rc != 0) return rc;
   }
-  if (rc == 0 && nscripts == 0)
-    rc = vh_main_bad("run needs at least one SCRIPT_OR_DIR%s%s", "", "");
-  /* A missing script is reported before the data dir is created. */
+  if (ra->nscripts == 0)
+    return vh_main_bad("run needs at least one SCRIPT_OR_DIR%s%s", "", "");
+  char err[1024];
+  if (vh_plugin_check_specs(ra->plugins, ra->nplugins, err, sizeof err) != 0)
+    return vh_main_bad("%s%s", err, "");
+  return 0;
+}
+
+/* The kind of a file that is neither a directory nor a regular file. */
+static const char *vh_main_ftype(mode_t m) {
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  return "not a file";
+}
+
+static int vh_main_run(int argc, char **argv) {
+  vh_main_run_args_t ra;
+  memset(&ra, 0, sizeof ra);
+  vh_host_opts_default(&ra.opts);
+  ra.scripts = calloc((size_t)argc + 1, sizeof *ra.scripts);
+  ra.plugins = calloc((size_t)argc + 1, sizeof *ra.plugins);
+  const char **scripts = ra.scripts, **plugins = ra.plugins;
+  if (!scripts || !plugins) {
+    free(scripts);
+    free(plugins);
+    return 1;
+  }
+  int rc = vh_main_run_parse(argc, argv, &ra);
+  if (rc == 0 && ra.help) {
+    fputs(vh_main_usage, stdout);
+    free(scripts);
+    free(plugins);
+    return 0;
+  }
+  vh_host_opts_t opts = ra.opts;
+  int nscripts = ra.nscripts, nplugins = ra.nplugins;
+  const char *http = ra.http;
+  /* A missing script, or one that is not a regular file (a FIFO would
+   * block the load), is reported before the data dir is created. */
   for (int i = 0; i < nscripts && rc == 0; i++) {
     struct stat sb;
     if (stat(scripts[i], &sb) != 0) {
       fprintf(stderr, "vedhost: cannot open script %s: %s\n", scripts[i],
               strerror(errno));
+      rc = 1;
+    } else if (!S_ISDIR(sb.st_mode) && !S_ISREG(sb.st_mode)) {
+      fprintf(stderr,
+              "vedhost: script %s is not a regular file (%s); name a .lua "
+              "file or a directory\n",
+              scripts[i], vh_main_ftype(sb.st_mode));
       rc = 1;
     }
   }

@@ -11,6 +11,7 @@
  *
  * LOADING (before the scripts, so that modules exist for `require`):
  *   dlopen(RTLD_NOW | RTLD_LOCAL)   -> "cannot load: <dlerror>"
+ *   a handle not loaded before      -> else "already loaded"
  *   dlsym("vedhost_plugin_abi")     -> "not a vedhost plugin"
  *   abi.major == ours, minor <= ours -> else "built for ABI a.b"
  *   dlsym("vedhost_plugin_init")    -> "missing symbol"
@@ -42,6 +43,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "host_int.h"
 #include "vh_json.h"
@@ -411,16 +413,66 @@ static vh_plug_t *vh_plug_new(const char *path, size_t plen,
   return p;
 }
 
+/* PATH=CONFIG: the first '=' that follows ".so" splits them. The '=', or
+ * NULL when spec is only a path. */
+static const char *vh_plugin_split(const char *spec) {
+  const char *eq = spec;
+  while ((eq = strchr(eq, '=')) != NULL &&
+         !(eq - spec >= 3 && memcmp(eq - 3, ".so", 3) == 0))
+    eq++;
+  return eq;
+}
+
+int vh_plugin_check_specs(const char *const *specs, int n, char *err,
+                          size_t cap) {
+  struct stat *sb = calloc((size_t)n + 1, sizeof *sb);
+  char **paths = calloc((size_t)n + 1, sizeof *paths);
+  int rc = 0;
+  if (!sb || !paths) {
+    snprintf(err, cap, "out of memory");
+    rc = VH_ENOMEM;
+  }
+  for (int i = 0; i < n && rc == 0; i++) {
+    const char *eq = vh_plugin_split(specs[i]);
+    size_t plen = eq ? (size_t)(eq - specs[i]) : strlen(specs[i]);
+    paths[i] = strndup(specs[i], plen);
+    if (!paths[i]) {
+      snprintf(err, cap, "out of memory");
+      rc = VH_ENOMEM;
+      break;
+    }
+    if (stat(paths[i], &sb[i]) != 0) { /* vh_plugin_load says why */
+      sb[i].st_mode = 0;
+      continue;
+    }
+    for (int j = 0; j < i; j++) {
+      if (sb[j].st_mode == 0 || sb[j].st_ino != sb[i].st_ino ||
+          sb[j].st_dev != sb[i].st_dev)
+        continue;
+      if (strcmp(paths[i], paths[j]) == 0)
+        snprintf(err, cap, "--plugin %s given twice; load a plugin once",
+                 paths[i]);
+      else
+        snprintf(err, cap,
+                 "--plugin %s is the same file as --plugin %s; load a "
+                 "plugin once",
+                 paths[i], paths[j]);
+      rc = VH_PLUGIN_ELOAD;
+      break;
+    }
+  }
+  for (int i = 0; paths && i < n; i++) free(paths[i]);
+  free(paths);
+  free(sb);
+  return rc;
+}
+
 int vh_plugin_load(vh_host_t *h, const char *spec, char *err, size_t cap) {
   if (h->phase != VH_PHASE_LOAD) {
     snprintf(err, cap, "plugins can only be loaded before the loop runs");
     return VH_PLUGIN_ELOAD;
   }
-  /* PATH=CONFIG: the first '=' that follows ".so" splits them. */
-  const char *eq = spec;
-  while ((eq = strchr(eq, '=')) != NULL &&
-         !(eq - spec >= 3 && memcmp(eq - 3, ".so", 3) == 0))
-    eq++;
+  const char *eq = vh_plugin_split(spec);
   size_t plen = eq ? (size_t)(eq - spec) : strlen(spec);
   vh_plug_t *p = vh_plug_new(spec, plen, eq ? eq + 1 : NULL);
   if (!p) {
@@ -448,6 +500,19 @@ int vh_plugin_load(vh_host_t *h, const char *spec, char *err, size_t cap) {
              e ? e : "unknown error");
     vh_plug_free(p);
     return VH_PLUGIN_ELOAD;
+  }
+  /* dlopen hands back the same handle for a file already loaded (also
+   * through another path or a symlink): its static state exists once, so
+   * a second init would run on it again. vh_plugin_check_specs refuses
+   * this before anything is opened; this catches what it cannot see. */
+  for (size_t i = 0; i < vh_plugins.nplugs; i++) {
+    if (vh_plugins.plugs[i]->dl == p->dl) {
+      snprintf(err, cap,
+               "plugin %s is already loaded (as %s); load a plugin once",
+               p->path, vh_plugins.plugs[i]->path);
+      vh_plug_free(p);
+      return VH_PLUGIN_ELOAD;
+    }
   }
   const vedhost_plugin_abi_t *abi = dlsym(p->dl, "vedhost_plugin_abi");
   if (!abi) {

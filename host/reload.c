@@ -74,10 +74,12 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "host_int.h"
 #include "vh_log.h"
@@ -144,19 +146,52 @@ static uint64_t vh_reload_hash(const char *p, size_t n) {
   return x;
 }
 
-/* Read path into *out [new, malloc'ed] and *len. 0 or VH_HOST_ELOAD. */
-static int vh_reload_read(const char *path, char **out, size_t *len, char *err,
-                          size_t cap) {
-  FILE *f = fopen(path, "rb");
-  if (!f) {
+/* Open a script for reading: fd [new] in *fd. O_NONBLOCK so that a FIFO
+ * (or a device) named *.lua cannot block the loop in open(); only a
+ * regular file is accepted, and for one O_NONBLOCK changes nothing, so
+ * it is read as usual. 0, or VH_HOST_ELOAD with one line in err. */
+int vh_reload__open_script(const char *path, int *fd, char *err, size_t cap) {
+  int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (f < 0) {
     snprintf(err, cap, "cannot open script %s: %s", path, strerror(errno));
     return VH_HOST_ELOAD;
   }
+  struct stat sb;
+  if (fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+    const char *kind = S_ISFIFO(sb.st_mode)   ? "a FIFO"
+                       : S_ISDIR(sb.st_mode)  ? "a directory"
+                       : S_ISSOCK(sb.st_mode) ? "a socket"
+                       : S_ISCHR(sb.st_mode)  ? "a character device"
+                       : S_ISBLK(sb.st_mode)  ? "a block device"
+                                              : "unknown";
+    snprintf(err, cap,
+             "script %s is not a regular file (%s); only regular files are "
+             "loaded",
+             path, kind);
+    close(f);
+    return VH_HOST_ELOAD;
+  }
+  *fd = f;
+  return 0;
+}
+
+/* Read path into *out [new, malloc'ed] and *len. 0 or VH_HOST_ELOAD. */
+static int vh_reload_read(const char *path, char **out, size_t *len, char *err,
+                          size_t cap) {
+  int fd;
+  if (vh_reload__open_script(path, &fd, err, cap) != 0) return VH_HOST_ELOAD;
   size_t n = 0, c = 4096;
   char *buf = malloc(c);
+  int bad = 0;
   while (buf) {
-    n += fread(buf + n, 1, c - n, f);
-    if (n < c) break;
+    ssize_t got = read(fd, buf + n, c - n);
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) {
+      bad = got < 0;
+      break;
+    }
+    n += (size_t)got;
+    if (n < c) continue;
     char *nb = realloc(buf, c * 2);
     if (!nb) {
       free(buf);
@@ -166,11 +201,12 @@ static int vh_reload_read(const char *path, char **out, size_t *len, char *err,
     buf = nb;
     c *= 2;
   }
-  int bad = !buf || ferror(f);
-  fclose(f);
-  if (bad) {
+  int e = errno;
+  close(fd);
+  if (bad || !buf) {
     free(buf);
-    snprintf(err, cap, "cannot read script %s", path);
+    snprintf(err, cap, "cannot read script %s: %s", path,
+             buf ? strerror(e) : "out of memory");
     return VH_HOST_ELOAD;
   }
   *out = buf;

@@ -38,6 +38,19 @@ int vh_plugin_add(vh_host_t *h, const vedhost_plugin_abi_t *abi,
  * ADDR:PORT"). 0 or VH_PLUGIN_ELOAD with one line in err. */
 int vh_http_start(vh_host_t *h, const char *addr, char *err, size_t cap);
 
+/* Check an --http address (as vh_http_start parses it) without opening
+ * anything: 0, or VH_PLUGIN_ELOAD with one line in err. */
+int vh_http_check_addr(const char *addr, char *err, size_t cap);
+
+/* Check the --plugin specs [borrowed] (as vh_plugin_load splits them)
+ * before anything is opened: two that name the same file (the same path,
+ * or another path or symlink to the same inode) are refused, since a
+ * plugin's static state exists once per process. A file that cannot be
+ * stat'ed is left for vh_plugin_load to report. 0, or VH_PLUGIN_ELOAD
+ * with one line in err. */
+int vh_plugin_check_specs(const char *const *specs, int n, char *err,
+                          size_t cap);
+
 /* ---- hooks of host.c ---- */
 
 /* The loop has stopped: run the plugins' stop callbacks (in reverse load

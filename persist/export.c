@@ -64,6 +64,13 @@ enum {
 static const char magic_head[8] = {'V', 'E', 'D', 'X', 'P', 'O', 'R', 'T'};
 static const char magic_tail[8] = {'V', 'E', 'D', 'X', 'E', 'N', 'D', '.'};
 
+/* Messages quote names read from the stream: control bytes become '?' so
+ * that a message stays one line (found by fuzz/fuzz_export.c). */
+static void one_line(char *buf) {
+  for (unsigned char *p = (unsigned char *)buf; *p; p++)
+    if (*p < 0x20 || *p == 0x7f) *p = '?';
+}
+
 /* A [new] formatted message in *errmsg (if errmsg != NULL); returns rc. */
 static int fail(char **errmsg, int rc, const char *fmt, ...) {
   if (errmsg != NULL) {
@@ -72,6 +79,7 @@ static int fail(char **errmsg, int rc, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    one_line(buf);
     *errmsg = strdup(buf);
   }
   return rc;
@@ -535,6 +543,7 @@ static int r_fail(vh_export_reader_t *r, int rc, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    one_line(buf);
     r->err = rc;
     r->errmsg = strdup(buf);
   }

@@ -177,7 +177,10 @@ describe("vedhost export / import", function()
     assert.are.equal(0, proc.wait(p))
     proc.cleanup(p)
     assert.are.equal(1, r.code)
-    assert.truthy(one_line(r):find("stop the host first", 1, true), r.log)
+    local line = one_line(r)
+    assert.truthy(line:find("in use by another vedhost", 1, true), r.log)
+    assert.truthy(line:find("stop it first", 1, true), r.log)
+    assert.falsy(line:find("first; stop", 1, true), r.log) -- said once
     assert.are.equal("world", value(dir, "d1", "other.hello"))
     -- stopped: replaced; the other domain is untouched, fsck is happy
     r = proc.run({ "import", "--data", "d1", "--replace-domain", "other",

@@ -171,6 +171,7 @@ describe("vedhost bad input", function()
   it("creates the data dir with mode 0700 and a LOCK file", function()
     local dir = proc.tmpdir()
     proc.write(dir .. "/a.lua", HEAD .. "ved.domain 'a' {}\nved.exit(0)\n")
+    os.execute("mkdir " .. proc.quote(dir .. "/x")) -- only y is created
     local r = proc.run({ "run", "--data", "x/y", "a.lua" }, { cwd = dir })
     local p = io.popen("stat -c %a " .. proc.quote(dir .. "/x/y"))
     local mode = p:read("l")

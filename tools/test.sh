@@ -2,6 +2,9 @@
 # Every test: install deps, build with -Werror, run ctest (all labels, the
 # slow crash loops included), then the same suites under ASan+UBSan.
 # Set VH_SKIP_SANITIZE=1 to skip the sanitizer pass while iterating.
+# Last, a short libFuzzer run of every fuzz target (tools/fuzz.sh, 10 s
+# each; VH_FUZZ_SECONDS changes it, VH_SKIP_FUZZ=1 skips it); it skips
+# itself with a message when clang's libFuzzer runtime is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tools/deps.sh
@@ -15,4 +18,7 @@ if [ "${VH_SKIP_SANITIZE:-0}" != 1 ]; then
   export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1}
   export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
   (cd build-asan && ctest --output-on-failure --timeout 900)
+fi
+if [ "${VH_SKIP_FUZZ:-0}" != 1 ]; then
+  bash tools/fuzz.sh "${VH_FUZZ_SECONDS:-10}"
 fi

@@ -273,8 +273,12 @@ TEST_IMPL(failed_call_leaves_no_message_or_timer) {
 TEST_IMPL(datadir_lock_is_exclusive) {
   mk_tmpdir();
   char dir[300], err[512];
-  snprintf(dir, sizeof dir, "%s/a/b", tmpdir);
   vh_datadir_t d1, d2;
+  /* only the last component is created, as mkdir does */
+  snprintf(dir, sizeof dir, "%s/a/b", tmpdir);
+  ASSERT_EQ(vh_datadir_open(&d1, dir, err, sizeof err), VH_DATADIR_EIO);
+  ASSERT(strstr(err, "/a does not exist") != NULL);
+  snprintf(dir, sizeof dir, "%s/a", tmpdir);
   ASSERT_EQ(vh_datadir_open(&d1, dir, err, sizeof err), 0);
   ASSERT_EQ(vh_datadir_open(&d2, dir, err, sizeof err), VH_DATADIR_EBUSY);
   char want[64];
