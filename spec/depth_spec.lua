@@ -154,3 +154,51 @@ describe("nesting limit", function()
       .. "a table", strip(err))
   end)
 end)
+
+describe("a state at the nesting limit, end to end", function()
+  local proc = require "support.proc"
+
+  it("is stored by a host, read back, fsck'd and exported", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/a.lua", [[
+local ved = require "ved"
+ved.domain "deep" {
+  start = function(s)
+    if s.d == nil then
+      local top = {}
+      local cur = top
+      for _ = 1, 19998 do cur.d = {}; cur = cur.d end
+      cur.leaf = true
+      s.d = top -- the deepest table is at depth 20000
+      local ok = not pcall(function() local p = s; while p.d do p = p.d end;
+                                p.x = {} end)
+      if not ok then ved.exit(3) end
+    else
+      local p, n = s, 1
+      while p.d do p, n = p.d, n + 1 end
+      if n ~= 20000 or p.leaf ~= true then ved.exit(4) end
+    end
+    ved.exit(0)
+  end,
+}
+]])
+    local args = { "run", "--no-watch", "--handler-timeout", "60000",
+                   "--data", "d", "a.lua" }
+    local r = proc.run(args, { cwd = dir, timeout = 120 })
+    assert.are.equal(0, r.code, r.log)
+    r = proc.run(args, { cwd = dir, timeout = 120 })
+    assert.are.equal(0, r.code, r.log)
+    -- fsck walks it in time linear in its tables (bounded only by the
+    -- generous timeout: no timing asserted)
+    r = proc.run({ "fsck", "--data", "d" }, { cwd = dir, timeout = 300 })
+    assert.are.equal(0, r.code, r.out .. r.log)
+    assert.truthy(r.out:find("fsck: ok", 1, true), r.out)
+    r = proc.run({ "export", "--data", "d", "x.vx" }, { cwd = dir,
+                                                         timeout = 120 })
+    assert.are.equal(0, r.code, r.log)
+    r = proc.run({ "import", "--data", "e", "x.vx" }, { cwd = dir,
+                                                         timeout = 120 })
+    assert.are.equal(0, r.code, r.log)
+    proc.rmdir(dir)
+  end)
+end)
