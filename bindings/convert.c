@@ -285,6 +285,7 @@ static int fail_depth(ctx_t *c, const frame_t *f) {
 static vh_tab_t *copy_proxy(ctx_t *c, int idx, const frame_t *f, int depth) {
   vhl_proxy_t *q = vhl__toproxy(c->L, idx);
   vhl__guard_check(c->L, q);
+  if (depth > VH_MAX_DEPTH) fail_depth(c, f); /* (max_height 0: no limit) */
   vh_tab_t *t = NULL;
   int rc = vh_tab_deepcopy_max(vhl__resolve(c->L, q), c->edit,
                                VH_MAX_DEPTH - depth + 1, &t);

@@ -123,6 +123,26 @@ describe("nesting limit", function()
       .. "state.list", 1, true), err)
   end)
 
+  it("refuses a proxy inside a plain table that lands past the limit",
+     function()
+    local st = core.new_state({})
+    assert.is_true((write(st, function(s) s.d = chain(LIMIT - 3) end)))
+    -- the plain table at depth LIMIT holds a proxy: it would land at
+    -- LIMIT + 1
+    local ok, err = write(st, function(s)
+      local p = down(s, LIMIT - 2)
+      p.x = { s.d.d.d }
+    end)
+    assert.is_false(ok)
+    assert.truthy(strip(err):find("nested deeper than 20000 levels", 1, true),
+                  err)
+    ok = write(st, function(s)
+      local p = down(s, LIMIT - 2)
+      p.x = { leaf = { 1 } }
+    end)
+    assert.is_false(ok)
+  end)
+
   it("writes at the bottom of a deep path without deep C recursion", function()
     local st = core.new_state({})
     assert.is_true((write(st, function(s) s.d = chain(LIMIT - 2) end)))
