@@ -10,11 +10,13 @@
  * canonical order computed from the contents alone. Two states with the
  * same contents give the same raw bytes, whatever built them.
  *
- * WRITER. A pre-order walk on an explicit heap stack (tables nest 100,000
- * deep in tests: recursion would overflow the C stack). Each table on the
- * stack is a frame holding its entries, collected with vh_iter (which
- * faults nodes in through the trie's loader) and sorted into the canonical
- * order; the entries' keys and values are borrowed from the table, which
+ * WRITER. A pre-order walk on an explicit heap stack (a state nests up to
+ * VH_MAX_DEPTH tables, one written by an older vedhost deeper: recursion
+ * could overflow the C stack). A state deeper than the limit is refused
+ * (the reader would refuse it), as is a stream that nests deeper. Each
+ * table on the stack is a frame holding its entries, collected with vh_iter
+ * (which faults nodes in through the trie's loader) and sorted into the
+ * canonical order; the entries' keys and values are borrowed from the table, which
  * the caller keeps alive and unchanged. Raw bytes go into a 128 KB buffer;
  * a full buffer is CRC'd and handed to ZSTD_compressStream2, whose output
  * goes to the caller's write callback.
