@@ -16,8 +16,9 @@
  * (the reader would refuse it), as is a stream that nests deeper. Each
  * table on the stack is a frame holding its entries, collected with vh_iter
  * (which faults nodes in through the trie's loader) and sorted into the
- * canonical order; the entries' keys and values are borrowed from the table, which
- * the caller keeps alive and unchanged. Raw bytes go into a 128 KB buffer;
+ * canonical order; the entries' keys and values are borrowed from the
+ * table, which the caller keeps alive and unchanged. Raw bytes go into a
+ * 128 KB buffer;
  * a full buffer is CRC'd and handed to ZSTD_compressStream2, whose output
  * goes to the caller's write callback.
  *
