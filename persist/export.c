@@ -18,9 +18,8 @@
  * (which faults nodes in through the trie's loader) and sorted into the
  * canonical order; the entries' keys and values are borrowed from the
  * table, which the caller keeps alive and unchanged. Raw bytes go into a
- * 128 KB buffer;
- * a full buffer is CRC'd and handed to ZSTD_compressStream2, whose output
- * goes to the caller's write callback.
+ * 128 KB buffer; a full buffer is CRC'd and handed to ZSTD_compressStream2,
+ * whose output goes to the caller's write callback.
  *
  * READER. The mirror: ZSTD_decompressStream fills a window of raw bytes;
  * the parser pulls from it and keeps a stack of tables under construction
