@@ -22,18 +22,24 @@
  * token, so filling them mutates them in place and their pointers stay
  * valid. When something raises, the partial copy is owned by the box and
  * freed by the garbage collector; no C memory is ever held across a call
- * that may raise. Nesting is limited to VHL_MAX_DEPTH levels so that the C
- * recursion cannot overflow the C stack.
+ * that may raise.
+ *
+ * Depth (vh_limits.h). A value lands at a depth: 1 for a whole state or a
+ * payload, the proxy's depth + 1 for a value stored into a state table.
+ * No table of the copy may sit deeper than VH_MAX_DEPTH: a plain table is
+ * checked level by level while it is copied (which also bounds fill's
+ * recursion), a proxy by copying its subtree with vh_tab_deepcopy_max
+ * (iterative, refusing a subtree taller than the room left). So storing a
+ * state subtable under itself again and again stops at the limit.
  *
  * Paths in messages are built only when an error is raised: each recursion
  * level records the stack index of its key in a frame on the C stack.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "vhl_int.h"
-
-#define VHL_MAX_DEPTH 20000
 
 typedef struct frame {
   const struct frame *up; /* enclosing level, NULL at the top */
@@ -47,6 +53,7 @@ typedef struct ctx {
   const char *what; /* the path when p is NULL */
   uint64_t edit;    /* token for the tables built */
   int seen;         /* absolute index of the set of tables on the path */
+  int base;         /* depth where the value lands (vh_limits.h) */
 } ctx_t;
 
 int vhl__oom(lua_State *L) {
@@ -266,12 +273,33 @@ static int scalar(ctx_t *c, int idx, const frame_t *f, vh_val_t *out) {
   }
 }
 
-/* [new] Deep copy of the proxy at idx. */
-static vh_tab_t *copy_proxy(ctx_t *c, int idx) {
+static int fail_depth(ctx_t *c, const frame_t *f) {
+  push_where(c, f);
+  return luaL_error(c->L,
+                    "cannot store a table nested deeper than %d levels at %s",
+                    VH_MAX_DEPTH, lua_tostring(c->L, -1));
+}
+
+/* [new] Deep copy of the proxy at idx (frame f: its place), landing at
+ * depth `depth`. */
+static vh_tab_t *copy_proxy(ctx_t *c, int idx, const frame_t *f, int depth) {
   vhl_proxy_t *q = vhl__toproxy(c->L, idx);
   vhl__guard_check(c->L, q);
-  vh_tab_t *t = vh_tab_deepcopy(vhl__resolve(c->L, q), c->edit);
-  if (t == NULL) vhl__oom(c->L);
+  if (depth > VH_MAX_DEPTH) fail_depth(c, f); /* (max_height 0: no limit) */
+  vh_tab_t *t = NULL;
+  int rc = vh_tab_deepcopy_max(vhl__resolve(c->L, q), c->edit,
+                               VH_MAX_DEPTH - depth + 1, &t);
+  if (rc == VH_EDEPTH) fail_depth(c, f);
+  if (rc != 0) {
+    const char *why;
+    if (rc != VH_ENOMEM && vh_trie_fault(&why) != 0) {
+      char msg[256];
+      snprintf(msg, sizeof msg, "%s", why);
+      vh_trie_fault_clear();
+      luaL_error(c->L, "state unreadable: %s", msg);
+    }
+    vhl__oom(c->L);
+  }
   return t;
 }
 
@@ -302,11 +330,7 @@ static void put(ctx_t *c, vh_tab_t *dst, int k_idx, vh_val_t val) {
 static void fill(ctx_t *c, int t_idx, vh_tab_t *dst, const frame_t *f,
                  int depth) {
   lua_State *L = c->L;
-  if (depth > VHL_MAX_DEPTH) {
-    push_where(c, f);
-    luaL_error(L, "cannot store a table nested deeper than %d levels at %s",
-               VHL_MAX_DEPTH, lua_tostring(L, -1));
-  }
+  if (depth > VH_MAX_DEPTH) fail_depth(c, f);
   luaL_checkstack(L, 6, "state value nested too deeply");
   lua_pushvalue(L, t_idx);
   lua_pushboolean(L, 1);
@@ -325,7 +349,7 @@ static void fill(ctx_t *c, int t_idx, vh_tab_t *dst, const frame_t *f,
       put(c, dst, k_idx, val);
     } else if (lua_type(L, v_idx) == LUA_TUSERDATA) {
       val.type = VH_TTAB;
-      val.u.t = copy_proxy(c, v_idx);
+      val.u.t = copy_proxy(c, v_idx, &fr, depth + 1);
       put(c, dst, k_idx, val);
     } else {
       lua_pushvalue(L, v_idx);
@@ -350,12 +374,13 @@ static void fill(ctx_t *c, int t_idx, vh_tab_t *dst, const frame_t *f,
 
 void vhl__tovalue(lua_State *L, int idx, vhl_proxy_t *p, int key_idx,
                   const char *what, uint64_t edit, vh_val_t *out) {
-  ctx_t c = {L, p, key_idx, what, edit, 0};
+  ctx_t c = {L, p, key_idx, what, edit, 0, p != NULL ? (int)p->depth + 1 : 1};
   idx = lua_absindex(L, idx);
   if (scalar(&c, idx, NULL, out) == 0) return;
+  if (c.base > VH_MAX_DEPTH) fail_depth(&c, NULL); /* an old, deeper state */
   if (lua_type(L, idx) == LUA_TUSERDATA) {
     out->type = VH_TTAB;
-    out->u.t = copy_proxy(&c, idx);
+    out->u.t = copy_proxy(&c, idx, NULL, c.base);
     return;
   }
   vhl_box_t *box = vhl__box_new(L);
@@ -365,7 +390,7 @@ void vhl__tovalue(lua_State *L, int idx, vhl_proxy_t *p, int key_idx,
   box->v.u.t = root;
   lua_newtable(L);
   c.seen = lua_gettop(L);
-  fill(&c, idx, root, NULL, 1);
+  fill(&c, idx, root, NULL, c.base);
   *out = box->v;
   box->v = vh_nil();
   lua_pop(L, 2);
@@ -377,15 +402,15 @@ void vhl_tovalue(lua_State *L, int idx, const char *what, vh_val_t *out) {
 
 /* ---- state -> Lua ---- */
 
-static void push_plain(lua_State *L, vh_val_t v, int depth) {
-  if (v.type != VH_TTAB) {
-    vhl__push_scalar(L, v);
-    return;
-  }
-  if (depth > VHL_MAX_DEPTH)
-    luaL_error(L, "value nested deeper than %d levels", VHL_MAX_DEPTH);
-  luaL_checkstack(L, 4, "state value nested too deeply");
-  const vh_tab_t *t = v.u.t;
+/* Iterative (an old store may hold a state deeper than the limit, and a
+ * vh_iter_t per level on the C stack would not fit 20000 levels): a heap
+ * stack of cursors, kept in a userdata so that a raise frees it; the Lua
+ * stack holds each open table with the key it is filled under. */
+typedef struct pframe {
+  vh_iter_t it; /* cursor over the table at this level */
+} pframe_t;
+
+static void push_table(lua_State *L, const vh_tab_t *t) {
   int64_t n = vh_tab_len(t);
   size_t count = vh_tab_count(t);
   int narr = n > 0 && n < (1 << 30) ? (int)n : 0;
@@ -393,16 +418,45 @@ static void push_plain(lua_State *L, vh_val_t v, int depth) {
                  ? (int)(count - (size_t)narr)
                  : 0;
   lua_createtable(L, narr, nrec);
-  vh_iter_t it;
-  vh_val_t k, e;
-  vh_iter_init(&it, t);
-  while (vh_iter_next(&it, &k, &e)) {
-    vhl__push_scalar(L, k);
-    push_plain(L, e, depth + 1);
-    lua_rawset(L, -3);
-  }
 }
 
 void vhl_pushvalue(lua_State *L, vh_val_t v) {
-  push_plain(L, v, 1);
+  if (v.type != VH_TTAB) {
+    vhl__push_scalar(L, v);
+    return;
+  }
+  luaL_checkstack(L, 4, "state value nested too deeply");
+  /* The cursors: a plain userdata grown by doubling (old ones are left to
+   * the collector). */
+  size_t cap = 16, n = 0;
+  pframe_t *st = (pframe_t *)lua_newuserdatauv(L, cap * sizeof *st, 0);
+  int st_idx = lua_gettop(L);
+  push_table(L, v.u.t);
+  vh_iter_init(&st[n++].it, v.u.t);
+  while (n > 0) {
+    vh_val_t k, e;
+    if (!vh_iter_next(&st[n - 1].it, &k, &e)) {
+      if (--n == 0) break;
+      lua_rawset(L, -3); /* parent[key] = this table */
+      continue;
+    }
+    vhl__push_scalar(L, k);
+    if (e.type != VH_TTAB) {
+      vhl__push_scalar(L, e);
+      lua_rawset(L, -3);
+      continue;
+    }
+    luaL_checkstack(L, 4, "state value nested too deeply");
+    if (n == cap) {
+      pframe_t *ns = (pframe_t *)lua_newuserdatauv(L, 2 * cap * sizeof *ns, 0);
+      memcpy(ns, st, n * sizeof *st);
+      lua_replace(L, st_idx);
+      st = ns;
+      cap *= 2;
+    }
+    push_table(L, e.u.t);
+    vh_iter_init(&st[n++].it, e.u.t);
+  }
+  /* stack: ... cursors, the table */
+  lua_remove(L, st_idx);
 }

@@ -156,14 +156,29 @@ void vhl__add_key_lua(luaL_Buffer *b, lua_State *L, int idx) {
   }
 }
 
-/* Recursion depth = path depth; fine for any realistic nesting. */
+/* The ancestor of p d levels up (d = 0: p). */
+static vhl_proxy_t *up(vhl_proxy_t *p, uint32_t d) {
+  while (d-- > 0) p = p->parent;
+  return p;
+}
+
+/* Iterative (a path may be as deep as the state, and deeper in a store
+ * written by an older vedhost): a long path shows its first and last
+ * SHOWN_KEYS keys around "...". Each shown key is found by walking up from
+ * p: O(SHOWN_KEYS * depth), no allocation (b sits on the Lua stack). */
+#define SHOWN_KEYS 8
 void vhl__add_path(luaL_Buffer *b, vhl_proxy_t *p) {
-  if (p->parent == NULL) {
-    luaL_addstring(b, p->st->name);
-    return;
+  uint32_t n = 0; /* keys on the path */
+  for (vhl_proxy_t *q = p; q->parent != NULL; q = q->parent) n++;
+  luaL_addstring(b, up(p, n)->st->name);
+  for (uint32_t i = 0; i < n; i++) { /* i-th key from the top */
+    if (i == SHOWN_KEYS && n > 2 * SHOWN_KEYS) {
+      luaL_addstring(b, "...");
+      i = n - SHOWN_KEYS - 1;
+      continue;
+    }
+    vhl__add_key_val(b, up(p, n - 1 - i)->key);
   }
-  vhl__add_path(b, p->parent);
-  vhl__add_key_val(b, p->key);
 }
 
 void vhl__push_path(lua_State *L, vhl_proxy_t *p) {
@@ -246,56 +261,114 @@ static void fault_check(lua_State *L) {
   luaL_error(L, "state unreadable: %s", msg);
 }
 
+/* Scratch room for n proxy pointers: `small` (SMALL_CHAIN entries) when
+ * it fits, else a userdata pushed on L (*pushed = 1; the caller pops it).
+ * Paths are as deep as the state, so walks along them must not recurse. */
+#define SMALL_CHAIN 32
+static vhl_proxy_t **chain_room(lua_State *L, vhl_proxy_t **small, size_t n,
+                                int *pushed) {
+  *pushed = 0;
+  if (n <= SMALL_CHAIN) return small;
+  luaL_checkstack(L, 1, "state path too deep");
+  *pushed = 1;
+  return (vhl_proxy_t **)lua_newuserdatauv(L, n * sizeof(vhl_proxy_t *), 0);
+}
+
+/* Iterative: the stale proxies from p up to the nearest current ancestor
+ * (or the root) are resolved top down. */
 vh_tab_t *vhl__resolve_slow(lua_State *L, vhl_proxy_t *p) {
   vhl_state_t *st = p->st;
-  vh_tab_t *t;
-  if (p->parent == NULL) {
-    t = st->root;
-  } else {
-    vh_tab_t *pt = vhl__resolve(L, p->parent);
+  size_t n = 0;
+  vhl_proxy_t *q = p;
+  for (; q->parent != NULL && q->epoch != st->epoch; q = q->parent) n++;
+  if (q->epoch != st->epoch) { /* the root */
+    q->tab = st->root;
+    q->epoch = st->epoch;
+  }
+  if (n == 0) return q->tab;
+  vhl_proxy_t *small[SMALL_CHAIN];
+  int pushed;
+  vhl_proxy_t **chain = chain_room(L, small, n, &pushed);
+  size_t i = n;
+  for (vhl_proxy_t *c = p; c != q; c = c->parent) chain[--i] = c;
+  vh_tab_t *t = q->tab;
+  for (i = 0; i < n; i++) {
+    vhl_proxy_t *c = chain[i];
     vh_val_t v;
-    vh_tab_get(pt, p->key, &v);
+    vh_tab_get(t, c->key, &v);
     if (v.type != VH_TTAB) {
       fault_check(L);
-      vhl__push_path(L, p);
+      vhl__push_path(L, c);
       luaL_error(L, "%s is no longer a table", lua_tostring(L, -1));
     }
     t = v.u.t;
+    c->tab = t;
+    c->epoch = st->epoch;
   }
-  p->tab = t;
-  p->epoch = st->epoch;
+  if (pushed) lua_pop(L, 1);
   return t;
 }
 
 /* Make the node of p transient (created under st->edit) and return it.
- * Recursion depth = path depth. */
+ * Iterative: first the chain of p and its ancestors whose nodes are not
+ * transient is found (bottom up, resolving each: every proxy is resolved
+ * at most once, since resolving does not bump the epoch), then each of
+ * them is cloned top down and stored in its (now transient) parent. */
 static vh_tab_t *make_transient(lua_State *L, vhl_proxy_t *p, vh_tab_t *t) {
   vhl_state_t *st = p->st;
   if (vh_tab_edit(t) == st->edit) return t;
-  vh_tab_t *c;
-  if (p->parent == NULL) {
-    /* The base (or a snapshot) keeps the old root alive. */
-    c = vh_tab_clone(t, st->edit);
-    if (c == NULL) vhl__oom(L);
-    vh_tab_release(st->root);
-    st->root = c;
-  } else {
-    vhl_proxy_t *pp = p->parent;
-    vh_tab_t *pt = make_transient(L, pp, vhl__resolve(L, pp));
-    /* pt may be a fresh clone: it retains t, so t is still valid. */
-    c = vh_tab_clone(t, st->edit);
-    if (c == NULL) vhl__oom(L);
-    vh_val_t v;
-    v.u.t = c;
-    v.type = VH_TTAB;
-    vh_tab_t *pt2 = pt;
-    if (vh_tab_set(&pt2, p->key, v, st->edit) != 0) vhl__oom(L);
-    if (pt2 != pt) abort(); /* a transient node is mutated in place */
+  size_t n = 1;
+  vhl_proxy_t *q = p;
+  vh_tab_t *pt = NULL; /* the transient node above the chain, if any */
+  while (q->parent != NULL) {
+    pt = vhl__resolve(L, q->parent);
+    if (vh_tab_edit(pt) == st->edit) break;
+    pt = NULL;
+    q = q->parent;
+    n++;
   }
-  st->epoch++;
-  p->tab = c;
-  p->epoch = st->epoch;
-  return c;
+  vhl_proxy_t *small[SMALL_CHAIN];
+  vh_tab_t *nodes_small[SMALL_CHAIN], **nodes = nodes_small;
+  int pushed = 0;
+  vhl_proxy_t **chain = small;
+  if (n > SMALL_CHAIN) { /* one userdata holds both arrays */
+    luaL_checkstack(L, 1, "state path too deep");
+    pushed = 1;
+    chain = (vhl_proxy_t **)lua_newuserdatauv(
+        L, n * (sizeof(vhl_proxy_t *) + sizeof(vh_tab_t *)), 0);
+    nodes = (vh_tab_t **)(chain + n);
+  }
+  /* chain[0] is the topmost; every node is resolved before any clone (a
+   * clone bumps the epoch). An ancestor's clone retains the parts that
+   * hold the next node down, so the recorded nodes stay valid. */
+  size_t i = n;
+  for (vhl_proxy_t *c = p; i > 0; c = c->parent) {
+    chain[--i] = c;
+    nodes[i] = c == p ? t : c->tab; /* resolved by the loop above */
+  }
+  for (i = 0; i < n; i++) {
+    vhl_proxy_t *c = chain[i];
+    vh_tab_t *cl = vh_tab_clone(nodes[i], st->edit);
+    if (cl == NULL) vhl__oom(L);
+    if (c->parent == NULL) {
+      /* The base (or a snapshot) keeps the old root alive. */
+      vh_tab_release(st->root);
+      st->root = cl;
+    } else {
+      vh_val_t v;
+      v.u.t = cl;
+      v.type = VH_TTAB;
+      vh_tab_t *pt2 = pt;
+      if (vh_tab_set(&pt2, c->key, v, st->edit) != 0) vhl__oom(L);
+      if (pt2 != pt) abort(); /* a transient node is mutated in place */
+    }
+    st->epoch++;
+    c->tab = cl;
+    c->epoch = st->epoch;
+    pt = cl;
+  }
+  if (pushed) lua_pop(L, 1);
+  return pt;
 }
 
 /* Raise the "cannot write" error for p (+ key at key_idx, may be 0). */
@@ -373,6 +446,7 @@ void vhl__push_child(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
   c->epoch = tab != NULL ? st->epoch : 0;
   c->key = vh_nil();
   c->live_kids = 0;
+  c->depth = p->depth + 1;
   luaL_setmetatable(L, VHL_PROXY_MT);
   lua_pushvalue(L, p_idx);
   lua_setiuservalue(L, -2, 1);
@@ -678,6 +752,7 @@ void vhl__proxy_new_root(lua_State *L, vhl_state_t *st, int st_idx) {
   p->epoch = 0; /* st->epoch starts at 1: resolve on first use */
   p->key = vh_nil();
   p->live_kids = 0;
+  p->depth = 1;
   luaL_setmetatable(L, VHL_PROXY_MT);
   lua_pushvalue(L, st_idx);
   lua_setiuservalue(L, -2, 1);

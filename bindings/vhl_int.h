@@ -33,6 +33,7 @@
 
 #include "lauxlib.h"
 #include "lua.h"
+#include "vh_limits.h"
 #include "vh_trie.h"
 #include "vhl.h"
 
@@ -77,6 +78,8 @@ typedef struct vhl_proxy {
   uint32_t live_kids;       /* child proxies alive (created minus
                                collected); 0 means no proxy can cache a
                                node below this one */
+  uint32_t depth;           /* tables on the path: 1 for the root, parent's
+                               + 1 (vh_limits.h); set at creation */
 } vhl_proxy_t;
 
 /* A value box: a userdata owning one vh_val_t, released by __gc. Used to

@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "host_int.h"
+#include "vh_limits.h"
 #include "vh_log.h"
 
 #define VH_CTX_MT "ved.ctx"
@@ -258,6 +259,15 @@ static int vh_api_exit(lua_State *L) {
   return 0;
 }
 
+/* core.name_ok(name): true if name is a valid domain name (vh_limits.h:
+ * the one rule that scripts, the manifest and import share). */
+static int vh_api_name_ok(lua_State *L) {
+  size_t n;
+  const char *s = luaL_checklstring(L, 1, &n);
+  lua_pushboolean(L, vh_domain_name_ok(s, n));
+  return 1;
+}
+
 void vh_api__push_core(lua_State *L) {
   static const luaL_Reg core[] = {{"register", vh_host__register},
                                   {"send", vh_api_send},
@@ -266,8 +276,11 @@ void vh_api__push_core(lua_State *L) {
                                   {"log", vh_api_log},
                                   {"now", vh_api_now},
                                   {"exit", vh_api_exit},
+                                  {"name_ok", vh_api_name_ok},
                                   {NULL, NULL}};
   luaL_newlib(L, core);
+  lua_pushinteger(L, (lua_Integer)VH_MAX_VERSION);
+  lua_setfield(L, -2, "max_version");
 }
 
 int vh_api__new_ctx(lua_State *L, const char *name) {

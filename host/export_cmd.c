@@ -517,7 +517,7 @@ static int vh_import_fresh(const char *data, vh_import_t *im) {
   char err[1024];
   size_t n = strlen(data) + 64;
   char *tmp = malloc(n), *dst = malloc(n);
-  int rc = 1;
+  int rc = 1, had_lock = 1;
   vh_datadir_t dd = {NULL, -1};
   if (tmp == NULL || dst == NULL) goto done;
   if (stat(data, &sb) != 0) {
@@ -549,16 +549,29 @@ static int vh_import_fresh(const char *data, vh_import_t *im) {
     rc = 0;
     goto done;
   }
-  /* Present: lock it (no host may start meanwhile), check it is empty. */
-  if (vh_datadir_open(&dd, data, err, sizeof err) != 0) {
-    fprintf(stderr, "vedhost: import: %s\n", err);
+  /* Present: check it is empty (before writing anything into it: a
+   * refused import leaves the target exactly as it was), lock it (no host
+   * may start meanwhile) and check again. A LOCK file this import created
+   * is removed again when it fails. */
+  if (!S_ISDIR(sb.st_mode)) {
+    fprintf(stderr,
+            "vedhost: import: %s is not a directory; nothing was "
+            "changed\n",
+            data);
+    goto done;
+  }
+  snprintf(tmp, n, "%s/LOCK", data);
+  had_lock = lstat(tmp, &sb) == 0;
+  if (vh_import_dir_empty(data) &&
+      vh_datadir_open(&dd, data, err, sizeof err) != 0) {
+    fprintf(stderr, "vedhost: import: %s; nothing was changed\n", err);
     goto done;
   }
   if (!vh_import_dir_empty(data)) {
     fprintf(stderr,
-            "vedhost: import: data dir %s is not empty; import "
-            "into a new dir, or use --replace-domain NAME on a stopped "
-            "host\n",
+            "vedhost: import: data dir %s is not empty; nothing was "
+            "changed; import into a new dir, or use --replace-domain NAME "
+            "on a stopped host\n",
             data);
     goto done;
   }
@@ -584,6 +597,10 @@ static int vh_import_fresh(const char *data, vh_import_t *im) {
   vh_offline_rm_tree(tmp);
   if (rc == 0) vh_export_sync_parent(dst);
 done:
+  if (rc != 0 && !had_lock && dd.path != NULL) {
+    snprintf(tmp, n, "%s/LOCK", data);
+    unlink(tmp); /* still ours: the lock is held until the close below */
+  }
   if (dd.path != NULL) vh_datadir_close(&dd);
   free(tmp);
   free(dst);

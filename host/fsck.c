@@ -46,6 +46,7 @@
 #include <string.h>
 
 #include "vh_codec.h"
+#include "vh_limits.h"
 #include "vh_offline.h"
 #include "vh_trie.h"
 
@@ -259,6 +260,7 @@ static int vh_fsck__walk_nodes(vh_fsck_t *f) {
 typedef struct vh_fsck_job {
   uint64_t id;
   char *path; /* [owned] */
+  long depth; /* the root table is 1 (vh_limits.h) */
 } vh_fsck_job_t;
 
 /* Appends the path element for key k to path [borrowed] into a [new]
@@ -294,8 +296,13 @@ static char *vh_fsck__child_path(const char *path, vh_val_t k) {
     default:
       snprintf(el, sizeof el, "[?]");
   }
+  /* A path longer than VH_FSCK_PATH_MAX ends in "..." and stops growing:
+   * each child's path costs at most that many bytes, so the walk stays
+   * linear in the tables however deep they nest (growing it by "..." per
+   * level made a 1M-level chain quadratic). */
   size_t a = strlen(path), b = strlen(el);
   if (a + b > VH_FSCK_PATH_MAX) {
+    if (a >= 3 && strcmp(path + a - 3, "...") == 0) return strdup(path);
     b = strlen("...");
     memcpy(el, "...", b + 1);
   }
@@ -319,7 +326,7 @@ static void vh_fsck__learn_path(vh_fsck_t *f, uint64_t id, const char *path) {
 
 /* Pushes job {id, path [stolen]} on the job stack. */
 static int vh_fsck__push_job(vh_fsck_job_t **todo, size_t *n, size_t *cap,
-                             uint64_t id, char *path) {
+                             uint64_t id, char *path, long depth) {
   if (*n == *cap) {
     size_t nc = *cap ? *cap * 2 : 64;
     vh_fsck_job_t *p = realloc(*todo, nc * sizeof *p);
@@ -330,13 +337,14 @@ static int vh_fsck__push_job(vh_fsck_job_t **todo, size_t *n, size_t *cap,
     *todo = p;
     *cap = nc;
   }
-  (*todo)[(*n)++] = (vh_fsck_job_t){id, path};
+  (*todo)[(*n)++] = (vh_fsck_job_t){id, path, depth};
   return 0;
 }
 
 /* Walks one table (job) of root r, pushing its nested tables on todo. */
 static int vh_fsck__walk_table(vh_fsck_t *f, size_t r, vh_fsck_job_t *job,
-                               vh_fsck_job_t **todo, size_t *n, size_t *cap) {
+                               vh_fsck_job_t **todo, size_t *n, size_t *cap,
+                               int *deep) {
   vh_tab_t *t = vh_tab_stub(job->id);
   if (t == NULL) return VH_ENOMEM;
   vh_trie_fault_clear();
@@ -354,8 +362,17 @@ static int vh_fsck__walk_table(vh_fsck_t *f, size_t r, vh_fsck_job_t *job,
       rc = VH_ENOMEM;
       break;
     }
+    if (job->depth + 1 == VH_MAX_DEPTH + 1 && !*deep) {
+      *deep = 1; /* once per root: a deep tree may cross the limit often */
+      vh_fsck__problem(f, 0, cid,
+                       "a table (node %" PRIu64
+                       ") is nested deeper than %d levels, the limit (an "
+                       "older vedhost wrote it): it reads, but export "
+                       "refuses it; make it shallower from the REPL",
+                       cid, VH_MAX_DEPTH);
+    }
     vh_fsck__learn_path(f, cid, cpath);
-    rc = vh_fsck__push_job(todo, n, cap, cid, cpath);
+    rc = vh_fsck__push_job(todo, n, cap, cid, cpath, job->depth + 1);
   }
   const char *fmsg = NULL;
   int fault = vh_trie_fault(&fmsg);
@@ -395,12 +412,13 @@ static int vh_fsck__walk_tables(vh_fsck_t *f) {
       break;
     }
     vh_fsck__learn_path(f, f->roots[r], p);
-    rc = vh_fsck__push_job(&todo, &n, &cap, f->roots[r], p);
+    rc = vh_fsck__push_job(&todo, &n, &cap, f->roots[r], p, 1);
+    int deep = 0;
     while (n > 0) {
       vh_fsck_job_t job = todo[--n];
       /* A table of walk A's problems is skipped (already reported). */
       if (rc == 0 && !vh_fsck__reported(f, job.id))
-        rc = vh_fsck__walk_table(f, r, &job, &todo, &n, &cap);
+        rc = vh_fsck__walk_table(f, r, &job, &todo, &n, &cap, &deep);
       free(job.path);
     }
   }

@@ -45,6 +45,7 @@
 
 #include "host_int.h"
 #include "lualib.h"
+#include "vh_limits.h"
 #include "vh_log.h"
 #include "vh_plugin.h"
 
@@ -110,6 +111,8 @@ int vh_host__register(lua_State *L) {
   lua_settop(L, 7);
   if (h->phase != VH_PHASE_LOAD)
     return luaL_error(L, "domains can only be declared while scripts load");
+  if (!vh_domain_name_ok(name, nl) || version < 1 || version > VH_MAX_VERSION)
+    return luaL_error(L, "invalid domain name or version"); /* see ved.lua */
   vh_domain_t *other = vh_host__find(h, name, nl);
   if (other)
     return luaL_error(L, "domain '%s' is declared twice: at %s and at %s", name,

@@ -1,7 +1,8 @@
 /*
  * json.c - JSON text <-> state values, for the plugin ABI and the HTTP
- * ingress. Parsing and printing are jansson's; this file only maps its
- * tree to vh_val_t and back, under the rules of vedhost/plugin.h:
+ * ingress. Parsing is jansson's (this file maps its tree to vh_val_t);
+ * printing is done here, iteratively (see "encode" below). The rules are
+ * those of vedhost/plugin.h:
  *
  *   decode  object -> table (string keys; a null member is skipped);
  *           array -> table 1..n (a null element is refused: a Lua
@@ -17,7 +18,9 @@
  *           %.17g, booleans true/false). An empty table is {}: Lua cannot
  *           tell [] from {} and the object is the safer reading. Strings
  *           are sanitised to UTF-8 (each byte of a bad sequence becomes
- *           U+FFFD), infinities become null.
+ *           U+FFFD), infinities become null. Any depth is written; a table
+ *           whose keys would collide as JSON member names is refused
+ *           (never a member silently dropped).
  *
  * Tables built by decode are stamped with one fresh edit token per
  * document; each nested table has exactly one parent (invariant 5 of
@@ -35,6 +38,7 @@
 
 #include "host_int.h"
 #include "vh_json.h"
+#include "vh_limits.h"
 
 /* ---- decode ---- */
 
@@ -66,7 +70,9 @@ static int vh_jdec_fail(vh_jdec_t *d, const char *why) {
 static int vh_jdec_val(vh_jdec_t *d, json_t *j, int depth, vh_val_t *out);
 
 static int vh_jdec_table(vh_jdec_t *d, json_t *j, int depth, vh_val_t *out) {
-  if (depth >= VH_JSON_MAX_DEPTH) return vh_jdec_fail(d, "nested too deep");
+  /* jansson's parser stops at 2048 levels already ("maximum parsing depth
+   * reached"); the state's own limit is checked here all the same. */
+  if (depth + 1 > VH_MAX_DEPTH) return vh_jdec_fail(d, "nested too deep");
   vh_tab_t *t = vh_tab_new(d->edit);
   if (!t) return VH_ENOMEM;
   size_t mark = d->plen;
@@ -181,7 +187,32 @@ int vh_json_decode(const char *text, size_t len, vh_val_t *out, char *err,
   return rc;
 }
 
-/* ---- encode ---- */
+typedef struct vh_jbuf {
+  char *p;
+  size_t n, cap;
+} vh_jbuf_t;
+
+/* ---- encode ----
+ *
+ * Written here rather than through jansson's tree: jansson's dump and
+ * decref recurse once per level (a state may nest VH_MAX_DEPTH tables, and
+ * a store written by an older vedhost deeper), and its objects silently
+ * keep one of two members with the same key text. So the encoder walks
+ * the value with an explicit stack on the heap and writes text directly,
+ * in jansson's compact format (the bytes are the same as before for every
+ * value both accept): "," and ":" without spaces, strings escaped as
+ * jansson does (\" \\ \b \f \n \r \t, other control bytes \u00XX, UTF-8
+ * as is), reals with %.17g plus ".0" when they would read as an integer
+ * and the exponent without "+" or leading zeros.
+ *
+ * LOSSLESS OR REFUSED. An object's keys are written as strings, so a
+ * non-string key can collide with a string key of the same text (1 and
+ * "1", true and "true", 1.5 and "1.5", inf and "inf"; two non-string keys
+ * never share a text: integral floats are integers, other floats print
+ * with a "." or an "e", booleans as true/false). Each non-string key is
+ * looked up as a string in its table (O(1)); a hit refuses the whole
+ * encoding with VH_JSON_EPARSE and a message naming the table's path
+ * ("$", ".key", "[i]" as decode's) and the two keys. */
 
 /* Append the UTF-8 sanitised copy of p[0..n) to a fresh buffer: *out
  * [new] (NULL when out of memory), *outn. */
@@ -231,106 +262,21 @@ static char *vh_jenc_utf8(const char *p, size_t n, size_t *outn) {
   return o;
 }
 
-static json_t *vh_jenc_string(const char *p, size_t n) {
-  size_t m;
-  char *u = vh_jenc_utf8(p, n, &m);
-  if (!u) return NULL;
-  json_t *j = json_stringn_nocheck(u, m);
-  free(u);
-  return j;
-}
+typedef struct vh_jframe {
+  const vh_tab_t *t; /* [borrowed] the table being written */
+  int64_t len;       /* > 0: written as an array of len elements */
+  int64_t i;         /* array: next index (1-based) */
+  vh_iter_t it;      /* object: cursor */
+  int first;         /* nothing written inside yet */
+  vh_val_t key;      /* [borrowed] key of the child being written */
+} vh_jframe_t;
 
-static json_t *vh_jenc_val(vh_val_t v, int depth);
-
-/* 1 if t's keys are exactly the integers 1..n with n >= 1. */
-static int vh_jenc_is_array(const vh_tab_t *t) {
-  int64_t len = vh_tab_len(t);
-  if (len < 1 || (size_t)len != vh_tab_count(t)) return 0;
-  vh_iter_t it;
-  vh_val_t k, v;
-  vh_iter_init(&it, t);
-  while (vh_iter_next(&it, &k, &v))
-    if (k.type != VH_TINT || k.u.i < 1 || k.u.i > len) return 0;
-  return 1;
-}
-
-static json_t *vh_jenc_key(vh_val_t k) {
-  char buf[64];
-  switch (k.type) {
-    case VH_TSTR:
-      return vh_jenc_string(vh_str_data(k.u.s), vh_str_len(k.u.s));
-    case VH_TINT:
-      snprintf(buf, sizeof buf, "%" PRId64, k.u.i);
-      break;
-    case VH_TFLOAT:
-      snprintf(buf, sizeof buf, "%.17g", k.u.f);
-      break;
-    case VH_TBOOL:
-      snprintf(buf, sizeof buf, "%s", k.u.b ? "true" : "false");
-      break;
-    default:
-      snprintf(buf, sizeof buf, "?");
-  }
-  return json_string(buf);
-}
-
-static json_t *vh_jenc_table(const vh_tab_t *t, int depth) {
-  if (depth >= VH_JSON_MAX_DEPTH)
-    return json_null(); /* cannot happen:
-state refuses cycles and Lua's C stack bounds nesting */
-  if (vh_jenc_is_array(t)) {
-    int64_t len = vh_tab_len(t);
-    json_t *a = json_array();
-    for (int64_t i = 1; a && i <= len; i++) {
-      vh_val_t v;
-      vh_tab_get_int(t, i, &v);
-      json_t *e = vh_jenc_val(v, depth + 1);
-      if (!e || json_array_append_new(a, e) != 0) {
-        json_decref(a);
-        a = NULL;
-      }
-    }
-    return a;
-  }
-  json_t *o = json_object();
-  vh_iter_t it;
-  vh_val_t k, v;
-  vh_iter_init(&it, t);
-  while (o && vh_iter_next(&it, &k, &v)) {
-    json_t *ks = vh_jenc_key(k);
-    json_t *e = ks ? vh_jenc_val(v, depth + 1) : NULL;
-    if (!e || json_object_setn_new_nocheck(o, json_string_value(ks),
-                                           json_string_length(ks), e) != 0) {
-      json_decref(o);
-      o = NULL;
-    }
-    json_decref(ks);
-  }
-  return o;
-}
-
-static json_t *vh_jenc_val(vh_val_t v, int depth) {
-  switch (v.type) {
-    case VH_TBOOL:
-      return json_boolean(v.u.b);
-    case VH_TINT:
-      return json_integer((json_int_t)v.u.i);
-    case VH_TFLOAT:
-      if (!isfinite(v.u.f)) return json_null();
-      return json_real(v.u.f);
-    case VH_TSTR:
-      return vh_jenc_string(vh_str_data(v.u.s), vh_str_len(v.u.s));
-    case VH_TTAB:
-      return vh_jenc_table(v.u.t, depth);
-    default:
-      return json_null();
-  }
-}
-
-typedef struct vh_jbuf {
-  char *p;
+typedef struct vh_jenc {
+  vh_jbuf_t b;
+  vh_jframe_t *st; /* [owned] */
   size_t n, cap;
-} vh_jbuf_t;
+  int oom;
+} vh_jenc_t;
 
 static int vh_jbuf_put(const char *s, size_t n, void *arg) {
   vh_jbuf_t *b = arg;
@@ -348,43 +294,297 @@ static int vh_jbuf_put(const char *s, size_t n, void *arg) {
   return 0;
 }
 
-/* Dump j (stolen) into *out / *outlen. */
-static int vh_jenc_dump(json_t *j, char **out, size_t *outlen) {
-  vh_jbuf_t b = {NULL, 0, 0};
-  int rc = json_dump_callback(
-      j, vh_jbuf_put, &b,
-      JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(17));
-  json_decref(j);
-  if (rc == 0 && !b.p) rc = vh_jbuf_put("", 0, &b);
-  if (rc != 0) {
-    free(b.p);
-    return VH_ENOMEM;
+static void vh_jenc_put(vh_jenc_t *e, const char *s, size_t n) {
+  if (!e->oom && vh_jbuf_put(s, n, &e->b) != 0) e->oom = 1;
+}
+
+/* A JSON string of p[0..n) (sanitised to UTF-8, escaped as jansson). */
+static void vh_jenc_str(vh_jenc_t *e, const char *p, size_t n) {
+  size_t m;
+  char *u = vh_jenc_utf8(p, n, &m);
+  if (!u) {
+    e->oom = 1;
+    return;
   }
-  *out = b.p;
-  *outlen = b.n;
+  vh_jenc_put(e, "\"", 1);
+  size_t from = 0;
+  for (size_t i = 0; i < m; i++) {
+    unsigned char c = (unsigned char)u[i];
+    const char *esc = NULL;
+    char hex[8];
+    switch (c) {
+      case '"':
+        esc = "\\\"";
+        break;
+      case '\\':
+        esc = "\\\\";
+        break;
+      case '\b':
+        esc = "\\b";
+        break;
+      case '\f':
+        esc = "\\f";
+        break;
+      case '\n':
+        esc = "\\n";
+        break;
+      case '\r':
+        esc = "\\r";
+        break;
+      case '\t':
+        esc = "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          snprintf(hex, sizeof hex, "\\u%04X", c);
+          esc = hex;
+        }
+    }
+    if (!esc) continue;
+    vh_jenc_put(e, u + from, i - from);
+    vh_jenc_put(e, esc, strlen(esc));
+    from = i + 1;
+  }
+  vh_jenc_put(e, u + from, m - from);
+  vh_jenc_put(e, "\"", 1);
+  free(u);
+}
+
+/* The text of a number as jansson writes it (real: precision 17). */
+static size_t vh_jenc_real(double f, char *buf, size_t cap) {
+  int r = snprintf(buf, cap, "%.17g", f);
+  size_t len = r > 0 ? (size_t)r : 0;
+  if (!strchr(buf, '.') && !strchr(buf, 'e') && len + 3 < cap) {
+    memcpy(buf + len, ".0", 3);
+    len += 2;
+  }
+  char *start = strchr(buf, 'e');
+  if (start) {
+    start++;
+    char *end = start + 1;
+    if (*start == '-') start++;
+    while (*end == '0') end++;
+    if (end != start) {
+      memmove(start, end, len - (size_t)(end - buf) + 1);
+      len -= (size_t)(end - start);
+    }
+  }
+  return len;
+}
+
+/* The text a key has as an object member name: *s, *n [borrowed from the
+ * key or buf]. */
+static void vh_jenc_key_text(vh_val_t k, char *buf, size_t cap, const char **s,
+                             size_t *n) {
+  switch (k.type) {
+    case VH_TSTR:
+      *s = vh_str_data(k.u.s);
+      *n = vh_str_len(k.u.s);
+      return;
+    case VH_TINT:
+      snprintf(buf, cap, "%" PRId64, k.u.i);
+      break;
+    case VH_TFLOAT:
+      snprintf(buf, cap, "%.17g", k.u.f);
+      break;
+    case VH_TBOOL:
+      snprintf(buf, cap, "%s", k.u.b ? "true" : "false");
+      break;
+    default:
+      snprintf(buf, cap, "?");
+  }
+  *s = buf;
+  *n = strlen(buf);
+}
+
+/* 1 if t's keys are exactly the integers 1..n with n >= 1. */
+static int vh_jenc_is_array(const vh_tab_t *t) {
+  int64_t len = vh_tab_len(t);
+  if (len < 1 || (size_t)len != vh_tab_count(t)) return 0;
+  vh_iter_t it;
+  vh_val_t k, v;
+  vh_iter_init(&it, t);
+  while (vh_iter_next(&it, &k, &v))
+    if (k.type != VH_TINT || k.u.i < 1 || k.u.i > len) return 0;
+  return 1;
+}
+
+/* Appends the path of the frames [0, n) to buf ("$.a[2]"). */
+static void vh_jenc_path(const vh_jenc_t *e, size_t n, char *buf, size_t cap) {
+  size_t w = (size_t)snprintf(buf, cap, "$");
+  for (size_t i = 0; i + 1 < n && w < cap; i++) {
+    const vh_jframe_t *f = &e->st[i];
+    char kb[64];
+    const char *ks;
+    size_t kn;
+    if (f->len > 0) {
+      w += (size_t)snprintf(buf + w, cap - w, "[%" PRId64 "]", f->i - 2);
+      continue;
+    }
+    vh_jenc_key_text(f->key, kb, sizeof kb, &ks, &kn);
+    w +=
+        (size_t)snprintf(buf + w, cap - w, ".%.*s", kn > 64 ? 64 : (int)kn, ks);
+  }
+}
+
+/* The collision check of an object (see above): 0, or VH_JSON_EPARSE with
+ * the message in err. */
+static int vh_jenc_check_keys(vh_jenc_t *e, const vh_tab_t *t, char *err,
+                              size_t cap) {
+  vh_iter_t it;
+  vh_val_t k, v, w;
+  vh_iter_init(&it, t);
+  while (vh_iter_next(&it, &k, &v)) {
+    if (k.type == VH_TSTR) continue;
+    char kb[64];
+    const char *ks;
+    size_t kn;
+    vh_jenc_key_text(k, kb, sizeof kb, &ks, &kn);
+    vh_tab_get_str(t, ks, kn, &w);
+    if (w.type == VH_TNIL) continue;
+    char path[256];
+    vh_jenc_path(e, e->n, path, sizeof path);
+    snprintf(err, cap,
+             "cannot write %s as JSON without losing data: the keys %s and "
+             "\"%s\" would both be the JSON key \"%s\"",
+             path, kb, kb, kb);
+    return VH_JSON_EPARSE;
+  }
+  return 0;
+}
+
+/* Opens table t: writes "[" or "{" and pushes its frame. */
+static int vh_jenc_open(vh_jenc_t *e, const vh_tab_t *t, char *err,
+                        size_t cap) {
+  if (e->n == e->cap) {
+    size_t nc = e->cap ? 2 * e->cap : 64;
+    vh_jframe_t *ns = realloc(e->st, nc * sizeof *ns);
+    if (!ns) return VH_ENOMEM;
+    e->st = ns;
+    e->cap = nc;
+  }
+  vh_jframe_t *f = &e->st[e->n++];
+  f->t = t;
+  f->len = vh_jenc_is_array(t) ? vh_tab_len(t) : 0;
+  f->i = 1;
+  f->first = 1;
+  f->key = vh_nil();
+  if (f->len > 0) {
+    vh_jenc_put(e, "[", 1);
+    return 0;
+  }
+  vh_iter_init(&f->it, t);
+  vh_jenc_put(e, "{", 1);
+  return vh_jenc_check_keys(e, t, err, cap);
+}
+
+/* Writes a value that is not a table. */
+static void vh_jenc_scalar(vh_jenc_t *e, vh_val_t v) {
+  char buf[64];
+  switch (v.type) {
+    case VH_TBOOL:
+      vh_jenc_put(e, v.u.b ? "true" : "false", v.u.b ? 4 : 5);
+      return;
+    case VH_TINT:
+      vh_jenc_put(e, buf, (size_t)snprintf(buf, sizeof buf, "%" PRId64, v.u.i));
+      return;
+    case VH_TFLOAT:
+      if (!isfinite(v.u.f)) break;
+      vh_jenc_put(e, buf, vh_jenc_real(v.u.f, buf, sizeof buf));
+      return;
+    case VH_TSTR:
+      vh_jenc_str(e, vh_str_data(v.u.s), vh_str_len(v.u.s));
+      return;
+    default:
+      break;
+  }
+  vh_jenc_put(e, "null", 4);
+}
+
+int vh_json_encode_err(vh_val_t v, char **out, size_t *outlen, char *err,
+                       size_t cap) {
+  vh_jenc_t e;
+  memset(&e, 0, sizeof e);
+  *out = NULL;
+  *outlen = 0;
+  if (err && cap) err[0] = '\0';
+  char tmp[8];
+  if (!err) {
+    err = tmp;
+    cap = sizeof tmp;
+  }
+  vh_trie_fault_clear();
+  int rc = 0;
+  if (v.type != VH_TTAB)
+    vh_jenc_scalar(&e, v);
+  else
+    rc = vh_jenc_open(&e, v.u.t, err, cap);
+  while (rc == 0 && !e.oom && e.n > 0) {
+    vh_jframe_t *f = &e.st[e.n - 1];
+    vh_val_t k, x;
+    int more;
+    if (f->len > 0) {
+      more = f->i <= f->len;
+      if (more) {
+        k = vh_int(f->i);
+        vh_tab_get_int(f->t, f->i++, &x);
+      }
+    } else {
+      more = vh_iter_next(&f->it, &k, &x);
+    }
+    if (!more) {
+      vh_jenc_put(&e, f->len > 0 ? "]" : "}", 1);
+      e.n--;
+      continue;
+    }
+    if (!f->first) vh_jenc_put(&e, ",", 1);
+    f->first = 0;
+    if (f->len == 0) {
+      char kb[64];
+      const char *ks;
+      size_t kn;
+      vh_jenc_key_text(k, kb, sizeof kb, &ks, &kn);
+      vh_jenc_str(&e, ks, kn);
+      vh_jenc_put(&e, ":", 1);
+    }
+    f->key = k;
+    if (x.type == VH_TTAB)
+      rc = vh_jenc_open(&e, x.u.t, err, cap); /* f is stale now */
+    else
+      vh_jenc_scalar(&e, x);
+  }
+  free(e.st);
+  if (rc == 0 && vh_trie_fault(NULL) != 0) rc = VH_JSON_EIO;
+  vh_trie_fault_clear();
+  if (rc == 0 && e.oom) rc = VH_ENOMEM;
+  if (rc == 0 && !e.b.p && vh_jbuf_put("", 0, &e.b) != 0) rc = VH_ENOMEM;
+  if (rc != 0) {
+    free(e.b.p);
+    if (rc == VH_ENOMEM) snprintf(err, cap, "out of memory");
+    if (rc == VH_JSON_EIO)
+      snprintf(err, cap, "state could not be read from the store");
+    return rc;
+  }
+  *out = e.b.p;
+  *outlen = e.b.n;
   return 0;
 }
 
 int vh_json_encode(vh_val_t v, char **out, size_t *outlen) {
-  *out = NULL;
-  *outlen = 0;
-  vh_trie_fault_clear();
-  json_t *j = vh_jenc_val(v, 0);
-  if (vh_trie_fault(NULL) != 0) {
-    vh_trie_fault_clear();
-    json_decref(j);
-    return VH_JSON_EIO;
-  }
-  if (!j) return VH_ENOMEM;
-  return vh_jenc_dump(j, out, outlen);
+  return vh_json_encode_err(v, out, outlen, NULL, 0);
 }
 
 int vh_json_error(const char *msg, char **out, size_t *outlen) {
-  json_t *o = json_object();
-  json_t *m = vh_jenc_string(msg, strlen(msg));
-  if (!o || !m || json_object_set_new(o, "error", m) != 0) {
-    json_decref(o);
+  vh_jenc_t e;
+  memset(&e, 0, sizeof e);
+  vh_jenc_put(&e, "{\"error\":", 9);
+  vh_jenc_str(&e, msg, strlen(msg));
+  vh_jenc_put(&e, "}", 1);
+  if (e.oom) {
+    free(e.b.p);
     return VH_ENOMEM;
   }
-  return vh_jenc_dump(o, out, outlen);
+  *out = e.b.p;
+  *outlen = e.b.n;
+  return 0;
 }

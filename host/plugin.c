@@ -143,11 +143,15 @@ static void vh_plugin_on_reply(void *arg, vh_val_t reply, const char *err) {
       st = VEDHOST_ENOEVENT;
     c->cb(c->arg, st, err, strlen(err));
   } else {
-    char *js = NULL;
+    char *js = NULL, why[512];
     size_t n = 0;
-    int rc = vh_json_encode(reply, &js, &n);
+    int rc = vh_json_encode_err(reply, &js, &n, why, sizeof why);
     if (rc == 0) {
       c->cb(c->arg, 0, js, n);
+    } else if (rc == VH_JSON_EPARSE) { /* the handler ran; its reply is lost */
+      char m[600];
+      snprintf(m, sizeof m, "the reply: %s", why);
+      c->cb(c->arg, VEDHOST_EJSON, m, strlen(m));
     } else {
       const char *m = rc == VH_JSON_EIO ? "the reply could not be read back "
                                           "from the store"
@@ -256,7 +260,13 @@ static int vh_api_read_json(vedhost_t *host, const char *domain,
       return f ? VEDHOST_EIO : VEDHOST_ENOTFOUND;
     }
   }
-  int rc = vh_json_encode(v, out, outlen);
+  char why[512];
+  int rc = vh_json_encode_err(v, out, outlen, why, sizeof why);
+  if (rc == VH_JSON_EPARSE) { /* the message goes back in *out */
+    *out = strdup(why);
+    *outlen = *out ? strlen(why) : 0;
+    return *out ? VEDHOST_EJSON : VEDHOST_ENOMEM;
+  }
   if (rc == VH_JSON_EIO) return VEDHOST_EIO;
   return rc == 0 ? 0 : VEDHOST_ENOMEM;
 }

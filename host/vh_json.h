@@ -3,9 +3,12 @@
  *
  * The mapping is the one documented in include/vedhost/plugin.h (VALUES):
  * JSON that a state cannot hold exactly (null inside an array, an integer
- * outside int64, invalid UTF-8, nesting deeper than VH_JSON_MAX_DEPTH) is
- * refused with a message naming the path; output never fails on content
- * (invalid UTF-8 bytes become U+FFFD, infinities null).
+ * outside int64, invalid UTF-8, nesting deeper than jansson's 2048 levels
+ * or VH_MAX_DEPTH) is refused with a message naming the path. Output
+ * writes any depth (iteratively) and refuses, naming the path, a table
+ * whose keys would collide as JSON member names (1 and "1", true and
+ * "true", 1.5 and "1.5"): nothing is ever dropped silently. Invalid UTF-8
+ * bytes become U+FFFD, infinities null.
  */
 #ifndef VH_JSON_H
 #define VH_JSON_H
@@ -13,8 +16,6 @@
 #include <stddef.h>
 
 #include "vh_trie.h"
-
-#define VH_JSON_MAX_DEPTH 512
 
 #define VH_JSON_EPARSE (-40) /* bad or unrepresentable JSON: see err */
 #define VH_JSON_EIO (-41)    /* a node could not be read from the store */
@@ -27,8 +28,14 @@ int vh_json_decode(const char *text, size_t len, vh_val_t *out, char *err,
                    size_t cap);
 
 /* Write v [borrowed] as compact JSON: *out [new, malloc'ed, NUL-terminated]
- * and *outlen. 0, VH_ENOMEM, or VH_JSON_EIO when a lazily loaded node
- * could not be read (the fault is cleared). */
+ * and *outlen. 0, VH_ENOMEM, VH_JSON_EIO when a lazily loaded node could
+ * not be read (the fault is cleared), or VH_JSON_EPARSE when v cannot be
+ * written without losing data (colliding keys); a one-line message in err
+ * (cap bytes; may be NULL) names the path: "cannot write $.a as JSON
+ * without losing data: the keys 1 and \"1\" would both be ...". */
+int vh_json_encode_err(vh_val_t v, char **out, size_t *outlen, char *err,
+                       size_t cap);
+/* The same without the message. */
 int vh_json_encode(vh_val_t v, char **out, size_t *outlen);
 
 /* A JSON object {"error": msg} (msg [borrowed], any bytes) as *out [new,

@@ -10,14 +10,16 @@
  * canonical order computed from the contents alone. Two states with the
  * same contents give the same raw bytes, whatever built them.
  *
- * WRITER. A pre-order walk on an explicit heap stack (tables nest 100,000
- * deep in tests: recursion would overflow the C stack). Each table on the
- * stack is a frame holding its entries, collected with vh_iter (which
- * faults nodes in through the trie's loader) and sorted into the canonical
- * order; the entries' keys and values are borrowed from the table, which
- * the caller keeps alive and unchanged. Raw bytes go into a 128 KB buffer;
- * a full buffer is CRC'd and handed to ZSTD_compressStream2, whose output
- * goes to the caller's write callback.
+ * WRITER. A pre-order walk on an explicit heap stack (a state nests up to
+ * VH_MAX_DEPTH tables, one written by an older vedhost deeper: recursion
+ * could overflow the C stack). A state deeper than the limit is refused
+ * (the reader would refuse it), as is a stream that nests deeper. Each
+ * table on the stack is a frame holding its entries, collected with vh_iter
+ * (which faults nodes in through the trie's loader) and sorted into the
+ * canonical order; the entries' keys and values are borrowed from the
+ * table, which the caller keeps alive and unchanged. Raw bytes go into a
+ * 128 KB buffer; a full buffer is CRC'd and handed to ZSTD_compressStream2,
+ * whose output goes to the caller's write callback.
  *
  * READER. The mirror: ZSTD_decompressStream fills a window of raw bytes;
  * the parser pulls from it and keeps a stack of tables under construction
@@ -48,6 +50,7 @@
 #include "vh_codec.h"
 #include "vh_crc32c.h"
 #include "vh_export.h"
+#include "vh_limits.h"
 
 #define RAW_CAP (128 * 1024)
 #define PROGRESS_STEP (4u << 20)
@@ -322,6 +325,13 @@ static int w_open_table(vh_export_writer_t *w, const vh_tab_t *t,
   vh_iter_t it;
   vh_val_t k, v;
   const char *why;
+  if (w->depth >= VH_MAX_DEPTH) { /* a store written by an older vedhost */
+    free(e);
+    return fail(errmsg, VH_EDEPTH,
+                "the state nests tables deeper than %d levels (the limit): "
+                "import would refuse it; make it shallower first",
+                VH_MAX_DEPTH);
+  }
   if (e == NULL) return VH_ENOMEM;
   vh_iter_init(&it, t);
   while (vh_iter_next(&it, &k, &v) == 1) {
@@ -409,7 +419,8 @@ int vh_export_write_header(vh_export_writer_t *w, const vh_export_header_t *h,
   for (size_t i = 0; i < h->ndomains && rc == 0; i++) {
     const vh_export_domain_t *d = &h->domains[i];
     size_t len = strlen(d->name);
-    if (len == 0 || len > 255 || d->version < 1)
+    if (!vh_domain_name_ok(d->name, len) || d->version < 1 ||
+        d->version > VH_MAX_VERSION)
       return fail(errmsg, VH_EINVAL, "bad domain '%s' in export header",
                   d->name);
     for (size_t j = 0; j < i; j++)
@@ -813,6 +824,24 @@ int vh_export_read_header(vh_export_reader_t *r, vh_export_header_t *h,
              (unsigned)i);
       break;
     }
+    /* Well formed but refused by the host: the same rules as scripts. */
+    if (!vh_domain_name_ok(name, len)) {
+      for (unsigned j = 0; j < len; j++) /* keep the message one line */
+        if ((unsigned char)name[j] < 0x20 || (unsigned char)name[j] >= 0x7f)
+          name[j] = '?';
+      r_fail(r, VH_EINVAL,
+             "the stream holds domain '%s', which is not a valid domain "
+             "name (an identifier not starting with '__')",
+             name);
+      break;
+    }
+    if (version > VH_MAX_VERSION) {
+      r_fail(r, VH_EINVAL,
+             "the stream gives domain '%s' version %" PRId64
+             ", above the largest version a host accepts (%" PRId64 ")",
+             name, version, VH_MAX_VERSION);
+      break;
+    }
     for (size_t j = 0; j < h->ndomains; j++)
       if (strcmp(h->domains[j].name, name) == 0)
         r_fail(r, VH_ECORRUPT, "damaged export stream: domain '%s' twice",
@@ -835,6 +864,11 @@ static int r_open_table(vh_export_reader_t *r, uint64_t edit) {
   int rc = r_varint(r, &na, "a table");
   if (rc == 0) rc = r_varint(r, &nh, "a table");
   if (rc != 0) return rc;
+  if (r->depth >= VH_MAX_DEPTH)
+    return r_fail(r, VH_EDEPTH,
+                  "the stream nests tables deeper than %d levels (the limit "
+                  "of a state) at byte %" PRIu64,
+                  VH_MAX_DEPTH, r->raw_pos);
   if (r->depth == r->scap) {
     size_t ncap = r->scap ? 2 * r->scap : 64;
     rframe_t *ns = realloc(r->stack, ncap * sizeof *ns);

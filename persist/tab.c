@@ -596,9 +596,17 @@ fail:
   return NULL;
 }
 
+/* The walk of a deep copy: an explicit stack (tables nest deeper than the
+ * C stack allows) of the new tables whose nested tables are still the
+ * originals, with their depth below the copy's root (the root is 1). */
 typedef struct deep {
-  vh_tab_t *pending; /* new tables whose nested tables are not copied yet,
-                        linked through h.id */
+  struct {
+    vh_tab_t *t; /* a new table, reachable from the copy's root */
+    int depth;
+  } * st;
+  size_t n, cap;
+  int depth;      /* depth of the table whose slots are being copied */
+  int max_height; /* 0: no limit */
   uint64_t edit;
 } deep_t;
 
@@ -606,37 +614,55 @@ static int deep_slot(vh_val_t *slot, void *ud) {
   deep_t *d = ud;
   vh_tab_t *c;
   if (slot->type != VH_TTAB) return 0;
+  if (d->max_height > 0 && d->depth >= d->max_height) return VH_EDEPTH;
+  if (d->n == d->cap) {
+    size_t cap = d->cap ? 2 * d->cap : 64;
+    void *p = realloc(d->st, cap * sizeof *d->st);
+    if (p == NULL) return VH_ENOMEM;
+    d->st = p;
+    d->cap = cap;
+  }
   c = copy_nodes(slot->u.t, d->edit);
-  if (c == NULL) return VH_ENOMEM;
+  if (c == NULL) return VH_ENOMEM; /* or a failed load: see the caller */
   vh_tab_release(slot->u.t);
   slot->u.t = c;
-  c->h.id = (uint64_t)(uintptr_t)d->pending;
-  d->pending = c;
+  d->st[d->n].t = c;
+  d->st[d->n].depth = d->depth + 1;
+  d->n++;
+  return 0;
+}
+
+int vh_tab_deepcopy_max(const vh_tab_t *t, uint64_t edit, int max_height,
+                        vh_tab_t **out) {
+  uint64_t mark = vh_trie__nfaults;
+  deep_t d = {NULL, 0, 0, 1, max_height, edit};
+  int r = 0;
+  vh_tab_t *root = copy_nodes(t, edit);
+  *out = NULL;
+  if (root == NULL) return faulted(mark) ? vh_trie__fault_err() : VH_ENOMEM;
+  /* The root's slots first, then the stack: deep_slot pushes every new
+   * table, so each is filled exactly once. */
+  if ((r = vh_vec__each_val(&root->arr, deep_slot, &d)) == 0)
+    r = vh_champ__each_val(root->hash, deep_slot, &d);
+  while (r == 0 && d.n > 0) {
+    vh_tab_t *c = d.st[--d.n].t;
+    d.depth = d.st[d.n].depth;
+    if ((r = vh_vec__each_val(&c->arr, deep_slot, &d)) == 0)
+      r = vh_champ__each_val(c->hash, deep_slot, &d);
+  }
+  free(d.st);
+  if (r != VH_EDEPTH && faulted(mark)) r = vh_trie__fault_err();
+  if (r < 0) {
+    vh_tab_release(root); /* every new table is reachable from it */
+    return r;
+  }
+  *out = root;
   return 0;
 }
 
 vh_tab_t *vh_tab_deepcopy(const vh_tab_t *t, uint64_t edit) {
-  deep_t d;
-  vh_tab_t *root = copy_nodes(t, edit);
-  if (root == NULL) return NULL;
-  d.pending = root;
-  d.edit = edit;
-  while (d.pending != NULL) {
-    vh_tab_t *c = d.pending;
-    d.pending = (vh_tab_t *)(uintptr_t)c->h.id;
-    c->h.id = 0;
-    if (vh_vec__each_val(&c->arr, deep_slot, &d) < 0 ||
-        vh_champ__each_val(c->hash, deep_slot, &d) < 0) {
-      while (d.pending != NULL) { /* all reachable from root */
-        c = d.pending;
-        d.pending = (vh_tab_t *)(uintptr_t)c->h.id;
-        c->h.id = 0;
-      }
-      vh_tab_release(root);
-      return NULL;
-    }
-  }
-  return root;
+  vh_tab_t *c;
+  return vh_tab_deepcopy_max(t, edit, 0, &c) == 0 ? c : NULL;
 }
 
 /* ---- iteration ---- */

@@ -36,7 +36,7 @@
  *
  * INVARIANTS. Neither direction recurses on the C stack: both keep an
  * explicit stack of open tables on the heap (a value may be nested as deep
- * as the bindings allow, VHL_MAX_DEPTH = 20000). The decoder checks every
+ * as a state, VH_MAX_DEPTH of vh_limits.h). The decoder checks every
  * length against the bytes left, every tag against what may come at that
  * point, keys (kind, normal form, duplicates) and varints, and frees what
  * it built when it refuses: any byte string gives a value or VH_ECORRUPT,

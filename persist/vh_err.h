@@ -11,6 +11,7 @@
 #define VH_EKEY (-2)      /* nil or NaN key */
 #define VH_ENOTFOUND (-3) /* vh_tab_next: the given key is not in the table */
 #define VH_ERANGE (-4)    /* vh_tab_insert/remove: position out of range */
+#define VH_EDEPTH (-5)    /* tables nested deeper than VH_MAX_DEPTH */
 #define VH_EIO (-10)      /* RocksDB or the file system failed */
 #define VH_ECORRUPT (-11) /* a checksum, a decode or an invariant check */
 #define VH_EFORMAT (-12)  /* not a vedhost store, or a newer format */
@@ -29,6 +30,8 @@ static inline const char *vh_err_name(int err) {
       return "ENOTFOUND";
     case VH_ERANGE:
       return "ERANGE";
+    case VH_EDEPTH:
+      return "EDEPTH";
     case VH_EIO:
       return "EIO";
     case VH_ECORRUPT:

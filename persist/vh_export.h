@@ -25,10 +25,16 @@
  *   24      4     u32 n = number of domains (0..65535)
  *   28      ...   n entries, each: u8 name length L (1..255), L bytes of
  *                 name (no NUL), i64 domain version (>= 1). Names are
- *                 distinct.
+ *                 distinct. A reader refuses (VH_EINVAL) what a host
+ *                 would refuse (vh_limits.h): a name that is not a valid
+ *                 domain name ("a b", "../x", the reserved "__ved") and a
+ *                 version above VH_MAX_VERSION.
  *
  * BODY: n VALUEs that are tables (the domains' states, in header order),
  * then one more table if flags bit 0 is set (the host's system state).
+ * Tables nest at most VH_MAX_DEPTH deep, each state table at depth 1
+ * (vh_limits.h): the writer refuses a deeper state and the reader a
+ * deeper stream (VH_EDEPTH), before building anything that deep.
  *
  * VALUE (pre-order, tag byte first):
  *   0x01             false

@@ -170,6 +170,12 @@ vh_tab_t *vh_tab_clone(vh_tab_t *t, uint64_t edit);
 /* [new] A deep copy sharing no node with t (each nested table copied), for
  * storing a table that already has a parent. NULL on out of memory. */
 vh_tab_t *vh_tab_deepcopy(const vh_tab_t *t, uint64_t edit);
+/* The same, refusing a tree taller than max_height tables (t alone has
+ * height 1; 0 = no limit): *out = the [new] copy, or NULL with VH_EDEPTH
+ * (too tall), VH_ENOMEM, or a load failure's code. Iterative: any height
+ * is walked without deep C recursion. */
+int vh_tab_deepcopy_max(const vh_tab_t *t, uint64_t edit, int max_height,
+                        vh_tab_t **out);
 
 /* The border `#t`: the size of the array part after trailing nils are
  * trimmed (t[n] ~= nil and t[n+1] == nil, as Lua requires). */

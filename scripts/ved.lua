@@ -15,8 +15,10 @@
 --     on = { tick = function(state, payload, ctx) end },  -- optional
 --   }
 --
--- Names: an identifier ([A-Za-z_][A-Za-z0-9_]*) not starting with "__"
--- (reserved for the host: "__ved" holds queues and timers).
+-- Names: an identifier ([A-Za-z_][A-Za-z0-9_]*, at most 255 bytes) not
+-- starting with "__" (reserved for the host: "__ved" holds queues and
+-- timers); versions 1 to core.max_version. Both rules are
+-- persist/vh_limits.h's, which import applies too.
 
 local core = ...
 if type(core) ~= "table" or type(core.register) ~= "function" then
@@ -59,8 +61,10 @@ local function check_spec(at, name, spec)
   local version = spec.version
   if version == nil then
     version = 1
-  elseif math.type(version) ~= "integer" or version < 1 then
-    fail(at, name, "field 'version' must be an integer >= 1 (got %s)",
+  elseif math.type(version) ~= "integer" or version < 1
+         or version > core.max_version then
+    fail(at, name, "field 'version' must be an integer from 1 to %d (got %s)",
+         core.max_version,
          rawtype(version) == "string" and string_format("%q", version)
          or tostring(version))
   end
@@ -103,7 +107,7 @@ function ved.domain(name)
     error(string_format("%s: ved.domain: the name must be a string (got %s)",
                         at, rawtype(name)), 0)
   end
-  if not string_match(name, "^[%a_][%w_]*$") or string_match(name, "^__") then
+  if not core.name_ok(name) then -- persist/vh_limits.h, shared with import
     error(string_format("%s: ved.domain: invalid domain name '%s' (use an "
                         .. "identifier not starting with '__')", at, name), 0)
   end

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config liblua5.4-dev lua5.4 libuv1-dev
       librocksdb-dev libzstd-dev lua-busted libedit-dev clang-format libhttp-parser-dev
-      libjansson-dev curl wrk
+      libjansson-dev curl wrk zstd
       clang libclang-rt-14-dev) # clang + libFuzzer runtime: tools/fuzz.sh
 missing=()
 for p in "${pkgs[@]}"; do

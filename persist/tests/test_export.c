@@ -11,6 +11,7 @@
 #include "trie_util.h"
 #include "vh_crc32c.h"
 #include "vh_export.h"
+#include "vh_limits.h"
 #include "vh_test.h"
 
 /* ---- in-memory output and chunked input ---- */
@@ -273,12 +274,15 @@ TEST_IMPL(roundtrip_big) {
   ASSERT_CLEAN();
 }
 
+/* The deepest state a stream may hold: VH_MAX_DEPTH tables. */
+#define TE_DEEP (VH_MAX_DEPTH - 1)
+
 TEST_IMPL(roundtrip_deep) {
-  /* 100,000 nested tables: neither side may recurse. */
+  /* VH_MAX_DEPTH nested tables: neither side may recurse. */
   uint64_t edit = vh_edit_new();
   vh_tab_t *leaf = vh_tab_new(edit);
   ASSERT_EQ(tu_set_s(&leaf, "bottom", vh_bool(1), edit), 0);
-  for (int i = 0; i < 100000; i++) {
+  for (int i = 0; i < TE_DEEP; i++) {
     vh_tab_t *up = vh_tab_new(edit);
     ASSERT_EQ(tu_set_s(&up, "down", tu_tab(leaf), edit), 0);
     ASSERT_EQ(vh_tab_set(&up, vh_int(1), vh_int(i), edit), 0);
@@ -286,7 +290,7 @@ TEST_IMPL(roundtrip_deep) {
   }
   te_roundtrip2(&leaf, 1, 0, 1);
   const vh_tab_t *at = te_last[0];
-  for (int i = 99999; i >= 0; i--) {
+  for (int i = TE_DEEP - 1; i >= 0; i--) {
     ASSERT_EQ(vh_tab_count(at), 2);
     vh_val_t v = tu_get_i(at, 1);
     ASSERT_EQ(v.type, VH_TINT);
@@ -299,6 +303,128 @@ TEST_IMPL(roundtrip_deep) {
   ASSERT_EQ(tu_get_s(at, "bottom").type, VH_TBOOL);
   vh_tab_release(te_last[0]);
   vh_tab_release(leaf);
+  ASSERT_CLEAN();
+}
+
+/* A raw stream by hand: header with one domain (name, version), then
+ * `levels` tables each holding the next at key 1, then a valid trailer. */
+static unsigned char *te_craft(const char *name, int64_t version, long levels,
+                               size_t *len) {
+  size_t nl = strlen(name), cap = 64 + nl + 3 * (size_t)levels + 64, n = 0;
+  unsigned char *b = malloc(cap);
+  if (b == NULL) abort();
+  memcpy(b, "VEDXPORT", 8);
+  n = 8;
+  const uint32_t hdr[4] = {1, 0, 0, 0}; /* version, flags, seq lo, seq hi */
+  for (int i = 0; i < 4; i++)
+    for (int k = 0; k < 4; k++) b[n++] = (unsigned char)(hdr[i] >> (8 * k));
+  b[n++] = 1, b[n++] = 0, b[n++] = 0, b[n++] = 0; /* one domain */
+  b[n++] = (unsigned char)nl;
+  memcpy(b + n, name, nl);
+  n += nl;
+  for (int k = 0; k < 8; k++)
+    b[n++] = (unsigned char)((uint64_t)version >> (8 * k));
+  for (long i = 0; i < levels; i++) b[n++] = 0x06, b[n++] = 1, b[n++] = 0;
+  b[n++] = 0x06, b[n++] = 0, b[n++] = 0;
+  uint64_t t[3] = {(uint64_t)levels, (uint64_t)levels + 1, n};
+  memcpy(b + n, "VEDXEND.", 8);
+  n += 8;
+  for (int i = 0; i < 3; i++)
+    for (int k = 0; k < 8; k++) b[n++] = (unsigned char)(t[i] >> (8 * k));
+  uint32_t crc = vh_crc32c(0, b, n);
+  for (int k = 0; k < 4; k++) b[n++] = (unsigned char)(crc >> (8 * k));
+  *len = n;
+  return b;
+}
+
+static int te_import_raw(const unsigned char *raw, size_t len, char **msg) {
+  vh_buf_t z;
+  vh_buf_init(&z);
+  te_pack(raw, len, &z);
+  vh_tab_t *back[2] = {NULL, NULL};
+  vh_export_header_t h;
+  size_t got = 0;
+  int rc = te_import(z.p, z.len, 0, back, &got, &h, msg);
+  if (rc == 0) {
+    te_release(back, got);
+    vh_export_header_free(&h);
+  }
+  vh_buf_free(&z);
+  return rc;
+}
+
+TEST_IMPL(depth_limit) {
+  /* The crafted stream is accepted at the limit... */
+  size_t len;
+  char *msg = NULL;
+  unsigned char *raw = te_craft("d", 1, VH_MAX_DEPTH - 1, &len);
+  ASSERT_EQ(te_import_raw(raw, len, &msg), 0);
+  free(raw);
+  free(msg);
+  msg = NULL;
+  /* ...and refused with one line past it, 1M levels too. */
+  const long too_deep[] = {VH_MAX_DEPTH, 1000000};
+  for (int i = 0; i < 2; i++) {
+    raw = te_craft("d", 1, too_deep[i], &len);
+    ASSERT_EQ(te_import_raw(raw, len, &msg), VH_EDEPTH);
+    ASSERT(msg != NULL && strstr(msg, "deeper than 20000 levels") != NULL);
+    ASSERT(strchr(msg, '\n') == NULL);
+    free(msg);
+    msg = NULL;
+    free(raw);
+  }
+  ASSERT_CLEAN();
+  /* The writer refuses a state deeper than the limit (an old store). */
+  uint64_t edit = vh_edit_new();
+  vh_tab_t *t = vh_tab_new(edit);
+  for (int i = 0; i < VH_MAX_DEPTH; i++) {
+    vh_tab_t *up = vh_tab_new(edit);
+    ASSERT_EQ(vh_tab_set(&up, vh_int(1), tu_tab(t), edit), 0);
+    t = up;
+  }
+  vh_buf_t z;
+  vh_buf_init(&z);
+  ASSERT_EQ(te_export(&t, 1, 1, &z, NULL), VH_EDEPTH);
+  vh_buf_free(&z);
+  vh_tab_release(t);
+  ASSERT_CLEAN();
+}
+
+TEST_IMPL(header_refuses_what_the_host_refuses) {
+  static const char *const bad[] = {"a b", "../../x", "__ved", "1x", "é"};
+  size_t len;
+  char *msg = NULL;
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    unsigned char *raw = te_craft(bad[i], 1, 1, &len);
+    ASSERT_EQ(te_import_raw(raw, len, &msg), VH_EINVAL);
+    ASSERT(msg != NULL && strstr(msg, "not a valid domain name") != NULL);
+    free(msg);
+    msg = NULL;
+    free(raw);
+  }
+  unsigned char *raw = te_craft("ok", INT64_MAX, 1, &len);
+  ASSERT_EQ(te_import_raw(raw, len, &msg), VH_EINVAL);
+  ASSERT(msg != NULL && strstr(msg, "version") != NULL);
+  free(msg);
+  msg = NULL;
+  free(raw);
+  raw = te_craft("ok", VH_MAX_VERSION, 1, &len);
+  ASSERT_EQ(te_import_raw(raw, len, &msg), 0);
+  free(msg);
+  free(raw);
+  /* The writer checks the same. */
+  vh_export_writer_t *w;
+  vh_export_header_t h;
+  vh_buf_t z;
+  vh_buf_init(&z);
+  memset(&h, 0, sizeof h);
+  ASSERT_EQ(vh_export_header_add(&h, "__ved", 1), 0);
+  ASSERT_EQ(vh_export_writer_new(te_write, &z, 0, &w), 0);
+  ASSERT_EQ(vh_export_write_header(w, &h, &msg), VH_EINVAL);
+  free(msg);
+  vh_export_writer_free(w);
+  vh_export_header_free(&h);
+  vh_buf_free(&z);
   ASSERT_CLEAN();
 }
 
@@ -458,9 +584,10 @@ TEST_IMPL(every_raw_byte_damaged_is_refused) {
       if (rc == 0)
         fprintf(stderr, "accepted: byte %zu ^ 0x%02x\n", i, flips[f]);
       ASSERT_NE(rc, 0);
-      if (rc != VH_ECORRUPT && rc != VH_EFORMAT)
+      /* EINVAL: a damaged name or version that the host would refuse */
+      if (rc != VH_ECORRUPT && rc != VH_EFORMAT && rc != VH_EINVAL)
         fprintf(stderr, "byte %zu: %d %s\n", i, rc, msg);
-      ASSERT(rc == VH_ECORRUPT || rc == VH_EFORMAT);
+      ASSERT(rc == VH_ECORRUPT || rc == VH_EFORMAT || rc == VH_EINVAL);
       ASSERT(msg != NULL && strlen(msg) > 10 && !strchr(msg, '\n'));
       if (i < 8) ASSERT_EQ(rc, VH_EFORMAT); /* the magic */
       free(msg);
@@ -588,8 +715,10 @@ TEST_IMPL(noncanonical_streams_refused) {
 }
 
 VH_TEST_MAIN(TEST_ENTRY(roundtrip_random), TEST_ENTRY(roundtrip_big),
-             TEST_ENTRY(roundtrip_deep), TEST_ENTRY(canonical_whatever_history),
-             TEST_ENTRY(byte_layout), TEST_ENTRY(lazy_state_exports_the_same),
+             TEST_ENTRY(roundtrip_deep), TEST_ENTRY(depth_limit),
+             TEST_ENTRY(header_refuses_what_the_host_refuses),
+             TEST_ENTRY(canonical_whatever_history), TEST_ENTRY(byte_layout),
+             TEST_ENTRY(lazy_state_exports_the_same),
              TEST_ENTRY(every_raw_byte_damaged_is_refused),
              TEST_ENTRY(compressed_damage_and_truncation),
              TEST_ENTRY(noncanonical_streams_refused))

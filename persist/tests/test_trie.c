@@ -357,6 +357,42 @@ TEST_IMPL(transients) {
   ASSERT_CLEAN();
 }
 
+/* deepcopy_max walks any height without recursion and refuses a tree
+ * taller than asked, leaving nothing behind. */
+TEST_IMPL(deepcopy_max_height) {
+  uint64_t e = vh_edit_new();
+  const int H = 300000;
+  vh_tab_t *t = vh_tab_new(e), *c = NULL;
+  ASSERT_EQ(tu_set_s(&t, "leaf", vh_int(7), e), 0);
+  for (int i = 1; i < H; i++) { /* t has height i + 1 after this step */
+    vh_tab_t *up = vh_tab_new(e);
+    ASSERT_EQ(tu_set_s(&up, "d", tu_tab(t), e), 0);
+    ASSERT_EQ(vh_tab_set(&up, vh_int(1), vh_int(i), e), 0);
+    t = up;
+  }
+  size_t live = vh_trie_live_nodes();
+  ASSERT_EQ(vh_tab_deepcopy_max(t, vh_edit_new(), H - 1, &c), VH_EDEPTH);
+  ASSERT_PTR_EQ(c, NULL);
+  ASSERT_EQ(vh_trie_live_nodes(), live);
+  ASSERT_EQ(vh_tab_deepcopy_max(t, vh_edit_new(), H, &c), 0);
+  ASSERT_PTR_NE(c, NULL);
+  vh_tab_t *d = vh_tab_deepcopy(t, vh_edit_new()); /* no limit */
+  ASSERT_PTR_NE(d, NULL);
+  const vh_tab_t *a = c, *b = d;
+  for (int i = H - 1; i >= 1; i--) {
+    ASSERT_EQ(tu_get_i(a, 1).u.i, i);
+    ASSERT_EQ(tu_get_i(b, 1).u.i, i);
+    a = tu_get_s(a, "d").u.t;
+    b = tu_get_s(b, "d").u.t;
+  }
+  ASSERT_EQ(tu_get_s(a, "leaf").u.i, 7);
+  ASSERT_EQ(tu_get_s(b, "leaf").u.i, 7);
+  vh_tab_release(t);
+  vh_tab_release(c);
+  vh_tab_release(d);
+  ASSERT_CLEAN();
+}
+
 /* Clone detaches; deepcopy shares nothing. */
 TEST_IMPL(clone_and_deepcopy) {
   uint64_t e = vh_edit_new(), e2;
@@ -865,8 +901,8 @@ VH_TEST_MAIN(TEST_ENTRY(big_mixed_1m), TEST_ENTRY(collisions_and3),
              TEST_ENTRY(canonical_after_delete_collisions),
              TEST_ENTRY(canonical_after_delete_const),
              TEST_ENTRY(iteration_order_stable), TEST_ENTRY(transients),
-             TEST_ENTRY(clone_and_deepcopy), TEST_ENTRY(rollback),
-             TEST_ENTRY(refcounts_many_versions),
+             TEST_ENTRY(clone_and_deepcopy), TEST_ENTRY(deepcopy_max_height),
+             TEST_ENTRY(rollback), TEST_ENTRY(refcounts_many_versions),
              TEST_ENTRY(array_border_and_holes),
              TEST_ENTRY(insert_remove_shift), TEST_ENTRY(keys_normalization),
              TEST_ENTRY(next_and_iter_agree), TEST_ENTRY(deep_nesting_release),

@@ -36,7 +36,8 @@
  *   level null -> nil; null as an object member -> the key is absent.
  *   Refused (VEDHOST_EJSON, a message naming the path): null inside an
  *   array (a Lua sequence cannot hold a hole exactly), integers outside
- *   int64, invalid UTF-8, more than 512 levels of nesting.
+ *   int64, invalid UTF-8, more than 2048 levels of nesting (jansson's
+ *   parser; a state itself may nest 20000).
  *
  *   state -> JSON:  a non-empty table whose keys are exactly the integers
  *   1..n -> array; any other table -> object, keys written as strings
@@ -44,7 +45,11 @@
  *   empty table -> {}; nil -> null; integer -> integer; float -> number
  *   with a fraction or exponent (2.0 stays 2.0), infinities -> null;
  *   strings -> JSON strings, each byte of an invalid UTF-8 sequence
- *   replaced by U+FFFD.
+ *   replaced by U+FFFD. Any nesting depth is written. A table with a
+ *   non-string key whose text equals one of its string keys (1 and "1",
+ *   true and "true", 1.5 and "1.5") cannot be written without losing a
+ *   member: refused with VEDHOST_EJSON and a message naming the path
+ *   ("$.a.b"), never dropped silently.
  */
 #ifndef VEDHOST_PLUGIN_H
 #define VEDHOST_PLUGIN_H
@@ -149,7 +154,9 @@ typedef struct vedhost_api {
    * The state read is the latest committed in memory, which may include
    * a slice that is not durable yet: before showing it outside the
    * process, wait for when_durable (minor 1). 0, VEDHOST_ENODOMAIN,
-   * VEDHOST_ENOTFOUND, VEDHOST_EIO or VEDHOST_ENOMEM. */
+   * VEDHOST_ENOTFOUND, VEDHOST_EIO, VEDHOST_ENOMEM, or VEDHOST_EJSON when
+   * the value cannot be written as JSON without losing data: then *out is
+   * the one-line message naming the path (free it with api->free). */
   int (*read_json)(vedhost_t *host, const char *domain, const char *const *path,
                    size_t npath, char **out, size_t *outlen);
 
