@@ -81,7 +81,7 @@ describe("vedhost plugins", function()
     local lines = vedhost_lines(r.log)
     assert.are.equal(1, #lines, r.log)
     assert.truthy(lines[1]:find("built for plugin ABI 2.0", 1, true), r.log)
-    assert.truthy(lines[1]:find("has ABI 1.1", 1, true), r.log)
+    assert.truthy(lines[1]:find("has ABI 1.2", 1, true), r.log)
     assert.truthy(lines[1]:find("rebuild", 1, true), r.log)
   end)
 
