@@ -19,8 +19,8 @@
  *   lazyget PORT PATH SECS  one GET PATH (4 KB receive buffer); prints
  *                           "sent", waits for a line on stdin, then reads
  *                           the whole response: "status S bytes B
- *                           complete C" (C: a Content-Length body or the
- *                           last chunk arrived)
+ *                           complete C w W" (C: a Content-Length body or
+ *                           the last chunk arrived; W: how many 'w' bytes)
  *   halfclose PORT PATH BODY  POST BODY to PATH, shutdown(SHUT_WR), print
  *                           everything read until the server closes
  *   repl SOCK N REQS SECS CODE  N control-socket clients each sending REQS
@@ -232,8 +232,10 @@ static int mode_lazyget(int port, const char *path, double secs) {
     else
       complete = len >= 5 && memcmp(buf + len - 5, "0\r\n\r\n", 5) == 0;
   }
-  int status = strncmp(buf, "HTTP/1.1 ", 9) == 0 ? atoi(buf + 9) : 0;
-  printf("status %d bytes %zu complete %d\n", status, len, complete);
+  int status = len > 9 && strncmp(buf, "HTTP/1.1 ", 9) == 0 ? atoi(buf + 9) : 0;
+  size_t nw = 0; /* 'w' bytes: the specs' second version writes them */
+  for (size_t i = 0; i < len; i++) nw += buf[i] == 'w';
+  printf("status %d bytes %zu complete %d w %zu\n", status, len, complete, nw);
   return 0;
 }
 
