@@ -44,7 +44,10 @@
  *   empty table -> {}; nil -> null; integer -> integer; float -> number
  *   with a fraction or exponent (2.0 stays 2.0), infinities -> null;
  *   strings -> JSON strings, each byte of an invalid UTF-8 sequence
- *   replaced by U+FFFD.
+ *   replaced by U+FFFD. The reader (read_open, minor 2) writes the same
+ *   text, and refuses (VEDHOST_EJSON, naming the path) nesting deeper
+ *   than 512 levels and a table whose non-string key has the text of one
+ *   of its string keys (`[1]` and `["1"]`).
  */
 #ifndef VEDHOST_PLUGIN_H
 #define VEDHOST_PLUGIN_H
