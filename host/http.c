@@ -706,14 +706,14 @@ static void vh_http_on_durable(void *arg, int durable) {
   vh_http_held_t *hd = arg;
   vh_http_conn_t *c = hd->c;
   const vedhost_api_t *api = c->srv->api;
-  if (!c->closing && durable) {
+  if (!c->closing && !c->ending && durable) {
     c->rd = hd->rd; /* c->busy stays set: the stream answers the head */
     c->started = 0;
     vh_http_runq_add(c);
   } else {
     api->read_close(hd->rd);
     c->busy = 0;
-    if (!c->closing) {
+    if (!c->closing && !c->ending) {
       vh_http_error(c, 503, "vedhost stopped before the state was durable",
                     NULL);
       vh_http_pump(c);
