@@ -124,6 +124,8 @@ static int mode_slow(int port, int n, double secs) {
     usleep(200000);
   }
   printf("closed %d of %d, 408 %d\n", closed, n, got408);
+  free(fd);
+  free(done);
   return 0;
 }
 
@@ -151,6 +153,8 @@ static int mode_idle(int port, int n, double secs) {
     usleep(50000);
   }
   printf("closed %d of %d\n", closed, n);
+  free(fd);
+  free(done);
   return 0;
 }
 
@@ -176,6 +180,8 @@ static int mode_hold(int port, int n, double secs) {
   double until = now_s() + secs;
   while (now_s() < until && !readable(0, 100)) {
   }
+  free(fd);
+  free(done);
   return 0;
 }
 
@@ -216,19 +222,26 @@ static int mode_lazyget(int port, const char *path, double secs) {
   char *buf = malloc(cap);
   double end = now_s() + secs;
   int complete = 0;
+  size_t body = 0;     /* offset of the body once the head is in */
+  long long clen = -1; /* its Content-Length, -1 when chunked */
   while (now_s() < end && !complete) {
     if (!readable(fd, 100)) continue;
-    if (len + 65536 > cap) buf = realloc(buf, cap *= 2);
+    if (len + 65536 + 1 > cap) buf = realloc(buf, cap *= 2);
     ssize_t r = recv(fd, buf + len, 65536, 0);
     if (r <= 0) break;
     len += (size_t)r;
     buf[len] = '\0';
-    char *body = strstr(buf, "\r\n\r\n");
-    if (!body) continue;
-    body += 4;
-    char *cl = strstr(buf, "Content-Length: ");
-    if (cl && cl < body)
-      complete = (size_t)(buf + len - body) >= strtoull(cl + 16, NULL, 10);
+    if (!body) { /* look at the head once (the body may be many MB) */
+      char *e = strstr(buf, "\r\n\r\n");
+      if (!e) continue;
+      body = (size_t)(e + 4 - buf);
+      *e = '\0';
+      char *cl = strstr(buf, "Content-Length: ");
+      if (cl) clen = strtoll(cl + 16, NULL, 10);
+      *e = '\r';
+    }
+    if (clen >= 0)
+      complete = len - body >= (size_t)clen;
     else
       complete = len >= 5 && memcmp(buf + len - 5, "0\r\n\r\n", 5) == 0;
   }
@@ -236,6 +249,7 @@ static int mode_lazyget(int port, const char *path, double secs) {
   size_t nw = 0; /* 'w' bytes: the specs' second version writes them */
   for (size_t i = 0; i < len; i++) nw += buf[i] == 'w';
   printf("status %d bytes %zu complete %d w %zu\n", status, len, complete, nw);
+  free(buf);
   return 0;
 }
 
@@ -290,6 +304,7 @@ static int mode_repl(const char *path, int n, int reqs, double secs,
   }
   printf("sent %d\n", sent);
   fflush(stdout);
+  free(frame);
   double until = now_s() + secs;
   while (now_s() < until && !readable(0, 100)) {
   }
