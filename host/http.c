@@ -14,9 +14,9 @@
  *        backpressure), with the reason, or when the domain is refused
  *        (its state stays readable with GET).
  *   GET  /domains/{domain}/state[/key...]  -> 200 JSON of the committed
- *        state (or of the value at that path; 404 if absent), read when
+ *        state (or of the value at that path; 404 if absent), pinned when
  *        the request is served and sent once every slice it may show is
- *        durable (api->when_durable: the output gate).
+ *        durable (api->when_durable: the output gate). See STREAMING.
  *   GET  /healthz  -> 200 {"status":"ok"} (503 once stopping; 503 with
  *        {"error": reason} while slices are held: api->accepting)
  *   GET  /metrics  -> Prometheus text format 0.0.4
@@ -41,6 +41,46 @@
  * and throw away the 413 before the client read it. A request the parser
  * rejects gets 400 and the same close.
  *
+ * LIMITS (the options after the address: `--http ADDR:PORT,OPT=V,...`).
+ *   header-timeout (10s)  a request (head and body) must arrive within
+ *        this from its first byte, and a new connection must send one
+ *        within it: else 408 and close (slowloris).
+ *   idle-timeout (60s)    a kept-alive connection with nothing to do is
+ *        closed after this; so is one whose client reads nothing of a
+ *        pending response for this long.
+ *   max-connections       open connections (default: the fd limit, raised
+ *        to its hard limit at start, minus a quarter of it (at least 128)
+ *        kept for the store, at most 16384). Over it a connection is
+ *        accepted, answered 503 if the socket takes it at once, and
+ *        closed; logged once per burst (until the count falls to 90%).
+ *   max-output (1MB)      bytes of responses queued per connection. While
+ *        over it, no next request is served and nothing is read
+ *        (pipelined requests wait in the kernel), and a streamed body
+ *        stops being produced until the client reads.
+ * A sweep timer (a quarter of the shorter timeout, 50 ms..1 s) checks the
+ * deadlines; timeouts are counted in /metrics.
+ *
+ * STREAMING. A GET of state does not encode the value at once (a state of
+ * millions of keys would hold the loop for seconds): api->read_open pins
+ * the committed version (later slices do not change what is sent), and
+ * once when_durable says it may be shown, the connection joins a run
+ * queue served by an idle handle: each loop turn writes at most 16 steps
+ * (and ~4 ms) over all streaming connections, round robin. The first step
+ * takes up to VH_HTTP_FIRST bytes: a value that fits is sent with a
+ * Content-Length (and a value that cannot be written, e.g. nested too
+ * deep, gets its error status); a bigger one is sent with chunked
+ * transfer encoding (HTTP/1.0: unframed, then close) in VH_HTTP_CHUNK
+ * steps, each written as soon as it is made, and while the connection is
+ * over max-output it leaves the queue until a write completes. An error
+ * after the head went out (a node that cannot be read, the host stopping)
+ * cuts the connection without the last chunk, so the client sees an
+ * incomplete body, never a short one that looks whole.
+ *
+ * HALF-CLOSE. A client may shutdown(SHUT_WR) after its requests: EOF
+ * stops reading, but what was received is answered (a POST's reply once
+ * durable), the last response says "Connection: close", and then the
+ * connection closes.
+ *
  * LIFETIME. A connection is freed when its handle is closed and no call
  * is in flight for it (refs counts both); a reply for a connection that
  * went away is dropped. At stop (api->on_stop): the listener closes,
@@ -59,6 +99,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <http_parser.h>
 
@@ -71,10 +112,24 @@
 #define VH_HTTP_MAX_QUEUE 64
 #define VH_HTTP_MAX_SEGS 64
 #define VH_HTTP_STOP_MS 2000
+#define VH_HTTP_HEADER_MS 10000 /* defaults of the options */
+#define VH_HTTP_IDLE_MS 60000
+#define VH_HTTP_MAX_OUTPUT ((size_t)1 << 20)
+#define VH_HTTP_MAX_CONNS 16384
+#define VH_HTTP_LINGER_MS 2000     /* lingering close, at most */
+#define VH_HTTP_FIRST (256 * 1024) /* first step of a GET: Content-Length */
+#define VH_HTTP_CHUNK (64 * 1024)  /* later steps: one chunk each */
+#define VH_HTTP_HEADROOM 512       /* room for a head before a step */
+#define VH_HTTP_TURN_STEPS 16      /* steps per loop turn, all streams */
+#define VH_HTTP_TURN_NS 4000000    /* and time per loop turn */
 
 /* Response codes counted in /metrics. */
-static const int vh_http_codes[] = {200, 400, 404, 405, 413, 414, 500, 503, 0};
-#define VH_HTTP_NCODES 9
+static const int vh_http_codes[] = {200, 400, 404, 405, 408,
+                                    413, 414, 500, 503, 0};
+#define VH_HTTP_NCODES 10
+
+/* Timeouts counted in /metrics. */
+enum { VH_HTTP_TO_HEADER, VH_HTTP_TO_IDLE, VH_HTTP_TO_WRITE, VH_HTTP_NTO };
 
 typedef struct vh_http_srv vh_http_srv_t;
 typedef struct vh_http_conn vh_http_conn_t;
@@ -87,7 +142,8 @@ typedef struct vh_http_req {
   char *body; /* [owned] may be NULL */
   size_t blen, bcap;
   int keep_alive;
-  int status; /* preset answer (400, 413, 414) or 0 */
+  int http10; /* HTTP/1.0: no chunked transfer encoding */
+  int status; /* preset answer (400, 408, 413, 414) or 0 */
   struct vh_http_req *next;
 } vh_http_req_t;
 
@@ -108,6 +164,18 @@ struct vh_http_conn {
   int writes;                  /* uv_write in flight */
   int64_t t0_ns;               /* when head started (for latency) */
   vh_http_conn_t *prev, *next; /* in srv->conns */
+  int eof;                     /* the client shut its sending side */
+  int served;                  /* a request was answered (idle-timeout) */
+  size_t out_bytes;            /* bytes in uv_write requests not done */
+  uint64_t t_req;       /* ms: first byte of the request being received */
+  uint64_t t_active;    /* ms: last read, write or answer */
+  uint64_t t_linger;    /* ms: the lingering close began */
+  vedhost_reader_t *rd; /* [owned] the GET being streamed (the head) */
+  int started;          /* its head went out */
+  int chunked;          /* it is sent with chunked transfer encoding */
+  int skeep;            /* the connection stays open after it */
+  int in_runq;          /* in srv's run queue */
+  vh_http_conn_t *rq_next;
 };
 
 struct vh_http_srv {
@@ -115,6 +183,7 @@ struct vh_http_srv {
   uv_loop_t *loop;
   uv_tcp_t listener;
   int listener_open;
+  int timers_open;     /* sweep and runner are initialised */
   uv_timer_t deadline; /* stop deadline */
   int deadline_hit;
   int open_handles; /* listener + deadline not closed yet */
@@ -127,15 +196,31 @@ struct vh_http_srv {
   uint64_t posts;      /* POSTs answered 200 */
   double post_seconds; /* their summed latency */
   uint64_t accepted;
+  /* limits (the options of --http) */
+  uint64_t header_ms, idle_ms;
+  size_t max_conns, max_output;
+  size_t nlive;     /* connections not closing (the cap counts these) */
+  uv_timer_t sweep; /* checks the deadlines */
+  uv_idle_t runner; /* runs the streams' steps while runq is not empty */
+  vh_http_conn_t *rq_head, *rq_tail; /* streams with room to write */
+  size_t streaming;                  /* GETs being streamed now */
+  int refusing;                      /* over the cap (logged once) */
+  uint64_t refused, refused_burst;   /* connections refused: total, now */
+  uint64_t timeouts[VH_HTTP_NTO];
+  int accept_failing; /* accept errors are being logged once */
 };
 
 typedef struct vh_http_write {
   uv_write_t w;
   vh_http_conn_t *c;
-  char *buf; /* [owned] */
+  char *buf;  /* [owned] */
+  size_t len; /* bytes written (counted in c->out_bytes) */
 } vh_http_write_t;
 
 static void vh_http_pump(vh_http_conn_t *c);
+static void vh_http_runq_add(vh_http_conn_t *c);
+static void vh_http_runq_del(vh_http_conn_t *c);
+static void vh_http_on_run(uv_idle_t *idle);
 static void vh_http_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b);
 
 /* ---- connection life ---- */
@@ -170,9 +255,44 @@ static void vh_http_on_close(uv_handle_t *hd) {
   vh_http_conn_unref(c);
 }
 
+static uint64_t vh_http_ms(const vh_http_srv_t *srv) {
+  return uv_now(srv->loop);
+}
+
+static void vh_http_log(vh_http_srv_t *srv, int level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void vh_http_log(vh_http_srv_t *srv, int level, const char *fmt, ...) {
+  char line[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  srv->api->log(srv->api->host, level, "http", line);
+}
+
+/* The stream of c ends (done, failed or cut): release the reader. */
+static void vh_http_stream_end(vh_http_conn_t *c) {
+  if (!c->rd) return;
+  vh_http_runq_del(c);
+  c->srv->api->read_close(c->rd);
+  c->rd = NULL;
+  if (c->started) c->srv->streaming--;
+  c->started = 0;
+}
+
 static void vh_http_close(vh_http_conn_t *c) {
   if (c->closing) return;
+  vh_http_srv_t *srv = c->srv;
   c->closing = 1;
+  vh_http_stream_end(c);
+  srv->nlive--;
+  if (srv->refusing && srv->nlive * 10 <= srv->max_conns * 9) {
+    srv->refusing = 0;
+    vh_http_log(srv, VEDHOST_LOG_INFO,
+                "below the connection limit again; %" PRIu64
+                " connection(s) were refused",
+                srv->refused_burst);
+  }
   uv_close((uv_handle_t *)&c->tcp, vh_http_on_close);
 }
 
@@ -204,7 +324,11 @@ static void vh_http_on_shutdown(uv_shutdown_t *req, int status) {
     return;
   }
   c->discard = 1; /* lingering close: drop input until the client closes */
-  vh_http_read_start(c);
+  c->t_linger = vh_http_ms(c->srv);
+  if (c->eof)
+    vh_http_close(c); /* nothing more can come */
+  else
+    vh_http_read_start(c);
 }
 
 /* The connection ends: FIN once the writes are done, then lingering. */
@@ -234,59 +358,72 @@ static void vh_http_count(vh_http_srv_t *srv, int status) {
 static void vh_http_on_write(uv_write_t *w, int status) {
   vh_http_write_t *wr = (vh_http_write_t *)w;
   vh_http_conn_t *c = wr->c;
+  c->out_bytes -= wr->len;
   free(wr->buf);
   free(wr);
   c->writes--;
+  c->t_active = vh_http_ms(c->srv);
   if (status != 0) {
     vh_http_close(c);
     return;
   }
-  if (c->ending && c->writes == 0) vh_http_end(c);
+  if (c->ending) {
+    if (c->writes == 0) vh_http_end(c);
+    return;
+  }
+  if (c->closing || c->out_bytes >= c->srv->max_output) return;
+  if (c->rd)
+    vh_http_runq_add(c); /* room again: the stream goes on */
+  else
+    vh_http_pump(c);
 }
 
-/* Write the response of the head request and pop it. body [borrowed]. */
-static void vh_http_respond(vh_http_conn_t *c, int status, const char *ctype,
-                            const char *body, size_t blen, const char *extra) {
-  vh_http_srv_t *srv = c->srv;
+/* Queue len bytes at buf [stolen] (base [stolen] is what to free, buf
+ * points into it) on c. 0, or -1 with the connection closed. */
+static int vh_http_send(vh_http_conn_t *c, char *base, char *buf, size_t len) {
+  vh_http_write_t *wr = malloc(sizeof *wr);
+  if (!wr) {
+    free(base);
+    vh_http_close(c);
+    return -1;
+  }
+  wr->c = c;
+  wr->buf = base;
+  wr->len = len;
+  uv_buf_t ub = uv_buf_init(buf, (unsigned)len);
+  if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &ub, 1, vh_http_on_write) != 0) {
+    free(base);
+    free(wr);
+    vh_http_close(c);
+    return -1;
+  }
+  c->writes++;
+  c->out_bytes += len;
+  return 0;
+}
+
+/* Pop the head request (answered). Returns 1 when the connection stays
+ * open for more (keep-alive), 0 when this is its last response. *keep
+ * (may be NULL): the request allowed keep-alive. */
+static int vh_http_pop(vh_http_conn_t *c, int *keep) {
   vh_http_req_t *r = c->head;
-  int keep = r && r->keep_alive && !r->status && !srv->stopping;
-  vh_http_count(srv, status);
+  int k = r && r->keep_alive && !r->status && !c->srv->stopping;
   if (r) {
     c->head = r->next;
     if (!c->head) c->tail = NULL;
     c->nqueued--;
     vh_http_req_free(r);
   }
-  if (c->closing) return;
-  const char *reason = http_status_str((enum http_status)status);
-  char hdr[512];
-  int hl = snprintf(hdr, sizeof hdr,
-                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-                    "Content-Length: %zu\r\n%sConnection: %s\r\n\r\n",
-                    status, reason, ctype, blen, extra ? extra : "",
-                    keep ? "keep-alive" : "close");
-  vh_http_write_t *wr = malloc(sizeof *wr);
-  char *buf = malloc((size_t)hl + blen);
-  if (!wr || !buf) {
-    free(wr);
-    free(buf);
-    vh_http_close(c);
-    return;
-  }
-  memcpy(buf, hdr, (size_t)hl);
-  if (blen) memcpy(buf + hl, body, blen);
-  wr->c = c;
-  wr->buf = buf;
-  uv_buf_t ub = uv_buf_init(buf, (unsigned)((size_t)hl + blen));
-  if (uv_write(&wr->w, (uv_stream_t *)&c->tcp, &ub, 1, vh_http_on_write) != 0) {
-    free(buf);
-    free(wr);
-    vh_http_close(c);
-    return;
-  }
-  c->writes++;
+  c->served = 1;
+  c->t_active = vh_http_ms(c->srv);
+  if (keep) *keep = k;
+  /* after EOF: the last response is the one with nothing queued behind */
+  return k && !(c->eof && !c->head);
+}
+
+/* After the last response (more == 0): answer nothing more, end. */
+static void vh_http_last(vh_http_conn_t *c, int keep) {
   if (!keep) {
-    /* Nothing after this response is answered. */
     while (c->head) {
       vh_http_req_t *q = c->head;
       c->head = q->next;
@@ -294,9 +431,35 @@ static void vh_http_respond(vh_http_conn_t *c, int status, const char *ctype,
     }
     c->tail = NULL;
     c->nqueued = 0;
-    c->halted = 1;
-    vh_http_end(c);
   }
+  c->halted = 1;
+  vh_http_end(c);
+}
+
+/* Write the response of the head request and pop it. body [borrowed]. */
+static void vh_http_respond(vh_http_conn_t *c, int status, const char *ctype,
+                            const char *body, size_t blen, const char *extra) {
+  vh_http_srv_t *srv = c->srv;
+  int keep;
+  int more = vh_http_pop(c, &keep);
+  vh_http_count(srv, status);
+  if (c->closing) return;
+  const char *reason = http_status_str((enum http_status)status);
+  char hdr[512];
+  int hl = snprintf(hdr, sizeof hdr,
+                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+                    "Content-Length: %zu\r\n%sConnection: %s\r\n\r\n",
+                    status, reason, ctype, blen, extra ? extra : "",
+                    more ? "keep-alive" : "close");
+  char *buf = malloc((size_t)hl + blen);
+  if (!buf) {
+    vh_http_close(c);
+    return;
+  }
+  memcpy(buf, hdr, (size_t)hl);
+  if (blen) memcpy(buf + hl, body, blen);
+  if (vh_http_send(c, buf, buf, (size_t)hl + blen) != 0) return;
+  if (!more) vh_http_last(c, keep);
 }
 
 static void vh_http_json(vh_http_conn_t *c, int status, const char *body,
@@ -419,6 +582,26 @@ static void vh_http_metrics(vh_http_conn_t *c) {
                  "Open HTTP connections.", (int64_t)srv->nconns);
   vh_http_metric(&b, "vedhost_http_connections_accepted_total", "counter",
                  "HTTP connections accepted.", (int64_t)srv->accepted);
+  vh_http_metric(&b, "vedhost_http_connection_limit", "gauge",
+                 "Open HTTP connections allowed (max-connections).",
+                 (int64_t)srv->max_conns);
+  vh_http_metric(&b, "vedhost_http_connections_refused_total", "counter",
+                 "HTTP connections closed at once: over max-connections.",
+                 (int64_t)srv->refused);
+  vh_http_metric(&b, "vedhost_http_streaming_responses", "gauge",
+                 "GET responses being written in steps now.",
+                 (int64_t)srv->streaming);
+  vh_sbuf_printf(&b,
+                 "# HELP vedhost_http_timeouts_total HTTP connections closed "
+                 "by a timeout.\n# TYPE vedhost_http_timeouts_total counter\n"
+                 "vedhost_http_timeouts_total{kind=\"header\"} %" PRIu64
+                 "\n"
+                 "vedhost_http_timeouts_total{kind=\"idle\"} %" PRIu64
+                 "\n"
+                 "vedhost_http_timeouts_total{kind=\"write\"} %" PRIu64 "\n",
+                 srv->timeouts[VH_HTTP_TO_HEADER],
+                 srv->timeouts[VH_HTTP_TO_IDLE],
+                 srv->timeouts[VH_HTTP_TO_WRITE]);
   vh_sbuf_printf(&b,
                  "# HELP vedhost_http_post_seconds Time from a POST's "
                  "dispatch to its durable reply.\n# TYPE "
@@ -532,45 +715,67 @@ static void vh_http_post_event(vh_http_conn_t *c, vh_http_req_t *r,
   vh_http_error(c, code, err, NULL);
 }
 
-/* A state read waiting for the output gate: the JSON is taken when the
- * request is served, and sent once every slice it may show is durable. */
+/* A state read waiting for the output gate: the version is pinned when
+ * the request is served, and written once every slice it may show is
+ * durable. */
 typedef struct vh_http_held {
-  vh_http_conn_t *c; /* [ref] c->refs counts this */
-  char *js;          /* [owned by the host: api->free] */
-  size_t n;
+  vh_http_conn_t *c;    /* [ref] c->refs counts this */
+  vedhost_reader_t *rd; /* [owned] until handed to c */
 } vh_http_held_t;
 
 static void vh_http_on_durable(void *arg, int durable) {
   vh_http_held_t *hd = arg;
   vh_http_conn_t *c = hd->c;
   const vedhost_api_t *api = c->srv->api;
-  c->busy = 0;
-  if (!c->closing) {
-    if (durable)
-      vh_http_json(c, 200, hd->js, hd->n);
-    else
+  if (!c->closing && !c->ending && durable) {
+    c->rd = hd->rd; /* c->busy stays set: the stream answers the head */
+    c->started = 0;
+    vh_http_runq_add(c);
+  } else {
+    api->read_close(hd->rd);
+    c->busy = 0;
+    if (!c->closing && !c->ending) {
       vh_http_error(c, 503, "vedhost stopped before the state was durable",
                     NULL);
-    vh_http_pump(c);
+      vh_http_pump(c);
+    }
   }
-  api->free(hd->js);
   free(hd);
   vh_http_conn_unref(c);
 }
 
+/* The status and message of a reader's error code. */
+static int vh_http_read_status(vh_http_srv_t *srv, vedhost_reader_t *rd, int rc,
+                               char *msg, size_t cap) {
+  const char *why = rd ? srv->api->read_error(rd) : "";
+  switch (rc) {
+    case VEDHOST_EIO:
+      snprintf(msg, cap, "state could not be read from the store%s%s",
+               *why ? ": " : "", why);
+      return 500;
+    case VEDHOST_EJSON:
+      snprintf(msg, cap, "%s", why);
+      return 500;
+    case VEDHOST_ESTOPPED:
+      snprintf(msg, cap, "vedhost is stopping");
+      return 503;
+    default:
+      snprintf(msg, cap, "out of memory");
+      return 500;
+  }
+}
+
 static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg) {
   const vedhost_api_t *api = c->srv->api;
-  char *js = NULL;
-  size_t n = 0;
-  int rc = api->read_json(api->host, segs[1], (const char *const *)segs + 3,
-                          (size_t)(nseg - 3), &js, &n);
+  vedhost_reader_t *rd = NULL;
+  int rc = api->read_open(api->host, segs[1], (const char *const *)segs + 3,
+                          (size_t)(nseg - 3), &rd);
   if (rc == 0) {
-    /* Invariant 3: what was read may belong to a slice not yet durable. */
+    /* Invariant 3: what was pinned may belong to a slice not yet durable. */
     vh_http_held_t *hd = malloc(sizeof *hd);
     if (hd) {
       hd->c = c;
-      hd->js = js;
-      hd->n = n;
+      hd->rd = rd;
       c->busy = 1;
       c->refs++;
       if (api->when_durable(api->host, vh_http_on_durable, hd) == 0) return;
@@ -578,7 +783,7 @@ static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg) {
       c->refs--;
       free(hd);
     }
-    api->free(js);
+    api->read_close(rd);
     vh_http_error(c, 500, "out of memory", NULL);
     return;
   }
@@ -588,17 +793,158 @@ static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg) {
     return;
   }
   char msg[256];
+  int code = 404;
   if (rc == VEDHOST_ENODOMAIN)
     snprintf(msg, sizeof msg, "no domain '%.200s'", segs[1]);
   else if (rc == VEDHOST_ENOTFOUND)
     snprintf(msg, sizeof msg, "no value at that path");
-  else if (rc == VEDHOST_EIO)
-    snprintf(msg, sizeof msg, "state could not be read from the store");
   else
-    snprintf(msg, sizeof msg, "out of memory");
-  vh_http_error(c,
-                rc == VEDHOST_ENODOMAIN || rc == VEDHOST_ENOTFOUND ? 404 : 500,
-                msg, NULL);
+    code = vh_http_read_status(c->srv, NULL, rc, msg, sizeof msg);
+  vh_http_error(c, code, msg, NULL);
+}
+
+/* ---- streaming (see STREAMING) ---- */
+
+static void vh_http_runq_add(vh_http_conn_t *c) {
+  vh_http_srv_t *srv = c->srv;
+  if (c->in_runq || c->closing || !c->rd) return;
+  c->in_runq = 1;
+  c->rq_next = NULL;
+  if (srv->rq_tail)
+    srv->rq_tail->rq_next = c;
+  else
+    srv->rq_head = c;
+  srv->rq_tail = c;
+  uv_idle_start(&srv->runner, vh_http_on_run);
+}
+
+static void vh_http_runq_del(vh_http_conn_t *c) {
+  vh_http_srv_t *srv = c->srv;
+  if (!c->in_runq) return;
+  vh_http_conn_t **pp = &srv->rq_head, *prev = NULL;
+  while (*pp != c) {
+    prev = *pp;
+    pp = &(*pp)->rq_next;
+  }
+  *pp = c->rq_next;
+  if (srv->rq_tail == c) srv->rq_tail = prev;
+  c->in_runq = 0;
+  c->rq_next = NULL;
+}
+
+/* The stream failed after its head went out: cut the connection. */
+static void vh_http_stream_cut(vh_http_conn_t *c, int rc) {
+  char msg[512];
+  vh_http_read_status(c->srv, c->rd, rc, msg, sizeof msg);
+  vh_http_log(c->srv, VEDHOST_LOG_WARN,
+              "GET of state cut after it began (the client sees an "
+              "incomplete body): %s",
+              msg);
+  vh_http_close(c);
+}
+
+/* One step of c's stream: up to VH_HTTP_FIRST bytes the first time (and
+ * the whole answer when the value fits), VH_HTTP_CHUNK later. */
+static void vh_http_step(vh_http_conn_t *c) {
+  vh_http_srv_t *srv = c->srv;
+  const vedhost_api_t *api = srv->api;
+  size_t want = c->started ? VH_HTTP_CHUNK : VH_HTTP_FIRST;
+  char *base = malloc(VH_HTTP_HEADROOM + want + 16);
+  if (!base) {
+    vh_http_close(c);
+    return;
+  }
+  char *data = base + VH_HTTP_HEADROOM;
+  size_t got = 0;
+  int rc = 1;
+  while (rc == 1 && got < want) {
+    size_t n = 0;
+    rc = api->read_next(c->rd, data + got, want - got, &n);
+    got += n;
+  }
+  if (rc < 0) {
+    if (c->started) {
+      free(base);
+      vh_http_stream_cut(c, rc);
+      return;
+    }
+    char msg[512];
+    int code = vh_http_read_status(srv, c->rd, rc, msg, sizeof msg);
+    free(base);
+    vh_http_stream_end(c);
+    c->busy = 0;
+    vh_http_error(c, code, msg, NULL);
+    vh_http_pump(c);
+    return;
+  }
+  if (!c->started && rc == 0) { /* it fits: one plain response */
+    vh_http_stream_end(c);
+    c->busy = 0;
+    vh_http_json(c, 200, data, got);
+    free(base);
+    vh_http_pump(c);
+    return;
+  }
+  char pre[256];
+  size_t pl = 0;
+  if (!c->started) {
+    vh_http_req_t *r = c->head;
+    c->chunked = !r->http10;
+    c->skeep =
+        c->chunked && r->keep_alive && !srv->stopping && !(c->eof && !r->next);
+    pl = (size_t)snprintf(pre, sizeof pre,
+                          "HTTP/1.1 200 OK\r\nContent-Type: application/json"
+                          "\r\n%sConnection: %s\r\n\r\n",
+                          c->chunked ? "Transfer-Encoding: chunked\r\n" : "",
+                          c->skeep ? "keep-alive" : "close");
+    c->started = 1;
+    srv->streaming++;
+    vh_http_count(srv, 200);
+  }
+  if (c->chunked && got)
+    pl += (size_t)snprintf(pre + pl, sizeof pre - pl, "%zx\r\n", got);
+  char *out = data - pl;
+  memcpy(out, pre, pl);
+  size_t len = pl + got;
+  if (c->chunked && got) {
+    memcpy(out + len, "\r\n", 2);
+    len += 2;
+  }
+  if (c->chunked && rc == 0) {
+    memcpy(out + len, "0\r\n\r\n", 5);
+    len += 5;
+  }
+  if (len == 0)
+    free(base);
+  else if (vh_http_send(c, base, out, len) != 0)
+    return;
+  if (rc == 1) {
+    if (c->out_bytes < srv->max_output) vh_http_runq_add(c);
+    return; /* else vh_http_on_write brings it back */
+  }
+  /* the text is complete */
+  int keep = c->skeep;
+  vh_http_stream_end(c);
+  c->busy = 0;
+  int more = vh_http_pop(c, NULL) && keep;
+  if (!more)
+    vh_http_last(c, keep);
+  else
+    vh_http_pump(c);
+}
+
+static void vh_http_on_run(uv_idle_t *idle) {
+  vh_http_srv_t *srv = idle->data;
+  uint64_t t0 = uv_hrtime();
+  for (int n = 0; srv->rq_head && n < VH_HTTP_TURN_STEPS; n++) {
+    vh_http_conn_t *c = srv->rq_head;
+    vh_http_runq_del(c);
+    c->refs++; /* a step may close it */
+    vh_http_step(c);
+    vh_http_conn_unref(c);
+    if (uv_hrtime() - t0 > VH_HTTP_TURN_NS) break;
+  }
+  if (!srv->rq_head) uv_idle_stop(idle);
 }
 
 /* Answer c->head (it stays the head until answered). */
@@ -611,7 +957,10 @@ static void vh_http_serve(vh_http_conn_t *c) {
   }
   if (r->status) {
     vh_http_error(c, r->status,
-                  r->status == 414 ? "URL too long" : "bad HTTP request", NULL);
+                  r->status == 414   ? "URL too long"
+                  : r->status == 408 ? "the request did not arrive in time"
+                                     : "bad HTTP request",
+                  NULL);
     return;
   }
   char *segs[VH_HTTP_MAX_SEGS];
@@ -662,15 +1011,24 @@ static void vh_http_serve(vh_http_conn_t *c) {
 
 /* Serve queued requests in order while none is in flight. */
 static void vh_http_pump(vh_http_conn_t *c) {
-  while (c->head && !c->busy && !c->closing) vh_http_serve(c);
-  if (!c->halted && !c->ending && c->nqueued < VH_HTTP_MAX_QUEUE)
+  size_t max = c->srv->max_output;
+  while (c->head && !c->busy && !c->closing && !c->ending && c->out_bytes < max)
+    vh_http_serve(c);
+  if (c->closing || c->ending) return;
+  if (!c->halted && !c->eof && c->nqueued < VH_HTTP_MAX_QUEUE &&
+      c->out_bytes < max)
     vh_http_read_start(c);
+  else
+    vh_http_read_stop(c);
+  /* after EOF (or a halt), end once everything received is answered */
+  if ((c->eof || c->halted) && !c->head && !c->busy && !c->rd) vh_http_end(c);
 }
 
 /* ---- parsing ---- */
 
 static int vh_http_on_begin(http_parser *p) {
   vh_http_conn_t *c = p->data;
+  if (!c->t_req) c->t_req = vh_http_ms(c->srv);
   vh_http_req_free(c->cur);
   c->cur = calloc(1, sizeof *c->cur);
   return c->cur ? 0 : -1;
@@ -741,6 +1099,8 @@ static int vh_http_on_complete(http_parser *p) {
   c->cur = NULL;
   r->method = (int)p->method;
   r->keep_alive = http_should_keep_alive(p);
+  r->http10 = p->http_major < 1 || (p->http_major == 1 && p->http_minor == 0);
+  c->t_req = 0;
   if (c->tail)
     c->tail->next = r;
   else
@@ -752,26 +1112,42 @@ static int vh_http_on_complete(http_parser *p) {
 
 static void vh_http_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   vh_http_conn_t *c = s->data;
-  if (n < 0 || c->discard || c->halted) {
-    free(b->base);
-    if (n < 0) {
+  free(n > 0 ? NULL : b->base); /* freed below when there is data */
+  if (n == 0) return;
+  if (n < 0) {
+    if (n != UV_EOF || c->discard) {
       vh_http_close(c);
-    } else if (c->halted && !c->discard && !c->busy && !c->head) {
-      vh_http_end(c);
+      return;
     }
+    /* EOF: the client may still read (shutdown(SHUT_WR)). Answer what was
+     * received, then close. A request cut by the EOF is dropped. */
+    c->eof = 1;
+    vh_http_read_stop(c);
+    vh_http_req_free(c->cur);
+    c->cur = NULL;
+    c->t_req = 0;
+    if (!c->head && !c->busy && !c->rd && c->writes == 0)
+      vh_http_close(c);
+    else
+      vh_http_pump(c);
     return;
   }
-  if (n > 0) {
-    size_t done =
-        http_parser_execute(&c->parser, &c->srv->settings, b->base, (size_t)n);
-    if (!c->halted && (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK ||
-                       done != (size_t)n || c->parser.upgrade)) {
-      if (!c->cur) c->cur = calloc(1, sizeof *c->cur);
-      if (c->cur)
-        vh_http_halt(c, 400);
-      else
-        c->halted = 1;
-    }
+  c->t_active = vh_http_ms(c->srv);
+  if (c->discard || c->halted) {
+    free(b->base);
+    if (c->halted && !c->discard && !c->busy && !c->head) vh_http_end(c);
+    return;
+  }
+  if (!c->t_req) c->t_req = c->t_active; /* the header deadline runs */
+  size_t done =
+      http_parser_execute(&c->parser, &c->srv->settings, b->base, (size_t)n);
+  if (!c->halted && (HTTP_PARSER_ERRNO(&c->parser) != HPE_OK ||
+                     done != (size_t)n || c->parser.upgrade)) {
+    if (!c->cur) c->cur = calloc(1, sizeof *c->cur);
+    if (c->cur)
+      vh_http_halt(c, 400);
+    else
+      c->halted = 1;
   }
   free(b->base);
   if (c->halted || c->nqueued >= VH_HTTP_MAX_QUEUE) vh_http_read_stop(c);
@@ -779,9 +1155,40 @@ static void vh_http_on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
   if (c->halted && !c->head && !c->busy && !c->closing) vh_http_end(c);
 }
 
+/* Refuse a connection over the cap: a best-effort 503, then close. */
+static void vh_http_refuse(vh_http_conn_t *c) {
+  vh_http_srv_t *srv = c->srv;
+  static const char resp[] =
+      "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+      "Content-Length: 44\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+      "{\"error\":\"too many connections, try again\"}";
+  uv_buf_t ub = uv_buf_init((char *)resp, sizeof resp - 1);
+  uv_try_write((uv_stream_t *)&c->tcp, &ub, 1);
+  srv->refused++;
+  srv->refused_burst++;
+  if (!srv->refusing) {
+    srv->refusing = 1;
+    srv->refused_burst = 1;
+    vh_http_log(srv, VEDHOST_LOG_WARN,
+                "%zu connections open: at the limit (max-connections=%zu); "
+                "new connections are answered 503 and closed until the "
+                "count falls to 90%% of it",
+                srv->nlive - 1, srv->max_conns);
+  }
+  vh_http_close(c);
+}
+
 static void vh_http_on_conn(uv_stream_t *server, int status) {
   vh_http_srv_t *srv = server->data;
-  if (status != 0 || srv->stopping) return;
+  if (status != 0) {
+    if (!srv->accept_failing) /* libuv's EMFILE trick drops the peer */
+      vh_http_log(srv, VEDHOST_LOG_WARN,
+                  "cannot accept a connection: %s (%s); logged once",
+                  uv_strerror(status), uv_err_name(status));
+    srv->accept_failing = 1;
+    return;
+  }
+  if (srv->stopping) return;
   vh_http_conn_t *c = calloc(1, sizeof *c);
   if (!c) return;
   c->srv = srv;
@@ -792,15 +1199,80 @@ static void vh_http_on_conn(uv_stream_t *server, int status) {
   if (srv->conns) srv->conns->prev = c;
   srv->conns = c;
   srv->nconns++;
+  srv->nlive++;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
     vh_http_close(c);
     return;
   }
+  srv->accept_failing = 0;
+  if (srv->nlive > srv->max_conns) {
+    vh_http_refuse(c);
+    return;
+  }
   srv->accepted++;
+  c->t_active = vh_http_ms(srv);
   uv_tcp_nodelay(&c->tcp, 1);
   http_parser_init(&c->parser, HTTP_REQUEST);
   c->parser.data = c;
   vh_http_read_start(c);
+}
+
+/* ---- deadlines ---- */
+
+/* A request took too long to arrive: 408 when nothing else is owed, then
+ * close; else close at once. */
+static void vh_http_header_timeout(vh_http_conn_t *c) {
+  c->srv->timeouts[VH_HTTP_TO_HEADER]++;
+  c->t_req = 0;
+  if (c->head || c->busy || c->rd || c->writes > 0 || c->halted) {
+    vh_http_close(c);
+    return;
+  }
+  vh_http_req_free(c->cur);
+  c->cur = calloc(1, sizeof *c->cur);
+  if (!c->cur) {
+    vh_http_close(c);
+    return;
+  }
+  vh_http_halt(c, 408);
+  vh_http_read_stop(c);
+  vh_http_pump(c);
+}
+
+static void vh_http_check(vh_http_conn_t *c, uint64_t now) {
+  vh_http_srv_t *srv = c->srv;
+  if (c->closing) return;
+  if (c->discard) { /* lingering close */
+    if (now - c->t_linger >= VH_HTTP_LINGER_MS) vh_http_close(c);
+    return;
+  }
+  if (c->t_req && now - c->t_req >= srv->header_ms) {
+    vh_http_header_timeout(c);
+  } else if (c->writes > 0) { /* the client does not read */
+    if (now - c->t_active >= srv->idle_ms) {
+      srv->timeouts[VH_HTTP_TO_WRITE]++;
+      vh_http_close(c);
+    }
+  } else if (!c->head && !c->busy && !c->rd && !c->ending && !c->t_req) {
+    uint64_t limit = c->served ? srv->idle_ms : srv->header_ms;
+    if (now - c->t_active >= limit) {
+      srv->timeouts[c->served ? VH_HTTP_TO_IDLE : VH_HTTP_TO_HEADER]++;
+      vh_http_close(c);
+    }
+  }
+}
+
+static void vh_http_on_sweep(uv_timer_t *t) {
+  vh_http_srv_t *srv = t->data;
+  uint64_t now = vh_http_ms(srv);
+  vh_http_conn_t *c = srv->conns;
+  while (c) {
+    vh_http_conn_t *next = c->next; /* c stays listed until its close cb */
+    c->refs++;
+    vh_http_check(c, now);
+    vh_http_conn_unref(c);
+    c = next;
+  }
 }
 
 /* ---- start and stop ---- */
@@ -822,9 +1294,19 @@ static void vh_http_stop(void *arg) {
     srv->listener_open = 0;
     uv_close((uv_handle_t *)&srv->listener, vh_http_srv_closed);
   }
+  if (srv->timers_open) {
+    srv->timers_open = 0;
+    uv_close((uv_handle_t *)&srv->sweep, vh_http_srv_closed);
+    uv_close((uv_handle_t *)&srv->runner, vh_http_srv_closed);
+  }
   for (vh_http_conn_t *c = srv->conns; c; c = c->next) {
     vh_http_read_stop(c);
     c->halted = 1;
+    if (c->rd && c->started) { /* a body cut short: say so by closing */
+      vh_http_close(c);
+      continue;
+    }
+    vh_http_stream_end(c); /* the host cut its reader: 503 below */
     /* The host sent every durable reply before the stop hooks run, so a
      * call still in flight was not acknowledged: say so. Its callback,
      * when the host frees the call, finds the connection closed. */
@@ -874,20 +1356,150 @@ static int vh_http_addr(const char *spec, struct sockaddr_storage *sa,
   return -1;
 }
 
+/* The options of --http (see LIMITS). */
+typedef struct vh_http_opts {
+  uint64_t header_ms, idle_ms;
+  size_t max_conns, max_output; /* 0: default */
+} vh_http_opts_t;
+
+/* "10s", "500ms", "2m", "10" (seconds) -> ms; -1 if bad. */
+static int64_t vh_http_dur(const char *v) {
+  char *end;
+  errno = 0;
+  double x = strtod(v, &end);
+  if (errno || end == v || !(x > 0)) return -1;
+  double mul = 1000;
+  if (strcmp(end, "ms") == 0)
+    mul = 1;
+  else if (strcmp(end, "m") == 0)
+    mul = 60000;
+  else if (*end && strcmp(end, "s") != 0)
+    return -1;
+  x *= mul;
+  return x >= 1 && x <= 86400000.0 ? (int64_t)x : -1;
+}
+
+/* "1MB", "512KB", "4096" (bytes), or a plain count; 0 if bad. */
+static size_t vh_http_size(const char *v, int units) {
+  char *end;
+  errno = 0;
+  unsigned long long x = strtoull(v, &end, 10);
+  if (errno || end == v || *v == '-' || x == 0) return 0;
+  unsigned long long mul = 1;
+  if (units && (strcmp(end, "KB") == 0 || strcmp(end, "kB") == 0))
+    mul = 1024;
+  else if (units && strcmp(end, "MB") == 0)
+    mul = 1024 * 1024;
+  else if (units && strcmp(end, "GB") == 0)
+    mul = 1024ULL * 1024 * 1024;
+  else if (*end)
+    return 0;
+  if (x > (1ULL << 40) / mul) return 0;
+  return (size_t)(x * mul);
+}
+
+/* Parse ",opt=value..." (after the address) into o. */
+static int vh_http_parse_opts(const char *s, vh_http_opts_t *o, char *err,
+                              size_t cap) {
+  while (s && *s == ',') {
+    s++;
+    const char *end = strchr(s, ',');
+    size_t n = end ? (size_t)(end - s) : strlen(s);
+    char kv[128];
+    if (n >= sizeof kv) n = sizeof kv - 1;
+    memcpy(kv, s, n);
+    kv[n] = '\0';
+    s = end;
+    char *v = strchr(kv, '=');
+    if (v) *v++ = '\0';
+    int ok = v != NULL;
+    if (ok && strcmp(kv, "header-timeout") == 0) {
+      int64_t ms = vh_http_dur(v);
+      ok = ms > 0;
+      o->header_ms = (uint64_t)ms;
+    } else if (ok && strcmp(kv, "idle-timeout") == 0) {
+      int64_t ms = vh_http_dur(v);
+      ok = ms > 0;
+      o->idle_ms = (uint64_t)ms;
+    } else if (ok && strcmp(kv, "max-connections") == 0) {
+      ok = (o->max_conns = vh_http_size(v, 0)) > 0;
+    } else if (ok && strcmp(kv, "max-output") == 0) {
+      ok = (o->max_output = vh_http_size(v, 1)) > 0;
+    } else {
+      snprintf(err, cap,
+               "bad --http option '%s' (options: header-timeout=10s, "
+               "idle-timeout=60s, max-connections=N, max-output=1MB)",
+               kv);
+      return -1;
+    }
+    if (!ok) {
+      snprintf(err, cap,
+               "bad value '%s' for --http option %s (durations like 10s or "
+               "500ms, sizes like 1MB, counts > 0)",
+               v, kv);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The connection cap: raise the soft fd limit to the hard one, keep a
+ * quarter of it (at least 128) for the store and the rest of the host. */
+static size_t vh_http_cap(vh_http_srv_t *srv, size_t asked) {
+  struct rlimit rl;
+  size_t nofile = 1024;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+    if (rl.rlim_cur < rl.rlim_max) {
+      struct rlimit up = rl;
+      up.rlim_cur = rl.rlim_max;
+      if (setrlimit(RLIMIT_NOFILE, &up) == 0) rl = up;
+    }
+    nofile =
+        rl.rlim_cur == RLIM_INFINITY ? (size_t)1 << 20 : (size_t)rl.rlim_cur;
+  }
+  size_t reserve = nofile / 4 > 128 ? nofile / 4 : 128;
+  size_t room = nofile > reserve + 16 ? nofile - reserve : 16;
+  if (!asked) return room < VH_HTTP_MAX_CONNS ? room : VH_HTTP_MAX_CONNS;
+  if (asked > room) {
+    vh_http_log(srv, VEDHOST_LOG_WARN,
+                "max-connections=%zu leaves too few of the %zu file "
+                "descriptors for the store: using %zu",
+                asked, nofile, room);
+    return room;
+  }
+  return asked;
+}
+
+/* Checks --http's value (address and options) without opening anything,
+ * for main.c's option parser. */
 int vh_http_check_addr(const char *addr, char *err, size_t cap) {
+  const char *comma = strchr(addr, ',');
+  char spec[256];
+  snprintf(spec, sizeof spec, "%.*s",
+           (int)(comma ? (size_t)(comma - addr) : strlen(addr)), addr);
+  vh_http_opts_t o = {VH_HTTP_HEADER_MS, VH_HTTP_IDLE_MS, 0,
+                      VH_HTTP_MAX_OUTPUT};
+  if (vh_http_parse_opts(comma, &o, err, cap) != 0) return VH_PLUGIN_ELOAD;
   struct sockaddr_storage sa;
   char host[128];
   int port;
-  if (vh_http_addr(addr, &sa, host, sizeof host, &port) == 0) return 0;
+  if (vh_http_addr(spec, &sa, host, sizeof host, &port) == 0) return 0;
   snprintf(err, cap,
            "bad --http address '%s' (use PORT, :PORT, ADDR:PORT or "
            "[ADDR]:PORT; PORT is 0 to 65535)",
-           addr);
+           spec);
   return VH_PLUGIN_ELOAD;
 }
 
 static int vh_http_init(const vedhost_api_t *api, char *err, size_t cap) {
-  const char *spec = api->config ? api->config : "";
+  const char *config = api->config ? api->config : "";
+  const char *comma = strchr(config, ',');
+  char spec[256];
+  snprintf(spec, sizeof spec, "%.*s",
+           (int)(comma ? (size_t)(comma - config) : strlen(config)), config);
+  vh_http_opts_t o = {VH_HTTP_HEADER_MS, VH_HTTP_IDLE_MS, 0,
+                      VH_HTTP_MAX_OUTPUT};
+  if (vh_http_parse_opts(comma, &o, err, cap) != 0) return -1;
   struct sockaddr_storage sa;
   char host[128];
   int port;
@@ -895,7 +1507,7 @@ static int vh_http_init(const vedhost_api_t *api, char *err, size_t cap) {
   if (vh_http_addr(spec, &sa, host, sizeof host, &port) != 0) {
     snprintf(err, cap,
              "bad --http address '%s' (use PORT, :PORT, ADDR:PORT or "
-             "[ADDR]:PORT)",
+             "[ADDR]:PORT, then ,option=value...)",
              spec);
     return -1;
   }
@@ -906,6 +1518,10 @@ static int vh_http_init(const vedhost_api_t *api, char *err, size_t cap) {
   }
   srv->api = api;
   srv->loop = api->loop(api->host);
+  srv->header_ms = o.header_ms;
+  srv->idle_ms = o.idle_ms;
+  srv->max_output = o.max_output;
+  srv->max_conns = vh_http_cap(srv, o.max_conns);
   http_parser_settings_init(&srv->settings);
   srv->settings.on_message_begin = vh_http_on_begin;
   srv->settings.on_url = vh_http_on_url;
@@ -918,6 +1534,15 @@ static int vh_http_init(const vedhost_api_t *api, char *err, size_t cap) {
     return -1;
   }
   /* From here on vh_http_stop frees srv, also after a failure below. */
+  uint64_t tick = (o.header_ms < o.idle_ms ? o.header_ms : o.idle_ms) / 4;
+  tick = tick < 50 ? 50 : tick > 1000 ? 1000 : tick;
+  uv_timer_init(srv->loop, &srv->sweep);
+  uv_idle_init(srv->loop, &srv->runner);
+  srv->sweep.data = srv->runner.data = srv;
+  srv->timers_open = 1;
+  srv->open_handles += 2;
+  uv_timer_start(&srv->sweep, vh_http_on_sweep, tick, tick);
+  uv_unref((uv_handle_t *)&srv->sweep);
   uv_tcp_init(srv->loop, &srv->listener);
   srv->listener.data = srv;
   srv->listener_open = 1;
@@ -938,9 +1563,12 @@ static int vh_http_init(const vedhost_api_t *api, char *err, size_t cap) {
                      : ((struct sockaddr_in *)&got)->sin_port);
   }
   char line[256];
-  snprintf(line, sizeof line, "http: listening on %s%s%s:%d",
+  snprintf(line, sizeof line,
+           "http: listening on %s%s%s:%d (max-connections=%zu, "
+           "header-timeout=%" PRIu64 "ms, idle-timeout=%" PRIu64
+           "ms, max-output=%zu)",
            strchr(host, ':') ? "[" : "", host, strchr(host, ':') ? "]" : "",
-           port);
+           port, srv->max_conns, srv->header_ms, srv->idle_ms, srv->max_output);
   api->log(api->host, VEDHOST_LOG_INFO, "vedhost", line);
   return 0;
 }

@@ -31,6 +31,15 @@
  * between the check and the call) to VEDHOST_ENOEVENT, anything else is a
  * handler error, VEDHOST_EHANDLER.
  *
+ * READERS (api->read_open, minor 2). A reader is a vh_jstream_t
+ * (json_stream.c) over the value at the path, which holds a reference to
+ * that immutable version, so the plugin can take the text in steps across
+ * loop turns while later slices commit. Open readers are listed here:
+ * when the host stops, vh_plugin__cut_readers (from the last slice's end,
+ * before its batch is built) releases every pinned version, so the nodes
+ * only an old version held die while their deletes can still join the
+ * last batch (invariant 5); the reader then answers VEDHOST_ESTOPPED.
+ *
  * LIFE. One host per process, so the plugin registry is process-wide (as
  * the watchdog's host pointer in call.c). Stop callbacks run in reverse
  * load order once the loop stopped (vh_plugin__stop, from vh_host_run);
@@ -47,6 +56,7 @@
 
 #include "host_int.h"
 #include "vh_json.h"
+#include "vh_jstream.h"
 #include "vh_log.h"
 #include "vh_plugin.h"
 
@@ -70,8 +80,16 @@ static struct {
   size_t nplugs, capplugs;
   vh_stop_hook_t *stops; /* [owned] */
   size_t nstops, capstops;
-  int stopped; /* the stop hooks ran */
+  int stopped;                    /* the stop hooks ran */
+  struct vedhost_reader *readers; /* open readers (api->read_open) */
+  int cut;                        /* vh_plugin__cut_readers ran */
 } vh_plugins;
+
+/* A reader handed out by api->read_open. */
+struct vedhost_reader {
+  vh_jstream_t *js;                   /* [owned] NULL once cut */
+  struct vedhost_reader *prev, *next; /* in vh_plugins.readers */
+};
 
 /* A call in flight through api->call. */
 typedef struct vh_pcall {
@@ -240,12 +258,11 @@ static void vh_plugin_path_get(const vh_tab_t *t, const char *k,
   if (out->type == VH_TNIL) vh_tab_get_str(t, k, strlen(k), out);
 }
 
-static int vh_api_read_json(vedhost_t *host, const char *domain,
-                            const char *const *path, size_t npath, char **out,
-                            size_t *outlen) {
-  vh_host_t *h = vh_plugin_host(host);
-  *out = NULL;
-  *outlen = 0;
+/* The committed value of domain at path: *out [borrowed: valid until the
+ * next slice]. 0, VEDHOST_ENODOMAIN, VEDHOST_ENOTFOUND or VEDHOST_EIO. */
+static int vh_plugin_lookup(vh_host_t *h, const char *domain,
+                            const char *const *path, size_t npath,
+                            vh_val_t *out) {
   vh_domain_t *d = domain ? vh_host__find(h, domain, strlen(domain)) : NULL;
   if (!d) return VEDHOST_ENODOMAIN;
   vh_tab_t *root = vhl_state_root(d->st);
@@ -260,8 +277,21 @@ static int vh_api_read_json(vedhost_t *host, const char *domain,
       return f ? VEDHOST_EIO : VEDHOST_ENOTFOUND;
     }
   }
+  *out = v;
+  return 0;
+}
+
+static int vh_api_read_json(vedhost_t *host, const char *domain,
+                            const char *const *path, size_t npath, char **out,
+                            size_t *outlen) {
+  vh_host_t *h = vh_plugin_host(host);
+  *out = NULL;
+  *outlen = 0;
+  vh_val_t v;
+  int rc = vh_plugin_lookup(h, domain, path, npath, &v);
+  if (rc != 0) return rc;
   char why[512];
-  int rc = vh_json_encode_err(v, out, outlen, why, sizeof why);
+  rc = vh_json_encode_err(v, out, outlen, why, sizeof why);
   if (rc == VH_JSON_EPARSE) { /* the message goes back in *out */
     *out = strdup(why);
     *outlen = *out ? strlen(why) : 0;
@@ -335,6 +365,65 @@ static void vh_api_free(void *p) {
   free(p);
 }
 
+static int vh_api_read_open(vedhost_t *host, const char *domain,
+                            const char *const *path, size_t npath,
+                            vedhost_reader_t **out) {
+  vh_host_t *h = vh_plugin_host(host);
+  *out = NULL;
+  if (vh_plugins.cut || h->phase != VH_PHASE_RUN) return VEDHOST_ESTOPPED;
+  vh_val_t v;
+  int rc = vh_plugin_lookup(h, domain, path, npath, &v);
+  if (rc != 0) return rc;
+  vedhost_reader_t *r = calloc(1, sizeof *r);
+  if (!r || vh_jstream_new(v, &r->js) != 0) {
+    free(r);
+    return VEDHOST_ENOMEM;
+  }
+  r->next = vh_plugins.readers;
+  if (r->next) r->next->prev = r;
+  vh_plugins.readers = r;
+  *out = r;
+  return 0;
+}
+
+static int vh_api_read_next(vedhost_reader_t *r, char *buf, size_t cap,
+                            size_t *len) {
+  *len = 0;
+  if (!r->js) return VEDHOST_ESTOPPED;
+  int rc = vh_jstream_read(r->js, buf, cap, len);
+  if (rc >= 0) return rc;
+  return rc == VH_JSON_EIO      ? VEDHOST_EIO
+         : rc == VH_JSON_EPARSE ? VEDHOST_EJSON
+                                : VEDHOST_ENOMEM;
+}
+
+static const char *vh_api_read_error(vedhost_reader_t *r) {
+  if (!r->js)
+    return "vedhost is stopping: the value being read was released before "
+           "the last slice was written";
+  return vh_jstream_error(r->js);
+}
+
+static void vh_api_read_close(vedhost_reader_t *r) {
+  if (!r) return;
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    vh_plugins.readers = r->next;
+  if (r->next) r->next->prev = r->prev;
+  vh_jstream_free(r->js);
+  free(r);
+}
+
+void vh_plugin__cut_readers(vh_host_t *h) {
+  if (vh_plugins.h != h) return;
+  vh_plugins.cut = 1;
+  for (vedhost_reader_t *r = vh_plugins.readers; r; r = r->next) {
+    vh_jstream_free(r->js);
+    r->js = NULL;
+  }
+}
+
 /* ---- loading ---- */
 
 static void vh_plug_free(vh_plug_t *p) {
@@ -395,6 +484,10 @@ static int vh_plugin_start(vh_host_t *h, vh_plug_t *p,
   a->free = vh_api_free;
   a->when_durable = vh_api_when_durable;
   a->accepting = vh_api_accepting;
+  a->read_open = vh_api_read_open;
+  a->read_next = vh_api_read_next;
+  a->read_error = vh_api_read_error;
+  a->read_close = vh_api_read_close;
   /* Kept before init runs: init may register stop hooks, and a failed
    * init still has its object closed only at vh_host_free. */
   vh_plugins.plugs[vh_plugins.nplugs++] = p;
@@ -573,6 +666,8 @@ void vh_plugin__stop(vh_host_t *h) {
 
 void vh_plugin__free(vh_host_t *h) {
   if (vh_plugins.h != h) return;
+  while (vh_plugins.readers) /* left open by a plugin */
+    vh_api_read_close(vh_plugins.readers);
   for (size_t i = vh_plugins.nplugs; i-- > 0;)
     vh_plug_free(vh_plugins.plugs[i]);
   free(vh_plugins.plugs);

@@ -63,6 +63,12 @@
  * COMPLETE and COMMAND are answered at once, from the request callback,
  * by repl_info.c.
  *
+ * OUTPUT. The control socket (control.c) holds at most one reply per
+ * client: the next request of a connection is taken only once its reply
+ * was written out. A reply over 64 MiB is replaced by an ERROR, a client
+ * that reads nothing of its reply for 30 s is disconnected; both are
+ * logged as warnings ("[repl] ...").
+ *
  * LIFE. vh_repl__start (host.c, when the loop starts) builds the
  * environment and listens on DATA/control.sock (mode 0600); a failure is a
  * warning and the host runs without a REPL. A 1 s timer (unref'd) samples
@@ -681,6 +687,12 @@ static void vh_repl_on_request(vh_control_conn_t *conn, int type,
   }
 }
 
+/* The control socket dropped a reply or a client (its output limits). */
+static void vh_repl_on_limit(const char *msg, void *arg) {
+  (void)arg;
+  vh_log(VH_LOG_WARN, "repl", "%s", msg);
+}
+
 static void vh_repl_on_sample(uv_timer_t *timer) {
   vh_repl_srv_t *s = (vh_repl_srv_t *)timer->data;
   s->ring[s->ring_next].ms = vh_repl__mono_ms();
@@ -741,7 +753,8 @@ void vh_repl__start(vh_host_t *h) {
   int rc = path ? 0 : UV_ENOMEM;
   if (path) {
     snprintf(path, pl, "%s/%s", dir, VH_CONTROL_SOCKET);
-    rc = vh_control_start(&h->loop, path, NULL, vh_repl_on_request, s, &s->ctl);
+    vh_control_opts_t co = {0, 0, 0, vh_repl_on_limit};
+    rc = vh_control_start(&h->loop, path, &co, vh_repl_on_request, s, &s->ctl);
   }
   if (rc != 0) {
     vh_log(VH_LOG_WARN, "vedhost",

@@ -117,6 +117,7 @@
 
 #include "host_int.h"
 #include "vh_log.h"
+#include "vh_plugin.h"
 
 /* First byte of a stored message string (see the layout above). */
 #define VH_MSG_V1 0x01
@@ -771,6 +772,10 @@ void vh_slice_end(vh_host_t *h) {
       vh_log(VH_LOG_ERROR, "vedhost", "out of memory saving the counters");
     vh_sys__commit(h);
   }
+
+  /* Stopping: versions pinned by plugins' readers die now, so the nodes
+   * only they held are deleted in this last batch. */
+  if (h->stop_requested) vh_plugin__cut_readers(h);
 
   /* 2. Write the slice to the store (durable.c) and put the replies of
    *    outside calls made in this slice behind the output gate: they are

@@ -31,7 +31,15 @@
  *
  * Every request gets exactly one reply, in order. A connection has at most
  * one request in the host at a time: later frames wait in its buffer (and
- * reading stops once a whole frame waits) until the reply is sent.
+ * reading stops once a whole frame waits) until the reply is sent and
+ * written out (the client took it), so a client that pipelines requests
+ * and never reads holds at most one reply in the host.
+ *
+ * OUTPUT LIMITS. A reply over max_output (64 MiB by default) is replaced
+ * by an ERROR saying how big it was. A connection whose reply makes no
+ * progress (not one byte taken by the client) for write_timeout_ms (30 s)
+ * is closed; a sweep timer (a quarter of that, at most 1 s) checks, and
+ * both are told to opts->log.
  *
  * BAD INPUT. A wrong version, an unknown type or a length over the limit is
  * judged from the 6 header bytes alone (so garbage is refused at once, not
@@ -65,6 +73,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -88,6 +97,10 @@ struct vh_control_s {
   size_t nconns;            /* length of that list */
   unsigned live;            /* handles whose close callback has not run */
   int stopping;             /* vh_control_stop was called */
+  size_t max_output;        /* reply limit */
+  uint64_t write_timeout;   /* ms without progress before a close */
+  void (*log)(const char *msg, void *arg); /* may be NULL */
+  uv_timer_t sweep;                        /* checks stalled replies */
 };
 
 struct vh_control_conn_s {
@@ -106,6 +119,8 @@ struct vh_control_conn_s {
   unsigned reading : 1;     /* uv_read_start is in effect */
   unsigned in_pump : 1;     /* conn_pump is on the stack */
   unsigned close_after : 1; /* close once the writes complete */
+  size_t wq_last;           /* write queue size at the last look */
+  uint64_t t_stall;         /* loop ms when it last changed */
 };
 
 /* A reply being written: the frame bytes follow the struct. */
@@ -251,13 +266,18 @@ static void conn_close(vh_control_conn_t *c) {
   uv_close((uv_handle_t *)&c->pipe, conn_close_cb);
 }
 
+static void conn_pump(vh_control_conn_t *c);
+
 static void conn_write_cb(uv_write_t *req, int status) {
   write_req_t *wr = (write_req_t *)req;
   vh_control_conn_t *c = wr->conn;
   free(wr);
   c->writes--;
-  if (status < 0 || (c->close_after && c->writes == 0)) conn_close(c);
-  conn_unref(c); /* the write's pin */
+  if (status < 0 || (c->close_after && c->writes == 0))
+    conn_close(c);
+  else if (c->writes == 0 && !c->closing)
+    conn_pump(c); /* the reply is out: the next request may go in */
+  conn_unref(c);  /* the write's pin */
 }
 
 /* Queues one frame on `c`. On failure the connection is closed. */
@@ -281,7 +301,10 @@ static int conn_send(vh_control_conn_t *c, int type, const void *bytes,
     return r;
   }
   conn_ref(c);
-  c->writes++;
+  if (c->writes++ == 0) { /* the stall clock starts */
+    c->t_stall = uv_now(c->ctl->loop);
+    c->wq_last = uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+  }
   return 0;
 }
 
@@ -309,7 +332,7 @@ static void conn_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *b);
  * this bounds the buffer to about one frame plus one read. */
 static void conn_set_reading(vh_control_conn_t *c) {
   int want = !c->closing && !c->eof && !c->close_after;
-  if (want && c->pending) {
+  if (want && (c->pending || c->writes > 0)) {
     int type;
     size_t plen, flen;
     char err[8];
@@ -339,7 +362,7 @@ static void conn_pump(vh_control_conn_t *c) {
   if (c->in_pump) return;
   c->in_pump = 1;
   conn_ref(c);
-  while (!c->closing && !c->pending && !c->close_after) {
+  while (!c->closing && !c->pending && !c->close_after && c->writes == 0) {
     vh_control_t *ctl = c->ctl;
     int type;
     size_t plen, flen;
@@ -467,6 +490,42 @@ static int clear_stale(const char *path) {
   return 0;
 }
 
+static void ctl_log(vh_control_t *ctl, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void ctl_log(vh_control_t *ctl, const char *fmt, ...) {
+  if (!ctl->log) return;
+  char msg[256];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  ctl->log(msg, ctl->arg);
+}
+
+/* Close the connections whose reply made no progress for too long. */
+static void sweep_cb(uv_timer_t *t) {
+  vh_control_t *ctl = t->data;
+  uint64_t now = uv_now(ctl->loop);
+  vh_control_conn_t *c = ctl->conns;
+  while (c) {
+    vh_control_conn_t *next = c->next;
+    if (c->writes > 0) {
+      size_t q = uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe);
+      if (q != c->wq_last) {
+        c->wq_last = q;
+        c->t_stall = now;
+      } else if (now - c->t_stall >= ctl->write_timeout) {
+        ctl_log(ctl,
+                "a client did not read its reply for %llu ms (%zu bytes "
+                "unread): disconnected",
+                (unsigned long long)(now - c->t_stall), q);
+        conn_close(c);
+      }
+    }
+    c = next;
+  }
+}
+
 static void listener_close_cb(uv_handle_t *h) {
   vh_control_t *ctl = h->data;
   ctl->live--;
@@ -494,6 +553,12 @@ int vh_control_start(uv_loop_t *loop, const char *path,
   ctl->arg = arg;
   ctl->max_payload =
       opts && opts->max_payload ? opts->max_payload : VH_CONTROL_MAX_PAYLOAD;
+  ctl->max_output =
+      opts && opts->max_output ? opts->max_output : VH_CONTROL_MAX_OUTPUT;
+  ctl->write_timeout = opts && opts->write_timeout_ms
+                           ? opts->write_timeout_ms
+                           : VH_CONTROL_WRITE_TIMEOUT_MS;
+  ctl->log = opts ? opts->log : NULL;
   r = uv_pipe_init(loop, &ctl->listener, 0);
   if (r < 0) goto fail_free;
   ctl->listener.data = ctl;
@@ -509,6 +574,13 @@ int vh_control_start(uv_loop_t *loop, const char *path,
   }
   r = uv_listen((uv_stream_t *)&ctl->listener, 64, on_connection);
   if (r < 0) goto fail_close;
+  uint64_t tick = ctl->write_timeout / 4;
+  tick = tick < 10 ? 10 : tick > 1000 ? 1000 : tick;
+  uv_timer_init(loop, &ctl->sweep);
+  ctl->sweep.data = ctl;
+  ctl->live++;
+  uv_timer_start(&ctl->sweep, sweep_cb, tick, tick);
+  uv_unref((uv_handle_t *)&ctl->sweep);
 
   struct sigaction old;
   if (sigaction(SIGPIPE, NULL, &old) == 0 && old.sa_handler == SIG_DFL)
@@ -530,6 +602,7 @@ void vh_control_stop(vh_control_t *ctl) {
   if (!ctl || ctl->stopping) return;
   ctl->stopping = 1;
   while (ctl->conns) conn_close(ctl->conns);
+  uv_close((uv_handle_t *)&ctl->sweep, listener_close_cb);
   uv_close((uv_handle_t *)&ctl->listener, listener_close_cb);
 }
 
@@ -542,6 +615,19 @@ int vh_control_reply(vh_control_conn_t *conn, int type, const char *bytes,
   conn->pending = 0;
   int r = 0;
   if (!conn->closing) {
+    char big[320];
+    if (vh_control_is_reply(type) && len > conn->ctl->max_output) {
+      snprintf(big, sizeof big,
+               "the reply (%zu bytes) is over the control socket's limit of "
+               "%zu bytes and was not sent (what the chunk did stands); "
+               "print less, or read big state with vedhost inspect",
+               len, conn->ctl->max_output);
+      ctl_log(conn->ctl, "a reply of %zu bytes was refused (limit %zu)", len,
+              conn->ctl->max_output);
+      type = VH_CONTROL_ERROR;
+      bytes = big;
+      len = strlen(big);
+    }
     if (!vh_control_is_reply(type) || len > UINT32_MAX) {
       r = UV_EINVAL;
       conn_close(conn);

@@ -94,9 +94,24 @@ typedef void (*vh_control_request_cb)(vh_control_conn_t *conn, int type,
                                       const char *payload, size_t len,
                                       void *arg);
 
+/* Default limit on a reply: a bigger one is replaced by an ERROR. */
+#define VH_CONTROL_MAX_OUTPUT ((size_t)64 << 20)
+/* Default time a client may leave its reply unread (no byte taken). */
+#define VH_CONTROL_WRITE_TIMEOUT_MS 30000
+
 typedef struct {
   /* Largest payload accepted in a request; 0 means VH_CONTROL_MAX_PAYLOAD. */
   size_t max_payload;
+  /* Largest reply sent; a bigger one is replaced by an ERROR that says so.
+   * 0 means VH_CONTROL_MAX_OUTPUT. */
+  size_t max_output;
+  /* A connection whose pending reply makes no progress (the client reads
+   * nothing of it) for this long is closed. 0 means
+   * VH_CONTROL_WRITE_TIMEOUT_MS. */
+  unsigned write_timeout_ms;
+  /* Told (msg [borrowed], the server's arg) when a reply is refused or a
+   * connection dropped by these limits; may be NULL. */
+  void (*log)(const char *msg, void *arg);
 } vh_control_opts_t;
 
 /* Starts listening on `path` (borrowed; copied), a Unix socket created with

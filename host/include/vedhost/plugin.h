@@ -45,11 +45,12 @@
  *   empty table -> {}; nil -> null; integer -> integer; float -> number
  *   with a fraction or exponent (2.0 stays 2.0), infinities -> null;
  *   strings -> JSON strings, each byte of an invalid UTF-8 sequence
- *   replaced by U+FFFD. Any nesting depth is written. A table with a
- *   non-string key whose text equals one of its string keys (1 and "1",
- *   true and "true", 1.5 and "1.5") cannot be written without losing a
- *   member: refused with VEDHOST_EJSON and a message naming the path
- *   ("$.a.b"), never dropped silently.
+ *   replaced by U+FFFD. Any nesting depth a state can hold is written. A
+ *   table with a non-string key whose text equals one of its string keys
+ *   (1 and "1", true and "true", 1.5 and "1.5") cannot be written without
+ *   losing a member: refused with VEDHOST_EJSON and a message naming the
+ *   path ("$.a.b"), never dropped silently. The reader (read_open, minor
+ *   2) writes the same text and refuses the same tables.
  */
 #ifndef VEDHOST_PLUGIN_H
 #define VEDHOST_PLUGIN_H
@@ -87,7 +88,8 @@ extern "C" {
 #define VEDHOST_LOG_WARN 2
 #define VEDHOST_LOG_ERROR 3
 
-typedef struct vedhost vedhost_t; /* the host, opaque */
+typedef struct vedhost vedhost_t;               /* the host, opaque */
+typedef struct vedhost_reader vedhost_reader_t; /* a JSON reader (minor 2) */
 
 typedef struct vedhost_plugin_abi {
   uint32_t major;   /* VEDHOST_PLUGIN_ABI_MAJOR the plugin was built with */
@@ -194,6 +196,35 @@ typedef struct vedhost_api {
    * ingress should refuse new work (HTTP: 503) and report unhealthy. why
    * [may be NULL]: the reason, one line, up to cap bytes. */
   int (*accepting)(vedhost_t *host, char *why, size_t cap);
+
+  /* Minor 2. read_json in steps, for values too big to encode in one go
+   * without holding the loop. read_open takes the committed value of
+   * domain at path (as read_json finds it) and pins that version: later
+   * slices do not change what the reader writes. The output gate applies
+   * as for read_json (when_durable before showing it). *out [new, end it
+   * with read_close]. 0, VEDHOST_ENODOMAIN, VEDHOST_ENOTFOUND,
+   * VEDHOST_EIO, VEDHOST_ESTOPPED or VEDHOST_ENOMEM. */
+  int (*read_open)(vedhost_t *host, const char *domain, const char *const *path,
+                   size_t npath, vedhost_reader_t **out);
+
+  /* The next bytes of the reader's JSON text into buf (cap bytes; at least
+   * one when cap > 0 and the text is not complete), *len how many.
+   * Returns 1 while more follows, 0 once the text is complete, or an
+   * error: VEDHOST_EIO (a node could not be read from the store),
+   * VEDHOST_EJSON (the value cannot be written as JSON exactly: nested
+   * too deep, keys of different types with one text), VEDHOST_ENOMEM, or
+   * VEDHOST_ESTOPPED: the host is stopping, and it releases every pinned
+   * version before it writes its last slice. After an error the reader
+   * only answers read_error and read_close. Cost: about cap bytes of
+   * encoding per call; yield to the loop between calls. */
+  int (*read_next)(vedhost_reader_t *r, char *buf, size_t cap, size_t *len);
+
+  /* [borrowed, valid until read_close] The one-line message of the last
+   * error of r, naming the path ("$.a[3]: ..."), or "". */
+  const char *(*read_error)(vedhost_reader_t *r);
+
+  /* End r (NULL is a no-op): releases the pinned version. */
+  void (*read_close)(vedhost_reader_t *r);
 } vedhost_api_t;
 
 typedef int (*vedhost_plugin_init_fn)(const vedhost_api_t *api, char *err,
