@@ -83,7 +83,7 @@ static void vh_fuzz_init(void) {
   if (!mkdtemp(dir)) vh_fuzz_fail("mkdtemp");
   snprintf(sockpath, sizeof sockpath, "%s/c.sock", dir);
   if (uv_loop_init(&loop) != 0) vh_fuzz_fail("uv_loop_init");
-  vh_control_opts_t o = {VH_FUZZ_MAX_PAYLOAD};
+  vh_control_opts_t o = {.max_payload = VH_FUZZ_MAX_PAYLOAD};
   if (vh_control_start(&loop, sockpath, &o, vh_fuzz_on_request, NULL, &ctl) !=
       0)
     vh_fuzz_fail("vh_control_start");

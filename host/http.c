@@ -787,11 +787,6 @@ static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg) {
     vh_http_error(c, 500, "out of memory", NULL);
     return;
   }
-  if (rc == VEDHOST_EJSON) { /* js is the message: 500, naming the path */
-    vh_http_error(c, 500, js ? js : "cannot write the state as JSON", NULL);
-    api->free(js);
-    return;
-  }
   char msg[256];
   int code = 404;
   if (rc == VEDHOST_ENODOMAIN)

@@ -1,7 +1,8 @@
 /*
  * json.c - JSON text <-> state values, for the plugin ABI and the HTTP
  * ingress. Parsing is jansson's (this file maps its tree to vh_val_t);
- * printing is done here, iteratively (see "encode" below). The rules are
+ * printing is json_stream.c's, drained into one buffer here (see "encode"
+ * below). The rules are
  * those of vedhost/plugin.h:
  *
  *   decode  object -> table (string keys; a null member is skipped);
@@ -38,6 +39,7 @@
 
 #include "host_int.h"
 #include "vh_json.h"
+#include "vh_jstream.h"
 #include "vh_limits.h"
 
 /* ---- decode ---- */
@@ -192,94 +194,8 @@ typedef struct vh_jbuf {
   size_t n, cap;
 } vh_jbuf_t;
 
-/* ---- encode ----
- *
- * Written here rather than through jansson's tree: jansson's dump and
- * decref recurse once per level (a state may nest VH_MAX_DEPTH tables, and
- * a store written by an older vedhost deeper), and its objects silently
- * keep one of two members with the same key text. So the encoder walks
- * the value with an explicit stack on the heap and writes text directly,
- * in jansson's compact format (the bytes are the same as before for every
- * value both accept): "," and ":" without spaces, strings escaped as
- * jansson does (\" \\ \b \f \n \r \t, other control bytes \u00XX, UTF-8
- * as is), reals with %.17g plus ".0" when they would read as an integer
- * and the exponent without "+" or leading zeros.
- *
- * LOSSLESS OR REFUSED. An object's keys are written as strings, so a
- * non-string key can collide with a string key of the same text (1 and
- * "1", true and "true", 1.5 and "1.5", inf and "inf"; two non-string keys
- * never share a text: integral floats are integers, other floats print
- * with a "." or an "e", booleans as true/false). Each non-string key is
- * looked up as a string in its table (O(1)); a hit refuses the whole
- * encoding with VH_JSON_EPARSE and a message naming the table's path
- * ("$", ".key", "[i]" as decode's) and the two keys. */
-
-/* Append the UTF-8 sanitised copy of p[0..n) to a fresh buffer: *out
- * [new] (NULL when out of memory), *outn. */
-static char *vh_jenc_utf8(const char *p, size_t n, size_t *outn) {
-  const unsigned char *s = (const unsigned char *)p;
-  char *o = malloc(n * 3 + 1);
-  if (!o) return NULL;
-  size_t w = 0, i = 0;
-  while (i < n) {
-    unsigned c = s[i];
-    size_t need;
-    int ok = 1;
-    if (c < 0x80)
-      need = 0;
-    else if ((c & 0xE0) == 0xC0)
-      need = 1;
-    else if ((c & 0xF0) == 0xE0)
-      need = 2;
-    else if ((c & 0xF8) == 0xF0)
-      need = 3;
-    else
-      need = 0, ok = 0;
-    if (ok && need) {
-      for (size_t k = 1; ok && k <= need; k++)
-        if (i + k >= n || (s[i + k] & 0xC0) != 0x80) ok = 0;
-      if (ok) {
-        uint32_t cp = need == 1 ? c & 0x1F : need == 2 ? c & 0x0F : c & 0x07;
-        for (size_t k = 1; k <= need; k++) cp = (cp << 6) | (s[i + k] & 0x3F);
-        /* overlong forms, surrogates and values past U+10FFFF */
-        if ((need == 1 && cp < 0x80) || (need == 2 && cp < 0x800) ||
-            (need == 3 && cp < 0x10000) || cp > 0x10FFFF ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-          ok = 0;
-      }
-    }
-    if (!ok) {
-      memcpy(o + w, "\xEF\xBF\xBD", 3); /* U+FFFD for this one byte */
-      w += 3;
-      i++;
-      continue;
-    }
-    memcpy(o + w, s + i, need + 1);
-    w += need + 1;
-    i += need + 1;
-  }
-  *outn = w;
-  return o;
-}
-
-typedef struct vh_jframe {
-  const vh_tab_t *t; /* [borrowed] the table being written */
-  int64_t len;       /* > 0: written as an array of len elements */
-  int64_t i;         /* array: next index (1-based) */
-  vh_iter_t it;      /* object: cursor */
-  int first;         /* nothing written inside yet */
-  vh_val_t key;      /* [borrowed] key of the child being written */
-} vh_jframe_t;
-
-typedef struct vh_jenc {
-  vh_jbuf_t b;
-  vh_jframe_t *st; /* [owned] */
-  size_t n, cap;
-  int oom;
-} vh_jenc_t;
-
-static int vh_jbuf_put(const char *s, size_t n, void *arg) {
-  vh_jbuf_t *b = arg;
+/* Appends s[0..n) to b, kept NUL-terminated. 0 or -1 (out of memory). */
+static int vh_jbuf_put(const char *s, size_t n, vh_jbuf_t *b) {
   if (b->n + n + 1 > b->cap) {
     size_t nc = b->cap ? b->cap : 256;
     while (nc < b->n + n + 1) nc *= 2;
@@ -294,279 +210,49 @@ static int vh_jbuf_put(const char *s, size_t n, void *arg) {
   return 0;
 }
 
-static void vh_jenc_put(vh_jenc_t *e, const char *s, size_t n) {
-  if (!e->oom && vh_jbuf_put(s, n, &e->b) != 0) e->oom = 1;
-}
+/* ---- encode ----
+ *
+ * One writer for every JSON the host produces: json_stream.c (vh_jstream.h),
+ * which walks the value with an explicit stack and writes jansson's compact
+ * format byte for byte, refusing (with the path) what JSON cannot hold
+ * exactly. The one-shot functions below drain it into a buffer. */
 
-/* A JSON string of p[0..n) (sanitised to UTF-8, escaped as jansson). */
-static void vh_jenc_str(vh_jenc_t *e, const char *p, size_t n) {
-  size_t m;
-  char *u = vh_jenc_utf8(p, n, &m);
-  if (!u) {
-    e->oom = 1;
-    return;
+/* Appends the whole text of the writer s to b. 0, or the writer's error. */
+static int vh_json_drain(vh_jstream_t *s, vh_jbuf_t *b) {
+  char chunk[16384];
+  for (;;) {
+    size_t n = 0;
+    int rc = vh_jstream_read(s, chunk, sizeof chunk, &n);
+    if (rc < 0) return rc;
+    if (n && vh_jbuf_put(chunk, n, b) != 0) return VH_ENOMEM;
+    if (rc == 0) return 0;
   }
-  vh_jenc_put(e, "\"", 1);
-  size_t from = 0;
-  for (size_t i = 0; i < m; i++) {
-    unsigned char c = (unsigned char)u[i];
-    const char *esc = NULL;
-    char hex[8];
-    switch (c) {
-      case '"':
-        esc = "\\\"";
-        break;
-      case '\\':
-        esc = "\\\\";
-        break;
-      case '\b':
-        esc = "\\b";
-        break;
-      case '\f':
-        esc = "\\f";
-        break;
-      case '\n':
-        esc = "\\n";
-        break;
-      case '\r':
-        esc = "\\r";
-        break;
-      case '\t':
-        esc = "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          snprintf(hex, sizeof hex, "\\u%04X", c);
-          esc = hex;
-        }
-    }
-    if (!esc) continue;
-    vh_jenc_put(e, u + from, i - from);
-    vh_jenc_put(e, esc, strlen(esc));
-    from = i + 1;
-  }
-  vh_jenc_put(e, u + from, m - from);
-  vh_jenc_put(e, "\"", 1);
-  free(u);
-}
-
-/* The text of a number as jansson writes it (real: precision 17). */
-static size_t vh_jenc_real(double f, char *buf, size_t cap) {
-  int r = snprintf(buf, cap, "%.17g", f);
-  size_t len = r > 0 ? (size_t)r : 0;
-  if (!strchr(buf, '.') && !strchr(buf, 'e') && len + 3 < cap) {
-    memcpy(buf + len, ".0", 3);
-    len += 2;
-  }
-  char *start = strchr(buf, 'e');
-  if (start) {
-    start++;
-    char *end = start + 1;
-    if (*start == '-') start++;
-    while (*end == '0') end++;
-    if (end != start) {
-      memmove(start, end, len - (size_t)(end - buf) + 1);
-      len -= (size_t)(end - start);
-    }
-  }
-  return len;
-}
-
-/* The text a key has as an object member name: *s, *n [borrowed from the
- * key or buf]. */
-static void vh_jenc_key_text(vh_val_t k, char *buf, size_t cap, const char **s,
-                             size_t *n) {
-  switch (k.type) {
-    case VH_TSTR:
-      *s = vh_str_data(k.u.s);
-      *n = vh_str_len(k.u.s);
-      return;
-    case VH_TINT:
-      snprintf(buf, cap, "%" PRId64, k.u.i);
-      break;
-    case VH_TFLOAT:
-      snprintf(buf, cap, "%.17g", k.u.f);
-      break;
-    case VH_TBOOL:
-      snprintf(buf, cap, "%s", k.u.b ? "true" : "false");
-      break;
-    default:
-      snprintf(buf, cap, "?");
-  }
-  *s = buf;
-  *n = strlen(buf);
-}
-
-/* 1 if t's keys are exactly the integers 1..n with n >= 1. */
-static int vh_jenc_is_array(const vh_tab_t *t) {
-  int64_t len = vh_tab_len(t);
-  if (len < 1 || (size_t)len != vh_tab_count(t)) return 0;
-  vh_iter_t it;
-  vh_val_t k, v;
-  vh_iter_init(&it, t);
-  while (vh_iter_next(&it, &k, &v))
-    if (k.type != VH_TINT || k.u.i < 1 || k.u.i > len) return 0;
-  return 1;
-}
-
-/* Appends the path of the frames [0, n) to buf ("$.a[2]"). */
-static void vh_jenc_path(const vh_jenc_t *e, size_t n, char *buf, size_t cap) {
-  size_t w = (size_t)snprintf(buf, cap, "$");
-  for (size_t i = 0; i + 1 < n && w < cap; i++) {
-    const vh_jframe_t *f = &e->st[i];
-    char kb[64];
-    const char *ks;
-    size_t kn;
-    if (f->len > 0) {
-      w += (size_t)snprintf(buf + w, cap - w, "[%" PRId64 "]", f->i - 2);
-      continue;
-    }
-    vh_jenc_key_text(f->key, kb, sizeof kb, &ks, &kn);
-    w +=
-        (size_t)snprintf(buf + w, cap - w, ".%.*s", kn > 64 ? 64 : (int)kn, ks);
-  }
-}
-
-/* The collision check of an object (see above): 0, or VH_JSON_EPARSE with
- * the message in err. */
-static int vh_jenc_check_keys(vh_jenc_t *e, const vh_tab_t *t, char *err,
-                              size_t cap) {
-  vh_iter_t it;
-  vh_val_t k, v, w;
-  vh_iter_init(&it, t);
-  while (vh_iter_next(&it, &k, &v)) {
-    if (k.type == VH_TSTR) continue;
-    char kb[64];
-    const char *ks;
-    size_t kn;
-    vh_jenc_key_text(k, kb, sizeof kb, &ks, &kn);
-    vh_tab_get_str(t, ks, kn, &w);
-    if (w.type == VH_TNIL) continue;
-    char path[256];
-    vh_jenc_path(e, e->n, path, sizeof path);
-    snprintf(err, cap,
-             "cannot write %s as JSON without losing data: the keys %s and "
-             "\"%s\" would both be the JSON key \"%s\"",
-             path, kb, kb, kb);
-    return VH_JSON_EPARSE;
-  }
-  return 0;
-}
-
-/* Opens table t: writes "[" or "{" and pushes its frame. */
-static int vh_jenc_open(vh_jenc_t *e, const vh_tab_t *t, char *err,
-                        size_t cap) {
-  if (e->n == e->cap) {
-    size_t nc = e->cap ? 2 * e->cap : 64;
-    vh_jframe_t *ns = realloc(e->st, nc * sizeof *ns);
-    if (!ns) return VH_ENOMEM;
-    e->st = ns;
-    e->cap = nc;
-  }
-  vh_jframe_t *f = &e->st[e->n++];
-  f->t = t;
-  f->len = vh_jenc_is_array(t) ? vh_tab_len(t) : 0;
-  f->i = 1;
-  f->first = 1;
-  f->key = vh_nil();
-  if (f->len > 0) {
-    vh_jenc_put(e, "[", 1);
-    return 0;
-  }
-  vh_iter_init(&f->it, t);
-  vh_jenc_put(e, "{", 1);
-  return vh_jenc_check_keys(e, t, err, cap);
-}
-
-/* Writes a value that is not a table. */
-static void vh_jenc_scalar(vh_jenc_t *e, vh_val_t v) {
-  char buf[64];
-  switch (v.type) {
-    case VH_TBOOL:
-      vh_jenc_put(e, v.u.b ? "true" : "false", v.u.b ? 4 : 5);
-      return;
-    case VH_TINT:
-      vh_jenc_put(e, buf, (size_t)snprintf(buf, sizeof buf, "%" PRId64, v.u.i));
-      return;
-    case VH_TFLOAT:
-      if (!isfinite(v.u.f)) break;
-      vh_jenc_put(e, buf, vh_jenc_real(v.u.f, buf, sizeof buf));
-      return;
-    case VH_TSTR:
-      vh_jenc_str(e, vh_str_data(v.u.s), vh_str_len(v.u.s));
-      return;
-    default:
-      break;
-  }
-  vh_jenc_put(e, "null", 4);
 }
 
 int vh_json_encode_err(vh_val_t v, char **out, size_t *outlen, char *err,
                        size_t cap) {
-  vh_jenc_t e;
-  memset(&e, 0, sizeof e);
   *out = NULL;
   *outlen = 0;
   if (err && cap) err[0] = '\0';
-  char tmp[8];
-  if (!err) {
-    err = tmp;
-    cap = sizeof tmp;
+  vh_jstream_t *s;
+  if (vh_jstream_new(v, &s) != 0) {
+    if (err && cap) snprintf(err, cap, "out of memory");
+    return VH_ENOMEM;
   }
-  vh_trie_fault_clear();
-  int rc = 0;
-  if (v.type != VH_TTAB)
-    vh_jenc_scalar(&e, v);
-  else
-    rc = vh_jenc_open(&e, v.u.t, err, cap);
-  while (rc == 0 && !e.oom && e.n > 0) {
-    vh_jframe_t *f = &e.st[e.n - 1];
-    vh_val_t k, x;
-    int more;
-    if (f->len > 0) {
-      more = f->i <= f->len;
-      if (more) {
-        k = vh_int(f->i);
-        vh_tab_get_int(f->t, f->i++, &x);
-      }
-    } else {
-      more = vh_iter_next(&f->it, &k, &x);
-    }
-    if (!more) {
-      vh_jenc_put(&e, f->len > 0 ? "]" : "}", 1);
-      e.n--;
-      continue;
-    }
-    if (!f->first) vh_jenc_put(&e, ",", 1);
-    f->first = 0;
-    if (f->len == 0) {
-      char kb[64];
-      const char *ks;
-      size_t kn;
-      vh_jenc_key_text(k, kb, sizeof kb, &ks, &kn);
-      vh_jenc_str(&e, ks, kn);
-      vh_jenc_put(&e, ":", 1);
-    }
-    f->key = k;
-    if (x.type == VH_TTAB)
-      rc = vh_jenc_open(&e, x.u.t, err, cap); /* f is stale now */
-    else
-      vh_jenc_scalar(&e, x);
-  }
-  free(e.st);
-  if (rc == 0 && vh_trie_fault(NULL) != 0) rc = VH_JSON_EIO;
-  vh_trie_fault_clear();
-  if (rc == 0 && e.oom) rc = VH_ENOMEM;
-  if (rc == 0 && !e.b.p && vh_jbuf_put("", 0, &e.b) != 0) rc = VH_ENOMEM;
+  vh_jbuf_t b = {0};
+  int rc = vh_json_drain(s, &b);
+  if (rc == 0 && !b.p && vh_jbuf_put("", 0, &b) != 0) rc = VH_ENOMEM;
   if (rc != 0) {
-    free(e.b.p);
-    if (rc == VH_ENOMEM) snprintf(err, cap, "out of memory");
-    if (rc == VH_JSON_EIO)
-      snprintf(err, cap, "state could not be read from the store");
+    if (err && cap)
+      snprintf(err, cap, "%s",
+               rc == VH_ENOMEM ? "out of memory" : vh_jstream_error(s));
+    vh_jstream_free(s);
+    free(b.p);
     return rc;
   }
-  *out = e.b.p;
-  *outlen = e.b.n;
+  vh_jstream_free(s);
+  *out = b.p;
+  *outlen = b.n;
   return 0;
 }
 
@@ -575,16 +261,24 @@ int vh_json_encode(vh_val_t v, char **out, size_t *outlen) {
 }
 
 int vh_json_error(const char *msg, char **out, size_t *outlen) {
-  vh_jenc_t e;
-  memset(&e, 0, sizeof e);
-  vh_jenc_put(&e, "{\"error\":", 9);
-  vh_jenc_str(&e, msg, strlen(msg));
-  vh_jenc_put(&e, "}", 1);
-  if (e.oom) {
-    free(e.b.p);
+  vh_str_t *str = vh_str_new(msg, strlen(msg));
+  if (!str) return VH_ENOMEM;
+  vh_jstream_t *s = NULL;
+  vh_jbuf_t b = {0};
+  vh_val_t v;
+  v.type = VH_TSTR;
+  v.u.s = str;
+  int rc = vh_jstream_new(v, &s);
+  vh_str_release(str); /* the writer holds its own reference */
+  if (rc == 0) rc = vh_jbuf_put("{\"error\":", 9, &b) ? VH_ENOMEM : 0;
+  if (rc == 0) rc = vh_json_drain(s, &b);
+  if (rc == 0) rc = vh_jbuf_put("}", 1, &b) ? VH_ENOMEM : 0;
+  vh_jstream_free(s);
+  if (rc != 0) {
+    free(b.p);
     return VH_ENOMEM;
   }
-  *out = e.b.p;
-  *outlen = e.b.n;
+  *out = b.p;
+  *outlen = b.n;
   return 0;
 }

@@ -255,8 +255,7 @@ static int vh_js_value(vh_jstream_t *s, vh_jout_t *o) {
       return 0;
     case VH_TTAB: {
       if (s->depth >= VH_MAX_DEPTH) {
-        snprintf(buf, sizeof buf, "nested deeper than %d levels",
-                 VH_MAX_DEPTH);
+        snprintf(buf, sizeof buf, "nested deeper than %d levels", VH_MAX_DEPTH);
         return vh_js_fail(s, VH_JSON_EPARSE, buf);
       }
       if (s->depth == s->cap) {
@@ -292,7 +291,8 @@ static int vh_js_next(vh_jstream_t *s, vh_jout_t *o) {
     return vh_js_after_value(s);
   }
   if (f->n++ > 0) vh_js_emit(s, o, ",", 1);
-  vh_js_path_key(s, k);
+  /* Paths are JSON's, as the decoder's: array elements count from 0. */
+  vh_js_path_key(s, f->array && k.type == VH_TINT ? vh_int(k.u.i - 1) : k);
   s->val = v;
   if (f->array) {
     s->state = VH_JS_VALUE;
@@ -312,11 +312,13 @@ static int vh_js_next(vh_jstream_t *s, vh_jout_t *o) {
   vh_val_t clash;
   vh_tab_get_str(f->t, text, n, &clash);
   if (clash.type != VH_TNIL) {
-    char why[192];
-    snprintf(why, sizeof why,
-             "keys %s and \"%s\" would both be the JSON key \"%s\"", text, text,
-             text);
-    return vh_js_fail(s, VH_JSON_EPARSE, why);
+    /* Named by the table's path, as "cannot write $.t as JSON ...". */
+    s->err = VH_JSON_EPARSE;
+    snprintf(s->msg, sizeof s->msg,
+             "cannot write %.*s as JSON without losing data: the keys %s and "
+             "\"%s\" would both be the JSON key \"%s\"",
+             (int)f->plen, s->path, text, text, text);
+    return VH_JSON_EPARSE;
   }
   vh_js_emit(s, o, "\"", 1);
   vh_js_emit(s, o, text, n);

@@ -4,8 +4,9 @@
  * The mapping is the one documented in include/vedhost/plugin.h (VALUES):
  * JSON that a state cannot hold exactly (null inside an array, an integer
  * outside int64, invalid UTF-8, nesting deeper than jansson's 2048 levels
- * or VH_MAX_DEPTH) is refused with a message naming the path. Output
- * writes any depth (iteratively) and refuses, naming the path, a table
+ * or VH_MAX_DEPTH) is refused with a message naming the path. Output is
+ * json_stream.c's writer drained at once: it writes every depth a state
+ * can hold (VH_MAX_DEPTH, iteratively) and refuses, naming the path, a table
  * whose keys would collide as JSON member names (1 and "1", true and
  * "true", 1.5 and "1.5"): nothing is ever dropped silently. Invalid UTF-8
  * bytes become U+FFFD, infinities null.
