@@ -12,7 +12,7 @@
  *    path) is a cycle and raises "cannot store a cyclic table at <path>";
  *    the same table reachable twice without a cycle is copied twice.
  *  - A proxy is stored as vh_tab_deepcopy of the node it resolves to, so
- *    every node keeps exactly one parent (DESIGN.md invariant 5).
+ *    every node keeps exactly one parent (ARCHITECTURE.md invariant 5).
  *  - Functions, userdata (other than proxies), threads raise
  *    "cannot store a <type> at <path>".
  *

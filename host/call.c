@@ -1,7 +1,7 @@
 /*
  * call.c - one handler call, and the watchdog that keeps it bounded.
  *
- * A handler call (vh_host__dispatch) is atomic (DESIGN.md invariant 1):
+ * A handler call (vh_host__dispatch) is atomic (ARCHITECTURE.md invariant 1):
  *
  *   vhl_tx_begin(domain)            edit token for this call only
  *   guard = domain, strict          other domains' proxies raise

@@ -58,7 +58,7 @@
  * that are not on disk, so the host stops writing (logged: the store
  * keeps the last durable slice) rather than ever naming a missing node.
  *
- * OUTPUT GATE (DESIGN.md invariant 3). Replies of outside calls and REPL
+ * OUTPUT GATE (ARCHITECTURE.md invariant 3). Replies of outside calls and REPL
  * chunks (h->replies; repl_server.c sends its replies through the same
  * list) are moved behind the gate tagged with the seq of the last batch
  * submitted so far (this slice's, or the last one that wrote something:
@@ -68,7 +68,7 @@
  * written to RocksDB (WAL, no fsync), which survives kill -9. Later slices
  * keep running meanwhile.
  *
- * BACKPRESSURE: HOLD. The loop never waits on the store (DESIGN.md
+ * BACKPRESSURE: HOLD. The loop never waits on the store (ARCHITECTURE.md
  * invariant 6): vh_store_submit always queues. Instead sched.c asks
  * vh_durable__accepting before it starts a slice (delivers messages or due
  * `after` timers, runs calls, fires `every` ticks), and holds them while

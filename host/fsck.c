@@ -1,5 +1,5 @@
 /*
- * fsck.c - `vedhost fsck [--data DIR]`: check a data dir (DESIGN.md
+ * fsck.c - `vedhost fsck [--data DIR]`: check a data dir (ARCHITECTURE.md
  * invariants 5 and 8), with or without a host running on it.
  *
  * WHAT IT PROVES. The store is opened as a secondary (offline.c), so the

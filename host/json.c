@@ -25,7 +25,7 @@
  *
  * Tables built by decode are stamped with one fresh edit token per
  * document; each nested table has exactly one parent (invariant 5 of
- * DESIGN.md). Lazily loaded state is read through the trie's loader; a
+ * ARCHITECTURE.md). Lazily loaded state is read through the trie's loader; a
  * read fault during encode is reported as VH_JSON_EIO, never as missing
  * data.
  */

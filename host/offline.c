@@ -4,7 +4,7 @@
  *
  * WHY A SECONDARY. A running host holds DATA/LOCK and RocksDB's own lock
  * on DATA/db; a read-only open beside a live writer is undefined
- * (DESIGN.md, Storage choices). A RocksDB secondary instance is made for
+ * (ARCHITECTURE.md, Storage choices). A RocksDB secondary instance is made for
  * this: it reads the primary's files, replays the primary's WAL into its
  * own memtable (so a host killed with kill -9 is seen at its last written
  * batch), takes no lock and writes only into its own scratch directory.

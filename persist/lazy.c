@@ -3,7 +3,7 @@
  *
  * WHY. A restart must not read the state: the host makes each root with
  * vh_tab_stub(id) and the trie reads a node only when a read or a write
- * first reaches it (DESIGN.md invariant 4). Nodes that were read or
+ * first reaches it (ARCHITECTURE.md invariant 4). Nodes that were read or
  * written carry their store id; when one of them is freed the host is
  * told (the free hook), so the store can delete it in the batch that stops
  * referencing it (invariant 5).

@@ -8,10 +8,10 @@
  *
  * WHY ROCKSDB AND NOT OUR OWN FILES. The store must write many small values
  * atomically (one WriteBatch per group of slices), fsync once per group,
- * delete replaced nodes so disk tracks live state (DESIGN.md invariant 5),
- * and compress small nodes well. RocksDB's WAL gives the atomic batch, its
+ * delete replaced nodes so disk tracks live state (ARCHITECTURE.md invariant
+ * 5), and compress small nodes well. RocksDB's WAL gives the atomic batch, its
  * level compaction drops deleted nodes, and its block-level zstd compresses
- * neighbouring nodes together (DESIGN.md "Storage choices").
+ * neighbouring nodes together (ARCHITECTURE.md "Storage choices").
  *
  * KEYS (byte strings; RocksDB orders them bytewise):
  *

@@ -8,7 +8,7 @@
  * notice for everything below it on disk. Reading that subtree inside the
  * slice would make a `state.big = nil` cost O(size of big) in disk reads
  * on the loop thread. So the slice's batch gets a sweep key 'Q' + id next
- * to the manifest that stops referencing the root (DESIGN.md invariant 5:
+ * to the manifest that stops referencing the root (ARCHITECTURE.md invariant 5:
  * "queued durably in that batch and swept later"), and a sweeper deletes
  * the subtree afterwards, a bounded number of nodes per step.
  *

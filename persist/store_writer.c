@@ -8,16 +8,16 @@
  *
  * GROUP COMMIT. Each time the writer wakes up it takes every batch queued
  * (up to 4 MB, so that one group, which is one WAL record, cannot make the
- * WAL long: DESIGN.md invariant 4), merges them into one rocksdb WriteBatch and
- * writes that once (one fsync in sync mode). The merge keeps, for every key,
- * only the last operation in commit order (a hash table from node id to its
- * last op), so a node put by slice k and deleted by slice k+1 costs nothing on
- * disk, and the manifest is written once per group. Since the merged batch is
- * applied atomically and only its final state is visible, this is exactly
- * "apply the batches one by one", minus the intermediate states nobody can
- * observe. While a write is in flight, new batches queue up and form the next
- * group: the more the disk lags, the bigger the groups, so sync throughput
- * scales with load.
+ * WAL long: ARCHITECTURE.md invariant 4), merges them into one rocksdb
+ * WriteBatch and writes that once (one fsync in sync mode). The merge keeps,
+ * for every key, only the last operation in commit order (a hash table from
+ * node id to its last op), so a node put by slice k and deleted by slice k+1
+ * costs nothing on disk, and the manifest is written once per group. Since the
+ * merged batch is applied atomically and only its final state is visible, this
+ * is exactly "apply the batches one by one", minus the intermediate states
+ * nobody can observe. While a write is in flight, new batches queue up and form
+ * the next group: the more the disk lags, the bigger the groups, so sync
+ * throughput scales with load.
  *
  * STATE DIAGRAM of the writer:
  *
@@ -82,7 +82,7 @@
  *     batch) until it succeeds; no batch queued after it is written before
  *     it. A group that is dropped takes every later batch with it.
  *  3. The writer thread touches only batches handed to it and the RocksDB
- *     handle (DESIGN.md invariant 6). Locks, in order: s->db_lock (the
+ *     handle (ARCHITECTURE.md invariant 6). Locks, in order: s->db_lock (the
  *     handle, see REOPEN), then s->mu (the queue and the error state).
  *     Nobody takes db_lock while holding mu; mu is never held across a
  *     RocksDB call or the notify callback.

@@ -28,8 +28,8 @@
  * (2.0, -0.0) is the same key as the integer; NaN and nil are not keys.
  * Values: nil (= absent), booleans, integers, floats, strings (binary safe),
  * tables. A table value is owned by exactly one parent slot (the one-parent
- * rule of DESIGN.md invariant 5): storing a table that already has a parent
- * must store a vh_tab_deepcopy() of it.
+ * rule of ARCHITECTURE.md invariant 5): storing a table that already has a
+ * parent must store a vh_tab_deepcopy() of it.
  *
  * Ownership conventions in prototypes:
  *   [borrowed]  caller keeps its reference, callee takes none.

@@ -1,5 +1,5 @@
 -- crash_loop_spec.lua - kill -9 a writer host at random moments, many times
--- (DESIGN.md invariants 2, 3, 5; issue 4 "Crash loop"). Label: slow.
+-- (ARCHITECTURE.md invariants 2, 3, 5; issue 4 "Crash loop"). Label: slow.
 --
 -- The writer domain, per tick (one slice each), writes several keys that
 -- must stay equal (a = b = c = n, block.x = block.y = n), rotates a ring of

@@ -181,8 +181,8 @@ typedef struct vedhost_api {
   void (*free)(void *p);
 
   /* Minor 1. Call fn(arg, 1) once every slice up to the current one is
-   * durable (the output gate of DESIGN.md invariant 3): a plugin that read
-   * state with read_json holds its answer until then. If the host stops
+   * durable (the output gate of ARCHITECTURE.md invariant 3): a plugin that
+   * read state with read_json holds its answer until then. If the host stops
    * before that (or its writes fail), fn(arg, 0) runs instead: what was
    * read must not be shown. fn runs on the loop thread, exactly once.
    * 0 or VEDHOST_ENOMEM (fn is then never called). */
