@@ -69,7 +69,7 @@ struct vh_store {
   vh_walscan_t wal; /* what the WAL scan found before opening */
   char *open_note;  /* [owned] a line for the host's log, or NULL */
   char *scratch;    /* [owned] a secondary's own dir, else NULL */
-  rocksdb_t *db; /* guarded by db_lock: NULL while a reopen failed */
+  rocksdb_t *db;    /* guarded by db_lock: NULL while a reopen failed */
   rocksdb_options_t *options;
   rocksdb_block_based_table_options_t *table_options;
   rocksdb_cache_t *cache;
