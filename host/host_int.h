@@ -251,6 +251,7 @@ struct vh_host {
   int stop_now;            /* a second SIGINT/SIGTERM: stop without waiting
                               for the store (unwritten slices dropped) */
   int drain_logged;        /* "waiting for ..." was logged at stop */
+  int64_t stop_ns;         /* when the stop began to wait (mono ns) */
   int holding;             /* durable.c: slices are held (store
                               backpressure), as last logged */
   int hold_eval;           /* sched.c: the REPL chunk running now was let

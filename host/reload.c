@@ -151,13 +151,17 @@ static uint64_t vh_reload_hash(const char *p, size_t n) {
  * regular file is accepted, and for one O_NONBLOCK changes nothing, so
  * it is read as usual. 0, or VH_HOST_ELOAD with one line in err. */
 int vh_reload__open_script(const char *path, int *fd, char *err, size_t cap) {
-  int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
-  if (f < 0) {
+  struct stat sb;
+  /* stat first: open() of a socket fails (ENXIO) and a device is better
+   * not opened at all; fstat below covers a swap in between */
+  int f = stat(path, &sb) == 0 && !S_ISREG(sb.st_mode)
+              ? -2
+              : open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (f == -1) {
     snprintf(err, cap, "cannot open script %s: %s", path, strerror(errno));
     return VH_HOST_ELOAD;
   }
-  struct stat sb;
-  if (fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+  if (f == -2 || fstat(f, &sb) != 0 || !S_ISREG(sb.st_mode)) {
     const char *kind = S_ISFIFO(sb.st_mode)   ? "a FIFO"
                        : S_ISDIR(sb.st_mode)  ? "a directory"
                        : S_ISSOCK(sb.st_mode) ? "a socket"
@@ -168,7 +172,7 @@ int vh_reload__open_script(const char *path, int *fd, char *err, size_t cap) {
              "script %s is not a regular file (%s); only regular files are "
              "loaded",
              path, kind);
-    close(f);
+    if (f >= 0) close(f);
     return VH_HOST_ELOAD;
   }
   *fd = f;

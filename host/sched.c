@@ -793,7 +793,12 @@ void vh_slice_end(vh_host_t *h) {
   if (h->stop_requested) {
     char why[512];
     if (!h->stop_now && !vh_durable__drained(h, why, sizeof why)) {
-      if (!h->drain_logged && !vh_durable__accepting(h, NULL, 0)) {
+      /* said at once while held, else once the wait passed 1 s (a
+       * normal stop waits a few ms and says nothing) */
+      int64_t now = vh_host__mono_ns();
+      if (h->stop_ns == 0) h->stop_ns = now;
+      if (!h->drain_logged && (!vh_durable__accepting(h, NULL, 0) ||
+                               now - h->stop_ns >= 1000000000LL)) {
         h->drain_logged = 1;
         vh_log(VH_LOG_WARN, "vedhost",
                "stopping: waiting for %s; send SIGTERM or SIGINT again to "

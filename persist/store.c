@@ -534,6 +534,13 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   }
   rc = check_format(s, opts->create, errmsg);
   if (rc != 0) goto fail_close;
+  if (s->secondary) {
+    char *what = vh_store__secondary_tables(s);
+    if (what != NULL) {
+      rc = vh_store__damaged(s, what, errmsg);
+      goto fail_close;
+    }
+  }
   if (!s->secondary && s->wal.state == VH_WALSCAN_TORN) vh_store__torn_note(s);
   if (!s->secondary) {
     rc = vh_store__writer_start(s);

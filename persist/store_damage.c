@@ -17,7 +17,11 @@
  * AFTER A FAILED OR SUSPICIOUS OPEN (vh_store__damage): the same checks, a
  * listed table file missing, table files the MANIFEST does not list, and
  * for a secondary (which opens past missing table files) a read-only
- * probe whose info LOG goes to the secondary's scratch dir.
+ * probe whose info LOG goes to the secondary's scratch dir, tried first.
+ * AFTER A SECONDARY OPENED (vh_store__secondary_tables): every table file
+ * it lists must exist (checked again after catching up with a live
+ * primary, whose compactions delete files); fsck would otherwise pass a
+ * store whose slices it still finds in the log while `run` refuses it.
  *
  * Every message says the store is damaged, what is missing, and what to
  * do; a damaged store is never called foreign or missing.
@@ -25,10 +29,12 @@
 #include "store_int.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "vh_manifest.h"
 
@@ -124,23 +130,71 @@ static char *damage_files(vh_store_t *s, int tails) {
   return what;
 }
 
+/* A table file of lf that is not in db/, as a [new] phrase, or NULL. */
+static char *missing_listed(vh_store_t *s, const rocksdb_livefiles_t *lf) {
+  int n = rocksdb_livefiles_count(lf);
+  for (int i = 0; i < n; i++) {
+    const char *name = rocksdb_livefiles_name(lf, i);
+    if (name == NULL) continue;
+    if (*name == '/') name++;
+    if (!db_has(s, name))
+      return vh_store__msg(
+          "db/%s is missing (a table file the MANIFEST "
+          "lists)",
+          name);
+  }
+  return NULL;
+}
+
+static char *damage_probe(vh_store_t *s);
+
+/* 1 if a process (a running host) holds RocksDB's lock on db/LOCK. */
+static int primary_live(vh_store_t *s) {
+  char *path = vh_store__msg("%s/LOCK", s->dbpath);
+  int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+  free(path);
+  if (fd < 0) return 0;
+  struct flock fl;
+  memset(&fl, 0, sizeof fl);
+  fl.l_type = F_WRLCK;
+  fl.l_whence = SEEK_SET;
+  int live = fcntl(fd, F_GETLK, &fl) != 0 || fl.l_type != F_UNLCK;
+  close(fd);
+  return live;
+}
+
+char *vh_store__secondary_tables(vh_store_t *s) {
+  /* A secondary stops at the last version whose table files all exist:
+   * with the newest one deleted it shows an older state as if intact.
+   * Without a live primary the read-only probe opens every file. */
+  if (!primary_live(s)) {
+    char *what = damage_probe(s);
+    if (what != NULL) return what;
+  }
+  char *what = NULL;
+  for (int tries = 0; tries < 2; tries++) {
+    if (tries > 0) { /* a live primary may have compacted it away */
+      char *rerr = NULL;
+      rocksdb_try_catch_up_with_primary(s->db, &rerr);
+      rocksdb_free(rerr);
+    }
+    const rocksdb_livefiles_t *lf = rocksdb_livefiles(s->db);
+    if (lf == NULL) return NULL;
+    free(what);
+    what = missing_listed(s, lf);
+    rocksdb_livefiles_destroy(lf);
+    if (what == NULL) return NULL;
+  }
+  return what;
+}
+
 /* With the database open: a table file the MANIFEST lists that is missing,
  * or table files on disk it does not list (it lost track of them). */
 static char *damage_tables(vh_store_t *s) {
   const rocksdb_livefiles_t *lf = rocksdb_livefiles(s->db);
   if (lf == NULL) return NULL;
-  char *what = NULL;
+  char *what = missing_listed(s, lf);
   int n = rocksdb_livefiles_count(lf), unlisted = 0;
-  for (int i = 0; i < n && what == NULL; i++) {
-    const char *name = rocksdb_livefiles_name(lf, i);
-    if (name == NULL) continue;
-    if (*name == '/') name++;
-    if (!db_has(s, name))
-      what = vh_store__msg(
-          "db/%s is missing (a table file the MANIFEST "
-          "lists)",
-          name);
-  }
   DIR *d = what == NULL ? opendir(s->dbpath) : NULL;
   struct dirent *e = NULL;
   char first[sizeof e->d_name] = "";
@@ -209,8 +263,10 @@ static char *damage_probe(vh_store_t *s) {
 /* Everything damage_* can see, as a [new] phrase or NULL. */
 char *vh_store__damage(vh_store_t *s) {
   char *what = damage_files(s, 1);
-  if (what == NULL && s->db != NULL) what = damage_tables(s);
+  /* a secondary's view of the tables is unreliable past a missing one:
+   * the read-only probe names it */
   if (what == NULL && s->db != NULL && s->secondary) what = damage_probe(s);
+  if (what == NULL && s->db != NULL) what = damage_tables(s);
   return what;
 }
 

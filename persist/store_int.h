@@ -148,6 +148,10 @@ int vh_store__precheck(vh_store_t *s, const vh_store_opts_t *o, char **errmsg);
 /* store_damage.c: what is damaged, as a [new] phrase, or NULL if nothing
  * is seen (s->db may be NULL). */
 char *vh_store__damage(vh_store_t *s);
+/* store_damage.c: after a secondary opened, a table file it lists that is
+ * missing (also after catching up with a primary), as a [new] phrase, or
+ * NULL. */
+char *vh_store__secondary_tables(vh_store_t *s);
 /* store_damage.c: a phrase for a RocksDB error naming a missing file. */
 char *vh_store__missing_table(const char *rerr);
 /* store_damage.c: the one "store is damaged" message; what [stolen].

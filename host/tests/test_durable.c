@@ -26,6 +26,7 @@
 #include "host_int.h"
 #include "vh_codec.h"
 #include "vh_crc32c.h"
+#include "vh_log.h"
 #include "vh_manifest.h"
 #include "vh_store.h"
 #include "vh_test.h"
@@ -547,6 +548,68 @@ TEST_IMPL(second_sigterm_drops_unwritten_slices) {
   rm_tmpdir();
 }
 
+/* A first SIGTERM that has to wait for the store says what it waits for,
+ * also when the queue is not full (no hold): here the writer is paused
+ * with one slice queued, and the second SIGTERM comes 2.5 s later. */
+typedef struct wait_test {
+  vh_host_t *h;
+  int step;
+  int64_t first_ns;
+  uv_timer_t t;
+} wait_test_t;
+
+static void wait_step(uv_timer_t *tm) {
+  wait_test_t *t = tm->data;
+  if (t->h->slice_seq < 1) return; /* the loop's clock may be stale */
+  if (t->step == 0) {
+    t->first_ns = vh_host__mono_ns();
+    raise(SIGTERM);
+    t->step++;
+  } else if (vh_host__mono_ns() - t->first_ns > 2500000000LL) {
+    raise(SIGTERM);
+    tm->data = NULL;
+    uv_timer_stop(tm);
+  }
+}
+
+TEST_IMPL(first_sigterm_logs_what_it_waits_for) {
+  mk_tmpdir();
+  char logpath[400];
+  snprintf(logpath, sizeof logpath, "%s/stderr.log", tmpdir);
+  int errs = 0;
+  vh_host_t *h = new_host(kv_src);
+  vh_log_set_level(VH_LOG_WARN);
+  wait_test_t t;
+  memset(&t, 0, sizeof t);
+  t.h = h;
+  vh_store__pause_writer(vh_durable__store(h), 1);
+  ASSERT_EQ(vh_host_call(h, "kv", "put", vh_int(5), sig_reply, &errs), 0);
+  uv_timer_init(&h->loop, &t.t);
+  t.t.data = &t;
+  uv_timer_start(&t.t, wait_step, 100, 100);
+  fflush(stderr);
+  int saved = dup(2);
+  FILE *lf = fopen(logpath, "w+");
+  ASSERT(lf != NULL && saved >= 0);
+  dup2(fileno(lf), 2);
+  int code = -1;
+  int rc = vh_host_run(h, &code);
+  fflush(stderr);
+  dup2(saved, 2);
+  close(saved);
+  ASSERT_EQ(rc, 0);
+  ASSERT_EQ(code, 3);
+  char buf[8192];
+  rewind(lf);
+  size_t n = fread(buf, 1, sizeof buf - 1, lf);
+  buf[n] = 0;
+  fclose(lf);
+  vh_log_set_level(VH_LOG_ERROR);
+  ASSERT(strstr(buf, "stopping: waiting for 1 slice(s)") != NULL);
+  vh_host_free(h);
+  rm_tmpdir();
+}
+
 /* ---- a node that fails to load during a handler ---- */
 
 static int first_child(void *arg, uint64_t id) {
@@ -657,6 +720,7 @@ static const vh_test_entry_t tests[] = {
     TEST_ENTRY(when_durable_waits_for_the_writer),
     TEST_ENTRY(full_queue_holds_slices_without_blocking),
     TEST_ENTRY(second_sigterm_drops_unwritten_slices),
+    TEST_ENTRY(first_sigterm_logs_what_it_waits_for),
     TEST_ENTRY(dropped_subtree_is_swept),
     TEST_ENTRY(corrupt_manifest_is_refused),
     TEST_ENTRY(newer_formats_are_refused)};
