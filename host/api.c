@@ -133,7 +133,8 @@ static int64_t vh_api_delay(lua_State *L, int idx, const char *fn,
                "%s: %s must be a finite number of ms %s and at most 2^53 "
                "(got %s)",
                fn, min_excl ? "the interval" : "the delay",
-               min_excl ? "> 0" : ">= 0", lua_tostring(L, idx));
+               min_excl ? "> 0" : ">= 0",
+               ms != ms ? "nan" : lua_tostring(L, idx)); /* not "-nan" */
   return (int64_t)ceil(ms);
 }
 

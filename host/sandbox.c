@@ -229,7 +229,7 @@ static int vh_sandbox_collectgarbage(lua_State *L) {
     return luaL_error(L,
                       "collectgarbage('%s') is not allowed in vedhost (the "
                       "host owns the collector; allowed: collect, count, "
-                      "step, isrunning)",
+                      "step, isrunning, restart)",
                       opt);
   int n = lua_gettop(L);
   lua_pushvalue(L, lua_upvalueindex(1));
