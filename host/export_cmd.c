@@ -57,6 +57,7 @@
 #include "vh_datadir.h"
 #include "vh_export.h"
 #include "vh_flush.h"
+#include "vh_cli_args.h"
 #include "vh_manifest.h"
 #include "vh_offline.h"
 #include "vh_store.h"
@@ -64,14 +65,14 @@
 
 static const char vh_export_usage[] =
     "usage: vedhost export [--data DIR] [--domain NAME]... [FILE|-]\n"
-    "  write a consistent snapshot of DIR (default ./vedhost.data) as a\n"
+    "  write a consistent snapshot of DIR (default " VH_DEFAULT_DATA_DIR ") as a\n"
     "  zstd-compressed stream to FILE, or to stdout for '-' or no FILE;\n"
     "  safe while a host runs on DIR. --domain (repeatable) limits it to\n"
     "  those domains (the host's timers and messages are then left out).\n";
 
 static const char vh_import_usage[] =
     "usage: vedhost import [--data DIR] [--replace-domain NAME] FILE|-\n"
-    "  restore an export stream into DIR (default ./vedhost.data), which\n"
+    "  restore an export stream into DIR (default " VH_DEFAULT_DATA_DIR "), which\n"
     "  must be missing or empty; with --replace-domain, replace only the\n"
     "  domain NAME in the data dir of a stopped host.\n";
 
@@ -84,70 +85,28 @@ typedef struct vh_xargs {
   const char *file; /* the positional argument, or NULL */
 } vh_xargs_t;
 
-/* 0 ok, 1 --help printed, 2 usage error printed. opt: "--domain" or
- * "--replace-domain" (at most once) */
+static int vh_export__arg(void *arg, int opt, const char *val) {
+  vh_xargs_t *x = arg;
+  if (opt < 0)
+    x->file = val;
+  else if (opt == 0)
+    x->data = val;
+  else
+    x->names[x->nnames++] = val;
+  return 0;
+}
+
+/* 0 ok, 1 --help printed, 2 usage error printed. opt: "--domain"
+ * (repeatable, many 1) or "--replace-domain" (at most once, many 0). */
 static int vh_export_args(int argc, char **argv, const char *usage,
                           const char *opt, int many, vh_xargs_t *x) {
   memset(x, 0, sizeof *x);
-  x->data = "./vedhost.data";
+  x->data = VH_DEFAULT_DATA_DIR;
   x->names = calloc((size_t)argc + 1, sizeof *x->names);
   if (x->names == NULL) return 2;
-  int only = 0;
-  size_t olen = strlen(opt);
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = NULL;
-    if (!only && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
-      fputs(usage, stdout);
-      return 1;
-    }
-    if (!only && strcmp(a, "--") == 0) {
-      only = 1;
-      continue;
-    }
-    int is_data =
-        !only && strncmp(a, "--data", 6) == 0 && (a[6] == '\0' || a[6] == '=');
-    int is_opt = !only && strncmp(a, opt, olen) == 0 &&
-                 (a[olen] == '\0' || a[olen] == '=');
-    if (is_data || is_opt) {
-      size_t n = is_data ? 6 : olen;
-      v = a[n] == '=' ? a + n + 1 : (i + 1 < argc ? argv[++i] : NULL);
-      if (v == NULL || *v == '\0') {
-        fprintf(stderr,
-                "vedhost: option '%s' needs a value; see vedhost "
-                "--help\n",
-                is_data ? "--data" : opt);
-        return 2;
-      }
-      if (is_data) {
-        x->data = v;
-      } else if (!many && x->nnames > 0) {
-        fprintf(stderr,
-                "vedhost: option '%s' given twice; see vedhost "
-                "--help\n",
-                opt);
-        return 2;
-      } else {
-        x->names[x->nnames++] = v;
-      }
-      continue;
-    }
-    if (!only && a[0] == '-' && a[1] != '\0') {
-      fprintf(stderr,
-              "vedhost: unknown option '%s' for %s; see vedhost "
-              "--help\n",
-              a, argv[0]);
-      return 2;
-    }
-    if (x->file != NULL) {
-      fprintf(stderr,
-              "vedhost: unexpected argument '%s' for %s; see "
-              "vedhost --help\n",
-              a, argv[0]);
-      return 2;
-    }
-    x->file = a;
-  }
-  return 0;
+  const vh_cli_opt_t opts[] = {{"--data", 1, 0}, {opt, 1, many}};
+  vh_cli_cmd_t cmd = {argv[0], opts, 2, 1, usage};
+  return vh_cli_parse(&cmd, argc, argv, vh_export__arg, x);
 }
 
 /* ---- progress on a terminal ---- */

@@ -45,12 +45,13 @@
 
 #include "host_int.h"
 #include "lualib.h"
+#include "vh_cli_args.h"
 #include "vh_limits.h"
 #include "vh_log.h"
 #include "vh_plugin.h"
 
 void vh_host_opts_default(vh_host_opts_t *opts) {
-  opts->data_dir = "./vedhost.data";
+  opts->data_dir = VH_DEFAULT_DATA_DIR;
   opts->durability = VH_DURABILITY_SYNC;
   opts->watch = 1;
   opts->handler_timeout_ms = 1000;

@@ -39,7 +39,7 @@ static const char vh_inspect_usage[] =
     "usage: vedhost inspect [--data DIR] [PATH]\n"
     "  Print the value at PATH (e.g. counter.recent.3) or, without PATH,\n"
     "  every domain as `name = value`, from the data dir (default\n"
-    "  ./vedhost.data), whether or not a host runs on it.\n";
+    "  " VH_DEFAULT_DATA_DIR "), whether or not a host runs on it.\n";
 
 /* The Lua half: resolve the path and print. Errors are plain strings
  * (level 0) that main prints after "vedhost: inspect: ". */

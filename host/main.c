@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "vh_cli_args.h"
 #include "vh_export_cmd.h"
 #include "vh_host.h"
 #include "vh_log.h"
@@ -51,7 +52,7 @@ static const char vh_main_usage[] =
     "  vedhost --help | --version\n"
     "\n"
     "options of run:\n"
-    "  --data DIR            data directory (default ./vedhost.data)\n"
+    "  --data DIR            data directory (default " VH_DEFAULT_DATA_DIR ")\n"
     "  --no-watch            do not reload scripts when they change\n"
     "  --durability MODE     sync (default): fsync each slice before its\n"
     "                        effects are shown; nosync: no fsync\n"
@@ -79,13 +80,13 @@ static long vh_main_posint(const char *s) {
   return v;
 }
 
-/* The options of `vedhost run`. RULES (README "Command line"): an option
- * with a value takes it as "--opt=VALUE" or as the next argument, and
- * the next argument is never taken when it starts with "--" (so
- * `--http --data X` is "--http needs a value", not an address "--data");
- * a value may not be empty; only --plugin may be given more than once;
- * every value is checked here, before the data dir is opened, so a
- * usage error (exit 2) never creates or locks anything. */
+/* The options of `vedhost run`, parsed by the rules of every subcommand
+ * (host/control/cli_args.c, README "Command line"): --opt VALUE or
+ * --opt=VALUE, a value taken from the next argument never starts with
+ * "--", no empty values, only --plugin may be given more than once. Every
+ * value is checked here, before the data dir is opened, so a usage error
+ * (exit 2) never creates or locks anything. The order of the table is the
+ * order of vh_main_opt_id_t. */
 typedef enum vh_main_opt_id {
   VH_OPT_DATA,
   VH_OPT_NO_WATCH,
@@ -98,22 +99,11 @@ typedef enum vh_main_opt_id {
   VH_OPT_COUNT
 } vh_main_opt_id_t;
 
-typedef struct vh_main_opt {
-  const char *name;
-  vh_main_opt_id_t id;
-  int has_value;
-  int repeatable;
-} vh_main_opt_t;
-
-static const vh_main_opt_t vh_main_run_opts[] = {
-    {"--data", VH_OPT_DATA, 1, 0},
-    {"--no-watch", VH_OPT_NO_WATCH, 0, 0},
-    {"--durability", VH_OPT_DURABILITY, 1, 0},
-    {"--handler-timeout", VH_OPT_HANDLER_TIMEOUT, 1, 0},
-    {"--memory-limit", VH_OPT_MEMORY_LIMIT, 1, 0},
-    {"--log-level", VH_OPT_LOG_LEVEL, 1, 0},
-    {"--plugin", VH_OPT_PLUGIN, 1, 1},
-    {"--http", VH_OPT_HTTP, 1, 0},
+static const vh_cli_opt_t vh_main_run_opts[VH_OPT_COUNT] = {
+    {"--data", 1, 0},          {"--no-watch", 0, 0},
+    {"--durability", 1, 0},    {"--handler-timeout", 1, 0},
+    {"--memory-limit", 1, 0},  {"--log-level", 1, 0},
+    {"--plugin", 1, 1},        {"--http", 1, 0},
 };
 
 /* What `vedhost run` was asked to do. */
@@ -126,24 +116,12 @@ typedef struct vh_main_run_args {
   int help;         /* --help was given */
 } vh_main_run_args_t;
 
-/* The option a names ("--opt" or "--opt=..."), or NULL. */
-static const vh_main_opt_t *vh_main_find_opt(const char *a) {
-  size_t nopts = sizeof vh_main_run_opts / sizeof vh_main_run_opts[0];
-  for (size_t k = 0; k < nopts; k++) {
-    size_t n = strlen(vh_main_run_opts[k].name);
-    if (strncmp(a, vh_main_run_opts[k].name, n) == 0 &&
-        (a[n] == '\0' || a[n] == '='))
-      return &vh_main_run_opts[k];
-  }
-  return NULL;
-}
-
 /* Check and apply one option's value. 0 or 2 (message printed). */
-static int vh_main_apply(vh_main_run_args_t *ra, const vh_main_opt_t *o,
+static int vh_main_apply(vh_main_run_args_t *ra, vh_main_opt_id_t id,
                          const char *val) {
   vh_host_opts_t *opts = &ra->opts;
   char err[512];
-  switch (o->id) {
+  switch (id) {
     case VH_OPT_DATA:
       opts->data_dir = val;
       return 0;
@@ -194,46 +172,27 @@ static int vh_main_apply(vh_main_run_args_t *ra, const vh_main_opt_t *o,
     case VH_OPT_COUNT:
       break;
   }
-  return vh_main_bad("internal: option '%s' is not handled%s", o->name, "");
+  return vh_cli_bad("run", "internal: option %d is not handled", (int)id);
 }
 
-/* Parse the arguments of run into ra (whose arrays hold argc + 1
- * entries). 0, or 2 after printing the one-line usage error. */
-static int vh_main_run_parse(int argc, char **argv, vh_main_run_args_t *ra) {
-  int seen[VH_OPT_COUNT] = {0};
-  int only_args = 0;
-  for (int i = 0; i < argc; i++) {
-    const char *a = argv[i];
-    if (only_args || a[0] != '-' || strcmp(a, "-") == 0) {
-      ra->scripts[ra->nscripts++] = a;
-      continue;
-    }
-    if (strcmp(a, "--") == 0) {
-      only_args = 1;
-      continue;
-    }
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      ra->help = 1;
-      return 0;
-    }
-    const vh_main_opt_t *o = vh_main_find_opt(a);
-    if (!o) return vh_main_bad("unknown option '%s' for run%s", a, "");
-    const char *eq = a + strlen(o->name);
-    const char *val = NULL;
-    if (!o->has_value) {
-      if (*eq == '=') return vh_main_bad("%s takes no value%s", o->name, "");
-    } else if (*eq == '=') {
-      val = eq + 1;
-    } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
-      val = argv[++i];
-    }
-    if (o->has_value && (!val || !*val))
-      return vh_main_bad("%s needs a value%s", o->name, "");
-    if (seen[o->id]++ && !o->repeatable)
-      return vh_main_bad("%s given twice; give it once%s", o->name, "");
-    int rc = vh_main_apply(ra, o, val);
-    if (rc != 0) return rc;
+/* vh_cli_fn of run: a script, or an option to check and apply. */
+static int vh_main_run_arg(void *arg, int opt, const char *val) {
+  vh_main_run_args_t *ra = arg;
+  if (opt < 0) {
+    ra->scripts[ra->nscripts++] = val;
+    return 0;
   }
+  return vh_main_apply(ra, (vh_main_opt_id_t)opt, val);
+}
+
+/* Parse the arguments of run (argv[0] is "run") into ra, whose arrays
+ * hold argc + 1 entries. 0, or 2 after printing the one-line usage error. */
+static int vh_main_run_parse(int argc, char **argv, vh_main_run_args_t *ra) {
+  static const vh_cli_cmd_t cmd = {"run", vh_main_run_opts, VH_OPT_COUNT, -1,
+                                   vh_main_usage};
+  int rc = vh_cli_parse(&cmd, argc, argv, vh_main_run_arg, ra);
+  if (rc == 1) ra->help = 1;
+  if (rc != 0) return rc == 1 ? 0 : rc;
   if (ra->nscripts == 0)
     return vh_main_bad("run needs at least one SCRIPT_OR_DIR%s%s", "", "");
   char err[1024];
@@ -264,8 +223,7 @@ static int vh_main_run(int argc, char **argv) {
     return 1;
   }
   int rc = vh_main_run_parse(argc, argv, &ra);
-  if (rc == 0 && ra.help) {
-    fputs(vh_main_usage, stdout);
+  if (rc == 0 && ra.help) { /* printed by vh_cli_parse */
     free(scripts);
     free(plugins);
     return 0;
@@ -345,7 +303,7 @@ int main(int argc, char **argv) {
     printf("vedhost %s\n", VH_HOST_VERSION);
     return 0;
   }
-  if (strcmp(cmd, "run") == 0) return vh_main_run(argc - 2, argv + 2);
+  if (strcmp(cmd, "run") == 0) return vh_main_run(argc - 1, argv + 1);
   if (strcmp(cmd, "repl") == 0) return vh_repl_main(argc - 1, argv + 1);
   if (strcmp(cmd, "fsck") == 0) return vh_fsck_main(argc - 1, argv + 1);
   if (strcmp(cmd, "inspect") == 0) return vh_inspect_main(argc - 1, argv + 1);

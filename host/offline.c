@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "vh_cli_args.h"
 #include "vh_trie.h"
 
 /* ---- scratch dir ---- */
@@ -167,49 +168,26 @@ int vh_offline_sweep_ids(vh_offline_t *o, int (*fn)(void *arg, uint64_t id),
 
 /* ---- arguments ---- */
 
+/* What vh_offline_args collects. */
+typedef struct vh_offline_argv {
+  const char **data; /* [borrowed] --data */
+  const char **arg;  /* [borrowed] the positional argument, or NULL */
+} vh_offline_argv_t;
+
+static int vh_offline__arg(void *arg, int opt, const char *val) {
+  vh_offline_argv_t *a = arg;
+  *(opt < 0 ? a->arg : a->data) = val;
+  return 0;
+}
+
 int vh_offline_args(int argc, char **argv, const char *usage, const char **data,
                     const char **arg) {
-  *data = "./vedhost.data";
+  static const vh_cli_opt_t opts[] = {{"--data", 1, 0}};
+  vh_cli_cmd_t cmd = {argv[0], opts, 1, arg ? 1 : 0, usage};
+  vh_offline_argv_t a = {data, arg};
+  *data = VH_DEFAULT_DATA_DIR;
   if (arg) *arg = NULL;
-  int only_args = 0;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (!only_args && (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0)) {
-      fputs(usage, stdout);
-      return 1;
-    }
-    if (!only_args && strcmp(a, "--") == 0) {
-      only_args = 1;
-      continue;
-    }
-    if (!only_args && strncmp(a, "--data", 6) == 0 &&
-        (a[6] == '\0' || a[6] == '=')) {
-      const char *v = a[6] == '=' ? a + 7 : (i + 1 < argc ? argv[++i] : NULL);
-      if (v == NULL || *v == '\0') {
-        fprintf(stderr,
-                "vedhost: option '--data' needs a value; see vedhost "
-                "--help\n");
-        return 2;
-      }
-      *data = v;
-      continue;
-    }
-    if (!only_args && a[0] == '-' && a[1] != '\0') {
-      fprintf(stderr,
-              "vedhost: unknown option '%s' for %s; see vedhost --help\n", a,
-              argv[0]);
-      return 2;
-    }
-    if (arg == NULL || *arg != NULL) {
-      fprintf(stderr,
-              "vedhost: unexpected argument '%s' for %s; see vedhost "
-              "--help\n",
-              a, argv[0]);
-      return 2;
-    }
-    *arg = a;
-  }
-  return 0;
+  return vh_cli_parse(&cmd, argc, argv, vh_offline__arg, &a);
 }
 
 /* ---- id map ---- */

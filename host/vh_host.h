@@ -35,7 +35,7 @@ typedef enum vh_durability {
 } vh_durability_t;
 
 typedef struct vh_host_opts {
-  const char *data_dir;       /* [borrowed] default "./vedhost.data" */
+  const char *data_dir;       /* [borrowed] default VH_DEFAULT_DATA_DIR */
   vh_durability_t durability; /* kept for the store (later issue) */
   int watch;                  /* 1 = reload scripts on change */
   int handler_timeout_ms;     /* watchdog budget per handler call */

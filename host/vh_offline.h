@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vh_cli_args.h" /* VH_DEFAULT_DATA_DIR */
+
 #include "vh_manifest.h"
 #include "vh_store.h"
 
@@ -57,8 +59,8 @@ void vh_offline_use_loader(vh_offline_t *o);
 int vh_offline_sweep_ids(vh_offline_t *o, int (*fn)(void *arg, uint64_t id),
                          void *arg, char **errmsg);
 
-/* Parses `[--data DIR] [ARG]` (also --data=DIR, --help/-h) for the
- * subcommand cmd ("fsck", "inspect"). *data defaults to "./vedhost.data";
+/* Parses `[--data DIR] [ARG]` by the rules of vh_cli_parse for the
+ * subcommand cmd ("fsck", "inspect"). *data defaults to VH_DEFAULT_DATA_DIR;
  * *arg (if arg is not NULL) gets the one positional argument or NULL; with
  * arg NULL a positional argument is an error. Returns 0, 1 when --help
  * was printed (the caller exits 0), or 2 after printing a usage error.

@@ -42,6 +42,7 @@
 #define _GNU_SOURCE /* ppoll, strndup */
 #include "vh_repl.h"
 
+#include "vh_cli_args.h"
 #include "vh_control.h"
 
 #include <errno.h>
@@ -59,7 +60,6 @@
 #include <unistd.h>
 #include <wchar.h>
 
-#define DEFAULT_DATA "./vedhost.data"
 #define HISTORY_SIZE 1000
 #define USAGE "usage: vedhost repl [--data DIR] [-e CODE]..."
 
@@ -599,42 +599,45 @@ static int run_console(int fd) {
 
 /* ---- Entry point ----------------------------------------------------- */
 
+/* What the command line of repl asked for. */
+typedef struct {
+  const char *dir;    /* [borrowed] --data */
+  const char **codes; /* [owned array; strings borrowed] -e, in order */
+  size_t ncodes;
+} repl_args_t;
+
+static int repl_arg(void *arg, int opt, const char *val) {
+  repl_args_t *a = arg;
+  if (opt == 0)
+    a->dir = val;
+  else
+    a->codes[a->ncodes++] = val;
+  return 0;
+}
+
 int vh_repl_main(int argc, char **argv) {
-  const char *dir = DEFAULT_DATA;
-  const char **codes = calloc((size_t)(argc > 0 ? argc : 1), sizeof *codes);
-  size_t ncodes = 0;
-  if (!codes) return 1;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    if (strcmp(a, "--data") == 0 || strcmp(a, "-e") == 0) {
-      if (i + 1 >= argc) {
-        fprintf(stderr, "vedhost repl: %s needs a value\n" USAGE "\n", a);
-        free(codes);
-        return 2;
-      }
-      if (a[1] == 'e')
-        codes[ncodes++] = argv[++i];
-      else
-        dir = argv[++i];
-    } else if (strncmp(a, "--data=", 7) == 0) {
-      dir = a + 7;
-    } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-      printf(USAGE
-             "\n"
-             "Attach to the host running on DIR (default " DEFAULT_DATA
-             ").\n"
-             "  -e CODE   run CODE in the host, print the results, exit\n"
-             "            (0 on success, 1 on error); may be repeated\n"
-             "Without -e: an interactive console; :help lists commands,\n"
-             ":quit or Ctrl-D leaves, Ctrl-C cancels the line.\n");
-      free(codes);
-      return 0;
-    } else {
-      fprintf(stderr, "vedhost repl: unknown argument '%s'\n" USAGE "\n", a);
-      free(codes);
-      return 2;
-    }
+  static const vh_cli_opt_t opts[] = {{"--data", 1, 0}, {"-e", 1, 1}};
+  static const vh_cli_cmd_t cmd = {
+      "repl", opts, 2, 0,
+      USAGE
+      "\n"
+      "Attach to the host running on DIR (default " VH_DEFAULT_DATA_DIR
+      ").\n"
+      "  -e CODE   run CODE in the host, print the results, exit\n"
+      "            (0 on success, 1 on error); may be repeated\n"
+      "Without -e: an interactive console; :help lists commands,\n"
+      ":quit or Ctrl-D leaves, Ctrl-C cancels the line.\n"};
+  repl_args_t a = {VH_DEFAULT_DATA_DIR, NULL, 0};
+  a.codes = calloc((size_t)(argc > 0 ? argc : 1), sizeof *a.codes);
+  if (!a.codes) return 1;
+  int prc = vh_cli_parse(&cmd, argc, argv, repl_arg, &a);
+  if (prc != 0) {
+    free(a.codes);
+    return prc == 1 ? 0 : 2;
   }
+  const char *dir = a.dir;
+  const char **codes = a.codes;
+  size_t ncodes = a.ncodes;
 
   int fd;
   int r = vh_repl_connect(dir, &fd);
