@@ -282,6 +282,8 @@ void vh_api__push_core(lua_State *L) {
   luaL_newlib(L, core);
   lua_pushinteger(L, (lua_Integer)VH_MAX_VERSION);
   lua_setfield(L, -2, "max_version");
+  lua_pushstring(L, VH_HOST_VERSION); /* the one version string */
+  lua_setfield(L, -2, "version");
 }
 
 int vh_api__new_ctx(lua_State *L, const char *name) {

@@ -65,14 +65,16 @@
 
 static const char vh_export_usage[] =
     "usage: vedhost export [--data DIR] [--domain NAME]... [FILE|-]\n"
-    "  write a consistent snapshot of DIR (default " VH_DEFAULT_DATA_DIR ") as a\n"
+    "  write a consistent snapshot of DIR (default " VH_DEFAULT_DATA_DIR
+    ") as a\n"
     "  zstd-compressed stream to FILE, or to stdout for '-' or no FILE;\n"
     "  safe while a host runs on DIR. --domain (repeatable) limits it to\n"
     "  those domains (the host's timers and messages are then left out).\n";
 
 static const char vh_import_usage[] =
     "usage: vedhost import [--data DIR] [--replace-domain NAME] FILE|-\n"
-    "  restore an export stream into DIR (default " VH_DEFAULT_DATA_DIR "), which\n"
+    "  restore an export stream into DIR (default " VH_DEFAULT_DATA_DIR
+    "), which\n"
     "  must be missing or empty; with --replace-domain, replace only the\n"
     "  domain NAME in the data dir of a stopped host.\n";
 

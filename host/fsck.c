@@ -57,7 +57,8 @@
 
 static const char vh_fsck_usage[] =
     "usage: vedhost fsck [--data DIR]\n"
-    "  Check the data dir (default " VH_DEFAULT_DATA_DIR "), whether or not a host\n"
+    "  Check the data dir (default " VH_DEFAULT_DATA_DIR
+    "), whether or not a host\n"
     "  runs on it: every node reachable from the manifest reads and\n"
     "  decodes, and no unreachable node is left. Exit 0 when clean, 1 with\n"
     "  a report otherwise.\n";

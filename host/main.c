@@ -52,7 +52,8 @@ static const char vh_main_usage[] =
     "  vedhost --help | --version\n"
     "\n"
     "options of run:\n"
-    "  --data DIR            data directory (default " VH_DEFAULT_DATA_DIR ")\n"
+    "  --data DIR            data directory (default " VH_DEFAULT_DATA_DIR
+    ")\n"
     "  --no-watch            do not reload scripts when they change\n"
     "  --durability MODE     sync (default): fsync each slice before its\n"
     "                        effects are shown; nosync: no fsync\n"
@@ -100,10 +101,10 @@ typedef enum vh_main_opt_id {
 } vh_main_opt_id_t;
 
 static const vh_cli_opt_t vh_main_run_opts[VH_OPT_COUNT] = {
-    {"--data", 1, 0},          {"--no-watch", 0, 0},
-    {"--durability", 1, 0},    {"--handler-timeout", 1, 0},
-    {"--memory-limit", 1, 0},  {"--log-level", 1, 0},
-    {"--plugin", 1, 1},        {"--http", 1, 0},
+    {"--data", 1, 0},         {"--no-watch", 0, 0},
+    {"--durability", 1, 0},   {"--handler-timeout", 1, 0},
+    {"--memory-limit", 1, 0}, {"--log-level", 1, 0},
+    {"--plugin", 1, 1},       {"--http", 1, 0},
 };
 
 /* What `vedhost run` was asked to do. */

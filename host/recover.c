@@ -40,7 +40,8 @@
 
 static const char vh_recover_usage[] =
     "usage: vedhost recover [--data DIR]\n"
-    "  Open a data dir (default " VH_DEFAULT_DATA_DIR ") whose write-ahead log has a\n"
+    "  Open a data dir (default " VH_DEFAULT_DATA_DIR
+    ") whose write-ahead log has a\n"
     "  corrupt record, keeping every slice before it and dropping the ones\n"
     "  after it, and print which slices were dropped. `run`, `fsck`,\n"
     "  `inspect` and `export` refuse such a dir until this is done. The\n"

@@ -21,6 +21,7 @@
 #include "vh_log.h"
 #include "vh_trie.h"
 
+/* The one version string: --version, ved.version, CMake's project(). */
 #define VH_HOST_VERSION "0.1.0"
 
 /* Errors (negative; the trie's VH_ENOMEM = -1 is shared). */

@@ -129,6 +129,6 @@ ved.every = core.every
 ved.log = core.log
 ved.now = core.now
 ved.exit = core.exit
-ved.version = "0.1.0"
+ved.version = core.version -- VH_HOST_VERSION (host/vh_host.h)
 
 return ved

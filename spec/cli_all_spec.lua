@@ -112,4 +112,21 @@ describe("every subcommand's command line", function()
     assert.truthy(r.log:find("no host is running on --odd", 1, true), r.log)
     proc.rmdir(dir)
   end)
+
+  it("has one version string: --version and ved.version agree", function()
+    local v = proc.run({ "--version" })
+    assert.are.equal(0, v.code, v.log)
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/a.lua", HEAD .. [[
+      ved.domain "d" { start = function(s, ctx)
+        ctx:log("version=" .. ved.version)
+        ved.exit(0)
+      end }
+    ]])
+    local r = proc.run({ "run", "--no-watch", "a.lua" }, { cwd = dir })
+    proc.rmdir(dir)
+    assert.are.equal(0, r.code, r.log)
+    assert.are.equal("vedhost " .. r.log:match("version=([^\n]+)") .. "\n",
+                     v.out)
+  end)
 end)

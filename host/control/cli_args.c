@@ -102,9 +102,9 @@ int vh_cli_parse(const vh_cli_cmd_t *cmd, int argc, char **argv, vh_cli_fn fn,
   for (int k = 0; k < cmd->nopts; k++) {
     const vh_cli_opt_t *o = &cmd->opts[k];
     if (o->name[1] == '-') {
-      lo[nlo++] = (struct option){o->name + 2,
-                                  o->has_value ? required_argument : no_argument,
-                                  NULL, VH_CLI_LONG_BASE + k};
+      lo[nlo++] = (struct option){
+          o->name + 2, o->has_value ? required_argument : no_argument, NULL,
+          VH_CLI_LONG_BASE + k};
     } else {
       so[nso++] = o->name[1];
       if (o->has_value) so[nso++] = ':';
@@ -155,9 +155,9 @@ int vh_cli_parse(const vh_cli_cmd_t *cmd, int argc, char **argv, vh_cli_fn fn,
     if (k < 0) return vh_cli_bad(cmd->name, "internal: option code %d", c);
     const vh_cli_opt_t *o = &cmd->opts[k];
     if (!vh_cli__exact(text, o->name)) return vh_cli__unknown(cmd, text);
-    if (c == ':' || (o->has_value && (optarg == NULL || *optarg == '\0' ||
-                                      (separate &&
-                                       strncmp(optarg, "--", 2) == 0))))
+    if (c == ':' ||
+        (o->has_value && (optarg == NULL || *optarg == '\0' ||
+                          (separate && strncmp(optarg, "--", 2) == 0))))
       return vh_cli_bad(cmd->name, "%s needs a value", o->name);
     if (seen[k]++ && !o->repeatable)
       return vh_cli_bad(cmd->name, "%s given twice; give it once", o->name);

@@ -23,7 +23,7 @@ typedef struct vh_cli_cmd {
   const char *name;         /* [borrowed] "run", used in error messages */
   const vh_cli_opt_t *opts; /* [borrowed] nopts entries, at most 16 */
   int nopts;
-  int max_args; /* positional arguments allowed; -1 for any number */
+  int max_args;     /* positional arguments allowed; -1 for any number */
   const char *help; /* [borrowed] printed on stdout for --help or -h */
 } vh_cli_cmd_t;
 
