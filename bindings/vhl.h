@@ -41,8 +41,7 @@ vhl_state_t *vhl_state_check(lua_State *L, int idx);
 void vhl_state_push_root(lua_State *L, vhl_state_t *st);
 
 /* Error codes of the bindings (negative, after the trie's VH_E*). */
-#define VHL_EBUSY (-20)     /* vhl_tx_begin: a transaction is already open */
-#define VHL_EREADONLY (-21) /* vhl_tx_begin: the state is a snapshot */
+/* VHL_EBUSY, VHL_EREADONLY: see vh_err.h (the one error space). */
 
 /* Transactions. begin: 0, or VHL_EBUSY if one is already open (VHL_EREADONLY
  * on a snapshot). commit keeps the writes; rollback restores the root from

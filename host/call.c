@@ -672,7 +672,7 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
                  d->name, (int)elen, event);
       *err = vh_call_strdup(buf, strlen(buf));
     }
-    return -1;
+    return d->refused ? VH_HOST_EREFUSED : VH_HOST_ENOEVENT;
   }
   lua_rawgeti(L, LUA_REGISTRYINDEX, d->ctx_ref);
   lua_pushlstring(L, event, elen);
@@ -682,10 +682,11 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
   vh_callargs_t a = {d, for_start, payload, reply};
   lua_pushlightuserdata(L, &a);
 
-  if (vhl_tx_begin(d->st) != 0) {
+  int brc = vhl_tx_begin(d->st);
+  if (brc != 0) {
     lua_settop(L, top);
     vh_log(VH_LOG_ERROR, d->name, "internal: a transaction is already open");
-    return -1;
+    return brc;
   }
   h->cur = d;
   vhl_guard(L, d->st);
@@ -724,5 +725,5 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
   lua_settop(L, top);
   if (aborted == VH_ABORT_MEM || status == LUA_ERRMEM)
     lua_gc(L, LUA_GCCOLLECT, 0); /* give the heap back now, unlimited */
-  return -1;
+  return VH_HOST_EROLLBACK;
 }

@@ -611,9 +611,9 @@ static void vh_durable_account(vh_durable_t *D, uint64_t durable) {
 
 static void vh_durable_send(vh_reply_t *r, const char *override) {
   if (override && !r->err)
-    r->cb(r->arg, vh_nil(), override);
+    r->cb(r->arg, VH_HOST_ENOTDURABLE, vh_nil(), override);
   else
-    r->cb(r->arg, r->reply, r->err);
+    r->cb(r->arg, r->err ? r->code : 0, r->reply, r->err);
   vh_val_release(r->reply);
   free(r->err);
   free(r);

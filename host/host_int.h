@@ -139,6 +139,7 @@ typedef struct vh_reply {
   void *arg;
   vh_val_t reply; /* [owned] nil on error */
   char *err;      /* [owned] NULL on success */
+  int code;       /* 0, or the error's code (vh_host_reply_fn) */
   uint64_t gate;  /* durable.c: store seq that must be durable first */
   int now;        /* sched.c: send at the end of the slice, not behind the
                      gate (a read-only REPL chunk during a hold) */
@@ -314,7 +315,8 @@ int vh_host__run_script(vh_host_t *h, const char *path, int top, int before,
  * state, payload = the old version). payload [borrowed]. reply: NULL,
  * or where the return value goes [new] (nil on failure). err: NULL, or
  * where a one-line error goes [new, malloc'ed] on failure. Returns 0 when
- * the call committed, -1 when it was rolled back or had no handler. */
+ * the call committed, VH_HOST_EROLLBACK when it was rolled back,
+ * VH_HOST_ENOEVENT / VH_HOST_EREFUSED when it had no handler. */
 int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
                       size_t elen, int for_start, vh_val_t payload,
                       vh_val_t *reply, char **err);

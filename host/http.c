@@ -1571,12 +1571,24 @@ static int vh_http_init(const vedhost_api_t *api, char *err, size_t cap) {
 static const vedhost_plugin_abi_t vh_http_abi = {
     VEDHOST_PLUGIN_ABI_MAJOR, VEDHOST_PLUGIN_ABI_MINOR, "http"};
 
+/* The reason init gave, kept for vh_http_start (one host per process). */
+static char vh_http_init_why[512];
+
+static int vh_http_init_start(const vedhost_api_t *api, char *err, size_t cap) {
+  int rc = vh_http_init(api, err, cap);
+  if (rc != 0)
+    snprintf(vh_http_init_why, sizeof vh_http_init_why, "%s",
+             err[0] ? err : "no reason given");
+  return rc;
+}
+
 int vh_http_start(vh_host_t *h, const char *addr, char *err, size_t cap) {
   char buf[1024];
-  int rc = vh_plugin_add(h, &vh_http_abi, vh_http_init, addr, buf, sizeof buf);
-  if (rc != 0) { /* "http: <reason>" rather than the generic plugin line */
-    const char *why = strstr(buf, "init failed: ");
-    snprintf(err, cap, "http: %s", why ? why + 13 : buf);
-  }
+  vh_http_init_why[0] = '\0';
+  int rc =
+      vh_plugin_add(h, &vh_http_abi, vh_http_init_start, addr, buf, sizeof buf);
+  if (rc != 0) /* "http: <reason>" rather than the generic plugin line */
+    snprintf(err, cap, "http: %s",
+             vh_http_init_why[0] ? vh_http_init_why : buf);
   return rc;
 }

@@ -25,11 +25,12 @@
  * rather than a failed call later), and hands the value to vh_host_call.
  * The reply callback of vh_host_call runs once the slice is durable (the
  * output gate is the host's); it encodes the reply as JSON and calls the
- * plugin's callback. Errors from the host arrive as text: "vedhost
- * stopped before the call ran" maps to VEDHOST_ESTOPPED, "the domain is
- * gone" to VEDHOST_ENODOMAIN, a missing handler (a reload removed it
- * between the check and the call) to VEDHOST_ENOEVENT, anything else is a
- * handler error, VEDHOST_EHANDLER.
+ * plugin's callback. Errors from the host arrive as a code with a text:
+ * the code alone picks the VEDHOST_E* status (vh_plugin_code, one switch
+ * from the internal codes of vh_err.h to the ABI's fixed ones), the text
+ * goes to the plugin as the message. So a handler raising "the domain is
+ * gone" is still a handler error, and rewording a message changes no
+ * status.
  *
  * READERS (api->read_open, minor 2). A reader is a vh_jstream_t
  * (json_stream.c) over the value at the path, which holds a reference to
@@ -148,18 +149,42 @@ static int vh_plugin_has_event(vh_host_t *h, vh_domain_t *d,
   return t == LUA_TFUNCTION;
 }
 
-static void vh_plugin_on_reply(void *arg, vh_val_t reply, const char *err) {
+int vh_plugin_code(int code) {
+  switch (code) {
+    case 0:
+      return 0;
+    case VH_ENOMEM:
+      return VEDHOST_ENOMEM;
+    case VH_HOST_ENODOMAIN:
+      return VEDHOST_ENODOMAIN;
+    case VH_HOST_ENOEVENT:
+      return VEDHOST_ENOEVENT;
+    case VH_JSON_EPARSE:
+      return VEDHOST_EJSON;
+    case VH_HOST_ESTOPPED:
+    case VH_HOST_ESTATE:
+      return VEDHOST_ESTOPPED;
+    case VH_ENOTFOUND:
+      return VEDHOST_ENOTFOUND;
+    case VH_EINVAL:
+      return VEDHOST_EINVAL;
+    case VH_EIO:
+    case VH_JSON_EIO:
+      return VEDHOST_EIO;
+    case VH_HOST_EREFUSED:
+      return VEDHOST_EREFUSED;
+    case VH_HOST_EROLLBACK:
+    case VH_HOST_ENOTDURABLE: /* the ABI has no code of its own for it */
+    default:
+      return VEDHOST_EHANDLER;
+  }
+}
+
+static void vh_plugin_on_reply(void *arg, int code, vh_val_t reply,
+                               const char *err) {
   vh_pcall_t *c = arg;
   if (err) {
-    int st = VEDHOST_EHANDLER;
-    if (strcmp(err, "vedhost stopped before the call ran") == 0)
-      st = VEDHOST_ESTOPPED;
-    else if (strcmp(err, "the domain is gone") == 0)
-      st = VEDHOST_ENODOMAIN;
-    else if (strstr(err, "' has no handler for event '") &&
-             strncmp(err, "domain '", 8) == 0)
-      st = VEDHOST_ENOEVENT;
-    c->cb(c->arg, st, err, strlen(err));
+    c->cb(c->arg, vh_plugin_code(code), err, strlen(err));
   } else {
     char *js = NULL, why[512];
     size_t n = 0;
@@ -231,9 +256,7 @@ static int vh_api_call(vedhost_t *host, const char *domain, const char *event,
              rc == VH_HOST_ENODOMAIN ? "no such domain"
              : rc == VH_ENOMEM       ? "out of memory"
                                      : "vedhost is stopping");
-    return rc == VH_HOST_ENODOMAIN ? VEDHOST_ENODOMAIN
-           : rc == VH_ENOMEM       ? VEDHOST_ENOMEM
-                                   : VEDHOST_ESTOPPED;
+    return vh_plugin_code(rc);
   }
   return 0;
 }

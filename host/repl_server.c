@@ -419,8 +419,9 @@ static int vh_repl_compile(lua_State *L) {
 
 /* Reply callback of an EVAL work item: at the end of its slice, or when
  * the host stops before it ran. */
-static void vh_repl_done(void *arg, vh_val_t reply, const char *err) {
+static void vh_repl_done(void *arg, int code, vh_val_t reply, const char *err) {
   vh_repl_req_t *rq = (vh_repl_req_t *)arg;
+  (void)code; /* the REPL shows the text */
   if (err) {
     vh_repl_reply_str(rq->conn, VH_CONTROL_ERROR, err);
   } else if (reply.type == VH_TSTR) {

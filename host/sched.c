@@ -615,11 +615,11 @@ static void vh_sched_run_batch(vh_host_t *h, size_t n) {
   }
 }
 
-static void vh_sched_reply(vh_host_t *h, vh_work_t *w, vh_val_t reply,
+static void vh_sched_reply(vh_host_t *h, vh_work_t *w, int code, vh_val_t reply,
                            char *err) {
   vh_reply_t *r = malloc(sizeof *r);
   if (!r) { /* cannot queue it: answer now rather than never */
-    w->cb(w->arg, reply, err ? err : "out of memory");
+    w->cb(w->arg, err ? code : VH_ENOMEM, reply, err ? err : "out of memory");
     vh_val_release(reply);
     free(err);
     return;
@@ -628,6 +628,7 @@ static void vh_sched_reply(vh_host_t *h, vh_work_t *w, vh_val_t reply,
   r->arg = w->arg;
   r->reply = reply;
   r->err = err;
+  r->code = err ? code : 0;
   r->now = 0;
   r->next = NULL;
   if (h->replies_tail)
@@ -655,7 +656,7 @@ static void vh_sched_run_evals(vh_host_t *h) {
     vh_repl__eval(h, w, &reply, &err);
     h->hold_eval = 0;
     vh_reply_t *before = h->replies_tail;
-    vh_sched_reply(h, w, reply, err);
+    vh_sched_reply(h, w, VH_HOST_EROLLBACK, reply, err);
     if (h->replies_tail != before) h->replies_tail->now = 1;
     vh_str_release(w->hdr);
     vh_val_release(w->payload);
@@ -677,18 +678,21 @@ static void vh_sched_run_calls(vh_host_t *h) {
     vh_work_t *next = w->next;
     vh_val_t reply = vh_nil();
     char *err = NULL;
+    int code = VH_HOST_EROLLBACK;
     if (w->kind == VH_WORK_EVAL) { /* a REPL chunk (repl_server.c) */
       vh_repl__eval(h, w, &reply, &err);
     } else {
       const char *ev;
       size_t evlen;
       vh_domain_t *d = vh_sched_target(h, w, &ev, &evlen);
-      if (d)
-        vh_host__dispatch(h, d, ev, evlen, 0, w->payload, &reply, &err);
-      else
+      if (d) {
+        code = vh_host__dispatch(h, d, ev, evlen, 0, w->payload, &reply, &err);
+      } else {
         err = strdup("the domain is gone");
+        code = VH_HOST_ENODOMAIN;
+      }
     }
-    vh_sched_reply(h, w, reply, err);
+    vh_sched_reply(h, w, code, reply, err);
     vh_str_release(w->hdr);
     vh_val_release(w->payload);
     free(w);
@@ -942,7 +946,8 @@ typedef struct vh_wd {
   void *arg;
 } vh_wd_t;
 
-static void vh_wd_fire(void *arg, vh_val_t reply, const char *err) {
+static void vh_wd_fire(void *arg, int code, vh_val_t reply, const char *err) {
+  (void)code;
   (void)reply;
   vh_wd_t *wd = arg;
   wd->fn(wd->arg, err == NULL);
@@ -964,6 +969,7 @@ int vh_host__when_durable(vh_host_t *h, void (*fn)(void *arg, int durable),
   r->arg = wd;
   r->reply = vh_nil();
   r->err = NULL;
+  r->code = 0;
   r->gate = 0;
   r->now = 0;
   r->next = NULL;
@@ -980,7 +986,8 @@ void vh_sched__free(vh_host_t *h) {
   while (h->calls) {
     vh_work_t *w = h->calls;
     h->calls = w->next;
-    w->cb(w->arg, vh_nil(), "vedhost stopped before the call ran");
+    w->cb(w->arg, VH_HOST_ESTOPPED, vh_nil(),
+          "vedhost stopped before the call ran");
     vh_str_release(w->hdr);
     vh_val_release(w->payload);
     free(w);
@@ -989,7 +996,7 @@ void vh_sched__free(vh_host_t *h) {
   while (h->replies) { /* never reached the output gate: not durable */
     vh_reply_t *r = h->replies;
     h->replies = r->next;
-    r->cb(r->arg, vh_nil(),
+    r->cb(r->arg, r->err ? r->code : VH_HOST_ENOTDURABLE, vh_nil(),
           r->err ? r->err : "vedhost stopped before the reply was durable");
     vh_val_release(r->reply);
     free(r->err);

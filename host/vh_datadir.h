@@ -7,8 +7,7 @@
 
 #include <stddef.h>
 
-#define VH_DATADIR_EIO (-5)    /* cannot create / open: see the message */
-#define VH_DATADIR_EBUSY (-16) /* another process holds the lock */
+#include "vh_err.h" /* VH_DATADIR_EIO, VH_DATADIR_EBUSY */
 
 typedef struct vh_datadir {
   char *path;  /* the directory as given [owned] */

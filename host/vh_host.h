@@ -24,11 +24,7 @@
 /* The one version string: --version, ved.version, CMake's project(). */
 #define VH_HOST_VERSION "0.1.0"
 
-/* Errors (negative; the trie's VH_ENOMEM = -1 is shared). */
-#define VH_HOST_ELOAD (-20)     /* a script failed to load: see message */
-#define VH_HOST_ENODOMAIN (-21) /* vh_host_call: no such domain */
-#define VH_HOST_ESTATE (-22)    /* call not allowed in this phase */
-#define VH_HOST_EDATADIR (-23)  /* data dir cannot be created or locked */
+/* Errors: VH_HOST_E* and the rest, see vh_err.h (the one error space). */
 
 typedef enum vh_durability {
   VH_DURABILITY_SYNC = 0,
@@ -72,10 +68,14 @@ void vh_host_stop(vh_host_t *h, int code);
 
 /* The result of vh_host_call, delivered once the slice that ran the call
  * has ended (later: once it is durable). Exactly one of reply / err is
- * meaningful: on success err is NULL and reply [borrowed; valid during the
- * callback; vh_val_retain to keep] is the handler's return value (nil if
- * none); on failure err [borrowed] is the one-line error. */
-typedef void (*vh_host_reply_fn)(void *arg, vh_val_t reply, const char *err);
+ * meaningful: on success code is 0, err is NULL and reply [borrowed; valid
+ * during the callback; vh_val_retain to keep] is the handler's return value
+ * (nil if none); on failure code is the error (vh_err.h: VH_HOST_EROLLBACK
+ * when the handler raised, VH_HOST_ENOEVENT, VH_HOST_EREFUSED,
+ * VH_HOST_ENODOMAIN, VH_HOST_ESTOPPED, VH_HOST_ENOTDURABLE, VH_ENOMEM) and
+ * err [borrowed] is the one-line error, for people: decide by code. */
+typedef void (*vh_host_reply_fn)(void *arg, int code, vh_val_t reply,
+                                 const char *err);
 
 /* Run domain's handler for event with payload [stolen, also on error] as
  * a call from outside, in a later slice; cb(arg, ...) runs once that slice

@@ -18,8 +18,7 @@
 
 #include "vh_trie.h"
 
-#define VH_JSON_EPARSE (-40) /* bad or unrepresentable JSON: see err */
-#define VH_JSON_EIO (-41)    /* a node could not be read from the store */
+/* VH_JSON_EPARSE (bad JSON: see err), VH_JSON_EIO: see vh_err.h. */
 
 /* Parse len bytes of JSON text at text [borrowed] into *out [new]. Empty
  * text (or only whitespace) is nil. 0, VH_ENOMEM, or VH_JSON_EPARSE with

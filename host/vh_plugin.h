@@ -16,7 +16,12 @@
 #include "vedhost/plugin.h"
 #include "vh_host.h"
 
-#define VH_PLUGIN_ELOAD (-30) /* dlopen, symbol, ABI or init failure */
+/* VH_PLUGIN_ELOAD (dlopen, symbol, ABI or init failure): see vh_err.h. */
+
+/* The public VEDHOST_E* code (include/vedhost/plugin.h) of an internal
+ * code of vh_err.h: 0 for 0; a handler's rollback, and any code the ABI
+ * has no name for, is VEDHOST_EHANDLER. */
+int vh_plugin_code(int code);
 
 /* Load the shared object spec (borrowed): "PATH" or "PATH=CONFIG" (split
  * at the first '=' that follows ".so"; CONFIG is handed to the plugin as

@@ -22,6 +22,7 @@ ved.domain "counter" {
       error("boom " .. tostring(p and p.why))
     end,
     echo = function(state, p) return p end,
+    raise = function(state, p) error(p.msg, 0) end, -- the text as given
     nothing = function(state, p) end,
     odd = function(state, p)
       return { bin = "\255ok", holes = { [1] = "a", [3] = "c" },
@@ -217,6 +218,20 @@ describe("vedhost http ingress", function()
     local errs = tonumber(b:match("\nvedhost_handler_errors_total (%d+)\n"))
     assert.truthy(errs and errs >= 1, b)
     assert.truthy(b:find("\nvedhost_boot_ms %d+\n"), b)
+  end)
+
+  it("answers 500 for a handler error whatever its text says", function()
+    -- the status comes from the error code, never from the message: these
+    -- are the host's own words for 404 and 503 cases
+    for _, msg in ipairs({ "the domain is gone",
+                           "vedhost stopped before the call ran",
+                           "domain 'x' has no handler for event 'y'",
+                           "no domain 'x'" }) do
+      local c, b = curl(p, "POST", "/domains/counter/events/raise",
+                        '{"msg":"' .. msg .. '"}')
+      assert.are.equal(500, c, msg)
+      assert.truthy(b:find('"error":"' .. msg .. '"', 1, true), b)
+    end
   end)
 
   it("keeps connections alive and answers pipelined requests in order",

@@ -89,7 +89,8 @@ typedef struct gate_test {
   uv_timer_t t;  /* resumes the writer */
 } gate_test_t;
 
-static void gate_reply(void *arg, vh_val_t reply, const char *err) {
+static void gate_reply(void *arg, int code, vh_val_t reply, const char *err) {
+  (void)code;
   gate_test_t *g = arg;
   g->replied = 1;
   g->early = g->paused;
@@ -206,7 +207,8 @@ TEST_IMPL(when_durable_waits_for_the_writer) {
 
 /* ---- sweeping a dropped subtree that was never loaded ---- */
 
-static void stop_reply(void *arg, vh_val_t reply, const char *err) {
+static void stop_reply(void *arg, int code, vh_val_t reply, const char *err) {
+  (void)code;
   (void)reply;
   ASSERT(err == NULL);
   vh_host_stop((vh_host_t *)arg, 0);
@@ -245,7 +247,9 @@ typedef struct sweep_test {
   uv_timer_t t;
 } sweep_test_t;
 
-static void sweep_dropped(void *arg, vh_val_t reply, const char *err) {
+static void sweep_dropped(void *arg, int code, vh_val_t reply,
+                          const char *err) {
+  (void)code;
   (void)reply;
   ASSERT(err == NULL);
   ((sweep_test_t *)arg)->dropped = 1;
@@ -391,7 +395,8 @@ typedef struct fail_test {
   uint64_t errors; /* failed attempts seen when the reply came */
 } fail_test_t;
 
-static void fail_reply(void *arg, vh_val_t reply, const char *err) {
+static void fail_reply(void *arg, int code, vh_val_t reply, const char *err) {
+  (void)code;
   fail_test_t *f = arg;
   f->value = err == NULL && reply.type == VH_TINT ? reply.u.i : -1;
   vh_durable_stats_t ds;
@@ -438,7 +443,8 @@ typedef struct hold_test {
   uv_timer_t t;
 } hold_test_t;
 
-static void hold_reply(void *arg, vh_val_t reply, const char *err) {
+static void hold_reply(void *arg, int code, vh_val_t reply, const char *err) {
+  (void)code;
   hold_test_t *t = arg;
   ASSERT(err == NULL);
   t->got[t->replies++] = reply.type == VH_TINT ? reply.u.i : -1;
@@ -496,7 +502,8 @@ typedef struct sig_test {
   uv_timer_t t;
 } sig_test_t;
 
-static void sig_reply(void *arg, vh_val_t reply, const char *err) {
+static void sig_reply(void *arg, int code, vh_val_t reply, const char *err) {
+  (void)code;
   (void)reply;
   int *n = arg;
   if (err) (*n)++; /* dropped: answered with an error, never "ok" */
@@ -677,7 +684,8 @@ typedef struct fault_test {
   int n;
 } fault_test_t;
 
-static void fault_reply(void *arg, vh_val_t reply, const char *err) {
+static void fault_reply(void *arg, int code, vh_val_t reply, const char *err) {
+  (void)code;
   fault_test_t *f = arg;
   if (f->n++ == 0) {
     snprintf(f->err, sizeof f->err, "%s", err ? err : "");

@@ -95,13 +95,15 @@ typedef struct recorder {
   int64_t sums[NCALLS];  /* reply.sum, or -1 on error */
   int64_t nows[NCALLS];  /* reply.now */
   int committed[NCALLS]; /* state.total seen from the callback */
+  int codes[NCALLS];     /* the reply's code (0 on success) */
   char err[256];         /* last error */
 } recorder_t;
 
-static void on_reply(void *arg, vh_val_t reply, const char *err) {
+static void on_reply(void *arg, int code, vh_val_t reply, const char *err) {
   recorder_t *r = (recorder_t *)arg;
   int i = r->n++;
   if (i < NCALLS) {
+    r->codes[i] = code;
     r->sums[i] = err ? -1 : get_int(reply, "sum");
     r->nows[i] = err ? -1 : get_int(reply, "now");
     r->committed[i] = (int)get_int(state_of(r->h, "calc"), "total");
@@ -178,6 +180,11 @@ TEST_IMPL(call_errors_roll_back_and_reply) {
   ASSERT_EQ(r.sums[1], -1); /* boom */
   ASSERT_EQ(r.sums[2], -1); /* no handler */
   ASSERT_EQ(r.sums[3], -1); /* reply not storable */
+  /* the reply carries the code: decide by it, not by the text */
+  ASSERT_EQ(r.codes[0], 0);
+  ASSERT_EQ(r.codes[1], VH_HOST_EROLLBACK);
+  ASSERT_EQ(r.codes[2], VH_HOST_ENOEVENT);
+  ASSERT_EQ(r.codes[3], VH_HOST_EROLLBACK);
   ASSERT(strstr(r.err, "cannot store a function") != NULL);
   ASSERT(strstr(r.err, "reply") != NULL);
   /* boom's write (total = -1) was rolled back */
@@ -212,7 +219,8 @@ static const char send_src[] =
     "  },\n"
     "}\n";
 
-static void chain_reply(void *arg, vh_val_t reply, const char *err) {
+static void chain_reply(void *arg, int code, vh_val_t reply, const char *err) {
+  (void)code;
   (void)reply;
   recorder_t *r = (recorder_t *)arg;
   r->n++;

@@ -83,5 +83,24 @@ TEST_IMPL(load_refuses_a_loaded_handle) {
   teardown();
 }
 
+/* Host -> plugin errors go by code (vh_plugin_code), never by text; the
+ * ABI's values are fixed (plugins are compiled against them). */
+TEST_IMPL(plugin_code_maps_by_code) {
+  ASSERT_EQ(VEDHOST_ENOMEM, -1);
+  ASSERT_EQ(VEDHOST_EREFUSED, -10);
+  ASSERT_EQ(vh_plugin_code(0), 0);
+  ASSERT_EQ(vh_plugin_code(VH_ENOMEM), VEDHOST_ENOMEM);
+  ASSERT_EQ(vh_plugin_code(VH_HOST_ENODOMAIN), VEDHOST_ENODOMAIN);
+  ASSERT_EQ(vh_plugin_code(VH_HOST_ENOEVENT), VEDHOST_ENOEVENT);
+  ASSERT_EQ(vh_plugin_code(VH_HOST_EREFUSED), VEDHOST_EREFUSED);
+  ASSERT_EQ(vh_plugin_code(VH_HOST_ESTOPPED), VEDHOST_ESTOPPED);
+  ASSERT_EQ(vh_plugin_code(VH_HOST_ESTATE), VEDHOST_ESTOPPED);
+  ASSERT_EQ(vh_plugin_code(VH_JSON_EPARSE), VEDHOST_EJSON);
+  ASSERT_EQ(vh_plugin_code(VH_JSON_EIO), VEDHOST_EIO);
+  ASSERT_EQ(vh_plugin_code(VH_HOST_EROLLBACK), VEDHOST_EHANDLER);
+  ASSERT_EQ(vh_plugin_code(VH_HOST_ENOTDURABLE), VEDHOST_EHANDLER);
+}
+
 VH_TEST_MAIN(TEST_ENTRY(check_specs_refuses_the_same_file),
-             TEST_ENTRY(load_refuses_a_loaded_handle))
+             TEST_ENTRY(load_refuses_a_loaded_handle),
+             TEST_ENTRY(plugin_code_maps_by_code))

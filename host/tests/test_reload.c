@@ -90,7 +90,7 @@ typedef struct chain {
   step_t s[NSTEPS];
 } chain_t;
 
-static void on_reply(void *arg, vh_val_t reply, const char *err);
+static void on_reply(void *arg, int code, vh_val_t reply, const char *err);
 
 static void next_call(chain_t *c) {
   if (vh_host_call(c->h, "c", "inc", vh_nil(), on_reply, c) != 0)
@@ -98,7 +98,8 @@ static void next_call(chain_t *c) {
 }
 
 /* One step: record the reply, change the script, reload, record. */
-static void on_reply(void *arg, vh_val_t reply, const char *err) {
+static void on_reply(void *arg, int code, vh_val_t reply, const char *err) {
+  (void)code;
   chain_t *c = (chain_t *)arg;
   step_t *s = &c->s[c->i];
   s->call_failed = err != NULL;
