@@ -276,7 +276,8 @@ static const char vh_repl_help[] =
     "Commands:\n"
     "  :help     this text\n"
     "  :domains  name, version, keys and bytes of each domain\n"
-    "  :stats    slices, slice rate, flush lag, bytes written, last error\n"
+    "  :stats    slices, slice rate, flush lag, bytes written, store hold, "
+    "last error\n"
     "  :reload   reload the domain scripts\n"
     "  :quit     leave (or Ctrl-D)\n";
 
@@ -402,6 +403,11 @@ static void vh_repl_cmd_stats(vh_repl_srv_t *s, vh_repl_text_t *t) {
     vh_repl_addf(t, "store writes:   %s (%llu failed attempt(s)%s%s)\n",
                  ds.failing ? "FAILING" : "ok", (unsigned long long)ds.errors,
                  ds.last_error[0] ? "; last: " : "", ds.last_error);
+    char why[400];
+    if (vh_durable__accepting(h, why, sizeof why)) /* host/durable.c, HOLD */
+      vh_repl_addf(t, "store hold:     none (slices run)\n");
+    else
+      vh_repl_addf(t, "store hold:     HELD: %s\n", why);
   }
   char last[512];
   int64_t when = vh_log_last_error(last, sizeof last);

@@ -229,6 +229,7 @@ describe("disk full on a small tmpfs", function()
     r = proc.run({ "repl", "--data", data, "-e", ":stats" },
                  { cwd = wdir, timeout = 10 })
     assert.are.equal(0, r.code, r.log)
+    assert.truthy(r.out:find("store hold:     HELD: ", 1, true), r.out)
     -- first SIGTERM waits for the store and says so; the second stops now
     proc.signal(p, "TERM")
     assert.is_true(proc.wait_log(p, "waiting for", 10), proc.logtext(p))
