@@ -70,36 +70,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vh_bytes.h"
 #include "vh_codec.h"
 #include "vh_trie_int.h"
 
 enum { TAG_NIL, TAG_FALSE, TAG_TRUE, TAG_INT, TAG_FLOAT, TAG_STR, TAG_TAB };
 
-/* ---- buffers ---- */
-
-void vh_buf_init(vh_buf_t *b) {
-  b->p = NULL;
-  b->len = 0;
-  b->cap = 0;
-}
-
-void vh_buf_free(vh_buf_t *b) {
-  free(b->p);
-  vh_buf_init(b);
-}
+/* ---- buffers (vh_bytes.h) ---- */
 
 static int reserve(vh_buf_t *b, size_t more) {
-  size_t cap;
-  unsigned char *p;
-  if (b->cap - b->len >= more) return 0;
-  if (more > SIZE_MAX / 2 - b->len) return VH_ENOMEM;
-  cap = b->cap < 64 ? 64 : b->cap;
-  while (cap - b->len < more) cap *= 2;
-  p = realloc(b->p, cap);
-  if (p == NULL) return VH_ENOMEM;
-  b->p = p;
-  b->cap = cap;
-  return 0;
+  return vh_buf_reserve(b, more);
 }
 
 /* The put_* helpers write into space already reserved. */
@@ -108,22 +88,18 @@ static inline void put_u8(vh_buf_t *b, unsigned x) {
 }
 
 static inline void put_varint(vh_buf_t *b, uint64_t x) {
-  while (x >= 0x80) {
-    b->p[b->len++] = (unsigned char)(x | 0x80);
-    x >>= 7;
-  }
-  b->p[b->len++] = (unsigned char)x;
+  b->len += vh_varint_put(b->p + b->len, x);
 }
 
 static inline void put_u32(vh_buf_t *b, uint32_t x) {
-  int i;
-  for (i = 0; i < 4; i++) b->p[b->len++] = (unsigned char)(x >> (8 * i));
+  vh_le32_store(b->p + b->len, x);
+  b->len += 4;
 }
 
 /* One value: at most a tag, 10 varint bytes and the string's bytes. */
 static int put_val(vh_buf_t *b, vh_val_t v) {
   uint64_t bits;
-  int i, r;
+  int r;
   size_t more = 11 + (v.type == VH_TSTR ? v.u.s->len : 0);
   if ((r = reserve(b, more)) < 0) return r;
   switch (v.type) {
@@ -140,7 +116,8 @@ static int put_val(vh_buf_t *b, vh_val_t v) {
     case VH_TFLOAT:
       put_u8(b, TAG_FLOAT);
       memcpy(&bits, &v.u.f, sizeof bits);
-      for (i = 0; i < 8; i++) put_u8(b, (unsigned)(bits >> (8 * i)) & 0xFF);
+      vh_le64_store(b->p + b->len, bits);
+      b->len += 8;
       return 0;
     case VH_TSTR:
       put_u8(b, TAG_STR);
@@ -254,29 +231,25 @@ static int rd_u8(rd_t *r, unsigned *x) {
 }
 
 static int rd_u32(rd_t *r, uint32_t *x) {
-  int i;
   if (r->end - r->p < 4) return bad(r, "truncated node");
-  *x = 0;
-  for (i = 0; i < 4; i++) *x |= (uint32_t)r->p[i] << (8 * i);
+  *x = vh_le32_load(r->p);
   r->p += 4;
   return 0;
 }
 
 static int rd_varint(rd_t *r, uint64_t *x) {
   uint64_t v = 0;
-  int shift = 0;
-  for (;;) {
+  for (unsigned i = 0;; i++) {
     unsigned b;
+    int e;
     if (r->p >= r->end) return bad(r, "truncated varint");
     b = *r->p++;
-    if (shift == 63 && b > 1) return bad(r, "varint overflows 64 bits");
-    v |= (uint64_t)(b & 0x7F) << shift;
-    if (!(b & 0x80)) {
-      if (b == 0 && shift > 0) return bad(r, "non-minimal varint");
+    if ((e = vh_varint_step(&v, i, b)) < 0)
+      return bad(r, b > 1 ? "varint overflows 64 bits" : "non-minimal varint");
+    if (e == 1) {
       *x = v;
       return 0;
     }
-    shift += 7;
   }
 }
 
@@ -294,7 +267,7 @@ static int report(rd_t *r, uint64_t id) {
 static int rd_val(rd_t *r, int key, vh_val_t *v) {
   unsigned tag;
   uint64_t x;
-  int e, i;
+  int e;
   *v = vh_nil();
   if ((e = rd_u8(r, &tag)) < 0) return e;
   switch (tag) {
@@ -311,8 +284,7 @@ static int rd_val(rd_t *r, int key, vh_val_t *v) {
     case TAG_FLOAT: {
       vh_val_t k;
       if (r->end - r->p < 8) return bad(r, "truncated float");
-      x = 0;
-      for (i = 0; i < 8; i++) x |= (uint64_t)r->p[i] << (8 * i);
+      x = vh_le64_load(r->p);
       r->p += 8;
       v->type = VH_TFLOAT;
       memcpy(&v->u.f, &x, sizeof x);

@@ -47,6 +47,7 @@
 #include <zstd.h>
 #include <zstd_errors.h>
 
+#include "vh_bytes.h"
 #include "vh_codec.h"
 #include "vh_crc32c.h"
 #include "vh_export.h"
@@ -261,24 +262,6 @@ static int w_put(vh_export_writer_t *w, const void *p, size_t n) {
   return 0;
 }
 
-static size_t enc_varint(unsigned char *b, uint64_t x) {
-  size_t n = 0;
-  while (x >= 0x80) {
-    b[n++] = (unsigned char)(x | 0x80);
-    x >>= 7;
-  }
-  b[n++] = (unsigned char)x;
-  return n;
-}
-
-static void enc_u64(unsigned char *b, uint64_t x) {
-  for (int i = 0; i < 8; i++) b[i] = (unsigned char)(x >> (8 * i));
-}
-
-static void enc_u32(unsigned char *b, uint32_t x) {
-  for (int i = 0; i < 4; i++) b[i] = (unsigned char)(x >> (8 * i));
-}
-
 /* Writes a scalar (not a table). */
 static int w_scalar(vh_export_writer_t *w, vh_val_t v) {
   unsigned char b[16];
@@ -290,20 +273,20 @@ static int w_scalar(vh_export_writer_t *w, vh_val_t v) {
     case VH_TINT: {
       uint64_t z = ((uint64_t)v.u.i << 1) ^ (uint64_t)(v.u.i >> 63);
       b[0] = TAG_INT;
-      n = 1 + enc_varint(b + 1, z);
+      n = 1 + vh_varint_put(b + 1, z);
       return w_put(w, b, n);
     }
     case VH_TFLOAT: {
       uint64_t bits;
       memcpy(&bits, &v.u.f, 8);
       b[0] = TAG_FLOAT;
-      enc_u64(b + 1, bits);
+      vh_le64_store(b + 1, bits);
       return w_put(w, b, 9);
     }
     case VH_TSTR: {
       size_t len = vh_str_len(v.u.s);
       b[0] = TAG_STR;
-      n = 1 + enc_varint(b + 1, len);
+      n = 1 + vh_varint_put(b + 1, len);
       int rc = w_put(w, b, n);
       return rc != 0 ? rc : w_put(w, vh_str_data(v.u.s), len);
     }
@@ -335,14 +318,9 @@ static int w_open_table(vh_export_writer_t *w, const vh_tab_t *t,
   if (e == NULL) return VH_ENOMEM;
   vh_iter_init(&it, t);
   while (vh_iter_next(&it, &k, &v) == 1) {
-    if (n == cap) {
-      ent_t *ne = realloc(e, 2 * cap * sizeof *e);
-      if (ne == NULL) {
-        free(e);
-        return VH_ENOMEM;
-      }
-      e = ne;
-      cap *= 2;
+    if (vh_grow(&e, &cap, n + 1, sizeof *e) != 0) {
+      free(e);
+      return VH_ENOMEM;
     }
     e[n].k = k;
     e[n].v = v;
@@ -375,8 +353,8 @@ static int w_open_table(vh_export_writer_t *w, const vh_tab_t *t,
   unsigned char b[24];
   size_t len = 0;
   b[len++] = TAG_TAB;
-  len += enc_varint(b + len, na);
-  len += enc_varint(b + len, n - na);
+  len += vh_varint_put(b + len, na);
+  len += vh_varint_put(b + len, n - na);
   int rc = w_put(w, b, len);
   if (rc == 0 && w->depth == w->scap) {
     size_t ncap = w->scap ? 2 * w->scap : 64;
@@ -411,10 +389,10 @@ int vh_export_write_header(vh_export_writer_t *w, const vh_export_header_t *h,
     return fail(errmsg, VH_EINVAL, "bad export header flags or size");
   unsigned char b[32];
   memcpy(b, magic_head, 8);
-  enc_u32(b + 8, VH_EXPORT_VERSION);
-  enc_u32(b + 12, h->flags);
-  enc_u64(b + 16, h->seq);
-  enc_u32(b + 24, (uint32_t)h->ndomains);
+  vh_le32_store(b + 8, VH_EXPORT_VERSION);
+  vh_le32_store(b + 12, h->flags);
+  vh_le64_store(b + 16, h->seq);
+  vh_le32_store(b + 24, (uint32_t)h->ndomains);
   int rc = w_put(w, b, 28);
   for (size_t i = 0; i < h->ndomains && rc == 0; i++) {
     const vh_export_domain_t *d = &h->domains[i];
@@ -429,7 +407,7 @@ int vh_export_write_header(vh_export_writer_t *w, const vh_export_header_t *h,
     b[0] = (unsigned char)len;
     rc = w_put(w, b, 1);
     if (rc == 0) rc = w_put(w, d->name, len);
-    enc_u64(b, (uint64_t)d->version);
+    vh_le64_store(b, (uint64_t)d->version);
     if (rc == 0) rc = w_put(w, b, 8);
   }
   if (rc != 0) {
@@ -486,14 +464,14 @@ int vh_export_write_finish(vh_export_writer_t *w, vh_export_stats_t *st,
                 w->tables_left);
   unsigned char b[40];
   memcpy(b, magic_tail, 8);
-  enc_u64(b + 8, w->st.keys);
-  enc_u64(b + 16, w->st.tables);
-  enc_u64(b + 24, w->st.raw_bytes + w->rlen);
+  vh_le64_store(b + 8, w->st.keys);
+  vh_le64_store(b + 16, w->st.tables);
+  vh_le64_store(b + 24, w->st.raw_bytes + w->rlen);
   int rc = w_put(w, b, 32);
   if (rc == 0 && RAW_CAP - w->rlen < 4) rc = w_flush(w, ZSTD_e_continue);
   if (rc == 0) {
     w->crc = vh_crc32c(w->crc, w->raw + w->crc_pos, w->rlen - w->crc_pos);
-    enc_u32(w->raw + w->rlen, w->crc);
+    vh_le32_store(w->raw + w->rlen, w->crc);
     w->rlen += 4;
     w->crc_pos = w->rlen; /* the CRC field is not in the CRC */
     rc = w_flush(w, ZSTD_e_end);
@@ -703,27 +681,14 @@ static inline int r_u8(vh_export_reader_t *r, unsigned char *c,
   return r_get(r, c, 1, what);
 }
 
-static uint64_t dec_u64(const unsigned char *b) {
-  uint64_t x = 0;
-  for (int i = 7; i >= 0; i--) x = (x << 8) | b[i];
-  return x;
-}
-
-static uint32_t dec_u32(const unsigned char *b) {
-  return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 |
-         (uint32_t)b[3] << 24;
-}
-
 static int r_varint(vh_export_reader_t *r, uint64_t *out, const char *what) {
   uint64_t x = 0;
-  for (int i = 0; i < 10; i++) {
+  for (unsigned i = 0; i < VH_VARINT_MAX; i++) {
     unsigned char c;
     int rc = r_u8(r, &c, what);
     if (rc != 0) return rc;
-    if (i == 9 && c > 1) break;
-    x |= (uint64_t)(c & 0x7f) << (7 * i);
-    if (!(c & 0x80)) {
-      if (c == 0 && i > 0) break; /* not minimal */
+    if ((rc = vh_varint_step(&x, i, c)) < 0) break;
+    if (rc == 1) {
       *out = x;
       return 0;
     }
@@ -751,7 +716,7 @@ static int r_scalar(vh_export_reader_t *r, unsigned char tag, vh_val_t *v) {
     case TAG_FLOAT: {
       double f;
       if ((rc = r_get(r, b, 8, "a float")) != 0) return rc;
-      x = dec_u64(b);
+      x = vh_le64_load(b);
       memcpy(&f, &x, 8);
       *v = vh_float(f);
       return 0;
@@ -794,7 +759,7 @@ int vh_export_read_header(vh_export_reader_t *r, vh_export_header_t *h,
   if (r->err == 0 && r->state != 0)
     r_fail(r, VH_EINVAL, "export header read twice");
   if (r->err == 0 && r_get(r, b, 28, "the header") == 0) {
-    uint32_t ver = dec_u32(b + 8);
+    uint32_t ver = vh_le32_load(b + 8);
     if (memcmp(b, magic_head, 8) != 0)
       r_fail(r, VH_EFORMAT, "not a vedhost export stream (bad magic)");
     else if (ver > VH_EXPORT_VERSION)
@@ -803,14 +768,14 @@ int vh_export_read_header(vh_export_reader_t *r, vh_export_header_t *h,
              ", newer than this vedhost "
              "reads (%d): use a newer vedhost",
              ver, VH_EXPORT_VERSION);
-    else if (ver == 0 || (dec_u32(b + 12) & ~VH_EXPORT_F_SYS) != 0 ||
-             dec_u32(b + 24) > 65535)
+    else if (ver == 0 || (vh_le32_load(b + 12) & ~VH_EXPORT_F_SYS) != 0 ||
+             vh_le32_load(b + 24) > 65535)
       r_fail(r, VH_ECORRUPT, "damaged export stream: bad header");
     h->version = ver;
-    h->flags = dec_u32(b + 12);
-    h->seq = dec_u64(b + 16);
+    h->flags = vh_le32_load(b + 12);
+    h->seq = vh_le64_load(b + 16);
   }
-  uint32_t n = r->err ? 0 : dec_u32(b + 24);
+  uint32_t n = r->err ? 0 : vh_le32_load(b + 24);
   for (uint32_t i = 0; i < n && r->err == 0; i++) {
     unsigned char len;
     char name[256];
@@ -818,7 +783,7 @@ int vh_export_read_header(vh_export_reader_t *r, vh_export_header_t *h,
     if (r_get(r, name, len, "the header") != 0) break;
     name[len] = '\0';
     if (r_get(r, b, 8, "the header") != 0) break;
-    int64_t version = (int64_t)dec_u64(b);
+    int64_t version = (int64_t)vh_le64_load(b);
     if (len == 0 || memchr(name, '\0', len) != NULL || version < 1) {
       r_fail(r, VH_ECORRUPT, "damaged export stream: bad domain entry %u",
              (unsigned)i);
@@ -1004,8 +969,8 @@ int vh_export_read_finish(vh_export_reader_t *r, vh_export_stats_t *st,
     if (memcmp(b, magic_tail, 8) != 0)
       r_fail(r, VH_ECORRUPT,
              "damaged export stream: no trailer at byte %" PRIu64, at);
-    else if (dec_u64(b + 8) != r->st.keys || dec_u64(b + 16) != r->st.tables ||
-             dec_u64(b + 24) != at)
+    else if (vh_le64_load(b + 8) != r->st.keys ||
+             vh_le64_load(b + 16) != r->st.tables || vh_le64_load(b + 24) != at)
       r_fail(r, VH_ECORRUPT,
              "damaged export stream: the trailer's counts do not match");
   }
@@ -1013,7 +978,7 @@ int vh_export_read_finish(vh_export_reader_t *r, vh_export_stats_t *st,
     r_sync_crc(r);
     uint32_t crc = r->crc;
     r->crc_off = 1; /* the CRC field is not in the CRC */
-    if (r_get(r, b, 4, "the trailer") == 0 && dec_u32(b) != crc)
+    if (r_get(r, b, 4, "the trailer") == 0 && vh_le32_load(b) != crc)
       r_fail(r, VH_ECORRUPT, "damaged export stream: checksum mismatch");
   }
   /* Nothing may follow: no raw byte, no byte after the frame. */

@@ -7,6 +7,7 @@
  * foreign writer rather than a torn write; either way it is refused with a
  * message, never misread.
  */
+#include "vh_bytes.h"
 #include "vh_manifest.h"
 
 #include <stdarg.h>
@@ -16,30 +17,6 @@
 
 #define MF_HEAD 36 /* bytes before the first domain entry */
 #define MF_MAX_NAME 255
-
-static void put_u16(unsigned char *p, uint16_t v) {
-  p[0] = (unsigned char)v;
-  p[1] = (unsigned char)(v >> 8);
-}
-static void put_u32(unsigned char *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static void put_u64(unsigned char *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (unsigned char)(v >> (8 * i));
-}
-static uint16_t get_u16(const unsigned char *p) {
-  return (uint16_t)(p[0] | (p[1] << 8));
-}
-static uint32_t get_u32(const unsigned char *p) {
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
-static uint64_t get_u64(const unsigned char *p) {
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; i--) v = (v << 8) | p[i];
-  return v;
-}
 
 int vh_manifest_encode(const vh_manifest_t *m, void **out, size_t *len) {
   size_t n = MF_HEAD;
@@ -52,19 +29,19 @@ int vh_manifest_encode(const vh_manifest_t *m, void **out, size_t *len) {
   unsigned char *b = malloc(n);
   if (!b) return VH_ENOMEM;
   memcpy(b, "VHMF", 4);
-  put_u32(b + 4, VH_MANIFEST_VERSION);
-  put_u64(b + 8, m->seq);
-  put_u64(b + 16, m->next_id);
-  put_u64(b + 24, m->sys_root);
-  put_u32(b + 32, (uint32_t)m->ndomains);
+  vh_le32_store(b + 4, VH_MANIFEST_VERSION);
+  vh_le64_store(b + 8, m->seq);
+  vh_le64_store(b + 16, m->next_id);
+  vh_le64_store(b + 24, m->sys_root);
+  vh_le32_store(b + 32, (uint32_t)m->ndomains);
   unsigned char *p = b + MF_HEAD;
   for (size_t i = 0; i < m->ndomains; i++) {
     size_t l = strlen(m->domains[i].name);
-    put_u16(p, (uint16_t)l);
+    vh_le16_store(p, (uint16_t)l);
     memcpy(p + 2, m->domains[i].name, l);
     p += 2 + l;
-    put_u64(p, m->domains[i].root);
-    put_u64(p + 8, (uint64_t)m->domains[i].version);
+    vh_le64_store(p, m->domains[i].root);
+    vh_le64_store(p + 8, (uint64_t)m->domains[i].version);
     p += 16;
   }
   *out = b;
@@ -94,7 +71,7 @@ int vh_manifest_decode(const void *data, size_t len, vh_manifest_t *m,
   if (errmsg) *errmsg = NULL;
   if (len < 8 || memcmp(p, "VHMF", 4) != 0)
     return fail(m, errmsg, VH_ECORRUPT, "manifest: bad magic");
-  uint32_t ver = get_u32(p + 4);
+  uint32_t ver = vh_le32_load(p + 4);
   if (ver > VH_MANIFEST_VERSION)
     return fail(m, errmsg, VH_EFORMAT,
                 "manifest: format version %u is newer than this vedhost "
@@ -102,10 +79,10 @@ int vh_manifest_decode(const void *data, size_t len, vh_manifest_t *m,
                 (unsigned)ver, (unsigned)VH_MANIFEST_VERSION);
   if (ver == 0 || len < MF_HEAD)
     return fail(m, errmsg, VH_ECORRUPT, "manifest: truncated header");
-  m->seq = get_u64(p + 8);
-  m->next_id = get_u64(p + 16);
-  m->sys_root = get_u64(p + 24);
-  uint32_t n = get_u32(p + 32);
+  m->seq = vh_le64_load(p + 8);
+  m->next_id = vh_le64_load(p + 16);
+  m->sys_root = vh_le64_load(p + 24);
+  uint32_t n = vh_le32_load(p + 32);
   p += MF_HEAD;
   /* Each entry takes at least 19 bytes: bound n before allocating. */
   if (n > (size_t)(end - p) / 19)
@@ -117,7 +94,7 @@ int vh_manifest_decode(const void *data, size_t len, vh_manifest_t *m,
   }
   for (uint32_t i = 0; i < n; i++) {
     if (end - p < 2) goto truncated;
-    size_t l = get_u16(p);
+    size_t l = vh_le16_load(p);
     p += 2;
     if (l == 0 || l > MF_MAX_NAME)
       return fail(m, errmsg, VH_ECORRUPT, "manifest: bad name length %zu", l);
@@ -131,8 +108,8 @@ int vh_manifest_decode(const void *data, size_t len, vh_manifest_t *m,
     if (memchr(name, '\0', l))
       return fail(m, errmsg, VH_ECORRUPT, "manifest: NUL in a domain name");
     p += l;
-    m->domains[i].root = get_u64(p);
-    m->domains[i].version = (int64_t)get_u64(p + 8);
+    m->domains[i].root = vh_le64_load(p);
+    m->domains[i].version = (int64_t)vh_le64_load(p + 8);
     p += 16;
     if (m->domains[i].root == 0 || m->domains[i].root >= m->next_id)
       return fail(m, errmsg, VH_ECORRUPT,

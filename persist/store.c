@@ -128,6 +128,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "vh_bytes.h"
 #include "vh_crc32c.h"
 
 /* Defaults (see TUNING above). */
@@ -410,7 +411,7 @@ static int write_format_record(vh_store_t *s, char **errmsg) {
   unsigned char v[12];
   memcpy(v, vh_magic, 8);
   uint32_t ver = VH_STORE_FORMAT_VERSION;
-  for (int i = 0; i < 4; i++) v[8 + i] = (unsigned char)(ver >> (8 * i));
+  vh_le32_store(v + 8, ver);
   rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(wo, 1);
   char *rerr = NULL;
@@ -453,8 +454,7 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
     rc = VH_EFORMAT;
   } else {
     const unsigned char *u = (const unsigned char *)v + 8;
-    uint32_t ver = (uint32_t)u[0] | (uint32_t)u[1] << 8 | (uint32_t)u[2] << 16 |
-                   (uint32_t)u[3] << 24;
+    uint32_t ver = vh_le32_load(u);
     if (ver > VH_STORE_FORMAT_VERSION) {
       set_msg(errmsg,
               vh_store__msg("%s: store format version %u is newer than this "
@@ -651,8 +651,7 @@ static int verify_value(const char *v, size_t vlen, int kind, const char *what,
             vh_store__msg("%s: value too short (%zu bytes)", what, vlen));
     return VH_ECORRUPT;
   }
-  uint32_t stored = (uint32_t)u[0] | (uint32_t)u[1] << 8 |
-                    (uint32_t)u[2] << 16 | (uint32_t)u[3] << 24;
+  uint32_t stored = vh_le32_load(u);
   uint32_t computed = vh_crc32c(0, u + 4, vlen - 4);
   if (stored != computed) {
     set_msg(errmsg, vh_store__msg("%s: checksum mismatch (stored %08x, "

@@ -99,6 +99,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vh_bytes.h"
 #include "vh_crc32c.h"
 
 #define VH_BACKOFF_MIN_MS 10
@@ -248,7 +249,7 @@ static const vh_batch_op_t *table_get(const last_op_table_t *t,
 /* Fills in the CRC of the value at p (len bytes, header included). */
 static void seal_value(unsigned char *p, size_t len) {
   uint32_t c = vh_crc32c(0, p + 4, len - 4);
-  for (int i = 0; i < 4; i++) p[i] = (unsigned char)(c >> (8 * i));
+  vh_le32_store(p, c);
 }
 
 static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {

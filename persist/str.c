@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "vh_bytes.h"
 #include "vh_trie_int.h"
 
 #define K1 0x9E3779B97F4A7C15ull
@@ -35,17 +36,6 @@ vh_hash_fn vh_trie__test_hash;
 
 static inline uint64_t rotl64(uint64_t x, int r) {
   return (x << r) | (x >> (64 - r));
-}
-
-static inline uint64_t load_le64(const unsigned char *p) {
-  return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
-         (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
-         (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
-}
-
-static inline uint64_t load_le32(const unsigned char *p) {
-  return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
-         (uint64_t)p[3] << 24;
 }
 
 uint64_t vh_hash__mix64(uint64_t x) {
@@ -62,13 +52,13 @@ uint32_t vh_hash_bytes(const char *p, size_t len) {
   uint64_t h = 0x243F6A8885A308D3ull ^ ((uint64_t)len * K1);
   uint64_t w;
   while (len >= 8) {
-    w = load_le64(s);
+    w = vh_le64_load(s);
     h = rotl64(h ^ (w * K2), 27) * K1;
     s += 8;
     len -= 8;
   }
   if (len >= 4) { /* 4..7 bytes: two overlapping 32-bit words */
-    w = load_le32(s) | (uint64_t)load_le32(s + len - 4) << 32;
+    w = vh_le32_load(s) | (uint64_t)vh_le32_load(s + len - 4) << 32;
     h = rotl64(h ^ (w * K2), 27) * K1;
   } else if (len > 0) { /* 1..3 bytes: first, middle, last */
     w = (uint64_t)s[0] | (uint64_t)s[len >> 1] << 8 |

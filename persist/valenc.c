@@ -61,62 +61,20 @@
 /* ---- buffer ---- */
 
 void vh_valenc_buf_free(vh_valenc_buf_t *b) {
-  free(b->p);
-  b->p = NULL;
-  b->len = b->cap = 0;
-}
-
-static int ve_reserve(vh_valenc_buf_t *b, size_t n) {
-  if (b->cap - b->len >= n) return 0;
-  size_t nc = b->cap ? b->cap : 64;
-  while (nc - b->len < n) {
-    if (nc > SIZE_MAX / 2) return VH_ENOMEM;
-    nc *= 2;
-  }
-  unsigned char *q = realloc(b->p, nc);
-  if (!q) return VH_ENOMEM;
-  b->p = q;
-  b->cap = nc;
-  return 0;
+  vh_buf_free(b);
 }
 
 int vh_valenc_buf_put(vh_valenc_buf_t *b, const void *p, size_t n) {
-  if (ve_reserve(b, n) != 0) return VH_ENOMEM;
-  if (n) memcpy(b->p + b->len, p, n);
-  b->len += n;
-  return 0;
+  return vh_buf_put(b, p, n);
 }
 
 int vh_valenc_put_varint(vh_valenc_buf_t *b, uint64_t x) {
-  if (ve_reserve(b, 10) != 0) return VH_ENOMEM;
-  unsigned char *q = b->p + b->len;
-  size_t n = 0;
-  while (x >= 0x80) {
-    q[n++] = (unsigned char)(x | 0x80);
-    x >>= 7;
-  }
-  q[n++] = (unsigned char)x;
-  b->len += n;
-  return 0;
+  return vh_buf_put_varint(b, x);
 }
 
 int vh_valenc_get_varint(const unsigned char *p, size_t len, size_t *pos,
                          uint64_t *x) {
-  uint64_t r = 0;
-  size_t i = *pos;
-  for (int shift = 0; shift < 70; shift += 7) {
-    if (i >= len) return VH_ECORRUPT;
-    unsigned c = p[i++];
-    if (shift == 63 && c > 1) return VH_ECORRUPT; /* past 64 bits */
-    r |= (uint64_t)(c & 0x7f) << shift;
-    if (!(c & 0x80)) {
-      if (c == 0 && shift > 0) return VH_ECORRUPT; /* not minimal */
-      *x = r;
-      *pos = i;
-      return 0;
-    }
-  }
-  return VH_ECORRUPT;
+  return vh_varint_get(p, len, pos, x);
 }
 
 /* ---- encoder ---- */
@@ -158,7 +116,7 @@ static int ve_put_scalar(vh_valenc_buf_t *b, vh_val_t v) {
       uint64_t u;
       memcpy(&u, &v.u.f, 8);
       f[0] = VE_FLOAT;
-      for (int i = 0; i < 8; i++) f[1 + i] = (unsigned char)(u >> (8 * i));
+      vh_le64_store(f + 1, u);
       return vh_valenc_buf_put(b, f, 9);
     }
     case VH_TSTR: {
@@ -285,7 +243,7 @@ static int ve_get_scalar(const unsigned char *p, size_t len, size_t *pos,
       if (len - *pos < 8) return VH_ECORRUPT;
       uint64_t u = 0;
       double d;
-      for (int i = 0; i < 8; i++) u |= (uint64_t)p[*pos + i] << (8 * i);
+      u = vh_le64_load(p + *pos);
       memcpy(&d, &u, 8);
       *pos += 8;
       *out = vh_float(d);

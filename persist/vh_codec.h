@@ -19,21 +19,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vh_bytes.h"
 #include "vh_err.h"
 
 /* The node format this code writes and the newest it reads (the high
  * nibble of every node's first byte). */
 #define VH_CODEC_VERSION 1
 
-/* A growable byte buffer (plain malloc, outside the trie's accounting).
- * Zero-initialise it (or vh_buf_init); vh_buf_free releases it. */
-typedef struct vh_buf {
-  unsigned char *p; /* bytes [0, len) */
-  size_t len;       /* bytes in use */
-  size_t cap;       /* bytes allocated */
-} vh_buf_t;
-void vh_buf_init(vh_buf_t *b);
-void vh_buf_free(vh_buf_t *b);
+/* vh_buf_t, the growable byte buffer, lives in vh_bytes.h. */
 
 struct vh_node;
 struct vh_tab;

@@ -24,16 +24,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vh_bytes.h"
 #include "vh_err.h"
 #include "vh_trie.h"
 
-/* A growable byte buffer (zero-initialise it; free with
+/* The byte buffer is vh_buf_t (vh_bytes.h; zero-initialise it, free with
  * vh_valenc_buf_free). Reusable: set len = 0 to start over. */
-typedef struct vh_valenc_buf {
-  unsigned char *p; /* [owned] malloc'd, cap bytes */
-  size_t len;       /* bytes in use */
-  size_t cap;       /* bytes allocated */
-} vh_valenc_buf_t;
+typedef vh_buf_t vh_valenc_buf_t;
 
 void vh_valenc_buf_free(vh_valenc_buf_t *b);
 /* Append n bytes at p [borrowed]. 0 or VH_ENOMEM (b unchanged). */

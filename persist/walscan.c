@@ -96,6 +96,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vh_bytes.h"
 #include "vh_crc32c.h"
 
 #define VH_WALSCAN_BLOCK 32768
@@ -152,15 +153,6 @@ typedef struct vh_ws {
   uint64_t last_seq, last_count;
 } vh_ws_t;
 
-static uint32_t get32(const unsigned char *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-         (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const unsigned char *p) {
-  return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 static uint32_t unmask(uint32_t m) {
   uint32_t r = m - VH_WALSCAN_MASK_DELTA;
   return (r >> 17) | (r << 15);
@@ -197,8 +189,8 @@ static uint64_t manifest_slice(const unsigned char *v, size_t n) {
   if (n < VH_WALSCAN_MAN_MIN) return 0;
   if (v[4] >> 4 != VH_WALSCAN_MAN_KIND) return 0;
   if (memcmp(v + VH_WALSCAN_MAN_HDR, "VHMF", 4) != 0) return 0;
-  if (get32(v) != vh_crc32c(0, v + 4, n - 4)) return 0;
-  return get64(v + VH_WALSCAN_MAN_HDR + 8);
+  if (vh_le32_load(v) != vh_crc32c(0, v + 4, n - 4)) return 0;
+  return vh_le64_load(v + VH_WALSCAN_MAN_HDR + 8);
 }
 
 /* The slice of the last Put of 'M' in batch b (n bytes), or 0. */
@@ -334,7 +326,7 @@ static void on_record(vh_ws_t *ws, vh_ws_file_t *f, uint64_t off,
     return;
   }
   const unsigned char *h = b ? b : f->head;
-  uint64_t seq = get64(h), count = get32(h + 8);
+  uint64_t seq = vh_le64_load(h), count = vh_le32_load(h + 8);
   uint64_t s = b ? batch_slice(b, n) : fragment_slice(last, lastn);
   if (ws->damaged || ws->w->state == VH_WALSCAN_CORRUPT) {
     after_damage(ws, 1, seq, count, s);
@@ -443,7 +435,7 @@ static int valid_at(const vh_ws_file_t *f, size_t pos, size_t *size) {
   if (hs == 0 || f->blen - pos < hs) return 0;
   size_t len = (size_t)h[4] | (size_t)h[5] << 8;
   if (hs + len > f->blen - pos) return 0;
-  if (unmask(get32(h)) != vh_crc32c(0, h + 6, hs - 6 + len)) return 0;
+  if (unmask(vh_le32_load(h)) != vh_crc32c(0, h + 6, hs - 6 + len)) return 0;
   *size = hs + len;
   return 1;
 }
@@ -513,13 +505,13 @@ static int scan_block(vh_ws_t *ws, vh_ws_file_t *f) {
       pos = resync(f, pos);
       continue;
     }
-    if (unmask(get32(h)) != vh_crc32c(0, h + 6, hs - 6 + len)) {
+    if (unmask(vh_le32_load(h)) != vh_crc32c(0, h + 6, hs - 6 + len)) {
       note_damage(ws, f, f->in_frag ? f->rec_off : off, "checksum mismatch");
       frag_reset(f);
       pos = resync(f, pos);
       continue;
     }
-    if (hs == VH_WALSCAN_RHDR && get32(h + 7) != f->lognum) {
+    if (hs == VH_WALSCAN_RHDR && vh_le32_load(h + 7) != f->lognum) {
       /* A record of the file's previous life: the log ends here. */
       if (f->in_frag) note_damage(ws, f, f->rec_off, "incomplete record");
       frag_reset(f);
