@@ -109,6 +109,7 @@
 #include <string.h>
 
 #include "host_int.h"
+#include "vh_bytes.h"
 #include "vh_flush.h"
 #include "vh_log.h"
 #include "vh_manifest.h"
@@ -166,13 +167,7 @@ typedef struct vh_durable {
 /* ---- small helpers ---- */
 
 static int vh_ids_push(vh_ids_t *l, uint64_t id) {
-  if (l->n == l->cap) {
-    size_t nc = l->cap ? l->cap * 2 : 64;
-    uint64_t *nv = realloc(l->v, nc * sizeof *nv);
-    if (!nv) return VH_ENOMEM;
-    l->v = nv;
-    l->cap = nc;
-  }
+  if (vh_grow(&l->v, &l->cap, l->n + 1, sizeof *l->v) != 0) return VH_ENOMEM;
   l->v[l->n++] = id;
   return 0;
 }

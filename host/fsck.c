@@ -45,6 +45,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vh_bytes.h"
 #include "vh_codec.h"
 #include "vh_limits.h"
 #include "vh_offline.h"
@@ -98,15 +99,9 @@ typedef struct vh_fsck {
 
 static void vh_fsck__problem(vh_fsck_t *f, uint64_t node, uint64_t table,
                              const char *fmt, ...) {
-  if (f->nprobs == f->capprobs) {
-    size_t cap = f->capprobs ? f->capprobs * 2 : 16;
-    vh_fsck_problem_t *p = realloc(f->probs, cap * sizeof *p);
-    if (p == NULL) {
-      f->nomem++;
-      return;
-    }
-    f->probs = p;
-    f->capprobs = cap;
+  if (vh_grow(&f->probs, &f->capprobs, f->nprobs + 1, sizeof *f->probs) != 0) {
+    f->nomem++;
+    return;
   }
   va_list ap;
   va_start(ap, fmt);
@@ -143,13 +138,7 @@ typedef struct vh_fsck_stack {
 } vh_fsck_stack_t;
 
 static int vh_fsck__push(vh_fsck_stack_t *s, uint64_t x) {
-  if (s->n == s->cap) {
-    size_t cap = s->cap ? s->cap * 2 : 256;
-    uint64_t *v = realloc(s->v, cap * sizeof *v);
-    if (v == NULL) return VH_ENOMEM;
-    s->v = v;
-    s->cap = cap;
-  }
+  if (vh_grow(&s->v, &s->cap, s->n + 1, sizeof *s->v) != 0) return VH_ENOMEM;
   s->v[s->n++] = x;
   return 0;
 }
@@ -328,15 +317,9 @@ static void vh_fsck__learn_path(vh_fsck_t *f, uint64_t id, const char *path) {
 /* Pushes job {id, path [stolen]} on the job stack. */
 static int vh_fsck__push_job(vh_fsck_job_t **todo, size_t *n, size_t *cap,
                              uint64_t id, char *path, long depth) {
-  if (*n == *cap) {
-    size_t nc = *cap ? *cap * 2 : 64;
-    vh_fsck_job_t *p = realloc(*todo, nc * sizeof *p);
-    if (p == NULL) {
-      free(path);
-      return VH_ENOMEM;
-    }
-    *todo = p;
-    *cap = nc;
+  if (vh_grow(todo, cap, *n + 1, sizeof **todo) != 0) {
+    free(path);
+    return VH_ENOMEM;
   }
   (*todo)[(*n)++] = (vh_fsck_job_t){id, path, depth};
   return 0;

@@ -56,6 +56,7 @@
 #include <sys/stat.h>
 
 #include "host_int.h"
+#include "vh_bytes.h"
 #include "vh_json.h"
 #include "vh_jstream.h"
 #include "vh_log.h"
@@ -351,13 +352,9 @@ static int vh_api_running(vedhost_t *host) {
 static int vh_api_on_stop(vedhost_t *host, void (*fn)(void *arg), void *arg) {
   (void)host;
   if (!fn) return VEDHOST_EINVAL;
-  if (vh_plugins.nstops == vh_plugins.capstops) {
-    size_t nc = vh_plugins.capstops ? vh_plugins.capstops * 2 : 8;
-    vh_stop_hook_t *ns = realloc(vh_plugins.stops, nc * sizeof *ns);
-    if (!ns) return VEDHOST_ENOMEM;
-    vh_plugins.stops = ns;
-    vh_plugins.capstops = nc;
-  }
+  if (vh_grow(&vh_plugins.stops, &vh_plugins.capstops, vh_plugins.nstops + 1,
+              sizeof *vh_plugins.stops) != 0)
+    return VEDHOST_ENOMEM;
   vh_plugins.stops[vh_plugins.nstops].fn = fn;
   vh_plugins.stops[vh_plugins.nstops].arg = arg;
   vh_plugins.nstops++;
@@ -477,16 +474,11 @@ static int vh_plugin_start(vh_host_t *h, vh_plug_t *p,
     vh_plug_free(p);
     return VH_PLUGIN_ELOAD;
   }
-  if (vh_plugins.nplugs == vh_plugins.capplugs) {
-    size_t nc = vh_plugins.capplugs ? vh_plugins.capplugs * 2 : 4;
-    vh_plug_t **np = realloc(vh_plugins.plugs, nc * sizeof *np);
-    if (!np) {
-      snprintf(err, cap, "plugin %s: out of memory", p->path);
-      vh_plug_free(p);
-      return VH_ENOMEM;
-    }
-    vh_plugins.plugs = np;
-    vh_plugins.capplugs = nc;
+  if (vh_grow(&vh_plugins.plugs, &vh_plugins.capplugs, vh_plugins.nplugs + 1,
+              sizeof *vh_plugins.plugs) != 0) {
+    snprintf(err, cap, "plugin %s: out of memory", p->path);
+    vh_plug_free(p);
+    return VH_ENOMEM;
   }
   vh_plugins.h = h;
   p->name = abi->name ? abi->name : "plugin";

@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "repl_int.h"
+#include "vh_bytes.h"
 #include "vh_log.h"
 
 /* Completion: keys looked at, candidates returned. */
@@ -333,15 +334,10 @@ static void vh_repl_addf(vh_repl_text_t *t, const char *fmt, ...) {
       t->len += (size_t)n;
       return;
     }
-    size_t nc = t->cap ? t->cap * 2 : 256;
-    while (nc <= t->len + (size_t)n) nc *= 2;
-    char *np = realloc(t->p, nc);
-    if (!np) {
+    if (vh_grow(&t->p, &t->cap, t->len + (size_t)n + 1, 1) != 0) {
       t->ok = 0;
       return;
     }
-    t->p = np;
-    t->cap = nc;
   }
 }
 

@@ -116,6 +116,7 @@
 #include <time.h>
 
 #include "host_int.h"
+#include "vh_bytes.h"
 #include "vh_log.h"
 #include "vh_plugin.h"
 
@@ -281,13 +282,7 @@ static int vh_sys_tuple(vh_host_t *h, vh_val_t *v, int n, vh_tab_t **out) {
 }
 
 static int vh_pend_grow(void **p, size_t *cap, size_t n, size_t size) {
-  if (n < *cap) return 0;
-  size_t nc = *cap ? *cap * 2 : 64;
-  void *q = realloc(*p, nc * size);
-  if (!q) return VH_ENOMEM;
-  *p = q;
-  *cap = nc;
-  return 0;
+  return vh_grow(p, cap, n + 1, size);
 }
 
 /* The bucket table holding seq [borrowed], or NULL. */

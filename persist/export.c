@@ -356,16 +356,8 @@ static int w_open_table(vh_export_writer_t *w, const vh_tab_t *t,
   len += vh_varint_put(b + len, na);
   len += vh_varint_put(b + len, n - na);
   int rc = w_put(w, b, len);
-  if (rc == 0 && w->depth == w->scap) {
-    size_t ncap = w->scap ? 2 * w->scap : 64;
-    wframe_t *ns = realloc(w->stack, ncap * sizeof *ns);
-    if (ns == NULL)
-      rc = VH_ENOMEM;
-    else {
-      w->stack = ns;
-      w->scap = ncap;
-    }
-  }
+  if (rc == 0)
+    rc = vh_grow(&w->stack, &w->scap, w->depth + 1, sizeof *w->stack);
   if (rc != 0) {
     free(e);
     return rc;
@@ -727,13 +719,8 @@ static int r_scalar(vh_export_reader_t *r, unsigned char tag, vh_val_t *v) {
       s->len = 0;
       /* Grow as bytes arrive: a damaged length hits the end, not malloc. */
       while (s->len < x) {
-        if (s->len == s->cap) {
-          size_t ncap = s->cap ? 2 * s->cap : 256;
-          unsigned char *np = realloc(s->p, ncap);
-          if (np == NULL) return r_fail(r, VH_ENOMEM, "out of memory");
-          s->p = np;
-          s->cap = ncap;
-        }
+        if (vh_grow(&s->p, &s->cap, s->len + 1, 1) != 0)
+          return r_fail(r, VH_ENOMEM, "out of memory");
         size_t k = s->cap - s->len;
         if (k > x - s->len) k = (size_t)(x - s->len);
         if ((rc = r_get(r, s->p + s->len, k, "a string")) != 0) return rc;
@@ -834,13 +821,8 @@ static int r_open_table(vh_export_reader_t *r, uint64_t edit) {
                   "the stream nests tables deeper than %d levels (the limit "
                   "of a state) at byte %" PRIu64,
                   VH_MAX_DEPTH, r->raw_pos);
-  if (r->depth == r->scap) {
-    size_t ncap = r->scap ? 2 * r->scap : 64;
-    rframe_t *ns = realloc(r->stack, ncap * sizeof *ns);
-    if (ns == NULL) return r_fail(r, VH_ENOMEM, "out of memory");
-    r->stack = ns;
-    r->scap = ncap;
-  }
+  if (vh_grow(&r->stack, &r->scap, r->depth + 1, sizeof *r->stack) != 0)
+    return r_fail(r, VH_ENOMEM, "out of memory");
   vh_tab_t *t = vh_tab_new(edit);
   if (t == NULL) return r_fail(r, VH_ENOMEM, "out of memory");
   rframe_t *f = &r->stack[r->depth++];

@@ -29,6 +29,7 @@
  */
 #include <stdlib.h>
 
+#include "vh_bytes.h"
 #include "vh_codec.h"
 #include "vh_flush.h"
 #include "vh_trie_int.h"
@@ -44,13 +45,7 @@ typedef struct list {
 } list_t;
 
 static int push(list_t *l, vh_node_t *n, uint64_t edit) {
-  if (l->n == l->cap) {
-    size_t cap = l->cap < 64 ? 64 : 2 * l->cap;
-    entry_t *e = realloc(l->e, cap * sizeof *e);
-    if (e == NULL) return VH_ENOMEM;
-    l->e = e;
-    l->cap = cap;
-  }
+  if (vh_grow(&l->e, &l->cap, l->n + 1, sizeof *l->e) != 0) return VH_ENOMEM;
   l->e[l->n].n = n;
   l->e[l->n].edit = edit;
   l->n++;

@@ -132,14 +132,7 @@ static int batch_append(vh_batch_t *b, int kind, const void *bytes, size_t len,
                         size_t *off) {
   if (len > SIZE_MAX / 2 - VH_STORE_HDR - b->len) return VH_ENOMEM;
   size_t need = b->len + VH_STORE_HDR + len;
-  if (need > b->cap) {
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < need) cap *= 2;
-    unsigned char *nb = realloc(b->buf, cap);
-    if (nb == NULL) return VH_ENOMEM;
-    b->buf = nb;
-    b->cap = cap;
-  }
+  if (vh_grow(&b->buf, &b->cap, need, 1) != 0) return VH_ENOMEM;
   unsigned char *p = b->buf + b->len;
   memset(p, 0, 4); /* the writer computes the CRC */
   p[4] = VH_KIND_BYTE(kind);
@@ -150,13 +143,8 @@ static int batch_append(vh_batch_t *b, int kind, const void *bytes, size_t len,
 }
 
 static int batch_add_op(vh_batch_t *b, const vh_batch_op_t *op) {
-  if (b->nops == b->cap_ops) {
-    size_t cap = b->cap_ops ? b->cap_ops * 2 : 16;
-    vh_batch_op_t *n = realloc(b->ops, cap * sizeof *n);
-    if (n == NULL) return VH_ENOMEM;
-    b->ops = n;
-    b->cap_ops = cap;
-  }
+  if (vh_grow(&b->ops, &b->cap_ops, b->nops + 1, sizeof *b->ops) != 0)
+    return VH_ENOMEM;
   b->ops[b->nops++] = *op;
   return 0;
 }

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vh_bytes.h"
 #include "vh_trie_int.h"
 
 #define CHECK_NEST 64 /* nested tables checked by vh_tab_check */
@@ -615,13 +616,7 @@ static int deep_slot(vh_val_t *slot, void *ud) {
   vh_tab_t *c;
   if (slot->type != VH_TTAB) return 0;
   if (d->max_height > 0 && d->depth >= d->max_height) return VH_EDEPTH;
-  if (d->n == d->cap) {
-    size_t cap = d->cap ? 2 * d->cap : 64;
-    void *p = realloc(d->st, cap * sizeof *d->st);
-    if (p == NULL) return VH_ENOMEM;
-    d->st = p;
-    d->cap = cap;
-  }
+  if (vh_grow(&d->st, &d->cap, d->n + 1, sizeof *d->st) != 0) return VH_ENOMEM;
   c = copy_nodes(slot->u.t, d->edit);
   if (c == NULL) return VH_ENOMEM; /* or a failed load: see the caller */
   vh_tab_release(slot->u.t);

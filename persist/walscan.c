@@ -362,14 +362,7 @@ static int frag_add(vh_ws_file_t *f, const unsigned char *p, size_t n) {
     f->rec_big = 1;
     return 0;
   }
-  if (f->rlen + n > f->rcap) {
-    size_t cap = f->rcap ? f->rcap : 65536;
-    while (cap < f->rlen + n) cap *= 2;
-    unsigned char *r = realloc(f->rec, cap);
-    if (r == NULL) return -1;
-    f->rec = r;
-    f->rcap = cap;
-  }
+  if (vh_grow(&f->rec, &f->rcap, f->rlen + n, 1) != 0) return VH_ENOMEM;
   memcpy(f->rec + f->rlen, p, n);
   f->rlen += n;
   return 0;
@@ -623,16 +616,7 @@ int vh_walscan_dir(const char *dbpath, vh_walscan_t *out, char **errmsg) {
   while ((e = readdir(d)) != NULL) {
     uint64_t num;
     if (!wal_name(e->d_name, &num) || strlen(e->d_name) >= 64) continue;
-    if (n == cap) {
-      size_t nc = cap ? cap * 2 : 8;
-      vh_ws_name_t *p = realloc(names, nc * sizeof *p);
-      if (p == NULL) {
-        rc = VH_ENOMEM;
-        break;
-      }
-      names = p;
-      cap = nc;
-    }
+    if ((rc = vh_grow(&names, &cap, n + 1, sizeof *names)) != 0) break;
     names[n].num = num;
     memcpy(names[n].name, e->d_name, strlen(e->d_name) + 1); /* < 64 */
     n++;
