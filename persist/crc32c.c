@@ -19,6 +19,8 @@
 
 #include <pthread.h>
 
+#include "vh_bytes.h"
+
 #define VH_CRC32C_POLY 0x82F63B78u /* reflected 0x1EDC6F41 */
 
 static uint32_t crc_table[8][256]; /* written once by crc_init_tables */
@@ -45,8 +47,7 @@ uint32_t vh_crc32c(uint32_t crc, const void *buf, size_t len) {
   pthread_once(&crc_once, crc_init_tables);
   crc = ~crc;
   while (len >= 8) {
-    uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                         (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+    uint32_t lo = crc ^ vh_le32_load(p);
     crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^
           crc_table[5][(lo >> 16) & 0xff] ^ crc_table[4][lo >> 24] ^
           crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "host_int.h"
+#include "vh_bytes.h"
 #include "vh_codec.h"
 #include "vh_crc32c.h"
 #include "vh_log.h"
@@ -341,8 +342,7 @@ static void newer_manifest(unsigned char *v, size_t n) {
   if (n < 13) return;
   v[9] = 99;
   v[10] = v[11] = v[12] = 0;
-  uint32_t c = vh_crc32c(0, v + 4, n - 4);
-  for (int i = 0; i < 4; i++) v[i] = (unsigned char)(c >> (8 * i));
+  vh_le32_store(v, vh_crc32c(0, v + 4, n - 4));
 }
 
 /* Format record: "VEDHOST\0" u32 version. */

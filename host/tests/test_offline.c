@@ -29,6 +29,7 @@
 #include <unistd.h>
 
 #include "host_int.h"
+#include "vh_bytes.h"
 #include "vh_codec.h"
 #include "vh_crc32c.h"
 #include "vh_flush.h"
@@ -243,8 +244,7 @@ static int raw_edit(const char *dir, uint64_t id, int recode) {
   if (v != NULL && n > 5) {
     if (recode) {
       v[5] = 0x1F;
-      uint32_t c = vh_crc32c(0, v + 4, n - 4);
-      for (int i = 0; i < 4; i++) v[i] = (char)(c >> (8 * i));
+      vh_le32_store((unsigned char *)v, vh_crc32c(0, v + 4, n - 4));
     } else {
       v[n - 1] ^= 0x5A;
     }

@@ -9,6 +9,7 @@
 
 #include "lazy_util.h"
 #include "trie_util.h"
+#include "vh_bytes.h"
 #include "vh_crc32c.h"
 #include "vh_export.h"
 #include "vh_limits.h"
@@ -17,16 +18,7 @@
 /* ---- in-memory output and chunked input ---- */
 
 static int te_write(void *arg, const void *p, size_t len) {
-  vh_buf_t *b = arg;
-  if (b->len + len > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->len + len) cap *= 2;
-    b->p = realloc(b->p, cap);
-    b->cap = cap;
-  }
-  memcpy(b->p + b->len, p, len);
-  b->len += len;
-  return 0;
+  return vh_buf_put(arg, p, len);
 }
 
 typedef struct te_src {
