@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "store_int.h"
+#include "vh_bytes.h"
 
 #define BENCH_DIR "/tmp/vh_store_bench"
 
@@ -48,16 +49,6 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static size_t put_varint(unsigned char *p, uint64_t v) {
-  size_t n = 0;
-  while (v >= 0x80) {
-    p[n++] = (unsigned char)(v | 0x80);
-    v >>= 7;
-  }
-  p[n++] = (unsigned char)v;
-  return n;
 }
 
 static const char *vocab[] = {"count",  "recent", "name",       "email",
@@ -90,11 +81,11 @@ static size_t make_node(unsigned char *p, uint64_t id) {
     switch (rnd() % 3) {
       case 0: /* timestamp */
         p[n++] = 0x02;
-        n += put_varint(p + n, 1732400000000ull + rnd() % 100000000);
+        n += vh_varint_put(p + n, 1732400000000ull + rnd() % 100000000);
         break;
       case 1: /* small int */
         p[n++] = 0x02;
-        n += put_varint(p + n, rnd() % 1000);
+        n += vh_varint_put(p + n, rnd() % 1000);
         break;
       default: {
         const char *sv = strs[rnd() % 9];
@@ -107,7 +98,7 @@ static size_t make_node(unsigned char *p, uint64_t id) {
   }
   int kids = __builtin_popcount(cmap) / 2;
   for (int c = 0; c < kids; c++)
-    n += put_varint(p + n, id > 5000 ? id - rnd() % 5000 : rnd() % 5000);
+    n += vh_varint_put(p + n, id > 5000 ? id - rnd() % 5000 : rnd() % 5000);
   return n;
 }
 
