@@ -168,10 +168,20 @@ static int vh_host_preload_ved(lua_State *L) {
   return 1;
 }
 
-static const vh_script_t *vh_host_script(const char *name) {
-  for (const vh_script_t *s = vh_scripts; s->name; s++)
-    if (strcmp(s->name, name) == 0) return s;
-  return NULL;
+void vh_host__load_script(lua_State *L, const char *name, const char *chunkname,
+                          const char *what) {
+  const vh_script_t *s = vh_scripts;
+  while (s->name && strcmp(s->name, name) != 0) s++;
+  if (!s->name) luaL_error(L, "%s was not built in", what);
+  if (luaL_loadbuffer(L, (const char *)s->data, s->len, chunkname))
+    lua_error(L);
+}
+
+void vh_host__push_pretty(lua_State *L) {
+  vh_host__load_script(L, "pretty", "=[pretty]", "the pretty printer");
+  lua_call(L, 0, 1);
+  if (!lua_istable(L, -1))
+    luaL_error(L, "the pretty printer did not return a table");
 }
 
 void vh_host__merge_top(lua_State *L, int to) {
@@ -216,10 +226,7 @@ static int vh_host_setup(lua_State *L) {
   lua_pop(L, 1);
   vh_host__install_wrappers(L);
 
-  const vh_script_t *s = vh_host_script("ved");
-  if (!s) return luaL_error(L, "the ved prelude was not built in");
-  if (luaL_loadbuffer(L, (const char *)s->data, s->len, "=[ved prelude]"))
-    return lua_error(L);
+  vh_host__load_script(L, "ved", "=[ved prelude]", "the ved prelude");
   vh_api__push_core(L);
   lua_call(L, 1, 1);
   if (!lua_istable(L, -1))

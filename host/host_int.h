@@ -396,6 +396,13 @@ typedef struct vh_script {
   size_t len;
 } vh_script_t;
 extern const vh_script_t vh_scripts[]; /* ends with a NULL name */
+/* Pushes the chunk of scripts/<name>.lua, loaded under chunkname (not
+ * run). Raises "<what> was not built in" or the load error. (host.c) */
+void vh_host__load_script(lua_State *L, const char *name, const char *chunkname,
+                          const char *what);
+/* Pushes the pretty module: scripts/pretty.lua loaded and run. Raises if
+ * it is missing, fails, or returns no table. (host.c) */
+void vh_host__push_pretty(lua_State *L);
 
 /* ---- host.c ---- */
 

@@ -316,14 +316,7 @@ static int vh_repl_print(lua_State *L) {
 static int vh_repl_setup(lua_State *L) {
   vh_repl_srv_t *s = (vh_repl_srv_t *)lua_touserdata(L, 1);
   vh_host_t *h = s->h;
-  const vh_script_t *p = vh_scripts;
-  while (p->name && strcmp(p->name, "pretty") != 0) p++;
-  if (!p->name) return luaL_error(L, "the pretty printer was not built in");
-  if (luaL_loadbuffer(L, (const char *)p->data, p->len, "=[pretty]"))
-    return lua_error(L);
-  lua_call(L, 0, 1);
-  if (!lua_istable(L, -1))
-    return luaL_error(L, "the pretty printer did not return a table");
+  vh_host__push_pretty(L);
   lua_pushvalue(L, -1);
   s->pretty_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   int pretty = lua_gettop(L);
