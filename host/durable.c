@@ -730,9 +730,7 @@ static int vh_durable_manifest(vh_host_t *h, uint64_t seq, uint64_t next_id,
 
 /* Same manifest as the last written, ignoring the seq (bytes 8..16)? */
 static int vh_durable_same_manifest(vh_durable_t *D, const void *p, size_t n) {
-  const unsigned char *a = p, *b = D->last_man;
-  return b && n == D->last_man_len && n >= 16 && memcmp(a, b, 8) == 0 &&
-         memcmp(a + 16, b + 16, n - 16) == 0;
+  return vh_manifest_same_but_seq(p, n, D->last_man, D->last_man_len);
 }
 
 /* Build and submit the slice's batch if anything changed. */
