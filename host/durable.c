@@ -434,8 +434,8 @@ static void vh_durable_boot_domain(vh_host_t *h, vh_domain_t *d,
     return;
   } else if (declared > stored) {
     char *e2 = NULL;
-    if (vh_host__dispatch(h, d, "migrate", 7, 2, vh_int(stored), NULL, &e2) ==
-        0) {
+    if (vh_host__dispatch(h, d, "migrate", 7, VH_DISPATCH_MIGRATE,
+                          vh_int(stored), NULL, &e2) == 0) {
       vh_log(VH_LOG_INFO, d->name, "migrated from version %lld to %lld",
              (long long)stored, (long long)declared);
       return;

@@ -478,7 +478,8 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
   for (int i = 0; i < h->ndoms; i++) {
     vh_domain_t *d = h->doms[i];
     if (d->start_ref != LUA_NOREF)
-      vh_host__dispatch(h, d, "start", 5, 1, vh_nil(), NULL, NULL);
+      vh_host__dispatch(h, d, "start", 5, VH_DISPATCH_START, vh_nil(), NULL,
+                        NULL);
   }
   vh_sched__update(h);
   uv_run(&h->loop, UV_RUN_DEFAULT);

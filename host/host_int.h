@@ -310,15 +310,21 @@ int vh_host__run_script(vh_host_t *h, const char *path, int top, int before,
                         int (*pcall)(vh_host_t *h, int msgh), char *err,
                         size_t cap);
 
-/* Run one handler call of d. event [borrowed]; for_start: 1 calls d's
- * start (args state, ctx) instead of on[event]; 2 calls d's migrate (args
- * state, payload = the old version). payload [borrowed]. reply: NULL,
+/* Which function of a domain vh_host__dispatch calls. */
+typedef enum vh_dispatch_kind {
+  VH_DISPATCH_EVENT = 0,  /* on[event](state, payload, ctx) */
+  VH_DISPATCH_START = 1,  /* start(state, ctx) */
+  VH_DISPATCH_MIGRATE = 2 /* migrate(state, payload = the old version) */
+} vh_dispatch_kind_t;
+
+/* Run one handler call of d: the function kind names. event [borrowed]
+ * (also ctx.event for start and migrate). payload [borrowed]. reply: NULL,
  * or where the return value goes [new] (nil on failure). err: NULL, or
  * where a one-line error goes [new, malloc'ed] on failure. Returns 0 when
  * the call committed, VH_HOST_EROLLBACK when it was rolled back,
  * VH_HOST_ENOEVENT / VH_HOST_EREFUSED when it had no handler. */
 int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
-                      size_t elen, int for_start, vh_val_t payload,
+                      size_t elen, vh_dispatch_kind_t kind, vh_val_t payload,
                       vh_val_t *reply, char **err);
 
 /* ---- sandbox.c ---- */

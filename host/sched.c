@@ -438,8 +438,8 @@ static void vh_every_on_timer(uv_timer_t *t) {
   vh_every_t *e = (vh_every_t *)t->data;
   vh_host_t *h = e->h;
   if (!vh_host__accepting(h, NULL, 0)) return; /* held: tick skipped */
-  vh_host__dispatch(h, e->dom, vh_str_data(e->event), vh_str_len(e->event), 0,
-                    e->payload, NULL, NULL);
+  vh_host__dispatch(h, e->dom, vh_str_data(e->event), vh_str_len(e->event),
+                    VH_DISPATCH_EVENT, e->payload, NULL, NULL);
 }
 
 static void vh_every_start(vh_host_t *h, vh_every_t *e) {
@@ -609,7 +609,9 @@ static void vh_sched_run_batch(vh_host_t *h, size_t n) {
     const char *ev;
     size_t evlen;
     vh_domain_t *d = vh_sched_target(h, w, &ev, &evlen);
-    if (d) vh_host__dispatch(h, d, ev, evlen, 0, w->payload, NULL, NULL);
+    if (d)
+      vh_host__dispatch(h, d, ev, evlen, VH_DISPATCH_EVENT, w->payload, NULL,
+                        NULL);
     vh_str_release(w->hdr);
     vh_val_release(w->payload);
   }
@@ -686,7 +688,8 @@ static void vh_sched_run_calls(vh_host_t *h) {
       size_t evlen;
       vh_domain_t *d = vh_sched_target(h, w, &ev, &evlen);
       if (d) {
-        code = vh_host__dispatch(h, d, ev, evlen, 0, w->payload, &reply, &err);
+        code = vh_host__dispatch(h, d, ev, evlen, VH_DISPATCH_EVENT, w->payload,
+                                 &reply, &err);
       } else {
         err = strdup("the domain is gone");
         code = VH_HOST_ENODOMAIN;
