@@ -24,8 +24,8 @@
  * registered here (vh_host__register): the initial state is deep-copied
  * into the domain's vhl_state_t, `on` is copied into a fresh table (later
  * changes to the spec table do not matter), start and migrate are kept.
- * migrate runs only when a persisted version is older, which never
- * happens while state lives in memory; it is validated all the same.
+ * migrate runs at boot and reload when the persisted version of a domain
+ * is older than the declared one (durable.c, reload.c).
  *
  * Boot. vh_host_run begins the first slice: every domain's start(state,
  * ctx) runs in declaration order, each as its own handler call. A start

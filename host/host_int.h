@@ -68,9 +68,9 @@ static inline vh_val_t vh_tabv(vh_tab_t *t) {
 
 typedef struct vh_domain vh_domain_t;
 
-/* A `ctx:every` timer. In memory only; lives until restart (or, later,
- * reload of its domain). Started when the handler that created it commits;
- * freed in the close callback of its uv timer. */
+/* A `ctx:every` timer. In memory only; lives until restart or a reload
+ * of its domain (reload.c closes it). Started when the handler that
+ * created it commits; freed in the close callback of its uv timer. */
 typedef struct vh_every {
   uv_timer_t timer;      /* timer.data = this; initialised at commit */
   vh_host_t *h;          /* [borrowed] */

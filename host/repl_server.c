@@ -29,7 +29,7 @@
  * domains.x.refused says why).
  *
  * The reply goes through vh_sched_reply like a call's, so it is sent at
- * the end of the slice (later: once the slice is durable). During a store
+ * the end of the slice, once the slice is durable. During a store
  * hold (sched.c, HOLD) chunks still run, but only to read: a chunk that
  * changed anything (a state, a message, a timer) is rolled back and
  * answered "store backpressure: hold (why): this chunk changes state, so
