@@ -493,9 +493,9 @@ int vh_host__msgh(lua_State *L) {
 /* What the trampoline needs (on the C stack of vh_host__dispatch). */
 typedef struct vh_callargs {
   vh_domain_t *d;
-  int for_start;    /* 0 handler, 1 start, 2 migrate (payload: version) */
-  vh_val_t payload; /* [borrowed] */
-  vh_val_t *reply;  /* NULL or [new] result */
+  vh_dispatch_kind_t kind; /* migrate: payload is the old version */
+  vh_val_t payload;        /* [borrowed] */
+  vh_val_t *reply;         /* NULL or [new] result */
 } vh_callargs_t;
 
 /* Protected part of a call. Stack: fn, ctx, args (light userdata). */
@@ -504,10 +504,10 @@ static int vh_call_tramp(lua_State *L) {
   lua_settop(L, 2);
   lua_pushvalue(L, 1);
   vhl_state_push_root(L, a->d->st);
-  if (a->for_start == 2) { /* migrate(state, from_version) */
+  if (a->kind == VH_DISPATCH_MIGRATE) { /* migrate(state, from_version) */
     vhl_pushvalue(L, a->payload);
     lua_call(L, 2, 1);
-  } else if (a->for_start) {
+  } else if (a->kind == VH_DISPATCH_START) {
     lua_pushvalue(L, 2);
     lua_call(L, 2, 1);
   } else {
@@ -554,8 +554,8 @@ static void vh_call_unhandled(vh_host_t *h, vh_domain_t *d, const char *event,
 
 /* Log a failed call; *err (if wanted) gets its first line. */
 static void vh_call_failed(vh_host_t *h, vh_domain_t *d, const char *event,
-                           size_t elen, int for_start, int status, int aborted,
-                           char **err) {
+                           size_t elen, vh_dispatch_kind_t kind, int status,
+                           int aborted, char **err) {
   lua_State *L = h->L;
   char first[1024];
   h->handler_errors++;
@@ -576,9 +576,9 @@ static void vh_call_failed(vh_host_t *h, vh_domain_t *d, const char *event,
     if (nl) more = nl + 1;
   }
   char line[1200];
-  if (for_start)
+  if (kind != VH_DISPATCH_EVENT)
     snprintf(line, sizeof line, "%s failed: %s",
-             for_start == 2 ? "migrate" : "start", first);
+             kind == VH_DISPATCH_MIGRATE ? "migrate" : "start", first);
   else
     snprintf(line, sizeof line, "handler '%.*s' failed: %s", (int)elen, event,
              first);
@@ -642,7 +642,7 @@ int vh_host__script_pcall(vh_host_t *h, int msgh) {
 }
 
 int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
-                      size_t elen, int for_start, vh_val_t payload,
+                      size_t elen, vh_dispatch_kind_t kind, vh_val_t payload,
                       vh_val_t *reply, char **err) {
   lua_State *L = h->L;
   int top = lua_gettop(L);
@@ -650,9 +650,9 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
   if (err) *err = NULL;
   lua_pushcfunction(L, vh_host__msgh);
   lua_pushcfunction(L, vh_call_tramp);
-  if (for_start) {
+  if (kind != VH_DISPATCH_EVENT) {
     lua_rawgeti(L, LUA_REGISTRYINDEX,
-                for_start == 2 ? d->migrate_ref : d->start_ref);
+                kind == VH_DISPATCH_MIGRATE ? d->migrate_ref : d->start_ref);
   } else {
     lua_rawgeti(L, LUA_REGISTRYINDEX, d->on_ref);
     lua_pushlstring(L, event, elen);
@@ -679,7 +679,7 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
   lua_setfield(L, -2, "event");
   lua_pushinteger(L, vh_host__now(h));
   lua_setfield(L, -2, "now");
-  vh_callargs_t a = {d, for_start, payload, reply};
+  vh_callargs_t a = {d, kind, payload, reply};
   lua_pushlightuserdata(L, &a);
 
   int brc = vhl_tx_begin(d->st);
@@ -721,7 +721,7 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
     vh_val_release(*reply);
     *reply = vh_nil();
   }
-  vh_call_failed(h, d, event, elen, for_start, status, aborted, err);
+  vh_call_failed(h, d, event, elen, kind, status, aborted, err);
   lua_settop(L, top);
   if (aborted == VH_ABORT_MEM || status == LUA_ERRMEM)
     lua_gc(L, LUA_GCCOLLECT, 0); /* give the heap back now, unlimited */

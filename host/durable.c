@@ -429,8 +429,8 @@ static void vh_durable_boot_domain(vh_host_t *h, vh_domain_t *d,
     return;
   } else if (declared > stored) {
     char *e2 = NULL;
-    if (vh_host__dispatch(h, d, "migrate", 7, 2, vh_int(stored), NULL, &e2) ==
-        0) {
+    if (vh_host__dispatch(h, d, "migrate", 7, VH_DISPATCH_MIGRATE,
+                          vh_int(stored), NULL, &e2) == 0) {
       vh_log(VH_LOG_INFO, d->name, "migrated from version %lld to %lld",
              (long long)stored, (long long)declared);
       return;
@@ -725,9 +725,7 @@ static int vh_durable_manifest(vh_host_t *h, uint64_t seq, uint64_t next_id,
 
 /* Same manifest as the last written, ignoring the seq (bytes 8..16)? */
 static int vh_durable_same_manifest(vh_durable_t *D, const void *p, size_t n) {
-  const unsigned char *a = p, *b = D->last_man;
-  return b && n == D->last_man_len && n >= 16 && memcmp(a, b, 8) == 0 &&
-         memcmp(a + 16, b + 16, n - 16) == 0;
+  return vh_manifest_same_but_seq(p, n, D->last_man, D->last_man_len);
 }
 
 /* Build and submit the slice's batch if anything changed. */

@@ -24,8 +24,8 @@
  * registered here (vh_host__register): the initial state is deep-copied
  * into the domain's vhl_state_t, `on` is copied into a fresh table (later
  * changes to the spec table do not matter), start and migrate are kept.
- * migrate runs only when a persisted version is older, which never
- * happens while state lives in memory; it is validated all the same.
+ * migrate runs at boot and reload when the persisted version of a domain
+ * is older than the declared one (durable.c, reload.c).
  *
  * Boot. vh_host_run begins the first slice: every domain's start(state,
  * ctx) runs in declaration order, each as its own handler call. A start
@@ -168,10 +168,20 @@ static int vh_host_preload_ved(lua_State *L) {
   return 1;
 }
 
-static const vh_script_t *vh_host_script(const char *name) {
-  for (const vh_script_t *s = vh_scripts; s->name; s++)
-    if (strcmp(s->name, name) == 0) return s;
-  return NULL;
+void vh_host__load_script(lua_State *L, const char *name, const char *chunkname,
+                          const char *what) {
+  const vh_script_t *s = vh_scripts;
+  while (s->name && strcmp(s->name, name) != 0) s++;
+  if (!s->name) luaL_error(L, "%s was not built in", what);
+  if (luaL_loadbuffer(L, (const char *)s->data, s->len, chunkname))
+    lua_error(L);
+}
+
+void vh_host__push_pretty(lua_State *L) {
+  vh_host__load_script(L, "pretty", "=[pretty]", "the pretty printer");
+  lua_call(L, 0, 1);
+  if (!lua_istable(L, -1))
+    luaL_error(L, "the pretty printer did not return a table");
 }
 
 void vh_host__merge_top(lua_State *L, int to) {
@@ -216,10 +226,7 @@ static int vh_host_setup(lua_State *L) {
   lua_pop(L, 1);
   vh_host__install_wrappers(L);
 
-  const vh_script_t *s = vh_host_script("ved");
-  if (!s) return luaL_error(L, "the ved prelude was not built in");
-  if (luaL_loadbuffer(L, (const char *)s->data, s->len, "=[ved prelude]"))
-    return lua_error(L);
+  vh_host__load_script(L, "ved", "=[ved prelude]", "the ved prelude");
   vh_api__push_core(L);
   lua_call(L, 1, 1);
   if (!lua_istable(L, -1))
@@ -471,7 +478,8 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
   for (int i = 0; i < h->ndoms; i++) {
     vh_domain_t *d = h->doms[i];
     if (d->start_ref != LUA_NOREF)
-      vh_host__dispatch(h, d, "start", 5, 1, vh_nil(), NULL, NULL);
+      vh_host__dispatch(h, d, "start", 5, VH_DISPATCH_START, vh_nil(), NULL,
+                        NULL);
   }
   vh_sched__update(h);
   uv_run(&h->loop, UV_RUN_DEFAULT);

@@ -68,9 +68,9 @@ static inline vh_val_t vh_tabv(vh_tab_t *t) {
 
 typedef struct vh_domain vh_domain_t;
 
-/* A `ctx:every` timer. In memory only; lives until restart (or, later,
- * reload of its domain). Started when the handler that created it commits;
- * freed in the close callback of its uv timer. */
+/* A `ctx:every` timer. In memory only; lives until restart or a reload
+ * of its domain (reload.c closes it). Started when the handler that
+ * created it commits; freed in the close callback of its uv timer. */
 typedef struct vh_every {
   uv_timer_t timer;      /* timer.data = this; initialised at commit */
   vh_host_t *h;          /* [borrowed] */
@@ -310,15 +310,21 @@ int vh_host__run_script(vh_host_t *h, const char *path, int top, int before,
                         int (*pcall)(vh_host_t *h, int msgh), char *err,
                         size_t cap);
 
-/* Run one handler call of d. event [borrowed]; for_start: 1 calls d's
- * start (args state, ctx) instead of on[event]; 2 calls d's migrate (args
- * state, payload = the old version). payload [borrowed]. reply: NULL,
+/* Which function of a domain vh_host__dispatch calls. */
+typedef enum vh_dispatch_kind {
+  VH_DISPATCH_EVENT = 0,  /* on[event](state, payload, ctx) */
+  VH_DISPATCH_START = 1,  /* start(state, ctx) */
+  VH_DISPATCH_MIGRATE = 2 /* migrate(state, payload = the old version) */
+} vh_dispatch_kind_t;
+
+/* Run one handler call of d: the function kind names. event [borrowed]
+ * (also ctx.event for start and migrate). payload [borrowed]. reply: NULL,
  * or where the return value goes [new] (nil on failure). err: NULL, or
  * where a one-line error goes [new, malloc'ed] on failure. Returns 0 when
  * the call committed, VH_HOST_EROLLBACK when it was rolled back,
  * VH_HOST_ENOEVENT / VH_HOST_EREFUSED when it had no handler. */
 int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
-                      size_t elen, int for_start, vh_val_t payload,
+                      size_t elen, vh_dispatch_kind_t kind, vh_val_t payload,
                       vh_val_t *reply, char **err);
 
 /* ---- sandbox.c ---- */
@@ -396,6 +402,13 @@ typedef struct vh_script {
   size_t len;
 } vh_script_t;
 extern const vh_script_t vh_scripts[]; /* ends with a NULL name */
+/* Pushes the chunk of scripts/<name>.lua, loaded under chunkname (not
+ * run). Raises "<what> was not built in" or the load error. (host.c) */
+void vh_host__load_script(lua_State *L, const char *name, const char *chunkname,
+                          const char *what);
+/* Pushes the pretty module: scripts/pretty.lua loaded and run. Raises if
+ * it is missing, fails, or returns no table. (host.c) */
+void vh_host__push_pretty(lua_State *L);
 
 /* ---- host.c ---- */
 

@@ -12,6 +12,8 @@
  * value printed. No transaction is ever opened, so every write through a
  * proxy raises; nothing is written back.
  *
+ * The path walk and the printing are scripts/inspect.lua (embedded).
+ *
  * OUTPUT (stdout), the format of scripts/pretty.lua:
  *   no PATH   one `name = <value>` line per domain, sorted by name
  *   PATH      the value at PATH alone
@@ -41,64 +43,6 @@ static const char vh_inspect_usage[] =
     "  every domain as `name = value`, from the data dir (default\n"
     "  " VH_DEFAULT_DATA_DIR "), whether or not a host runs on it.\n";
 
-/* The Lua half: resolve the path and print. Errors are plain strings
- * (level 0) that main prints after "vedhost: inspect: ". */
-static const char vh_inspect_lua[] =
-    "local pretty, domains, names, path, fault, dir = ...\n"
-    "local function unreadable(m)\n"
-    "  error('cannot read the state in ' .. dir .. ': ' .. m .. "
-    "'; run `vedhost fsck --data ' .. dir .. '`', 0)\n"
-    "end\n"
-    "local function check()\n"
-    "  local m = fault()\n"
-    "  if m then unreadable(m) end\n"
-    "end\n"
-    "local function whole()\n"
-    "  local out = {}\n"
-    "  for _, n in ipairs(names) do\n"
-    "    local s = pretty.format(domains[n])\n"
-    "    check()\n"
-    "    out[#out + 1] = n .. ' = ' .. s\n"
-    "  end\n"
-    "  return table.concat(out, '\\n')\n"
-    "end\n"
-    "local function at_path()\n"
-    "  local elems = {}\n"
-    "  for e in (path .. '.'):gmatch('(.-)%.') do\n"
-    "    if e == '' then error('bad path \"' .. path .. '\": empty element "
-    "(use name.key.key)', 0) end\n"
-    "    elems[#elems + 1] = e\n"
-    "  end\n"
-    "  local v = domains[elems[1]]\n"
-    "  if v == nil then\n"
-    "    error('no domain \"' .. elems[1] .. '\" in ' .. dir .. ' (domains: ' "
-    ".. (#names > 0 and table.concat(names, ', ') or 'none') .. ')', 0)\n"
-    "  end\n"
-    "  local where = elems[1]\n"
-    "  for i = 2, #elems do\n"
-    "    local e = elems[i]\n"
-    "    if type(v) ~= 'table' then\n"
-    "      error(where .. ' is a ' .. type(v) .. ', not a table: no ' .. "
-    "path, 0)\n"
-    "    end\n"
-    "    local nv\n"
-    "    local n = math.tointeger(tonumber(e))\n"
-    "    if n then nv = v[n]; check() end\n"
-    "    if nv == nil then nv = v[e]; check() end\n"
-    "    if nv == nil then error('no ' .. path .. ' (' .. where .. ' has no "
-    "key ' .. e .. ')', 0) end\n"
-    "    v, where = nv, where .. '.' .. e\n"
-    "  end\n"
-    "  local s = pretty.format(v)\n"
-    "  check()\n"
-    "  return s\n"
-    "end\n"
-    "local ok, res = pcall(path and at_path or whole)\n"
-    "if ok then return res end\n"
-    "local m = tostring(res):match('state unreadable: (.*)$')\n"
-    "if m then unreadable(m) end\n"
-    "error(res, 0)\n";
-
 /* fault() -> nil, or the message of the trie's sticky fault (cleared). */
 static int vh_inspect__fault(lua_State *L) {
   const char *msg = NULL;
@@ -112,17 +56,6 @@ static int vh_inspect__cmp(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Pushes the pretty module (from the scripts built into the binary). */
-static int vh_inspect__push_pretty(lua_State *L) {
-  const vh_script_t *p = vh_scripts;
-  while (p->name && strcmp(p->name, "pretty") != 0) p++;
-  if (!p->name) return luaL_error(L, "the pretty printer was not built in");
-  if (luaL_loadbuffer(L, (const char *)p->data, p->len, "=[pretty]") != 0)
-    return lua_error(L);
-  lua_call(L, 0, 1);
-  return 1;
-}
-
 /* Protected body: lua args = offline [light userdata], path or nil. */
 static int vh_inspect__run(lua_State *L) {
   vh_offline_t *o = lua_touserdata(L, 1);
@@ -133,10 +66,9 @@ static int vh_inspect__run(lua_State *L) {
   vhl_open_compat(L, lua_gettop(L));
   lua_pop(L, 1);
 
-  if (luaL_loadbuffer(L, vh_inspect_lua, sizeof vh_inspect_lua - 1,
-                      "=[inspect]") != 0)
-    return lua_error(L);
-  vh_inspect__push_pretty(L);
+  /* The Lua half (scripts/inspect.lua) resolves the path and prints. */
+  vh_host__load_script(L, "inspect", "=[inspect]", "the inspect script");
+  vh_host__push_pretty(L);
   /* domains: name -> root proxy (the proxy keeps its state alive). */
   lua_createtable(L, 0, (int)m->ndomains + 1);
   int domains = lua_gettop(L);

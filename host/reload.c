@@ -504,8 +504,8 @@ static int vh_reload_apply(vh_host_t *h, vh_rplan_t *p, int np, char *err,
     vh_domain_t *o = p[i].o;
     if (!o || p[i].s->version <= o->version || o->migrate_ref == LUA_NOREF)
       continue;
-    if (vh_host__dispatch(h, o, "migrate", 7, 2, vh_int(o->version), NULL,
-                          &e) != 0) {
+    if (vh_host__dispatch(h, o, "migrate", 7, VH_DISPATCH_MIGRATE,
+                          vh_int(o->version), NULL, &e) != 0) {
       snprintf(err, cap, "domain '%s': migrate from version %lld raised: %s",
                o->name, (long long)o->version, e ? e : "?");
       rc = VH_HOST_ELOAD;
@@ -516,7 +516,8 @@ static int vh_reload_apply(vh_host_t *h, vh_rplan_t *p, int np, char *err,
   for (int i = 0; i < np && rc == 0; i++) {
     vh_domain_t *d = p[i].o ? p[i].o : p[i].s;
     if (d->start_ref == LUA_NOREF) continue;
-    if (vh_host__dispatch(h, d, "start", 5, 1, vh_nil(), NULL, &e) != 0) {
+    if (vh_host__dispatch(h, d, "start", 5, VH_DISPATCH_START, vh_nil(), NULL,
+                          &e) != 0) {
       snprintf(err, cap, "domain '%s': start raised: %s", d->name, e ? e : "?");
       rc = VH_HOST_ELOAD;
     }

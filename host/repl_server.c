@@ -29,7 +29,7 @@
  * domains.x.refused says why).
  *
  * The reply goes through vh_sched_reply like a call's, so it is sent at
- * the end of the slice (later: once the slice is durable). During a store
+ * the end of the slice, once the slice is durable. During a store
  * hold (sched.c, HOLD) chunks still run, but only to read: a chunk that
  * changed anything (a state, a message, a timer) is rolled back and
  * answered "store backpressure: hold (why): this chunk changes state, so
@@ -316,14 +316,7 @@ static int vh_repl_print(lua_State *L) {
 static int vh_repl_setup(lua_State *L) {
   vh_repl_srv_t *s = (vh_repl_srv_t *)lua_touserdata(L, 1);
   vh_host_t *h = s->h;
-  const vh_script_t *p = vh_scripts;
-  while (p->name && strcmp(p->name, "pretty") != 0) p++;
-  if (!p->name) return luaL_error(L, "the pretty printer was not built in");
-  if (luaL_loadbuffer(L, (const char *)p->data, p->len, "=[pretty]"))
-    return lua_error(L);
-  lua_call(L, 0, 1);
-  if (!lua_istable(L, -1))
-    return luaL_error(L, "the pretty printer did not return a table");
+  vh_host__push_pretty(L);
   lua_pushvalue(L, -1);
   s->pretty_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   int pretty = lua_gettop(L);

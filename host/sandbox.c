@@ -1,7 +1,7 @@
 /*
  * sandbox.c - what domain code and REPL chunks may not reach: the parts of
  * the standard library that could crash the host, hang it, or break a
- * domain until restart (issue 13, items 5 and 7).
+ * domain until restart.
  *
  * Domain scripts, their handlers, modules loaded with require and REPL
  * chunks all see _G; vh_host__sandbox (host.c, once, before any script)

@@ -10,9 +10,9 @@
  * commit one by one into the in-memory states (call.c), so ending a slice
  * is bookkeeping: replies to outside callers are released, ctx.now is reset
  * for the next slice, the slice counter grows, and a pending stop
- * (ved.exit, os.exit, SIGINT/SIGTERM) stops the loop. The persistence
- * issue hooks its flush in there: the slice's new roots go to the writer,
- * and replies wait until they are durable.
+ * (ved.exit, os.exit, SIGINT/SIGTERM) stops the loop. The flush hooks in
+ * there too (vh_durable__slice_end): the slice's new roots go to the
+ * store's writer, and replies wait until they are durable.
  *
  * THE SYSTEM STATE "__ved". A vhl_state_t like a domain's (so the store
  * persists it the same way), written only from C. Layout:
@@ -433,8 +433,8 @@ static void vh_every_on_timer(uv_timer_t *t) {
   vh_every_t *e = (vh_every_t *)t->data;
   vh_host_t *h = e->h;
   if (!vh_host__accepting(h, NULL, 0)) return; /* held: tick skipped */
-  vh_host__dispatch(h, e->dom, vh_str_data(e->event), vh_str_len(e->event), 0,
-                    e->payload, NULL, NULL);
+  vh_host__dispatch(h, e->dom, vh_str_data(e->event), vh_str_len(e->event),
+                    VH_DISPATCH_EVENT, e->payload, NULL, NULL);
 }
 
 static void vh_every_start(vh_host_t *h, vh_every_t *e) {
@@ -604,7 +604,9 @@ static void vh_sched_run_batch(vh_host_t *h, size_t n) {
     const char *ev;
     size_t evlen;
     vh_domain_t *d = vh_sched_target(h, w, &ev, &evlen);
-    if (d) vh_host__dispatch(h, d, ev, evlen, 0, w->payload, NULL, NULL);
+    if (d)
+      vh_host__dispatch(h, d, ev, evlen, VH_DISPATCH_EVENT, w->payload, NULL,
+                        NULL);
     vh_str_release(w->hdr);
     vh_val_release(w->payload);
   }
@@ -681,7 +683,8 @@ static void vh_sched_run_calls(vh_host_t *h) {
       size_t evlen;
       vh_domain_t *d = vh_sched_target(h, w, &ev, &evlen);
       if (d) {
-        code = vh_host__dispatch(h, d, ev, evlen, 0, w->payload, &reply, &err);
+        code = vh_host__dispatch(h, d, ev, evlen, VH_DISPATCH_EVENT, w->payload,
+                                 &reply, &err);
       } else {
         err = strdup("the domain is gone");
         code = VH_HOST_ENODOMAIN;
@@ -758,11 +761,10 @@ void vh_slice_end(vh_host_t *h) {
   if (h->boot_ms < 0) /* for /metrics: how long a (re)start took */
     h->boot_ms = (int64_t)((uv_hrtime() - h->created_ns) / 1000000);
   /* 1. The system state's step of this slice becomes its new version.
-   *    Durability hooks in here (persistence issue): hand the roots of
-   *    every state changed in this slice to the store's writer; the
-   *    replies below then wait until that batch is durable. The next
-   *    slice writes the system state under a fresh token, so the nodes
-   *    handed over are never mutated again. */
+   *    Its roots, with every state changed in this slice, go to the
+   *    store's writer in step 2; the replies then wait until that batch
+   *    is durable. The next slice writes the system state under a fresh
+   *    token, so the nodes handed over are never mutated again. */
   if (h->sys_open) {
     if (vh_tab_set(&h->sys_work, vh_strv(h->k_seq), vh_int(h->next_seq),
                    h->sys_edit) != 0 ||

@@ -33,7 +33,7 @@ typedef enum vh_durability {
 
 typedef struct vh_host_opts {
   const char *data_dir;       /* [borrowed] default VH_DEFAULT_DATA_DIR */
-  vh_durability_t durability; /* kept for the store (later issue) */
+  vh_durability_t durability; /* sync: the store fsyncs every batch */
   int watch;                  /* 1 = reload scripts on change */
   int handler_timeout_ms;     /* watchdog budget per handler call */
   size_t memory_limit;        /* Lua heap limit in bytes during handlers */
@@ -67,13 +67,14 @@ int vh_host_run(vh_host_t *h, int *exit_code);
 void vh_host_stop(vh_host_t *h, int code);
 
 /* The result of vh_host_call, delivered once the slice that ran the call
- * has ended (later: once it is durable). Exactly one of reply / err is
- * meaningful: on success code is 0, err is NULL and reply [borrowed; valid
- * during the callback; vh_val_retain to keep] is the handler's return value
- * (nil if none); on failure code is the error (vh_err.h: VH_HOST_EROLLBACK
- * when the handler raised, VH_HOST_ENOEVENT, VH_HOST_EREFUSED,
- * VH_HOST_ENODOMAIN, VH_HOST_ESTOPPED, VH_HOST_ENOTDURABLE, VH_ENOMEM) and
- * err [borrowed] is the one-line error, for people: decide by code. */
+ * has ended and its batch is durable (durable.c). Exactly one of reply /
+ * err is meaningful: on success code is 0, err is NULL and reply [borrowed;
+ * valid during the callback; vh_val_retain to keep] is the handler's return
+ * value (nil if none); on failure code is the error (vh_err.h:
+ * VH_HOST_EROLLBACK when the handler raised, VH_HOST_ENOEVENT,
+ * VH_HOST_EREFUSED, VH_HOST_ENODOMAIN, VH_HOST_ESTOPPED, VH_HOST_ENOTDURABLE,
+ * VH_ENOMEM) and err [borrowed] is the one-line error, for people: decide by
+ * code. */
 typedef void (*vh_host_reply_fn)(void *arg, int code, vh_val_t reply,
                                  const char *err);
 

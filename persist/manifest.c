@@ -155,3 +155,12 @@ const vh_manifest_domain_t *vh_manifest_find(const vh_manifest_t *m,
     if (strcmp(m->domains[i].name, name) == 0) return &m->domains[i];
   return NULL;
 }
+
+int vh_manifest_same_but_seq(const void *a, size_t an, const void *b,
+                             size_t bn) {
+  /* Bytes 0..8 are magic and version, 8..16 the slice sequence number,
+   * 16.. the next id, the system root and the domains (vh_manifest.h). */
+  const unsigned char *pa = a, *pb = b;
+  if (!pa || !pb || an != bn || an < 16) return 0;
+  return memcmp(pa, pb, 8) == 0 && memcmp(pa + 16, pb + 16, an - 16) == 0;
+}

@@ -62,5 +62,12 @@ int vh_manifest_add(vh_manifest_t *m, const char *name, uint64_t root,
 /* The entry named name, or NULL. */
 const vh_manifest_domain_t *vh_manifest_find(const vh_manifest_t *m,
                                              const char *name);
+/* 1 when the encodings a (an bytes) and b (bn bytes) [borrowed] are equal
+ * except for the slice sequence number (bytes 8..16 of the layout above):
+ * same length, same bytes 0..8 and 16..end. 0 otherwise, also when either
+ * is NULL or shorter than 16 bytes. The writer uses it to skip a slice
+ * whose manifest would only bump the sequence number. */
+int vh_manifest_same_but_seq(const void *a, size_t an, const void *b,
+                             size_t bn);
 
 #endif /* VH_MANIFEST_H */

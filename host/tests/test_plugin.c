@@ -1,6 +1,6 @@
 /*
- * test_plugin.c - unit tests of loading one plugin twice (issue 13 item
- * 4): the command line refuses it before anything is opened
+ * test_plugin.c - unit tests of loading one plugin twice: the command
+ * line refuses it before anything is opened
  * (vh_plugin_check_specs), and vh_plugin_load itself refuses a shared
  * object whose dlopen handle is already loaded (the same file through
  * another path or a symlink), so its init never runs twice on its static

@@ -1,5 +1,6 @@
 /* test_manifest.c - the manifest's encoding: round trip, and refusal of
- * every truncation, a newer version, bad magic and trailing bytes. */
+ * every truncation, a newer version, bad magic and trailing bytes; and
+ * vh_manifest_same_but_seq. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +103,47 @@ TEST_IMPL(bad_names_not_encoded) {
   vh_manifest_free(&m);
 }
 
+/* Two encodings that differ only in the slice sequence number (bytes
+ * 8..16) are "the same"; any other difference, a length difference, a
+ * missing side or a buffer too short to hold the sequence is not. */
+TEST_IMPL(same_but_seq) {
+  vh_manifest_t m;
+  sample(&m);
+  void *a, *b;
+  size_t an, bn;
+  ASSERT_EQ(vh_manifest_encode(&m, &a, &an), 0);
+  m.seq = 43;
+  ASSERT_EQ(vh_manifest_encode(&m, &b, &bn), 0);
+  ASSERT_EQ(an, bn);
+  ASSERT(memcmp(a, b, an) != 0);
+  ASSERT_EQ(vh_manifest_same_but_seq(a, an, b, bn), 1);
+  ASSERT_EQ(vh_manifest_same_but_seq(a, an, a, an), 1);
+  ASSERT_EQ(vh_manifest_same_but_seq(a, an, NULL, 0), 0);
+  ASSERT_EQ(vh_manifest_same_but_seq(NULL, 0, b, bn), 0);
+  ASSERT_EQ(vh_manifest_same_but_seq(a, an, b, bn - 1), 0);
+  ASSERT_EQ(vh_manifest_same_but_seq(a, 15, b, 15), 0);
+  ASSERT_EQ(vh_manifest_same_but_seq(a, 16, b, 16), 1);
+  /* Every byte outside 8..16 counts. */
+  unsigned char *c = malloc(bn);
+  ASSERT(c != NULL);
+  for (size_t i = 0; i < bn; i++) {
+    memcpy(c, b, bn);
+    c[i] ^= 0x01;
+    ASSERT_EQ(vh_manifest_same_but_seq(a, an, c, bn), i >= 8 && i < 16);
+  }
+  free(c);
+  /* Another next id (bytes 16..24) is a different manifest. */
+  m.next_id++;
+  void *d;
+  size_t dn;
+  ASSERT_EQ(vh_manifest_encode(&m, &d, &dn), 0);
+  ASSERT_EQ(vh_manifest_same_but_seq(a, an, d, dn), 0);
+  free(d);
+  free(a);
+  free(b);
+  vh_manifest_free(&m);
+}
+
 VH_TEST_MAIN(TEST_ENTRY(round_trip), TEST_ENTRY(every_truncation_refused),
              TEST_ENTRY(newer_and_foreign_refused),
-             TEST_ENTRY(bad_names_not_encoded))
+             TEST_ENTRY(bad_names_not_encoded), TEST_ENTRY(same_but_seq))
