@@ -362,6 +362,7 @@ static int frag_add(vh_ws_file_t *f, const unsigned char *p, size_t n) {
     f->rec_big = 1;
     return 0;
   }
+  if (n == 0) return 0; /* an empty fragment (f->rec may still be NULL) */
   if (vh_grow(&f->rec, &f->rcap, f->rlen + n, 1) != 0) return VH_ENOMEM;
   memcpy(f->rec + f->rlen, p, n);
   f->rlen += n;
