@@ -1465,47 +1465,49 @@ static size_t vh_http_cap(vh_http_srv_t *srv, size_t asked) {
   return asked;
 }
 
-/* Checks --http's value (address and options) without opening anything,
- * for main.c's option parser. */
-int vh_http_check_addr(const char *addr, char *err, size_t cap) {
-  const char *comma = strchr(addr, ',');
-  char spec[256];
-  snprintf(spec, sizeof spec, "%.*s",
-           (int)(comma ? (size_t)(comma - addr) : strlen(addr)), addr);
-  vh_http_opts_t o = {VH_HTTP_HEADER_MS, VH_HTTP_IDLE_MS, 0,
-                      VH_HTTP_MAX_OUTPUT};
-  if (vh_http_parse_opts(comma, &o, err, cap) != 0) return VH_PLUGIN_ELOAD;
-  struct sockaddr_storage sa;
-  char host[128];
-  int port;
-  if (vh_http_addr(spec, &sa, host, sizeof host, &port) == 0) return 0;
-  snprintf(err, cap,
-           "bad --http address '%s' (use PORT, :PORT, ADDR:PORT or "
-           "[ADDR]:PORT; PORT is 0 to 65535)",
-           spec);
-  return VH_PLUGIN_ELOAD;
-}
-
-static int vh_http_init(const vedhost_api_t *api, char *err, size_t cap) {
-  const char *config = api->config ? api->config : "";
+/* Parses --http's value: the address (into sa, host, port) and the
+ * options after it (into o). 0, or -1 with one line in err. */
+static int vh_http_config(const char *config, vh_http_opts_t *o,
+                          struct sockaddr_storage *sa, char *host,
+                          size_t hostcap, int *port, char *err, size_t cap) {
   const char *comma = strchr(config, ',');
   char spec[256];
   snprintf(spec, sizeof spec, "%.*s",
            (int)(comma ? (size_t)(comma - config) : strlen(config)), config);
-  vh_http_opts_t o = {VH_HTTP_HEADER_MS, VH_HTTP_IDLE_MS, 0,
-                      VH_HTTP_MAX_OUTPUT};
-  if (vh_http_parse_opts(comma, &o, err, cap) != 0) return -1;
-  struct sockaddr_storage sa;
-  char host[128];
-  int port;
-  memset(&sa, 0, sizeof sa);
-  if (vh_http_addr(spec, &sa, host, sizeof host, &port) != 0) {
+  *o = (vh_http_opts_t){VH_HTTP_HEADER_MS, VH_HTTP_IDLE_MS, 0,
+                        VH_HTTP_MAX_OUTPUT};
+  if (vh_http_parse_opts(comma, o, err, cap) != 0) return -1;
+  memset(sa, 0, sizeof *sa);
+  if (vh_http_addr(spec, sa, host, hostcap, port) != 0) {
     snprintf(err, cap,
              "bad --http address '%s' (use PORT, :PORT, ADDR:PORT or "
-             "[ADDR]:PORT, then ,option=value...)",
+             "[ADDR]:PORT, PORT 0 to 65535, then ,option=value...)",
              spec);
     return -1;
   }
+  return 0;
+}
+
+/* Checks --http's value without opening anything, for main.c's option
+ * parser. */
+int vh_http_check_addr(const char *addr, char *err, size_t cap) {
+  vh_http_opts_t o;
+  struct sockaddr_storage sa;
+  char host[128];
+  int port;
+  return vh_http_config(addr, &o, &sa, host, sizeof host, &port, err, cap)
+             ? VH_PLUGIN_ELOAD
+             : 0;
+}
+
+static int vh_http_init(const vedhost_api_t *api, char *err, size_t cap) {
+  vh_http_opts_t o;
+  struct sockaddr_storage sa;
+  char host[128];
+  int port;
+  if (vh_http_config(api->config ? api->config : "", &o, &sa, host, sizeof host,
+                     &port, err, cap) != 0)
+    return -1;
   vh_http_srv_t *srv = calloc(1, sizeof *srv);
   if (!srv) {
     snprintf(err, cap, "out of memory");
