@@ -38,6 +38,7 @@
 #include <jansson.h>
 
 #include "host_int.h"
+#include "vh_bytes.h"
 #include "vh_json.h"
 #include "vh_jstream.h"
 #include "vh_limits.h"
@@ -189,27 +190,6 @@ int vh_json_decode(const char *text, size_t len, vh_val_t *out, char *err,
   return rc;
 }
 
-typedef struct vh_jbuf {
-  char *p;
-  size_t n, cap;
-} vh_jbuf_t;
-
-/* Appends s[0..n) to b, kept NUL-terminated. 0 or -1 (out of memory). */
-static int vh_jbuf_put(const char *s, size_t n, vh_jbuf_t *b) {
-  if (b->n + n + 1 > b->cap) {
-    size_t nc = b->cap ? b->cap : 256;
-    while (nc < b->n + n + 1) nc *= 2;
-    char *np = realloc(b->p, nc);
-    if (!np) return -1;
-    b->p = np;
-    b->cap = nc;
-  }
-  memcpy(b->p + b->n, s, n);
-  b->n += n;
-  b->p[b->n] = '\0';
-  return 0;
-}
-
 /* ---- encode ----
  *
  * One writer for every JSON the host produces: json_stream.c (vh_jstream.h),
@@ -217,16 +197,29 @@ static int vh_jbuf_put(const char *s, size_t n, vh_jbuf_t *b) {
  * format byte for byte, refusing (with the path) what JSON cannot hold
  * exactly. The one-shot functions below drain it into a buffer. */
 
-/* Appends the whole text of the writer s to b. 0, or the writer's error. */
-static int vh_json_drain(vh_jstream_t *s, vh_jbuf_t *b) {
-  char chunk[16384];
+/* Appends the whole text of the writer s to b, read straight into b's
+ * free room. 0, or the writer's error. */
+static int vh_json_drain(vh_jstream_t *s, vh_buf_t *b) {
   for (;;) {
+    if (vh_buf_reserve(b, 16384) != 0) return VH_ENOMEM;
     size_t n = 0;
-    int rc = vh_jstream_read(s, chunk, sizeof chunk, &n);
+    int rc = vh_jstream_read(s, (char *)b->p + b->len, b->cap - b->len, &n);
     if (rc < 0) return rc;
-    if (n && vh_jbuf_put(chunk, n, b) != 0) return VH_ENOMEM;
+    b->len += n;
     if (rc == 0) return 0;
   }
+}
+
+/* Ends b with a NUL and hands it out as *out [new], *outlen (without the
+ * NUL). 0 or VH_ENOMEM (b freed). */
+static int vh_json_finish(vh_buf_t *b, char **out, size_t *outlen) {
+  if (vh_buf_put(b, "", 1) != 0) {
+    vh_buf_free(b);
+    return VH_ENOMEM;
+  }
+  *out = (char *)b->p;
+  *outlen = b->len - 1;
+  return 0;
 }
 
 int vh_json_encode_err(vh_val_t v, char **out, size_t *outlen, char *err,
@@ -239,20 +232,18 @@ int vh_json_encode_err(vh_val_t v, char **out, size_t *outlen, char *err,
     if (err && cap) snprintf(err, cap, "out of memory");
     return VH_ENOMEM;
   }
-  vh_jbuf_t b = {0};
+  vh_buf_t b = {0};
   int rc = vh_json_drain(s, &b);
-  if (rc == 0 && !b.p && vh_jbuf_put("", 0, &b) != 0) rc = VH_ENOMEM;
+  if (rc == 0) rc = vh_json_finish(&b, out, outlen);
   if (rc != 0) {
     if (err && cap)
       snprintf(err, cap, "%s",
                rc == VH_ENOMEM ? "out of memory" : vh_jstream_error(s));
     vh_jstream_free(s);
-    free(b.p);
+    vh_buf_free(&b);
     return rc;
   }
   vh_jstream_free(s);
-  *out = b.p;
-  *outlen = b.n;
   return 0;
 }
 
@@ -264,21 +255,20 @@ int vh_json_error(const char *msg, char **out, size_t *outlen) {
   vh_str_t *str = vh_str_new(msg, strlen(msg));
   if (!str) return VH_ENOMEM;
   vh_jstream_t *s = NULL;
-  vh_jbuf_t b = {0};
+  vh_buf_t b = {0};
   vh_val_t v;
   v.type = VH_TSTR;
   v.u.s = str;
   int rc = vh_jstream_new(v, &s);
   vh_str_release(str); /* the writer holds its own reference */
-  if (rc == 0) rc = vh_jbuf_put("{\"error\":", 9, &b) ? VH_ENOMEM : 0;
+  if (rc == 0) rc = vh_buf_put(&b, "{\"error\":", 9);
   if (rc == 0) rc = vh_json_drain(s, &b);
-  if (rc == 0) rc = vh_jbuf_put("}", 1, &b) ? VH_ENOMEM : 0;
+  if (rc == 0) rc = vh_buf_put(&b, "}", 1);
   vh_jstream_free(s);
+  if (rc == 0) rc = vh_json_finish(&b, out, outlen);
   if (rc != 0) {
-    free(b.p);
+    vh_buf_free(&b);
     return VH_ENOMEM;
   }
-  *out = b.p;
-  *outlen = b.n;
   return 0;
 }
