@@ -32,31 +32,7 @@
 #include "vh_manifest.h"
 #include "vh_store.h"
 #include "vh_test.h"
-
-static char tmpdir[256];
-static char datadir[300];
-
-static void mk_tmpdir(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/vh_test_durable_XXXXXX");
-  ASSERT(mkdtemp(tmpdir) != NULL);
-  snprintf(datadir, sizeof datadir, "%s/data", tmpdir);
-}
-
-static void rm_tmpdir(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ASSERT_EQ(system(cmd), 0);
-}
-
-static const char *write_script(const char *src) {
-  static char path[512];
-  snprintf(path, sizeof path, "%s/t.lua", tmpdir);
-  FILE *f = fopen(path, "w");
-  ASSERT(f != NULL);
-  fputs(src, f);
-  fclose(f);
-  return path;
-}
+#include "host_util.h"
 
 /* vh_host_new on datadir: 0 and *out, or the error and its message. */
 static int try_host(vh_host_t **out, char *err, size_t cap) {
@@ -74,7 +50,7 @@ static vh_host_t *new_host(const char *src) {
   int rc = try_host(&h, err, sizeof err);
   if (rc != 0) fprintf(stderr, "vh_host_new: %s\n", err);
   ASSERT_EQ(rc, 0);
-  rc = vh_host_load(h, write_script(src), err, sizeof err);
+  rc = vh_host_load(h, write_file("t.lua", src), err, sizeof err);
   if (rc != 0) fprintf(stderr, "vh_host_load: %s\n", err);
   ASSERT_EQ(rc, 0);
   return h;

@@ -19,43 +19,19 @@
 
 #include "host_int.h"
 #include "vh_test.h"
-
-static char tmpdir[256];
-
-static void mk_tmpdir(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/vh_test_host_XXXXXX");
-  ASSERT(mkdtemp(tmpdir) != NULL);
-}
-
-static void rm_tmpdir(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ASSERT_EQ(system(cmd), 0);
-}
-
-/* Write src to tmpdir/name; returns the path (static buffer). */
-static const char *write_script(const char *name, const char *src) {
-  static char path[512];
-  snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-  FILE *f = fopen(path, "w");
-  ASSERT(f != NULL);
-  fputs(src, f);
-  fclose(f);
-  return path;
-}
+#include "host_util.h"
 
 static vh_host_t *new_host(const char *script_src) {
-  char data[300], err[512];
-  snprintf(data, sizeof data, "%s/data", tmpdir);
+  char err[512];
   vh_host_opts_t o;
   vh_host_opts_default(&o);
-  o.data_dir = data;
+  o.data_dir = datadir;
   o.log_level = VH_LOG_WARN;
   vh_host_t *h = NULL;
   int rc = vh_host_new(&o, &h, err, sizeof err);
   if (rc != 0) fprintf(stderr, "vh_host_new: %s\n", err);
   ASSERT_EQ(rc, 0);
-  rc = vh_host_load(h, write_script("t.lua", script_src), err, sizeof err);
+  rc = vh_host_load(h, write_file("t.lua", script_src), err, sizeof err);
   if (rc != 0) fprintf(stderr, "vh_host_load: %s\n", err);
   ASSERT_EQ(rc, 0);
   return h;
