@@ -1,8 +1,9 @@
 /*
  * repl_int.h - private layout of the REPL server, shared by repl_server.c
  * (the server, the environment, EVAL) and repl_info.c (COMPLETE and
- * COMMAND) only. The host's side of it is the "repl_server.c" section of
- * host_int.h.
+ * COMMAND) only. The server reaches the runtime through host_int.h's hooks
+ * (vh_host__hook) and work queue (vh_sched__queue_work); vh_repl_server.h
+ * is its public side.
  */
 #ifndef VH_REPL_INT_H
 #define VH_REPL_INT_H

@@ -1,6 +1,8 @@
 /*
- * host_int.h - private layout of the host, shared by the host sources and the
- * host unit tests only. The public API is vh_host.h.
+ * host_int.h - private layout of the host runtime (host/runtime), shared
+ * through the CMake target vh_runtime_internal by the host rooms that run
+ * code inside a host (abi, repl, admin's inspect) and by the host unit
+ * tests only (ARCHITECTURE.md, "Rooms"). The public API is vh_host.h.
  *
  * Files:
  *   host.c   life cycle, the Lua state and its globals, script loading,
@@ -15,6 +17,9 @@
  *            exit.
  *   reload.c hot reload: script watches, SIGHUP, vh_host_reload; reruns
  *            the scripts into a staging registry and swaps code in.
+ * The REPL server and the plugins are not called by name: they register
+ * hooks (vh_host__hook) and queue work with a run callback
+ * (vh_sched__queue_work).
  *
  * Threads: everything here belongs to the loop thread, except the fields
  * marked "signal" (read by the watchdog's signal handler, which runs on the
