@@ -205,6 +205,15 @@ function M.stop_host(p, timeout, keep_dir)
   return code, log
 end
 
+-- Run a shell command (stderr dropped); returns its stdout and exit code.
+function M.sh(cmd)
+  local f = io.popen(cmd .. " 2>/dev/null; echo \"::$?\"")
+  local out = f:read("a")
+  f:close()
+  local body, code = out:match("^(.-)::(%d+)%s*$")
+  return body, tonumber(code)
+end
+
 -- Lines of text that contain pattern (plain), in order.
 function M.lines_with(text, pat)
   local out = {}
