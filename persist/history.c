@@ -734,6 +734,9 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
     if (rc != 0) return set_err(errmsg, rc, "out of memory");
     fresh_used = 1;
   }
+  /* The fresh deaths count in the estimate while the policy runs. */
+  uint64_t fest = fresh_used ? 0 : (uint64_t)sl->ndead * H->avg;
+  H->bytes += fest;
   for (int k = 0; k < VH_HIST_DROPS; k++) {
     rc = front_fill(H, errmsg);
     if (rc == 0 && !want_drop(H, sl->time_ms)) break;
@@ -747,6 +750,7 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
       break;
     }
   }
+  H->bytes = H->bytes > fest ? H->bytes - fest : 0; /* add_chunk counts */
   if (sl->ndead && !fresh_used) {
     hver_t *v = newest(H);
     rc = add_chunk(H, b, v, sl->seq, sl->dead, sl->ndead);
