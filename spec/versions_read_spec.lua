@@ -377,6 +377,31 @@ describe("reading old versions", function()
     assert.truthy(proc.one_line(r):find("no mark named", 1, true))
   end)
 
+  it("reads a marked version by its name everywhere", function()
+    local r = vh(dir, "mark", "--help")
+    if r.code ~= 0 then
+      pending("this build has no `vedhost mark`")
+      return
+    end
+    ok(dir, "send('kv', 'apply', {{k = 'm', v = 'marked'}})")
+    r = vh(dir, "mark", "--data", "data", "readmark")
+    assert.are.equal(0, r.code, r.log .. r.out)
+    local seq = tonumber((r.out .. r.log):match("version (%d+)"))
+    assert.truthy(seq, r.out .. r.log)
+    ok(dir, "send('kv', 'apply', {{k = 'm', v = 'later'}})")
+    local v = lines(ok(dir, "local a = at('readmark'); " ..
+                            "return a.seq, a.domains.kv.state.m"))
+    assert.are.same({ seq, "marked" }, v)
+    r = vh(dir, "inspect", "--data", "data", "--at", "readmark", "kv.m")
+    assert.are.equal(0, r.code, r.log)
+    assert.are.equal('"marked"\n', r.out)
+    local code, body = curl(p.url .. "/domains/kv/state/m?at=readmark")
+    assert.are.equal(200, code, body)
+    assert.are.equal('"marked"', body)
+    r = vh(dir, "log", "--data", "data", "-n", "20")
+    assert.truthy(r.out:find("\n%s*" .. seq .. "%s[^\n]*%[readmark%]"), r.out)
+  end)
+
   it("views leave the store sound (fsck clean after reads and GC)", function()
     ok(dir, "views = {}; for i = 0, " .. (retain and 3 or 0) ..
             " do views[#views + 1] = at(-i) end")
