@@ -440,10 +440,23 @@ int vh_version_load(vh_store_t *s, const char *spec, int64_t now_ms,
                     uint64_t *seq, int64_t *time_ms, vh_manifest_t *m,
                     char **errmsg) {
   int rc;
+  uint64_t direct;
+  vh_version_t v;
   memset(m, 0, sizeof *m);
+  if (errmsg != NULL) *errmsg = NULL;
+  /* A seq: one point read of its record (no walk); when it is not there,
+   * the resolver below writes the error line. */
+  if (vh_vspec__u64(spec, &direct) &&
+      vh_store_version_get(s, direct, &v, NULL) == 0) {
+    *seq = direct;
+    *m = v.m; /* moved out */
+    memset(&v.m, 0, sizeof v.m);
+    *time_ms = v.time_ms;
+    vh_version_free(&v);
+    return 0;
+  }
   if ((rc = vh_version_resolve(s, spec, now_ms, seq, errmsg)) < 0) return rc;
   {
-    vh_version_t v;
     vh_history_t h;
     if ((rc = vh_store_history(s, &h, errmsg)) < 0) return rc;
     if (h.newest != 0) {
