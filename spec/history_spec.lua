@@ -1,5 +1,5 @@
 -- history_spec.lua - retention and exact GC of the version history
--- (persist/history.c, README "Versions", ARCHITECTURE.md invariant 5):
+-- (persist/store/history.c, README "Versions", ARCHITECTURE.md invariant 5):
 -- bad --retain values, disk bounded under overwrites with --retain 1000,
 -- fsck clean after kill -9 with retention on, marks surviving a restart
 -- and pinning, --retain 0 keeping one version. Bounded waits only;
@@ -172,8 +172,28 @@ describe("marks", function()
     r = proc.run({ "mark", "--data", "data", "live" }, { cwd = dir })
     assert.are.equal(1, r.code)
     assert.truthy(proc.one_line(r):find("exists already", 1, true))
-    r = proc.run({ "repl", "--data", "data", "-e", "return 1" }, { cwd = dir })
+    local function repl(code)
+      return proc.run({ "repl", "--data", "data", "-e", code }, { cwd = dir })
+    end
+    r = repl(":mark second")
     assert.are.equal(0, r.code, r.log)
+    assert.truthy(r.out:find("marked second = version %d+"), r.out)
+    r = repl(":marks")
+    assert.are.equal(0, r.code, r.log)
+    assert.truthy(r.out:find("live%s+version %d+%s+%d+%-%d+%-%d+T"), r.out)
+    assert.truthy(r.out:find("second%s+version %d+"), r.out)
+    assert.truthy(r.out:find("KB held", 1, true), r.out)
+    r = repl(":unmark second")
+    assert.are.equal(0, r.code, r.log)
+    assert.truthy(r.out:find("unmarked second", 1, true), r.out)
+    r = repl(":unmark second")
+    assert.are_not.equal(0, r.code)
+    assert.truthy((r.out .. r.log):find("no mark named 'second'", 1, true))
+    r = repl(":mark bad name")
+    assert.are_not.equal(0, r.code)
+    assert.truthy((r.out .. r.log):find("bad mark name", 1, true))
+    r = repl(":marks")
+    assert.is_nil(r.out:find("second", 1, true), r.out)
     proc.signal(p, "TERM")
     assert.are.equal(0, proc.wait(p, 60), proc.logtext(p))
     proc.cleanup(p)

@@ -14,7 +14,7 @@
  *
  * The path walk and the printing are scripts/inspect.lua (embedded).
  *
- * --at V (a version spec, persist/vh_version_spec.h) swaps the manifest
+ * --at V (a version spec, persist/store/vh_version_spec.h) swaps the manifest
  * for that retained version's (offline.c, vh_offline_at) before anything
  * is read; the rest is the same walk over older roots. Plain stubs are
  * right here: no free hook is installed offline.

@@ -5,7 +5,7 @@
  * HOW. The store is opened as a RocksDB secondary (offline.c: no lock,
  * nothing written, one consistent view), so log runs the same beside a
  * running host and on a stopped one. The version records ('V', written
- * by the host in each slice's own batch: persist/vh_versions.h) are
+ * by the host in each slice's own batch: persist/store/vh_versions.h) are
  * walked newest first; only their summaries are printed, no trie node is
  * read, so the cost is the number of lines printed (and, with --domain or
  * --since, the records skipped), whatever the size of the state.

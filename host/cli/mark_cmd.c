@@ -1,7 +1,7 @@
 /*
  * mark_cmd.c - `vedhost mark [--data DIR] NAME` and `vedhost unmark [--data
  * DIR] NAME`: pin the current version under a name until unmark (README
- * "Versions"; the rule: persist/history.c).
+ * "Versions"; the rule: persist/store/history.c).
  *
  * WHERE IT RUNS. When a host runs on DIR (its control socket answers), the
  * request goes there as the REPL's `:mark NAME` / `:unmark NAME`: the host

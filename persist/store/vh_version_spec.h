@@ -1,6 +1,6 @@
 /*
  * vh_version_spec.h - naming a retained version: `1234`, `-3`, `14:02`,
- * `2026-12-06T14:02:00Z`, `-5m`, a mark (persist/version_spec.c).
+ * `2026-12-06T14:02:00Z`, `-5m`, a mark (persist/store/version_spec.c).
  *
  * Every reader of an old version (vedhost log/inspect/export/diff/
  * rollback/branch, the REPL's at(V) and diff, HTTP ?at=V) resolves its V

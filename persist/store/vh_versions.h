@@ -1,7 +1,7 @@
 /*
  * vh_versions.h - retained versions in the store: version records, death
  * lists, marks, pinned entries and the history header (byte layouts: top of
- * persist/store_versions.c; the rules: ARCHITECTURE.md invariant 5 and
+ * persist/store/store_versions.c; the rules: ARCHITECTURE.md invariant 5 and
  * host/history.c).
  *
  * A version is the state after a slice that wrote a batch and changed a
@@ -174,7 +174,7 @@ int vh_batch_del_mark_removing(vh_batch_t *b, uint64_t seq);
 /* RocksDB's estimate of the live data size (bytes), or 0. */
 uint64_t vh_store_live_bytes(vh_store_t *s);
 
-/* ---- the history engine (persist/history.c), used by host/durable.c ---- */
+/* ---- the history engine (persist/store/history.c), used by host/runtime/durable.c ---- */
 
 typedef struct vh_hist vh_hist_t;
 
@@ -185,7 +185,7 @@ int vh_hist_open(vh_store_t *s, const vh_retain_t *policy, vh_hist_t **out,
                  char **errmsg);
 void vh_hist_free(vh_hist_t *H);
 
-/* What one batch brings (host/durable.c fills it after the collect). */
+/* What one batch brings (host/runtime/durable.c fills it after the collect). */
 typedef struct vh_hist_slice {
   uint64_t seq;         /* the batch's (manifest) seq */
   int is_version;       /* a root or a domain version changed: a version */
@@ -231,6 +231,9 @@ int vh_hist_mark(vh_hist_t *H, const char *name, char **errmsg);
 int vh_hist_unmark(vh_hist_t *H, const char *name, char **errmsg);
 /* The marks in memory: *out [new] (vh_marks_free). */
 int vh_hist_marks(vh_hist_t *H, vh_mark_t **out, size_t *n);
+/* A [new] message about a history read that failed (the window was kept,
+ * later batches retry), once per failure streak; or NULL. */
+char *vh_hist_warning(vh_hist_t *H);
 /* The header as it will be written next. */
 void vh_hist_info(vh_hist_t *H, vh_history_t *out);
 
