@@ -5,10 +5,10 @@
  *              domains = { <name> = { state = proxy, version = n,
  *                                     name = s } } }
  *
- * V is a version spec (persist/store/vh_version_spec.h): an integer (1234 a seq,
- * -3 three versions back, 0 the newest) or a string ("1234", "-3", "14:02",
- * "2026-12-06T14:02:00Z", "-5m", a mark name). It is resolved against the
- * host's own store (the version records the writer has written: a version
+ * V is a version spec (persist/store/vh_version_spec.h): an integer (1234 a
+ * seq, -3 three versions back, 0 the newest) or a string ("1234", "-3",
+ * "14:02", "2026-12-06T14:02:00Z", "-5m", a mark name). It is resolved against
+ * the host's own store (the version records the writer has written: a version
  * whose batch is still queued is not found yet), and `time` is nil when
  * the store keeps no version records (then only the current manifest is a
  * version).

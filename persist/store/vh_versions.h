@@ -174,7 +174,8 @@ int vh_batch_del_mark_removing(vh_batch_t *b, uint64_t seq);
 /* RocksDB's estimate of the live data size (bytes), or 0. */
 uint64_t vh_store_live_bytes(vh_store_t *s);
 
-/* ---- the history engine (persist/store/history.c), used by host/runtime/durable.c ---- */
+/* ---- the history engine (persist/store/history.c), used by
+ * host/runtime/durable.c ---- */
 
 typedef struct vh_hist vh_hist_t;
 
