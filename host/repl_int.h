@@ -43,6 +43,11 @@ void vh_repl__push_domains(lua_State *L, vh_host_t *h);
 /* CLOCK_MONOTONIC in ms. */
 int64_t vh_repl__mono_ms(void);
 
+/* ---- repl_at.c ---- */
+
+/* at(V): the read-only views of retained version V (see repl_at.c). */
+int vh_repl__at(lua_State *L);
+
 /* ---- repl_info.c ---- */
 
 /* Answer a COMPLETE request (line [borrowed], len bytes: the text before
