@@ -19,6 +19,7 @@
 #include "vh_cli_args.h"
 #include "vh_export_cmd.h"
 #include "vh_host.h"
+#include "vh_changes.h"
 #include "vh_log.h"
 #include "vh_offline.h"
 #include "vh_plugin.h"
@@ -42,6 +43,10 @@ static const char vh_main_usage[] =
     "      (of retained version V: a seq, -N, a time 14:02, -5m, a mark)\n"
     "  vedhost log [--data DIR] [--domain NAME] [--since T] [-n N]\n"
     "      list the retained versions, newest first\n"
+    "  vedhost diff [--data DIR] [--json] FROM [TO] [PATH]\n"
+    "      print what changed between two versions (TO: the current one)\n"
+    "  vedhost changes [--data DIR] [--from V] [--follow] [--json]\n"
+    "      print every retained version's changes, oldest first\n"
     "  vedhost fsck [--data DIR]\n"
     "      check the data dir\n"
     "  vedhost recover [--data DIR]\n"
@@ -330,6 +335,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "fsck") == 0) return vh_fsck_main(argc - 1, argv + 1);
   if (strcmp(cmd, "inspect") == 0) return vh_inspect_main(argc - 1, argv + 1);
   if (strcmp(cmd, "log") == 0) return vh_log_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "diff") == 0) return vh_diff_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "changes") == 0) return vh_changes_main(argc - 1, argv + 1);
   if (strcmp(cmd, "export") == 0) return vh_export_main(argc - 1, argv + 1);
   if (strcmp(cmd, "import") == 0) return vh_import_main(argc - 1, argv + 1);
   if (strcmp(cmd, "recover") == 0) return vh_recover_main(argc - 1, argv + 1);
