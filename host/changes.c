@@ -312,6 +312,7 @@ int vh_feed_poll(vh_feed_t *f, size_t max, vh_change_fn fn, void *arg,
     }
     vh_version_free(&v);
   }
+  if (r == 0 && max && q.n >= max) r = 1; /* more may follow */
   free(q.s);
   return r;
 }

@@ -87,7 +87,8 @@ void vh_feed_free(vh_feed_t *f);
 
 /* Send every version after f->last that the store holds now, in seq order,
  * at most max versions (0 = no limit); f->last advances past each version
- * once all its changes were handed to fn. 0 (caught up or max reached),
+ * once all its changes were handed to fn. 0 (caught up), 1 (max versions
+ * sent: more may follow),
  * what fn returned, or a negative code with a one-line [new] *errmsg:
  * VH_ENOENT when `after` (or the next version) is not retained any more:
  * "seq 99 is past retention: the oldest seq you can resume from is 1200"
