@@ -406,6 +406,7 @@ int vh_diff_main(int argc, char **argv) {
       }
     }
   }
+  if (r == 0 && a.npos == 3) r = vh_diffcmd__side(&o, to, &sb, &seqb, &msg);
   if (r == 0 && to == NULL) { /* TO: the current state */
     r = vh_vside_from_manifest(&sb, &o.man, vh_tab_stub);
     if (r != 0) msg = strdup("out of memory");
