@@ -46,15 +46,6 @@
 #include "vh_offline.h"
 #include "vh_version_spec.h"
 
-#if defined(__has_include) && !__has_include("vh_versions.h")
-/* Built before the version records exist (persist/vh_versions.h). */
-int vh_log_main(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  fprintf(stderr, "vedhost: log: this build keeps no version history\n");
-  return 1;
-}
-#else
 #include "vh_versions.h"
 
 static const char vh_logcmd_usage[] =
@@ -185,4 +176,3 @@ int vh_log_main(int argc, char **argv) {
   fflush(stdout);
   return rc;
 }
-#endif

@@ -30,6 +30,7 @@
 
 #include "vh_manifest.h"
 #include "vh_store.h"
+#include "vh_versions.h"
 
 #define VH_MS_DAY 86400000LL
 
@@ -358,15 +359,6 @@ typedef struct vh_vspec_store {
   int records;      /* 1 when the store has version records */
 } vh_vspec_store_t;
 
-#if defined(__has_include)
-#if __has_include("vh_versions.h")
-#define VH_VSPEC_HAVE_VERSIONS 1
-#endif
-#endif
-
-#ifdef VH_VSPEC_HAVE_VERSIONS
-#include "vh_versions.h"
-
 typedef struct vh_vspec_fwd {
   int (*fn)(void *fnarg, uint64_t seq, int64_t time_ms);
   void *fnarg;
@@ -376,27 +368,22 @@ static int vh_vspec__fwd(void *arg, const vh_version_t *v) {
   vh_vspec_fwd_t *f = arg;
   return f->fn(f->fnarg, v->seq, v->time_ms);
 }
-#endif
 
 static int vh_vspec__store_each(void *arg,
                                 int (*fn)(void *fnarg, uint64_t seq,
                                           int64_t time_ms),
                                 void *fnarg, char **errmsg) {
   vh_vspec_store_t *st = arg;
-#ifdef VH_VSPEC_HAVE_VERSIONS
   if (st->records) {
     vh_vspec_fwd_t f = {fn, fnarg};
     return vh_store_versions_each(st->s, 1, vh_vspec__fwd, &f, errmsg);
   }
-#endif
-  (void)errmsg;
   if (st->man_seq == 0) return 0;
   return fn(fnarg, st->man_seq, INT64_MAX);
 }
 
 static int vh_vspec__store_mark(void *arg, const char *name, uint64_t *seq,
                                 char **errmsg) {
-#ifdef VH_VSPEC_HAVE_VERSIONS
   vh_vspec_store_t *st = arg;
   vh_mark_t *m = NULL;
   size_t n = 0;
@@ -410,13 +397,6 @@ static int vh_vspec__store_mark(void *arg, const char *name, uint64_t *seq,
     }
   vh_marks_free(m, n);
   return rc;
-#else
-  (void)arg;
-  (void)name;
-  (void)seq;
-  (void)errmsg;
-  return VH_ENOENT;
-#endif
 }
 
 int vh_version_resolve(vh_store_t *s, const char *spec, int64_t now_ms,
@@ -425,12 +405,10 @@ int vh_version_resolve(vh_store_t *s, const char *spec, int64_t now_ms,
   vh_vspec_src_t src = {&st, vh_vspec__store_each, vh_vspec__store_mark, 0};
   int rc;
   if (errmsg != NULL) *errmsg = NULL;
-#ifdef VH_VSPEC_HAVE_VERSIONS
   vh_history_t h;
   if ((rc = vh_store_history(s, &h, errmsg)) < 0) return rc;
   st.records = h.newest != 0;
   src.oldest = h.oldest;
-#endif
   if (!st.records) {
     void *bytes = NULL;
     size_t len = 0;
@@ -462,11 +440,23 @@ int vh_version_load(vh_store_t *s, const char *spec, int64_t now_ms,
                     uint64_t *seq, int64_t *time_ms, vh_manifest_t *m,
                     char **errmsg) {
   int rc;
+  uint64_t direct;
+  vh_version_t v;
   memset(m, 0, sizeof *m);
+  if (errmsg != NULL) *errmsg = NULL;
+  /* A seq: one point read of its record (no walk); when it is not there,
+   * the resolver below writes the error line. */
+  if (vh_vspec__u64(spec, &direct) &&
+      vh_store_version_get(s, direct, &v, NULL) == 0) {
+    *seq = direct;
+    *m = v.m; /* moved out */
+    memset(&v.m, 0, sizeof v.m);
+    *time_ms = v.time_ms;
+    vh_version_free(&v);
+    return 0;
+  }
   if ((rc = vh_version_resolve(s, spec, now_ms, seq, errmsg)) < 0) return rc;
-#ifdef VH_VSPEC_HAVE_VERSIONS
   {
-    vh_version_t v;
     vh_history_t h;
     if ((rc = vh_store_history(s, &h, errmsg)) < 0) return rc;
     if (h.newest != 0) {
@@ -478,7 +468,6 @@ int vh_version_load(vh_store_t *s, const char *spec, int64_t now_ms,
       return 0;
     }
   }
-#endif
   /* No version records: the resolver answered the current manifest. */
   void *bytes = NULL;
   size_t len = 0;
