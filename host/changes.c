@@ -150,6 +150,7 @@ void vh_feed_init(vh_feed_t *f, vh_store_t *store, vh_mkroot_fn mkroot,
 
 void vh_feed_free(vh_feed_t *f) {
   vh_manifest_free(&f->prev);
+  vh_vside_free(&f->side);
   memset(f, 0, sizeof *f);
 }
 
@@ -195,14 +196,24 @@ static int vh_feed__gone(vh_feed_t *f, uint64_t seq, uint64_t *oldest,
   return VH_ENOENT;
 }
 
-/* Send version v (prev: the manifest before it, or NULL = nothing). */
+/* Send version v (prev: the manifest before it, or NULL = nothing). The
+ * side of v is kept in f->side for the next version, so the nodes this
+ * walk loaded are not loaded again as the next walk's old side. */
 static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
                          const vh_version_t *v, vh_change_fn fn, void *arg,
                          char **errmsg) {
   vh_vside_t a, b;
   vh_manifest_t none;
   memset(&none, 0, sizeof none);
-  int r = vh_vside_from_manifest(&a, prev ? prev : &none, f->mkroot);
+  memset(&a, 0, sizeof a);
+  int r = 0;
+  if (f->has_side && prev != NULL) {
+    a = f->side; /* the previous version's roots, loaded nodes and all */
+    memset(&f->side, 0, sizeof f->side);
+    f->has_side = 0;
+  } else {
+    r = vh_vside_from_manifest(&a, prev ? prev : &none, f->mkroot);
+  }
   if (r == 0 && (r = vh_vside_from_manifest(&b, &v->m, f->mkroot)) != 0)
     vh_vside_free(&a);
   if (r != 0) {
@@ -238,7 +249,12 @@ static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
     *errmsg = strdup(buf);
   }
   vh_vside_free(&a);
-  vh_vside_free(&b);
+  if (r == 0) {
+    f->side = b;
+    f->has_side = 1;
+  } else {
+    vh_vside_free(&b);
+  }
   return r;
 }
 
@@ -323,8 +339,36 @@ static int vh_change__put(vh_buf_t *b, const char *s) {
   return vh_buf_put(b, s, strlen(s));
 }
 
-/* v as JSON appended to b; a value JSON cannot hold becomes {"error":..}. */
+/* Bytes that go into a JSON string as they are (printable ASCII but for
+ * the quote and the backslash). */
+static int vh_change__plain_json(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return 0;
+  }
+  return 1;
+}
+
+/* v as JSON appended to b; a value JSON cannot hold becomes {"error":..}.
+ * Integers, booleans and plain strings are written here (the common case
+ * of a feed: no allocation); the rest by vh_json_encode. */
 static int vh_change__json_val(vh_buf_t *b, vh_val_t v) {
+  char num[32];
+  if (v.type == VH_TINT) {
+    int n = snprintf(num, sizeof num, "%" PRId64, v.u.i);
+    return vh_buf_put(b, num, (size_t)n);
+  }
+  if (v.type == VH_TBOOL) return vh_change__put(b, v.u.b ? "true" : "false");
+  if (v.type == VH_TSTR &&
+      vh_change__plain_json(vh_str_data(v.u.s), vh_str_len(v.u.s))) {
+    int r = vh_buf_reserve(b, vh_str_len(v.u.s) + 2);
+    if (r != 0) return r;
+    b->p[b->len++] = '"';
+    memcpy(b->p + b->len, vh_str_data(v.u.s), vh_str_len(v.u.s));
+    b->len += vh_str_len(v.u.s);
+    b->p[b->len++] = '"';
+    return 0;
+  }
   char *out = NULL, err[256];
   size_t len = 0;
   int r = vh_json_encode_err(v, &out, &len, err, sizeof err);
@@ -341,11 +385,12 @@ int vh_change_json(const vh_change_t *c, int with_seq, vh_buf_t *out) {
   char num[96];
   int r = 0;
   char op[2] = {(char)c->op, 0};
-  vh_str_t *dom = vh_str_new(c->domain, strlen(c->domain));
-  if (dom == NULL) return VH_ENOMEM;
-  vh_val_t dv;
-  dv.u.s = dom;
-  dv.type = VH_TSTR;
+  vh_str_t *dom = NULL;
+  size_t dl = strlen(c->domain);
+  if (!vh_change__plain_json(c->domain, dl)) {
+    dom = vh_str_new(c->domain, dl);
+    if (dom == NULL) return VH_ENOMEM;
+  }
   if (with_seq) {
     snprintf(num, sizeof num, "{\"seq\":%" PRIu64 ",\"time\":%" PRId64 ",",
              c->seq, c->time_ms);
@@ -354,8 +399,17 @@ int vh_change_json(const vh_change_t *c, int with_seq, vh_buf_t *out) {
     r = vh_change__put(out, "{");
   }
   if (r == 0) r = vh_change__put(out, "\"domain\":");
-  if (r == 0) r = vh_change__json_val(out, dv);
-  vh_str_release(dom);
+  if (r == 0 && dom != NULL) {
+    vh_val_t dv;
+    dv.u.s = dom;
+    dv.type = VH_TSTR;
+    r = vh_change__json_val(out, dv);
+  } else if (r == 0) {
+    r = vh_change__put(out, "\"");
+    if (r == 0) r = vh_buf_put(out, c->domain, dl);
+    if (r == 0) r = vh_change__put(out, "\"");
+  }
+  if (dom) vh_str_release(dom);
   if (r == 0) r = vh_change__put(out, ",\"op\":\"");
   if (r == 0) r = vh_change__put(out, op);
   if (r == 0) r = vh_change__put(out, "\",\"path\":[");

@@ -77,7 +77,8 @@ typedef struct vh_feed {
   uint64_t last;       /* the last version fully sent (0: none yet) */
   int started;         /* prev holds version `last` */
   vh_manifest_t prev;  /* [owned] the manifest of version `last` */
-  size_t domains;      /* domains seen in the last version sent */
+  vh_vside_t side;     /* [owned] roots of version `last` (has_side) */
+  int has_side;        /* side is set: the next diff starts from it */
 } vh_feed_t;
 
 /* Prepare f to send the versions after `after` (0: from the start). */
