@@ -180,6 +180,10 @@ while :; do
   sleep 0.01
 done
 f1=$(now)
+# The consumer's CPU time so far (utime + stime, clock ticks): the rate per
+# CPU second, what an idle core would give on a loaded machine.
+cpu=$(awk '{ print $14 + $15 }' "/proc/$feed_pid/stat" 2>/dev/null || echo 0)
+hz=$(getconf CLK_TCK)
 while [ "$(wc -l <"$OUT/feed.out")" -lt $((2 * total)) ] &&
   [ "$(date +%s)" -lt "$deadline" ]; do sleep 0.05; done
 kill "$feed_pid" 2>/dev/null || true
@@ -197,5 +201,7 @@ printf 'diff_bench: change feed, backlog %d slices x %d keys (+1 counter) = %d c
   "$S" "$B" "$total" "$total"
 printf '  consumer (vedhost changes --json --follow) %10.0f changes/s   (target >= 100000)\n' \
   "$(awk -v n="$got" -v a="$f0" -v b="$f1" 'BEGIN { print (b > a ? n / (b - a) : 0) }')"
+printf '  consumer per CPU second (its utime+stime) %10.0f changes/s\n' \
+  "$(awk -v n="$got" -v c="$cpu" -v hz="$hz" 'BEGIN { print (c > 0 ? n * hz / c : 0) }')"
 printf '  writer (host start to exit)                %10.0f changes/s\n' \
   "$(awk -v n="$total" -v t="$wt" 'BEGIN { print (t > 0 ? n / t : 0) }')"

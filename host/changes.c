@@ -15,10 +15,12 @@
  * version before it (its manifest is kept in the vh_feed_t) and v. A
  * record exists only once the writer thread wrote its batch, so a version
  * is never sent before it is committed (with --durability sync, before it
- * is on disk). Each version is walked twice: once to count its changes
- * (the "of" of each change, so a consumer can tell a version it saw whole
- * from one it saw in part), once to send them; both walks only read nodes
- * the version changed.
+ * is on disk). Each version is walked once; its changes are collected
+ * (values borrowed from the two versions' roots, kept until they are
+ * sent) so that each carries "of", the version's count: a consumer can
+ * tell a version it saw whole from one it saw in part. Memory: one entry
+ * per change of the version being sent. The roots of the version just sent
+ * (and the nodes its walk loaded) are kept as the next walk's old side.
  *
  * RESUMING. A consumer keeps the seq of the last version it applied whole
  * and comes back with it: it is sent the versions after it, each exactly
@@ -154,9 +156,37 @@ void vh_feed_free(vh_feed_t *f) {
   memset(f, 0, sizeof *f);
 }
 
-static int vh_feed__count(void *arg, const vh_change_t *c) {
-  (void)c;
-  (*(uint32_t *)arg)++;
+/* The changes of one version, collected before they are sent. */
+typedef struct vh_fent {
+  const char *domain; /* [borrowed] a side's name */
+  int op;
+  size_t off, depth; /* path: keys[off .. off + depth) */
+  vh_val_t old, new; /* [borrowed] */
+} vh_fent_t;
+
+typedef struct vh_fcoll {
+  vh_fent_t *e;
+  size_t n, cap;
+  vh_val_t *keys; /* [borrowed values] every path, one after another */
+  size_t nkeys, capkeys;
+  int oom;
+} vh_fcoll_t;
+
+static int vh_feed__collect(void *arg, const vh_change_t *c) {
+  vh_fcoll_t *col = arg;
+  if (vh_grow(&col->e, &col->cap, col->n + 1, sizeof *col->e) != 0 ||
+      vh_grow(&col->keys, &col->capkeys, col->nkeys + c->depth,
+              sizeof *col->keys) != 0)
+    return col->oom = 1;
+  vh_fent_t *e = &col->e[col->n++];
+  e->domain = c->domain;
+  e->op = c->op;
+  e->off = col->nkeys;
+  e->depth = c->depth;
+  e->old = c->old;
+  e->new = c->new;
+  memcpy(col->keys + col->nkeys, c->path, c->depth * sizeof *c->path);
+  col->nkeys += c->depth;
   return 0;
 }
 
@@ -220,22 +250,33 @@ static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
     *errmsg = strdup("out of memory");
     return r;
   }
-  uint32_t of = 0;
+  /* One walk collects the changes (values borrowed from a and b, which
+   * live until the end), then they are sent knowing their count. */
+  vh_fcoll_t col;
+  memset(&col, 0, sizeof col);
   dctx_t d;
   memset(&d, 0, sizeof d);
   d.c.seq = v->seq;
   d.c.time_ms = v->time_ms;
-  d.fn = vh_feed__count;
-  d.arg = &of;
+  d.fn = vh_feed__collect;
+  d.arg = &col;
   vh_trie_fault_clear();
   r = vh_changes__diff(&a, &b, NULL, NULL, 0, &d);
-  if (r == 0 && of > 0) {
-    d.fn = fn;
-    d.arg = arg;
-    d.c.of = of;
-    d.c.n = 0;
-    r = vh_changes__diff(&a, &b, NULL, NULL, 0, &d);
+  if (r == 0 && col.oom) r = VH_ENOMEM;
+  for (size_t i = 0; r == 0 && i < col.n; i++) {
+    vh_fent_t *e = &col.e[i];
+    d.c.domain = e->domain;
+    d.c.op = e->op;
+    d.c.path = col.keys + e->off;
+    d.c.depth = e->depth;
+    d.c.old = e->old;
+    d.c.new = e->new;
+    d.c.n = (uint32_t)i + 1;
+    d.c.of = (uint32_t)col.n;
+    r = fn(arg, &d.c);
   }
+  free(col.e);
+  free(col.keys);
   if (r < 0 && *errmsg == NULL) {
     const char *fm = NULL;
     char buf[320];
