@@ -51,8 +51,19 @@ static int vh_change__json_val(vh_buf_t *b, vh_val_t v) {
   char *out = NULL, err[256];
   size_t len = 0;
   int r = vh_json_encode_err(v, &out, &len, err, sizeof err);
-  if (r == VH_JSON_EPARSE) {
-    r = vh_json_error(err, &out, &len);
+  if (r == VH_JSON_EPARSE) { /* {"error": err} */
+    vh_val_t m;
+    m.u.s = vh_str_new(err, strlen(err));
+    m.type = VH_TSTR;
+    if (m.u.s == NULL) return VH_ENOMEM;
+    r = vh_json_encode(m, &out, &len);
+    vh_str_release(m.u.s);
+    if (r != 0) return r;
+    r = vh_change__put(b, "{\"error\":");
+    if (r == 0) r = vh_buf_put(b, out, len);
+    if (r == 0) r = vh_change__put(b, "}");
+    free(out);
+    return r;
   }
   if (r != 0) return r;
   r = vh_buf_put(b, out, len);
