@@ -409,6 +409,38 @@ TEST_IMPL(random_stored) {
   lu_free(&m);
 }
 
+/* Array parts whose trees have different heights (a push past 32 * 33
+ * slots adds a level; pops take it away) and edits all along them. */
+TEST_IMPL(vector_levels) {
+  int sizes[] = {0, 1, 32, 33, 64, 65, 1056, 1057, 1100, 33824, 33825};
+  int ns = (int)(sizeof sizes / sizeof *sizes);
+  for (int i = 0; i < ns; i++)
+    for (int j = 0; j < ns; j++) {
+      uint64_t e1 = vh_edit_new(), e2 = vh_edit_new();
+      vh_tab_t *a = vh_tab_new(e1);
+      for (int k = 1; k <= sizes[i]; k++)
+        ASSERT_EQ(vh_tab_set(&a, vh_int(k), vh_int(k), e1), 0);
+      vh_tab_t *b = vh_tab_clone(a, e2);
+      int64_t n = vh_tab_len(b);
+      while (n > sizes[j])
+        ASSERT_EQ(vh_tab_set(&b, vh_int(n--), vh_nil(), e2), 0);
+      while (n < sizes[j]) {
+        n++;
+        ASSERT_EQ(vh_tab_set(&b, vh_int(n), vh_int(-n), e2), 0);
+      }
+      for (int c = 0; c < 5 && n > 0; c++)
+        ASSERT_EQ(vh_tab_set(&b, vh_int(1 + lu_below((int)n)), vh_int(7), e2),
+                  0);
+      recs_t w = {0}, nv = {0};
+      diff_both(a, b, &w, &nv);
+      ASSERT(recs_equal(&w, &nv));
+      recs_free(&w);
+      recs_free(&nv);
+      vh_tab_release(a);
+      vh_tab_release(b);
+    }
+}
+
 static int stop_cb(void *arg, const vh_tdiff_change_t *c) {
   (void)c;
   return ++*(int *)arg == 3 ? 42 : 0;
@@ -428,4 +460,4 @@ VH_TEST_MAIN(TEST_ENTRY(random_in_memory), TEST_ENTRY(random_unrelated),
              TEST_ENTRY(collisions), TEST_ENTRY(order_and_nesting),
              TEST_ENTRY(key_moves_between_parts),
              TEST_ENTRY(stored_skips_shared), TEST_ENTRY(random_stored),
-             TEST_ENTRY(callback_stops))
+             TEST_ENTRY(vector_levels), TEST_ENTRY(callback_stops))
