@@ -373,7 +373,7 @@ static int tab_list(const walk_t *w, list_t *l, const vh_tab_t *a,
   r = vec_diff(w, l, a ? &a->arr : &empty_vec, b ? &b->arr : &empty_vec);
   if (r == 0) r = champ_diff(w, l, a ? a->hash : NULL, b ? b->hash : NULL);
   if (r < 0) return r;
-  qsort(l->e, l->n, sizeof *l->e, ent_cmp);
+  if (l->n > 1) qsort(l->e, l->n, sizeof *l->e, ent_cmp);
   /* A key that moved between the parts: one entry removed, one added. */
   size_t o = 0;
   for (size_t i = 0; i < l->n; i++) {
