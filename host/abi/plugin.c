@@ -63,6 +63,8 @@
 
 #include "host_int.h"
 #include "vh_bytes.h"
+#include "vh_changes.h"
+#include "vh_changes_json.h"
 #include "vh_http.h"
 #include "vh_json.h"
 #include "vh_jstream.h"
@@ -517,6 +519,58 @@ static int vh_api_read_open_at(vedhost_t *host, const char *domain,
   return rc;
 }
 
+/* changes: the feed of host/changes.c over view stubs (old versions must
+ * never report deaths), one call = one vh_feed_poll from `after`. */
+typedef struct vh_api_feed {
+  int (*fn)(void *arg, const char *line, size_t len);
+  void *arg;
+  vh_buf_t line;
+} vh_api_feed_t;
+
+static int vh_api_feed_one(void *arg, const vh_change_t *c) {
+  vh_api_feed_t *f = arg;
+  f->line.len = 0;
+  int r = vh_change_json(c, 1, &f->line);
+  if (r != 0) return r;
+  return f->fn(f->arg, (const char *)f->line.p, f->line.len) != 0 ? 2 : 0;
+}
+
+static int vh_api_changes(vedhost_t *host, uint64_t after, size_t max_versions,
+                          int (*fn)(void *arg, const char *line, size_t len),
+                          void *arg, uint64_t *last, char *why, size_t cap) {
+  vh_host_t *h = vh_plugin_host(host);
+  char dummy[1];
+  if (!why || cap == 0) {
+    why = dummy;
+    cap = sizeof dummy;
+  }
+  why[0] = '\0';
+  if (last) *last = after;
+  if (vh_plugins.cut || h->phase != VH_PHASE_RUN) return VEDHOST_ESTOPPED;
+  struct vh_store *store = vh_durable__store(h);
+  if (!store || !fn) {
+    snprintf(why, cap, "%s", !store ? "this host keeps no store" : "no fn");
+    return VEDHOST_ENOTFOUND;
+  }
+  vh_feed_t feed;
+  vh_api_feed_t f;
+  char *msg = NULL;
+  f.fn = fn;
+  f.arg = arg;
+  vh_buf_init(&f.line);
+  vh_feed_init(&feed, store, vh_tab_stub_view, after);
+  int rc = vh_feed_poll(&feed, max_versions, vh_api_feed_one, &f, NULL, &msg);
+  if (last) *last = feed.last;
+  vh_feed_free(&feed);
+  vh_buf_free(&f.line);
+  if (rc < 0) snprintf(why, cap, "%s", msg ? msg : vh_err_name(rc));
+  free(msg);
+  if (rc >= 0) return rc == 1 ? 1 : 0; /* 2: fn stopped it */
+  return rc == VH_ENOENT   ? VEDHOST_ENOTFOUND
+         : rc == VH_ENOMEM ? VEDHOST_ENOMEM
+                           : VEDHOST_EIO;
+}
+
 static int vh_api_read_next(vedhost_reader_t *r, char *buf, size_t cap,
                             size_t *len) {
   *len = 0;
@@ -621,6 +675,7 @@ static int vh_plugin_start(vh_host_t *h, vh_plug_t *p,
   a->read_close = vh_api_read_close;
   /* minor 3: versions */
   a->read_open_at = vh_api_read_open_at;
+  a->changes = vh_api_changes;
   /* Kept before init runs: init may register stop hooks, and a failed
    * init still has its object closed only at vh_host_free. */
   vh_plugins.plugs[vh_plugins.nplugs++] = p;

@@ -112,6 +112,9 @@ int vh_fsck_main(int argc, char **argv);
 /* `vedhost mark` / `vedhost unmark` (host/cli/mark_cmd.c); argv[0] is "mark" or
  * "unmark". */
 int vh_mark_main(int argc, char **argv);
+/* host/cli/diff_cmd.c: `vedhost diff` and `vedhost changes`. */
+int vh_diff_main(int argc, char **argv);
+int vh_changes_main(int argc, char **argv);
 int vh_inspect_main(int argc, char **argv);
 int vh_log_main(int argc, char **argv); /* log_cmd.c: `vedhost log` */
 

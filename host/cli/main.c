@@ -44,6 +44,10 @@ static const char vh_main_usage[] =
     "      (of retained version V: a seq, -N, a time 14:02, -5m, a mark)\n"
     "  vedhost log [--data DIR] [--domain NAME] [--since T] [-n N]\n"
     "      list the retained versions, newest first\n"
+    "  vedhost diff [--data DIR] [--json] FROM [TO] [PATH]\n"
+    "      print what changed between two versions (TO: the current one)\n"
+    "  vedhost changes [--data DIR] [--from V] [--follow] [--json]\n"
+    "      print every retained version's changes, oldest first\n"
     "  vedhost fsck [--data DIR]\n"
     "      check the data dir\n"
     "  vedhost recover [--data DIR]\n"
@@ -340,6 +344,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "fsck") == 0) return vh_fsck_main(argc - 1, argv + 1);
   if (strcmp(cmd, "inspect") == 0) return vh_inspect_main(argc - 1, argv + 1);
   if (strcmp(cmd, "log") == 0) return vh_log_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "diff") == 0) return vh_diff_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "changes") == 0) return vh_changes_main(argc - 1, argv + 1);
   if (strcmp(cmd, "export") == 0) return vh_export_main(argc - 1, argv + 1);
   if (strcmp(cmd, "import") == 0) return vh_import_main(argc - 1, argv + 1);
   if (strcmp(cmd, "recover") == 0) return vh_recover_main(argc - 1, argv + 1);

@@ -55,6 +55,7 @@
  *             it rolls back the whole chunk; caught with pcall, the chunk
  *             goes on without that handler's effects.
  *   at(V)     read-only views of retained version V (repl_at.c)
+ *   diff(a, b, path)  what changed between two versions (repl_diff.c)
  *   ved       a copy of the ved module whose send queues a message as part
  *             of the chunk (the module's own send, outside handlers, would
  *             take effect at once even if the chunk then fails)
@@ -352,6 +353,8 @@ static int vh_repl_setup(lua_State *L) {
   lua_setfield(L, env, "send");
   lua_pushcfunction(L, vh_repl__at); /* repl_at.c */
   lua_setfield(L, env, "at");
+  lua_pushcfunction(L, vh_repl__diff); /* repl_diff.c */
+  lua_setfield(L, env, "diff");
   lua_pushvalue(L, pretty);
   lua_setfield(L, env, "pretty");
   lua_getglobal(L, "print");

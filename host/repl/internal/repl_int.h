@@ -49,6 +49,12 @@ int64_t vh_repl__mono_ms(void);
 /* at(V): the read-only views of retained version V (see repl_at.c). */
 int vh_repl__at(lua_State *L);
 
+/* ---- repl_diff.c ---- */
+
+/* diff(a [, b [, path]]): the changes from version a to b (nil: the
+ * present), as records (see repl_diff.c). */
+int vh_repl__diff(lua_State *L);
+
 /* ---- repl_info.c ---- */
 
 /* Answer a COMPLETE request (line [borrowed], len bytes: the text before
