@@ -1,0 +1,75 @@
+/*
+ * vh_rewind.h - what a rollback brings back and what it drops: the stored
+ * nodes of one tree that another tree does not reach (persist/rewind.c).
+ *
+ * A rollback (`vedhost rollback`, host/rollback.c) makes a domain's root
+ * the root it had at an older version V. The nodes of V's tree that the
+ * current tree does not hold died after V and wait in death lists; they
+ * are alive again ("resurrected") and must leave those lists before the
+ * garbage collector deletes them. The nodes of the current tree that V's
+ * tree does not hold die in the rollback's own slice. Both sets come from
+ * one walk over the two trees that skips every subtree they share, so its
+ * cost follows what changed between V and now, not the size of the state.
+ *
+ * Ownership in prototypes: [borrowed] the caller keeps it, [new] the
+ * caller frees it (free()).
+ */
+#ifndef VH_REWIND_H
+#define VH_REWIND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vh_codec.h" /* vh_codec_id_fn */
+#include "vh_err.h"
+
+struct vh_store;
+
+/* Reads the encoded node id: *bytes = [new] payload (free()), *len its
+ * size; 0 or a negative VH_E* code with a [new] one-line *errmsg. */
+typedef int (*vh_rewind_get_fn)(void *arg, uint64_t id, void **bytes,
+                                size_t *len, char **errmsg);
+
+/* Walks the stored trees rooted at node ids a and b (either may be 0: an
+ * empty tree) and calls only_a(arg, id) once for every node a's tree
+ * reaches and b's does not, only_b(arg, id) for every node of b's tree
+ * that a's does not reach. Shared subtrees (the same id under both) are
+ * never read: only the nodes reported are decoded (vh_codec_child_ids),
+ * through get(garg, ...).
+ *
+ * HOW (relies on the store's id order: a node's children always have
+ * smaller ids than the node, because a child is written before its
+ * parent and stored nodes never change). Two max-heaps of ids, one per
+ * tree, start with the roots. The larger top is taken (with every copy of
+ * it in both heaps): if both heaps hold it, the node is shared and its
+ * subtree is skipped; otherwise no node still unvisited in the other tree
+ * can be it (they are all below a heap entry, so smaller), the node is
+ * reported as only in its tree and its children are pushed there.
+ *
+ * Returns 0, the first negative value a callback returned, VH_ENOMEM, or
+ * the get or decode error (VH_ECORRUPT: "node N: ...") with *errmsg [new]
+ * (if errmsg is not NULL). The callbacks may have been called for part of
+ * the trees when it fails. */
+int vh_rewind_diff(uint64_t a, uint64_t b, vh_rewind_get_fn get, void *garg,
+                   vh_codec_id_fn only_a, vh_codec_id_fn only_b, void *arg,
+                   char **errmsg);
+
+/* The same over the nodes of store s [borrowed] (vh_store_get_node): the
+ * trees must be readable, that is durable (vh_store_wait_durable). */
+int vh_store_tree_diff(struct vh_store *s, uint64_t a, uint64_t b,
+                       vh_codec_id_fn only_a, vh_codec_id_fn only_b, void *arg,
+                       char **errmsg);
+
+/* A growable list of node ids (for the callbacks above). */
+typedef struct vh_idlist {
+  uint64_t *v; /* [owned] n ids */
+  size_t n, cap;
+} vh_idlist_t;
+
+/* vh_codec_id_fn that appends id to the vh_idlist_t at arg: 0 or
+ * VH_ENOMEM. */
+int vh_idlist_add(void *arg, uint64_t id);
+/* Frees the list's memory and empties it. */
+void vh_idlist_free(vh_idlist_t *l);
+
+#endif /* VH_REWIND_H */
