@@ -30,6 +30,7 @@
  *            write health (host/durable.c), the last error record of the
  *            log, the Lua heap, REPL counters
  *   reload   vh_host_reload (host/reload.c); its summary, or its error
+ *   fork     / unfork: the connection's fork (repl_server.c, FORK)
  *   quit     handled by the client; answered OK with nothing
  * Anything else is an ERROR naming the command.
  */
@@ -163,8 +164,8 @@ static int vh_repl_complete_tramp(lua_State *L) {
   const char *w = c->word;
   if (c->len > 0 && w[0] == ':') {
     static const char *const cmds[] = {":help", ":domains", ":stats", ":reload",
-                                       ":quit"};
-    for (int i = 0; i < 5; i++) {
+                                       ":quit", ":fork",    ":unfork"};
+    for (int i = 0; i < (int)(sizeof cmds / sizeof *cmds); i++) {
       size_t cl = strlen(cmds[i]);
       if (cl >= c->len && memcmp(cmds[i], w, c->len) == 0) {
         lua_pushboolean(L, 1);
@@ -280,6 +281,8 @@ static const char vh_repl_help[] =
     "  :stats    slices, slice rate, flush lag, bytes written, store hold, "
     "last error\n"
     "  :reload   reload the domain scripts\n"
+    "  :fork     run this connection's later chunks on a private copy of\n"
+    "            the state that is never written (:unfork drops it)\n"
     "  :quit     leave (or Ctrl-D)\n";
 
 /* Bytes of the data under v: strings by length, numbers 8, booleans 1,
@@ -366,7 +369,8 @@ static void vh_repl_cmd_domains(vh_repl_srv_t *s, vh_repl_text_t *t) {
                "walked now, strings by length, numbers 8, tables 16 each)");
 }
 
-static void vh_repl_cmd_stats(vh_repl_srv_t *s, vh_repl_text_t *t) {
+static void vh_repl_cmd_stats(vh_repl_srv_t *s, vh_control_conn_t *conn,
+                              vh_repl_text_t *t) {
   vh_host_t *h = s->h;
   int64_t now = vh_repl__mono_ms();
   /* Rate since the oldest sample kept: about VH_REPL_RING - 1 s ago, or
@@ -414,6 +418,15 @@ static void vh_repl_cmd_stats(vh_repl_srv_t *s, vh_repl_text_t *t) {
     vh_repl_addf(t, "last error:     %.1f s ago: %s\n",
                  (double)(ago > 0 ? ago : 0) / 1000.0, last);
   }
+  vh_repl_fork_t *f = vh_repl__fork_of(s, conn);
+  if (f)
+    vh_repl_addf(t,
+                 "fork:           FORKED: this connection's chunks run on a "
+                 "private copy made at slice %llu (%llu chunk(s)), never "
+                 "written; :unfork drops it\n",
+                 (unsigned long long)f->slice, (unsigned long long)f->chunks);
+  else
+    vh_repl_addf(t, "fork:           none (chunks act on the real state)\n");
   vh_repl_addf(t, "lua heap:       %.1f MB (peak %.1f MB)\n",
                (double)h->heap / 1048576.0, (double)h->heap_peak / 1048576.0);
   vh_repl_addf(t,
@@ -437,7 +450,13 @@ void vh_repl__command(vh_repl_srv_t *s, vh_control_conn_t *conn,
   } else if (VH_REPL_IS("domains")) {
     vh_repl_cmd_domains(s, &t);
   } else if (VH_REPL_IS("stats")) {
-    vh_repl_cmd_stats(s, &t);
+    vh_repl_cmd_stats(s, conn, &t);
+  } else if (VH_REPL_IS("fork") || VH_REPL_IS("unfork")) {
+    char msg[400];
+    int rc = VH_REPL_IS("fork") ? vh_repl__fork(s, conn, msg, sizeof msg)
+                                : vh_repl__unfork(s, conn, msg, sizeof msg);
+    if (rc != 0) type = VH_CONTROL_ERROR;
+    vh_repl_addf(&t, "%s", msg);
   } else if (VH_REPL_IS("reload")) {
     char err[1024] = "";
     if (vh_host_reload(s->h, err, sizeof err) != 0) {
