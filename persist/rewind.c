@@ -29,9 +29,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store_int.h"
 #include "vh_bytes.h"
 #include "vh_rewind.h"
-#include "vh_store.h"
+#include "vh_trie_int.h"
 
 /* A max-heap of ids. */
 typedef struct heap {
@@ -151,4 +152,105 @@ int vh_idlist_add(void *arg, uint64_t id) {
 void vh_idlist_free(vh_idlist_t *l) {
   free(l->v);
   memset(l, 0, sizeof *l);
+}
+
+/* ---- branch: a checkpoint ---- */
+
+int vh_store_checkpoint(vh_store_t *s, const char *dir, char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  if (pthread_rwlock_rdlock(&s->db_lock) != 0) return VH_EIO;
+  int rc = 0;
+  char *rerr = NULL;
+  if (s->db == NULL) {
+    if (errmsg)
+      *errmsg = vh_store__msg("%s: the store is being reopened", s->dbpath);
+    rc = VH_EIO;
+    goto done;
+  }
+  /* Up to two tries: a compaction of a live primary may delete a table
+   * file between the listing and the link. */
+  for (int attempt = 0; attempt < 2; attempt++) {
+    rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &rerr);
+    if (rerr == NULL) {
+      /* log_size_for_flush = max: copy the WAL rather than flush (a
+       * secondary cannot flush, and a primary's loop must not wait). */
+      rocksdb_checkpoint_create(cp, dir, UINT64_MAX, &rerr);
+      rocksdb_checkpoint_object_destroy(cp);
+    }
+    if (rerr == NULL) break;
+    if (attempt == 0 && strstr(rerr, "No such file") != NULL) {
+      rocksdb_free(rerr);
+      rerr = NULL;
+      continue;
+    }
+    rc = vh_store__rocks_err(rerr, "checkpoint", errmsg);
+    break;
+  }
+done:
+  pthread_rwlock_unlock(&s->db_lock);
+  return rc;
+}
+
+/* ---- the replaced root becomes a view ---- */
+
+typedef struct nstack {
+  vh_node_t **v;
+  size_t n, cap;
+} nstack_t;
+
+static int npush(nstack_t *s, vh_node_t *n) {
+  if (n == NULL) return 0;
+  if (vh_grow(&s->v, &s->cap, s->n + 1, sizeof *s->v) != 0) return VH_ENOMEM;
+  s->v[s->n++] = n;
+  return 0;
+}
+
+static int npush_val(nstack_t *s, vh_val_t v) {
+  return v.type == VH_TTAB ? npush(s, &v.u.t->h) : 0;
+}
+
+int vh_tab_make_view(vh_tab_t *t) {
+  nstack_t st = {NULL, 0, 0};
+  int r = npush(&st, &t->h), i;
+  while (r == 0 && st.n > 0) {
+    vh_node_t *n = st.v[--st.n];
+    n->flags |= VH_F_VIEW;
+    if (n->flags & VH_F_STUB) { /* a loaded stub forwards to its node */
+      if (n->kind != VH_K_TAB) r = npush(&st, ((vh_stub_t *)n)->fwd);
+      continue;
+    }
+    switch (n->kind) {
+      case VH_K_TAB: {
+        vh_tab_t *x = (vh_tab_t *)n;
+        if (x->arr.root != NULL) r = npush(&st, &x->arr.root->h);
+        if (r == 0 && x->arr.tail != NULL) r = npush(&st, &x->arr.tail->h);
+        if (r == 0) r = npush(&st, x->hash);
+        break;
+      }
+      case VH_K_CHAMP: {
+        vh_champ_t *c = (vh_champ_t *)n;
+        int nd = __builtin_popcount(c->datamap);
+        int nc = __builtin_popcount(c->nodemap);
+        vh_node_t **kids = (vh_node_t **)(c->kv + 2 * nd);
+        for (i = 0; i < nd && r == 0; i++) r = npush_val(&st, c->kv[2 * i + 1]);
+        for (i = 0; i < nc && r == 0; i++) r = npush(&st, kids[i]);
+        break;
+      }
+      case VH_K_COLL: {
+        vh_coll_t *c = (vh_coll_t *)n;
+        for (i = 0; i < (int)c->count && r == 0; i++)
+          r = npush_val(&st, c->kv[2 * i + 1]);
+        break;
+      }
+      case VH_K_VLEAF:
+        for (i = 0; i < n->a && r == 0; i++)
+          r = npush_val(&st, ((vh_vleaf_t *)n)->v[i]);
+        break;
+      default: /* VH_K_VINNER */
+        for (i = 0; i < n->a && r == 0; i++)
+          r = npush(&st, ((vh_vinner_t *)n)->c[i]);
+    }
+  }
+  free(st.v);
+  return r;
 }

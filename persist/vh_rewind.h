@@ -60,6 +60,26 @@ int vh_store_tree_diff(struct vh_store *s, uint64_t a, uint64_t b,
                        vh_codec_id_fn only_a, vh_codec_id_fn only_b, void *arg,
                        char **errmsg);
 
+struct vh_tab;
+
+/* Turns every node of t's tree [borrowed] that is in memory (loaded nodes,
+ * stubs, loaded stubs' targets) into a view node (VH_F_VIEW, vh_trie.h
+ * vh_tab_stub_view): none of them will ever report its death to the free
+ * hook, whoever holds it and whenever it is freed, and none can be written.
+ * A rollback does this to the root it replaces: the ids of that tree are
+ * partly alive again in the root it brings back, so the rollback reports
+ * the dead ones itself (vh_rewind_diff). O(nodes in memory under t). 0 or
+ * VH_ENOMEM (then part of the tree is marked: the caller must not rely on
+ * it). */
+int vh_tab_make_view(struct vh_tab *t);
+
+/* `vedhost branch`: a RocksDB checkpoint of s [borrowed] (primary or
+ * secondary) into dir [borrowed], which must not exist: SST files are hard
+ * links (same file system), the live WAL is copied, nothing is flushed.
+ * The result is a complete store (DIR/db layout of its own) holding what
+ * s reads now. 0, or a negative code with a [new] *errmsg. */
+int vh_store_checkpoint(struct vh_store *s, const char *dir, char **errmsg);
+
 /* A growable list of node ids (for the callbacks above). */
 typedef struct vh_idlist {
   uint64_t *v; /* [owned] n ids */

@@ -184,4 +184,50 @@ TEST_IMPL(diff_bad_input) {
   lu_free(&m);
 }
 
-VH_TEST_MAIN(TEST_ENTRY(diff_random_versions), TEST_ENTRY(diff_bad_input))
+/* A tree made a view reports no death when released, partly loaded or
+ * not, and refuses writes; the same tree released without it reports. */
+TEST_IMPL(make_view_silences_deaths) {
+  lu_map_t m;
+  lu_init(&m);
+  lu_use(&m);
+  uint64_t next = 1, e = vh_edit_new();
+  vh_tab_t *t = vh_tab_new(e);
+  for (int i = 0; i < 300; i++) {
+    char k[32];
+    snprintf(k, sizeof k, "u%d", i);
+    ASSERT_EQ(tu_set_s(&t, k, tu_tab(lu_rtab(5 + lu_below(20), 1, e)), e), 0);
+  }
+  lu_flush(&m, t, &next);
+  uint64_t root = vh_tab_id(t);
+  vh_tab_release(t);
+  for (int round = 0; round < 2; round++) {
+    vh_tab_t *r = vh_tab_stub(root);
+    for (int i = 0; i < 300; i += 7) { /* load part of it */
+      char k[32];
+      snprintf(k, sizeof k, "u%d", i);
+      vh_val_t v = tu_get_s(r, k);
+      ASSERT_EQ(v.type, VH_TTAB);
+      vh_tab_count(v.u.t);
+    }
+    lu_hook_on(1);
+    if (round == 0) {
+      ASSERT_EQ(vh_tab_make_view(r), 0);
+      ASSERT(vh_tab_is_view(r));
+      vh_tab_t *w = r;
+      vh_tab_retain(w);
+      ASSERT_EQ(tu_set_s(&w, "x", vh_int(1), vh_edit_new()), VH_EREADONLY);
+      vh_tab_release(w);
+    }
+    vh_tab_release(r);
+    if (round == 0)
+      ASSERT_EQ(lu_deaths.n, 0);
+    else
+      ASSERT_GT(lu_deaths.n, 0);
+  }
+  lu_hook_free();
+  lu_free(&m);
+  vh_trie_set_loader(NULL, NULL, NULL);
+}
+
+VH_TEST_MAIN(TEST_ENTRY(make_view_silences_deaths),
+             TEST_ENTRY(diff_random_versions), TEST_ENTRY(diff_bad_input))
