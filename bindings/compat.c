@@ -233,6 +233,7 @@ static int t_remove(lua_State *L) {
   int rc = vh_tab_remove(&t2, (int64_t)pos, &removed, p->st->edit);
   if (t2 != t) abort();
   if (rc != 0) return vhl__oom(L);
+  p->st->writes += (uint64_t)(size - pos) + 1;
   box->v = removed;
   if (pos != size || box->v.type == VH_TTAB) p->st->epoch++;
   vhl_pushvalue(L, box->v);
@@ -351,6 +352,7 @@ static void apply_perm(lua_State *L, vhl_proxy_t *p, vh_tab_t *t, int perm_idx,
   free(perm);
   free(old);
   p->st->epoch++;
+  p->st->writes += cnt;
   if (rc != 0) vhl__oom(L);
 }
 

@@ -581,6 +581,7 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
   vh_val_release(key);
   if (t2 != t) abort(); /* a transient node is mutated in place */
   if (bump) st->epoch++;
+  st->writes++;
   if (rc != 0) {
     fault_check(L);
     vhl__oom(L);

@@ -46,6 +46,7 @@ int vhl_tx_begin(vhl_state_t *st) {
   vh_tab_retain(st->root);
   st->base = st->root;
   st->edit = vh_edit_new();
+  st->writes_base = st->writes;
   return 0;
 }
 
@@ -61,11 +62,18 @@ void vhl_tx_commit(vhl_state_t *st) {
 void vhl_tx_rollback(vhl_state_t *st) {
   if (st->edit == 0) return;
   vh_tab_t *cur = st->root;
+  st->writes = st->writes_base;
   st->root = st->base;
   st->base = NULL;
   st->edit = 0;
   st->epoch++;
   vh_tab_release(cur);
+}
+
+uint64_t vhl_state_writes_take(vhl_state_t *st) {
+  uint64_t n = st->writes;
+  st->writes = st->writes_base = 0;
+  return n;
 }
 
 int vhl_tx_open(const vhl_state_t *st) {

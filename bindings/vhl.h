@@ -50,6 +50,10 @@ int vhl_tx_begin(vhl_state_t *st);
 void vhl_tx_commit(vhl_state_t *st);
 void vhl_tx_rollback(vhl_state_t *st);
 int vhl_tx_open(const vhl_state_t *st);
+/* State keys written (sets and removals through the proxies) since the
+ * last take, rolled-back writes excluded; resets the count. Outside a
+ * transaction (the host calls it at slice end, for the version record). */
+uint64_t vhl_state_writes_take(vhl_state_t *st);
 
 /* The current root [borrowed]; vhl_state_set_root replaces it outside a
  * transaction (root [stolen]). */

@@ -56,15 +56,17 @@
 /* One domain's state. Lives inside its Lua userdata (freed by Lua); the
  * __gc metamethod releases root and base. Only the loop thread touches it. */
 struct vhl_state {
-  uint32_t magic;   /* VHL_STATE_MAGIC */
-  int readonly;     /* 1 for a snapshot: every write raises */
-  vh_tab_t *root;   /* current version [owned]; never NULL while alive */
-  vh_tab_t *base;   /* root at vhl_tx_begin [owned]; NULL outside a tx */
-  uint64_t edit;    /* token of the open transaction; 0 outside one */
-  uint64_t epoch;   /* see the header comment; starts at 1, only grows */
-  vhl_state_t *dom; /* the state the guard compares: itself, or the writer
-                       for a snapshot (kept alive through uv2) */
-  char name[];      /* NUL-terminated first path element */
+  uint32_t magic;       /* VHL_STATE_MAGIC */
+  int readonly;         /* 1 for a snapshot: every write raises */
+  vh_tab_t *root;       /* current version [owned]; never NULL while alive */
+  vh_tab_t *base;       /* root at vhl_tx_begin [owned]; NULL outside a tx */
+  uint64_t edit;        /* token of the open transaction; 0 outside one */
+  uint64_t epoch;       /* see the header comment; starts at 1, only grows */
+  vhl_state_t *dom;     /* the state the guard compares: itself, or the writer
+                           for a snapshot (kept alive through uv2) */
+  uint64_t writes;      /* state writes committed or in the open tx */
+  uint64_t writes_base; /* writes at vhl_tx_begin (a rollback restores) */
+  char name[];          /* NUL-terminated first path element */
 };
 
 /* A proxy: one table path of one state. Lives inside its Lua userdata. */

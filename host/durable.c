@@ -114,6 +114,7 @@
 #include "vh_log.h"
 #include "vh_manifest.h"
 #include "vh_store.h"
+#include "vh_versions.h"
 
 /* Nodes swept per slice (each is one point read on the loop thread). */
 #define VH_SWEEP_STEP 256
@@ -146,12 +147,16 @@ typedef struct vh_durable {
   uint64_t next_id;  /* next node id */
   uint64_t seq;      /* seq of the last manifest written or read */
   uint64_t last_sub; /* seq of the last batch this process submitted */
-  void *last_man;    /* [owned] bytes of the last manifest written */
+  void *open_man;    /* [owned] bytes of the manifest read at open */
+  size_t open_man_len;
+  void *last_man; /* [owned] bytes of the last manifest written */
   size_t last_man_len;
-  vh_ids_t dels;  /* freed stored nodes: delete in the next batch */
-  vh_ids_t drops; /* freed never-loaded subtrees: sweep keys */
-  vh_ids_t sweep; /* subtree roots still to sweep */
-  int hook_oom;   /* a death notice was lost (logged once) */
+  vh_ids_t dead;   /* VH_DEAD(id, subtree) the free hook reported since
+                      the last batch: the history engine decides */
+  vh_ids_t sweep;  /* subtree roots still to sweep: pairs id, d (the
+                      version whose batch dropped it; 0 unknown) */
+  vh_hist_t *hist; /* [owned] the history engine (persist/history.c) */
+  int hook_oom;    /* a death notice was lost (logged once) */
   vh_reply_t *gate, *gate_tail; /* replies waiting for durability */
   uint64_t held;
   vh_inflight_t *fl; /* submitted, not yet durable, oldest first */
@@ -204,7 +209,7 @@ static void vh_durable_unload(void *arg, const void *bytes) {
  * Runs inside a release: no trie calls. */
 static void vh_durable_freed(void *arg, uint64_t id, int subtree) {
   vh_durable_t *D = arg;
-  if (vh_ids_push(subtree ? &D->drops : &D->dels, id) != 0 && !D->hook_oom) {
+  if (vh_ids_push(&D->dead, VH_DEAD(id, subtree)) != 0 && !D->hook_oom) {
     D->hook_oom = 1;
     vh_log(VH_LOG_ERROR, "vedhost",
            "out of memory recording a dead node: node %llu stays on disk "
@@ -223,8 +228,10 @@ static void vh_durable_on_health(uv_timer_t *t);
 
 /* ---- open: the store, the manifest, the system state ---- */
 
-static int vh_durable_sweep_resume(void *arg, uint64_t id) {
-  return vh_ids_push(&((vh_durable_t *)arg)->sweep, id);
+static int vh_durable_sweep_resume(void *arg, uint64_t id, uint64_t d) {
+  vh_durable_t *D = arg;
+  if (vh_ids_push(&D->sweep, id) != 0) return VH_ENOMEM;
+  return vh_ids_push(&D->sweep, d);
 }
 
 /* Integer field key of the system root (absent: def). */
@@ -307,7 +314,8 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
     free(m);
     m = NULL;
     rc = vh_manifest_decode(mb, ml, &D->man, &m);
-    free(mb);
+    D->open_man = mb;
+    D->open_man_len = ml;
     if (rc != 0) {
       snprintf(err, cap,
                "%s/db: the manifest (key 'M') %s: %s; restore a backup or "
@@ -344,14 +352,25 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
     rc = vh_durable_restore_sys(h, err, cap);
     if (rc != 0) return rc;
   }
-  rc = vh_store_sweep_list(D->store, vh_durable_sweep_resume, D, &m);
+  rc = vh_store_sweep_list_at(D->store, vh_durable_sweep_resume, D, &m);
   if (rc != 0) {
     snprintf(err, cap, "%s", m ? m : vh_err_name(rc));
     free(m);
     return rc == VH_ENOMEM ? VH_ENOMEM : VH_HOST_EDATADIR;
   }
   if (D->sweep.n)
-    vh_log(VH_LOG_INFO, "vedhost", "resuming %zu pending sweep(s)", D->sweep.n);
+    vh_log(VH_LOG_INFO, "vedhost", "resuming %zu pending sweep(s)",
+           D->sweep.n / 2);
+  /* History: the header and the marks only (restart stays flat). */
+  rc = vh_hist_open(D->store, &h->opts.retain, &D->hist, &m);
+  if (rc != 0) {
+    snprintf(err, cap,
+             "%s/db: cannot read the history header or the marks: %s; "
+             "restore a backup or move the data dir away",
+             h->opts.data_dir, m ? m : vh_err_name(rc));
+    free(m);
+    return rc == VH_ENOMEM ? VH_ENOMEM : VH_HOST_EDATADIR;
+  }
   uv_async_init(&h->loop, &D->async, vh_durable_on_async);
   uv_unref((uv_handle_t *)&D->async);
   uv_timer_init(&h->loop, &D->health);
@@ -658,22 +677,38 @@ static int vh_durable_put(void *arg, uint64_t id, const void *bytes,
   return vh_batch_put_node((vh_batch_t *)arg, id, bytes, len);
 }
 
-static int vh_durable_sweep_child(void *arg, uint64_t id) {
-  return vh_ids_push(&((vh_durable_t *)arg)->sweep, id);
+static int vh_durable_sweep_child(void *arg, uint64_t id, uint64_t d) {
+  vh_durable_t *D = *(vh_durable_t **)arg;
+  if (vh_ids_push(&D->sweep, id) != 0) return VH_ENOMEM;
+  return vh_ids_push(&D->sweep, d);
 }
 
-/* One bounded sweep step into b. *took = how many ids were taken off the
- * sweep list (put back by the caller on failure, see below). */
+/* The sweeper's mark check: a child a mark below d holds is pinned. */
+typedef struct vh_durable_sweep_ctx {
+  vh_durable_t *D; /* first: vh_durable_sweep_child reads it */
+  vh_batch_t *b;
+} vh_durable_sweep_ctx_t;
+
+static int vh_durable_sweep_pin(void *arg, uint64_t id, uint64_t d) {
+  vh_durable_sweep_ctx_t *c = arg;
+  return c->D->hist ? vh_hist_pin(c->D->hist, c->b, id, d) : 0;
+}
+
+/* One bounded sweep step into b. *took = how many ids (pairs id, d) were
+ * taken off the sweep list (put back by the caller on failure, see
+ * below). */
 static int vh_durable_sweep_step(vh_durable_t *D, vh_batch_t *b, uint64_t *ids,
                                  size_t *took) {
-  size_t k = D->sweep.n < VH_SWEEP_STEP ? D->sweep.n : VH_SWEEP_STEP;
+  size_t k = D->sweep.n < 2 * VH_SWEEP_STEP ? D->sweep.n : 2 * VH_SWEEP_STEP;
   memcpy(ids, D->sweep.v + D->sweep.n - k, k * sizeof *ids);
   D->sweep.n -= k;
   *took = k;
-  for (size_t i = 0; i < k; i++) {
+  vh_durable_sweep_ctx_t ctx = {D, b};
+  for (size_t i = 0; i + 1 < k; i += 2) {
     char *m = NULL;
-    int rc =
-        vh_store_sweep_node(D->store, b, ids[i], vh_durable_sweep_child, D, &m);
+    int rc = vh_store_sweep_node_at(D->store, b, ids[i], ids[i + 1],
+                                    vh_durable_sweep_pin,
+                                    vh_durable_sweep_child, &ctx, &m);
     if (rc != 0) {
       vh_log(VH_LOG_WARN, "vedhost", "sweep postponed: %s",
              m ? m : vh_err_name(rc));
@@ -728,6 +763,69 @@ static int vh_durable_same_manifest(vh_durable_t *D, const void *p, size_t n) {
   return vh_manifest_same_but_seq(p, n, D->last_man, D->last_man_len);
 }
 
+static int vh_durable_hist_sweep(void *arg, uint64_t id, uint64_t d) {
+  vh_durable_t *D = arg;
+  if (vh_ids_push(&D->sweep, id) != 0) return VH_ENOMEM;
+  return vh_ids_push(&D->sweep, d);
+}
+
+/* The history records of this batch (persist/history.c): a version when
+ * the manifest differs from the last one but for its seq. 0, or -1 (logged
+ * by the caller: persistence stops). */
+static int vh_durable_history(vh_host_t *h, vh_durable_t *D, vh_batch_t *b,
+                              const void *man, size_t manlen, uint64_t next_id,
+                              const vh_flush_stats_t *fs) {
+  if (!D->hist) return 0;
+  /* The manifest before: the last written, or the one read at open. */
+  const void *prev = D->last_man ? D->last_man : D->open_man;
+  size_t prevlen = D->last_man ? D->last_man_len : D->open_man_len;
+  int is_version = !vh_manifest_same_but_seq(man, manlen, prev, prevlen);
+  vh_manifest_t last;
+  memset(&last, 0, sizeof last);
+  if (is_version && prev) vh_manifest_decode(prev, prevlen, &last, NULL);
+  char *stack_names[64];
+  char **names =
+      h->ndoms <= 64 ? stack_names : malloc((size_t)h->ndoms * sizeof *names);
+  size_t nchanged = 0;
+  uint64_t keys = 0;
+  for (int i = 0; i < h->ndoms; i++)
+    keys += vhl_state_writes_take(h->doms[i]->st);
+  if (!names) goto oom;
+  for (int i = 0; is_version && i < h->ndoms; i++) {
+    vh_domain_t *d = h->doms[i];
+    const vh_manifest_domain_t *e = vh_manifest_find(&last, d->name);
+    if (!e || e->root != vh_tab_id(vhl_state_root(d->st)))
+      names[nchanged++] = d->name;
+  }
+  vh_hist_slice_t sl = {.seq = D->seq + 1,
+                        .is_version = is_version,
+                        .time_ms = vh_host__now(h),
+                        .events = (uint32_t)h->slice_calls,
+                        .keys = keys,
+                        .changed = names,
+                        .nchanged = nchanged,
+                        .man = man,
+                        .manlen = manlen,
+                        .next_id = next_id,
+                        .dead = D->dead.v,
+                        .ndead = D->dead.n,
+                        .new_nodes = fs->nodes,
+                        .new_bytes = fs->bytes,
+                        .durable = vh_store_durable_seq(D->store)};
+  char *m = NULL;
+  int rc = vh_hist_slice(D->hist, b, &sl, vh_durable_hist_sweep, D, &m);
+  if (rc != 0)
+    vh_log(VH_LOG_ERROR, "vedhost", "history of slice %llu: %s",
+           (unsigned long long)sl.seq, m ? m : vh_err_name(rc));
+  free(m);
+  if (names != stack_names) free(names);
+  vh_manifest_free(&last);
+  return rc == 0 ? 0 : -1;
+oom:
+  vh_manifest_free(&last);
+  return -1;
+}
+
 /* Build and submit the slice's batch if anything changed. */
 /* 0 when this slice's changes are on their way to disk (submitted, or
  * nothing to write); -1 when they are not (the next batch carries them, or,
@@ -737,7 +835,7 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
   vh_tab_t *stack_roots[64];
   vh_tab_t **roots =
       nroots <= 64 ? stack_roots : malloc((size_t)nroots * sizeof *roots);
-  uint64_t sweep_ids[VH_SWEEP_STEP];
+  uint64_t sweep_ids[2 * VH_SWEEP_STEP];
   size_t took = 0, sweep_n0 = D->sweep.n;
   vh_batch_t *b = NULL;
   void *man = NULL;
@@ -748,7 +846,10 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
   for (int i = 0; i < h->ndoms; i++)
     roots[i + 1] = vhl_state_root(h->doms[i]->st);
   for (int i = 0; i < nroots && !dirty; i++) dirty = vh_tab_id(roots[i]) == 0;
-  dirty |= D->dels.n || D->drops.n || D->sweep.n;
+  dirty |= D->dead.n || D->sweep.n;
+  if (!dirty && D->hist)
+    dirty = vh_hist_due(D->hist, vh_host__wall_ms(),
+                        vh_store_durable_seq(D->store));
   if (!dirty && D->last_man) {
     /* Only a version can have changed: compare manifests. */
     if (vh_durable_manifest(h, D->seq + 1, D->next_id, &man, &manlen) != 0)
@@ -764,10 +865,6 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
   if (vh_batch_new(&b) != 0) goto fail;
   /* Everything that can fail without side effects first: the collect
    * gives nodes their ids, which cannot be taken back once it returned. */
-  for (size_t i = 0; i < D->dels.n; i++)
-    if (vh_batch_del_node(b, D->dels.v[i]) != 0) goto fail;
-  for (size_t i = 0; i < D->drops.n; i++)
-    if (vh_batch_put_sweep(b, D->drops.v[i]) != 0) goto fail;
   if (D->sweep.n && vh_durable_sweep_step(D, b, sweep_ids, &took) != 0)
     goto fail;
   uint64_t next_id = D->next_id;
@@ -779,12 +876,13 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
     goto fail;
   }
   if (vh_durable_manifest(h, D->seq + 1, next_id, &man, &manlen) != 0 ||
-      vh_batch_set_manifest(b, man, manlen) != 0) {
+      vh_batch_set_manifest(b, man, manlen) != 0 ||
+      vh_durable_history(h, D, b, man, manlen, next_id, &fs) != 0) {
     /* The new nodes carry ids now but their batch cannot be written:
      * any later manifest would name nodes that are not on disk. Stop
      * writing; the store keeps the last durable slice. */
     vh_log(VH_LOG_ERROR, "vedhost",
-           "out of memory writing the manifest of slice %llu: persistence "
+           "cannot write the manifest or history of slice %llu: persistence "
            "STOPPED (the store keeps slice %llu); restart the host",
            (unsigned long long)D->seq + 1, (unsigned long long)D->seq);
     D->broken = 1;
@@ -794,9 +892,7 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
     return -1;
   }
   /* Committed from here: ids given, lists consumed. */
-  for (size_t i = 0; i < D->drops.n; i++)
-    if (vh_ids_push(&D->sweep, D->drops.v[i]) != 0) break; /* next run */
-  D->dels.n = D->drops.n = 0;
+  D->dead.n = 0;
   D->next_id = next_id;
   D->seq++;
   size_t bytes = vh_batch_bytes(b);
@@ -953,10 +1049,12 @@ void vh_durable__free(vh_host_t *h) {
     vh_durable_send(r, NULL);
   }
   vh_manifest_free(&D->man);
-  vh_ids_free(&D->dels);
-  vh_ids_free(&D->drops);
+  vh_ids_free(&D->dead);
   vh_ids_free(&D->sweep);
+  vh_hist_free(D->hist);
+  D->hist = NULL;
   free(D->last_man);
+  free(D->open_man);
   free(D->fl);
   free(D);
   h->dur = NULL;
@@ -984,7 +1082,7 @@ void vh_durable__stats(vh_host_t *h, vh_durable_stats_t *out) {
   out->bytes = D->bytes;
   out->batches = D->batches;
   out->held = D->held;
-  out->sweep_pending = D->sweep.n;
+  out->sweep_pending = D->sweep.n / 2;
   char *msg = NULL;
   out->failing = vh_store_last_error(D->store, &msg, &out->errors);
   snprintf(out->last_error, sizeof out->last_error, "%s", msg ? msg : "");

@@ -50,6 +50,7 @@
 #include "vh_limits.h"
 #include "vh_offline.h"
 #include "vh_trie.h"
+#include "vh_versions.h"
 
 #define VH_FSCK_KIND_TAB 1    /* the table kind (vh_codec.h layout) */
 #define VH_FSCK_MAX_SHOWN 50  /* problems printed in full */
@@ -93,6 +94,12 @@ typedef struct vh_fsck {
   vh_fsck_problem_t *probs; /* [owned] */
   size_t nprobs, capprobs;
   uint64_t nomem; /* set when a problem could not be recorded */
+  /* History (walk D): retained versions, their nodes, pending entries. */
+  vh_idmap_t pending;              /* ids of death-list and pinned entries */
+  uint64_t versions, marks;        /* retained versions ('V'), marks ('K') */
+  uint64_t hist_nodes, hist_bytes; /* nodes only older versions reach */
+  uint64_t dead_entries, pinned_entries;
+  uint64_t hv_seq; /* the version being walked */
 } vh_fsck_t;
 
 /* ---- problems ---- */
@@ -242,6 +249,164 @@ static int vh_fsck__walk_nodes(vh_fsck_t *f) {
   }
   free(todo.v);
   free(kids.v);
+  return rc;
+}
+
+/* ---- walk D: the retained versions (history) ---- */
+
+/* Walks the nodes of root id of version f->hv_seq that walk A (or an
+ * earlier version) did not reach: shared subtrees are walked once. */
+static int vh_fsck__walk_old_root(vh_fsck_t *f, uint64_t root,
+                                  vh_fsck_stack_t *todo,
+                                  vh_fsck_stack_t *kids) {
+  int added;
+  vh_idrec_t *rec = vh_idmap_put(&f->reach, root, &added);
+  if (rec == NULL) return VH_ENOMEM;
+  if (!added) return 0;
+  rec->table = root;
+  rec->flags = 2; /* reached from an older version */
+  todo->n = 0;
+  int rc = vh_fsck__push(todo, root);
+  while (rc == 0 && todo->n > 0) {
+    uint64_t id = todo->v[--todo->n];
+    vh_idrec_t me = *vh_idmap_get(&f->reach, id);
+    void *bytes = NULL;
+    size_t len = 0;
+    char *msg = NULL;
+    int e = vh_store_get_node(f->o.store, id, &bytes, &len, &msg);
+    if (e == VH_ENOMEM) {
+      free(msg);
+      return e;
+    }
+    if (e == VH_ENOENT)
+      vh_fsck__problem(f, id, 0,
+                       "node %" PRIu64 " of retained version %" PRIu64
+                       " is missing (referred to by %s%" PRIu64
+                       "): the history lost a node it still needs",
+                       id, f->hv_seq, me.parent ? "node " : "its root ",
+                       me.parent ? me.parent : id);
+    else if (e != 0)
+      vh_fsck__problem(f, id, 0,
+                       "node %" PRIu64 " (version %" PRIu64 ") is corrupt: %s",
+                       id, f->hv_seq, msg ? msg : vh_err_name(e));
+    free(msg);
+    if (e != 0) continue;
+    f->hist_nodes++;
+    f->hist_bytes += len;
+    kids->n = 0;
+    const char *why = NULL;
+    e = vh_codec_child_ids(bytes, len, vh_fsck__collect, kids, NULL, &why);
+    free(bytes);
+    if (e == VH_ENOMEM) return e;
+    if (e != 0) {
+      vh_fsck__problem(f, id, 0,
+                       "node %" PRIu64 " (version %" PRIu64
+                       ") does not decode: %s",
+                       id, f->hv_seq, why ? why : vh_err_name(e));
+      continue;
+    }
+    for (size_t k = 0; k < kids->n && rc == 0; k++) {
+      vh_idrec_t *c = vh_idmap_put(&f->reach, kids->v[k], &added);
+      if (c == NULL) return VH_ENOMEM;
+      if (!added) continue; /* shared with a version already walked */
+      c->parent = id;
+      c->flags = 2;
+      rc = vh_fsck__push(todo, kids->v[k]);
+    }
+  }
+  return rc;
+}
+
+typedef struct vh_fsck_hctx {
+  vh_fsck_t *f;
+  vh_fsck_stack_t todo, kids;
+  int rc;
+} vh_fsck_hctx_t;
+
+static int vh_fsck__one_version(void *arg, const vh_version_t *v) {
+  vh_fsck_hctx_t *c = arg;
+  vh_fsck_t *f = c->f;
+  f->versions++;
+  f->hv_seq = v->seq;
+  int rc = 0;
+  if (v->m.sys_root)
+    rc = vh_fsck__walk_old_root(f, v->m.sys_root, &c->todo, &c->kids);
+  for (size_t i = 0; rc == 0 && i < v->m.ndomains; i++)
+    rc = vh_fsck__walk_old_root(f, v->m.domains[i].root, &c->todo, &c->kids);
+  c->rc = rc;
+  return rc;
+}
+
+static int vh_fsck__pending_chunk(void *arg, uint64_t d, uint64_t s,
+                                  const uint64_t *ents, size_t n,
+                                  uint64_t est) {
+  (void)d;
+  (void)s;
+  (void)est;
+  vh_fsck_t *f = arg;
+  f->dead_entries += n;
+  for (size_t i = 0; i < n; i++)
+    if (!vh_idmap_put(&f->pending, VH_DEAD_ID(ents[i]), NULL)) return VH_ENOMEM;
+  return 0;
+}
+
+static int vh_fsck__pending_pin(void *arg, uint64_t m, uint64_t d,
+                                uint64_t ent) {
+  (void)m;
+  (void)d;
+  vh_fsck_t *f = arg;
+  f->pinned_entries++;
+  return vh_idmap_put(&f->pending, VH_DEAD_ID(ent), NULL) ? 0 : VH_ENOMEM;
+}
+
+/* Every retained version (window and marked) reaches its nodes; death
+ * lists and pinned entries are listed as pending. */
+static int vh_fsck__walk_history(vh_fsck_t *f) {
+  vh_fsck_hctx_t c = {f, {0}, {0}, 0};
+  char *msg = NULL;
+  int rc =
+      vh_store_versions_each(f->o.store, 1, vh_fsck__one_version, &c, &msg);
+  if (rc != 0 && rc != VH_ENOMEM) {
+    vh_fsck__problem(f, 0, 0, "the version records cannot be read: %s",
+                     msg ? msg : vh_err_name(rc));
+    rc = 0;
+  }
+  free(msg);
+  msg = NULL;
+  free(c.todo.v);
+  free(c.kids.v);
+  if (rc != 0) return rc;
+  rc = vh_store_deaths_all(f->o.store, vh_fsck__pending_chunk, f, &msg);
+  if (rc == 0) {
+    free(msg);
+    msg = NULL;
+    rc = vh_store_pins_each(f->o.store, 0, vh_fsck__pending_pin, f, &msg);
+  }
+  if (rc != 0 && rc != VH_ENOMEM) {
+    vh_fsck__problem(f, 0, 0,
+                     "the death lists or pinned entries cannot be read: %s",
+                     msg ? msg : vh_err_name(rc));
+    rc = 0;
+  }
+  free(msg);
+  vh_mark_t *ms = NULL;
+  size_t nm = 0;
+  msg = NULL;
+  if (rc == 0 && vh_store_marks(f->o.store, &ms, &nm, &msg) == 0) {
+    f->marks = nm;
+    for (size_t i = 0; i < nm; i++) {
+      vh_version_t v;
+      if (vh_store_version_get(f->o.store, ms[i].seq, &v, NULL) != 0)
+        vh_fsck__problem(f, 0, 0,
+                         "mark '%s' names version %" PRIu64
+                         ", whose record is missing",
+                         ms[i].name, ms[i].seq);
+      else
+        vh_version_free(&v);
+    }
+    vh_marks_free(ms, nm);
+  }
+  free(msg);
   return rc;
 }
 
@@ -417,6 +582,8 @@ static int vh_fsck__queue_one(void *arg, uint64_t id) {
   return vh_idmap_put(arg, id, NULL) ? 0 : VH_ENOMEM;
 }
 
+static int vh_fsck__expand(vh_fsck_t *f, vh_idmap_t *sweep);
+
 /* The sweep queue and every node still stored below its entries. */
 static int vh_fsck__sweep_set(vh_fsck_t *f, vh_idmap_t *sweep) {
   char *msg = NULL;
@@ -427,6 +594,12 @@ static int vh_fsck__sweep_set(vh_fsck_t *f, vh_idmap_t *sweep) {
     free(msg);
     return rc == VH_ENOMEM ? rc : 0;
   }
+  return vh_fsck__expand(f, sweep);
+}
+
+/* Adds to set every node stored below its ids. */
+static int vh_fsck__expand(vh_fsck_t *f, vh_idmap_t *sweep) {
+  int rc = 0;
   vh_fsck_stack_t todo = {0}, kids = {0};
   for (size_t i = 0; i < sweep->cap && rc == 0; i++)
     if (sweep->slot[i].id) rc = vh_fsck__push(&todo, sweep->slot[i].id);
@@ -492,7 +665,9 @@ static int vh_fsck__report_leaks(vh_fsck_t *f, vh_idmap_t *leaks) {
     size_t n = leaks->n;
     vh_fsck__problem(f, 0, 0,
                      "%zu unreachable node%s (neither reachable from the "
-                     "manifest nor queued for sweeping), in %zu subtree%s "
+                     "manifest or a retained version, nor pending in a "
+                     "death list, a mark or the sweep queue), in %zu "
+                     "subtree%s "
                      "rooted at node%s %s%s",
                      n, n == 1 ? "" : "s", roots.n, roots.n == 1 ? "" : "s",
                      roots.n == 1 ? "" : "s", list,
@@ -507,6 +682,7 @@ static int vh_fsck__leaks(vh_fsck_t *f, uint64_t *total, uint64_t *bytes,
                           uint64_t *queued) {
   vh_idmap_t sweep = {0}, leaks = {0};
   int rc = vh_fsck__sweep_set(f, &sweep);
+  if (rc == 0 && f->pending.n) rc = vh_fsck__expand(f, &f->pending);
   vh_store_iter_t *it = NULL;
   char *msg = NULL;
   if (rc == 0) rc = vh_store_iter_new(f->o.store, &it, &msg);
@@ -523,6 +699,7 @@ static int vh_fsck__leaks(vh_fsck_t *f, uint64_t *total, uint64_t *bytes,
     *bytes += size;
     vh_idrec_t *r = vh_idmap_get(&f->reach, id);
     int swept = vh_idmap_get(&sweep, id) != NULL;
+    int pend = vh_idmap_get(&f->pending, id) != NULL;
     if (r != NULL && swept)
       vh_fsck__problem(f, id, r->table,
                        "node %" PRIu64
@@ -530,7 +707,7 @@ static int vh_fsck__leaks(vh_fsck_t *f, uint64_t *total, uint64_t *bytes,
                        "sweeping",
                        id);
     if (swept) (*queued)++;
-    if (r == NULL && !swept && vh_idmap_put(&leaks, id, NULL) == NULL)
+    if (r == NULL && !swept && !pend && vh_idmap_put(&leaks, id, NULL) == NULL)
       rc = VH_ENOMEM;
   }
   free(msg);
@@ -572,6 +749,7 @@ static void vh_fsck__free(vh_fsck_t *f) {
   vh_idmap_free(&f->reach);
   vh_idmap_free(&f->paths);
   vh_idmap_free(&f->reported);
+  vh_idmap_free(&f->pending);
   free(f->names);
   free(f->roots);
   free(f->stats);
@@ -603,7 +781,9 @@ int vh_fsck_main(int argc, char **argv) {
     f.names[nd] = "__ved";
     f.roots[nd] = f.o.man.sys_root;
   }
-  if (vh_fsck__walk_nodes(&f) != 0 || vh_fsck__walk_tables(&f) != 0) goto oom;
+  if (vh_fsck__walk_nodes(&f) != 0 || vh_fsck__walk_tables(&f) != 0 ||
+      vh_fsck__walk_history(&f) != 0)
+    goto oom;
   uint64_t total = 0, bytes = 0, queued = 0;
   if (vh_fsck__leaks(&f, &total, &bytes, &queued) != 0 || f.nomem) goto oom;
 
@@ -628,6 +808,16 @@ int vh_fsck_main(int argc, char **argv) {
   printf("  store: %" PRIu64 " nodes, %" PRIu64 " bytes, %" PRIu64
          " queued for sweeping\n",
          total, bytes, queued);
+  vh_history_t hh;
+  if (vh_store_history(f.o.store, &hh, NULL) == 0)
+    printf("  history: %" PRIu64 " version%s retained (window %" PRIu64
+           "..%" PRIu64 ", %" PRIu64 " in it), %" PRIu64 " mark%s; %" PRIu64
+           " nodes (%" PRIu64 " bytes) only older versions reach; %" PRIu64
+           " death-list entries, %" PRIu64 " pinned; estimate %" PRIu64 " KB\n",
+           f.versions, f.versions == 1 ? "" : "s", hh.oldest, hh.newest,
+           hh.count, f.marks, f.marks == 1 ? "" : "s", f.hist_nodes,
+           f.hist_bytes, f.dead_entries, f.pinned_entries,
+           (hh.bytes + hh.pinned_bytes) / 1024);
   vh_fsck__report(&f);
   if (f.nprobs == 0)
     printf("fsck: ok (%zu domain%s, %" PRIu64 " nodes reachable)\n", nd,

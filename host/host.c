@@ -57,6 +57,7 @@ void vh_host_opts_default(vh_host_opts_t *opts) {
   opts->handler_timeout_ms = 1000;
   opts->memory_limit = (size_t)1024 << 20;
   opts->log_level = VH_LOG_INFO;
+  vh_retain_default(&opts->retain);
 }
 
 /* ---- domains ---- */

@@ -31,6 +31,7 @@ static const char vh_main_usage[] =
     "              [--handler-timeout MS] [--memory-limit MB]\n"
     "              [--log-level debug|info|warn|error]\n"
     "              [--plugin PATH.so[=CONFIG]]... [--http [ADDR:]PORT]\n"
+    "              [--retain SPEC]\n"
     "              SCRIPT_OR_DIR...\n"
     "      load the domain scripts (a directory means its *.lua files) and\n"
     "      run them until SIGINT/SIGTERM or ved.exit(code)\n"
@@ -63,7 +64,11 @@ static const char vh_main_usage[] =
     "  --plugin PATH.so      load a native plugin (repeatable; =CONFIG is\n"
     "                        handed to it)\n"
     "  --http [ADDR:]PORT    serve the HTTP ingress (default off; no ADDR\n"
-    "                        means 127.0.0.1)\n";
+    "                        means 127.0.0.1)\n"
+    "  --retain SPEC         versions kept: 15m, 24h, 7d (age), 10000\n"
+    "                        (versions), 2GB (history disk), combined as\n"
+    "                        1h,2GB; 0 = only the newest (default 15m,\n"
+    "                        history capped at 1GB or half the live state)\n";
 
 static int vh_main_bad(const char *fmt, const char *a, const char *b) {
   fprintf(stderr, "vedhost: ");
@@ -97,6 +102,7 @@ typedef enum vh_main_opt_id {
   VH_OPT_LOG_LEVEL,
   VH_OPT_PLUGIN,
   VH_OPT_HTTP,
+  VH_OPT_RETAIN,
   VH_OPT_COUNT
 } vh_main_opt_id_t;
 
@@ -105,6 +111,7 @@ static const vh_cli_opt_t vh_main_run_opts[VH_OPT_COUNT] = {
     {"--durability", 1, 0},   {"--handler-timeout", 1, 0},
     {"--memory-limit", 1, 0}, {"--log-level", 1, 0},
     {"--plugin", 1, 1},       {"--http", 1, 0},
+    {"--retain", 1, 0},
 };
 
 /* What `vedhost run` was asked to do. */
@@ -170,6 +177,17 @@ static int vh_main_apply(vh_main_run_args_t *ra, vh_main_opt_id_t id,
         return vh_main_bad("%s%s", err, "");
       ra->http = val;
       return 0;
+    case VH_OPT_RETAIN: {
+      vh_cli_retain_t cr;
+      if (vh_cli_retain(val, &cr, err, sizeof err) != 0)
+        return vh_main_bad("%s%s", err, "");
+      memset(&opts->retain, 0, sizeof opts->retain);
+      opts->retain.zero = cr.zero;
+      opts->retain.age_ms = cr.age_ms;
+      opts->retain.slices = cr.slices;
+      opts->retain.bytes = cr.bytes;
+      return 0;
+    }
     case VH_OPT_COUNT:
       break;
   }

@@ -20,6 +20,7 @@
 
 #include "vh_log.h"
 #include "vh_trie.h"
+#include "vh_versions.h"
 
 /* The one version string: --version, ved.version, CMake's project(). */
 #define VH_HOST_VERSION "0.1.0"
@@ -38,6 +39,7 @@ typedef struct vh_host_opts {
   int handler_timeout_ms;     /* watchdog budget per handler call */
   size_t memory_limit;        /* Lua heap limit in bytes during handlers */
   vh_log_level_t log_level;
+  vh_retain_t retain; /* --retain: versions kept (host/durable.c) */
 } vh_host_opts_t;
 
 typedef struct vh_host vh_host_t;

@@ -643,6 +643,10 @@ static void node_key(char key[VH_NODE_KEY_LEN], uint64_t id) {
 
 /* Invariant 2: checks value v of vlen bytes, stored under the key `what`
  * ("node 12" / "manifest"), and on success copies its payload out. */
+static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,
+                     const char *what, void **bytes, size_t *len,
+                     char **errmsg);
+
 static int verify_value(const char *v, size_t vlen, int kind, const char *what,
                         void **bytes, size_t *len, char **errmsg) {
   const unsigned char *u = (const unsigned char *)v;
@@ -697,6 +701,21 @@ static int read_lock(vh_store_t *s, const char *what, char **errmsg) {
     return VH_EIO;
   }
   return 0;
+}
+
+int vh_store__verify(const char *v, size_t vlen, int kind, const char *what,
+                     void **bytes, size_t *len, char **errmsg) {
+  return verify_value(v, vlen, kind, what, bytes, len, errmsg);
+}
+
+int vh_store__read_lock(vh_store_t *s, const char *what, char **errmsg) {
+  return read_lock(s, what, errmsg);
+}
+
+int vh_store__get_value(vh_store_t *s, const char *key, size_t klen, int kind,
+                        const char *what, void **bytes, size_t *len,
+                        char **errmsg) {
+  return get_value(s, key, klen, kind, what, bytes, len, errmsg);
 }
 
 static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,

@@ -22,6 +22,11 @@
 /* Kind byte = kind << 4 | version. */
 #define VH_KIND_NODE 0x1
 #define VH_KIND_MANIFEST 0x2
+#define VH_KIND_VERSION 0x3 /* 'V': store_versions.c */
+#define VH_KIND_DEATHS 0x4  /* 'D' */
+#define VH_KIND_MARK 0x5    /* 'K' */
+#define VH_KIND_PIN 0x6     /* 'P' */
+#define VH_KIND_HISTORY 0x7 /* 'H' */
 #define VH_VALUE_VERSION 1
 #define VH_KIND_BYTE(kind) ((uint8_t)((kind) << 4 | VH_VALUE_VERSION))
 
@@ -29,8 +34,13 @@
 #define VH_KEY_FORMAT 'F'
 #define VH_KEY_MANIFEST 'M'
 #define VH_KEY_NODE 'N'
-#define VH_KEY_SWEEP 'Q'  /* 'Q' u64be(id): a dropped subtree to sweep */
-#define VH_NODE_KEY_LEN 9 /* 'N' + u64 big endian */
+#define VH_KEY_SWEEP 'Q'   /* 'Q' u64be(id): a dropped subtree to sweep */
+#define VH_NODE_KEY_LEN 9  /* 'N' + u64 big endian */
+#define VH_KEY_VERSION 'V' /* 'V' u64be(seq) */
+#define VH_KEY_DEATHS 'D'  /* 'D' u64be(d) u64be(s) */
+#define VH_KEY_MARK 'K'    /* 'K' name */
+#define VH_KEY_PIN 'P'     /* 'P' u64be(m) u64be(d) u64be(id) */
+#define VH_KEY_HISTORY 'H' /* 'H' */
 
 /* One operation of a batch. */
 typedef struct vh_batch_op {
@@ -44,8 +54,14 @@ typedef struct vh_batch_op {
 #define VH_OP_DEL 2
 #define VH_OP_QPUT 3 /* sweep key 'Q' + id: set (empty value) */
 #define VH_OP_QDEL 4 /* sweep key 'Q' + id: delete */
+/* Any other key (store_versions.c): the key is at buf[off..off+id), a
+ * put's value follows it (len bytes). Never merged away: written in
+ * order. */
+#define VH_OP_KPUT 5
+#define VH_OP_KDEL 6
 /* Ops on 'N' keys and ops on 'Q' keys of the same id are different keys. */
-#define VH_OP_IS_SWEEP(type) ((type) >= VH_OP_QPUT)
+#define VH_OP_IS_SWEEP(type) ((type) == VH_OP_QPUT || (type) == VH_OP_QDEL)
+#define VH_OP_IS_KEY(type) ((type) >= VH_OP_KPUT)
 
 /* A batch: built by the loop thread, then (after submit) owned by the
  * store's queue and read only by the writer thread. */
@@ -133,6 +149,21 @@ char *vh_store__msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * vedhost code, and if errmsg is not NULL a [new] message "what: rocksdb's
  * text". */
 int vh_store__rocks_err(char *rocks_err, const char *what, char **errmsg);
+
+/* store.c: reads and verifies the value of key (klen bytes) of kind;
+ * what names it in messages. Like vh_store_get_node. */
+int vh_store__get_value(vh_store_t *s, const char *key, size_t klen, int kind,
+                        const char *what, void **bytes, size_t *len,
+                        char **errmsg);
+/* store.c: verifies a value read by an iterator (see get_value). */
+int vh_store__verify(const char *v, size_t vlen, int kind, const char *what,
+                     void **bytes, size_t *len, char **errmsg);
+/* store.c: read_lock (shared, never waits) for iterators of other files. */
+int vh_store__read_lock(vh_store_t *s, const char *what, char **errmsg);
+/* store_writer.c: appends an op on any key (VH_OP_KPUT with a framed
+ * value of kind, or VH_OP_KDEL when kind < 0). */
+int vh_batch__key_op(vh_batch_t *b, const void *key, size_t klen, int kind,
+                     const void *payload, size_t len);
 
 /* store.c: closes and reopens the database (writer thread only, after a
  * failed write), then flushes the memtable so the WAL that held the failed

@@ -170,6 +170,42 @@ int vh_batch_put_sweep(vh_batch_t *b, uint64_t id) {
   return batch_add_op(b, &op);
 }
 
+/* The sweep key's value: u64 little endian version the subtree died in
+ * (store_versions.c); an empty value (written by vh_batch_put_sweep) means
+ * unknown. Raw bytes, not framed. */
+int vh_batch_put_sweep_at(vh_batch_t *b, uint64_t id, uint64_t d) {
+  if (vh_grow(&b->buf, &b->cap, b->len + 8, 1) != 0) return VH_ENOMEM;
+  vh_batch_op_t op = {.id = id, .type = VH_OP_QPUT, .off = b->len, .len = 8};
+  vh_le64_store(b->buf + b->len, d);
+  int rc = batch_add_op(b, &op);
+  if (rc == 0) b->len += 8;
+  return rc;
+}
+
+int vh_batch__key_op(vh_batch_t *b, const void *key, size_t klen, int kind,
+                     const void *payload, size_t len) {
+  size_t old_len = b->len;
+  if (vh_grow(&b->buf, &b->cap, b->len + klen, 1) != 0) return VH_ENOMEM;
+  vh_batch_op_t op = {.id = klen,
+                      .off = b->len,
+                      .len = 0,
+                      .type = kind < 0 ? VH_OP_KDEL : VH_OP_KPUT};
+  memcpy(b->buf + b->len, key, klen);
+  b->len += klen;
+  if (kind >= 0) {
+    size_t voff;
+    int rc = batch_append(b, kind, payload, len, &voff);
+    if (rc != 0) {
+      b->len = old_len;
+      return rc;
+    }
+    op.len = VH_STORE_HDR + len;
+  }
+  int rc = batch_add_op(b, &op);
+  if (rc != 0) b->len = old_len;
+  return rc;
+}
+
 int vh_batch_del_sweep(vh_batch_t *b, uint64_t id) {
   vh_batch_op_t op = {.id = id, .type = VH_OP_QDEL};
   return batch_add_op(b, &op);
@@ -219,6 +255,7 @@ static int table_build(last_op_table_t *t, vh_batch_t *list) {
   for (vh_batch_t *b = list; b; b = b->next)
     for (size_t i = 0; i < b->nops; i++) {
       const vh_batch_op_t *op = &b->ops[i];
+      if (VH_OP_IS_KEY(op->type)) continue; /* written in order */
       size_t j = slot_of(t, op->id);
       while (t->slot[j] != NULL && !same_key(t->slot[j], op))
         j = (j + 1) & t->mask;
@@ -249,6 +286,17 @@ static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
     if (b->has_manifest) man = b;
     for (size_t i = 0; i < b->nops; i++) {
       const vh_batch_op_t *op = &b->ops[i];
+      if (VH_OP_IS_KEY(op->type)) {
+        const char *k = (const char *)b->buf + op->off;
+        size_t klen = (size_t)op->id;
+        if (op->type == VH_OP_KDEL) {
+          rocksdb_writebatch_delete(wb, k, klen);
+        } else {
+          seal_value(b->buf + op->off + klen, op->len);
+          rocksdb_writebatch_put(wb, k, klen, k + klen, op->len);
+        }
+        continue;
+      }
       if (dedup && table_get(&t, op) != op) continue; /* superseded */
       char key[VH_NODE_KEY_LEN];
       key[0] = VH_OP_IS_SWEEP(op->type) ? VH_KEY_SWEEP : VH_KEY_NODE;
@@ -258,7 +306,9 @@ static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
         rocksdb_writebatch_put(wb, key, sizeof key,
                                (const char *)b->buf + op->off, op->len);
       } else if (op->type == VH_OP_QPUT) {
-        rocksdb_writebatch_put(wb, key, sizeof key, "", 0);
+        rocksdb_writebatch_put(wb, key, sizeof key,
+                               op->len ? (const char *)b->buf + op->off : "",
+                               op->len);
       } else {
         rocksdb_writebatch_delete(wb, key, sizeof key);
       }

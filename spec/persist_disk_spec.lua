@@ -1,5 +1,5 @@
--- persist_disk_spec.lua - disk use tracks live state, not history (ARCHITECTURE.md
--- invariant 5, host/durable.c): one key of a state that also holds 10k
+-- persist_disk_spec.lua - with --retain 0, disk use tracks live state, not
+-- history (ARCHITECTURE.md invariant 5, host/durable.c): one key of a state that also holds 10k
 -- other values is overwritten a million times, a thousand writes per slice
 -- (so a thousand slices each replace the path to the key, and the message
 -- queue of the system state fills and drains as often). The data dir's
@@ -53,8 +53,10 @@ describe("vedhost disk use", function()
     local dir = proc.tmpdir()
     proc.write(dir .. "/w.lua", SCRIPT)
     local function run(n)
+      -- --retain 0: no history kept, so disk tracks live state alone
+      -- (retention's bound is spec/history_spec.lua's).
       return proc.run({ "run", "--data", "data", "--no-watch",
-                        "--durability", "nosync", "w.lua" },
+                        "--durability", "nosync", "--retain", "0", "w.lua" },
                       { cwd = dir, env = { VH_N = tostring(n) },
                         timeout = 120 })
     end

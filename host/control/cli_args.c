@@ -31,8 +31,11 @@
  */
 #include "vh_cli_args.h"
 
+#include <ctype.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -167,6 +170,84 @@ int vh_cli_parse(const vh_cli_cmd_t *cmd, int argc, char **argv, vh_cli_fn fn,
   for (int i = optind; i < argc; i++) { /* after "--" */
     rc = vh_cli__arg(cmd, argv[i], &nargs, fn, arg);
     if (rc != 0) return rc;
+  }
+  return 0;
+}
+
+/* ---- --retain ---- */
+
+int vh_cli_retain(const char *spec, vh_cli_retain_t *out, char *err,
+                  size_t cap) {
+  static const struct {
+    const char *unit;
+    int kind; /* 1 age (ms per unit), 2 bytes */
+    unsigned long long mul;
+  } units[] = {{"s", 1, 1000ULL},     {"m", 1, 60000ULL},
+               {"h", 1, 3600000ULL},  {"d", 1, 86400000ULL},
+               {"KB", 2, 1ULL << 10}, {"MB", 2, 1ULL << 20},
+               {"GB", 2, 1ULL << 30}, {"TB", 2, 1ULL << 40}};
+  memset(out, 0, sizeof *out);
+  if (strcmp(spec, "0") == 0) {
+    out->zero = 1;
+    return 0;
+  }
+  const char *p = spec;
+  int seen[3] = {0, 0, 0};
+  for (;;) {
+    const char *end = strchr(p, ',');
+    size_t n = end ? (size_t)(end - p) : strlen(p);
+    char part[64];
+    if (n == 0 || n >= sizeof part) {
+      snprintf(err, cap,
+               "--retain: bad limit '%.*s' in '%s' (want e.g. 15m, 24h, "
+               "10000, 2GB or 1h,2GB)",
+               (int)(n < 40 ? n : 40), p, spec);
+      return -1;
+    }
+    memcpy(part, p, n);
+    part[n] = '\0';
+    size_t digits = 0;
+    while (isdigit((unsigned char)part[digits])) digits++;
+    errno = 0;
+    char *e = NULL;
+    unsigned long long v = digits ? strtoull(part, &e, 10) : 0;
+    int kind = 0;
+    unsigned long long mul = 1;
+    if (digits && part[digits] == '\0') {
+      kind = 0; /* a count of versions */
+    } else {
+      kind = -1;
+      for (size_t i = 0; digits && i < sizeof units / sizeof units[0]; i++)
+        if (strcmp(part + digits, units[i].unit) == 0) {
+          kind = units[i].kind;
+          mul = units[i].mul;
+        }
+    }
+    if (kind < 0 || errno || v == 0 || v > ~0ULL / mul ||
+        (kind == 1 && v * mul > 9000000000000000000ULL)) {
+      snprintf(err, cap,
+               "--retain: bad limit '%s' in '%s' (want a positive age 30s, "
+               "15m, 24h, 7d, a count of versions 10000, or a disk budget "
+               "500MB, 2GB; combine with commas; 0 alone keeps only the "
+               "newest version)",
+               part, spec);
+      return -1;
+    }
+    if (seen[kind]++) {
+      snprintf(err, cap, "--retain: '%s' gives %s twice", spec,
+               kind == 0   ? "a count"
+               : kind == 1 ? "an age"
+                           : "a budget");
+      return -1;
+    }
+    if (kind == 0)
+      out->slices = v;
+    else if (kind == 1)
+      out->age_ms = (long long)(v * mul);
+    else
+      out->bytes = v * mul;
+    if (!end) break;
+    p = end + 1;
   }
   return 0;
 }

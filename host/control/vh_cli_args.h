@@ -5,6 +5,8 @@
 #ifndef VH_CLI_ARGS_H
 #define VH_CLI_ARGS_H
 
+#include <stddef.h>
+
 /* The data dir of every subcommand when --data is not given. */
 #define VH_DEFAULT_DATA_DIR "./vedhost.data"
 
@@ -44,5 +46,21 @@ int vh_cli_parse(const vh_cli_cmd_t *cmd, int argc, char **argv, vh_cli_fn fn,
  * 2, the usage exit code. */
 int vh_cli_bad(const char *cmd, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* `vedhost run --retain SPEC` (README "Versions"): comma-separated limits,
+ * each at most once: an age "30s" "15m" "24h" "7d", a count of versions
+ * "10000", a disk budget "500MB" "2GB" (KB/MB/GB/TB are powers of 1024);
+ * any limit reached drops the oldest version. "0" alone keeps only the
+ * newest version. */
+typedef struct vh_cli_retain {
+  int zero;                         /* "0" */
+  long long age_ms;                 /* 0 = none */
+  unsigned long long slices, bytes; /* 0 = none */
+} vh_cli_retain_t;
+
+/* Parses spec into *out. 0, or -1 with a one-line reason in err (cap
+ * bytes) that names the bad part (the caller prints it, exit 2). */
+int vh_cli_retain(const char *spec, vh_cli_retain_t *out, char *err,
+                  size_t cap);
 
 #endif

@@ -1,0 +1,480 @@
+/*
+ * test_history.c - version records and the exact GC of the history engine
+ * (persist/store_versions.c, persist/history.c).
+ *
+ * A fake host drives the engine: each "slice" puts the nodes it creates
+ * (ids from a counter, like flush.c), hands the engine the ids that died,
+ * submits the batch and waits until it is durable. The tests then look at
+ * which nodes are still stored: the rule is that a node that died at d is
+ * deleted exactly when the window's oldest reaches d, unless a mark below d
+ * was born after it.
+ */
+#define _GNU_SOURCE
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rocksdb/c.h>
+
+#include "vh_manifest.h"
+#include "vh_store.h"
+#include "vh_test.h"
+#include "vh_versions.h"
+
+static char test_dir[256];
+
+static int rm_entry(const char *p, const struct stat *st, int flag,
+                    struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(p);
+}
+
+static void dir_cleanup(void) {
+  if (!test_dir[0]) return;
+  char parent[256];
+  snprintf(parent, sizeof parent, "%s", test_dir);
+  char *slash = strrchr(parent, '/');
+  if (slash) *slash = '\0';
+  nftw(parent, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  test_dir[0] = '\0';
+}
+
+static const char *fresh_dir(void) {
+  dir_cleanup();
+  char tmpl[] = "/tmp/vh_test_hist.XXXXXX";
+  char *d = mkdtemp(tmpl);
+  if (d == NULL) abort();
+  snprintf(test_dir, sizeof test_dir, "%s/data", d);
+  return test_dir;
+}
+
+static vh_store_t *open_store(const char *dir) {
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.create = 1;
+  o.sync = 0;
+  vh_store_t *s = NULL;
+  char *m = NULL;
+  int rc = vh_store_open(dir, &o, &s, &m);
+  if (rc != 0) fprintf(stderr, "open: %s\n", m ? m : "?");
+  ASSERT_EQ(rc, 0);
+  return s;
+}
+
+/* The fake host. */
+typedef struct fake {
+  vh_store_t *s;
+  vh_hist_t *H;
+  uint64_t seq, next_id;
+  int64_t t;
+  uint64_t sweeps[64];
+  size_t nsweeps;
+} fake_t;
+
+static int fake_sweep(void *arg, uint64_t id, uint64_t d) {
+  fake_t *f = arg;
+  (void)d;
+  if (f->nsweeps < 64) f->sweeps[f->nsweeps++] = id;
+  return 0;
+}
+
+static void fake_open(fake_t *f, const char *dir, const vh_retain_t *r) {
+  f->s = open_store(dir);
+  char *m = NULL;
+  int rc = vh_hist_open(f->s, r, &f->H, &m);
+  if (rc != 0) fprintf(stderr, "hist open: %s\n", m ? m : "?");
+  ASSERT_EQ(rc, 0);
+  vh_history_t h;
+  vh_hist_info(f->H, &h);
+  f->seq = h.newest;
+  f->next_id = h.newest_next_id ? h.newest_next_id : 1;
+  f->t = h.newest_time ? h.newest_time : 1000000;
+}
+
+static void fake_close(fake_t *f) {
+  vh_hist_free(f->H);
+  char *m = NULL;
+  ASSERT_EQ(vh_store_close(f->s, &m), 0);
+  f->s = NULL;
+  f->H = NULL;
+}
+
+/* One slice: nborn new nodes (returned ids from first), dead entries. */
+static uint64_t slice(fake_t *f, int is_version, size_t nborn,
+                      const uint64_t *dead, size_t ndead) {
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  uint64_t first = f->next_id;
+  for (size_t i = 0; i < nborn; i++) {
+    char txt[32];
+    snprintf(txt, sizeof txt, "node%llu", (unsigned long long)f->next_id);
+    ASSERT_EQ(vh_batch_put_node(b, f->next_id++, txt, strlen(txt)), 0);
+  }
+  f->seq++;
+  f->t += 1000;
+  vh_manifest_t man;
+  memset(&man, 0, sizeof man);
+  man.seq = f->seq;
+  man.next_id = f->next_id;
+  ASSERT_EQ(vh_manifest_add(&man, "d", first > 1 ? first : 1, 1), 0);
+  void *mb = NULL;
+  size_t ml = 0;
+  ASSERT_EQ(vh_manifest_encode(&man, &mb, &ml), 0);
+  vh_manifest_free(&man);
+  char *ch[] = {"d"};
+  vh_hist_slice_t sl = {.seq = f->seq,
+                        .is_version = is_version,
+                        .time_ms = f->t,
+                        .events = 1,
+                        .keys = nborn,
+                        .changed = ch,
+                        .nchanged = is_version ? 1 : 0,
+                        .man = mb,
+                        .manlen = ml,
+                        .next_id = f->next_id,
+                        .dead = dead,
+                        .ndead = ndead,
+                        .new_nodes = nborn,
+                        .new_bytes = nborn * 10,
+                        .durable = vh_store_durable_seq(f->s)};
+  char *m = NULL;
+  int rc = vh_hist_slice(f->H, b, &sl, fake_sweep, f, &m);
+  if (rc != 0) fprintf(stderr, "hist slice: %s\n", m ? m : "?");
+  ASSERT_EQ(rc, 0);
+  ASSERT_EQ(vh_batch_set_manifest(b, mb, ml), 0);
+  free(mb);
+  ASSERT_EQ(vh_store_submit(f->s, b, f->seq), 0);
+  ASSERT_EQ(vh_store_wait_durable(f->s, f->seq), 0);
+  return first;
+}
+
+static int has_node(fake_t *f, uint64_t id) {
+  void *p = NULL;
+  size_t n = 0;
+  int rc = vh_store_get_node(f->s, id, &p, &n, NULL);
+  free(p);
+  return rc == 0;
+}
+
+static vh_retain_t retain_slices(uint64_t n) {
+  vh_retain_t r;
+  memset(&r, 0, sizeof r);
+  if (n == 0)
+    r.zero = 1;
+  else
+    r.slices = n;
+  return r;
+}
+
+/* ---- records ---- */
+
+static int collect_seq(void *arg, const vh_version_t *v) {
+  uint64_t *out = arg;
+  out[out[0] + 1] = v->seq;
+  out[0]++;
+  return 0;
+}
+
+TEST_IMPL(records_round_trip) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(100);
+  fake_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 2, NULL, 0);
+  uint64_t d1[] = {VH_DEAD(1, 0)};
+  slice(&f, 1, 1, d1, 1);
+  uint64_t d2[] = {VH_DEAD(2, 1)};
+  slice(&f, 1, 1, d2, 1);
+  vh_version_t v;
+  char *m = NULL;
+  ASSERT_EQ(vh_store_version_get(f.s, 2, &v, &m), 0);
+  ASSERT_EQ(v.seq, 2);
+  ASSERT_EQ(v.time_ms, 1002000);
+  ASSERT_EQ(v.events, 1);
+  ASSERT_EQ(v.keys_changed, 1);
+  ASSERT_EQ(v.nchanged, 1);
+  ASSERT(strcmp(v.changed[0], "d") == 0);
+  ASSERT_EQ(v.m.seq, 2);
+  ASSERT_EQ(v.m.next_id, 4);
+  ASSERT_EQ(v.m.ndomains, 1);
+  vh_version_free(&v);
+  ASSERT_EQ(vh_store_version_get(f.s, 9, &v, &m), VH_ENOENT);
+  ASSERT(m && strstr(m, "unknown version 9"));
+  free(m);
+  uint64_t seqs[8] = {0};
+  ASSERT_EQ(vh_store_versions_each(f.s, 1, collect_seq, seqs, NULL), 0);
+  ASSERT_EQ(seqs[0], 3);
+  ASSERT_EQ(seqs[1], 3);
+  ASSERT_EQ(seqs[3], 1);
+  vh_history_t h;
+  ASSERT_EQ(vh_store_history(f.s, &h, NULL), 0);
+  ASSERT_EQ(h.oldest, 1);
+  ASSERT_EQ(h.newest, 3);
+  ASSERT_EQ(h.count, 3);
+  ASSERT_GT(h.bytes, 0);
+  fake_close(&f);
+  dir_cleanup();
+}
+
+/* ---- the window ---- */
+
+TEST_IMPL(window_deletes_exactly_when_oldest_reaches_death) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(3);
+  fake_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 2, NULL, 0);       /* v1: nodes 1, 2 */
+  uint64_t a[] = {VH_DEAD(1, 0)}; /* 1 dies at v2 */
+  slice(&f, 1, 1, a, 1);          /* v2: node 3 */
+  uint64_t b[] = {VH_DEAD(2, 0)}; /* 2 dies at v3 */
+  slice(&f, 1, 1, b, 1);          /* v3: node 4; window 1..3 */
+  ASSERT(has_node(&f, 1));        /* v1 reaches it */
+  uint64_t c[] = {VH_DEAD(3, 0)}; /* 3 dies at v4 */
+  slice(&f, 1, 1, c, 1);          /* window 2..4 */
+  ASSERT(!has_node(&f, 1));       /* oldest 2 >= 2 */
+  ASSERT(has_node(&f, 2));        /* v2 reaches it */
+  ASSERT(has_node(&f, 3));
+  slice(&f, 1, 1, NULL, 0); /* window 3..5 */
+  ASSERT(!has_node(&f, 2));
+  ASSERT(has_node(&f, 3));
+  vh_version_t v;
+  ASSERT_EQ(vh_store_version_get(f.s, 2, &v, NULL), VH_ENOENT);
+  ASSERT_EQ(vh_store_version_get(f.s, 3, &v, NULL), 0);
+  vh_version_free(&v);
+  vh_history_t h;
+  ASSERT_EQ(vh_store_history(f.s, &h, NULL), 0);
+  ASSERT_EQ(h.oldest, 3);
+  ASSERT_EQ(h.count, 3);
+  fake_close(&f);
+  dir_cleanup();
+}
+
+TEST_IMPL(retain_zero_deletes_in_the_same_batch) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(0);
+  fake_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 2, NULL, 0);
+  uint64_t a[] = {VH_DEAD(1, 0)};
+  slice(&f, 1, 1, a, 1);
+  ASSERT(!has_node(&f, 1));
+  uint64_t sub[] = {VH_DEAD(2, 1)};
+  f.nsweeps = 0;
+  slice(&f, 1, 0, sub, 1);
+  ASSERT_EQ(f.nsweeps, 1); /* queued for the sweeper in that batch */
+  ASSERT_EQ(f.sweeps[0], 2);
+  vh_history_t h;
+  ASSERT_EQ(vh_store_history(f.s, &h, NULL), 0);
+  ASSERT_EQ(h.count, 1);
+  ASSERT_EQ(h.oldest, 3);
+  vh_version_t v;
+  ASSERT_EQ(vh_store_version_get(f.s, 2, &v, NULL), VH_ENOENT);
+  fake_close(&f);
+  dir_cleanup();
+}
+
+static int count_chunk(void *arg, uint64_t d, uint64_t s, const uint64_t *e,
+                       size_t n, uint64_t est) {
+  (void)d;
+  (void)s;
+  (void)e;
+  (void)est;
+  *(size_t *)arg += n ? 1 : 1;
+  return 0;
+}
+
+TEST_IMPL(retain_zero_writes_no_death_list) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(0);
+  fake_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 2, NULL, 0);
+  for (uint64_t i = 1; i < 20; i++) {
+    uint64_t a[] = {VH_DEAD(i, 0)};
+    slice(&f, 1, 1, a, 1);
+  }
+  size_t chunks = 0;
+  ASSERT_EQ(vh_store_deaths_all(f.s, count_chunk, &chunks, NULL), 0);
+  ASSERT_EQ(chunks, 0);
+  fake_close(&f);
+  dir_cleanup();
+}
+
+TEST_IMPL(late_deaths_join_the_newest_version) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(2);
+  fake_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 3, NULL, 0); /* v1: 1 2 3 */
+  slice(&f, 1, 1, NULL, 0); /* v2: 4 */
+  uint64_t a[] = {VH_DEAD(1, 0)};
+  slice(&f, 0, 0, a, 1);   /* batch 3, not a version: 1 joins D(2) */
+  ASSERT(has_node(&f, 1)); /* v1 still retained */
+  vh_version_t v;
+  ASSERT_EQ(vh_store_version_get(f.s, 3, &v, NULL), VH_ENOENT);
+  slice(&f, 1, 1, NULL, 0); /* v4: window 2, 4 */
+  ASSERT(!has_node(&f, 1));
+  ASSERT(has_node(&f, 2));
+  fake_close(&f);
+  dir_cleanup();
+}
+
+/* ---- marks ---- */
+
+TEST_IMPL(mark_pins_until_unmark) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(2);
+  fake_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 2, NULL, 0); /* v1: 1 2 */
+  slice(&f, 1, 1, NULL, 0); /* v2: 3 */
+  char *m = NULL;
+  ASSERT_EQ(vh_hist_mark(f.H, "before", &m), 0);
+  ASSERT_EQ(vh_hist_mark(f.H, "before", &m), VH_EINVAL);
+  ASSERT(m && strstr(m, "exists"));
+  free(m);
+  ASSERT_EQ(vh_hist_mark(f.H, "9bad", &m), VH_EINVAL);
+  free(m);
+  uint64_t a[] = {VH_DEAD(2, 0), VH_DEAD(3, 0)};
+  uint64_t n5 = slice(&f, 1, 1, a, 2); /* v3: 2, 3 die; node 4 */
+  uint64_t b[] = {VH_DEAD(n5, 0)};     /* born after the mark */
+  slice(&f, 1, 1, b, 1);               /* v4 */
+  for (int i = 0; i < 5; i++) slice(&f, 1, 1, NULL, 0);
+  ASSERT(has_node(&f, 2)); /* pinned by the mark on v2 */
+  ASSERT(has_node(&f, 3));
+  ASSERT(!has_node(&f, n5)); /* not pinned: born after v2 */
+  vh_version_t v;
+  ASSERT_EQ(vh_store_version_get(f.s, 2, &v, NULL), 0); /* marked */
+  vh_version_free(&v);
+  vh_mark_t *ms = NULL;
+  size_t nm = 0;
+  ASSERT_EQ(vh_store_marks(f.s, &ms, &nm, NULL), 0);
+  ASSERT_EQ(nm, 1);
+  ASSERT(strcmp(ms[0].name, "before") == 0);
+  ASSERT_EQ(ms[0].seq, 2);
+  ASSERT_GT(ms[0].bytes, 0);
+  vh_marks_free(ms, nm);
+  /* A restart keeps the mark and the pins. */
+  fake_close(&f);
+  fake_open(&f, test_dir, &r);
+  for (int i = 0; i < 3; i++) slice(&f, 1, 1, NULL, 0);
+  ASSERT(has_node(&f, 2));
+  ASSERT_EQ(vh_hist_unmark(f.H, "nope", &m), VH_ENOENT);
+  free(m);
+  ASSERT_EQ(vh_hist_unmark(f.H, "before", &m), 0);
+  for (int i = 0; i < 3; i++) slice(&f, 0, 0, NULL, 0);
+  ASSERT(!has_node(&f, 2));
+  ASSERT(!has_node(&f, 3));
+  ASSERT_EQ(vh_store_version_get(f.s, 2, &v, NULL), VH_ENOENT);
+  ASSERT_EQ(vh_store_marks(f.s, &ms, &nm, NULL), 0);
+  ASSERT_EQ(nm, 0);
+  fake_close(&f);
+  dir_cleanup();
+}
+
+TEST_IMPL(subtree_entries_sweep_with_death_seq) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(2);
+  fake_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 3, NULL, 0); /* v1 */
+  slice(&f, 1, 1, NULL, 0); /* v2 */
+  ASSERT_EQ(vh_hist_mark(f.H, "m", NULL), 0);
+  uint64_t a[] = {VH_DEAD(1, 1)};
+  f.nsweeps = 0;
+  slice(&f, 1, 1, a, 1); /* v3: subtree 1 dies; pinned at v4 */
+  slice(&f, 1, 1, NULL, 0);
+  slice(&f, 1, 1, NULL, 0);
+  ASSERT_EQ(f.nsweeps, 0); /* pinned, not swept */
+  /* The sweeper's check for a child: born before the mark, died at 3. */
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_hist_pin(f.H, b, 2, 3), 1);
+  ASSERT_EQ(vh_hist_pin(f.H, b, 2, 2), 0);   /* no mark below 2 */
+  ASSERT_EQ(vh_hist_pin(f.H, b, 999, 3), 0); /* born after the mark */
+  vh_batch_free(b);
+  ASSERT_EQ(vh_hist_unmark(f.H, "m", NULL), 0);
+  for (int i = 0; i < 3; i++) slice(&f, 0, 0, NULL, 0);
+  ASSERT_EQ(f.nsweeps, 1);
+  ASSERT_EQ(f.sweeps[0], 1);
+  fake_close(&f);
+  dir_cleanup();
+}
+
+/* ---- restart ---- */
+
+TEST_IMPL(restart_reads_only_the_header) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(1000);
+  fake_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 2, NULL, 0);
+  for (uint64_t i = 1; i < 30; i++) {
+    uint64_t a[] = {VH_DEAD(i, 0)};
+    slice(&f, 1, 1, a, 1);
+  }
+  fake_close(&f);
+  /* Damage every death list and version record but the header: an open
+   * that read any of them would fail. */
+  rocksdb_options_t *o = rocksdb_options_create();
+  char *err = NULL, path[300];
+  snprintf(path, sizeof path, "%s/db", test_dir);
+  rocksdb_t *db = rocksdb_open(o, path, &err);
+  ASSERT(err == NULL);
+  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+  for (uint64_t sq = 1; sq <= 29; sq++) {
+    unsigned char k[17] = {'D'};
+    for (int i = 0; i < 8; i++) k[1 + i] = (unsigned char)(sq >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++) k[9 + i] = (unsigned char)(sq >> (56 - 8 * i));
+    rocksdb_put(db, wo, (char *)k, 17, "junk", 4, &err);
+    ASSERT(err == NULL);
+  }
+  rocksdb_writeoptions_destroy(wo);
+  rocksdb_close(db);
+  rocksdb_options_destroy(o);
+  /* A smaller window: the next batch must drop old versions by reading
+   * them, but the open itself reads nothing of them. */
+  vh_retain_t r2 = retain_slices(1000);
+  fake_open(&f, test_dir, &r2);
+  vh_history_t h;
+  vh_hist_info(f.H, &h);
+  ASSERT_EQ(h.count, 30);
+  ASSERT_EQ(h.oldest, 1);
+  ASSERT_EQ(h.newest, 30);
+  fake_close(&f);
+  dir_cleanup();
+}
+
+TEST_IMPL(restart_then_window_shrinks_from_disk) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(1000);
+  fake_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 2, NULL, 0); /* 1, 2 */
+  uint64_t prev = 2;
+  for (int i = 0; i < 100; i++) {
+    uint64_t a[] = {VH_DEAD(prev, 0)};
+    prev = slice(&f, 1, 1, a, 1);
+  }
+  fake_close(&f);
+  vh_retain_t r2 = retain_slices(10);
+  fake_open(&f, test_dir, &r2);
+  for (int i = 0; i < 3; i++) slice(&f, 1, 1, NULL, 0); /* 64 per batch */
+  vh_history_t h;
+  vh_hist_info(f.H, &h);
+  ASSERT_EQ(h.count, 10);
+  ASSERT(has_node(&f, 1));
+  for (uint64_t id = 2; id < 90; id++) {
+    if (has_node(&f, id))
+      fprintf(stderr, "node %llu still there\n", (unsigned long long)id);
+    ASSERT(!has_node(&f, id));
+  }
+  ASSERT(has_node(&f, 100)); /* died at 100: the window is 95..104 */
+  fake_close(&f);
+  dir_cleanup();
+}
+
+VH_TEST_MAIN(TEST_ENTRY(records_round_trip),
+             TEST_ENTRY(window_deletes_exactly_when_oldest_reaches_death),
+             TEST_ENTRY(retain_zero_deletes_in_the_same_batch),
+             TEST_ENTRY(retain_zero_writes_no_death_list),
+             TEST_ENTRY(late_deaths_join_the_newest_version),
+             TEST_ENTRY(mark_pins_until_unmark),
+             TEST_ENTRY(subtree_entries_sweep_with_death_seq),
+             TEST_ENTRY(restart_reads_only_the_header),
+             TEST_ENTRY(restart_then_window_shrinks_from_disk))
