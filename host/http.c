@@ -21,7 +21,13 @@
  *        {"error": reason} while slices are held: api->accepting)
  *   GET  /metrics  -> Prometheus text format 0.0.4
  *   Other paths 404; another method on a known path 405 with Allow.
- *   Path segments are percent-decoded; the query string is ignored.
+ *   GET  /domains/{domain}/state[/key...]?at=V  -> the same of retained
+ *        version V (a seq, -N, a time, -5m, a mark: README "Versions"),
+ *        read through view stubs (api->read_open_at); 404 with the reason
+ *        for an unknown version, a time before the oldest retained, a
+ *        mark that does not exist, or a domain absent from V.
+ *   Path segments are percent-decoded; the query string is ignored but
+ *   for ?at= on a state read.
  *
  * CONNECTIONS. One uv_tcp_t and one http_parser per connection; the loop
  * never blocks on a client. Requests are parsed as bytes arrive and
@@ -765,11 +771,57 @@ static int vh_http_read_status(vh_http_srv_t *srv, vedhost_reader_t *rd, int rc,
   }
 }
 
-static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg) {
+/* The value of query parameter name in q (the text after '?', or NULL),
+ * percent-decoded ('+' is a space) into out (cap bytes): 1, 0 if absent,
+ * -1 if badly encoded or longer than cap - 1. */
+static int vh_http_query(const char *q, const char *name, char *out,
+                         size_t cap) {
+  size_t nl = strlen(name);
+  while (q && *q) {
+    const char *end = strchr(q, '&');
+    if (!end) end = q + strlen(q);
+    if ((size_t)(end - q) > nl && strncmp(q, name, nl) == 0 && q[nl] == '=') {
+      size_t n = 0;
+      for (const char *p = q + nl + 1; p < end; p++) {
+        int ch = (unsigned char)*p;
+        if (ch == '%') {
+          int a = p + 2 < end ? vh_http_hex((unsigned char)p[1]) : -1;
+          int b = a < 0 ? -1 : vh_http_hex((unsigned char)p[2]);
+          if (b < 0 || (a == 0 && b == 0)) return -1;
+          ch = a * 16 + b;
+          p += 2;
+        } else if (ch == '+') {
+          ch = ' ';
+        }
+        if (n + 1 >= cap) return -1;
+        out[n++] = (char)ch;
+      }
+      out[n] = '\0';
+      return 1;
+    }
+    q = *end ? end + 1 : end;
+  }
+  return 0;
+}
+
+/* GET /domains/D/state[/PATH][?at=V]: the committed value, or (with at)
+ * the value at retained version V (api->read_open_at, ABI minor 3). */
+static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg,
+                              const char *query) {
   const vedhost_api_t *api = c->srv->api;
   vedhost_reader_t *rd = NULL;
-  int rc = api->read_open(api->host, segs[1], (const char *const *)segs + 3,
-                          (size_t)(nseg - 3), &rd);
+  char at[256], why[512] = "";
+  int has_at = vh_http_query(query, "at", at, sizeof at);
+  if (has_at < 0) {
+    vh_http_error(c, 400, "bad ?at= value", NULL);
+    return;
+  }
+  int rc =
+      has_at
+          ? api->read_open_at(api->host, segs[1], (const char *const *)segs + 3,
+                              (size_t)(nseg - 3), at, &rd, why, sizeof why)
+          : api->read_open(api->host, segs[1], (const char *const *)segs + 3,
+                           (size_t)(nseg - 3), &rd);
   if (rc == 0) {
     /* Invariant 3: what was pinned may belong to a slice not yet durable. */
     vh_http_held_t *hd = malloc(sizeof *hd);
@@ -787,9 +839,11 @@ static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg) {
     vh_http_error(c, 500, "out of memory", NULL);
     return;
   }
-  char msg[256];
+  char msg[600];
   int code = 404;
-  if (rc == VEDHOST_ENODOMAIN)
+  if (has_at && why[0] && (rc == VEDHOST_ENODOMAIN || rc == VEDHOST_ENOTFOUND))
+    snprintf(msg, sizeof msg, "%s", why); /* names the version */
+  else if (rc == VEDHOST_ENODOMAIN)
     snprintf(msg, sizeof msg, "no domain '%.200s'", segs[1]);
   else if (rc == VEDHOST_ENOTFOUND)
     snprintf(msg, sizeof msg, "no value at that path");
@@ -959,6 +1013,9 @@ static void vh_http_serve(vh_http_conn_t *c) {
     return;
   }
   char *segs[VH_HTTP_MAX_SEGS];
+  /* The query stays readable after the split ends the path at '?'. */
+  const char *query = strchr(r->url, '?');
+  if (query) query++;
   int n = vh_http_split(r->url, segs);
   if (n < 0) {
     vh_http_error(c, n == -1 ? 400 : 404, "bad path", NULL);
@@ -990,7 +1047,7 @@ static void vh_http_serve(vh_http_conn_t *c) {
     if (!get)
       vh_http_error(c, 405, "use GET", "Allow: GET\r\n");
     else
-      vh_http_get_state(c, segs, n);
+      vh_http_get_state(c, segs, n, query);
     return;
   }
   if (n == 4 && strcmp(segs[0], "domains") == 0 &&

@@ -37,14 +37,17 @@ static const char vh_main_usage[] =
     "      run them until SIGINT/SIGTERM or ved.exit(code)\n"
     "  vedhost repl [--data DIR] [-e CODE]\n"
     "      attach to a running host and evaluate Lua in it\n"
-    "  vedhost inspect [--data DIR] [PATH]\n"
+    "  vedhost inspect [--data DIR] [--at V] [PATH]\n"
     "      print the value at PATH (e.g. counter.recent.3) or every domain\n"
+    "      (of retained version V: a seq, -N, a time 14:02, -5m, a mark)\n"
+    "  vedhost log [--data DIR] [--domain NAME] [--since T] [-n N]\n"
+    "      list the retained versions, newest first\n"
     "  vedhost fsck [--data DIR]\n"
     "      check the data dir\n"
     "  vedhost recover [--data DIR]\n"
     "      accept the loss of the slices after a corrupt write-ahead log\n"
     "      record (which run refuses) and print which slices were dropped\n"
-    "  vedhost export [--data DIR] [--domain NAME]... [FILE|-]\n"
+    "  vedhost export [--data DIR] [--at V] [--domain NAME]... [FILE|-]\n"
     "      write a consistent snapshot (zstd stream) to FILE or stdout;\n"
     "      safe while a host runs\n"
     "  vedhost import [--data DIR] [--replace-domain NAME] FILE|-\n"
@@ -326,6 +329,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "repl") == 0) return vh_repl_main(argc - 1, argv + 1);
   if (strcmp(cmd, "fsck") == 0) return vh_fsck_main(argc - 1, argv + 1);
   if (strcmp(cmd, "inspect") == 0) return vh_inspect_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "log") == 0) return vh_log_main(argc - 1, argv + 1);
   if (strcmp(cmd, "export") == 0) return vh_export_main(argc - 1, argv + 1);
   if (strcmp(cmd, "import") == 0) return vh_import_main(argc - 1, argv + 1);
   if (strcmp(cmd, "recover") == 0) return vh_recover_main(argc - 1, argv + 1);

@@ -269,6 +269,8 @@ static const char vh_repl_help[] =
     "  domains.<name>.version        its declared version\n"
     "  send(domain, event, payload)  run the domain's handler now, in this\n"
     "                                chunk; returns the handler's reply\n"
+    "  at(V).domains.<name>.state    read-only view of retained version V\n"
+    "                                (1234, -3, \"14:02\", \"-5m\", a mark)\n"
     "  ved                           the ved module (ved.send queues a "
     "message)\n"
     "  pretty                        the printer: pretty.format(v, "

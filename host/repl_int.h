@@ -65,6 +65,11 @@ int vh_repl__fork(vh_repl_srv_t *s, vh_control_conn_t *conn, char *msg,
 int vh_repl__unfork(vh_repl_srv_t *s, vh_control_conn_t *conn, char *msg,
                     size_t cap);
 
+/* ---- repl_at.c ---- */
+
+/* at(V): the read-only views of retained version V (see repl_at.c). */
+int vh_repl__at(lua_State *L);
+
 /* ---- repl_info.c ---- */
 
 /* Answer a COMPLETE request (line [borrowed], len bytes: the text before

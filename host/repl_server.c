@@ -53,6 +53,7 @@
  *             on success), then the error is raised in the chunk: uncaught,
  *             it rolls back the whole chunk; caught with pcall, the chunk
  *             goes on without that handler's effects.
+ *   at(V)     read-only views of retained version V (repl_at.c)
  *   ved       a copy of the ved module whose send queues a message as part
  *             of the chunk (the module's own send, outside handlers, would
  *             take effect at once even if the chunk then fails)
@@ -358,6 +359,8 @@ static int vh_repl_setup(lua_State *L) {
   lua_setfield(L, env, "domains");
   lua_pushcfunction(L, vh_repl_send);
   lua_setfield(L, env, "send");
+  lua_pushcfunction(L, vh_repl__at); /* repl_at.c */
+  lua_setfield(L, env, "at");
   lua_pushvalue(L, pretty);
   lua_setfield(L, env, "pretty");
   lua_getglobal(L, "print");

@@ -457,3 +457,39 @@ int vh_version_resolve(vh_store_t *s, const char *spec, int64_t now_ms,
   }
   return vh_version_resolve_src(&src, spec, now_ms, seq, errmsg);
 }
+
+int vh_version_load(vh_store_t *s, const char *spec, int64_t now_ms,
+                    uint64_t *seq, int64_t *time_ms, vh_manifest_t *m,
+                    char **errmsg) {
+  int rc;
+  memset(m, 0, sizeof *m);
+  if ((rc = vh_version_resolve(s, spec, now_ms, seq, errmsg)) < 0) return rc;
+#ifdef VH_VSPEC_HAVE_VERSIONS
+  {
+    vh_version_t v;
+    vh_history_t h;
+    if ((rc = vh_store_history(s, &h, errmsg)) < 0) return rc;
+    if (h.newest != 0) {
+      if ((rc = vh_store_version_get(s, *seq, &v, errmsg)) < 0) return rc;
+      *m = v.m; /* moved out */
+      memset(&v.m, 0, sizeof v.m);
+      *time_ms = v.time_ms;
+      vh_version_free(&v);
+      return 0;
+    }
+  }
+#endif
+  /* No version records: the resolver answered the current manifest. */
+  void *bytes = NULL;
+  size_t len = 0;
+  if ((rc = vh_store_get_manifest(s, &bytes, &len, errmsg)) < 0) return rc;
+  rc = vh_manifest_decode(bytes, len, m, errmsg);
+  free(bytes);
+  if (rc < 0) return rc;
+  if (m->seq != *seq) { /* moved between the two reads */
+    vh_manifest_free(m);
+    return vh_vspec__err(errmsg, VH_ENOENT, "unknown version %s", spec);
+  }
+  *time_ms = INT64_MIN;
+  return 0;
+}

@@ -39,6 +39,7 @@
 #include <stdint.h>
 
 #include "vh_err.h"
+#include "vh_manifest.h"
 
 typedef struct vh_store vh_store_t;
 
@@ -47,6 +48,16 @@ typedef struct vh_store vh_store_t;
  * (unix ms) for ages and today's HH:MM. */
 int vh_version_resolve(vh_store_t *s, const char *spec, int64_t now_ms,
                        uint64_t *seq, char **errmsg);
+
+/* Resolve spec and read that version's manifest: 0 with *seq, *time_ms
+ * (INT64_MIN when the store keeps no version records and the answer is
+ * its current manifest) and *m [new] (vh_manifest_free), or a negative
+ * code and a one-line [new] *errmsg, as vh_version_resolve. The readers'
+ * one call: make each root of *m a vh_tab_stub_view (in a host) or a
+ * vh_tab_stub (offline, where nothing reports deaths). */
+int vh_version_load(vh_store_t *s, const char *spec, int64_t now_ms,
+                    uint64_t *seq, int64_t *time_ms, vh_manifest_t *m,
+                    char **errmsg);
 
 /* ---- the resolver over any list of versions (the store's, a test's) ---- */
 
