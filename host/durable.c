@@ -1064,6 +1064,34 @@ vh_store_t *vh_durable__store(vh_host_t *h) {
   return h->dur ? h->dur->store : NULL;
 }
 
+/* ---- marks (:mark, :unmark, :marks, `vedhost mark` on a running host) */
+
+int vh_durable__mark(vh_host_t *h, const char *name, int unmark, char *err,
+                     size_t cap) {
+  vh_durable_t *D = h->dur;
+  if (!D || !D->hist) {
+    snprintf(err, cap, "no store is open");
+    return VH_EINVAL;
+  }
+  char *m = NULL;
+  int rc = unmark ? vh_hist_unmark(D->hist, name, &m)
+                  : vh_hist_mark(D->hist, name, &m);
+  if (rc != 0) {
+    snprintf(err, cap, "%s", m ? m : vh_err_name(rc));
+    free(m);
+    return rc;
+  }
+  vh_log(VH_LOG_INFO, "vedhost", "%s '%s'", unmark ? "unmark" : "mark", name);
+  return 0;
+}
+
+int vh_durable__marks(vh_host_t *h, vh_mark_t **out, size_t *n) {
+  vh_durable_t *D = h->dur;
+  *out = NULL;
+  *n = 0;
+  return D && D->hist ? vh_hist_marks(D->hist, out, n) : 0;
+}
+
 /* ---- :stats ---- */
 
 void vh_durable__stats(vh_host_t *h, vh_durable_stats_t *out) {

@@ -515,6 +515,14 @@ typedef struct vh_durable_stats {
   char last_error[256];   /* the last write error, or "" */
 } vh_durable_stats_t;
 void vh_durable__stats(vh_host_t *h, vh_durable_stats_t *out);
+/* Marks the newest version as name (unmark = 0) or removes mark name
+ * (unmark = 1), in memory: the next slice's batch writes it (the caller
+ * gates its reply behind that batch). 0, or an error with a one-line
+ * message in err: a bad or duplicate name, no mark of that name. */
+int vh_durable__mark(vh_host_t *h, const char *name, int unmark, char *err,
+                     size_t cap);
+/* The marks: *out [new] (vh_marks_free). */
+int vh_durable__marks(vh_host_t *h, vh_mark_t **out, size_t *n);
 /* The open store [borrowed], or NULL: for tests (vh_store__ hooks). */
 struct vh_store *vh_durable__store(vh_host_t *h);
 

@@ -53,6 +53,8 @@ static const char vh_main_usage[] =
     "  vedhost import [--data DIR] [--replace-domain NAME] FILE|-\n"
     "      restore a snapshot into an empty data dir, or replace one\n"
     "      domain of a stopped host\n"
+    "  vedhost mark [--data DIR] NAME | vedhost unmark [--data DIR] NAME\n"
+    "      pin the current version under NAME (outside --retain) / unpin it\n"
     "  vedhost --help | --version\n"
     "\n"
     "options of run:\n"
@@ -333,6 +335,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "export") == 0) return vh_export_main(argc - 1, argv + 1);
   if (strcmp(cmd, "import") == 0) return vh_import_main(argc - 1, argv + 1);
   if (strcmp(cmd, "recover") == 0) return vh_recover_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "mark") == 0 || strcmp(cmd, "unmark") == 0)
+    return vh_mark_main(argc - 1, argv + 1);
   if (cmd[0] == '-') return vh_main_bad("unknown option '%s'%s", cmd, "");
   return vh_main_bad("unknown command '%s'%s", cmd, "");
 }

@@ -38,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "repl_int.h"
 #include "vh_bytes.h"
@@ -163,8 +164,9 @@ static int vh_repl_complete_tramp(lua_State *L) {
   lua_newtable(L); /* 1: the candidate set */
   const char *w = c->word;
   if (c->len > 0 && w[0] == ':') {
-    static const char *const cmds[] = {":help", ":domains", ":stats", ":reload",
-                                       ":quit", ":fork",    ":unfork"};
+    static const char *const cmds[] = {
+        ":help", ":domains", ":stats",  ":reload", ":quit",
+        ":mark", ":unmark",  ":marks",  ":fork",   ":unfork", ":rollback"};
     for (int i = 0; i < (int)(sizeof cmds / sizeof *cmds); i++) {
       size_t cl = strlen(cmds[i]);
       if (cl >= c->len && memcmp(cmds[i], w, c->len) == 0) {
@@ -283,6 +285,9 @@ static const char vh_repl_help[] =
     "  :stats    slices, slice rate, flush lag, bytes written, store hold, "
     "last error\n"
     "  :reload   reload the domain scripts\n"
+    "  :mark NAME    pin the current version until :unmark NAME\n"
+    "  :unmark NAME  drop a mark (its history is collected later)\n"
+    "  :marks        name, version, time and disk cost of each mark\n"
     "  :fork     run this connection's later chunks on a private copy of\n"
     "            the state that is never written (:unfork drops it)\n"
     "  :quit     leave (or Ctrl-D)\n";
@@ -438,6 +443,98 @@ static void vh_repl_cmd_stats(vh_repl_srv_t *s, vh_control_conn_t *conn,
                (unsigned long long)s->evals, (unsigned long long)s->failed);
 }
 
+/* The reply of :mark / :unmark, sent once the batch that holds the
+ * change is durable (durable.c's output gate). */
+typedef struct vh_repl_mark_reply {
+  vh_control_conn_t *conn; /* [owned] the request's reference */
+  char text[160];
+} vh_repl_mark_reply_t;
+
+static void vh_repl_mark_done(void *arg, int code, vh_val_t reply,
+                              const char *err) {
+  vh_repl_mark_reply_t *r = arg;
+  (void)code;
+  (void)reply;
+  if (err)
+    vh_control_reply(r->conn, VH_CONTROL_ERROR, err, strlen(err));
+  else
+    vh_control_reply(r->conn, VH_CONTROL_OK, r->text, strlen(r->text));
+  free(r);
+}
+
+/* :mark NAME / :unmark NAME: 1 when the reply was queued behind the gate
+ * (or sent), 0 with an error in t. */
+static int vh_repl_cmd_mark(vh_repl_srv_t *s, vh_control_conn_t *conn,
+                            const char *args, int unmark, vh_repl_text_t *t) {
+  vh_host_t *h = s->h;
+  char name[80], err[512];
+  size_t n = strlen(args);
+  while (n && args[n - 1] == ' ') n--;
+  if (n == 0 || n >= sizeof name) {
+    vh_repl_addf(t, "usage: :%s NAME", unmark ? "unmark" : "mark");
+    return 0;
+  }
+  memcpy(name, args, n);
+  name[n] = '\0';
+  vh_repl_mark_reply_t *r = calloc(1, sizeof *r);
+  vh_reply_t *q = calloc(1, sizeof *q);
+  if (!r || !q) {
+    free(r);
+    free(q);
+    vh_repl_addf(t, "out of memory");
+    return 0;
+  }
+  if (vh_durable__mark(h, name, unmark, err, sizeof err) != 0) {
+    free(r);
+    free(q);
+    vh_repl_addf(t, "%s", err);
+    return 0;
+  }
+  vh_mark_t *ms = NULL;
+  size_t nm = 0;
+  uint64_t seq = 0;
+  vh_durable__marks(h, &ms, &nm);
+  for (size_t i = 0; i < nm; i++)
+    if (strcmp(ms[i].name, name) == 0) seq = ms[i].seq;
+  vh_marks_free(ms, nm);
+  if (unmark)
+    snprintf(r->text, sizeof r->text, "unmarked %s", name);
+  else
+    snprintf(r->text, sizeof r->text, "marked %s = version %llu", name,
+             (unsigned long long)seq);
+  r->conn = conn;
+  q->cb = vh_repl_mark_done;
+  q->arg = r;
+  q->reply = vh_nil();
+  if (h->replies_tail)
+    h->replies_tail->next = q;
+  else
+    h->replies = q;
+  h->replies_tail = q;
+  return 1;
+}
+
+static void vh_repl_cmd_marks(vh_repl_srv_t *s, vh_repl_text_t *t) {
+  vh_mark_t *ms = NULL;
+  size_t n = 0;
+  if (vh_durable__marks(s->h, &ms, &n) != 0) {
+    vh_repl_addf(t, "out of memory");
+    return;
+  }
+  if (n == 0) vh_repl_addf(t, "no marks");
+  for (size_t i = 0; i < n; i++) {
+    time_t sec = (time_t)(ms[i].time_ms / 1000);
+    struct tm tm;
+    char when[32];
+    gmtime_r(&sec, &tm);
+    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    vh_repl_addf(t, "%s%-20s version %-10llu %s  ~%llu KB held", i ? "\n" : "",
+                 ms[i].name, (unsigned long long)ms[i].seq, when,
+                 (unsigned long long)(ms[i].bytes + 1023) / 1024);
+  }
+  vh_marks_free(ms, n);
+}
+
 void vh_repl__command(vh_repl_srv_t *s, vh_control_conn_t *conn,
                       const char *cmd, size_t len) {
   size_t nl = 0;
@@ -467,6 +564,22 @@ void vh_repl__command(vh_repl_srv_t *s, vh_control_conn_t *conn,
     } else {
       vh_repl_addf(&t, "%s", err[0] ? err : "reloaded");
     }
+  } else if (VH_REPL_IS("mark") || VH_REPL_IS("unmark")) {
+    int unmark = VH_REPL_IS("unmark");
+    char a[128];
+    size_t al = len - (size_t)(args - cmd);
+    if (nl >= len) al = 0;
+    snprintf(a, sizeof a, "%.*s", (int)(al < 127 ? al : 127), args);
+    if (s->h->phase != VH_PHASE_RUN || s->h->stop_requested) {
+      type = VH_CONTROL_ERROR;
+      vh_repl_addf(&t, "the host is stopping");
+    } else if (vh_repl_cmd_mark(s, conn, a, unmark, &t)) {
+      return; /* answered behind the output gate */
+    } else {
+      type = VH_CONTROL_ERROR;
+    }
+  } else if (VH_REPL_IS("marks")) {
+    vh_repl_cmd_marks(s, &t);
   } else if (VH_REPL_IS("quit")) {
     /* the client leaves on its own; nothing to do here */
   } else {

@@ -108,6 +108,9 @@ void vh_idmap_free(vh_idmap_t *m);
 
 /* ---- the subcommands (argv[0] is "fsck" / "inspect"); exit codes ---- */
 int vh_fsck_main(int argc, char **argv);
+/* `vedhost mark` / `vedhost unmark` (host/mark_cmd.c); argv[0] is "mark" or
+ * "unmark". */
+int vh_mark_main(int argc, char **argv);
 int vh_inspect_main(int argc, char **argv);
 int vh_log_main(int argc, char **argv); /* log_cmd.c: `vedhost log` */
 

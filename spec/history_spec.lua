@@ -1,0 +1,211 @@
+-- history_spec.lua - retention and exact GC of the version history
+-- (persist/history.c, README "Versions", ARCHITECTURE.md invariant 5):
+-- bad --retain values, disk bounded under overwrites with --retain 1000,
+-- fsck clean after kill -9 with retention on, marks surviving a restart
+-- and pinning, --retain 0 keeping one version. Bounded waits only;
+-- nothing measures time.
+local proc = require "support.proc"
+
+-- One key of a state that holds 1000 other values is overwritten once per
+-- slice (each message is delivered in the next slice), VH_N times.
+local OVERWRITE = [[
+local ved = require "ved"
+local N = tonumber(os.getenv("VH_N"))
+ved.domain "w" {
+  state = { k = 0, done = 0, bulk = {} },
+  start = function(state, ctx)
+    if #state.bulk == 0 then
+      for i = 1, 1000 do state.bulk[i] = "value number " .. i end
+    end
+    state.target = state.done + N
+    ctx:send("w", "set")
+  end,
+  on = {
+    set = function(state, p, ctx)
+      state.k = state.k + 1
+      state.done = state.done + 1
+      state.bulk[state.done % 1000 + 1] = "v" .. state.done
+      if state.done >= state.target then
+        ctx:log("done", state.done)
+        ved.exit(0)
+      else
+        ctx:send("w", "set")
+      end
+    end,
+  },
+}
+]]
+
+local function du(path)
+  local p = io.popen("du -sk " .. proc.quote(path))
+  local n = tonumber(p:read("a"):match("^(%d+)"))
+  p:close()
+  return n
+end
+
+local function fsck(dir)
+  local r = proc.run({ "fsck", "--data", "data" }, { cwd = dir, timeout = 120 })
+  assert.are.equal(0, r.code, r.out .. r.log)
+  assert.truthy(r.out:find("fsck: ok", 1, true), r.out .. r.log)
+  return r.out
+end
+
+-- history counts from fsck's report
+local function history(out)
+  local v, inwin, marks, pinned = out:match(
+    "history: (%d+) versions? retained %(window %d+%.%.%d+, (%d+) in it%), " ..
+    "(%d+) marks?;.- (%d+) pinned")
+  assert.truthy(v, out)
+  return { versions = tonumber(v), window = tonumber(inwin),
+           marks = tonumber(marks), pinned = tonumber(pinned) }
+end
+
+local function run(dir, n, retain)
+  local args = { "run", "--data", "data", "--no-watch", "--durability",
+                 "nosync" }
+  if retain then
+    args[#args + 1] = "--retain"
+    args[#args + 1] = retain
+  end
+  args[#args + 1] = "w.lua"
+  local r = proc.run(args, { cwd = dir, env = { VH_N = tostring(n) },
+                              timeout = 300 })
+  assert.are.equal(0, r.code, r.log)
+  assert.truthy(r.log:find("] done", 1, true), r.log)
+  return r
+end
+
+describe("--retain", function()
+  it("refuses bad values with one line, exit 2, nothing created", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/w.lua", OVERWRITE)
+    for _, bad in ipairs({ "", "x", "15q", "-5m", "0,1h", "1h,2h",
+                           "0m", "10,20", "1.5h", "2GB,", ",1h",
+                           "99999999999999999999" }) do
+      local r = proc.run({ "run", "--data", "data", "--retain", bad,
+                           "w.lua" }, { cwd = dir })
+      assert.are.equal(2, r.code, bad .. ": " .. r.log)
+      local line = proc.one_line(r)
+      assert.truthy(line:find("--retain", 1, true), line)
+      assert.is_nil(io.open(dir .. "/data/LOCK"), bad .. ": data dir made")
+      proc.rmdir(dir .. "/data")
+    end
+    proc.rmdir(dir)
+  end)
+
+  it("keeps disk within a bound under overwrites with --retain 1000", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/w.lua", OVERWRITE)
+    run(dir, 3000, "1000")
+    local h = history(fsck(dir))
+    assert.are.equal(1000, h.window)
+    local first = du(dir .. "/data/db")
+    -- many more windows: the disk must not follow the writes
+    run(dir, 12000, "1000")
+    local out = fsck(dir)
+    h = history(out)
+    assert.are.equal(1000, h.window)
+    assert.are.equal(1000, h.versions)
+    local after = du(dir .. "/data/db")
+    assert.is_true(after <= 2 * first + 1024,
+                   ("du %d KB after 3 windows, %d KB after 15"):format(
+                     first, after))
+    proc.rmdir(dir)
+  end)
+
+  it("0 keeps only the newest version and no death list", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/w.lua", OVERWRITE)
+    run(dir, 500, "0")
+    local out = fsck(dir)
+    local h = history(out)
+    assert.are.equal(1, h.versions)
+    assert.truthy(out:find(" 0 death%-list entries"), out)
+    proc.rmdir(dir)
+  end)
+end)
+
+describe("marks", function()
+  it("pin a version across restarts until unmark", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/w.lua", OVERWRITE)
+    run(dir, 200, "20")
+    -- offline mark; bad and duplicate names are one line each
+    local r = proc.run({ "mark", "--data", "data", "before" }, { cwd = dir })
+    assert.are.equal(0, r.code, r.log)
+    assert.truthy(r.out:find("^marked before = version %d+"), r.out)
+    r = proc.run({ "mark", "--data", "data", "before" }, { cwd = dir })
+    assert.are.equal(1, r.code)
+    assert.truthy(proc.one_line(r):find("exists already", 1, true))
+    r = proc.run({ "mark", "--data", "data", "9lives" }, { cwd = dir })
+    assert.are.equal(1, r.code)
+    assert.truthy(proc.one_line(r):find("bad mark name", 1, true))
+    r = proc.run({ "unmark", "--data", "data", "nope" }, { cwd = dir })
+    assert.are.equal(1, r.code)
+    assert.truthy(proc.one_line(r):find("no mark named", 1, true))
+    -- overwrite everything many windows over: the mark holds its nodes
+    run(dir, 3000, "20")
+    local h = history(fsck(dir))
+    assert.are.equal(1, h.marks)
+    assert.are.equal(21, h.versions) -- the window and the marked one
+    assert.is_true(h.pinned > 0, "nothing pinned")
+    -- unmark: the pinned nodes go, fsck stays clean
+    r = proc.run({ "unmark", "--data", "data", "before" }, { cwd = dir })
+    assert.are.equal(0, r.code, r.log)
+    h = history(fsck(dir))
+    assert.are.equal(0, h.marks)
+    assert.are.equal(0, h.pinned)
+    assert.are.equal(20, h.versions)
+    proc.rmdir(dir)
+  end)
+
+  it("works through a running host's control socket", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/w.lua", OVERWRITE)
+    local p = proc.start({ "run", "--data", "data", "--no-watch",
+                           "--retain", "50", "w.lua" },
+                         { cwd = dir, env = { VH_N = "100000000" } })
+    assert.is_true(proc.wait_log(p, "running", 30), proc.logtext(p))
+    local r = proc.run({ "mark", "--data", "data", "live" }, { cwd = dir })
+    assert.are.equal(0, r.code, r.log .. proc.logtext(p))
+    assert.truthy(r.out:find("^marked live = version %d+"), r.out)
+    r = proc.run({ "mark", "--data", "data", "live" }, { cwd = dir })
+    assert.are.equal(1, r.code)
+    assert.truthy(proc.one_line(r):find("exists already", 1, true))
+    r = proc.run({ "repl", "--data", "data", "-e", "return 1" }, { cwd = dir })
+    assert.are.equal(0, r.code, r.log)
+    proc.signal(p, "TERM")
+    assert.are.equal(0, proc.wait(p, 60), proc.logtext(p))
+    proc.cleanup(p)
+    local h = history(fsck(dir))
+    assert.are.equal(1, h.marks)
+    proc.rmdir(dir)
+  end)
+end)
+
+describe("retention after kill -9", function()
+  it("leaves fsck clean every round", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/w.lua", OVERWRITE)
+    math.randomseed(os.time())
+    for round = 1, 6 do
+      local p = proc.start({ "run", "--data", "data", "--no-watch",
+                             "--durability", round % 2 == 0 and "sync"
+                               or "nosync",
+                             "--retain", "30", "w.lua" },
+                           { cwd = dir, env = { VH_N = "100000000" } })
+      assert.is_true(proc.wait_log(p, "running", 30), proc.logtext(p))
+      if round == 3 then
+        local r = proc.run({ "mark", "--data", "data", "m" .. round },
+                           { cwd = dir })
+        assert.are.equal(0, r.code, r.log)
+      end
+      proc.sleep(string.format("%.2f", 0.2 + math.random() * 0.4))
+      proc.signal(p, "KILL")
+      assert.are.equal(137, proc.wait(p, 30))
+      proc.cleanup(p)
+      fsck(dir)
+    end
+    proc.rmdir(dir)
+  end)
+end)
