@@ -1,7 +1,8 @@
 /*
  * repl_info.c - the REPL's answers that run no chunk: completion (COMPLETE)
  * and the commands (COMMAND). Both answer at once, from the request
- * callback, and change nothing.
+ * callback, and change nothing (except :reload, :fork/:unfork, which change
+ * the host's code or the connection's fork, and :rollback).
  *
  * COMPLETE. The word before the cursor (the longest suffix of
  * [A-Za-z0-9_.:], as the client cuts it) is split at '.' / ':'. The path
@@ -31,6 +32,8 @@
  *            log, the Lua heap, REPL counters
  *   reload   vh_host_reload (host/reload.c); its summary, or its error
  *   fork     / unfork: the connection's fork (repl_server.c, FORK)
+ *   rollback NAME V: host/rollback.c (vedhost rollback on a running host);
+ *            it changes state, as its own slice, and answers once durable
  *   quit     handled by the client; answered OK with nothing
  * Anything else is an ERROR naming the command.
  */
@@ -43,6 +46,7 @@
 #include "repl_int.h"
 #include "vh_bytes.h"
 #include "vh_log.h"
+#include "vh_rollback.h"
 
 /* Completion: keys looked at, candidates returned. */
 #define VH_REPL_SCAN 100000
@@ -165,8 +169,8 @@ static int vh_repl_complete_tramp(lua_State *L) {
   const char *w = c->word;
   if (c->len > 0 && w[0] == ':') {
     static const char *const cmds[] = {
-        ":help", ":domains", ":stats",  ":reload", ":quit",
-        ":mark", ":unmark",  ":marks",  ":fork",   ":unfork", ":rollback"};
+        ":help",   ":domains", ":stats", ":reload", ":quit",    ":mark",
+        ":unmark", ":marks",   ":fork",  ":unfork", ":rollback"};
     for (int i = 0; i < (int)(sizeof cmds / sizeof *cmds); i++) {
       size_t cl = strlen(cmds[i]);
       if (cl >= c->len && memcmp(cmds[i], w, c->len) == 0) {
@@ -288,6 +292,7 @@ static const char vh_repl_help[] =
     "  :mark NAME    pin the current version until :unmark NAME\n"
     "  :unmark NAME  drop a mark (its history is collected later)\n"
     "  :marks        name, version, time and disk cost of each mark\n"
+    "  :rollback NAME V  put domain NAME back to its state at version V\n"
     "  :fork     run this connection's later chunks on a private copy of\n"
     "            the state that is never written (:unfork drops it)\n"
     "  :quit     leave (or Ctrl-D)\n";
@@ -540,7 +545,6 @@ void vh_repl__command(vh_repl_srv_t *s, vh_control_conn_t *conn,
   size_t nl = 0;
   while (nl < len && cmd[nl] != ' ') nl++;
   const char *args = nl < len ? cmd + nl + 1 : "";
-  (void)args;
   vh_repl_text_t t = {NULL, 0, 0, 1};
   int type = VH_CONTROL_OK;
 #define VH_REPL_IS(name) (nl == strlen(name) && memcmp(cmd, name, nl) == 0)
@@ -550,6 +554,11 @@ void vh_repl__command(vh_repl_srv_t *s, vh_control_conn_t *conn,
     vh_repl_cmd_domains(s, &t);
   } else if (VH_REPL_IS("stats")) {
     vh_repl_cmd_stats(s, conn, &t);
+  } else if (VH_REPL_IS("rollback")) { /* host/rollback.c */
+    char msg[1024];
+    if (vh_rollback__command(s->h, args, msg, sizeof msg) != 0)
+      type = VH_CONTROL_ERROR;
+    vh_repl_addf(&t, "%s", msg);
   } else if (VH_REPL_IS("fork") || VH_REPL_IS("unfork")) {
     char msg[400];
     int rc = VH_REPL_IS("fork") ? vh_repl__fork(s, conn, msg, sizeof msg)

@@ -33,6 +33,7 @@
 #include "vh_bytes.h"
 #include "vh_rewind.h"
 #include "vh_trie_int.h"
+#include "vh_versions.h"
 
 /* A max-heap of ids. */
 typedef struct heap {
@@ -253,4 +254,135 @@ int vh_tab_make_view(vh_tab_t *t) {
   }
   free(st.v);
   return r;
+}
+
+/* ---- branch: trim a checkpoint to one version ---- */
+
+typedef struct trim {
+  vh_store_t *s;
+  vh_batch_t *b;
+  uint64_t v;    /* the branch's version */
+  uint64_t kept; /* version records kept (seq <= v, >= oldest) */
+  uint64_t oldest;
+} trim_t;
+
+static int trim_count(void *arg, uint64_t seq, int64_t time_ms, size_t bytes) {
+  (void)time_ms;
+  (void)bytes;
+  trim_t *t = arg;
+  if (seq > t->v) return 1;
+  t->kept++;
+  return 0;
+}
+
+static int trim_chunk(void *arg, uint64_t s, const uint64_t *ents, size_t n,
+                      uint64_t est) {
+  (void)ents;
+  (void)n;
+  (void)est;
+  trim_t *t = arg;
+  return vh_batch_del_deaths(t->b, t->v, s); /* t->v: the d being dropped */
+}
+
+static int trim_version(void *arg, uint64_t seq, int64_t time_ms,
+                        size_t bytes) {
+  (void)time_ms;
+  (void)bytes;
+  trim_t *t = arg;
+  int rc = vh_batch_del_version(t->b, seq);
+  if (rc != 0) return rc;
+  trim_t sub = *t;
+  sub.v = seq;
+  return vh_store_deaths_each(t->s, seq, trim_chunk, &sub, NULL);
+}
+
+static int trim_pin(void *arg, uint64_t m, uint64_t d, uint64_t ent) {
+  trim_t *t = arg;
+  /* a pin of a mark after v, or of an entry that died after v (v's tree
+   * holds it: it is live in the branch) */
+  if (m > t->v || d > t->v)
+    return vh_batch_del_pin(t->b, m, d, VH_DEAD_ID(ent));
+  return 0;
+}
+
+static int trim_removing(void *arg, const vh_mark_t *m) {
+  trim_t *t = arg;
+  return m->seq > t->v ? vh_batch_del_mark_removing(t->b, m->seq) : 0;
+}
+
+int vh_store_branch_trim(vh_store_t *s, const vh_version_t *v, char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  vh_history_t h;
+  vh_mark_t *marks = NULL;
+  size_t nmarks = 0;
+  void *man = NULL;
+  size_t manlen = 0;
+  trim_t t = {s, NULL, v->seq, 0, 0};
+  int rc = vh_store_history(s, &h, errmsg);
+  if (rc == 0) rc = vh_batch_new(&t.b);
+  /* 1. the history after v: version records, death lists, marks, pins */
+  if (rc == 0)
+    rc = vh_store_version_scan(s, v->seq + 1, SIZE_MAX, trim_version, &t,
+                               errmsg);
+  if (rc == 0) rc = vh_store_pins_each(s, 0, trim_pin, &t, errmsg);
+  if (rc == 0) rc = vh_store_marks(s, &marks, &nmarks, errmsg);
+  for (size_t i = 0; rc == 0 && i < nmarks; i++)
+    if (marks[i].seq > v->seq) rc = vh_batch_del_mark(t.b, marks[i].name);
+  vh_marks_free(marks, nmarks);
+  if (rc == 0) rc = vh_store_marks_removing(s, trim_removing, &t, errmsg);
+  /* 2. the header: v is the newest */
+  uint64_t oldest = h.oldest && h.oldest <= v->seq ? h.oldest : v->seq;
+  t.kept = 0;
+  if (rc == 0) {
+    rc = vh_store_version_scan(s, oldest, SIZE_MAX, trim_count, &t, errmsg);
+    if (rc > 0) rc = 0;
+  }
+  if (rc == 0) {
+    uint64_t was = h.count ? h.count : 1;
+    h.bytes = h.count ? h.bytes / was * (t.kept ? t.kept : 1) : 0;
+    h.oldest = oldest;
+    h.newest = v->seq;
+    h.count = t.kept ? t.kept : 1;
+    h.newest_time = v->time_ms;
+    h.newest_next_id = v->m.next_id;
+    rc = vh_batch_put_history(t.b, &h);
+  }
+  /* 3. the manifest: v's */
+  if (rc == 0) rc = vh_manifest_encode(&v->m, &man, &manlen);
+  if (rc == 0) rc = vh_batch_set_manifest(t.b, man, manlen);
+  free(man);
+  if (rc == 0) {
+    uint64_t seq = v->seq; /* the writer only needs it > 0 here */
+    rc = vh_store_submit(s, t.b, seq);
+    t.b = NULL;
+    if (rc == 0) rc = vh_store_wait_durable(s, seq);
+  }
+  vh_batch_free(t.b);
+  if (rc != 0) {
+    if (errmsg && !*errmsg) *errmsg = vh_store__msg("%s", vh_err_name(rc));
+    return rc;
+  }
+  /* 4. every node (and sweep key) born after v: two range deletes */
+  unsigned char lo[9], hi[9], qlo[9], qhi[9];
+  lo[0] = VH_KEY_NODE;
+  qlo[0] = VH_KEY_SWEEP;
+  vh_be64_store(lo + 1, v->m.next_id);
+  vh_be64_store(qlo + 1, v->m.next_id);
+  memset(hi + 1, 0xff, 8);
+  memset(qhi + 1, 0xff, 8);
+  hi[0] = VH_KEY_NODE;
+  qhi[0] = VH_KEY_SWEEP;
+  char *rerr = NULL;
+  rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+  rocksdb_writebatch_delete_range(wb, (const char *)lo, 9, (const char *)hi, 9);
+  rocksdb_writebatch_delete(wb, (const char *)hi, 9);
+  rocksdb_writebatch_delete_range(wb, (const char *)qlo, 9, (const char *)qhi,
+                                  9);
+  rocksdb_writebatch_delete(wb, (const char *)qhi, 9);
+  pthread_rwlock_rdlock(&s->db_lock);
+  if (s->db) rocksdb_write(s->db, s->write_options, wb, &rerr);
+  pthread_rwlock_unlock(&s->db_lock);
+  rocksdb_writebatch_destroy(wb);
+  if (rerr) return vh_store__rocks_err(rerr, "branch: deleting nodes", errmsg);
+  return 0;
 }

@@ -80,6 +80,20 @@ int vh_tab_make_view(struct vh_tab *t);
  * s reads now. 0, or a negative code with a [new] *errmsg. */
 int vh_store_checkpoint(struct vh_store *s, const char *dir, char **errmsg);
 
+struct vh_version;
+
+/* `vedhost branch`, after the checkpoint: makes the primary store s
+ * [borrowed] (the branch's own) hold version v [borrowed] (read from the
+ * source) as its current state: the manifest becomes v's, the history
+ * after v goes (version records, death lists, marks after v; pins of
+ * entries that died after v, which v's tree holds), the history header
+ * says v is the newest, and every node and sweep key with an id at or
+ * above v's next id (born after v) is deleted with a range delete. The
+ * history up to v stays. Writes and waits (a tool, not the loop). 0, or a
+ * negative code with a [new] *errmsg. */
+int vh_store_branch_trim(struct vh_store *s, const struct vh_version *v,
+                         char **errmsg);
+
 /* A growable list of node ids (for the callbacks above). */
 typedef struct vh_idlist {
   uint64_t *v; /* [owned] n ids */

@@ -137,3 +137,254 @@ describe("REPL :fork", function()
     assert.truthy(r.log:find("already forked", 1, true), r.log)
   end)
 end)
+
+-- The seq of the newest version the host wrote (durable, from :stats).
+local function newest(dir)
+  local out = ok(dir, ":stats")
+  local d = out:match("durable (%d+) of")
+  assert.truthy(d, out)
+  return tonumber(d)
+end
+
+local function fsck_clean(dir, data)
+  local r = vh(dir, "fsck", "--data", data or "data")
+  assert.are.equal(0, r.code, r.out .. r.log)
+end
+
+local function inspect(dir, path, data)
+  local r = vh(dir, "inspect", "--data", data or "data", path)
+  assert.are.equal(0, r.code, r.log)
+  return r.out
+end
+
+-- A state worth many nodes: 40 subtables of 30 keys.
+local BIG = [[
+for i = 1, 40 do
+  local t = {}
+  for j = 1, 30 do t["k" .. j] = "v" .. i .. "." .. j end
+  domains.counter.state["t" .. i] = t
+end
+domains.counter.state.count = 1
+]]
+
+describe("vedhost rollback on a running host", function()
+  local dir, host
+  before_each(function()
+    dir = new_dir()
+    host = start_host(dir, { "--retain", "1000" })
+  end)
+  after_each(function()
+    if host then stop_host(host) end
+    proc.rmdir(dir)
+  end)
+
+  it("puts a domain back, survives kill -9, and is undoable", function()
+    ok(dir, BIG)
+    local a = newest(dir)
+    ok(dir, "domains.counter.state.count = 2; domains.counter.state.t7 = nil",
+       "domains.other.state.n = 5")
+    local b = newest(dir)
+    local r = vh(dir, "rollback", "--data", "data", "--domain", "counter",
+                 "--to", tostring(a))
+    assert.are.equal(0, r.code, r.log)
+    assert.truthy(r.out:find("rolled back domain 'counter' to version " .. a,
+                             1, true), r.out)
+    -- the line says how to undo it: the version just before the rollback
+    local undo = tonumber(r.out:match("%-%-to (%d+)"))
+    assert.truthy(undo, r.out)
+    assert.truthy(proc.wait_log(host, "rolled back to version " .. a),
+                  proc.logtext(host))
+    assert.are.equal("1\n", ok(dir, "domains.counter.state.count"))
+    assert.are.equal('"v7.3"\n', ok(dir, "domains.counter.state.t7.k3"))
+    -- other domains are untouched
+    assert.are.equal("5\n", ok(dir, "domains.other.state.n"))
+    fsck_clean(dir)
+    assert.is_true(undo >= b)
+    kill_host(host)
+    host = start_host(dir, { "--retain", "1000" })
+    assert.are.equal("1\n", ok(dir, "domains.counter.state.count"))
+    assert.are.equal('"v7.3"\n', ok(dir, "domains.counter.state.t7.k3"))
+    fsck_clean(dir)
+    -- the rollback of the rollback: the version before it
+    r = vh(dir, "rollback", "--data", "data", "--domain", "counter", "--to",
+           tostring(undo))
+    assert.are.equal(0, r.code, r.log)
+    assert.are.equal("2\n", ok(dir, "domains.counter.state.count"))
+    assert.are.equal("nil\n", ok(dir, "domains.counter.state.t7"))
+    fsck_clean(dir)
+  end)
+
+  it("says so when there is nothing to roll back", function()
+    ok(dir, "domains.counter.state.count = 3")
+    local a = newest(dir)
+    ok(dir, "domains.other.state.n = 1")
+    local r = vh(dir, "rollback", "--data", "data", "--domain", "counter",
+                 "--to", tostring(a))
+    assert.are.equal(0, r.code, r.log)
+    assert.truthy(r.out:find("nothing to roll back", 1, true), r.out)
+  end)
+
+  it("refuses bad input with one line and changes nothing", function()
+    ok(dir, "domains.counter.state.count = 4")
+    local a = newest(dir)
+    local cases = {
+      { { "--domain", "nope", "--to", tostring(a) }, "no domain 'nope'" },
+      { { "--domain", "counter", "--to", "999999" }, "999999" },
+      { { "--domain", "counter", "--to", "nomark" }, "nomark" },
+    }
+    for _, c in ipairs(cases) do
+      local argv = { "rollback", "--data", "data" }
+      for _, x in ipairs(c[1]) do argv[#argv + 1] = x end
+      local r = vh(dir, table.unpack(argv))
+      assert.are.equal(1, r.code, r.log)
+      local line = proc.one_line(r)
+      assert.truthy(line:find(c[2], 1, true), line)
+    end
+    for _, argv in ipairs({ { "rollback", "--data", "data", "--to", "1" },
+                            { "rollback", "--data", "data", "--domain", "x" },
+                            { "rollback", "--bogus" },
+                            { "rollback", "--data", "data", "--domain", "c",
+                              "--to", "1", "extra" } }) do
+      local r = vh(dir, table.unpack(argv))
+      assert.are.equal(2, r.code, r.log)
+      proc.one_line(r)
+    end
+    assert.are.equal(a, newest(dir)) -- no version was written
+    assert.are.equal("4\n", ok(dir, "domains.counter.state.count"))
+  end)
+end)
+
+describe("exact GC with resurrected nodes", function()
+  it("keeps every node a rollback brought back after the window passes",
+     function()
+    local dir = new_dir()
+    local host = start_host(dir, { "--retain", "6" })
+    ok(dir, BIG)
+    local a = newest(dir)
+    -- replace most of the tree: its nodes go to death lists
+    ok(dir, "for i = 1, 40, 2 do domains.counter.state['t' .. i] = " ..
+            "{ x = i } end")
+    ok(dir, "for i = 2, 40, 2 do domains.counter.state['t' .. i].k1 = 0 end")
+    local r = vh(dir, "rollback", "--data", "data", "--domain", "counter",
+                 "--to", tostring(a))
+    assert.are.equal(0, r.code, r.log)
+    fsck_clean(dir)
+    -- let the window pass a and every version that held the deaths
+    for i = 1, 20 do ok(dir, "domains.other.state.n = " .. i) end
+    fsck_clean(dir)
+    local out = inspect(dir, "counter.t1")
+    assert.truthy(out:find('k30 = "v1.30"', 1, true), out)
+    out = inspect(dir, "counter.t2.k1")
+    assert.are.equal('"v2.1"\n', out)
+    kill_host(host)
+    host = start_host(dir, { "--retain", "6" })
+    for i = 1, 10 do ok(dir, "domains.other.state.n = " .. i) end
+    for i = 1, 40 do
+      assert.are.equal('"v' .. i .. '.30"\n',
+                       ok(dir, "domains.counter.state.t" .. i .. ".k30"))
+    end
+    assert.are.equal(0, stop_host(host))
+    fsck_clean(dir)
+    proc.rmdir(dir)
+  end)
+end)
+
+describe("vedhost rollback on a stopped data dir", function()
+  it("appends the rollback as a version the next run starts from", function()
+    local dir = new_dir()
+    local host = start_host(dir, { "--retain", "1000" })
+    ok(dir, BIG)
+    local a = newest(dir)
+    ok(dir, "domains.counter.state.count = 9; domains.counter.state.t1 = 0")
+    assert.are.equal(0, stop_host(host))
+    local r = vh(dir, "rollback", "--data", "data", "--domain", "counter",
+                 "--to", tostring(a))
+    assert.are.equal(0, r.code, r.log)
+    assert.truthy(r.out:find("rolled back domain 'counter'", 1, true), r.out)
+    fsck_clean(dir)
+    r = vh(dir, "rollback", "--data", "data", "--domain", "nope", "--to",
+           tostring(a))
+    assert.are.equal(1, r.code)
+    proc.one_line(r)
+    host = start_host(dir, { "--retain", "1000" })
+    assert.are.equal("1\n", ok(dir, "domains.counter.state.count"))
+    assert.are.equal('"v1.5"\n', ok(dir, "domains.counter.state.t1.k5"))
+    assert.are.equal(0, stop_host(host))
+    fsck_clean(dir)
+    proc.rmdir(dir)
+  end)
+
+  it("refuses a rollback across a migrate", function()
+    local dir = new_dir()
+    local host = start_host(dir, { "--retain", "1000" })
+    ok(dir, "domains.counter.state.count = 5")
+    local a = newest(dir)
+    assert.are.equal(0, stop_host(host))
+    proc.write(dir .. "/app.lua", SCRIPT:gsub('ved.domain "counter" {',
+      'ved.domain "counter" { version = 2, migrate = function(s) ' ..
+      's.count = s.count * 10 end,', 1))
+    host = start_host(dir, { "--retain", "1000" })
+    assert.are.equal("50\n", ok(dir, "domains.counter.state.count"))
+    local r = vh(dir, "rollback", "--data", "data", "--domain", "counter",
+                 "--to", tostring(a))
+    assert.are.equal(1, r.code, r.out)
+    local line = proc.one_line(r)
+    assert.truthy(line:find("across a migrate", 1, true), line)
+    assert.are.equal("50\n", ok(dir, "domains.counter.state.count"))
+    assert.are.equal(0, stop_host(host))
+    r = vh(dir, "rollback", "--data", "data", "--domain", "counter", "--to",
+           tostring(a))
+    assert.are.equal(1, r.code, r.out)
+    assert.truthy(proc.one_line(r):find("across a migrate", 1, true))
+    proc.rmdir(dir)
+  end)
+end)
+
+describe("vedhost branch", function()
+  it("makes a data dir at version V beside a running host", function()
+    local dir = new_dir()
+    local host = start_host(dir, { "--retain", "1000" })
+    ok(dir, BIG)
+    local a = newest(dir)
+    ok(dir, "domains.counter.state.count = 77; domains.counter.state.t3 = 1")
+    local before = inspect(dir, "counter")
+    local r = vh(dir, "branch", "--data", "data", "--at", tostring(a), "br")
+    assert.are.equal(0, r.code, r.log)
+    assert.truthy(r.out:find("branched version " .. a, 1, true), r.out)
+    assert.are.equal("1\n", inspect(dir, "counter.count", "br"))
+    assert.are.equal('"v3.2"\n', inspect(dir, "counter.t3.k2", "br"))
+    fsck_clean(dir, "br")
+    -- the original is untouched, and its host runs on
+    assert.are.equal(before, inspect(dir, "counter"))
+    assert.are.equal("77\n", ok(dir, "domains.counter.state.count"))
+    -- bad input: one line, nothing changed
+    r = vh(dir, "branch", "--data", "data", "--at", tostring(a), "br")
+    assert.are.equal(1, r.code)
+    assert.truthy(proc.one_line(r):find("not an empty directory", 1, true))
+    r = vh(dir, "branch", "--data", "data", "--at", "999999", "br2")
+    assert.are.equal(1, r.code)
+    proc.one_line(r)
+    assert.is_nil(io.open(dir .. "/br2", "r"))
+    r = vh(dir, "branch", "--data", "data", "br3")
+    assert.are.equal(2, r.code)
+    proc.one_line(r)
+    r = vh(dir, "branch", "--data", "data", "--at", tostring(a))
+    assert.are.equal(2, r.code)
+    proc.one_line(r)
+    assert.are.equal(0, stop_host(host))
+    -- a host runs on the branch and goes on from V
+    proc.write(dir .. "/run2.lua", SCRIPT)
+    local p2 = proc.start({ "run", "--data", "br", "--no-watch", "run2.lua" },
+                          { cwd = dir })
+    assert.is_true(proc.wait_log(p2, "running"), proc.logtext(p2))
+    local out = proc.run({ "repl", "--data", "br", "-e",
+                           "domains.counter.state.count = " ..
+                           "domains.counter.state.count + 1; return " ..
+                           "domains.counter.state.count" }, { cwd = dir })
+    assert.are.equal("2\n", out.out, out.log)
+    assert.are.equal(0, stop_host(p2))
+    fsck_clean(dir, "br")
+    fsck_clean(dir)
+    proc.rmdir(dir)
+  end)
+end)
