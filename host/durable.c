@@ -58,6 +58,14 @@
  * that are not on disk, so the host stops writing (logged: the store
  * keeps the last durable slice) rather than ever naming a missing node.
  *
+ * ROLLBACK (host/rollback.c, vh_durable__rewind). A domain's root becomes
+ * the stub of the root it had at an older version V, between two slice
+ * ends: the replaced tree's in-memory nodes are made views first (their
+ * release never reaches the free hook: part of them is alive again), the
+ * nodes only it held join D->dead, and the nodes it brings back (D->back)
+ * are handed to vh_hist_resurrect in the next batch, before vh_hist_slice,
+ * which takes them out of the death lists and pins after V.
+ *
  * OUTPUT GATE (ARCHITECTURE.md invariant 3). Replies of outside calls and REPL
  * chunks (h->replies; repl_server.c sends its replies through the same
  * list) are moved behind the gate tagged with the seq of the last batch
