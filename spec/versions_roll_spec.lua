@@ -388,3 +388,33 @@ describe("vedhost branch", function()
     proc.rmdir(dir)
   end)
 end)
+
+describe("rollback and a REPL fork", function()
+  it("a fork made before a rollback keeps working and frees nothing live",
+     function()
+    local dir = new_dir()
+    local host = start_host(dir, { "--retain", "5" })
+    ok(dir, BIG)
+    local a = newest(dir)
+    ok(dir, "domains.counter.state.count = 2; domains.counter.state.t2 = nil")
+    local out = ok(dir, ":fork", "domains.counter.state.count = 50",
+                   ":rollback counter " .. a,
+                   "domains.counter.state.count = 51",
+                   "domains.counter.state.count",
+                   "domains.counter.state.t5.k5", ":unfork",
+                   "domains.counter.state.count",
+                   "domains.counter.state.t2.k1")
+    assert.truthy(out:find("rolled back domain 'counter'", 1, true), out)
+    assert.truthy(out:find('51\n"v5.5"\n', 1, true), out)
+    assert.truthy(out:find('\n1\n"v2.1"\n$'), out)
+    for i = 1, 12 do ok(dir, "domains.other.state.n = " .. i) end
+    fsck_clean(dir)
+    for i = 1, 40 do
+      assert.are.equal('"v' .. i .. '.30"\n',
+                       ok(dir, "domains.counter.state.t" .. i .. ".k30"))
+    end
+    assert.are.equal(0, stop_host(host))
+    fsck_clean(dir)
+    proc.rmdir(dir)
+  end)
+end)
