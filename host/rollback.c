@@ -31,7 +31,10 @@
  * the slice is ended again: that batch is the rollback's version. The
  * command waits for it to be durable before it answers. Those two waits
  * block the loop for about two group commits; a rollback is an operator's
- * act, not traffic. It is logged ("rolled back to version V").
+ * act, not traffic. Each wait gives up after 30 s (a failing store must not
+ * freeze the host): before the swap that refuses the rollback, after it
+ * the answer says the version is not durable yet. It is logged ("rolled
+ * back to version V").
  *
  * ON A STOPPED DATA DIR: DIR/LOCK is taken (a host starting meanwhile is
  * refused), the store opened, and one batch appended with the same
@@ -53,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "host_int.h"
@@ -179,6 +183,23 @@ static void vh_roll_summary(char *msg, size_t cap, const char *name,
 
 /* ---- on a running host (the control socket's "rollback NAME SPEC") ---- */
 
+/* Waits (blocking the loop: see the file comment) until the store has
+ * written seq, at most VH_ROLL_WAIT_MS: a store that stopped or keeps
+ * failing must not freeze the host. 0, or -1. */
+#define VH_ROLL_WAIT_MS 30000
+static int vh_roll_wait(vh_store_t *s, uint64_t seq) {
+  for (int i = 0; i < VH_ROLL_WAIT_MS; i++) {
+    if (vh_store_durable_seq(s) >= seq) return 0;
+    vh_store_health_t hl;
+    vh_store_health(s, &hl);
+    free(hl.last_error);
+    if (hl.stopped) return -1;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+  return vh_store_durable_seq(s) >= seq ? 0 : -1;
+}
+
 int vh_rollback__command(vh_host_t *h, const char *args, char *msg,
                          size_t cap) {
   char name[256];
@@ -212,8 +233,9 @@ int vh_rollback__command(vh_host_t *h, const char *args, char *msg,
   vh_slice_end(h);
   vh_durable_stats_t ds;
   vh_durable__stats(h, &ds);
-  if (vh_store_wait_durable(s, ds.submitted) != 0) {
-    snprintf(msg, cap, "the store is not writing; nothing was changed");
+  if (vh_roll_wait(s, ds.submitted) != 0) {
+    snprintf(msg, cap,
+             "the store is not writing (see :stats); nothing was changed");
     return -1;
   }
   uint64_t cur = vh_tab_id(vhl_state_root(d->st));
@@ -246,10 +268,12 @@ int vh_rollback__command(vh_host_t *h, const char *args, char *msg,
          " (%zu node(s) back, %zu dropped)",
          p.to, ds.submitted, p.back.n, p.dead.n);
   vh_roll_plan_free(&p);
-  if (vh_store_wait_durable(s, ds.submitted) != 0) {
+  if (vh_roll_wait(s, ds.submitted) != 0) {
     snprintf(msg, cap,
-             "rolled back in memory, but the store stopped writing before "
-             "version %" PRIu64 " was durable (see the log)",
+             "rolled back, but version %" PRIu64
+             " is not durable yet: the store is not writing (see :stats); it "
+             "is written when the store recovers, or lost if the host stops "
+             "first",
              ds.submitted);
     return -1;
   }

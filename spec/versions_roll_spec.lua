@@ -418,3 +418,31 @@ describe("rollback and a REPL fork", function()
     proc.rmdir(dir)
   end)
 end)
+
+describe("rollback of a domain that did not exist at V", function()
+  it("is refused with one line, online and offline", function()
+    local dir = new_dir()
+    local host = start_host(dir, { "--retain", "1000" })
+    ok(dir, "domains.counter.state.count = 5")
+    local a = newest(dir)
+    assert.are.equal(0, stop_host(host))
+    proc.write(dir .. "/app.lua", SCRIPT .. [[
+ved.domain "late" { state = { x = 1 }, on = {} }
+]])
+    host = start_host(dir, { "--retain", "1000" })
+    ok(dir, "domains.late.state.x = 2")
+    local r = vh(dir, "rollback", "--data", "data", "--domain", "late", "--to",
+                 tostring(a))
+    assert.are.equal(1, r.code, r.out)
+    assert.truthy(proc.one_line(r):find("did not exist at version " .. a, 1,
+                                        true), r.log)
+    assert.are.equal("2\n", ok(dir, "domains.late.state.x"))
+    assert.are.equal(0, stop_host(host))
+    r = vh(dir, "rollback", "--data", "data", "--domain", "late", "--to",
+           tostring(a))
+    assert.are.equal(1, r.code, r.out)
+    assert.truthy(proc.one_line(r):find("did not exist", 1, true), r.log)
+    fsck_clean(dir)
+    proc.rmdir(dir)
+  end)
+end)
