@@ -834,6 +834,14 @@ static int vh_durable_history(vh_host_t *h, vh_durable_t *D, vh_batch_t *b,
     vh_log(VH_LOG_ERROR, "vedhost", "history of slice %llu: %s",
            (unsigned long long)sl.seq, m ? m : vh_err_name(rc));
   free(m);
+  char *w = vh_hist_warning(D->hist);
+  if (w) {
+    vh_log(VH_LOG_WARN, "vedhost",
+           "history: %s; old versions are kept until it can be read (retried "
+           "every slice)",
+           w);
+    free(w);
+  }
   if (names != stack_names) free(names);
   vh_manifest_free(&last);
   return rc == 0 ? 0 : -1;
@@ -863,7 +871,7 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
     roots[i + 1] = vhl_state_root(h->doms[i]->st);
   for (int i = 0; i < nroots && !dirty; i++) dirty = vh_tab_id(roots[i]) == 0;
   dirty |= D->dead.n || D->sweep.n;
-  if (!dirty && D->hist)
+  if (!dirty && D->hist && !h->holding)
     dirty = vh_hist_due(D->hist, vh_host__wall_ms(),
                         vh_store_durable_seq(D->store));
   if (!dirty && D->last_man) {

@@ -127,6 +127,8 @@ struct vh_hist {
   uint64_t mem_ents;
   uint64_t last_seq; /* the last batch seen */
   uint64_t floor;    /* batches below the first of this run: on disk */
+  char *warning;     /* [owned] a read failure not reported yet */
+  int warned;        /* one was reported (until a batch works again) */
   int started;       /* floor is set */
   hmark_t *marks;
   size_t nmarks, capm;
@@ -195,6 +197,26 @@ static int marked(vh_hist_t *H, uint64_t seq) {
   for (size_t i = 0; i < H->nmarks; i++)
     if (!H->marks[i].removing && H->marks[i].seq == seq) return 1;
   return 0;
+}
+
+/* A read failed (the window stays; the next batch retries): keep the
+ * message for vh_hist_warning. */
+static void note(vh_hist_t *H, char **errmsg) {
+  if (!H->warned && !H->warning && errmsg && *errmsg) {
+    H->warning = *errmsg;
+    *errmsg = NULL;
+    H->warned = 1;
+  }
+  if (errmsg) {
+    free(*errmsg);
+    *errmsg = NULL;
+  }
+}
+
+char *vh_hist_warning(vh_hist_t *H) {
+  char *w = H->warning;
+  H->warning = NULL;
+  return w;
 }
 
 /* ---- open ---- */
@@ -288,6 +310,7 @@ void vh_hist_free(vh_hist_t *H) {
   }
   free(H->marks);
   free(H->ring);
+  free(H->warning);
   free(H);
 }
 
@@ -415,14 +438,15 @@ static int drop_one(proc_t *p, const uint64_t *fresh, size_t nfresh,
   vh_hist_t *H = p->H;
   hver_t *o = win(H, 0), *o2 = win(H, 1);
   if (!o || !o2) return 0;
-  if (!marked(H, o->seq)) {
-    int rc = vh_batch_del_version(p->b, o->seq);
-    if (rc != 0) return set_err(errmsg, rc, "out of memory");
-  }
-  H->bytes = H->bytes > o->vbytes ? H->bytes - o->vbytes : 0;
+  /* The reads first: a failed one leaves the window as it was. */
   int use = o2->seq == fresh_for;
   int rc = process_deaths(p, o2, use ? fresh : NULL, use ? nfresh : 0, errmsg);
   if (rc != 0) return rc;
+  if (!marked(H, o->seq)) {
+    rc = vh_batch_del_version(p->b, o->seq);
+    if (rc != 0) return set_err(errmsg, rc, "out of memory");
+  }
+  H->bytes = H->bytes > o->vbytes ? H->bytes - o->vbytes : 0;
   if (use) *fresh_used = 1;
   if (H->tail_n) {
     H->front_i++;
@@ -725,20 +749,34 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
     if (rc != 0) return set_err(errmsg, rc, "out of memory");
     fresh_used = 1;
   }
+  /* The fresh deaths count in the estimate while the policy runs. */
+  uint64_t fest = fresh_used ? 0 : (uint64_t)sl->ndead * H->avg;
+  H->bytes += fest;
   for (int k = 0; k < VH_HIST_DROPS; k++) {
     rc = front_fill(H, errmsg);
-    if (rc != 0) return rc;
-    if (!want_drop(H, sl->time_ms)) break;
-    rc = drop_one(&p, sl->dead, sl->ndead, fresh_for, &fresh_used, errmsg);
-    if (rc != 0) return rc;
+    if (rc == 0 && !want_drop(H, sl->time_ms)) break;
+    if (rc == 0)
+      rc = drop_one(&p, sl->dead, sl->ndead, fresh_for, &fresh_used, errmsg);
+    if (rc == 0) H->warned = 0; /* reads work (again) */
+    if (rc == VH_ENOMEM) return rc;
+    if (rc != 0) { /* a read failed: keep the window, retry later */
+      note(H, errmsg);
+      rc = 0;
+      break;
+    }
   }
+  H->bytes = H->bytes > fest ? H->bytes - fest : 0; /* add_chunk counts */
   if (sl->ndead && !fresh_used) {
     hver_t *v = newest(H);
     rc = add_chunk(H, b, v, sl->seq, sl->dead, sl->ndead);
     if (rc != 0) return set_err(errmsg, rc, "out of memory");
   }
   rc = unpin_steps(&p, sl->seq, errmsg);
-  if (rc != 0) return rc;
+  if (rc == VH_ENOMEM) return rc;
+  if (rc != 0) {
+    note(H, errmsg);
+    rc = 0;
+  }
   rc = write_marks(H, b, sl->seq);
   if (rc == 0) {
     vh_history_t h;

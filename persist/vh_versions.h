@@ -231,6 +231,9 @@ int vh_hist_mark(vh_hist_t *H, const char *name, char **errmsg);
 int vh_hist_unmark(vh_hist_t *H, const char *name, char **errmsg);
 /* The marks in memory: *out [new] (vh_marks_free). */
 int vh_hist_marks(vh_hist_t *H, vh_mark_t **out, size_t *n);
+/* A [new] message about a history read that failed (the window was kept,
+ * later batches retry), once per failure streak; or NULL. */
+char *vh_hist_warning(vh_hist_t *H);
 /* Rollback (host/rollback.c): the stored nodes ids[0..n) [borrowed] are
  * alive again in the version batch b is being built for, because it
  * brings back a tree of version `after` that holds them. Adds to b the

@@ -469,12 +469,62 @@ TEST_IMPL(restart_then_window_shrinks_from_disk) {
   dir_cleanup();
 }
 
-VH_TEST_MAIN(TEST_ENTRY(records_round_trip),
-             TEST_ENTRY(window_deletes_exactly_when_oldest_reaches_death),
-             TEST_ENTRY(retain_zero_deletes_in_the_same_batch),
-             TEST_ENTRY(retain_zero_writes_no_death_list),
-             TEST_ENTRY(late_deaths_join_the_newest_version),
-             TEST_ENTRY(mark_pins_until_unmark),
-             TEST_ENTRY(subtree_entries_sweep_with_death_seq),
-             TEST_ENTRY(restart_reads_only_the_header),
-             TEST_ENTRY(restart_then_window_shrinks_from_disk))
+TEST_IMPL(age_keeps_the_newest_version_at_or_before_now_minus_age) {
+  fake_t f = {0};
+  vh_retain_t r;
+  memset(&r, 0, sizeof r);
+  r.age_ms = 5000; /* slices are 1 s apart */
+  fake_open(&f, fresh_dir(), &r);
+  for (int i = 0; i < 20; i++) slice(&f, 1, 1, NULL, 0);
+  vh_history_t h;
+  vh_hist_info(f.H, &h);
+  /* now = the newest's time; versions at or after now - 5 s, plus the
+   * newest one before that */
+  ASSERT_EQ(h.newest, 20);
+  ASSERT_EQ(h.oldest, 15);
+  ASSERT_EQ(h.count, 6);
+  /* idle: nothing due at the same time, due once the clock moved on */
+  ASSERT_EQ(vh_hist_due(f.H, f.t, vh_store_durable_seq(f.s)), 0);
+  ASSERT_EQ(vh_hist_due(f.H, f.t + 10000, vh_store_durable_seq(f.s)), 1);
+  fake_close(&f);
+  dir_cleanup();
+}
+
+TEST_IMPL(byte_budget_bounds_the_estimate) {
+  fake_t f = {0};
+  vh_retain_t r;
+  memset(&r, 0, sizeof r);
+  r.bytes = 20000;
+  fake_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 10, NULL, 0);
+  uint64_t first = 1;
+  for (int i = 0; i < 200; i++) {
+    uint64_t a[10];
+    for (int k = 0; k < 10; k++) a[k] = VH_DEAD(first + k, 0);
+    first = slice(&f, 1, 10, a, 10);
+    vh_history_t h;
+    vh_hist_info(f.H, &h);
+    ASSERT_LE(h.bytes, 20000);
+  }
+  vh_history_t h;
+  vh_hist_info(f.H, &h);
+  ASSERT_GT(h.count, 5);
+  ASSERT_LT(h.count, 200);
+  /* what is not retained is deleted */
+  ASSERT(!has_node(&f, 1));
+  ASSERT(has_node(&f, first));
+  fake_close(&f);
+  dir_cleanup();
+}
+
+VH_TEST_MAIN(
+    TEST_ENTRY(age_keeps_the_newest_version_at_or_before_now_minus_age),
+    TEST_ENTRY(byte_budget_bounds_the_estimate), TEST_ENTRY(records_round_trip),
+    TEST_ENTRY(window_deletes_exactly_when_oldest_reaches_death),
+    TEST_ENTRY(retain_zero_deletes_in_the_same_batch),
+    TEST_ENTRY(retain_zero_writes_no_death_list),
+    TEST_ENTRY(late_deaths_join_the_newest_version),
+    TEST_ENTRY(mark_pins_until_unmark),
+    TEST_ENTRY(subtree_entries_sweep_with_death_seq),
+    TEST_ENTRY(restart_reads_only_the_header),
+    TEST_ENTRY(restart_then_window_shrinks_from_disk))
