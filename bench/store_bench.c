@@ -1,5 +1,5 @@
 /*
- * store_bench.c - measurements behind the tuning of persist/store.c.
+ * store_bench.c - measurements behind the tuning of persist/store/store.c.
  *
  * Not a test: it prints numbers, and nothing here passes or fails.
  *
@@ -12,8 +12,9 @@
  *   store_bench all        everything (default)
  *
  * Build (bench/ has no CMake target yet):
- *   cc -O2 -Ipersist bench/store_bench.c persist/store.c \
- *      persist/store_writer.c persist/crc32c.c -lrocksdb -lpthread \
+ *   cc -O2 -Ipersist/format -Ipersist/trie -Ipersist/trie/internal \
+ *      -Ipersist/store -Ipersist/store/internal bench/store_bench.c \
+ *      persist/{format,trie,store}/[a-z]*.c -lrocksdb -lzstd -lpthread -lm \
  *      -o /tmp/store_bench
  *
  * Payloads are synthetic: they imitate an encoded CHAMP node (a header, two

@@ -89,9 +89,16 @@ measure() { # expr
     grep -q "running 1 domain" "$OUT/serve.log" && break
     sleep 0.02
   done
-  "$bin" repl --data "$OUT/d" -e "local c = os.clock; local t = c(); \
-local v = $1; local d = c() - t; return string.format('%.6f %s', d, v)" |
-    tr -d '"'
+  local out=
+  for _ in $(seq 1 100); do # the control socket may lag the log line
+    if out=$("$bin" repl --data "$OUT/d" -e "local c = os.clock; \
+local t = c(); local v = $1; local d = c() - t; \
+return string.format('%.6f %s', d, v)" 2>/dev/null); then
+      break
+    fi
+    sleep 0.05
+  done
+  printf '%s\n' "$out" | tr -d '"'
   kill "$host_pid"
   wait "$host_pid" 2>/dev/null || true
   host_pid=
@@ -99,10 +106,12 @@ local v = $1; local d = c() - t; return string.format('%.6f %s', d, v)" |
 
 at_s=() now_s=()
 for _ in $(seq 1 "$reps"); do
-  read -r t v < <(measure "at($old).domains.kv.state['key:$key']")
+  measure "at($old).domains.kv.state['key:$key']" >"$OUT/m.txt"
+  read -r t v <"$OUT/m.txt"
   [ "$v" = "$key" ] || { echo "versions_bench: at($old) read $v" >&2; exit 1; }
   at_s+=("$t")
-  read -r t v < <(measure "domains.kv.state['key:$key']")
+  measure "domains.kv.state['key:$key']" >"$OUT/m.txt"
+  read -r t v <"$OUT/m.txt"
   [ "$v" = "$key" ] || { echo "versions_bench: present read $v" >&2; exit 1; }
   now_s+=("$t")
 done

@@ -1,5 +1,5 @@
 /*
- * fuzz_export.c - the export/import stream reader (persist/export.c), what
+ * fuzz_export.c - the export/import stream reader (persist/trie/export.c), what
  * `vedhost import` reads from a file or a pipe.
  *
  * Input: byte 0 picks how the rest reaches the reader: bit 0 clear, the

@@ -1,7 +1,7 @@
 /*
- * fuzz_http.c - the HTTP/JSON request path end to end: host/http.c (the
+ * fuzz_http.c - the HTTP/JSON request path end to end: plugins/http/http.c (the
  * http_parser callbacks, URL splitting and percent-decoding, routing,
- * limits), host/json.c (request bodies in, replies out), the call into a
+ * limits), host/abi/json.c (request bodies in, replies out), the call into a
  * domain handler and the output gate, as a client on the network reaches
  * them.
  *

@@ -1,6 +1,6 @@
 /*
  * fuzz_json.c - the JSON decoder of HTTP request bodies and plugin calls
- * (host/json.c, vh_json_decode), and the encoder of replies.
+ * (host/abi/json.c, vh_json_decode), and the encoder of replies.
  *
  * Input: any bytes, taken as a request body. Checked: decoding never
  * crashes or leaks, it succeeds or refuses with a non-empty one-line

@@ -1,6 +1,6 @@
 /*
- * fuzz_node.c - the node decoder (persist/codec.c) and the value encoding
- * (persist/valenc.c): what a damaged or hostile store hands the host.
+ * fuzz_node.c - the node decoder (persist/trie/codec.c) and the value encoding
+ * (persist/trie/valenc.c): what a damaged or hostile store hands the host.
  *
  * Input: the first byte picks the mode, the rest is the material.
  *   0  one value (vh_valenc_decode, as messages and timers are stored);

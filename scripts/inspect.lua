@@ -1,5 +1,5 @@
 --[[
-inspect: the Lua half of `vedhost inspect` (host/inspect.c): resolve the
+inspect: the Lua half of `vedhost inspect` (host/admin/inspect.c): resolve the
 path and print with the pretty printer.
 
   chunk(pretty, domains, names, path, fault, dir) --> string

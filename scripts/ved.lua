@@ -2,7 +2,7 @@
 --
 -- vedhost embeds this file at build time and runs it once at start with
 -- the host's C core as its argument; what it returns is what
--- `require "ved"` gives domain scripts. The core (host/api.c, host/host.c)
+-- `require "ved"` gives domain scripts. The core (host/runtime/api.c, host/runtime/host.c)
 -- provides register, send, after, every, log, now and exit; this file adds
 -- ved.domain, which validates a declaration and names the script and line
 -- in every error:
@@ -18,7 +18,7 @@
 -- Names: an identifier ([A-Za-z_][A-Za-z0-9_]*, at most 255 bytes) not
 -- starting with "__" (reserved for the host: "__ved" holds queues and
 -- timers); versions 1 to core.max_version. Both rules are
--- persist/vh_limits.h's, which import applies too.
+-- persist/format/vh_limits.h's, which import applies too.
 
 local core = ...
 if type(core) ~= "table" or type(core.register) ~= "function" then
@@ -107,7 +107,7 @@ function ved.domain(name)
     error(string_format("%s: ved.domain: the name must be a string (got %s)",
                         at, rawtype(name)), 0)
   end
-  if not core.name_ok(name) then -- persist/vh_limits.h, shared with import
+  if not core.name_ok(name) then -- persist/format/vh_limits.h, shared with import
     error(string_format("%s: ved.domain: invalid domain name '%s' (use an "
                         .. "identifier not starting with '__')", at, name), 0)
   end
@@ -129,6 +129,6 @@ ved.every = core.every
 ved.log = core.log
 ved.now = core.now
 ved.exit = core.exit
-ved.version = core.version -- VH_HOST_VERSION (host/vh_host.h)
+ved.version = core.version -- VH_HOST_VERSION (host/runtime/vh_host.h)
 
 return ved

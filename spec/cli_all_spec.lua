@@ -1,5 +1,5 @@
 -- cli_all_spec.lua - every subcommand parses its command line by the same
--- rules (host/control/cli_args.c, README "Command line"): an unknown
+-- rules (host/cli/cli_args.c, README "Command line"): an unknown
 -- option, an option given twice, a missing or empty value, a value taken
 -- from the next argument that starts with "--", a flag given a value and
 -- an extra positional argument are each refused with one line on stderr

@@ -1,4 +1,4 @@
--- depth_spec.lua: one nesting limit (persist/vh_limits.h, VH_MAX_DEPTH =
+-- depth_spec.lua: one nesting limit (persist/format/vh_limits.h, VH_MAX_DEPTH =
 -- 20000 tables, the state table itself counted) on every path that stores a
 -- table into a state: a plain table, a state subtable (also stored under
 -- itself again and again), and deep paths that must not recurse in C.

@@ -153,7 +153,7 @@ describe("vedhost fsck on bad data dirs", function()
   end)
 end)
 
--- The live-host part needs a host that persists (host/durable.c).
+-- The live-host part needs a host that persists (host/runtime/durable.c).
 local function host_persists()
   local dir = proc.tmpdir()
   proc.write(dir .. "/p.lua", [[

@@ -1,5 +1,5 @@
 -- history_spec.lua - retention and exact GC of the version history
--- (persist/history.c, README "Versions", ARCHITECTURE.md invariant 5):
+-- (persist/store/history.c, README "Versions", ARCHITECTURE.md invariant 5):
 -- bad --retain values, disk bounded under overwrites with --retain 1000,
 -- fsck clean after kill -9 with retention on, marks surviving a restart
 -- and pinning, --retain 0 keeping one version. Bounded waits only;

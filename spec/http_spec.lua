@@ -23,6 +23,9 @@ ved.domain "counter" {
     end,
     echo = function(state, p) return p end,
     raise = function(state, p) error(p.msg, 0) end, -- the text as given
+    raise_bytes = function(state, p) -- escapes, UTF-8 kept, bad bytes
+      error("q\"b\\s\tc\1\127\195\169\255\224\128x\237\160\128", 0)
+    end,
     nothing = function(state, p) end,
     odd = function(state, p)
       return { bin = "\255ok", holes = { [1] = "a", [3] = "c" },
@@ -232,6 +235,15 @@ describe("vedhost http ingress", function()
       assert.are.equal(500, c, msg)
       assert.truthy(b:find('"error":"' .. msg .. '"', 1, true), b)
     end
+  end)
+
+  it("writes an error's text as JSON: escaped, bad UTF-8 bytes as U+FFFD",
+     function()
+    local c, b = curl(p, "POST", "/domains/counter/events/raise_bytes", "")
+    assert.are.equal(500, c)
+    local r = "\239\191\189" -- U+FFFD, one per byte of a bad sequence
+    assert.are.equal('{"error":"q\\"b\\\\s\\tc\\u0001\127\195\169' ..
+                     r .. r .. r .. "x" .. r .. r .. r .. '"}', b)
   end)
 
   it("keeps connections alive and answers pipelined requests in order",

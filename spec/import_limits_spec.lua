@@ -13,7 +13,7 @@ local function have(cmd)
   return ok == true or ok == 0
 end
 
--- CRC-32C (Castagnoli, reflected 0x82F63B78), as persist/crc32c.c.
+-- CRC-32C (Castagnoli, reflected 0x82F63B78), as persist/format/crc32c.c.
 local CRC = {}
 for i = 0, 255 do
   local c = i
@@ -33,7 +33,7 @@ end
 local function u32(x) return string.pack("<I4", x) end
 local function u64(x) return string.pack("<i8", x) end
 
--- The raw bytes of an export stream (persist/vh_export.h) with one domain
+-- The raw bytes of an export stream (persist/trie/vh_export.h) with one domain
 -- `name` at `version` whose state nests `levels` tables below the state
 -- table (each at key 1 of its parent).
 local function craft(name, version, levels)

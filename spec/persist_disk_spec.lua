@@ -1,5 +1,6 @@
 -- persist_disk_spec.lua - with --retain 0, disk use tracks live state, not
--- history (ARCHITECTURE.md invariant 5, host/durable.c): one key of a state that also holds 10k
+-- history (ARCHITECTURE.md invariant 5, host/runtime/durable.c): one key of
+-- a state that also holds 10k
 -- other values is overwritten a million times, a thousand writes per slice
 -- (so a thousand slices each replace the path to the key, and the message
 -- queue of the system state fills and drains as often). The data dir's

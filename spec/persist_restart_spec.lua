@@ -1,5 +1,5 @@
 -- persist_restart_spec.lua - end-to-end persistence of `vedhost run`
--- (issue 4, host side: host/durable.c): a restart keeps the state (every
+-- (issue 4, host side: host/runtime/durable.c): a restart keeps the state (every
 -- value kind, nested tables), durable `after` timers (one that fell due
 -- while the host was down fires right after start), undelivered messages
 -- (delivered exactly once), migrate (success runs once; failure refuses the

@@ -310,5 +310,5 @@ describe("vedhost repl limits", function()
   end)
 
   -- "the value persists after kill -9 right after the reply": see
-  -- spec/persist_restart_spec.lua (it needs the store, host/durable.c).
+  -- spec/persist_restart_spec.lua (it needs the store, host/runtime/durable.c).
 end)

@@ -1,6 +1,6 @@
 /*
  * hello.c - the example native plugin: everything the plugin ABI offers,
- * in one small file (see host/include/vedhost/plugin.h).
+ * in one small file (see host/abi/include/vedhost/plugin.h).
  *
  *   vedhost run --plugin build/plugins/hello.so=counter/ping script.lua
  *

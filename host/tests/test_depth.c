@@ -1,7 +1,7 @@
 /*
  * test_depth.c - a store that already holds a state deeper than the
- * nesting limit (persist/vh_limits.h), as an older vedhost could write it
- * (a "poison pill" that crashed every run before the limit). Nothing may
+ * nesting limit (persist/format/vh_limits.h), as an older vedhost could write
+ * it (a "poison pill" that crashed every run before the limit). Nothing may
  * crash or overflow the C stack:
  *   - writing it (vh_flush_collect) and freeing it are iterative;
  *   - a host runs on it: a handler walks to the bottom through proxies,

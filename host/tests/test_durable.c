@@ -1,9 +1,10 @@
 /*
- * test_durable.c - unit tests of the host's persistence (host/durable.c)
- * driven from C: the output gate holds a call's reply until its slice is
- * durable (writer paused, then resumed), the state and the call survive a
- * restart, a dropped never-loaded subtree is swept from disk, and a damaged
- * manifest or a newer format refuses vh_host_new with a clear message.
+ * test_durable.c - unit tests of the host's persistence
+ * (host/runtime/durable.c) driven from C: the output gate holds a call's reply
+ * until its slice is durable (writer paused, then resumed), the state and the
+ * call survive a restart, a dropped never-loaded subtree is swept from disk,
+ * and a damaged manifest or a newer format refuses vh_host_new with a clear
+ * message.
  *
  * The binary also serves spec/persist_restart_spec.lua as a helper that
  * damages a stopped host's data dir through RocksDB directly:

@@ -1,6 +1,7 @@
 /*
- * test_offline.c - `vedhost fsck` and `vedhost inspect` (host/fsck.c,
- * host/inspect.c, host/offline.c) on stores built and damaged from C.
+ * test_offline.c - `vedhost fsck` and `vedhost inspect` (host/admin/fsck.c,
+ * host/admin/inspect.c, host/admin/offline.c) on stores built and damaged from
+ * C.
  *
  * Two modes in one executable:
  *  - no argument (ctest): unit tests that build a store, run

@@ -1,5 +1,5 @@
 /*
- * test_codec.c - the node encoding (persist/codec.c): exact values,
+ * test_codec.c - the node encoding (persist/trie/codec.c): exact values,
  * decode(encode(x)) == x byte for byte, child id listing, hand-made
  * malformed nodes, and fuzzing by truncation and byte flips (every prefix
  * of every node of a table; thousands of flips), loaded through the lazy

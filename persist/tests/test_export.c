@@ -1,5 +1,5 @@
 /*
- * test_export.c - the export stream (persist/export.c): round trips of
+ * test_export.c - the export stream (persist/trie/export.c): round trips of
  * random and large states, canonical bytes whatever the history, lazily
  * loaded states, the documented byte layout, and damaged, truncated,
  * newer-format and foreign streams refused without a crash.

@@ -1,5 +1,5 @@
 /*
- * test_flush.c - collecting new nodes (persist/flush.c): children before
+ * test_flush.c - collecting new nodes (persist/trie/flush.c): children before
  * parents, only new nodes (O(changes), not O(state)), all-or-nothing on a
  * failing put, written nodes frozen, shared nodes written once, and deep
  * nesting without recursion.

@@ -1,6 +1,6 @@
 /*
  * test_history.c - version records and the exact GC of the history engine
- * (persist/store_versions.c, persist/history.c).
+ * (persist/store/store_versions.c, persist/store/history.c).
  *
  * A fake host drives the engine: each "slice" puts the nodes it creates
  * (ids from a counter, like flush.c), hands the engine the ids that died,

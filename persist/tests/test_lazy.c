@@ -1,6 +1,6 @@
 /*
  * test_lazy.c - lazy loading, death notices and the disk-tracks-live-state
- * invariant (persist/lazy.c, flush.c, codec.c through the trie's API).
+ * invariant (persist/trie/lazy.c, flush.c, codec.c through the trie's API).
  *
  * A "store" is an in-memory map id -> bytes (lazy_util.h). A "restart"
  * releases every in-memory table (with the free hook muted: a process

@@ -1,5 +1,5 @@
 /*
- * test_trie.c - unit tests of the persistent trie (persist/vh_trie.h):
+ * test_trie.c - unit tests of the persistent trie (persist/trie/vh_trie.h):
  * big maps, collisions, canonical form, iteration, transients, rollback,
  * refcounts, array semantics, nesting, and a randomized differential test
  * against a plain model. Allocation-failure tests are in test_trie_oom.c.

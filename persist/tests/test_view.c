@@ -1,5 +1,5 @@
 /*
- * test_view.c - view stubs (vh_tab_stub_view, persist/lazy.c): nodes
+ * test_view.c - view stubs (vh_tab_stub_view, persist/trie/lazy.c): nodes
  * loaded under a view never reach the free hook and refuse writes, while
  * the same walk under a plain stub reports every node.
  */

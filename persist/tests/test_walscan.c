@@ -1,5 +1,5 @@
 /*
- * test_walscan.c - unit tests of the WAL scanner (persist/walscan.c) on
+ * test_walscan.c - unit tests of the WAL scanner (persist/store/walscan.c) on
  * write-ahead logs that RocksDB itself wrote.
  *
  * A "crash image" is made by writing slices through the store (one group,

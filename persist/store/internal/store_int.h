@@ -1,0 +1,201 @@
+/*
+ * store_int.h - private layout of the store, shared by persist/store/store.c
+ * (open, close, reads, options), persist/store/store_writer.c (batches, queue,
+ * writer thread) and persist/store/store_damage.c (checks before opening,
+ * damage messages). Not for use outside those files and their tests.
+ */
+#ifndef VH_STORE_INT_H
+#define VH_STORE_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <rocksdb/c.h>
+
+#include "vh_store.h"
+#include "vh_walscan.h"
+
+/* Value header: [u32 crc32c, little endian][u8 kind/version]. */
+#define VH_STORE_HDR 5
+/* Kind byte = kind << 4 | version. */
+#define VH_KIND_NODE 0x1
+#define VH_KIND_MANIFEST 0x2
+#define VH_KIND_VERSION 0x3 /* 'V': store_versions.c */
+#define VH_KIND_DEATHS 0x4  /* 'D' */
+#define VH_KIND_MARK 0x5    /* 'K' */
+#define VH_KIND_PIN 0x6     /* 'P' */
+#define VH_KIND_HISTORY 0x7 /* 'H' */
+#define VH_VALUE_VERSION 1
+#define VH_KIND_BYTE(kind) ((uint8_t)((kind) << 4 | VH_VALUE_VERSION))
+
+/* Key prefixes. */
+#define VH_KEY_FORMAT 'F'
+#define VH_KEY_MANIFEST 'M'
+#define VH_KEY_NODE 'N'
+#define VH_KEY_SWEEP 'Q'   /* 'Q' u64be(id): a dropped subtree to sweep */
+#define VH_NODE_KEY_LEN 9  /* 'N' + u64 big endian */
+#define VH_KEY_VERSION 'V' /* 'V' u64be(seq) */
+#define VH_KEY_DEATHS 'D'  /* 'D' u64be(d) u64be(s) */
+#define VH_KEY_MARK 'K'    /* 'K' name */
+#define VH_KEY_PIN 'P'     /* 'P' u64be(m) u64be(d) u64be(id) */
+#define VH_KEY_HISTORY 'H' /* 'H' */
+
+/* One operation of a batch. */
+typedef struct vh_batch_op {
+  uint64_t id;  /* node id */
+  size_t off;   /* put: offset of the value (header + payload) in buf */
+  size_t len;   /* put: value length including the 5-byte header */
+  uint8_t type; /* VH_OP_PUT or VH_OP_DEL */
+} vh_batch_op_t;
+
+#define VH_OP_PUT 1
+#define VH_OP_DEL 2
+#define VH_OP_QPUT 3 /* sweep key 'Q' + id: set (empty value) */
+#define VH_OP_QDEL 4 /* sweep key 'Q' + id: delete */
+/* Any other key (store_versions.c): the key is at buf[off..off+id), a
+ * put's value follows it (len bytes). Never merged away: written in
+ * order. */
+#define VH_OP_KPUT 5
+#define VH_OP_KDEL 6
+/* Ops on 'N' keys and ops on 'Q' keys of the same id are different keys. */
+#define VH_OP_IS_SWEEP(type) ((type) == VH_OP_QPUT || (type) == VH_OP_QDEL)
+#define VH_OP_IS_KEY(type) ((type) >= VH_OP_KPUT)
+
+/* A batch: built by the loop thread, then (after submit) owned by the
+ * store's queue and read only by the writer thread. */
+struct vh_batch {
+  vh_batch_op_t *ops; /* ops in the order they were added */
+  size_t nops, cap_ops;
+  unsigned char *buf; /* values, each [5 header bytes, crc filled by the
+                         writer][payload]; the manifest's value too */
+  size_t len, cap;
+  int has_manifest; /* a manifest value is at buf[man_off .. +man_len) */
+  size_t man_off, man_len;
+  uint64_t seq;          /* set by vh_store_submit */
+  struct vh_batch *next; /* queue link, guarded by vh_store.mu */
+};
+
+struct vh_store {
+  /* Set at open, then read-only: any thread may read them. */
+  char *dir;    /* DIR as given */
+  char *dbpath; /* DIR/db */
+  int secondary;
+  vh_walscan_t wal; /* what the WAL scan found before opening */
+  char *open_note;  /* [owned] a line for the host's log, or NULL */
+  char *scratch;    /* [owned] a secondary's own dir, else NULL */
+  rocksdb_t *db;    /* guarded by db_lock: NULL while a reopen failed */
+  rocksdb_options_t *options;
+  rocksdb_block_based_table_options_t *table_options;
+  rocksdb_cache_t *cache;
+  rocksdb_readoptions_t *read_options;   /* point reads: verify, fill cache */
+  rocksdb_readoptions_t *scan_options;   /* iterator: verify, no cache fill */
+  rocksdb_writeoptions_t *write_options; /* sync per opts, WAL always on */
+  size_t queue_limit;                    /* backpressure bound in bytes */
+  unsigned long long reserve_bytes;      /* free space the writer leaves to
+                                            RocksDB (0 for a secondary) */
+
+  /* The handle's lock. Readers (vh_store_get_*, iterators, flush) hold it
+   * shared while they use s->db; the writer thread holds it exclusive only
+   * to close and reopen the database after a failed write (see
+   * store_writer.c, REOPEN). The loop thread takes it with tryrdlock and
+   * fails the read ("being reopened") rather than wait for a reopen, which
+   * does disk I/O. Lock order: db_lock before mu; nobody takes db_lock
+   * while holding mu. */
+  pthread_rwlock_t db_lock;
+
+  /* Writer thread and its queue. Lock order: db_lock, then mu; mu is never
+   * held across a RocksDB call or the notify callback. */
+  pthread_t writer;
+  int writer_started; /* loop thread only */
+  pthread_mutex_t mu;
+  pthread_cond_t work_cv;    /* writer waits: queue empty or paused */
+  pthread_cond_t durable_cv; /* wait_durable waits: durable_seq moved */
+  pthread_cond_t retry_cv;   /* the writer's backoff: close/abandon wake it */
+  vh_batch_t *qhead, *qtail; /* queued batches, oldest first (mu) */
+  size_t qbytes;             /* bytes queued or being written (mu) */
+  uint64_t last_submitted;   /* highest seq submitted (loop thread) */
+  int closing;               /* close asked: drain and exit (mu) */
+  int paused;                /* test hook: take no batch (mu) */
+  int gave_up;               /* the writer writes no more: it stopped on a
+                                non-transient error, or dropped batches
+                                while closing (mu) */
+  int stopped;               /* it stopped on a non-transient error (mu) */
+  int abandon;               /* close drops what is queued at once (mu) */
+  uint64_t reopens;          /* database reopens after failures (mu) */
+  uint64_t dropped_n;        /* batches dropped, never written (mu) */
+  int full;                  /* the queue reached queue_limit and has not
+                                drained to half of it since (mu) */
+  int need_reopen;           /* a RocksDB write failed: reopen before the
+                                next one (writer thread only) */
+  int low_space;             /* under the reserve: writing resumes at twice
+                                the reserve (writer thread only) */
+  uint64_t dropped_from, dropped_to; /* seqs it dropped (mu) */
+  char *last_error;          /* [new] copy of the last write error (mu) */
+  int failing;               /* the last write attempt failed (mu) */
+  uint64_t error_count;      /* failed write attempts (mu) */
+  vh_store_notify_fn notify; /* wakeup callback and its argument (mu) */
+  void *notify_ud;
+
+  _Atomic uint64_t durable_seq; /* written by the writer, read by anyone */
+  _Atomic int fail_writes;      /* test hook: writes still to fail */
+  _Atomic uint64_t write_count; /* RocksDB writes done */
+};
+
+/* store.c: formats a [new] message, printf style (NULL if out of memory). */
+char *vh_store__msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* store.c: turns a RocksDB error string (errptr, [stolen] and freed) into a
+ * vedhost code, and if errmsg is not NULL a [new] message "what: rocksdb's
+ * text". */
+int vh_store__rocks_err(char *rocks_err, const char *what, char **errmsg);
+
+/* store.c: reads and verifies the value of key (klen bytes) of kind;
+ * what names it in messages. Like vh_store_get_node. */
+int vh_store__get_value(vh_store_t *s, const char *key, size_t klen, int kind,
+                        const char *what, void **bytes, size_t *len,
+                        char **errmsg);
+/* store.c: verifies a value read by an iterator (see get_value). */
+int vh_store__verify(const char *v, size_t vlen, int kind, const char *what,
+                     void **bytes, size_t *len, char **errmsg);
+/* store.c: read_lock (shared, never waits) for iterators of other files. */
+int vh_store__read_lock(vh_store_t *s, const char *what, char **errmsg);
+/* store_writer.c: appends an op on any key (VH_OP_KPUT with a framed
+ * value of kind, or VH_OP_KDEL when kind < 0). */
+int vh_batch__key_op(vh_batch_t *b, const void *key, size_t klen, int kind,
+                     const void *payload, size_t len);
+
+/* store.c: closes and reopens the database (writer thread only, after a
+ * failed write), then flushes the memtable so the WAL that held the failed
+ * write is retired. 0, or <0 with *errmsg [new]; s->db may then be NULL
+ * (reads fail until a later reopen works). */
+int vh_store__reopen(vh_store_t *s, char **errmsg);
+/* store.c: bytes free on DIR's file system (statvfs), or ULLONG_MAX if it
+ * cannot be told. */
+unsigned long long vh_store__free_bytes(vh_store_t *s);
+/* store_damage.c: the checks before rocksdb_open (CURRENT, MANIFEST, the
+ * WAL scan into s->wal); 0, or a negative code with a [new] message. */
+int vh_store__precheck(vh_store_t *s, const vh_store_opts_t *o, char **errmsg);
+/* store_damage.c: what is damaged, as a [new] phrase, or NULL if nothing
+ * is seen (s->db may be NULL). */
+char *vh_store__damage(vh_store_t *s);
+/* store_damage.c: after a secondary opened, a table file it lists that is
+ * missing (also after catching up with a primary), as a [new] phrase, or
+ * NULL. */
+char *vh_store__secondary_tables(vh_store_t *s);
+/* store_damage.c: a phrase for a RocksDB error naming a missing file. */
+char *vh_store__missing_table(const char *rerr);
+/* store_damage.c: the one "store is damaged" message; what [stolen].
+ * Returns VH_ECORRUPT. */
+int vh_store__damaged(vh_store_t *s, char *what, char **errmsg);
+/* store_damage.c: s->open_note for a torn WAL tail (after open). */
+void vh_store__torn_note(vh_store_t *s);
+
+/* store_writer.c: start the writer thread / drain it and join it. stop
+ * returns 0, or VH_EIO with a message if batches had to be dropped. */
+int vh_store__writer_start(vh_store_t *s);
+int vh_store__writer_stop(vh_store_t *s, char **errmsg);
+/* store_writer.c: free every queued batch (after the writer stopped). */
+void vh_store__queue_free(vh_store_t *s);
+
+#endif

@@ -1,0 +1,838 @@
+/*
+ * store.c - the snapshot store on RocksDB: open, format check, reads, close.
+ *
+ * WHAT. A key/value store of encoded trie nodes plus one manifest, kept in
+ * DIR/db (a RocksDB database; the host owns DIR and its LOCK file). The
+ * writing half (batches, the queue and the writer thread with group commit)
+ * is in persist/store/store_writer.c; the private struct is in store_int.h.
+ *
+ * WHY ROCKSDB AND NOT OUR OWN FILES. The store must write many small values
+ * atomically (one WriteBatch per group of slices), fsync once per group,
+ * delete replaced nodes so disk tracks live state (ARCHITECTURE.md invariant
+ * 5), and compress small nodes well. RocksDB's WAL gives the atomic batch, its
+ * level compaction drops deleted nodes, and its block-level zstd compresses
+ * neighbouring nodes together (ARCHITECTURE.md "Storage choices").
+ *
+ * KEYS (byte strings; RocksDB orders them bytewise):
+ *
+ *   'F'                      format record, written once at creation
+ *   'M'                      the manifest
+ *   'N' u64be(id)            a node: 9 bytes, big endian so ids sort in order
+ *   'Q' u64be(id)            a dropped subtree rooted at node id whose nodes
+ *                            are still to be deleted (empty value; see
+ *                            persist/store/store_sweep.c)
+ *   (other capital letters are free for later use)
+ *
+ * FORMAT RECORD VALUE ('F'), 12 bytes (later versions may append fields):
+ *
+ *   offset size  field
+ *   0      8     magic "VEDHOST\0"
+ *   8      4     u32 little endian: store format version (1)
+ *
+ * NODE AND MANIFEST VALUES ('N...', 'M'):
+ *
+ *   offset size  field
+ *   0      4     u32 little endian: CRC-32C of bytes 4..end (vh_crc32c.h)
+ *   4      1     kind << 4 | version: node 0x11, manifest 0x21
+ *   5      n     payload: the opaque bytes given to the batch
+ *
+ * INVARIANTS.
+ *  1. A database is used only if its format record has the magic and a
+ *     version <= VH_STORE_FORMAT_VERSION. A store is created (format record
+ *     written, fsync'd) only when opts.create is set and the database holds
+ *     no key at all, so a foreign RocksDB is never written to.
+ *  2. Every value read is verified (length, CRC, kind) before its payload is
+ *     returned; a value of a newer version is refused (VH_EFORMAT), never
+ *     misread. RocksDB also verifies its own block checksums on every read
+ *     (paranoid checks on); its "Corruption" errors become VH_ECORRUPT.
+ *  3. Only the writer thread writes, after open. Reads may run on the loop
+ *     thread at the same time (RocksDB is thread-safe for this), under
+ *     db_lock held shared, so the writer's reopen after a failed write
+ *     (store_writer.c, REOPEN) never pulls the handle from under them.
+ *  4. A clean close flushes the memtable, so the next open replays no WAL.
+ *
+ * WAL DAMAGE (persist/store/walscan.c reads the log before RocksDB does, from
+ * vh_store__precheck in persist/store/store_damage.c):
+ *  - intact: "tolerate corrupted tail records" mode, a safety net: damage
+ *    the scan missed makes the open fail instead of dropping records;
+ *  - torn tail only (or an earlier crash's torn tail that later records
+ *    continue): "point in time", which stops exactly there; the primary
+ *    keeps a note (vh_store_open_note) that the host logs;
+ *  - intact records after a damaged one: refused before RocksDB opens, so
+ *    nothing in DIR/db is written (no replay, no new MANIFEST, no deleted
+ *    log), unless opts.accept_loss (`vedhost recover`): "point in time",
+ *    flushing what was recovered at open so the damaged log is deleted.
+ * DAMAGED ROCKSDB FILES are diagnosed in one place for every caller (run,
+ * the offline tools, recover), persist/store/store_damage.c: CURRENT missing
+ * beside RocksDB's files, a MANIFEST that CURRENT names missing or damaged
+ * (checked before opening: RocksDB would open an older version and delete the
+ * table files it no longer lists), a listed table file missing. Such a store is
+ * refused as damaged, never taken for a foreign or missing one, never
+ * re-created.
+ *
+ * TUNING (build_options below). Numbers from bench/store_bench.c on the
+ * 2-core test machine, synthetic ~190-byte node payloads (see the bench):
+ *  - zstd at the bottommost level, where most data lives. 300k nodes,
+ *    57.2 MB of payload: uncompressed 64.3 MB of SST, zstd 32.5 MB
+ *    (1.76x). Small nodes share field names and id prefixes with their
+ *    block neighbours, which per-value compression cannot exploit; block
+ *    compression can.
+ *  - LZ4 above it (L0 files from memtable flushes, short-lived: the next
+ *    compaction rewrites them into the bottommost level), as RocksDB's
+ *    tuning guide recommends. Measured with the peer benchmark's workload
+ *    (2M updates over 1M keys, sync): zstd everywhere 14.0-15.1 s, LZ4
+ *    above 11.9-12.6 s (-15%); flushes finish sooner, so a kill -9 more
+ *    often finds one WAL (2.3 MB, 47-51 ms to the first handler) instead
+ *    of two (6.9 MB, 160-214 ms). Disk after a clean stop: the same within
+ *    the run-to-run spread (42-81 MB either way).
+ *  - A 16 KB zstd dictionary (trained from 100x that, the ratio zstd and
+ *    RocksDB recommend), bottommost level only: 28.8 MB (1.99x), 11% less
+ *    than plain zstd, for ~0.7 us more per (warm) point read. 4 KB and
+ *    64 KB dictionaries gave the same size within 1%. Upper levels go
+ *    without: flushes then train nothing, and most data sits in the
+ *    bottommost level anyway.
+ *  - 64 MB LRU block cache: decompressed blocks of hot nodes.
+ *  - Full bloom filter, 10 bits/key (~1% false positives), and a hash index
+ *    inside data blocks: node reads are point lookups, never scans.
+ *  - write_buffer_size 4 MB (two memtables) and one group <= 1 MB
+ *    (store_writer.c): an open after kill -9 replays at most ~2 write
+ *    buffers of WAL at ~20 ms/MB here. Measured with 1M nodes under a
+ *    flood of updates: 8 MB buffers left 15-16 MB of WAL and a 300-330 ms
+ *    open; 4 MB buffers, 7.5 MB and 140 ms. A clean close leaves no WAL:
+ *    open + manifest read of 1M nodes ~6 ms. (max_total_wal_size, 16 MB,
+ *    only matters with several column families; set for when there are.)
+ *  - Level compaction with dynamic level sizes: space amplification stays
+ *    near 1.1x, so disk tracks live state even though every slice deletes
+ *    as many old nodes as it writes new ones. A deletion-triggered
+ *    compaction marks SST files that are mostly tombstones (a dropped
+ *    subtree) so they are compacted away soon rather than when size-based
+ *    compaction reaches them.
+ *  - WAL recovery mode: chosen per open from a scan of the WAL done first
+ *    (WAL DAMAGE below), so RocksDB never drops a record silently.
+ *  - avoid_flush_during_recovery: the replayed WAL stays in the memtable
+ *    (and its log file stays until the memtable is flushed as usual), so
+ *    open does not compress and write an L0 file first. 1M-key state,
+ *    2.4 MB of WAL after kill -9: exec to first handler 78-87 ms -> 49-54
+ *    ms. The WAL stays bounded by the write buffers as before.
+ *  - 2 background jobs (2 cores). The info LOG is kept at FATAL level: see
+ *    build_options for the disk-full abort in librocksdb 7.8 this avoids.
+ */
+#include "store_int.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "vh_bytes.h"
+#include "vh_crc32c.h"
+
+/* Defaults (see TUNING above). */
+#define VH_DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
+#define VH_DEFAULT_CACHE_BYTES ((size_t)64 << 20)
+#define VH_DEFAULT_WRITE_BUFFER ((size_t)4 << 20)
+#define VH_DEFAULT_WAL_BYTES ((uint64_t)16 << 20)
+#define VH_DEFAULT_BLOCK_BYTES ((size_t)4 << 10)
+/* Bottommost zstd dictionary size (TUNING above: 11% smaller SSTs). */
+#define VH_DEFAULT_DICT_BYTES (16 << 10)
+/* Free space needed to open: a preallocated WAL (1.1 x the write buffer),
+ * the MANIFEST, OPTIONS and LOG files, and room for a first flush. */
+#define VH_MIN_FREE_BYTES ((unsigned long long)16 << 20)
+/* Free space the writer leaves to RocksDB's flushes and compactions: it
+ * writes no batch while the file system has less (store_writer.c), so a
+ * disk that fills up with vedhost's own data stops vedhost before RocksDB
+ * ever sees ENOSPC. */
+#define VH_RESERVE_BYTES ((unsigned long long)8 << 20)
+/* Memory bound for the blocks buffered to train a dictionary per SST. */
+#define VH_DICT_BUFFER_BYTES ((uint64_t)8 << 20)
+
+static const char vh_magic[8] = {'V', 'E', 'D', 'H', 'O', 'S', 'T', '\0'};
+
+/* ---- messages and errors ---- */
+
+char *vh_store__msg(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0) return NULL;
+  char *m = malloc((size_t)n + 1);
+  if (m == NULL) return NULL;
+  va_start(ap, fmt);
+  vsnprintf(m, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  return m;
+}
+
+static void set_msg(char **errmsg, char *m) {
+  if (errmsg != NULL)
+    *errmsg = m;
+  else
+    free(m);
+}
+
+/* Classifies a RocksDB status string by its prefix (Status::ToString). */
+static int rocks_code(const char *e) {
+  if (strncmp(e, "Corruption", 10) == 0) return VH_ECORRUPT;
+  if (strstr(e, "lock file") != NULL || strstr(e, "/LOCK") != NULL)
+    return VH_ELOCKED;
+  if (strstr(e, "does not exist (create_if_missing is false)") != NULL)
+    return VH_ENOENT;
+  if (strstr(e, "CURRENT") != NULL && strstr(e, "No such file") != NULL)
+    return VH_ENOENT;
+  return VH_EIO;
+}
+
+int vh_store__rocks_err(char *rocks_err, const char *what, char **errmsg) {
+  int rc = rocks_code(rocks_err);
+  if (errmsg != NULL) *errmsg = vh_store__msg("%s: %s", what, rocks_err);
+  rocksdb_free(rocks_err);
+  return rc;
+}
+
+void vh_store_opts_init(vh_store_opts_t *opts) {
+  memset(opts, 0, sizeof *opts);
+  opts->sync = 1;
+}
+
+/* ---- options ---- */
+
+/* The WAL recovery mode for what the scan found (see WAL DAMAGE above):
+ * RocksDB may drop records only where the scan proved nothing that counted
+ * is lost, or where recover accepted the loss. */
+static int wal_mode(const vh_store_t *s, const vh_store_opts_t *o) {
+  if (s->wal.state == VH_WALSCAN_CLEAN && !s->wal.tail_seen)
+    return rocksdb_tolerate_corrupted_tail_records_recovery;
+  if (s->wal.state == VH_WALSCAN_CORRUPT && !o->accept_loss)
+    return rocksdb_absolute_consistency_recovery; /* not reached */
+  return rocksdb_point_in_time_recovery;
+}
+
+static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
+  rocksdb_options_t *opt = rocksdb_options_create();
+  rocksdb_options_set_create_if_missing(opt, o->create && !s->secondary);
+  rocksdb_options_set_paranoid_checks(opt, 1);
+  rocksdb_options_set_wal_recovery_mode(opt, wal_mode(s, o));
+  rocksdb_options_set_max_open_files(opt, -1); /* required by secondaries */
+  rocksdb_options_set_max_background_jobs(opt, 2);
+  rocksdb_options_set_keep_log_file_num(opt, 3);
+  rocksdb_options_set_max_log_file_size(opt, 1 << 20);
+  /* Debian's librocksdb 7.8 is built with assertions on, and its info LOG
+   * writer asserts (aborting the process) on the first line logged after a
+   * failed LOG append, i.e. as soon as the disk is full. Measured on a full
+   * tmpfs: INFO and ERROR levels abort, FATAL survives disk-full and
+   * resumes when space returns. So the LOG holds only its header;
+   * vedhost reports errors itself from the statuses RocksDB returns. */
+  rocksdb_options_set_info_log_level(opt, 4 /* FATAL */);
+
+  size_t wbuf =
+      o->write_buffer_bytes ? o->write_buffer_bytes : VH_DEFAULT_WRITE_BUFFER;
+  rocksdb_options_set_write_buffer_size(opt, wbuf);
+  rocksdb_options_set_max_write_buffer_number(opt, 2);
+  rocksdb_options_set_max_total_wal_size(opt, VH_DEFAULT_WAL_BYTES);
+
+  rocksdb_options_set_compaction_style(opt, rocksdb_level_compaction);
+  rocksdb_options_set_level_compaction_dynamic_level_bytes(opt, 1);
+  /* An SST window of 1000 entries with 900 deletes marks the file. */
+  rocksdb_options_add_compact_on_deletion_collector_factory(opt, 1000, 900);
+
+  if (o->no_compression) {
+    rocksdb_options_set_compression(opt, rocksdb_no_compression);
+    rocksdb_options_set_bottommost_compression(opt, rocksdb_no_compression);
+  } else {
+    int dict = o->zstd_dict_bytes == 0  ? VH_DEFAULT_DICT_BYTES
+               : o->zstd_dict_bytes < 0 ? 0
+                                        : o->zstd_dict_bytes;
+    /* LZ4 above the bottommost level, zstd at it (see TUNING). */
+    rocksdb_options_set_compression(opt, rocksdb_lz4_compression);
+    rocksdb_options_set_bottommost_compression(opt, rocksdb_zstd_compression);
+    /* window bits -14 (RocksDB's default), level 32767 = the library's
+     * default (zstd 3; LZ4 ignores the zstd-only fields), strategy 0,
+     * dictionary bytes. The dictionary is for the bottommost level only
+     * (where most data lives): flushes then do not train one. */
+    rocksdb_options_set_compression_options(opt, -14, 32767, 0, 0);
+    rocksdb_options_set_bottommost_compression_options(opt, -14, 32767, 0, dict,
+                                                       1);
+    if (dict > 0) {
+      rocksdb_options_set_bottommost_compression_options_zstd_max_train_bytes(
+          opt, dict * 100, 1);
+      rocksdb_options_set_bottommost_compression_options_max_dict_buffer_bytes(
+          opt, VH_DICT_BUFFER_BYTES, 1);
+    }
+  }
+
+  rocksdb_block_based_table_options_t *t = rocksdb_block_based_options_create();
+  s->cache = rocksdb_cache_create_lru(o->cache_bytes ? o->cache_bytes
+                                                     : VH_DEFAULT_CACHE_BYTES);
+  rocksdb_block_based_options_set_block_cache(t, s->cache);
+  rocksdb_block_based_options_set_block_size(
+      t, o->block_bytes ? o->block_bytes : VH_DEFAULT_BLOCK_BYTES);
+  /* The table options take ownership of the filter policy. */
+  rocksdb_block_based_options_set_filter_policy(
+      t, rocksdb_filterpolicy_create_bloom_full(10));
+  rocksdb_block_based_options_set_format_version(t, 5);
+  rocksdb_block_based_options_set_data_block_index_type(
+      t,
+      rocksdb_block_based_table_data_block_index_type_binary_search_and_hash);
+  rocksdb_options_set_block_based_table_factory(opt, t);
+
+  /* Recovery replays the WAL into the memtable without flushing it to an
+   * SST inside open (see TUNING). librocksdb 7.8's C API has no setter for
+   * this option, so it is set by name; if that fails, open just flushes as
+   * RocksDB does by default. */
+  rocksdb_options_t *with = rocksdb_options_create();
+  char *oerr = NULL;
+  /* recover (accept_loss) flushes what it recovered at open instead, so
+   * the damaged log becomes obsolete and is deleted there and then. */
+  rocksdb_get_options_from_string(opt,
+                                  o->accept_loss
+                                      ? "avoid_flush_during_recovery=false"
+                                      : "avoid_flush_during_recovery=true",
+                                  with, &oerr);
+  if (oerr == NULL) {
+    rocksdb_options_destroy(opt);
+    opt = with;
+  } else {
+    rocksdb_free(oerr);
+    rocksdb_options_destroy(with);
+  }
+
+  s->options = opt;
+  s->table_options = t;
+
+  s->read_options = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_verify_checksums(s->read_options, 1);
+  s->scan_options = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_verify_checksums(s->scan_options, 1);
+  rocksdb_readoptions_set_fill_cache(s->scan_options, 0);
+  s->write_options = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(s->write_options, o->sync ? 1 : 0);
+  rocksdb_writeoptions_disable_WAL(s->write_options, 0);
+}
+
+/* Frees everything open() may have made; s [stolen]. db must be closed. */
+static void store_free(vh_store_t *s) {
+  if (s->read_options) rocksdb_readoptions_destroy(s->read_options);
+  if (s->scan_options) rocksdb_readoptions_destroy(s->scan_options);
+  if (s->write_options) rocksdb_writeoptions_destroy(s->write_options);
+  if (s->options) rocksdb_options_destroy(s->options);
+  if (s->table_options) rocksdb_block_based_options_destroy(s->table_options);
+  if (s->cache) rocksdb_cache_destroy(s->cache);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->work_cv);
+  pthread_cond_destroy(&s->durable_cv);
+  pthread_cond_destroy(&s->retry_cv);
+  pthread_rwlock_destroy(&s->db_lock);
+  free(s->last_error);
+  free(s->open_note);
+  free(s->scratch);
+  free(s->dir);
+  free(s->dbpath);
+  free(s);
+}
+
+/* ---- open ---- */
+
+/* A message for a failed rocksdb_open*, naming the dir and what to do. */
+static int open_error(vh_store_t *s, char *rerr, char **errmsg) {
+  int rc = rocks_code(rerr);
+  if (rc == VH_ECORRUPT || rc == VH_EIO || rc == VH_ENOENT) {
+    char *what = vh_store__damage(s);
+    if (what == NULL) what = vh_store__missing_table(rerr);
+    if (what != NULL) {
+      rocksdb_free(rerr);
+      return vh_store__damaged(s, what, errmsg);
+    }
+  }
+  char *m;
+  switch (rc) {
+    case VH_ELOCKED:
+      m = vh_store__msg(
+          "%s: the store is locked by another process (is another vedhost "
+          "running on this data dir?); stop it or use another --data (%s)",
+          s->dbpath, rerr);
+      break;
+    case VH_ENOENT:
+      m = vh_store__msg(
+          "%s: no vedhost store here (%s does not exist); check --data, or "
+          "let `vedhost run` create one",
+          s->dir, s->dbpath);
+      break;
+    case VH_ECORRUPT:
+      m = vh_store__msg(
+          "%s: RocksDB reports corruption (%s); if it is in a write-ahead "
+          "log (db/*.log), `vedhost recover --data %s` accepts the loss; "
+          "otherwise restore the data dir from a backup or move it away",
+          s->dbpath, rerr, s->dir);
+      break;
+    default:
+      m = vh_store__msg("%s: cannot open the store (%s)", s->dbpath, rerr);
+      break;
+  }
+  rocksdb_free(rerr);
+  set_msg(errmsg, m);
+  return rc;
+}
+
+/* Opening writes the LOG header, OPTIONS and MANIFEST files and
+ * preallocates a WAL; on a full disk librocksdb 7.8 aborts inside its LOG
+ * writer (see build_options). So refuse first, with a clear message, when
+ * DIR's file system has less than VH_MIN_FREE_BYTES. */
+static int check_free_space(vh_store_t *s, char **errmsg) {
+  struct statvfs fs;
+  if (statvfs(s->dir, &fs) != 0) return 0; /* let the open report it */
+  unsigned long long avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
+  if (avail >= VH_MIN_FREE_BYTES) return 0;
+  set_msg(errmsg, vh_store__msg("%s: no space left on device (%llu KB free, "
+                                "the store needs %llu KB to open); free some "
+                                "space and start again",
+                                s->dir, avail / 1024,
+                                (unsigned long long)VH_MIN_FREE_BYTES / 1024));
+  return VH_EIO;
+}
+
+/* 1 if the database holds no key at all, 0 if it does, <0 on error. */
+static int db_is_empty(vh_store_t *s, char **errmsg) {
+  rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->scan_options);
+  rocksdb_iter_seek_to_first(it);
+  int empty = !rocksdb_iter_valid(it);
+  char *rerr = NULL;
+  rocksdb_iter_get_error(it, &rerr);
+  rocksdb_iter_destroy(it);
+  if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
+  return empty;
+}
+
+static int write_format_record(vh_store_t *s, char **errmsg) {
+  unsigned char v[12];
+  memcpy(v, vh_magic, 8);
+  uint32_t ver = VH_STORE_FORMAT_VERSION;
+  vh_le32_store(v + 8, ver);
+  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+  rocksdb_writeoptions_set_sync(wo, 1);
+  char *rerr = NULL;
+  char key = VH_KEY_FORMAT;
+  rocksdb_put(s->db, wo, &key, 1, (const char *)v, sizeof v, &rerr);
+  rocksdb_writeoptions_destroy(wo);
+  if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
+  return 0;
+}
+
+/* Invariant 1: check (or, for a new empty database, write) the format
+ * record. */
+static int check_format(vh_store_t *s, int create, char **errmsg) {
+  char key = VH_KEY_FORMAT, *rerr = NULL;
+  size_t vlen = 0;
+  char *v = rocksdb_get(s->db, s->read_options, &key, 1, &vlen, &rerr);
+  if (rerr) return open_error(s, rerr, errmsg);
+  if (v == NULL) {
+    /* A damaged store can look empty or foreign: never write to it. */
+    char *what = vh_store__damage(s);
+    if (what != NULL) return vh_store__damaged(s, what, errmsg);
+    int empty = db_is_empty(s, errmsg);
+    if (empty < 0) return empty;
+    if (empty && create && !s->secondary) return write_format_record(s, errmsg);
+    set_msg(errmsg,
+            vh_store__msg(
+                "%s: not a vedhost store (a RocksDB database without "
+                "vedhost's format record); point --data at a vedhost data "
+                "dir, or move this one away",
+                s->dbpath));
+    return VH_EFORMAT;
+  }
+  int rc = 0;
+  if (vlen < 12 || memcmp(v, vh_magic, 8) != 0) {
+    set_msg(errmsg,
+            vh_store__msg("%s: bad format record (no VEDHOST magic): not a "
+                          "vedhost store, or a damaged one; move it away or "
+                          "restore a backup",
+                          s->dbpath));
+    rc = VH_EFORMAT;
+  } else {
+    const unsigned char *u = (const unsigned char *)v + 8;
+    uint32_t ver = vh_le32_load(u);
+    if (ver > VH_STORE_FORMAT_VERSION) {
+      set_msg(errmsg,
+              vh_store__msg("%s: store format version %u is newer than this "
+                            "vedhost supports (%d); run a newer vedhost",
+                            s->dbpath, (unsigned)ver, VH_STORE_FORMAT_VERSION));
+      rc = VH_EFORMAT;
+    } else if (ver == 0) {
+      set_msg(errmsg,
+              vh_store__msg("%s: bad format record (version 0): a damaged "
+                            "store; move it away or restore a backup",
+                            s->dbpath));
+      rc = VH_EFORMAT;
+    }
+  }
+  rocksdb_free(v);
+  return rc;
+}
+
+int vh_store_open(const char *dir, const vh_store_opts_t *opts,
+                  vh_store_t **out, char **errmsg) {
+  *out = NULL;
+  if (errmsg) *errmsg = NULL;
+  if (opts->read_only_secondary && opts->secondary_path == NULL) {
+    set_msg(errmsg,
+            vh_store__msg("%s: a secondary needs a secondary_path", dir));
+    return VH_EINVAL;
+  }
+  vh_store_t *s = calloc(1, sizeof *s);
+  if (s == NULL) return VH_ENOMEM;
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->work_cv, NULL);
+  pthread_cond_init(&s->durable_cv, NULL);
+  pthread_cond_init(&s->retry_cv, NULL);
+  pthread_rwlock_init(&s->db_lock, NULL);
+  s->secondary = opts->read_only_secondary ? 1 : 0;
+  if (s->secondary) s->scratch = strdup(opts->secondary_path);
+  s->dir = strdup(dir);
+  s->dbpath = vh_store__msg("%s/db", dir);
+  if (s->dir == NULL || s->dbpath == NULL) {
+    store_free(s);
+    return VH_ENOMEM;
+  }
+  s->queue_limit =
+      opts->queue_bytes ? opts->queue_bytes : VH_DEFAULT_QUEUE_BYTES;
+  s->reserve_bytes = s->secondary ? 0 : VH_RESERVE_BYTES;
+  if (opts->create && !s->secondary && mkdir(dir, 0700) != 0 &&
+      errno != EEXIST) {
+    set_msg(errmsg, vh_store__msg("%s: cannot create the data dir (%s)", dir,
+                                  strerror(errno)));
+    store_free(s);
+    return VH_EIO;
+  }
+  int prc = vh_store__precheck(s, opts, errmsg);
+  if (prc != 0) {
+    store_free(s);
+    return prc;
+  }
+  if (!s->secondary) {
+    int rc = check_free_space(s, errmsg);
+    if (rc != 0) {
+      store_free(s);
+      return rc;
+    }
+  }
+  build_options(s, opts);
+
+  char *rerr = NULL;
+  if (s->secondary)
+    s->db = rocksdb_open_as_secondary(s->options, s->dbpath,
+                                      opts->secondary_path, &rerr);
+  else
+    s->db = rocksdb_open(s->options, s->dbpath, &rerr);
+  int rc;
+  if (rerr != NULL) {
+    rc = open_error(s, rerr, errmsg);
+    goto fail_free;
+  }
+  rc = check_format(s, opts->create, errmsg);
+  if (rc != 0) goto fail_close;
+  if (s->secondary) {
+    char *what = vh_store__secondary_tables(s);
+    if (what != NULL) {
+      rc = vh_store__damaged(s, what, errmsg);
+      goto fail_close;
+    }
+  }
+  if (!s->secondary && s->wal.state == VH_WALSCAN_TORN) vh_store__torn_note(s);
+  if (!s->secondary) {
+    rc = vh_store__writer_start(s);
+    if (rc != 0) {
+      set_msg(errmsg,
+              vh_store__msg("%s: cannot start the writer thread", s->dbpath));
+      goto fail_close;
+    }
+  }
+  *out = s;
+  return 0;
+
+fail_close:
+  rocksdb_close(s->db);
+fail_free:
+  store_free(s);
+  return rc;
+}
+
+/* ---- close ---- */
+
+static int flush_db(vh_store_t *s, char **errmsg) {
+  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+  rocksdb_flushoptions_set_wait(fo, 1);
+  char *rerr = NULL;
+  pthread_rwlock_rdlock(&s->db_lock);
+  if (s->db)
+    rocksdb_flush(s->db, fo, &rerr);
+  else
+    rerr = strdup("IO error: the database is closed after a failed reopen");
+  pthread_rwlock_unlock(&s->db_lock);
+  rocksdb_flushoptions_destroy(fo);
+  if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
+  return 0;
+}
+
+int vh_store_flush(vh_store_t *s, char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  if (s->secondary) return VH_EINVAL;
+  return flush_db(s, errmsg);
+}
+
+int vh_store_close(vh_store_t *s, char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  if (s == NULL) return 0;
+  int rc = 0;
+  if (s->writer_started) rc = vh_store__writer_stop(s, errmsg);
+  if (!s->secondary) {
+    /* Invariant 4: no WAL left to replay at the next open. */
+    char *m = NULL;
+    int frc = flush_db(s, &m);
+    if (frc != 0 && rc == 0) {
+      rc = frc;
+      set_msg(errmsg, m);
+    } else {
+      free(m);
+    }
+  }
+  if (s->db) rocksdb_close(s->db);
+  vh_store__queue_free(s);
+  store_free(s);
+  return rc;
+}
+
+/* ---- reopen (writer thread) ---- */
+
+unsigned long long vh_store__free_bytes(vh_store_t *s) {
+  struct statvfs fs;
+  if (statvfs(s->dir, &fs) != 0) return ULLONG_MAX;
+  return (unsigned long long)fs.f_bavail * fs.f_frsize;
+}
+
+/* librocksdb 7.8 keeps a WAL writer that failed in an error state: the next
+ * append asserts (writable_file_writer.h:312, an abort), and its
+ * background error is sticky (the C API has no Resume). So after a failed
+ * write the writer closes the database and opens it again, under db_lock
+ * held exclusive: readers fail fast meanwhile (read_lock) instead of using
+ * a closed handle. The reopen replays the WAL, whose tail may hold the torn
+ * record of the failed write (never acknowledged); the memtable is then
+ * flushed so that WAL is retired before anything is written after it (a
+ * later recovery must never meet a torn record in the middle of the WAL
+ * sequence). */
+int vh_store__reopen(vh_store_t *s, char **errmsg) {
+  char *rerr = NULL;
+  pthread_rwlock_wrlock(&s->db_lock);
+  if (s->db) rocksdb_close(s->db);
+  s->db = rocksdb_open(s->options, s->dbpath, &rerr);
+  if (rerr) s->db = NULL;
+  pthread_rwlock_unlock(&s->db_lock);
+  if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
+  return flush_db(s, errmsg);
+}
+
+/* ---- reads ---- */
+
+static void node_key(char key[VH_NODE_KEY_LEN], uint64_t id) {
+  key[0] = VH_KEY_NODE;
+  for (int i = 0; i < 8; i++) key[1 + i] = (char)(id >> (56 - 8 * i));
+}
+
+/* Invariant 2: checks value v of vlen bytes, stored under the key `what`
+ * ("node 12" / "manifest"), and on success copies its payload out. */
+static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,
+                     const char *what, void **bytes, size_t *len,
+                     char **errmsg);
+
+static int verify_value(const char *v, size_t vlen, int kind, const char *what,
+                        void **bytes, size_t *len, char **errmsg) {
+  const unsigned char *u = (const unsigned char *)v;
+  if (vlen < VH_STORE_HDR) {
+    set_msg(errmsg,
+            vh_store__msg("%s: value too short (%zu bytes)", what, vlen));
+    return VH_ECORRUPT;
+  }
+  uint32_t stored = vh_le32_load(u);
+  uint32_t computed = vh_crc32c(0, u + 4, vlen - 4);
+  if (stored != computed) {
+    set_msg(errmsg, vh_store__msg("%s: checksum mismatch (stored %08x, "
+                                  "computed %08x)",
+                                  what, (unsigned)stored, (unsigned)computed));
+    return VH_ECORRUPT;
+  }
+  if (u[4] >> 4 != kind) {
+    set_msg(errmsg, vh_store__msg("%s: wrong kind byte 0x%02x", what, u[4]));
+    return VH_ECORRUPT;
+  }
+  if ((u[4] & 0xf) > VH_VALUE_VERSION) {
+    set_msg(errmsg, vh_store__msg("%s: value format version %d is newer than "
+                                  "this vedhost supports (%d); run a newer "
+                                  "vedhost",
+                                  what, u[4] & 0xf, VH_VALUE_VERSION));
+    return VH_EFORMAT;
+  }
+  size_t n = vlen - VH_STORE_HDR;
+  void *p = malloc(n ? n : 1);
+  if (p == NULL) return VH_ENOMEM;
+  memcpy(p, u + VH_STORE_HDR, n);
+  *bytes = p;
+  *len = n;
+  return 0;
+}
+
+/* Takes db_lock shared without waiting (the loop thread must not wait for
+ * the writer's reopen): 0, or VH_EIO with a message when a reopen is under
+ * way or the database is closed after a failed one. */
+static int read_lock(vh_store_t *s, const char *what, char **errmsg) {
+  if (pthread_rwlock_tryrdlock(&s->db_lock) != 0) {
+    set_msg(errmsg, vh_store__msg("%s: the store is being reopened after a "
+                                  "write error; try again",
+                                  what));
+    return VH_EIO;
+  }
+  if (s->db == NULL) {
+    pthread_rwlock_unlock(&s->db_lock);
+    set_msg(errmsg, vh_store__msg("%s: the store is closed after a failed "
+                                  "reopen (%s); it is retried",
+                                  what, s->dbpath));
+    return VH_EIO;
+  }
+  return 0;
+}
+
+int vh_store__verify(const char *v, size_t vlen, int kind, const char *what,
+                     void **bytes, size_t *len, char **errmsg) {
+  return verify_value(v, vlen, kind, what, bytes, len, errmsg);
+}
+
+int vh_store__read_lock(vh_store_t *s, const char *what, char **errmsg) {
+  return read_lock(s, what, errmsg);
+}
+
+int vh_store__get_value(vh_store_t *s, const char *key, size_t klen, int kind,
+                        const char *what, void **bytes, size_t *len,
+                        char **errmsg) {
+  return get_value(s, key, klen, kind, what, bytes, len, errmsg);
+}
+
+static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,
+                     const char *what, void **bytes, size_t *len,
+                     char **errmsg) {
+  *bytes = NULL;
+  *len = 0;
+  if (errmsg) *errmsg = NULL;
+  char *rerr = NULL;
+  int rc = read_lock(s, what, errmsg);
+  if (rc != 0) return rc;
+  rocksdb_pinnableslice_t *ps =
+      rocksdb_get_pinned(s->db, s->read_options, key, klen, &rerr);
+  if (rerr) {
+    pthread_rwlock_unlock(&s->db_lock);
+    return vh_store__rocks_err(rerr, what, errmsg);
+  }
+  if (ps == NULL) {
+    pthread_rwlock_unlock(&s->db_lock);
+    set_msg(errmsg, vh_store__msg("%s: absent", what));
+    return VH_ENOENT;
+  }
+  size_t vlen = 0;
+  const char *v = rocksdb_pinnableslice_value(ps, &vlen);
+  rc = verify_value(v, vlen, kind, what, bytes, len, errmsg);
+  rocksdb_pinnableslice_destroy(ps);
+  pthread_rwlock_unlock(&s->db_lock);
+  return rc;
+}
+
+int vh_store_get_node(vh_store_t *s, uint64_t id, void **bytes, size_t *len,
+                      char **errmsg) {
+  char key[VH_NODE_KEY_LEN], what[40];
+  node_key(key, id);
+  snprintf(what, sizeof what, "node %llu", (unsigned long long)id);
+  return get_value(s, key, sizeof key, VH_KIND_NODE, what, bytes, len, errmsg);
+}
+
+int vh_store_get_manifest(vh_store_t *s, void **bytes, size_t *len,
+                          char **errmsg) {
+  char key = VH_KEY_MANIFEST;
+  return get_value(s, &key, 1, VH_KIND_MANIFEST, "manifest", bytes, len,
+                   errmsg);
+}
+
+/* ---- node iterator ---- */
+
+struct vh_store_iter {
+  vh_store_t *s;          /* [borrowed] */
+  rocksdb_iterator_t *it; /* RocksDB iterator (one implicit snapshot) */
+  int started;            /* seeked to the first node yet */
+};
+
+int vh_store_iter_new(vh_store_t *s, vh_store_iter_t **out, char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  vh_store_iter_t *it = calloc(1, sizeof *it);
+  if (it == NULL) return VH_ENOMEM;
+  /* The iterator holds db_lock shared until it is freed. */
+  int rc = read_lock(s, "node scan", errmsg);
+  if (rc != 0) {
+    free(it);
+    return rc;
+  }
+  it->s = s;
+  it->it = rocksdb_create_iterator(s->db, s->scan_options);
+  *out = it;
+  return 0;
+}
+
+int vh_store_iter_next(vh_store_iter_t *it, uint64_t *id, size_t *size,
+                       char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  if (!it->started) {
+    char k = VH_KEY_NODE;
+    rocksdb_iter_seek(it->it, &k, 1);
+    it->started = 1;
+  } else {
+    rocksdb_iter_next(it->it);
+  }
+  if (!rocksdb_iter_valid(it->it)) {
+    char *rerr = NULL;
+    rocksdb_iter_get_error(it->it, &rerr);
+    if (rerr) return vh_store__rocks_err(rerr, "node scan", errmsg);
+    return 0;
+  }
+  size_t klen = 0, vlen = 0;
+  const unsigned char *k =
+      (const unsigned char *)rocksdb_iter_key(it->it, &klen);
+  if (klen < 1 || k[0] != VH_KEY_NODE) return 0; /* past the nodes */
+  if (klen != VH_NODE_KEY_LEN) {
+    set_msg(errmsg, vh_store__msg("%s: stray key of %zu bytes among the "
+                                  "nodes",
+                                  it->s->dbpath, klen));
+    return VH_ECORRUPT;
+  }
+  uint64_t v = 0;
+  for (int i = 1; i < VH_NODE_KEY_LEN; i++) v = v << 8 | k[i];
+  rocksdb_iter_value(it->it, &vlen);
+  *id = v;
+  *size = vlen >= VH_STORE_HDR ? vlen - VH_STORE_HDR : 0;
+  return 1;
+}
+
+void vh_store_iter_free(vh_store_iter_t *it) {
+  if (it == NULL) return;
+  rocksdb_iter_destroy(it->it);
+  pthread_rwlock_unlock(&it->s->db_lock);
+  free(it);
+}
+
+/* ---- secondary ---- */
+
+int vh_store_catch_up(vh_store_t *s, char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  if (!s->secondary) return VH_EINVAL;
+  char *rerr = NULL;
+  rocksdb_try_catch_up_with_primary(s->db, &rerr);
+  if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
+  return 0;
+}

@@ -1,0 +1,642 @@
+/*
+ * store_writer.c - batches, the write queue and the writer thread.
+ *
+ * WHAT. The loop thread builds one vh_batch_t per slice and submits it with
+ * the slice's sequence number. One dedicated writer thread (a pthread, not
+ * libuv's pool, whose workers would run items concurrently and out of order)
+ * writes the batches to RocksDB in submission order.
+ *
+ * GROUP COMMIT. Each time the writer wakes up it takes every batch queued
+ * (up to 4 MB, so that one group, which is one WAL record, cannot make the
+ * WAL long: ARCHITECTURE.md invariant 4), merges them into one rocksdb
+ * WriteBatch and writes that once (one fsync in sync mode). The merge keeps,
+ * for every key, only the last operation in commit order (a hash table from
+ * node id to its last op), so a node put by slice k and deleted by slice k+1
+ * costs nothing on disk, and the manifest is written once per group. Since the
+ * merged batch is applied atomically and only its final state is visible, this
+ * is exactly "apply the batches one by one", minus the intermediate states
+ * nobody can observe. While a write is in flight, new batches queue up and form
+ * the next group: the more the disk lags, the bigger the groups, so sync
+ * throughput scales with load.
+ *
+ * STATE DIAGRAM of the writer:
+ *
+ *   idle --(batches queued)--> merge --> write --ok--> publish --> idle
+ *                                          |   ^
+ *                          transient error |   | backoff 10 ms .. 1 s
+ *                                          v   | (reopen first if RocksDB
+ *                                         retry  saw the failure)
+ *                                          |
+ *                      non-transient error | (or abandoned, or closing and
+ *                                          v  still failing)
+ *                                       stopped: this group and every later
+ *                                       batch are dropped, never written
+ *
+ *   publish: durable_seq = seq of the last batch of the group, wake
+ *   wait_durable(), call notify. On close the writer drains the queue and
+ *   exits; if writes still fail after VH_CLOSE_ATTEMPTS more attempts, it
+ *   gives up and drops the group and every later batch (never a later
+ *   batch without an earlier one), and close reports it. After
+ *   vh_store_abandon it drops at once.
+ *
+ * FAILURES. A transient error may go away by itself: no space left (a
+ * full disk: space is freed), too many open files, a quota. It is retried
+ * forever (the host holds its slices meanwhile, host/runtime/durable.c).
+ * Anything else (RocksDB Corruption, an I/O error that is not ENOSPC) fails
+ * every later write the same way: the writer reports it once (notify, then
+ * vh_store_health says stopped) and stops writing; the host stays up
+ * read-only and a stop drops what is queued.
+ *
+ * THE RESERVE. Before each write the writer checks the file system's free
+ * space (statvfs) and does not write while it is under reserve_bytes (8
+ * MB, store.c; once under it, until twice that is free again, so a disk
+ * at the edge does not flip in and out): a disk filled by vedhost's own
+ * data then stops vedhost
+ * (a transient error, "No space left on device for the store") before
+ * RocksDB's WAL append, flush or compaction meets ENOSPC. Something else
+ * filling the disk can still beat it; then the reopen below recovers.
+ *
+ * REOPEN. librocksdb 7.8 cannot go on after a failed write: its WAL writer
+ * keeps the error, the next append asserts (an abort in
+ * writable_file_writer.h:312), and the background error is sticky (the C
+ * API has no Resume). So after a failed rocksdb_write the writer sets
+ * need_reopen, and before its next attempt (once the reserve is free
+ * again) closes the database and opens it again (vh_store__reopen:
+ * replays the WAL, whose torn tail held only the failed, unacknowledged
+ * group, and flushes the memtable so that WAL is retired). The loop thread
+ * reads nodes through the same handle: the handoff is s->db_lock, a
+ * rwlock. Readers hold it shared while they use s->db; the writer holds it
+ * exclusive only around close+open. The loop thread takes it with
+ * tryrdlock, so it never waits for a reopen (which does disk I/O) and
+ * never reads a closed handle: during a reopen a read fails with "the
+ * store is being reopened" (the host holds slices while writes fail, so
+ * only REPL and HTTP reads can meet it). RocksDB's info LOG is never
+ * written after open (FATAL level, store.c), because its writer aborts
+ * on the first line after a failed LOG write; the LOG header that open
+ * writes is why a reopen waits for the reserve.
+ *
+ * INVARIANTS.
+ *  1. Batches are written in submission order, each all-or-nothing, and
+ *     durable_seq only moves forward to the seq of a written batch.
+ *  2. A group that failed with a transient error is retried (same merged
+ *     batch) until it succeeds; no batch queued after it is written before
+ *     it. A group that is dropped takes every later batch with it.
+ *  3. The writer thread touches only batches handed to it and the RocksDB
+ *     handle (ARCHITECTURE.md invariant 6). Locks, in order: s->db_lock (the
+ *     handle, see REOPEN), then s->mu (the queue and the error state).
+ *     Nobody takes db_lock while holding mu; mu is never held across a
+ *     RocksDB call or the notify callback.
+ *  4. Backpressure never blocks: vh_store_submit always queues. Bytes
+ *     count as queued from submit until their group is written or
+ *     dropped; vh_store_health reports the queue full from queue_limit
+ *     until it drained to half of that, and the host then starts no slice
+ *     (host/runtime/sched.c, HOLD), so memory held by batches stays near
+ *     queue_limit plus what the slices in progress add.
+ */
+#include "store_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vh_bytes.h"
+#include "vh_crc32c.h"
+
+#define VH_BACKOFF_MIN_MS 10
+#define VH_BACKOFF_MAX_MS 1000
+#define VH_CLOSE_ATTEMPTS 5
+/* Most bytes merged into one write (one WAL record); see writer_main. */
+#define VH_GROUP_MAX_BYTES ((size_t)1 << 20)
+
+/* ---- batches ---- */
+
+int vh_batch_new(vh_batch_t **out) {
+  *out = calloc(1, sizeof **out);
+  return *out ? 0 : VH_ENOMEM;
+}
+
+void vh_batch_free(vh_batch_t *b) {
+  if (b == NULL) return;
+  free(b->ops);
+  free(b->buf);
+  free(b);
+}
+
+size_t vh_batch_bytes(const vh_batch_t *b) {
+  return b->len + b->nops * sizeof(vh_batch_op_t) + sizeof *b;
+}
+
+/* Appends a value [crc placeholder][kind byte][payload] to b->buf; *off =
+ * where it starts. */
+static int batch_append(vh_batch_t *b, int kind, const void *bytes, size_t len,
+                        size_t *off) {
+  if (len > SIZE_MAX / 2 - VH_STORE_HDR - b->len) return VH_ENOMEM;
+  size_t need = b->len + VH_STORE_HDR + len;
+  if (vh_grow(&b->buf, &b->cap, need, 1) != 0) return VH_ENOMEM;
+  unsigned char *p = b->buf + b->len;
+  memset(p, 0, 4); /* the writer computes the CRC */
+  p[4] = VH_KIND_BYTE(kind);
+  if (len) memcpy(p + VH_STORE_HDR, bytes, len);
+  *off = b->len;
+  b->len = need;
+  return 0;
+}
+
+static int batch_add_op(vh_batch_t *b, const vh_batch_op_t *op) {
+  if (vh_grow(&b->ops, &b->cap_ops, b->nops + 1, sizeof *b->ops) != 0)
+    return VH_ENOMEM;
+  b->ops[b->nops++] = *op;
+  return 0;
+}
+
+int vh_batch_put_node(vh_batch_t *b, uint64_t id, const void *bytes,
+                      size_t len) {
+  vh_batch_op_t op = {.id = id, .type = VH_OP_PUT, .len = VH_STORE_HDR + len};
+  size_t old_len = b->len;
+  int rc = batch_append(b, VH_KIND_NODE, bytes, len, &op.off);
+  if (rc != 0) return rc;
+  rc = batch_add_op(b, &op);
+  if (rc != 0) b->len = old_len; /* leave the batch as it was */
+  return rc;
+}
+
+int vh_batch_del_node(vh_batch_t *b, uint64_t id) {
+  vh_batch_op_t op = {.id = id, .type = VH_OP_DEL};
+  return batch_add_op(b, &op);
+}
+
+int vh_batch_put_sweep(vh_batch_t *b, uint64_t id) {
+  vh_batch_op_t op = {.id = id, .type = VH_OP_QPUT};
+  return batch_add_op(b, &op);
+}
+
+/* The sweep key's value: u64 little endian version the subtree died in
+ * (store_versions.c); an empty value (written by vh_batch_put_sweep) means
+ * unknown. Raw bytes, not framed. */
+int vh_batch_put_sweep_at(vh_batch_t *b, uint64_t id, uint64_t d) {
+  if (vh_grow(&b->buf, &b->cap, b->len + 8, 1) != 0) return VH_ENOMEM;
+  vh_batch_op_t op = {.id = id, .type = VH_OP_QPUT, .off = b->len, .len = 8};
+  vh_le64_store(b->buf + b->len, d);
+  int rc = batch_add_op(b, &op);
+  if (rc == 0) b->len += 8;
+  return rc;
+}
+
+int vh_batch__key_op(vh_batch_t *b, const void *key, size_t klen, int kind,
+                     const void *payload, size_t len) {
+  size_t old_len = b->len;
+  if (vh_grow(&b->buf, &b->cap, b->len + klen, 1) != 0) return VH_ENOMEM;
+  vh_batch_op_t op = {.id = klen,
+                      .off = b->len,
+                      .len = 0,
+                      .type = kind < 0 ? VH_OP_KDEL : VH_OP_KPUT};
+  memcpy(b->buf + b->len, key, klen);
+  b->len += klen;
+  if (kind >= 0) {
+    size_t voff;
+    int rc = batch_append(b, kind, payload, len, &voff);
+    if (rc != 0) {
+      b->len = old_len;
+      return rc;
+    }
+    op.len = VH_STORE_HDR + len;
+  }
+  int rc = batch_add_op(b, &op);
+  if (rc != 0) b->len = old_len;
+  return rc;
+}
+
+int vh_batch_del_sweep(vh_batch_t *b, uint64_t id) {
+  vh_batch_op_t op = {.id = id, .type = VH_OP_QDEL};
+  return batch_add_op(b, &op);
+}
+
+int vh_batch_set_manifest(vh_batch_t *b, const void *bytes, size_t len) {
+  size_t off;
+  int rc = batch_append(b, VH_KIND_MANIFEST, bytes, len, &off);
+  if (rc != 0) return rc;
+  b->has_manifest = 1;
+  b->man_off = off;
+  b->man_len = VH_STORE_HDR + len;
+  return 0;
+}
+
+/* ---- merging a group ---- */
+
+/* Open-addressing table: key (node id, and 'N' or 'Q') -> its last op in
+ * the group. */
+typedef struct last_op_table {
+  const vh_batch_op_t **slot; /* NULL = empty */
+  size_t mask;
+  int shift;
+} last_op_table_t;
+
+static size_t slot_of(const last_op_table_t *t, uint64_t id) {
+  return (size_t)((id * 0x9E3779B97F4A7C15ull) >> t->shift) & t->mask;
+}
+
+/* Do a and b write the same key? */
+static int same_key(const vh_batch_op_t *a, const vh_batch_op_t *b) {
+  return a->id == b->id && VH_OP_IS_SWEEP(a->type) == VH_OP_IS_SWEEP(b->type);
+}
+
+/* Builds the table for the ops of the group; 0, or VH_ENOMEM (then the
+ * caller writes every op in order, which is just as correct). */
+static int table_build(last_op_table_t *t, vh_batch_t *list) {
+  size_t n = 0;
+  for (vh_batch_t *b = list; b; b = b->next) n += b->nops;
+  size_t cap = 16;
+  int bits = 4;
+  while (cap < 2 * n) cap *= 2, bits++;
+  t->slot = calloc(cap, sizeof *t->slot);
+  if (t->slot == NULL) return VH_ENOMEM;
+  t->mask = cap - 1;
+  t->shift = 64 - bits;
+  for (vh_batch_t *b = list; b; b = b->next)
+    for (size_t i = 0; i < b->nops; i++) {
+      const vh_batch_op_t *op = &b->ops[i];
+      if (VH_OP_IS_KEY(op->type)) continue; /* written in order */
+      size_t j = slot_of(t, op->id);
+      while (t->slot[j] != NULL && !same_key(t->slot[j], op))
+        j = (j + 1) & t->mask;
+      t->slot[j] = op; /* later ops overwrite earlier ones */
+    }
+  return 0;
+}
+
+static const vh_batch_op_t *table_get(const last_op_table_t *t,
+                                      const vh_batch_op_t *op) {
+  size_t j = slot_of(t, op->id);
+  while (t->slot[j] != NULL && !same_key(t->slot[j], op)) j = (j + 1) & t->mask;
+  return t->slot[j];
+}
+
+/* Fills in the CRC of the value at p (len bytes, header included). */
+static void seal_value(unsigned char *p, size_t len) {
+  uint32_t c = vh_crc32c(0, p + 4, len - 4);
+  vh_le32_store(p, c);
+}
+
+static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
+  rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
+  last_op_table_t t = {0};
+  int dedup = table_build(&t, list) == 0;
+  vh_batch_t *man = NULL;
+  for (vh_batch_t *b = list; b; b = b->next) {
+    if (b->has_manifest) man = b;
+    for (size_t i = 0; i < b->nops; i++) {
+      const vh_batch_op_t *op = &b->ops[i];
+      if (VH_OP_IS_KEY(op->type)) {
+        const char *k = (const char *)b->buf + op->off;
+        size_t klen = (size_t)op->id;
+        if (op->type == VH_OP_KDEL) {
+          rocksdb_writebatch_delete(wb, k, klen);
+        } else {
+          seal_value(b->buf + op->off + klen, op->len);
+          rocksdb_writebatch_put(wb, k, klen, k + klen, op->len);
+        }
+        continue;
+      }
+      if (dedup && table_get(&t, op) != op) continue; /* superseded */
+      char key[VH_NODE_KEY_LEN];
+      key[0] = VH_OP_IS_SWEEP(op->type) ? VH_KEY_SWEEP : VH_KEY_NODE;
+      for (int k = 0; k < 8; k++) key[1 + k] = (char)(op->id >> (56 - 8 * k));
+      if (op->type == VH_OP_PUT) {
+        seal_value(b->buf + op->off, op->len);
+        rocksdb_writebatch_put(wb, key, sizeof key,
+                               (const char *)b->buf + op->off, op->len);
+      } else if (op->type == VH_OP_QPUT) {
+        rocksdb_writebatch_put(wb, key, sizeof key,
+                               op->len ? (const char *)b->buf + op->off : "",
+                               op->len);
+      } else {
+        rocksdb_writebatch_delete(wb, key, sizeof key);
+      }
+    }
+  }
+  if (man != NULL) {
+    char key = VH_KEY_MANIFEST;
+    seal_value(man->buf + man->man_off, man->man_len);
+    rocksdb_writebatch_put(wb, &key, 1, (const char *)man->buf + man->man_off,
+                           man->man_len);
+  }
+  free(t.slot);
+  return wb;
+}
+
+/* ---- the writer thread ---- */
+
+/* May this write error go away by itself (space freed, descriptors
+ * closed)? Everything else (Corruption, an I/O error that is not ENOSPC,
+ * ...) fails every later write too: the writer stops (FAILURES above). */
+static int is_transient(const char *err) {
+  return err == NULL || strstr(err, "No space left on device") != NULL ||
+         strstr(err, "Too many open files") != NULL ||
+         strstr(err, "Disk quota exceeded") != NULL ||
+         strstr(err, "being reopened") != NULL;
+}
+
+/* One attempt: 0, or -1 with *err = [new] message. */
+static int write_once(vh_store_t *s, rocksdb_writebatch_t *wb, char **err) {
+  int n = atomic_load(&s->fail_writes);
+  while (n > 0) {
+    if (atomic_compare_exchange_weak(&s->fail_writes, &n, n - 1)) {
+      *err = vh_store__msg(
+          "%s: IO error: No space left on device "
+          "(injected by vh_store__fail_writes)",
+          s->dbpath);
+      return -1;
+    }
+  }
+  /* The reserve: RocksDB never gets to fill the disk (FAILURES above). */
+  unsigned long long avail = vh_store__free_bytes(s);
+  unsigned long long need = s->reserve_bytes * (s->low_space ? 2 : 1);
+  s->low_space = avail < need;
+  if (s->low_space) {
+    *err = vh_store__msg(
+        "%s: No space left on device for the store: %llu KB free, below the "
+        "%llu KB vedhost keeps free for RocksDB's flushes and compactions; "
+        "writing resumes once %llu KB are free",
+        s->dir, avail / 1024, s->reserve_bytes / 1024,
+        s->reserve_bytes * 2 / 1024);
+    return -1;
+  }
+  if (s->need_reopen) {
+    if (vh_store__reopen(s, err) != 0) return -1;
+    s->need_reopen = 0;
+    pthread_mutex_lock(&s->mu);
+    s->reopens++;
+    pthread_mutex_unlock(&s->mu);
+  }
+  char *rerr = NULL;
+  rocksdb_write(s->db, s->write_options, wb, &rerr);
+  if (rerr == NULL) {
+    atomic_fetch_add(&s->write_count, 1);
+    return 0;
+  }
+  s->need_reopen = 1; /* RocksDB's WAL writer is unusable now */
+  vh_store__rocks_err(rerr, s->dbpath, err);
+  return -1;
+}
+
+/* Waits ms or until close/abandon wakes it (mu held by the caller). */
+static void backoff_wait(vh_store_t *s, unsigned ms) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_sec += ms / 1000;
+  ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+  if (ts.tv_nsec >= 1000000000L) {
+    ts.tv_sec++;
+    ts.tv_nsec -= 1000000000L;
+  }
+  if (!s->abandon) pthread_cond_timedwait(&s->retry_cv, &s->mu, &ts);
+}
+
+/* Writes the group, retrying transient errors (invariant 2). 1 = written,
+ * 0 = not written: a non-transient error, abandoned, or given up at
+ * close. */
+static int write_group(vh_store_t *s, vh_batch_t *list) {
+  rocksdb_writebatch_t *wb = merge_group(list);
+  unsigned delay = VH_BACKOFF_MIN_MS;
+  int after_close = 0, written = 0;
+  for (;;) {
+    char *err = NULL;
+    if (write_once(s, wb, &err) == 0) {
+      written = 1;
+      break;
+    }
+    int transient = is_transient(err);
+    pthread_mutex_lock(&s->mu);
+    if (err != NULL) {
+      free(s->last_error);
+      s->last_error = err;
+    }
+    int first_failure = !s->failing;
+    s->failing = 1;
+    s->error_count++;
+    if (!transient) s->stopped = 1;
+    int closing = s->closing, abandon = s->abandon;
+    vh_store_notify_fn fn = s->notify;
+    void *ud = s->notify_ud;
+    pthread_mutex_unlock(&s->mu);
+    if ((first_failure || !transient) && fn) fn(ud); /* the host reports */
+    if (!transient || abandon) break;
+    if (closing && ++after_close >= VH_CLOSE_ATTEMPTS) break;
+    pthread_mutex_lock(&s->mu);
+    backoff_wait(s, delay);
+    pthread_mutex_unlock(&s->mu);
+    delay = delay * 2 > VH_BACKOFF_MAX_MS ? VH_BACKOFF_MAX_MS : delay * 2;
+  }
+  rocksdb_writebatch_destroy(wb);
+  return written;
+}
+
+static void *writer_main(void *arg) {
+  vh_store_t *s = arg;
+  pthread_mutex_lock(&s->mu);
+  for (;;) {
+    while (!s->closing && !s->abandon && (s->qhead == NULL || s->paused))
+      pthread_cond_wait(&s->work_cv, &s->mu);
+    if (s->qhead == NULL) {
+      if (s->closing) break;                  /* drained */
+      pthread_cond_wait(&s->work_cv, &s->mu); /* abandoned, not closing */
+      continue;
+    }
+    /* Take batches up to VH_GROUP_MAX_BYTES (at least one): one group is
+     * one WAL record and one memtable insert, so this bounds the WAL that
+     * an open after kill -9 replays, whatever the queue holds. */
+    vh_batch_t *list = s->qhead, *tail = s->qhead;
+    size_t group = vh_batch_bytes(tail);
+    while (tail->next &&
+           group + vh_batch_bytes(tail->next) <= VH_GROUP_MAX_BYTES) {
+      tail = tail->next;
+      group += vh_batch_bytes(tail);
+    }
+    s->qhead = tail->next;
+    if (s->qhead == NULL) s->qtail = NULL;
+    tail->next = NULL;
+    int gave_up = s->gave_up || s->abandon;
+    pthread_mutex_unlock(&s->mu);
+
+    size_t bytes = 0, n = 0;
+    uint64_t first = list->seq, last = 0;
+    for (vh_batch_t *b = list; b; b = b->next) {
+      bytes += vh_batch_bytes(b);
+      last = b->seq;
+      n++;
+    }
+    int ok = !gave_up && write_group(s, list);
+    while (list) {
+      vh_batch_t *next = list->next;
+      vh_batch_free(list);
+      list = next;
+    }
+
+    pthread_mutex_lock(&s->mu);
+    s->qbytes -= bytes;
+    if (ok) {
+      s->failing = 0;
+      atomic_store(&s->durable_seq, last);
+    } else {
+      /* Stopped, abandoned or given up at close: drop this group and
+       * everything after it (never a later batch without this one). */
+      if (!s->gave_up) s->dropped_from = first;
+      s->gave_up = 1;
+      s->dropped_to = last;
+      s->dropped_n += n;
+    }
+    pthread_cond_broadcast(&s->durable_cv);
+    vh_store_notify_fn fn = s->notify;
+    void *ud = s->notify_ud;
+    if (fn) {
+      pthread_mutex_unlock(&s->mu);
+      fn(ud);
+      pthread_mutex_lock(&s->mu);
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
+int vh_store__writer_start(vh_store_t *s) {
+  if (pthread_create(&s->writer, NULL, writer_main, s) != 0) return VH_EIO;
+  s->writer_started = 1;
+  return 0;
+}
+
+int vh_store__writer_stop(vh_store_t *s, char **errmsg) {
+  pthread_mutex_lock(&s->mu);
+  s->closing = 1;
+  s->paused = 0;
+  pthread_cond_broadcast(&s->work_cv);
+  pthread_cond_broadcast(&s->retry_cv);
+  pthread_mutex_unlock(&s->mu);
+  pthread_join(s->writer, NULL);
+  s->writer_started = 0;
+  if (!s->gave_up) return 0;
+  char *m = vh_store__msg(
+      "%s: %llu slice(s) dropped: slices %llu..%llu were not written (%s; "
+      "last error: %s), the store holds the state as of slice %llu",
+      s->dbpath, (unsigned long long)s->dropped_n,
+      (unsigned long long)s->dropped_from, (unsigned long long)s->dropped_to,
+      s->stopped   ? "writes had stopped"
+      : s->abandon ? "the stop did not wait for them"
+                   : "writes kept failing at close",
+      s->last_error ? s->last_error : "none",
+      (unsigned long long)atomic_load(&s->durable_seq));
+  if (errmsg)
+    *errmsg = m;
+  else
+    free(m);
+  return VH_EIO;
+}
+
+void vh_store__queue_free(vh_store_t *s) {
+  while (s->qhead) {
+    vh_batch_t *next = s->qhead->next;
+    vh_batch_free(s->qhead);
+    s->qhead = next;
+  }
+  s->qtail = NULL;
+}
+
+/* ---- the loop thread's side ---- */
+
+void vh_store_set_notify(vh_store_t *s, vh_store_notify_fn fn, void *ud) {
+  pthread_mutex_lock(&s->mu);
+  s->notify = fn;
+  s->notify_ud = ud;
+  pthread_mutex_unlock(&s->mu);
+}
+
+int vh_store_submit(vh_store_t *s, vh_batch_t *b, uint64_t seq) {
+  if (b == NULL) return VH_EINVAL;
+  if (s->secondary || !s->writer_started || seq <= s->last_submitted) {
+    vh_batch_free(b);
+    return VH_EINVAL;
+  }
+  b->seq = seq;
+  b->next = NULL;
+  size_t bytes = vh_batch_bytes(b);
+  pthread_mutex_lock(&s->mu);
+  /* Never waits (invariant 4): the caller holds slices while
+   * vh_store_health says the queue is full. */
+  if (s->qtail)
+    s->qtail->next = b;
+  else
+    s->qhead = b;
+  s->qtail = b;
+  s->qbytes += bytes;
+  s->last_submitted = seq;
+  pthread_cond_signal(&s->work_cv);
+  pthread_mutex_unlock(&s->mu);
+  return 0;
+}
+
+uint64_t vh_store_durable_seq(vh_store_t *s) {
+  return atomic_load(&s->durable_seq);
+}
+
+int vh_store_wait_durable(vh_store_t *s, uint64_t seq) {
+  if (seq > s->last_submitted) return VH_EINVAL; /* would wait forever */
+  pthread_mutex_lock(&s->mu);
+  while (atomic_load(&s->durable_seq) < seq && !s->gave_up)
+    pthread_cond_wait(&s->durable_cv, &s->mu);
+  int rc = atomic_load(&s->durable_seq) >= seq ? 0 : VH_EIO;
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+int vh_store_last_error(vh_store_t *s, char **msg, uint64_t *count) {
+  pthread_mutex_lock(&s->mu);
+  if (msg) *msg = s->last_error ? strdup(s->last_error) : NULL;
+  if (count) *count = s->error_count;
+  int failing = s->failing;
+  pthread_mutex_unlock(&s->mu);
+  return failing;
+}
+
+int vh_store_health(vh_store_t *s, vh_store_health_t *out) {
+  pthread_mutex_lock(&s->mu);
+  out->failing = s->failing;
+  out->stopped = s->gave_up;
+  /* Hysteresis: full from the limit down to half of it, so a writer that
+   * just keeps up does not flip the host in and out of a hold. */
+  if (s->qbytes >= s->queue_limit) s->full = 1;
+  if (s->qbytes <= s->queue_limit / 2) s->full = 0;
+  out->full = s->full;
+  out->queued_bytes = s->qbytes;
+  out->queue_limit = s->queue_limit;
+  out->errors = s->error_count;
+  out->reopens = s->reopens;
+  out->dropped = s->dropped_n;
+  out->last_error = s->last_error ? strdup(s->last_error) : NULL;
+  int accepting = !out->stopped && !out->full;
+  pthread_mutex_unlock(&s->mu);
+  return accepting;
+}
+
+void vh_store_abandon(vh_store_t *s) {
+  pthread_mutex_lock(&s->mu);
+  s->abandon = 1;
+  pthread_cond_broadcast(&s->work_cv);
+  pthread_cond_broadcast(&s->retry_cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- test hooks ---- */
+
+void vh_store__fail_writes(vh_store_t *s, int n) {
+  atomic_store(&s->fail_writes, n > 0 ? n : 0);
+}
+
+void vh_store__pause_writer(vh_store_t *s, int paused) {
+  pthread_mutex_lock(&s->mu);
+  s->paused = paused;
+  pthread_cond_broadcast(&s->work_cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t vh_store__write_count(vh_store_t *s) {
+  return atomic_load(&s->write_count);
+}
