@@ -17,27 +17,15 @@
  * lists ('D' d s, d > V) or, when a mark pinned them, in pinned entries
  * ('P'), waiting to be deleted when retention passes them. The rollback
  * makes them live again, so in the same batch they are taken out of those
- * lists (vh_batch_resurrect, persist/rewind.c); the nodes of the current
+ * lists (vh_hist_resurrect, persist/store/history.c); the nodes of the current
  * tree that V's tree does not hold die in the rollback's version (its own
  * death list). Both sets come from vh_rewind_diff, a walk over node ids
  * that never reads a subtree the two trees share, so the cost follows what
  * changed between V and now, not the size of the state.
  *
- * ON A RUNNING HOST (COMMAND "rollback NAME SPEC" on the control socket,
- * host/repl/repl_rollback.c): the current slice is
- * ended first (so every root is stored) and the loop waits until the store
- * has written it (the walk reads nodes from disk); then, in one step with
- * no handler in between, the replaced root's in-memory nodes become view
- * nodes (vh_tab_make_view: whoever still holds them - a REPL fork, an
- * iterator, a plugin's reader - their deaths are never reported, since
- * part of them is alive again), the domain gets the stub of V's root, and
- * the slice is ended again: that batch is the rollback's version. The
- * command waits for it to be durable before it answers. Those two waits
- * block the loop for about two group commits; a rollback is an operator's
- * act, not traffic. Each wait gives up after 30 s (a failing store must not
- * freeze the host): before the swap that refuses the rollback, after it
- * the answer says the version is not durable yet. It is logged ("rolled
- * back to version V").
+ * ON A RUNNING HOST: COMMAND "rollback NAME SPEC" on the control socket;
+ * host/repl/repl_rollback.c does it as its own slice between two others
+ * and answers once it is durable (how: its top comment).
  *
  * ON A STOPPED DATA DIR: DIR/LOCK is taken (a host starting meanwhile is
  * refused), the store opened, and one batch appended with the same

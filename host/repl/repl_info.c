@@ -553,7 +553,7 @@ void vh_repl__command(vh_repl_srv_t *s, vh_control_conn_t *conn,
     vh_repl_cmd_domains(s, &t);
   } else if (VH_REPL_IS("stats")) {
     vh_repl_cmd_stats(s, conn, &t);
-  } else if (VH_REPL_IS("rollback")) { /* host/rollback.c */
+  } else if (VH_REPL_IS("rollback")) { /* repl_rollback.c */
     char msg[1024];
     if (vh_rollback__command(s->h, args, msg, sizeof msg) != 0)
       type = VH_CONTROL_ERROR;

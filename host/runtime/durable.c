@@ -58,8 +58,8 @@
  * that are not on disk, so the host stops writing (logged: the store
  * keeps the last durable slice) rather than ever naming a missing node.
  *
- * ROLLBACK (host/rollback.c, vh_durable__rewind). A domain's root becomes
- * the stub of the root it had at an older version V, between two slice
+ * ROLLBACK (host/repl/repl_rollback.c, vh_durable__rewind). A domain's root
+ * becomes the stub of the root it had at an older version V, between two slice
  * ends: the replaced tree's in-memory nodes are made views first (their
  * release never reaches the free hook: part of them is alive again), the
  * nodes only it held join D->dead, and the nodes it brings back (D->back)
@@ -1142,7 +1142,7 @@ void vh_durable__stats(vh_host_t *h, vh_durable_stats_t *out) {
   free(msg);
 }
 
-/* ---- rollback (host/rollback.c) ---- */
+/* ---- rollback (host/repl/repl_rollback.c) ---- */
 
 int vh_durable__rewind(vh_host_t *h, vh_domain_t *d, uint64_t root,
                        uint64_t after, const vh_idlist_t *dead,

@@ -46,8 +46,8 @@
  * once what pinned them is durable. So a slice's extra disk reads are
  * bounded; the price is a few reads per dropped old version.
  *
- * ROLLBACK (vh_hist_resurrect, host/rollback.c) brings back nodes that
- * died after an older version: before the rollback's vh_hist_slice, the
+ * ROLLBACK (vh_hist_resurrect, host/repl/repl_rollback.c) brings back nodes
+ * that died after an older version: before the rollback's vh_hist_slice, the
  * same batch takes their entries out of every death list after that
  * version (in memory and on disk: the chunk is written again without
  * them, or deleted when empty) and out of the marks' pinned entries, and

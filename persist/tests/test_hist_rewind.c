@@ -1,5 +1,5 @@
 /*
- * test_hist_rewind.c - vh_hist_resurrect (persist/history.c): a rollback
+ * test_hist_rewind.c - vh_hist_resurrect (persist/store/history.c): a rollback
  * brings back nodes that wait in death lists and pinned entries; the exact GC
  * must never delete them, in the rollback's batch or later, across a
  * restart too. The fake host below is the one of test_history.c.

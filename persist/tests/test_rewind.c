@@ -1,5 +1,5 @@
 /*
- * test_rewind.c - vh_rewind_diff (persist/rewind.c): the nodes one stored
+ * test_rewind.c - vh_rewind_diff (persist/store/rewind.c): the nodes one stored
  * tree reaches and another does not, checked against full reachability
  * over many random versions of a state kept in an in-memory "store" that
  * never deletes (every version stays readable), and the walk's cost: it
