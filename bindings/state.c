@@ -309,6 +309,8 @@ vhl_state_t *vhl_state_new(lua_State *L, vh_tab_t *root, const char *name) {
   st->edit = 0;
   st->epoch = 1;
   st->dom = st;
+  st->writes = 0; /* counted for the version records */
+  st->writes_base = 0;
   memcpy(st->name, name, n + 1);
   luaL_setmetatable(L, VHL_STATE_MT);
   if (st->root == NULL) {

@@ -53,6 +53,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,6 +62,7 @@
 #include "vh_flush.h"
 #include "vh_cli_args.h"
 #include "vh_manifest.h"
+#include "vh_versions.h"
 #include "vh_offline.h"
 #include "vh_store.h"
 #include "vh_trie.h"
@@ -445,6 +447,44 @@ static int vh_import_commit(vh_store_t *s, vh_batch_t **b,
   return rc;
 }
 
+/* The replaced domain makes a new version (persist/store/history.c): the old
+ * root goes to its death list (dead, 0 if none), collected once no
+ * retained version reaches it, like a slice's. No version is dropped here
+ * (the next run's --retain does that). */
+static int vh_import_history(vh_store_t *s, vh_batch_t *b,
+                             const vh_manifest_t *m, const char *name,
+                             uint64_t dead, char **msg) {
+  vh_retain_t keep;
+  memset(&keep, 0, sizeof keep);
+  vh_hist_t *H = NULL;
+  int rc = vh_hist_open(s, &keep, &H, msg);
+  void *mb = NULL;
+  size_t ml = 0;
+  if (rc == 0) rc = vh_manifest_encode(m, &mb, &ml);
+  if (rc == 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    char *changed[1] = {(char *)name};
+    vh_hist_slice_t sl;
+    memset(&sl, 0, sizeof sl);
+    sl.seq = m->seq;
+    sl.is_version = 1;
+    sl.time_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    sl.changed = changed;
+    sl.nchanged = 1;
+    sl.man = mb;
+    sl.manlen = ml;
+    sl.next_id = m->next_id;
+    sl.dead = &dead;
+    sl.ndead = dead ? 1 : 0;
+    sl.durable = UINT64_MAX;
+    rc = vh_hist_slice(H, b, &sl, NULL, NULL, msg);
+  }
+  free(mb);
+  vh_hist_free(H);
+  return rc;
+}
+
 static int vh_import_build(const char *dir, vh_import_t *im) {
   vh_store_opts_t so;
   vh_store_t *s = NULL;
@@ -648,10 +688,11 @@ static int vh_import_replace(const char *data, const char *name,
   if (rc == 0)
     rc = vh_flush_collect(&root, 1, &next_id, vh_import_put, b, NULL);
   vh_manifest_domain_t *old = NULL;
+  uint64_t dead = 0; /* the replaced root: a never-loaded subtree */
   for (size_t i = 0; i < m.ndomains; i++)
     if (strcmp(m.domains[i].name, name) == 0) old = &m.domains[i];
   if (rc == 0 && old != NULL) {
-    rc = vh_batch_put_sweep(b, old->root);
+    dead = VH_DEAD(old->root, 1);
     old->root = vh_tab_id(root);
     old->version = im->h.domains[k].version;
   } else if (rc == 0) {
@@ -659,6 +700,7 @@ static int vh_import_replace(const char *data, const char *name,
   }
   m.seq++;
   m.next_id = next_id;
+  if (rc == 0) rc = vh_import_history(s, b, &m, name, dead, &msg);
   rc = vh_import_commit(s, &b, &m, m.seq, rc, &msg);
   if (rc != 0)
     fprintf(stderr, "vedhost: import: cannot replace domain '%s' in %s: %s\n",

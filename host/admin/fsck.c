@@ -96,6 +96,7 @@ typedef struct vh_fsck {
   uint64_t nomem; /* set when a problem could not be recorded */
   /* History (walk D): retained versions, their nodes, pending entries. */
   vh_idmap_t pending;              /* ids of death-list and pinned entries */
+  vh_idmap_t pending_sub;          /* their never-loaded subtree roots */
   uint64_t versions, marks;        /* retained versions ('V'), marks ('K') */
   uint64_t hist_nodes, hist_bytes; /* nodes only older versions reach */
   uint64_t dead_entries, pinned_entries;
@@ -345,8 +346,10 @@ static int vh_fsck__pending_chunk(void *arg, uint64_t d, uint64_t s,
   (void)est;
   vh_fsck_t *f = arg;
   f->dead_entries += n;
-  for (size_t i = 0; i < n; i++)
-    if (!vh_idmap_put(&f->pending, VH_DEAD_ID(ents[i]), NULL)) return VH_ENOMEM;
+  for (size_t i = 0; i < n; i++) {
+    vh_idmap_t *set = VH_DEAD_SUBTREE(ents[i]) ? &f->pending_sub : &f->pending;
+    if (!vh_idmap_put(set, VH_DEAD_ID(ents[i]), NULL)) return VH_ENOMEM;
+  }
   return 0;
 }
 
@@ -356,7 +359,8 @@ static int vh_fsck__pending_pin(void *arg, uint64_t m, uint64_t d,
   (void)d;
   vh_fsck_t *f = arg;
   f->pinned_entries++;
-  return vh_idmap_put(&f->pending, VH_DEAD_ID(ent), NULL) ? 0 : VH_ENOMEM;
+  vh_idmap_t *set = VH_DEAD_SUBTREE(ent) ? &f->pending_sub : &f->pending;
+  return vh_idmap_put(set, VH_DEAD_ID(ent), NULL) ? 0 : VH_ENOMEM;
 }
 
 /* Every retained version (window and marked) reaches its nodes; death
@@ -682,7 +686,15 @@ static int vh_fsck__leaks(vh_fsck_t *f, uint64_t *total, uint64_t *bytes,
                           uint64_t *queued) {
   vh_idmap_t sweep = {0}, leaks = {0};
   int rc = vh_fsck__sweep_set(f, &sweep);
-  if (rc == 0 && f->pending.n) rc = vh_fsck__expand(f, &f->pending);
+  /* Below a pending subtree root that no retained version reaches, every
+   * stored node is pending too (a reached one needs no walk). */
+  vh_idmap_t cold = {0};
+  for (size_t i = 0; rc == 0 && i < f->pending_sub.cap; i++) {
+    uint64_t sid = f->pending_sub.slot[i].id;
+    if (sid && !vh_idmap_get(&f->reach, sid) && !vh_idmap_put(&cold, sid, NULL))
+      rc = VH_ENOMEM;
+  }
+  if (rc == 0 && cold.n) rc = vh_fsck__expand(f, &cold);
   vh_store_iter_t *it = NULL;
   char *msg = NULL;
   if (rc == 0) rc = vh_store_iter_new(f->o.store, &it, &msg);
@@ -699,7 +711,8 @@ static int vh_fsck__leaks(vh_fsck_t *f, uint64_t *total, uint64_t *bytes,
     *bytes += size;
     vh_idrec_t *r = vh_idmap_get(&f->reach, id);
     int swept = vh_idmap_get(&sweep, id) != NULL;
-    int pend = vh_idmap_get(&f->pending, id) != NULL;
+    int pend = vh_idmap_get(&f->pending, id) != NULL ||
+               vh_idmap_get(&cold, id) != NULL;
     if (r != NULL && swept)
       vh_fsck__problem(f, id, r->table,
                        "node %" PRIu64
@@ -715,6 +728,7 @@ static int vh_fsck__leaks(vh_fsck_t *f, uint64_t *total, uint64_t *bytes,
   if (rc == 0 && leaks.n > 0) rc = vh_fsck__report_leaks(f, &leaks);
   vh_idmap_free(&leaks);
   vh_idmap_free(&sweep);
+  vh_idmap_free(&cold);
   return rc;
 }
 
@@ -750,6 +764,7 @@ static void vh_fsck__free(vh_fsck_t *f) {
   vh_idmap_free(&f->paths);
   vh_idmap_free(&f->reported);
   vh_idmap_free(&f->pending);
+  vh_idmap_free(&f->pending_sub);
   free(f->names);
   free(f->roots);
   free(f->stats);

@@ -871,7 +871,8 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
     roots[i + 1] = vhl_state_root(h->doms[i]->st);
   for (int i = 0; i < nroots && !dirty; i++) dirty = vh_tab_id(roots[i]) == 0;
   dirty |= D->dead.n || D->sweep.n;
-  if (!dirty && D->hist && !h->holding)
+  /* History collection alone never holds a stop or a backpressure hold. */
+  if (!dirty && D->hist && !h->holding && !h->stop_requested)
     dirty = vh_hist_due(D->hist, vh_host__wall_ms(),
                         vh_store_durable_seq(D->store));
   if (!dirty && D->last_man) {

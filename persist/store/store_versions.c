@@ -3,7 +3,7 @@
  * lists, marks, pinned entries, the history header (API: vh_versions.h;
  * the rules that write and drop them: host/history.c).
  *
- * KEYS (beside 'F', 'M', 'N', 'Q' of persist/store.c; big endian numbers
+ * KEYS (beside 'F', 'M', 'N', 'Q' of persist/store/store.c; big endian numbers
  * so keys sort by them):
  *
  *   'V' u64be(seq)                    version record
@@ -404,13 +404,38 @@ void vh_marks_free(vh_mark_t *m, size_t n) {
 typedef int (*scan_fn)(void *arg, const unsigned char *k, size_t klen,
                        const unsigned char *p, size_t len, char **errmsg);
 
+/* Read options for a scan of the keys that start with prefix: checksums
+ * verified, blocks cached (the history engine scans on the loop thread, a
+ * few keys each time: without the cache every scan decompresses its blocks
+ * again), bounded above by the prefix's successor so a scan never reads
+ * past its keys. *hi holds the bound; [new] options. */
+static rocksdb_readoptions_t *scan_opts(const unsigned char *prefix,
+                                        size_t plen, unsigned char *hi,
+                                        size_t *hlen) {
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_verify_checksums(ro, 1);
+  memcpy(hi, prefix, plen);
+  size_t n = plen;
+  while (n > 0 && hi[n - 1] == 0xff) n--; /* 'V' ff..: no bound needed */
+  if (n > 0) {
+    hi[n - 1]++;
+    *hlen = n;
+    rocksdb_readoptions_set_iterate_upper_bound(ro, (const char *)hi, n);
+  }
+  return ro;
+}
+
 static int scan(vh_store_t *s, const unsigned char *prefix, size_t plen,
                 int kind, int reverse, scan_fn fn, void *arg, char **errmsg) {
   if (errmsg) *errmsg = NULL;
   int rc = vh_store__read_lock(s, "history scan", errmsg);
   if (rc != 0) return rc;
-  rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->scan_options);
+  unsigned char hi[32];
+  size_t hlen = 0;
+  rocksdb_readoptions_t *ro = scan_opts(prefix, plen, hi, &hlen);
+  rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
   if (it == NULL) {
+    rocksdb_readoptions_destroy(ro);
     pthread_rwlock_unlock(&s->db_lock);
     return VH_ENOMEM;
   }
@@ -448,6 +473,7 @@ static int scan(vh_store_t *s, const unsigned char *prefix, size_t plen,
     if (rerr) rc = vh_store__rocks_err(rerr, "history scan", errmsg);
   }
   rocksdb_iter_destroy(it);
+  rocksdb_readoptions_destroy(ro);
   pthread_rwlock_unlock(&s->db_lock);
   return rc;
 }
@@ -556,7 +582,10 @@ int vh_store_version_scan(vh_store_t *s, uint64_t from, size_t max,
   if (errmsg) *errmsg = NULL;
   int rc = vh_store__read_lock(s, "history scan", errmsg);
   if (rc != 0) return rc;
-  rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->scan_options);
+  unsigned char pre = VH_KEY_VERSION, hi[32];
+  size_t hlen = 0;
+  rocksdb_readoptions_t *ro = scan_opts(&pre, 1, hi, &hlen);
+  rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
   rc = 0;
   for (rocksdb_iter_seek(it, (const char *)k, sizeof k); rocksdb_iter_valid(it);
        rocksdb_iter_next(it)) {
@@ -574,6 +603,7 @@ int vh_store_version_scan(vh_store_t *s, uint64_t from, size_t max,
     if (rerr) rc = vh_store__rocks_err(rerr, "history scan", errmsg);
   }
   rocksdb_iter_destroy(it);
+  rocksdb_readoptions_destroy(ro);
   pthread_rwlock_unlock(&s->db_lock);
   return rc == 1 ? 0 : rc;
 }

@@ -91,7 +91,7 @@ typedef struct vh_retain {
   int bytes_default; /* the default cap: max(bytes, live / 2) */
 } vh_retain_t;
 /* The default: 15 minutes, capped at 1 GiB or 50% of the live state.
- * (The spec parser is host/control/cli_args.c's vh_cli_retain.) */
+ * (The spec parser is host/cli/cli_args.c's vh_cli_retain.) */
 void vh_retain_default(vh_retain_t *r);
 
 /* One death-list entry: id << 1 | subtree. */
