@@ -303,7 +303,6 @@ vhl_state_t *vhl_state_new(lua_State *L, vh_tab_t *root, const char *name) {
   st->magic = VHL_STATE_MAGIC;
   st->readonly = 0;
   st->version = 0;
-  st->writes = st->writes_base = 0;
   st->root = root;
   st->base = NULL;
   st->edit = 0;

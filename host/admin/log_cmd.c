@@ -18,7 +18,7 @@
  *
  *   SEQ      the version's id (the slice's manifest seq)
  *   TIME     the slice clock of that slice (ctx.now), UTC, ms
- *   EVENTS   handler calls in the slice (REPL chunks count one)
+ *   EVENTS   handler calls in the slice (a REPL chunk's send() counts)
  *   KEYS     state keys written in the slice (sets and removals)
  *   DOMAINS  the domains whose state changed, comma separated ("-" when
  *            only the system state, timers and messages, changed)
