@@ -101,6 +101,16 @@ describe("REPL :fork", function()
     assert.are.equal(0, r.code, r.log)
     assert.falsy(r.out:find("FORKED-ONLY", 1, true), r.out)
     assert.truthy(r.out:find("count = 7", 1, true), r.out)
+    -- and not in the store's files: the write-ahead log holds every value
+    -- written as is (uncompressed), as the control write shows
+    ok(dir, "domains.counter.state.real = 'REAL-WRITE-7'")
+    local function on_disk(text)
+      local ok_, _, code = os.execute("grep -rqa " .. proc.quote(text) .. " " ..
+                                      proc.quote(dir .. "/data/db"))
+      return ok_ == true and code == 0
+    end
+    assert.is_true(on_disk("REAL-WRITE-7"))
+    assert.is_false(on_disk("FORKED-ONLY"))
   end)
 
   it("events keep running on the real state while forked", function()
