@@ -25,11 +25,24 @@ ved.domain "other" {
 }
 ]]
 
+-- Hosts still running when a test fails midway: killed by reap().
+local running = {}
+
+local function reap()
+  for p in pairs(running) do
+    proc.signal(p, "KILL")
+    proc.wait(p, 5)
+    proc.cleanup(p)
+  end
+  running = {}
+end
+
 local function start_host(dir, extra)
   local argv = { "run", "--data", "data", "--no-watch" }
   for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
   argv[#argv + 1] = "app.lua"
   local p = proc.start(argv, { cwd = dir })
+  running[p] = true
   assert.is_true(proc.wait_log(p, "running"), proc.logtext(p))
   return p
 end
@@ -41,6 +54,7 @@ local function new_dir()
 end
 
 local function stop_host(p)
+  running[p] = nil
   proc.signal(p, "TERM")
   local code = proc.wait(p)
   proc.cleanup(p)
@@ -48,6 +62,7 @@ local function stop_host(p)
 end
 
 local function kill_host(p)
+  running[p] = nil
   proc.signal(p, "KILL")
   proc.wait(p)
   proc.cleanup(p)
@@ -265,6 +280,7 @@ describe("vedhost rollback on a running host", function()
 end)
 
 describe("exact GC with resurrected nodes", function()
+  after_each(reap)
   it("keeps every node a rollback brought back after the window passes",
      function()
     local dir = new_dir()
@@ -300,6 +316,7 @@ describe("exact GC with resurrected nodes", function()
 end)
 
 describe("vedhost rollback on a stopped data dir", function()
+  after_each(reap)
   it("appends the rollback as a version the next run starts from", function()
     local dir = new_dir()
     local host = start_host(dir, { "--retain", "1000" })
@@ -351,6 +368,7 @@ describe("vedhost rollback on a stopped data dir", function()
 end)
 
 describe("vedhost branch", function()
+  after_each(reap)
   it("makes a data dir at version V beside a running host", function()
     local dir = new_dir()
     local host = start_host(dir, { "--retain", "1000" })
@@ -386,6 +404,7 @@ describe("vedhost branch", function()
     proc.write(dir .. "/run2.lua", SCRIPT)
     local p2 = proc.start({ "run", "--data", "br", "--no-watch", "run2.lua" },
                           { cwd = dir })
+    running[p2] = true
     assert.is_true(proc.wait_log(p2, "running"), proc.logtext(p2))
     local out = proc.run({ "repl", "--data", "br", "-e",
                            "domains.counter.state.count = " ..
@@ -400,6 +419,7 @@ describe("vedhost branch", function()
 end)
 
 describe("rollback and a REPL fork", function()
+  after_each(reap)
   it("a fork made before a rollback keeps working and frees nothing live",
      function()
     local dir = new_dir()
@@ -430,6 +450,7 @@ describe("rollback and a REPL fork", function()
 end)
 
 describe("rollback of a domain that did not exist at V", function()
+  after_each(reap)
   it("is refused with one line, online and offline", function()
     local dir = new_dir()
     local host = start_host(dir, { "--retain", "1000" })
