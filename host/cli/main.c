@@ -25,6 +25,8 @@
 #include "vh_plugin.h"
 #include "vh_recover.h"
 #include "vh_repl.h"
+#include "vh_branch.h"
+#include "vh_rollback.h"
 #include "vh_repl_server.h"
 
 static const char vh_main_usage[] =
@@ -61,6 +63,11 @@ static const char vh_main_usage[] =
     "      domain of a stopped host\n"
     "  vedhost mark [--data DIR] NAME | vedhost unmark [--data DIR] NAME\n"
     "      pin the current version under NAME (outside --retain) / unpin it\n"
+    "  vedhost rollback [--data DIR] --domain NAME --to V\n"
+    "      put one domain back to its state at version V, as a new version\n"
+    "      (through the running host, or on a stopped data dir)\n"
+    "  vedhost branch [--data DIR] --at V NEWDIR\n"
+    "      make NEWDIR a data dir whose current state is version V\n"
     "  vedhost --help | --version\n"
     "\n"
     "options of run:\n"
@@ -351,6 +358,8 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "recover") == 0) return vh_recover_main(argc - 1, argv + 1);
   if (strcmp(cmd, "mark") == 0 || strcmp(cmd, "unmark") == 0)
     return vh_mark_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "rollback") == 0) return vh_rollback_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "branch") == 0) return vh_branch_main(argc - 1, argv + 1);
   if (cmd[0] == '-') return vh_main_bad("unknown option '%s'%s", cmd, "");
   return vh_main_bad("unknown command '%s'%s", cmd, "");
 }

@@ -260,6 +260,13 @@ vh_tab_t *vh_tab_stub(uint64_t id);
  * VH_EREADONLY and change nothing; so does storing a view table as a
  * value (store a vh_tab_deepcopy of it). NULL if out of memory or id 0. */
 vh_tab_t *vh_tab_stub_view(uint64_t id);
+/* Turns every node of t's tree [borrowed] that is in memory (loaded nodes,
+ * stubs, loaded stubs' targets) into a view node (persist/trie/tab_view.c):
+ * none of them will ever report its death to the free hook, whoever holds
+ * it and whenever it is freed, and none can be written. A rollback does
+ * this to the root it replaces. O(nodes in memory under t). 0 or VH_ENOMEM
+ * (then only part of the tree is marked). */
+int vh_tab_make_view(vh_tab_t *t);
 /* 1 if t is a view (vh_tab_stub_view, or loaded under one). */
 int vh_tab_is_view(const vh_tab_t *t);
 /* 1 if t is a table that has not been read from the store yet. */
