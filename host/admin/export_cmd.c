@@ -447,7 +447,7 @@ static int vh_import_commit(vh_store_t *s, vh_batch_t **b,
   return rc;
 }
 
-/* The replaced domain makes a new version (persist/history.c): the old
+/* The replaced domain makes a new version (persist/store/history.c): the old
  * root goes to its death list (dead, 0 if none), collected once no
  * retained version reaches it, like a slice's. No version is dropped here
  * (the next run's --retain does that). */

@@ -3,7 +3,7 @@
  * lists, marks, pinned entries, the history header (API: vh_versions.h;
  * the rules that write and drop them: host/history.c).
  *
- * KEYS (beside 'F', 'M', 'N', 'Q' of persist/store.c; big endian numbers
+ * KEYS (beside 'F', 'M', 'N', 'Q' of persist/store/store.c; big endian numbers
  * so keys sort by them):
  *
  *   'V' u64be(seq)                    version record
