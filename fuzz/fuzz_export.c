@@ -24,22 +24,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-typedef struct vh_fuzz_src {
-  const unsigned char *p;
-  size_t len, pos, chunk;
-} vh_fuzz_src_t;
-
-static int vh_fuzz_read(void *arg, void *p, size_t cap, size_t *got) {
-  vh_fuzz_src_t *s = arg;
-  size_t k = s->len - s->pos;
-  if (k > cap) k = cap;
-  if (s->chunk && k > s->chunk) k = s->chunk;
-  memcpy(p, s->p + s->pos, k);
-  s->pos += k;
-  *got = k;
-  return 0;
-}
-
 static void vh_fuzz_check(int rc, const char *msg) {
   if (rc == 0) return;
   /* EINVAL: a name or version the host refuses; EDEPTH: nested too deep. */
@@ -60,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1 || size > (1u << 20)) return 0;
   size_t live = vh_trie_live_nodes();
   unsigned char *z = NULL;
-  vh_fuzz_src_t src = {data + 1, size - 1, 0, (size_t)(data[0] >> 1)};
+  vh_export_mem_t src = {data + 1, size - 1, 0, (size_t)(data[0] >> 1)};
   if (!(data[0] & 1)) {
     size_t cap = ZSTD_compressBound(size - 1);
     z = malloc(cap);
@@ -74,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     src.len = n;
   }
   vh_export_reader_t *r = NULL;
-  if (vh_export_reader_new(vh_fuzz_read, &src, &r) != 0) {
+  if (vh_export_reader_new(vh_export_read_mem, &src, &r) != 0) {
     free(z);
     return 0;
   }

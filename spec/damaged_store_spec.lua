@@ -19,13 +19,7 @@ ved.domain "c" {
 }
 ]]
 
-local function sh(cmd)
-  local f = io.popen(cmd .. " 2>/dev/null; echo \"::$?\"")
-  local out = f:read("a")
-  f:close()
-  local body, code = out:match("^(.-)::(%d+)%s*$")
-  return body, tonumber(code)
-end
+local sh = proc.sh
 
 local function ls(dir)
   return (sh("ls " .. q(dir)))

@@ -62,9 +62,7 @@ local function start(wdir, data, env)
   local p = proc.start(argv, { cwd = wdir, env = env })
   live[#live + 1] = p
   assert.is_true(proc.wait_log(p, "running 1 domain", 20), proc.logtext(p))
-  local port = proc.logtext(p):match("http: listening on 127%.0%.0%.1:(%d+)")
-  assert.truthy(port, proc.logtext(p))
-  p.url = "http://127.0.0.1:" .. port
+  proc.http_url(p)
   return p
 end
 

@@ -13,14 +13,7 @@ local build = os.getenv("VEDHOST_BUILD") or "build"
 local TOOL = build .. "/host/host_test_offline"
 local q = proc.quote
 
--- Run a shell command; returns stdout, exit code.
-local function sh(cmd)
-  local f = io.popen(cmd .. " 2>/dev/null; echo \"::$?\"")
-  local out = f:read("a")
-  f:close()
-  local body, code = out:match("^(.-)::(%d+)%s*$")
-  return body, tonumber(code)
-end
+local sh = proc.sh
 
 local function tool(...)
   local args = { TOOL }

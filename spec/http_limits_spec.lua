@@ -33,30 +33,15 @@ ved.domain "big" {
 ]]
 
 local function start(http, extra, bin)
-  local dir = proc.tmpdir()
-  proc.write(dir .. "/a.lua", SCRIPT)
-  local argv = { "run", "--no-watch", "--handler-timeout", "20000", "--http",
+  local argv = { "--no-watch", "--handler-timeout", "20000", "--http",
                  http or "0" }
   for _, a in ipairs(extra or {}) do argv[#argv + 1] = a end
-  argv[#argv + 1] = "a.lua"
-  local saved = proc.bin
-  proc.bin = bin or saved
-  local p = proc.start(argv, { cwd = dir })
-  proc.bin = saved
-  assert.is_true(proc.wait_log(p, "running 1 domain", 10), proc.logtext(p))
-  p.port = proc.logtext(p):match("http: listening on 127%.0%.0%.1:(%d+)")
-  assert.truthy(p.port, proc.logtext(p))
-  p.url = "http://127.0.0.1:" .. p.port
-  p.wdir = dir
-  return p
+  return proc.start_host(SCRIPT, { args = argv, bin = bin, timeout = 10,
+                                   ready = "running 1 domain", http = true })
 end
 
 local function stop(p)
-  proc.signal(p, "TERM")
-  local code = proc.wait(p, 20)
-  local log = proc.logtext(p)
-  proc.cleanup(p)
-  return code, log
+  return proc.stop_host(p, 20, true) -- the dir: removed by the caller
 end
 
 local function sh(cmd)

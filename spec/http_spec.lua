@@ -36,28 +36,14 @@ ved.domain "counter" {
 ]]
 
 local function start(args)
-  local dir = proc.tmpdir()
-  proc.write(dir .. "/a.lua", SCRIPT)
-  local argv = { "run", "--no-watch", "--http", "0" }
+  local argv = { "--no-watch", "--http", "0" }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  argv[#argv + 1] = "a.lua"
-  local p = proc.start(argv, { cwd = dir })
-  assert.is_true(proc.wait_log(p, "running 1 domain", 10), proc.logtext(p))
-  local port = proc.logtext(p):match("http: listening on 127%.0%.0%.1:(%d+)")
-  assert.truthy(port, proc.logtext(p))
-  p.url = "http://127.0.0.1:" .. port
-  p.port = port
-  p.wdir = dir
-  return p
+  return proc.start_host(SCRIPT, { args = argv, ready = "running 1 domain",
+                                   timeout = 10, http = true })
 end
 
 local function stop(p)
-  proc.signal(p, "TERM")
-  local code = proc.wait(p, 10)
-  local log = proc.logtext(p)
-  proc.cleanup(p)
-  proc.rmdir(p.wdir)
-  return code, log
+  return proc.stop_host(p, 10)
 end
 
 -- curl: returns status (number), body.

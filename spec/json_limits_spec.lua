@@ -31,16 +31,9 @@ ved.domain "j" {
 ]]
 
 local function start()
-  local dir = proc.tmpdir()
-  proc.write(dir .. "/a.lua", SCRIPT)
-  local p = proc.start({ "run", "--no-watch", "--http", "0", "a.lua" },
-                       { cwd = dir })
-  assert.is_true(proc.wait_log(p, "running 1 domain", 20), proc.logtext(p))
-  local port = proc.logtext(p):match("http: listening on 127%.0%.0%.1:(%d+)")
-  assert.truthy(port, proc.logtext(p))
-  p.url = "http://127.0.0.1:" .. port
-  p.wdir = dir
-  return p
+  return proc.start_host(SCRIPT, { args = { "--no-watch", "--http", "0" },
+                                   ready = "running 1 domain", timeout = 20,
+                                   http = true })
 end
 
 local function curl(p, method, path)

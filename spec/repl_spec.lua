@@ -46,22 +46,14 @@ ved.domain "clock" {
 
 -- Start a host on a fresh dir; returns the dir and the process handle.
 local function start_host(args)
-  local dir = proc.tmpdir()
-  proc.write(dir .. "/app.lua", SCRIPT)
-  local argv = { "run", "--data", "data" }
+  local argv = { "--data", "data" }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  argv[#argv + 1] = "app.lua"
-  local p = proc.start(argv, { cwd = dir })
-  assert.is_true(proc.wait_log(p, "running"), proc.logtext(p))
-  return dir, p
+  local p = proc.start_host(SCRIPT, { name = "app.lua", args = argv })
+  return p.wdir, p
 end
 
 local function stop_host(dir, p)
-  proc.signal(p, "TERM")
-  local code = proc.wait(p)
-  proc.cleanup(p)
-  proc.rmdir(dir)
-  return code
+  return (proc.stop_host(p))
 end
 
 -- Wait until the host's log has text at least n times.

@@ -22,22 +22,14 @@ ved.domain "t" {
 ]]
 
 local function start_host(args, script)
-  local dir = proc.tmpdir()
-  proc.write(dir .. "/app.lua", script or SCRIPT)
-  local argv = { "run", "--data", "data", "--no-watch" }
+  local argv = { "--data", "data", "--no-watch" }
   for _, a in ipairs(args or {}) do argv[#argv + 1] = a end
-  argv[#argv + 1] = "app.lua"
-  local p = proc.start(argv, { cwd = dir })
-  assert.is_true(proc.wait_log(p, "running"), proc.logtext(p))
-  return dir, p
+  local p = proc.start_host(script or SCRIPT, { name = "app.lua", args = argv })
+  return p.wdir, p
 end
 
 local function stop_host(dir, p)
-  proc.signal(p, "TERM")
-  local code = proc.wait(p)
-  proc.cleanup(p)
-  proc.rmdir(dir)
-  return code
+  return (proc.stop_host(p))
 end
 
 local function repl(dir, ...)

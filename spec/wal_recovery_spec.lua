@@ -27,13 +27,7 @@ ved.domain "c" {
 }
 ]]
 
-local function sh(cmd)
-  local f = io.popen(cmd .. " 2>/dev/null; echo \"::$?\"")
-  local out = f:read("a")
-  f:close()
-  local body, code = out:match("^(.-)::(%d+)%s*$")
-  return body, tonumber(code)
-end
+local sh = proc.sh
 
 -- The WAL file with the most bytes in dir/db, and its size.
 local function wal_of(dir)

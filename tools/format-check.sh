@@ -3,7 +3,7 @@
 # `tools/format-check.sh --fix` rewrites them instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files -co --exclude-standard -- '*.c' '*.h' 2>/dev/null || find persist bindings host examples -name '*.[ch]')
+mapfile -t files < <(git ls-files -co --exclude-standard -- '*.c' '*.h' 2>/dev/null || find persist bindings host plugins examples -name '*.[ch]')
 if [ "${1:-}" = --fix ]; then
   clang-format -i "${files[@]}"
   exit 0

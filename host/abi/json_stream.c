@@ -46,6 +46,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vh_bytes.h"
 #include "vh_json.h"
 #include "vh_jstream.h"
 #include "vh_limits.h"
@@ -66,7 +67,8 @@ struct vh_jstream {
   int state;               /* VH_JS_* */
   vh_val_t val;            /* [borrowed] the value VALUE writes */
   vh_jframe_t *fr;         /* [owned] open tables, fr[0] the outermost */
-  int depth, cap;          /* frames in use, allocated */
+  int depth;               /* frames in use */
+  size_t cap;              /* frames allocated */
   const unsigned char *sp; /* [borrowed] the string STRING writes */
   size_t slen, spos;       /* its length, bytes written */
   int skey;                /* it is a key: ':' and VALUE follow */
@@ -258,13 +260,8 @@ static int vh_js_value(vh_jstream_t *s, vh_jout_t *o) {
         snprintf(buf, sizeof buf, "nested deeper than %d levels", VH_MAX_DEPTH);
         return vh_js_fail(s, VH_JSON_EPARSE, buf);
       }
-      if (s->depth == s->cap) {
-        int nc = s->cap ? s->cap * 2 : 8;
-        vh_jframe_t *nf = realloc(s->fr, (size_t)nc * sizeof *nf);
-        if (!nf) return vh_js_fail(s, VH_ENOMEM, "out of memory");
-        s->fr = nf;
-        s->cap = nc;
-      }
+      if (vh_grow(&s->fr, &s->cap, (size_t)s->depth + 1, sizeof *s->fr) != 0)
+        return vh_js_fail(s, VH_ENOMEM, "out of memory");
       vh_jframe_t *f = &s->fr[s->depth++];
       f->t = v.u.t;
       f->array = vh_js_is_array(v.u.t);

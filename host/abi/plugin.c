@@ -36,18 +36,19 @@
  * (json_stream.c) over the value at the path, which holds a reference to
  * that immutable version, so the plugin can take the text in steps across
  * loop turns while later slices commit. Open readers are listed here:
- * when the host stops, vh_plugin__cut_readers (from the last slice's end,
+ * when the host stops, vh_plugin_cut_readers (the LAST_SLICE hook, from
+ * the last slice's end,
  * before its batch is built) releases every pinned version, so the nodes
  * only an old version held die while their deletes can still join the
  * last batch (invariant 5); the reader then answers VEDHOST_ESTOPPED.
  *
  * LIFE. One host per process, so the plugin registry is process-wide (as
  * the watchdog's host pointer in call.c). Stop callbacks run in reverse
- * load order once the loop stopped (vh_plugin__stop, from vh_host_run);
- * the shared objects are closed only in vh_plugin__free, at the very end
- * of vh_host_free, because calls still pending when the loop stopped are
- * answered (ESTOPPED) while the host is freed, and those callbacks are
- * plugin code.
+ * load order once the loop stopped (vh_plugin_stop, the STOP hook, from
+ * vh_host_run); the shared objects are closed only in vh_plugin_free (the FREE
+ * hook), at the very end of vh_host_free, because calls still pending when the
+ * loop stopped are answered (ESTOPPED) while the host is freed, and those
+ * callbacks are plugin code.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -85,8 +86,22 @@ static struct {
   size_t nstops, capstops;
   int stopped;                    /* the stop hooks ran */
   struct vedhost_reader *readers; /* open readers (api->read_open) */
-  int cut;                        /* vh_plugin__cut_readers ran */
+  int cut;                        /* vh_plugin_cut_readers ran */
 } vh_plugins;
+
+/* The registry's part in a host's life, registered with the runtime
+ * (vh_host__hook) when the first plugin is added. */
+/* The host is stopping and its last slice ends: release the version
+ * every open reader (api->read_open) pins, so the nodes that die join the
+ * last batch; the readers answer VEDHOST_ESTOPPED from then on. */
+static void vh_plugin_cut_readers(vh_host_t *h);
+/* The loop has stopped: run the plugins' stop callbacks (in reverse load
+ * order). */
+static void vh_plugin_stop(vh_host_t *h);
+/* The host is being freed, after every reply callback ran: dlclose. */
+static void vh_plugin_free(vh_host_t *h);
+static const vh_host_hooks_t vh_plugin_hooks = {
+    "plugins", NULL, vh_plugin_cut_readers, vh_plugin_stop, vh_plugin_free};
 
 /* A reader handed out by api->read_open. */
 struct vedhost_reader {
@@ -436,7 +451,7 @@ static void vh_api_read_close(vedhost_reader_t *r) {
   free(r);
 }
 
-void vh_plugin__cut_readers(vh_host_t *h) {
+static void vh_plugin_cut_readers(vh_host_t *h) {
   if (vh_plugins.h != h) return;
   vh_plugins.cut = 1;
   for (vedhost_reader_t *r = vh_plugins.readers; r; r = r->next) {
@@ -480,6 +495,11 @@ static int vh_plugin_start(vh_host_t *h, vh_plug_t *p,
     snprintf(err, cap, "plugin %s: out of memory", p->path);
     vh_plug_free(p);
     return VH_ENOMEM;
+  }
+  if (vh_host__hook(h, &vh_plugin_hooks) != 0) {
+    snprintf(err, cap, "plugin %s: the host has no room for it", p->path);
+    vh_plug_free(p);
+    return VH_PLUGIN_ELOAD;
   }
   vh_plugins.h = h;
   p->name = abi->name ? abi->name : "plugin";
@@ -673,14 +693,14 @@ int vh_plugin_add(vh_host_t *h, const vedhost_plugin_abi_t *abi,
   return vh_plugin_start(h, p, abi, init, err, cap);
 }
 
-void vh_plugin__stop(vh_host_t *h) {
+static void vh_plugin_stop(vh_host_t *h) {
   if (vh_plugins.h != h || vh_plugins.stopped) return;
   vh_plugins.stopped = 1;
   for (size_t i = vh_plugins.nstops; i-- > 0;)
     vh_plugins.stops[i].fn(vh_plugins.stops[i].arg);
 }
 
-void vh_plugin__free(vh_host_t *h) {
+static void vh_plugin_free(vh_host_t *h) {
   if (vh_plugins.h != h) return;
   while (vh_plugins.readers) /* left open by a plugin */
     vh_api_read_close(vh_plugins.readers);

@@ -52,16 +52,4 @@ int vh_http_start(vh_host_t *h, const char *addr, char *err, size_t cap);
 int vh_plugin_check_specs(const char *const *specs, int n, char *err,
                           size_t cap);
 
-/* ---- hooks of host.c ---- */
-
-/* The loop has stopped: run the plugins' stop callbacks (in reverse load
- * order). */
-void vh_plugin__stop(vh_host_t *h);
-/* The host is stopping and its last slice ends: release the version
- * every open reader (api->read_open) pins, so the nodes that die join the
- * last batch; the readers answer VEDHOST_ESTOPPED from then on. */
-void vh_plugin__cut_readers(vh_host_t *h);
-/* The host is being freed, after every reply callback ran: dlclose. */
-void vh_plugin__free(vh_host_t *h);
-
 #endif /* VH_PLUGIN_H */

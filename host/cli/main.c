@@ -25,6 +25,7 @@
 #include "vh_plugin.h"
 #include "vh_recover.h"
 #include "vh_repl.h"
+#include "vh_repl_server.h"
 
 static const char vh_main_usage[] =
     "usage:\n"
@@ -282,6 +283,12 @@ static int vh_main_run(int argc, char **argv) {
     free(scripts);
     free(plugins);
     return 1;
+  }
+  /* The REPL server on DATA/control.sock (started when the loop runs). It
+   * registers before the plugins, so it stops before them. */
+  if (vh_repl_server_attach(h) != 0) {
+    fprintf(stderr, "vedhost: cannot attach the REPL server\n");
+    rc = 1;
   }
   /* Plugins first: their Lua modules must exist when scripts require them. */
   for (int i = 0; i < nplugins && rc == 0; i++) {

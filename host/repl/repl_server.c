@@ -8,9 +8,10 @@
  * fail and either message ends in "<eof>" the reply is INCOMPLETE (the
  * client reads more lines; "either", because "1 +" fails as a statement
  * at '1' but is an expression that ran out of input); any other syntax
- * error is an ERROR at once (nothing ran). A chunk that compiles is queued as a
- * work item VH_WORK_EVAL in the same FIFO as vh_host_call's calls (sched.c) and
- * runs in a later slice as one atomic unit of work (vh_repl__eval):
+ * error is an ERROR at once (nothing ran). A chunk that compiles is queued
+ * as a work item whose run callback is vh_repl_run (vh_sched__queue_work,
+ * in the same FIFO as vh_host_call's calls; the scheduler knows nothing of
+ * the REPL) and runs in a later slice as one atomic unit of work:
  *
  *   vh_sys__begin; vhl_tx_begin on EVERY domain (each root also retained
  *   here as `saved`); guard none, not strict (every proxy usable);
@@ -69,10 +70,13 @@
  * that reads nothing of its reply for 30 s is disconnected; both are
  * logged as warnings ("[repl] ...").
  *
- * LIFE. vh_repl__start (host.c, when the loop starts) builds the
+ * LIFE. vh_repl_server_attach (main.c) registers the server's start and
+ * stop hooks with the runtime (vh_host__hook). vh_repl_start (the START
+ * hook, when the loop starts) builds the
  * environment and listens on DATA/control.sock (mode 0600); a failure is a
  * warning and the host runs without a REPL. A 1 s timer (unref'd) samples
- * the slice counter for :stats. vh_repl__stop (after the loop ended,
+ * the slice counter for :stats. vh_repl_stop (the STOP hook, after the loop
+ * ended,
  * before its handles are closed) stops the listener and frees the server;
  * chunks still queued are answered "vedhost stopped before the call ran"
  * by sched.c, and their replies only release their connection.
@@ -85,6 +89,9 @@
 
 #include "repl_int.h"
 #include "vh_log.h"
+#include "vh_repl_server.h"
+
+static int vh_repl_run(vh_host_t *h, vh_work_t *w, vh_val_t *reply, char **err);
 
 /* One EVAL request on its way through the work queue. */
 typedef struct vh_repl_req {
@@ -115,7 +122,7 @@ void vh_repl__push_domains(lua_State *L, vh_host_t *h) {
     lua_setfield(L, -2, "version");
     lua_pushstring(L, d->name);
     lua_setfield(L, -2, "name");
-    if (d->refused) { /* read-only: see vh_repl__eval */
+    if (d->refused) { /* read-only: see vh_repl_eval */
       lua_pushstring(L, d->refused);
       lua_setfield(L, -2, "refused");
     }
@@ -463,17 +470,14 @@ static void vh_repl_on_eval(vh_repl_srv_t *s, vh_control_conn_t *conn,
   rq->conn = conn;
   rq->fn_ref = src.fn_ref;
   vh_str_retain(s->tag);
-  w->kind = VH_WORK_EVAL;
+  w->kind = VH_WORK_CALL;
   w->hdr = s->tag;
   w->payload = vh_nil();
+  w->run = vh_repl_run;
+  w->in_hold = 1; /* read-only chunks answer during a hold */
   w->cb = vh_repl_done;
   w->arg = rq;
-  if (h->calls_tail)
-    h->calls_tail->next = w;
-  else
-    h->calls = w;
-  h->calls_tail = w;
-  vh_sched__update(h); /* starts the idle handle that runs calls */
+  vh_sched__queue_work(h, w);
 }
 
 /* Protected part of a chunk. Stack: the chunk. Returns the reply text. */
@@ -539,7 +543,12 @@ static int vh_repl_wrote(vh_host_t *h, vh_tab_t **saved) {
   return h->pend.nseqs || h->pend.ndues || h->pend.everies;
 }
 
-void vh_repl__eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply, char **err) {
+/* Run the chunk of work item w as one atomic unit over every domain and
+ * the system state. On success *reply [new] is the printed results (a
+ * string) and *err NULL; on failure *err [new, malloc'ed] is the message
+ * and traceback (everything the chunk did is rolled back) and *reply nil. */
+static void vh_repl_eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply,
+                         char **err) {
   vh_repl_req_t *rq = (vh_repl_req_t *)w->arg;
   vh_repl_srv_t *s = h->repl;
   lua_State *L = h->L;
@@ -591,7 +600,7 @@ void vh_repl__eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply, char **err) {
       status = LUA_ERRRUN;
     }
   }
-  if (status == LUA_OK && h->hold_eval && vh_repl_wrote(h, saved)) {
+  if (status == LUA_OK && h->in_hold && vh_repl_wrote(h, saved)) {
     /* HOLD (sched.c): the store takes no slice now; refuse, do not queue. */
     char why[400];
     if (vh_durable__accepting(h, why, sizeof why))
@@ -712,7 +721,7 @@ static void vh_repl_free(vh_repl_srv_t *s) {
   free(s);
 }
 
-void vh_repl__start(vh_host_t *h) {
+static void vh_repl_start(vh_host_t *h) {
   if (h->repl) return;
   vh_repl_srv_t *s = calloc(1, sizeof *s);
   if (!s) {
@@ -766,11 +775,25 @@ void vh_repl__start(vh_host_t *h) {
   h->repl = s;
 }
 
-void vh_repl__stop(vh_host_t *h) {
+static void vh_repl_stop(vh_host_t *h) {
   vh_repl_srv_t *s = h->repl;
   if (!s) return;
   h->repl = NULL;
   if (s->ctl) vh_control_stop(s->ctl);
   s->ctl = NULL;
   vh_repl_free(s);
+}
+
+/* The vh_work_run_fn of a chunk: its errors are rollbacks. */
+static int vh_repl_run(vh_host_t *h, vh_work_t *w, vh_val_t *reply,
+                       char **err) {
+  vh_repl_eval(h, w, reply, err);
+  return VH_HOST_EROLLBACK;
+}
+
+static const vh_host_hooks_t vh_repl_hooks = {"repl", vh_repl_start, NULL,
+                                              vh_repl_stop, NULL};
+
+int vh_repl_server_attach(vh_host_t *h) {
+  return vh_host__hook(h, &vh_repl_hooks);
 }

@@ -48,7 +48,6 @@
 #include "vh_cli_args.h"
 #include "vh_limits.h"
 #include "vh_log.h"
-#include "vh_plugin.h"
 
 void vh_host_opts_default(vh_host_opts_t *opts) {
   opts->data_dir = VH_DEFAULT_DATA_DIR;
@@ -447,6 +446,27 @@ int vh_host_load(vh_host_t *h, const char *path, char *err, size_t cap) {
   return vh_host_load_file(h, path, err, cap);
 }
 
+/* ---- hooks ---- */
+
+int vh_host__hook(vh_host_t *h, const vh_host_hooks_t *hooks) {
+  for (int i = 0; i < h->nhooks; i++)
+    if (h->hooks[i] == hooks) return 0;
+  if (h->nhooks == VH_HOST_MAX_HOOKS) return VH_HOST_ESTATE;
+  h->hooks[h->nhooks++] = hooks;
+  return 0;
+}
+
+void vh_host__run_hooks(vh_host_t *h, vh_hook_phase_t p) {
+  for (int i = 0; i < h->nhooks; i++) {
+    const vh_host_hooks_t *k = h->hooks[i];
+    void (*fn)(vh_host_t *) = p == VH_HOOK_START        ? k->start
+                              : p == VH_HOOK_LAST_SLICE ? k->last_slice
+                              : p == VH_HOOK_STOP       ? k->stop
+                                                        : k->free;
+    if (fn) fn(h);
+  }
+}
+
 /* ---- running ---- */
 
 int vh_host_run(vh_host_t *h, int *exit_code) {
@@ -463,7 +483,7 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
   clock_gettime(CLOCK_REALTIME, &wall);
   h->start_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;
   vh_sched__begin_run(h);
-  vh_repl__start(h); /* control socket + REPL (repl_server.c) */
+  vh_host__run_hooks(h, VH_HOOK_START); /* the REPL server (host/repl) */
   /* SIGHUP and script watches (reload.c) */
   vh_reload__start(h);
   char names[512] = "";
@@ -486,9 +506,9 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
   uv_run(&h->loop, UV_RUN_DEFAULT);
   h->phase = VH_PHASE_STOP;
   vh_durable__stop(h); /* last batch durable, gated replies sent, closed */
-  vh_repl__stop(h);    /* before vh_sched__close closes the loop's handles */
-  /* Plugins close their handles while the loop can still run them. */
-  vh_plugin__stop(h);
+  /* The REPL, then the plugins (which close their handles while the loop
+   * can still run them): before vh_sched__close closes the loop's handles. */
+  vh_host__run_hooks(h, VH_HOOK_STOP);
   vh_host__watchdog_stop(h);
   vh_log(VH_LOG_INFO, "vedhost",
          "stopped after %llu slices and %llu handler calls (exit code %d)",
@@ -501,7 +521,7 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
 void vh_host_free(vh_host_t *h) {
   if (!h) return;
   vh_host__watchdog_stop(h);
-  vh_plugin__stop(h); /* no-op if vh_host_run did it */
+  vh_host__run_hooks(h, VH_HOOK_STOP); /* no-op if vh_host_run did it */
   vh_sched__close(h);
   vh_sched__free(h);
   vh_durable__free(h); /* closes the store, removes the trie's hooks */
@@ -509,7 +529,8 @@ void vh_host_free(vh_host_t *h) {
   for (int i = 0; i < h->ndoms; i++) vh_domain_free(h->doms[i]);
   free(h->doms);
   if (h->L) lua_close(h->L);
-  vh_plugin__free(h); /* dlclose: after every callback into plugins */
+  /* dlclose (plugins): after every callback into them */
+  vh_host__run_hooks(h, VH_HOOK_FREE);
   vh_datadir_close(&h->dd);
   free(h);
 }

@@ -82,6 +82,7 @@
 #include <unistd.h>
 
 #include "host_int.h"
+#include "vh_bytes.h"
 #include "vh_log.h"
 
 /* A burst of file events is one reload, run after this quiet period. */
@@ -184,37 +185,31 @@ static int vh_reload_read(const char *path, char **out, size_t *len, char *err,
                           size_t cap) {
   int fd;
   if (vh_reload__open_script(path, &fd, err, cap) != 0) return VH_HOST_ELOAD;
-  size_t n = 0, c = 4096;
-  char *buf = malloc(c);
-  int bad = 0;
-  while (buf) {
-    ssize_t got = read(fd, buf + n, c - n);
+  vh_buf_t b = {0};
+  int bad = 0, oom = 0;
+  for (;;) {
+    if (vh_buf_reserve(&b, 4096) != 0) {
+      oom = 1;
+      break;
+    }
+    ssize_t got = read(fd, b.p + b.len, b.cap - b.len);
     if (got < 0 && errno == EINTR) continue;
     if (got <= 0) {
       bad = got < 0;
       break;
     }
-    n += (size_t)got;
-    if (n < c) continue;
-    char *nb = realloc(buf, c * 2);
-    if (!nb) {
-      free(buf);
-      buf = NULL;
-      break;
-    }
-    buf = nb;
-    c *= 2;
+    b.len += (size_t)got;
   }
   int e = errno;
   close(fd);
-  if (bad || !buf) {
-    free(buf);
+  if (bad || oom) {
+    vh_buf_free(&b);
     snprintf(err, cap, "cannot read script %s: %s", path,
-             buf ? strerror(e) : "out of memory");
+             oom ? "out of memory" : strerror(e));
     return VH_HOST_ELOAD;
   }
-  *out = buf;
-  *len = n;
+  *out = (char *)b.p;
+  *len = b.len;
   return 0;
 }
 
@@ -229,16 +224,12 @@ static void vh_rfiles_free(vh_rfile_t *f, int n) {
 /* Append path [stolen] to the array. 0 or VH_ENOMEM. */
 static int vh_rfiles_push(vh_rfile_t **a, int *n, int *cap, char *path) {
   if (!path) return VH_ENOMEM;
-  if (*n == *cap) {
-    int nc = *cap ? *cap * 2 : 8;
-    vh_rfile_t *na = realloc(*a, (size_t)nc * sizeof *na);
-    if (!na) {
-      free(path);
-      return VH_ENOMEM;
-    }
-    *a = na;
-    *cap = nc;
+  size_t c = (size_t)*cap;
+  if (vh_grow(a, &c, (size_t)*n + 1, sizeof **a) != 0) {
+    free(path);
+    return VH_ENOMEM;
   }
+  *cap = (int)c;
   memset(&(*a)[*n], 0, sizeof **a);
   (*a)[(*n)++].path = path;
   return 0;

@@ -94,8 +94,9 @@
  * nothing: calls and messages stay queued, `after` timers stay in the
  * heap, an `every` tick is skipped, and vh_sched__update leaves the idle
  * handle and the `after` timer off (no busy loop). durable.c calls
- * vh_sched__update again when the hold ends. One exception: REPL chunks
- * still run during a hold (not while stopping), marked h->hold_eval; a
+ * vh_sched__update again when the hold ends. One exception: queued work
+ * marked in_hold (the REPL's chunks) still runs during a hold (not while
+ * stopping), with h->in_hold set; a
  * chunk that would change anything is rolled back with an error
  * (repl_server.c) and a read-only one answers at once, not behind the
  * output gate (its slice writes nothing; it may show slices that are not
@@ -118,7 +119,6 @@
 #include "host_int.h"
 #include "vh_bytes.h"
 #include "vh_log.h"
-#include "vh_plugin.h"
 
 /* First byte of a stored message string (see the layout above). */
 #define VH_MSG_V1 0x01
@@ -635,13 +635,13 @@ static void vh_sched_reply(vh_host_t *h, vh_work_t *w, int code, vh_val_t reply,
   h->replies_tail = r;
 }
 
-/* Run the queued REPL chunks only (the rest stays queued, in order):
- * during a hold, as read-only chunks (see HOLD above). */
-static void vh_sched_run_evals(vh_host_t *h) {
+/* Run the queued work marked in_hold only (the rest stays queued, in
+ * order): during a hold, read-only (see HOLD above). */
+static void vh_sched_run_in_hold(vh_host_t *h) {
   vh_work_t **pp = &h->calls, *last = NULL;
   while (*pp) {
     vh_work_t *w = *pp;
-    if (w->kind != VH_WORK_EVAL) {
+    if (!w->in_hold) {
       last = w;
       pp = &w->next;
       continue;
@@ -649,11 +649,11 @@ static void vh_sched_run_evals(vh_host_t *h) {
     *pp = w->next;
     vh_val_t reply = vh_nil();
     char *err = NULL;
-    h->hold_eval = 1;
-    vh_repl__eval(h, w, &reply, &err);
-    h->hold_eval = 0;
+    h->in_hold = 1;
+    int code = w->run(h, w, &reply, &err);
+    h->in_hold = 0;
     vh_reply_t *before = h->replies_tail;
-    vh_sched_reply(h, w, VH_HOST_EROLLBACK, reply, err);
+    vh_sched_reply(h, w, code, reply, err);
     if (h->replies_tail != before) h->replies_tail->now = 1;
     vh_str_release(w->hdr);
     vh_val_release(w->payload);
@@ -662,9 +662,9 @@ static void vh_sched_run_evals(vh_host_t *h) {
   h->calls_tail = last;
 }
 
-static int vh_sched_has_eval(vh_host_t *h) {
+static int vh_sched_has_in_hold(vh_host_t *h) {
   for (vh_work_t *w = h->calls; w; w = w->next)
-    if (w->kind == VH_WORK_EVAL) return 1;
+    if (w->in_hold) return 1;
   return 0;
 }
 
@@ -676,8 +676,8 @@ static void vh_sched_run_calls(vh_host_t *h) {
     vh_val_t reply = vh_nil();
     char *err = NULL;
     int code = VH_HOST_EROLLBACK;
-    if (w->kind == VH_WORK_EVAL) { /* a REPL chunk (repl_server.c) */
-      vh_repl__eval(h, w, &reply, &err);
+    if (w->run) { /* queued by vh_sched__queue_work */
+      code = w->run(h, w, &reply, &err);
     } else {
       const char *ev;
       size_t evlen;
@@ -702,7 +702,7 @@ static void vh_sched_on_idle(uv_idle_t *idle) {
   vh_host_t *h = vh_container_of(idle, vh_host_t, idle);
   if (h->phase != VH_PHASE_RUN) return;
   if (!vh_host__accepting(h, NULL, 0)) {
-    if (!h->stop_requested && h->calls) vh_sched_run_evals(h);
+    if (!h->stop_requested && h->calls) vh_sched_run_in_hold(h);
     uv_idle_stop(&h->idle); /* re-armed when the hold ends */
     return;
   }
@@ -731,7 +731,7 @@ int vh_host__accepting(vh_host_t *h, char *why, size_t cap) {
 void vh_sched__update(vh_host_t *h) {
   if (h->phase != VH_PHASE_RUN) return;
   if (!vh_host__accepting(h, NULL, 0)) { /* held: nothing starts */
-    if (!h->stop_requested && vh_sched_has_eval(h))
+    if (!h->stop_requested && vh_sched_has_in_hold(h))
       uv_idle_start(&h->idle, vh_sched_on_idle);
     else
       uv_idle_stop(&h->idle);
@@ -776,7 +776,7 @@ void vh_slice_end(vh_host_t *h) {
 
   /* Stopping: versions pinned by plugins' readers die now, so the nodes
    * only they held are deleted in this last batch. */
-  if (h->stop_requested) vh_plugin__cut_readers(h);
+  if (h->stop_requested) vh_host__run_hooks(h, VH_HOOK_LAST_SLICE);
 
   /* 2. Write the slice to the store (durable.c) and put the replies of
    *    outside calls made in this slice behind the output gate: they are
@@ -877,6 +877,16 @@ int vh_host_call(vh_host_t *h, const char *domain, const char *event,
   h->calls_tail = w;
   if (h->phase == VH_PHASE_RUN) uv_idle_start(&h->idle, vh_sched_on_idle);
   return 0;
+}
+
+void vh_sched__queue_work(vh_host_t *h, vh_work_t *w) {
+  w->next = NULL;
+  if (h->calls_tail)
+    h->calls_tail->next = w;
+  else
+    h->calls = w;
+  h->calls_tail = w;
+  vh_sched__update(h); /* starts the idle handle that runs calls */
 }
 
 /* ---- life cycle ---- */

@@ -1,7 +1,7 @@
 /*
  * vh_host.h - the vedhost runtime: domains, the libuv loop, slices, timers
- * and messages (public API, used by main.c, tests and later the REPL and
- * HTTP ingress).
+ * and messages (public API of host/runtime, used by the CLI, the admin
+ * tools, the REPL server, the plugin ABI and the tests).
  *
  * Life cycle:
  *

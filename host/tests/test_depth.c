@@ -25,11 +25,9 @@
 #include "vh_offline.h"
 #include "vh_store.h"
 #include "vh_test.h"
+#include "host_util.h"
 
 #define DEEP 200000L
-
-static char tmpdir[256];
-static char datadir[300];
 
 static int put_node(void *arg, uint64_t id, const void *bytes, size_t len) {
   return vh_batch_put_node(arg, id, bytes, len);
@@ -86,16 +84,6 @@ static void write_deep_store(void) {
   ASSERT_EQ(vh_trie_live_nodes(), 0);
 }
 
-static const char *write_script(const char *src) {
-  static char path[512];
-  snprintf(path, sizeof path, "%s/t.lua", tmpdir);
-  FILE *f = fopen(path, "w");
-  ASSERT(f != NULL);
-  fputs(src, f);
-  fclose(f);
-  return path;
-}
-
 static int run_host(const char *src) {
   vh_host_opts_t o;
   vh_host_opts_default(&o);
@@ -108,7 +96,7 @@ static int run_host(const char *src) {
   int rc = vh_host_new(&o, &h, err, sizeof err);
   if (rc != 0) fprintf(stderr, "vh_host_new: %s\n", err);
   ASSERT_EQ(rc, 0);
-  rc = vh_host_load(h, write_script(src), err, sizeof err);
+  rc = vh_host_load(h, write_file("t.lua", src), err, sizeof err);
   if (rc != 0) fprintf(stderr, "vh_host_load: %s\n", err);
   ASSERT_EQ(rc, 0);
   int code = -1;
@@ -146,9 +134,7 @@ static const char *const second_run =
     "}\n";
 
 TEST_IMPL(deep_old_store) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/vh_test_depth_XXXXXX");
-  ASSERT(mkdtemp(tmpdir) != NULL);
-  snprintf(datadir, sizeof datadir, "%s/data", tmpdir);
+  mk_tmpdir();
   write_deep_store();
 
   /* fsck walks it (linear in nodes) and reports the depth. */
@@ -167,9 +153,7 @@ TEST_IMPL(deep_old_store) {
   ASSERT_EQ(run_host(second_run), 0);
   ASSERT_EQ(vh_fsck_main(3, fsck_argv), 0);
 
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ASSERT_EQ(system(cmd), 0);
+  rm_tmpdir();
 }
 
 /* `host_test_depth --write DIR`: only write the deep store into DIR/db

@@ -3,7 +3,9 @@
  * outside (vh_host_call, the entry point of the REPL and ingress), their
  * replies after the slice, rollback of a failing call's messages and
  * timers, ctx.now fixed within a slice, exactly-once in-order delivery,
- * and the data dir lock.
+ * work queued with a run callback (vh_sched__queue_work, as the REPL
+ * server does), the start/stop hooks of the rooms beside the runtime, and
+ * the data dir lock.
  *
  * Each test writes its domain script into a fresh temp dir, which is also
  * the data dir's parent. Loops end through ved.exit or vh_host_stop; each
@@ -17,43 +19,19 @@
 
 #include "host_int.h"
 #include "vh_test.h"
-
-static char tmpdir[256];
-
-static void mk_tmpdir(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/vh_test_host_XXXXXX");
-  ASSERT(mkdtemp(tmpdir) != NULL);
-}
-
-static void rm_tmpdir(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ASSERT_EQ(system(cmd), 0);
-}
-
-/* Write src to tmpdir/name; returns the path (static buffer). */
-static const char *write_script(const char *name, const char *src) {
-  static char path[512];
-  snprintf(path, sizeof path, "%s/%s", tmpdir, name);
-  FILE *f = fopen(path, "w");
-  ASSERT(f != NULL);
-  fputs(src, f);
-  fclose(f);
-  return path;
-}
+#include "host_util.h"
 
 static vh_host_t *new_host(const char *script_src) {
-  char data[300], err[512];
-  snprintf(data, sizeof data, "%s/data", tmpdir);
+  char err[512];
   vh_host_opts_t o;
   vh_host_opts_default(&o);
-  o.data_dir = data;
+  o.data_dir = datadir;
   o.log_level = VH_LOG_WARN;
   vh_host_t *h = NULL;
   int rc = vh_host_new(&o, &h, err, sizeof err);
   if (rc != 0) fprintf(stderr, "vh_host_new: %s\n", err);
   ASSERT_EQ(rc, 0);
-  rc = vh_host_load(h, write_script("t.lua", script_src), err, sizeof err);
+  rc = vh_host_load(h, write_file("t.lua", script_src), err, sizeof err);
   if (rc != 0) fprintf(stderr, "vh_host_load: %s\n", err);
   ASSERT_EQ(rc, 0);
   return h;
@@ -278,6 +256,112 @@ TEST_IMPL(failed_call_leaves_no_message_or_timer) {
   rm_tmpdir();
 }
 
+/* ---- work with a run callback, and hooks ---- */
+
+static int seq;           /* order of hook calls */
+static int hook_at[2][4]; /* [table][phase]: seq of its first call */
+static int hook_n[2][4];  /* [table][phase]: calls */
+
+#define HOOK_FNS(i)                           \
+  static void hook##i##_start(vh_host_t *h) { \
+    hook_note(i, 0);                          \
+  }                                           \
+  static void hook##i##_last(vh_host_t *h) {  \
+    hook_note(i, 1);                          \
+  }                                           \
+  static void hook##i##_stop(vh_host_t *h) {  \
+    hook_note(i, 2);                          \
+  }                                           \
+  static void hook##i##_free(vh_host_t *h) {  \
+    hook_note(i, 3);                          \
+  }
+
+static void hook_note(int t, int phase) {
+  if (hook_n[t][phase]++ == 0) hook_at[t][phase] = ++seq;
+}
+HOOK_FNS(0)
+HOOK_FNS(1)
+static const vh_host_hooks_t hooks0 = {"a", hook0_start, hook0_last, hook0_stop,
+                                       hook0_free};
+static const vh_host_hooks_t hooks1 = {"b", hook1_start, hook1_last, hook1_stop,
+                                       hook1_free};
+
+/* A run callback: the total the calc domain has committed when it runs,
+ * or an error when the item's payload is true. */
+static int run_total(vh_host_t *h, vh_work_t *w, vh_val_t *reply, char **err) {
+  if (w->payload.type == VH_TBOOL) {
+    *err = strdup("no such thing");
+    return VH_HOST_ENODOMAIN;
+  }
+  ASSERT_EQ(h->in_hold, 0);
+  *reply = vh_int(get_int(state_of(h, "calc"), "total"));
+  return VH_HOST_EROLLBACK;
+}
+
+static void on_work(void *arg, int code, vh_val_t reply, const char *err) {
+  recorder_t *r = (recorder_t *)arg;
+  int i = r->n++;
+  r->codes[i] = code;
+  r->sums[i] = err ? -1 : reply.type == VH_TINT ? reply.u.i : -2;
+  if (err) snprintf(r->err, sizeof r->err, "%s", err);
+  if (r->n == r->stop_at) vh_host_stop(r->h, 0);
+}
+
+static vh_work_t *new_work(recorder_t *r, int fail) {
+  vh_work_t *w = calloc(1, sizeof *w);
+  ASSERT(w != NULL);
+  w->kind = VH_WORK_CALL;
+  w->hdr = vh_str_new("test", 4);
+  w->payload = fail ? vh_bool(1) : vh_nil();
+  w->run = run_total;
+  w->cb = on_work;
+  w->arg = r;
+  return w;
+}
+
+TEST_IMPL(queued_work_runs_its_callback_and_hooks_run_in_order) {
+  mk_tmpdir();
+  vh_host_t *h = new_host(calc_src);
+  ASSERT_EQ(vh_host__hook(h, &hooks0), 0);
+  ASSERT_EQ(vh_host__hook(h, &hooks1), 0);
+  ASSERT_EQ(vh_host__hook(h, &hooks0), 0); /* again: nothing */
+  ASSERT_EQ(h->nhooks, 2);
+  recorder_t r;
+  memset(&r, 0, sizeof r);
+  r.h = h;
+  r.stop_at = 3;
+  /* a call, then two work items: they run in queue order, in slices */
+  ASSERT_EQ(vh_host_call(h, "calc", "add", tab2("a", 40, "b", 2), on_reply, &r),
+            0);
+  vh_sched__queue_work(h, new_work(&r, 1));
+  vh_sched__queue_work(h, new_work(&r, 0));
+  int code = -1;
+  ASSERT_EQ(vh_host_run(h, &code), 0);
+  ASSERT_EQ(r.n, 3);
+  ASSERT_EQ(r.sums[0], 42);                 /* the call */
+  ASSERT_EQ(r.codes[1], VH_HOST_ENODOMAIN); /* its error and code */
+  ASSERT(strcmp(r.err, "no such thing") == 0);
+  ASSERT_EQ(r.codes[2], 0); /* success: no code */
+  ASSERT_EQ(r.sums[2], 42); /* ran after the call committed */
+  /* hooks: each phase in registration order; stop once per run */
+  for (int t = 0; t < 2; t++) {
+    ASSERT_EQ(hook_n[t][0], 1);
+    ASSERT_GT(hook_n[t][1], 0);
+    ASSERT_EQ(hook_n[t][2], 1);
+    ASSERT_EQ(hook_n[t][3], 0);
+  }
+  for (int p = 0; p < 3; p++) ASSERT_GT(hook_at[1][p], hook_at[0][p]);
+  ASSERT_GT(hook_at[0][1], hook_at[1][0]); /* last slice after start */
+  ASSERT_GT(hook_at[0][2], hook_at[1][1]); /* stop after the last slice */
+  vh_host_free(h);
+  for (int t = 0; t < 2; t++) {
+    ASSERT_EQ(hook_n[t][2], 2); /* vh_host_free stops again (idempotent) */
+    ASSERT_EQ(hook_n[t][3], 1);
+  }
+  ASSERT_GT(hook_at[1][3], hook_at[0][3]);
+  rm_tmpdir();
+}
+
 TEST_IMPL(datadir_lock_is_exclusive) {
   mk_tmpdir();
   char dir[300], err[512];
@@ -311,5 +395,6 @@ TEST_IMPL(log_levels_parse) {
 VH_TEST_MAIN(TEST_ENTRY(call_replies_in_order_after_commit),
              TEST_ENTRY(call_errors_roll_back_and_reply),
              TEST_ENTRY(failed_call_leaves_no_message_or_timer),
+             TEST_ENTRY(queued_work_runs_its_callback_and_hooks_run_in_order),
              TEST_ENTRY(datadir_lock_is_exclusive),
              TEST_ENTRY(log_levels_parse))

@@ -16,13 +16,12 @@
 #include "host_int.h"
 #include "vh_plugin.h"
 #include "vh_test.h"
+#include "host_util.h"
 
-static char tmpdir[256];
 static char hello[4096];
 
 static void setup(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/vh_test_plugin_XXXXXX");
-  ASSERT(mkdtemp(tmpdir) != NULL);
+  mk_tmpdir();
   char exe[4096];
   ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
   ASSERT(n > 0);
@@ -32,9 +31,7 @@ static void setup(void) {
 }
 
 static void teardown(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ASSERT_EQ(system(cmd), 0);
+  rm_tmpdir();
 }
 
 TEST_IMPL(check_specs_refuses_the_same_file) {
@@ -60,13 +57,12 @@ TEST_IMPL(check_specs_refuses_the_same_file) {
 
 TEST_IMPL(load_refuses_a_loaded_handle) {
   setup();
-  char data[300], link[300], err[1024];
-  snprintf(data, sizeof data, "%s/data", tmpdir);
+  char link[300], err[1024];
   snprintf(link, sizeof link, "%s/other.so", tmpdir);
   ASSERT_EQ(symlink(hello, link), 0);
   vh_host_opts_t o;
   vh_host_opts_default(&o);
-  o.data_dir = data;
+  o.data_dir = datadir;
   o.watch = 0;
   o.log_level = VH_LOG_WARN;
   vh_host_t *h = NULL;

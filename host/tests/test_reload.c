@@ -19,27 +19,12 @@
 
 #include "host_int.h"
 #include "vh_test.h"
+#include "host_util.h"
 
-static char tmpdir[256];
-static char script[512];
-
-static void mk_tmpdir(void) {
-  snprintf(tmpdir, sizeof tmpdir, "/tmp/vh_test_reload_XXXXXX");
-  ASSERT(mkdtemp(tmpdir) != NULL);
-  snprintf(script, sizeof script, "%s/t.lua", tmpdir);
-}
-
-static void rm_tmpdir(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-  ASSERT_EQ(system(cmd), 0);
-}
+static char script[512]; /* tmpdir/t.lua */
 
 static void write_script(const char *src) {
-  FILE *f = fopen(script, "w");
-  if (!f) abort();
-  fputs(src, f);
-  fclose(f);
+  snprintf(script, sizeof script, "%s", write_file("t.lua", src));
 }
 
 /* A domain 'c' whose inc returns {n, v = gen, m = state.m}; version and
@@ -147,11 +132,10 @@ static void on_reply(void *arg, int code, vh_val_t reply, const char *err) {
 
 TEST_IMPL(reload_swaps_code_and_rolls_back) {
   mk_tmpdir();
-  char data[300], err[512];
-  snprintf(data, sizeof data, "%s/data", tmpdir);
+  char err[512];
   vh_host_opts_t o;
   vh_host_opts_default(&o);
-  o.data_dir = data;
+  o.data_dir = datadir;
   o.watch = 0; /* only explicit reloads */
   o.log_level = VH_LOG_WARN;
   vh_host_t *h = NULL;

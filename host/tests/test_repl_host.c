@@ -199,17 +199,15 @@ static int send_frame(int type, const char *payload) {
 static const char *frame_at(const unsigned char *buf, size_t len, int *type,
                             size_t *flen) {
   static char body[65536];
-  *type = -1;
-  if (len < VH_CONTROL_HEADER) return "";
-  size_t n = ((size_t)buf[0] << 24) | ((size_t)buf[1] << 16) |
-             ((size_t)buf[2] << 8) | buf[3];
-  if (buf[4] != VH_CONTROL_VERSION || n >= sizeof body ||
-      VH_CONTROL_HEADER + n > len)
+  char err[256];
+  size_t n;
+  if (vh_control_frame_check(buf, len, sizeof body - 1, 0, type, &n, flen, err,
+                             sizeof err) != VH_FRAME_COMPLETE) {
+    *type = -1;
     return "";
-  *type = buf[5];
+  }
   memcpy(body, buf + VH_CONTROL_HEADER, n);
   body[n] = '\0';
-  *flen = VH_CONTROL_HEADER + n;
   return body;
 }
 

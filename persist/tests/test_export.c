@@ -21,23 +21,6 @@ static int te_write(void *arg, const void *p, size_t len) {
   return vh_buf_put(arg, p, len);
 }
 
-typedef struct te_src {
-  const unsigned char *p;
-  size_t len, pos;
-  size_t chunk; /* max bytes per read (varies the boundaries) */
-} te_src_t;
-
-static int te_read(void *arg, void *p, size_t cap, size_t *got) {
-  te_src_t *s = arg;
-  size_t k = s->len - s->pos;
-  if (k > cap) k = cap;
-  if (s->chunk && k > s->chunk) k = s->chunk;
-  memcpy(p, s->p + s->pos, k);
-  s->pos += k;
-  *got = k;
-  return 0;
-}
-
 /* Strict deep equality: same types (int vs float kept), floats bitwise. */
 static int te_equal(vh_val_t a, vh_val_t b) {
   if (a.type != b.type) return 0;
@@ -91,12 +74,12 @@ static int te_export(vh_tab_t **tabs, size_t n, uint64_t seq, vh_buf_t *out,
  * and, if msg != NULL, the [new] message. */
 static int te_import(const void *p, size_t len, size_t chunk, vh_tab_t **tabs,
                      size_t *n, vh_export_header_t *h, char **msg) {
-  te_src_t src = {p, len, 0, chunk};
+  vh_export_mem_t src = {p, len, 0, chunk};
   vh_export_reader_t *r;
   char *m = NULL;
   size_t got = 0;
   uint64_t edit = vh_edit_new();
-  if (vh_export_reader_new(te_read, &src, &r) != 0) abort();
+  if (vh_export_reader_new(vh_export_read_mem, &src, &r) != 0) abort();
   int rc = vh_export_read_header(r, h, &m);
   for (size_t i = 0; rc == 0 && i < h->ndomains; i++) {
     rc = vh_export_read_table(r, edit, &tabs[i], &m);

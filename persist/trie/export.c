@@ -537,6 +537,17 @@ static int r_ret(vh_export_reader_t *r, char **errmsg) {
   return r->err;
 }
 
+int vh_export_read_mem(void *arg, void *p, size_t cap, size_t *got) {
+  vh_export_mem_t *s = arg;
+  size_t k = s->len - s->pos;
+  if (k > cap) k = cap;
+  if (s->chunk && k > s->chunk) k = s->chunk;
+  memcpy(p, s->p + s->pos, k);
+  s->pos += k;
+  *got = k;
+  return 0;
+}
+
 int vh_export_reader_new(vh_export_read_fn fn, void *arg,
                          vh_export_reader_t **out) {
   vh_export_reader_t *r = calloc(1, sizeof *r);

@@ -162,6 +162,17 @@ void vh_export_writer_free(vh_export_writer_t *w);
  * Returns 0 or a negative code (the reader fails with VH_EIO). */
 typedef int (*vh_export_read_fn)(void *arg, void *p, size_t cap, size_t *got);
 
+/* A stream held in memory [borrowed bytes], read through
+ * vh_export_read_mem: at most chunk bytes per read when chunk is not 0
+ * (tests and fuzzing vary the read boundaries with it). */
+typedef struct vh_export_mem {
+  const unsigned char *p;
+  size_t len, pos;
+  size_t chunk;
+} vh_export_mem_t;
+/* The vh_export_read_fn of a vh_export_mem_t (arg). */
+int vh_export_read_mem(void *arg, void *p, size_t cap, size_t *got);
+
 typedef struct vh_export_reader vh_export_reader_t;
 
 /* *out = a [new] reader pulling from fn(arg, ...). 0 or VH_ENOMEM. */

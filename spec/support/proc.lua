@@ -10,6 +10,11 @@
 --   proc.wait_log(p, "running", 10)  -- true once the log has it
 --   proc.signal(p, "TERM"); local code = proc.wait(p, 10)
 --
+-- Most specs want a host on a script in a fresh dir, up and running:
+--   local p = proc.start_host(SRC, { args = { "--http", "0" }, http = true })
+--   -- p.wdir (the dir), p.url / p.port (with http), p.pid, p.log
+--   local code, log = proc.stop_host(p)   -- SIGTERM, wait, clean up
+--
 -- Every wait is bounded (default 10 s): a hung host makes the spec fail,
 -- never hang CI. run() is bounded with timeout(1) and KILL: a killed run
 -- reports code 137.
@@ -66,7 +71,7 @@ local function cmdline(args, opts)
   for k, v in pairs(opts.env or {}) do
     parts[#parts + 1] = k .. "=" .. q(v)
   end
-  parts[#parts + 1] = q(M.bin)
+  parts[#parts + 1] = q(opts.bin or M.bin)
   for _, a in ipairs(args) do parts[#parts + 1] = q(a) end
   return table.concat(parts, " ")
 end
@@ -154,6 +159,59 @@ end
 function M.cleanup(p)
   for _, f in ipairs({ p.log, p.pidf, p.rcf, p.base }) do os.remove(f) end
   if p.dir then M.rmdir(p.dir) end
+end
+
+-- The HTTP ingress's address from p's log ("http: listening on
+-- 127.0.0.1:PORT"): sets p.port and p.url, asserts (busted) it is there.
+function M.http_url(p)
+  local assert = require "luassert"
+  local port = M.logtext(p):match("http: listening on 127%.0%.0%.1:(%d+)")
+  assert.truthy(port, M.logtext(p))
+  p.port = port
+  p.url = "http://127.0.0.1:" .. port
+  return p.url
+end
+
+-- Start `vedhost run ARGS... NAME` in a fresh dir (p.wdir) holding src as
+-- NAME, and wait (asserting, busted) until the log says opts.ready.
+-- opts: name ("a.lua"), args ({}), ready ("running"), timeout (the
+-- default), http (read p.url and p.port), bin, env.
+function M.start_host(src, opts)
+  local assert = require "luassert"
+  opts = opts or {}
+  local dir = M.tmpdir()
+  local name = opts.name or "a.lua"
+  M.write(dir .. "/" .. name, src)
+  local argv = { "run" }
+  for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
+  argv[#argv + 1] = name
+  local p = M.start(argv, { cwd = dir, env = opts.env, bin = opts.bin })
+  p.wdir = dir
+  assert.is_true(M.wait_log(p, opts.ready or "running", opts.timeout),
+                 M.logtext(p))
+  if opts.http then M.http_url(p) end
+  return p
+end
+
+-- Stop a host with SIGTERM: its exit code (nil if it had to be killed
+-- after timeout seconds) and its log. Removes its files, and its dir
+-- unless keep_dir.
+function M.stop_host(p, timeout, keep_dir)
+  M.signal(p, "TERM")
+  local code = M.wait(p, timeout)
+  local log = M.logtext(p)
+  M.cleanup(p)
+  if p.wdir and not keep_dir then M.rmdir(p.wdir) end
+  return code, log
+end
+
+-- Run a shell command (stderr dropped); returns its stdout and exit code.
+function M.sh(cmd)
+  local f = io.popen(cmd .. " 2>/dev/null; echo \"::$?\"")
+  local out = f:read("a")
+  f:close()
+  local body, code = out:match("^(.-)::(%d+)%s*$")
+  return body, tonumber(code)
 end
 
 -- Lines of text that contain pattern (plain), in order.

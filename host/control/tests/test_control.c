@@ -103,13 +103,10 @@ static int cli_connect(const char *path) {
   return fd;
 }
 
+/* The codec's header, with any protocol version (to send bad ones). */
 static void put_header(unsigned char *h, uint32_t len, int ver, int type) {
-  h[0] = (unsigned char)(len >> 24);
-  h[1] = (unsigned char)(len >> 16);
-  h[2] = (unsigned char)(len >> 8);
-  h[3] = (unsigned char)len;
+  vh_control_frame_header(h, type, len);
   h[4] = (unsigned char)ver;
-  h[5] = (unsigned char)type;
 }
 
 static int cli_write(int fd, const void *p, size_t n) {

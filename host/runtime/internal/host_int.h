@@ -1,6 +1,8 @@
 /*
- * host_int.h - private layout of the host, shared by the host sources and the
- * host unit tests only. The public API is vh_host.h.
+ * host_int.h - private layout of the host runtime (host/runtime), shared
+ * through the CMake target vh_runtime_internal by the host rooms that run
+ * code inside a host (abi, repl, admin's inspect) and by the host unit
+ * tests only (ARCHITECTURE.md, "Rooms"). The public API is vh_host.h.
  *
  * Files:
  *   host.c   life cycle, the Lua state and its globals, script loading,
@@ -15,6 +17,9 @@
  *            exit.
  *   reload.c hot reload: script watches, SIGHUP, vh_host_reload; reruns
  *            the scripts into a staging registry and swaps code in.
+ * The REPL server and the plugins are not called by name: they register
+ * hooks (vh_host__hook) and queue work with a run callback
+ * (vh_sched__queue_work).
  *
  * Threads: everything here belongs to the loop thread, except the fields
  * marked "signal" (read by the watchdog's signal handler, which runs on the
@@ -104,23 +109,39 @@ struct vh_domain {
                           meaningful only while retired is set */
 };
 
+/* Hooks a host holds at most (vh_host__hook). */
+#define VH_HOST_MAX_HOOKS 8
+
 /* Work taken out of the queues for one slice: a message, a due timer, or a
  * call from outside. */
 typedef enum vh_work_kind {
   VH_WORK_MSG = 0,
   VH_WORK_TIMER = 1,
-  VH_WORK_CALL = 2,
-  VH_WORK_EVAL = 3 /* a REPL chunk (repl_server.c): arg is its request, hdr
-                      a placeholder string, payload nil */
+  VH_WORK_CALL = 2
 } vh_work_kind_t;
+
+struct vh_work;
+/* What a queued call runs inside a slice (as uv_queue_work's work_cb):
+ * *reply [new] on success, or *err [new, malloc'ed] and the code the reply
+ * carries. The reply goes to the item's cb (its after_work_cb), behind the
+ * output gate. */
+typedef int (*vh_work_run_fn)(vh_host_t *h, struct vh_work *w, vh_val_t *reply,
+                              char **err);
 
 typedef struct vh_work {
   vh_work_kind_t kind;
   vh_str_t *hdr;        /* [owned] "to\0from\0event" (sched.c), or for
                            VH_WORK_MSG the stored message string whose
-                           bytes [hoff, hoff + hlen) are that header */
+                           bytes [hoff, hoff + hlen) are that header; for a
+                           call with run set, any tag */
   size_t hoff, hlen;    /* hlen 0: the header is all of hdr */
   vh_val_t payload;     /* [owned] */
+  vh_work_run_fn run;   /* VH_WORK_CALL: NULL dispatches the event hdr
+                           names to its domain; else what runs (the REPL's
+                           chunks, repl_server.c) */
+  int in_hold;          /* VH_WORK_CALL with run: may run while slices are
+                           held (h->in_hold is set meanwhile: it must not
+                           write) */
   vh_host_reply_fn cb;  /* VH_WORK_CALL: reply callback */
   void *arg;            /* VH_WORK_CALL: its argument */
   struct vh_work *next; /* in h->calls */
@@ -255,12 +276,17 @@ struct vh_host {
   int64_t stop_ns;         /* when the stop began to wait (mono ns) */
   int holding;             /* durable.c: slices are held (store
                               backpressure), as last logged */
-  int hold_eval;           /* sched.c: the REPL chunk running now was let
-                              through a hold: it must not write */
+  int in_hold;             /* sched.c: the call running now was let through
+                              a hold (vh_work_t.in_hold): it must not
+                              write */
   int exit_code;
 
-  /* The control socket and REPL (repl_server.c); NULL when not running. */
+  /* The control socket and REPL (host/repl, which owns it); NULL when not
+   * running. */
   struct vh_repl_srv *repl;
+  /* Rooms beside the runtime (vh_host__hook), in registration order. */
+  const struct vh_host_hooks *hooks[VH_HOST_MAX_HOOKS];
+  int nhooks;
 
   /* Hot reload (reload.c): watches, SIGHUP, the scripts loaded. NULL until
    * the first script is loaded. pend_hold: while set (a reload runs),
@@ -427,21 +453,38 @@ void vh_host__merge_top(lua_State *L, int to);
 int64_t vh_host__mono_ns(void);
 int64_t vh_host__wall_ms(void);
 
-/* ---- repl_server.c ---- */
+/* ---- hooks (host.c): rooms that run beside the runtime ---- */
 
-/* Start the control socket DATA/control.sock and the REPL environment (the
- * loop runs). A failure is logged as a warning and the host runs without
- * it. */
-void vh_repl__start(vh_host_t *h);
-/* Stop listening and close every connection (before the loop's handles are
- * closed). Unanswered requests are answered when their work is released. */
-void vh_repl__stop(vh_host_t *h);
-/* Run the REPL chunk of work item w (kind VH_WORK_EVAL) as one atomic unit
- * over every domain and the system state (sched.c calls it for each queued
- * chunk). On success *reply [new] is the printed results (a string) and
- * *err NULL; on failure *err [new, malloc'ed] is the message and traceback
- * (everything the chunk did is rolled back) and *reply nil. */
-void vh_repl__eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply, char **err);
+/* What the REPL server and the plugins are called for, instead of the
+ * runtime calling them by name. Any member may be NULL. The hooks of a
+ * phase run in registration order. */
+typedef enum vh_hook_phase {
+  VH_HOOK_START,      /* vh_host_run: the loop is about to run */
+  VH_HOOK_LAST_SLICE, /* a stopping host's slice ends, before its batch is
+                         built (sched.c) */
+  VH_HOOK_STOP,       /* the loop stopped (before its handles are closed);
+                         again from vh_host_free: must be idempotent */
+  VH_HOOK_FREE        /* vh_host_free, after lua_close */
+} vh_hook_phase_t;
+
+typedef struct vh_host_hooks {
+  const char *name;
+  void (*start)(vh_host_t *h);
+  void (*last_slice)(vh_host_t *h);
+  void (*stop)(vh_host_t *h);
+  void (*free)(vh_host_t *h);
+} vh_host_hooks_t;
+
+/* Register hooks [borrowed: static storage] with h; registering the same
+ * table again does nothing. 0, or VH_HOST_ESTATE when VH_HOST_MAX_HOOKS
+ * are registered already. */
+int vh_host__hook(vh_host_t *h, const vh_host_hooks_t *hooks);
+/* Run every registered hook of phase p. */
+void vh_host__run_hooks(vh_host_t *h, vh_hook_phase_t p);
+
+/* Queue w [stolen] (kind VH_WORK_CALL, run set) to run in a later slice,
+ * after the calls queued before it, and wake the loop for it. */
+void vh_sched__queue_work(vh_host_t *h, vh_work_t *w);
 
 /* ---- reload.c ---- */
 

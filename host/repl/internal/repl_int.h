@@ -1,8 +1,9 @@
 /*
  * repl_int.h - private layout of the REPL server, shared by repl_server.c
  * (the server, the environment, EVAL) and repl_info.c (COMPLETE and
- * COMMAND) only. The host's side of it is the "repl_server.c" section of
- * host_int.h.
+ * COMMAND) only. The server reaches the runtime through host_int.h's hooks
+ * (vh_host__hook) and work queue (vh_sched__queue_work); vh_repl_server.h
+ * is its public side.
  */
 #ifndef VH_REPL_INT_H
 #define VH_REPL_INT_H
@@ -18,13 +19,13 @@
 /* The REPL server of a host (h->repl). Loop thread only. */
 typedef struct vh_repl_srv {
   vh_host_t *h;        /* [borrowed] */
-  vh_control_t *ctl;   /* [owned] the listener; stopped by vh_repl__stop */
+  vh_control_t *ctl;   /* [owned] the listener; stopped by vh_repl_stop */
   vh_str_t *tag;       /* [owned] placeholder hdr of our work items */
   int env_ref;         /* registry: the REPL environment */
   int pretty_ref;      /* registry: the pretty module */
   int pairs_ref;       /* registry: a private proxy-aware pairs */
   int out_ref;         /* registry: print's lines of the running chunk */
-  int active;          /* a chunk is running (vh_repl__eval) */
+  int active;          /* a chunk is running (vh_repl_eval) */
   uv_timer_t *sampler; /* [owned] 1 s timer; freed in its close callback */
   struct {
     int64_t ms;      /* CLOCK_MONOTONIC ms */
