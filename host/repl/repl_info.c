@@ -480,13 +480,6 @@ static int vh_repl_cmd_mark(vh_repl_srv_t *s, vh_control_conn_t *conn,
   }
   memcpy(name, args, n);
   name[n] = '\0';
-  if (h->holding) { /* its batch would wait: refuse rather than ack early */
-    vh_repl_addf(t,
-                 "store backpressure: hold: the store writes no slice now "
-                 "(see :stats); :%s was not done, try again later",
-                 unmark ? "unmark" : "mark");
-    return 0;
-  }
   vh_repl_mark_reply_t *r = calloc(1, sizeof *r);
   vh_reply_t *q = calloc(1, sizeof *q);
   if (!r || !q) {

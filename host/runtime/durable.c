@@ -871,10 +871,14 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
     roots[i + 1] = vhl_state_root(h->doms[i]->st);
   for (int i = 0; i < nroots && !dirty; i++) dirty = vh_tab_id(roots[i]) == 0;
   dirty |= D->dead.n || D->sweep.n;
-  /* History collection alone never holds a stop or a backpressure hold. */
+  /* History collection alone never delays a stop or adds to a
+   * backpressure hold; a mark or unmark is written even then (its reply
+   * waits behind the gate for it). */
   if (!dirty && D->hist && !h->holding && !h->stop_requested)
     dirty = vh_hist_due(D->hist, vh_host__wall_ms(),
                         vh_store_durable_seq(D->store));
+  else if (!dirty && D->hist)
+    dirty = vh_hist_marks_dirty(D->hist);
   if (!dirty && D->last_man) {
     /* Only a version can have changed: compare manifests. */
     if (vh_durable_manifest(h, D->seq + 1, D->next_id, &man, &manlen) != 0)

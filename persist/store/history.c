@@ -792,6 +792,10 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
   return 0;
 }
 
+int vh_hist_marks_dirty(const vh_hist_t *H) {
+  return H->dirty;
+}
+
 int vh_hist_due(vh_hist_t *H, int64_t now_ms, uint64_t durable) {
   if (H->dirty) return 1;
   for (size_t i = 0; i < H->nmarks; i++)

@@ -220,6 +220,8 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
  * due to drop (age, a smaller budget), marks changed, a removed mark's
  * entries wait. now_ms = the wall clock. May read a few version records. */
 int vh_hist_due(vh_hist_t *H, int64_t now_ms, uint64_t durable);
+/* 1 if a mark or unmark waits to be written (cheap; no read). */
+int vh_hist_marks_dirty(const vh_hist_t *H);
 /* For the sweeper: if a mark below d pins id (born before it), adds the
  * pin (subtree entry) to b and returns 1; else 0. */
 int vh_hist_pin(vh_hist_t *H, vh_batch_t *b, uint64_t id, uint64_t d);
