@@ -373,10 +373,11 @@ static vh_tab_t *make_transient(lua_State *L, vhl_proxy_t *p, vh_tab_t *t) {
 
 /* Raise the "cannot write" error for p (+ key at key_idx, may be 0). */
 static int write_error(lua_State *L, vhl_proxy_t *p, int key_idx) {
+  char why[64];
   push_path_key(L, p, key_idx);
-  return luaL_error(
-      L, "cannot write %s: %s", lua_tostring(L, -1),
-      p->st->readonly ? "read-only snapshot" : "outside a transaction");
+  return luaL_error(L, "cannot write %s: %s", lua_tostring(L, -1),
+                    p->st->readonly ? vhl__readonly_why(p->st, why, sizeof why)
+                                    : "outside a transaction");
 }
 
 static vh_tab_t *writable(lua_State *L, vhl_proxy_t *p, int key_idx) {

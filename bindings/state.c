@@ -32,6 +32,7 @@
  *   st.state, st.name, st:begin(), st:commit(), st:rollback(), st:in_tx(),
  *   st:transact(fn) -> ok, err, st:snapshot() -> read-only root proxy.
  */
+#include <stdio.h>
 #include <string.h>
 
 #include "vhl_int.h"
@@ -84,6 +85,19 @@ void vhl__pin_prepare(vhl_state_t *st, const vh_tab_t *t) {
   if (st->edit != 0 && vh_tab_edit(t) == st->edit) st->edit = vh_edit_new();
 }
 
+void vhl_state_set_view(vhl_state_t *st, uint64_t seq) {
+  st->readonly = 1;
+  st->version = seq;
+}
+
+/* Why st may not be written, for messages. [borrowed: static or buf] */
+const char *vhl__readonly_why(const vhl_state_t *st, char *buf, size_t cap) {
+  if (st->version == 0) return "read-only snapshot";
+  snprintf(buf, cap, "version %llu is read-only",
+           (unsigned long long)st->version);
+  return buf;
+}
+
 /* ---- roots ---- */
 
 vh_tab_t *vhl_state_root(const vhl_state_t *st) {
@@ -96,9 +110,11 @@ void vhl_state_set_root(lua_State *L, vhl_state_t *st, vh_tab_t *root) {
     if (root == NULL) vhl__oom(L);
   }
   if (st->edit != 0 || st->readonly) {
+    char why[64];
     vh_tab_release(root);
     luaL_error(L, "cannot replace the root of %s: %s", st->name,
-               st->readonly ? "read-only snapshot" : "transaction open");
+               st->readonly ? vhl__readonly_why(st, why, sizeof why)
+                            : "transaction open");
   }
   vh_tab_t *old = st->root;
   st->root = root;
@@ -150,7 +166,11 @@ static int state_begin(lua_State *L) {
   int rc = vhl_tx_begin(st);
   if (rc == VHL_EBUSY)
     return luaL_error(L, "%s: a transaction is already open", st->name);
-  if (rc != 0) return luaL_error(L, "%s: read-only snapshot", st->name);
+  if (rc != 0) {
+    char why[64];
+    return luaL_error(L, "%s: %s", st->name,
+                      vhl__readonly_why(st, why, sizeof why));
+  }
   return 0;
 }
 
@@ -282,6 +302,7 @@ vhl_state_t *vhl_state_new(lua_State *L, vh_tab_t *root, const char *name) {
   vhl_state_t *st = (vhl_state_t *)lua_newuserdatauv(L, sizeof *st + n + 1, 2);
   st->magic = VHL_STATE_MAGIC;
   st->readonly = 0;
+  st->version = 0;
   st->root = root;
   st->base = NULL;
   st->edit = 0;

@@ -34,6 +34,11 @@ typedef struct vhl_state vhl_state_t;
  * state lives while that userdata is reachable. name is copied and used as
  * the first path element in messages ("state" if NULL). Raises on OOM. */
 vhl_state_t *vhl_state_new(lua_State *L, vh_tab_t *root, const char *name);
+/* Make st read-only for good, as a view of version seq of a domain (the
+ * REPL's at(V)): every write through its proxies raises "cannot write
+ * PATH: version SEQ is read-only". The root should be a view
+ * (vh_tab_stub_view), whose nodes refuse writes on their own too. */
+void vhl_state_set_view(vhl_state_t *st, uint64_t seq);
 /* The state at index idx, or raise a type error. */
 vhl_state_t *vhl_state_check(lua_State *L, int idx);
 

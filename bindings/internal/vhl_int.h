@@ -58,6 +58,9 @@
 struct vhl_state {
   uint32_t magic;       /* VHL_STATE_MAGIC */
   int readonly;         /* 1 for a snapshot: every write raises */
+  uint64_t version;     /* a view of this retained version (the REPL's
+                           at(V)): writes raise "version N is read-only";
+                           0 = none */
   vh_tab_t *root;       /* current version [owned]; never NULL while alive */
   vh_tab_t *base;       /* root at vhl_tx_begin [owned]; NULL outside a tx */
   uint64_t edit;        /* token of the open transaction; 0 outside one */
@@ -173,6 +176,9 @@ int vhl__oom(lua_State *L);
 /* Switch the open transaction to a fresh edit token if t was created under
  * the current one, so that t (about to be pinned) is never mutated again. */
 void vhl__pin_prepare(vhl_state_t *st, const vh_tab_t *t);
+/* Why st may not be written: "read-only snapshot" or "version N is
+ * read-only" (into buf, cap bytes). [borrowed] */
+const char *vhl__readonly_why(const vhl_state_t *st, char *buf, size_t cap);
 /* The state userdata at idx, or NULL. */
 vhl_state_t *vhl__tostate(lua_State *L, int idx);
 

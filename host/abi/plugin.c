@@ -41,6 +41,10 @@
  * before its batch is built) releases every pinned version, so the nodes
  * only an old version held die while their deletes can still join the
  * last batch (invariant 5); the reader then answers VEDHOST_ESTOPPED.
+ * api->read_open_at (minor 3) makes the same reader over a retained
+ * version: its root is a view stub (persist/vh_trie.h: the nodes it
+ * loads never reach the free hook), so a reader of an old version never
+ * makes the store delete nodes that version still uses.
  *
  * LIFE. One host per process, so the plugin registry is process-wide (as
  * the watchdog's host pointer in call.c). Stop callbacks run in reverse
@@ -55,14 +59,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "host_int.h"
 #include "vh_bytes.h"
+#include "vh_changes.h"
+#include "vh_changes_json.h"
 #include "vh_http.h"
 #include "vh_json.h"
 #include "vh_jstream.h"
 #include "vh_log.h"
 #include "vh_plugin.h"
+#include "vh_version_spec.h"
 
 typedef struct vh_plug {
   void *dl;          /* [owned] dlopen handle, NULL for a built-in */
@@ -422,6 +430,147 @@ static int vh_api_read_open(vedhost_t *host, const char *domain,
   return 0;
 }
 
+/* Register reader r for v [borrowed] (read_open's tail). */
+static int vh_api_reader_new(vh_val_t v, vedhost_reader_t **out) {
+  vedhost_reader_t *r = calloc(1, sizeof *r);
+  if (!r || vh_jstream_new(v, &r->js) != 0) {
+    free(r);
+    return VEDHOST_ENOMEM;
+  }
+  r->next = vh_plugins.readers;
+  if (r->next) r->next->prev = r;
+  vh_plugins.readers = r;
+  *out = r;
+  return 0;
+}
+
+static int64_t vh_api_wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* read_open_at: the version's manifest (vh_version_load), a view stub of
+ * the domain's root there (vh_tab_stub_view: loads report no deaths and
+ * refuse writes), the path walked over it, a reader over the value. */
+static int vh_api_read_open_at(vedhost_t *host, const char *domain,
+                               const char *const *path, size_t npath,
+                               const char *at, vedhost_reader_t **out,
+                               char *why, size_t cap) {
+  vh_host_t *h = vh_plugin_host(host);
+  char dummy[1];
+  if (!why || cap == 0) {
+    why = dummy;
+    cap = sizeof dummy;
+  }
+  why[0] = '\0';
+  *out = NULL;
+  if (vh_plugins.cut || h->phase != VH_PHASE_RUN) return VEDHOST_ESTOPPED;
+  struct vh_store *store = vh_durable__store(h);
+  if (!store || !at || !domain) {
+    snprintf(why, cap, "%s",
+             !store ? "this host keeps no store" : "no version");
+    return VEDHOST_ENOTFOUND;
+  }
+  vh_manifest_t m;
+  uint64_t seq = 0;
+  int64_t t = 0;
+  char *msg = NULL;
+  int rc = vh_version_load(store, at, vh_api_wall_ms(), &seq, &t, &m, &msg);
+  if (rc != 0) {
+    snprintf(why, cap, "%s", msg ? msg : vh_err_name(rc));
+    free(msg);
+    return rc == VH_ENOENT || rc == VH_EINVAL ? VEDHOST_ENOTFOUND
+           : rc == VH_ENOMEM                  ? VEDHOST_ENOMEM
+                                              : VEDHOST_EIO;
+  }
+  const vh_manifest_domain_t *d = vh_manifest_find(&m, domain);
+  if (!d) {
+    snprintf(why, cap, "no domain '%.200s' in version %llu", domain,
+             (unsigned long long)seq);
+    vh_manifest_free(&m);
+    return VEDHOST_ENODOMAIN;
+  }
+  vh_tab_t *root = d->root ? vh_tab_stub_view(d->root) : vh_tab_new(0);
+  vh_manifest_free(&m);
+  if (!root) return VEDHOST_ENOMEM;
+  vh_val_t v = vh_tabv(root);
+  vh_trie_fault_clear();
+  rc = 0;
+  for (size_t i = 0; i < npath && rc == 0; i++) {
+    if (v.type != VH_TTAB) {
+      rc = VEDHOST_ENOTFOUND;
+      break;
+    }
+    vh_plugin_path_get(v.u.t, path[i], &v);
+    if (v.type == VH_TNIL) {
+      const char *fm = NULL;
+      int f = vh_trie_fault(&fm);
+      if (f) snprintf(why, cap, "%s", fm);
+      vh_trie_fault_clear();
+      rc = f ? VEDHOST_EIO : VEDHOST_ENOTFOUND;
+    }
+  }
+  if (rc == VEDHOST_ENOTFOUND && !why[0])
+    snprintf(why, cap, "no value at that path in version %llu",
+             (unsigned long long)seq);
+  if (rc == 0) rc = vh_api_reader_new(v, out);
+  vh_tab_release(root); /* the reader holds its own reference */
+  return rc;
+}
+
+/* changes: the feed of host/changes.c over view stubs (old versions must
+ * never report deaths), one call = one vh_feed_poll from `after`. */
+typedef struct vh_api_feed {
+  int (*fn)(void *arg, const char *line, size_t len);
+  void *arg;
+  vh_buf_t line;
+} vh_api_feed_t;
+
+static int vh_api_feed_one(void *arg, const vh_change_t *c) {
+  vh_api_feed_t *f = arg;
+  f->line.len = 0;
+  int r = vh_change_json(c, 1, &f->line);
+  if (r != 0) return r;
+  return f->fn(f->arg, (const char *)f->line.p, f->line.len) != 0 ? 2 : 0;
+}
+
+static int vh_api_changes(vedhost_t *host, uint64_t after, size_t max_versions,
+                          int (*fn)(void *arg, const char *line, size_t len),
+                          void *arg, uint64_t *last, char *why, size_t cap) {
+  vh_host_t *h = vh_plugin_host(host);
+  char dummy[1];
+  if (!why || cap == 0) {
+    why = dummy;
+    cap = sizeof dummy;
+  }
+  why[0] = '\0';
+  if (last) *last = after;
+  if (vh_plugins.cut || h->phase != VH_PHASE_RUN) return VEDHOST_ESTOPPED;
+  struct vh_store *store = vh_durable__store(h);
+  if (!store || !fn) {
+    snprintf(why, cap, "%s", !store ? "this host keeps no store" : "no fn");
+    return VEDHOST_ENOTFOUND;
+  }
+  vh_feed_t feed;
+  vh_api_feed_t f;
+  char *msg = NULL;
+  f.fn = fn;
+  f.arg = arg;
+  vh_buf_init(&f.line);
+  vh_feed_init(&feed, store, vh_tab_stub_view, after);
+  int rc = vh_feed_poll(&feed, max_versions, vh_api_feed_one, &f, NULL, &msg);
+  if (last) *last = feed.last;
+  vh_feed_free(&feed);
+  vh_buf_free(&f.line);
+  if (rc < 0) snprintf(why, cap, "%s", msg ? msg : vh_err_name(rc));
+  free(msg);
+  if (rc >= 0) return rc == 1 ? 1 : 0; /* 2: fn stopped it */
+  return rc == VH_ENOENT   ? VEDHOST_ENOTFOUND
+         : rc == VH_ENOMEM ? VEDHOST_ENOMEM
+                           : VEDHOST_EIO;
+}
+
 static int vh_api_read_next(vedhost_reader_t *r, char *buf, size_t cap,
                             size_t *len) {
   *len = 0;
@@ -524,6 +673,9 @@ static int vh_plugin_start(vh_host_t *h, vh_plug_t *p,
   a->read_next = vh_api_read_next;
   a->read_error = vh_api_read_error;
   a->read_close = vh_api_read_close;
+  /* minor 3: versions */
+  a->read_open_at = vh_api_read_open_at;
+  a->changes = vh_api_changes;
   /* Kept before init runs: init may register stop hooks, and a failed
    * init still has its object closed only at vh_host_free. */
   vh_plugins.plugs[vh_plugins.nplugs++] = p;

@@ -2,7 +2,9 @@
  * export_cmd.c - `vedhost export` and `vedhost import`: backups of the
  * committed state as a portable stream (format: persist/trie/vh_export.h).
  *
- * EXPORT [--data DIR] [--domain NAME]... [FILE|-]
+ * EXPORT [--data DIR] [--at V] [--domain NAME]... [FILE|-]
+ *   --at V: the retained version V (vh_version_spec.h) instead of the
+ *   newest; the stream's seq is V's, so an import restores V.
  *   Opens DIR/db as a RocksDB secondary (offline.c: no lock, nothing
  *   written into DIR), so it runs beside a live host without pausing it.
  *   The secondary catches up once at open and never again, and the
@@ -64,14 +66,18 @@
 #include "vh_offline.h"
 #include "vh_store.h"
 #include "vh_trie.h"
+#include "vh_version_spec.h"
 
 static const char vh_export_usage[] =
-    "usage: vedhost export [--data DIR] [--domain NAME]... [FILE|-]\n"
+    "usage: vedhost export [--data DIR] [--at V] [--domain NAME]... "
+    "[FILE|-]\n"
     "  write a consistent snapshot of DIR (default " VH_DEFAULT_DATA_DIR
     ") as a\n"
     "  zstd-compressed stream to FILE, or to stdout for '-' or no FILE;\n"
     "  safe while a host runs on DIR. --domain (repeatable) limits it to\n"
-    "  those domains (the host's timers and messages are then left out).\n";
+    "  those domains (the host's timers and messages are then left out).\n"
+    "  --at V writes the retained version V (a seq, -N, a time or a mark)\n"
+    "  instead of the newest.\n";
 
 static const char vh_import_usage[] =
     "usage: vedhost import [--data DIR] [--replace-domain NAME] FILE|-\n"
@@ -87,6 +93,7 @@ typedef struct vh_xargs {
   const char **names; /* [owned array] --domain / --replace-domain */
   int nnames;
   const char *file; /* the positional argument, or NULL */
+  const char *at;   /* export --at, or NULL */
 } vh_xargs_t;
 
 static int vh_export__arg(void *arg, int opt, const char *val) {
@@ -95,6 +102,8 @@ static int vh_export__arg(void *arg, int opt, const char *val) {
     x->file = val;
   else if (opt == 0)
     x->data = val;
+  else if (opt == 2)
+    x->at = val;
   else
     x->names[x->nnames++] = val;
   return 0;
@@ -108,9 +117,19 @@ static int vh_export_args(int argc, char **argv, const char *usage,
   x->data = VH_DEFAULT_DATA_DIR;
   x->names = calloc((size_t)argc + 1, sizeof *x->names);
   if (x->names == NULL) return 2;
-  const vh_cli_opt_t opts[] = {{"--data", 1, 0}, {opt, 1, many}};
-  vh_cli_cmd_t cmd = {argv[0], opts, 2, 1, usage};
-  return vh_cli_parse(&cmd, argc, argv, vh_export__arg, x);
+  /* --at only for export (many: the --domain form) */
+  const vh_cli_opt_t opts[] = {
+      {"--data", 1, 0}, {opt, 1, many}, {"--at", 1, 0}};
+  vh_cli_cmd_t cmd = {argv[0], opts, many ? 3 : 2, 1, usage};
+  int rc = vh_cli_parse(&cmd, argc, argv, vh_export__arg, x);
+  if (rc == 0 && x->at != NULL) { /* a malformed time is a usage error */
+    int64_t t;
+    char *msg = NULL;
+    if (vh_version_parse_time(x->at, 0, &t, &msg) < 0)
+      rc = vh_cli_bad(argv[0], "--at: %s", msg ? msg : "bad version");
+    free(msg);
+  }
+  return rc;
 }
 
 /* ---- progress on a terminal ---- */
@@ -262,6 +281,12 @@ int vh_export_main(int argc, char **argv) {
   vh_offline_t o;
   if (vh_offline_open(&o, x.data, err, sizeof err) != 0) {
     fprintf(stderr, "vedhost: %s\n", err);
+    free(x.names);
+    return 1;
+  }
+  if (vh_offline_at(&o, x.at, err, sizeof err) != 0) {
+    fprintf(stderr, "vedhost: export: %s\n", err);
+    vh_offline_close(&o);
     free(x.names);
     return 1;
   }

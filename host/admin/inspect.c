@@ -14,6 +14,11 @@
  *
  * The path walk and the printing are scripts/inspect.lua (embedded).
  *
+ * --at V (a version spec, persist/store/vh_version_spec.h) swaps the manifest
+ * for that retained version's (offline.c, vh_offline_at) before anything
+ * is read; the rest is the same walk over older roots. Plain stubs are
+ * right here: no free hook is installed offline.
+ *
  * OUTPUT (stdout), the format of scripts/pretty.lua:
  *   no PATH   one `name = <value>` line per domain, sorted by name
  *   PATH      the value at PATH alone
@@ -38,10 +43,14 @@
 #include "vhl.h"
 
 static const char vh_inspect_usage[] =
-    "usage: vedhost inspect [--data DIR] [PATH]\n"
+    "usage: vedhost inspect [--data DIR] [--at V] [PATH]\n"
     "  Print the value at PATH (e.g. counter.recent.3) or, without PATH,\n"
     "  every domain as `name = value`, from the data dir (default\n"
-    "  " VH_DEFAULT_DATA_DIR "), whether or not a host runs on it.\n";
+    "  " VH_DEFAULT_DATA_DIR
+    "), whether or not a host runs on it.\n"
+    "  --at V reads the retained version V instead of the newest: a seq\n"
+    "  (1234), -N (N versions back), a time (2026-12-06T14:02:00Z, 14:02,\n"
+    "  -5m) or a mark name.\n";
 
 /* fault() -> nil, or the message of the trie's sticky fault (cleared). */
 static int vh_inspect__fault(lua_State *L) {
@@ -105,13 +114,18 @@ static int vh_inspect__run(lua_State *L) {
 }
 
 int vh_inspect_main(int argc, char **argv) {
-  const char *data, *path;
-  int rc = vh_offline_args(argc, argv, vh_inspect_usage, &data, &path);
+  const char *data, *path, *at;
+  int rc = vh_offline_args_at(argc, argv, vh_inspect_usage, &data, &path, &at);
   if (rc != 0) return rc == 1 ? 0 : rc;
   vh_offline_t o;
   char err[1024];
   if (vh_offline_open(&o, data, err, sizeof err) != 0) {
     fprintf(stderr, "vedhost: inspect: %s\n", err);
+    return 1;
+  }
+  if (vh_offline_at(&o, at, err, sizeof err) != 0) {
+    fprintf(stderr, "vedhost: inspect: %s\n", err);
+    vh_offline_close(&o);
     return 1;
   }
   if (path == NULL && o.man.ndomains == 0) {

@@ -31,9 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "vh_cli_args.h"
 #include "vh_trie.h"
+#include "vh_version_spec.h"
 
 /* ---- scratch dir ---- */
 
@@ -139,6 +141,33 @@ int vh_offline_open(vh_offline_t *o, const char *data_dir, char *err,
   return 0;
 }
 
+int64_t vh_offline_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int vh_offline_at(vh_offline_t *o, const char *spec, char *err, size_t cap) {
+  if (spec == NULL) return 0;
+  vh_manifest_t m;
+  uint64_t seq = 0;
+  int64_t t = 0;
+  char *msg = NULL;
+  int rc =
+      vh_version_load(o->store, spec, vh_offline_now_ms(), &seq, &t, &m, &msg);
+  if (rc != 0) {
+    snprintf(err, cap, "%s", msg ? msg : vh_err_name(rc));
+    free(msg);
+    return rc;
+  }
+  vh_manifest_free(&o->man);
+  o->man = m;
+  o->has_manifest = 1;
+  o->at_seq = seq;
+  o->at_time_ms = t;
+  return 0;
+}
+
 /* ---- the lazy loader over the secondary ---- */
 
 static int vh_offline__load(void *arg, uint64_t id, const void **bytes,
@@ -172,19 +201,40 @@ int vh_offline_sweep_ids(vh_offline_t *o, int (*fn)(void *arg, uint64_t id),
 typedef struct vh_offline_argv {
   const char **data; /* [borrowed] --data */
   const char **arg;  /* [borrowed] the positional argument, or NULL */
+  const char **at;   /* [borrowed] --at, or NULL when not accepted */
 } vh_offline_argv_t;
 
 static int vh_offline__arg(void *arg, int opt, const char *val) {
   vh_offline_argv_t *a = arg;
-  *(opt < 0 ? a->arg : a->data) = val;
+  *(opt < 0 ? a->arg : opt == 0 ? a->data : a->at) = val;
   return 0;
+}
+
+int vh_offline_args_at(int argc, char **argv, const char *usage,
+                       const char **data, const char **arg, const char **at) {
+  static const vh_cli_opt_t opts[] = {{"--data", 1, 0}, {"--at", 1, 0}};
+  vh_cli_cmd_t cmd = {argv[0], opts, 2, arg ? 1 : 0, usage};
+  vh_offline_argv_t a = {data, arg, at};
+  *data = VH_DEFAULT_DATA_DIR;
+  if (arg) *arg = NULL;
+  *at = NULL;
+  int rc = vh_cli_parse(&cmd, argc, argv, vh_offline__arg, &a);
+  if (rc == 0 && *at != NULL) { /* a malformed time is a usage error */
+    int64_t t;
+    char *msg = NULL;
+    if (vh_version_parse_time(*at, 0, &t, &msg) < 0) {
+      rc = vh_cli_bad(argv[0], "--at: %s", msg ? msg : "bad version");
+      free(msg);
+    }
+  }
+  return rc;
 }
 
 int vh_offline_args(int argc, char **argv, const char *usage, const char **data,
                     const char **arg) {
   static const vh_cli_opt_t opts[] = {{"--data", 1, 0}};
   vh_cli_cmd_t cmd = {argv[0], opts, 1, arg ? 1 : 0, usage};
-  vh_offline_argv_t a = {data, arg};
+  vh_offline_argv_t a = {data, arg, NULL};
   *data = VH_DEFAULT_DATA_DIR;
   if (arg) *arg = NULL;
   return vh_cli_parse(&cmd, argc, argv, vh_offline__arg, &a);

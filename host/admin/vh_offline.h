@@ -26,12 +26,15 @@
 
 /* An open, read-only view of a data dir. */
 typedef struct vh_offline {
-  vh_store_t *store; /* [owned] the secondary store */
-  char *scratch;     /* [owned] the secondary's scratch dir (removed at
-                        close) */
-  char *data_dir;    /* [owned] DATA as given */
-  int has_manifest;  /* 1 if the store holds a manifest */
-  vh_manifest_t man; /* [owned] the decoded manifest (empty if none) */
+  vh_store_t *store;  /* [owned] the secondary store */
+  char *scratch;      /* [owned] the secondary's scratch dir (removed at
+                         close) */
+  char *data_dir;     /* [owned] DATA as given */
+  int has_manifest;   /* 1 if the store holds a manifest */
+  vh_manifest_t man;  /* [owned] the decoded manifest (empty if none); the
+                         version's after vh_offline_at */
+  uint64_t at_seq;    /* vh_offline_at: the version read (0: the newest) */
+  int64_t at_time_ms; /* ... and its time (INT64_MIN: unknown) */
 } vh_offline_t;
 
 /* Opens data_dir [borrowed] read-only and reads its manifest. On error
@@ -42,6 +45,13 @@ typedef struct vh_offline {
  * vh_store_open), VH_EIO. */
 int vh_offline_open(vh_offline_t *o, const char *data_dir, char *err,
                     size_t cap);
+/* Switches o to the retained version named by spec (vh_version_spec.h;
+ * NULL: keep the newest): o->man becomes that version's manifest. 0, or
+ * a negative code (VH_ENOENT: no such retained version, VH_EINVAL: a
+ * malformed spec) with one line (no prefix) in err. */
+int vh_offline_at(vh_offline_t *o, const char *spec, char *err, size_t cap);
+/* The wall clock, unix ms (for version specs: ages, today's HH:MM). */
+int64_t vh_offline_now_ms(void);
 /* Closes the secondary and removes its scratch dir. Idempotent. */
 void vh_offline_close(vh_offline_t *o);
 
@@ -68,6 +78,11 @@ int vh_offline_sweep_ids(vh_offline_t *o, int (*fn)(void *arg, uint64_t id),
  * argv[0] is the subcommand's name. */
 int vh_offline_args(int argc, char **argv, const char *usage, const char **data,
                     const char **arg);
+
+/* vh_offline_args that also takes `--at V` into *at (NULL if not given;
+ * a value that looks like a time but is not one is a usage error). */
+int vh_offline_args_at(int argc, char **argv, const char *usage,
+                       const char **data, const char **arg, const char **at);
 
 /* ---- a map from node id (> 0) to a small record ---- */
 
@@ -97,6 +112,10 @@ int vh_fsck_main(int argc, char **argv);
 /* `vedhost mark` / `vedhost unmark` (host/cli/mark_cmd.c); argv[0] is "mark" or
  * "unmark". */
 int vh_mark_main(int argc, char **argv);
+/* host/cli/diff_cmd.c: `vedhost diff` and `vedhost changes`. */
+int vh_diff_main(int argc, char **argv);
+int vh_changes_main(int argc, char **argv);
 int vh_inspect_main(int argc, char **argv);
+int vh_log_main(int argc, char **argv); /* log_cmd.c: `vedhost log` */
 
 #endif /* VH_OFFLINE_H */

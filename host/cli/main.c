@@ -25,6 +25,8 @@
 #include "vh_plugin.h"
 #include "vh_recover.h"
 #include "vh_repl.h"
+#include "vh_branch.h"
+#include "vh_rollback.h"
 #include "vh_repl_server.h"
 
 static const char vh_main_usage[] =
@@ -39,14 +41,21 @@ static const char vh_main_usage[] =
     "      run them until SIGINT/SIGTERM or ved.exit(code)\n"
     "  vedhost repl [--data DIR] [-e CODE]\n"
     "      attach to a running host and evaluate Lua in it\n"
-    "  vedhost inspect [--data DIR] [PATH]\n"
+    "  vedhost inspect [--data DIR] [--at V] [PATH]\n"
     "      print the value at PATH (e.g. counter.recent.3) or every domain\n"
+    "      (of retained version V: a seq, -N, a time 14:02, -5m, a mark)\n"
+    "  vedhost log [--data DIR] [--domain NAME] [--since T] [-n N]\n"
+    "      list the retained versions, newest first\n"
+    "  vedhost diff [--data DIR] [--json] FROM [TO] [PATH]\n"
+    "      print what changed between two versions (TO: the current one)\n"
+    "  vedhost changes [--data DIR] [--from V] [--follow] [--json]\n"
+    "      print every retained version's changes, oldest first\n"
     "  vedhost fsck [--data DIR]\n"
     "      check the data dir\n"
     "  vedhost recover [--data DIR]\n"
     "      accept the loss of the slices after a corrupt write-ahead log\n"
     "      record (which run refuses) and print which slices were dropped\n"
-    "  vedhost export [--data DIR] [--domain NAME]... [FILE|-]\n"
+    "  vedhost export [--data DIR] [--at V] [--domain NAME]... [FILE|-]\n"
     "      write a consistent snapshot (zstd stream) to FILE or stdout;\n"
     "      safe while a host runs\n"
     "  vedhost import [--data DIR] [--replace-domain NAME] FILE|-\n"
@@ -54,6 +63,11 @@ static const char vh_main_usage[] =
     "      domain of a stopped host\n"
     "  vedhost mark [--data DIR] NAME | vedhost unmark [--data DIR] NAME\n"
     "      pin the current version under NAME (outside --retain) / unpin it\n"
+    "  vedhost rollback [--data DIR] --domain NAME --to V\n"
+    "      put one domain back to its state at version V, as a new version\n"
+    "      (through the running host, or on a stopped data dir)\n"
+    "  vedhost branch [--data DIR] --at V NEWDIR\n"
+    "      make NEWDIR a data dir whose current state is version V\n"
     "  vedhost --help | --version\n"
     "\n"
     "options of run:\n"
@@ -336,11 +350,16 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "repl") == 0) return vh_repl_main(argc - 1, argv + 1);
   if (strcmp(cmd, "fsck") == 0) return vh_fsck_main(argc - 1, argv + 1);
   if (strcmp(cmd, "inspect") == 0) return vh_inspect_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "log") == 0) return vh_log_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "diff") == 0) return vh_diff_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "changes") == 0) return vh_changes_main(argc - 1, argv + 1);
   if (strcmp(cmd, "export") == 0) return vh_export_main(argc - 1, argv + 1);
   if (strcmp(cmd, "import") == 0) return vh_import_main(argc - 1, argv + 1);
   if (strcmp(cmd, "recover") == 0) return vh_recover_main(argc - 1, argv + 1);
   if (strcmp(cmd, "mark") == 0 || strcmp(cmd, "unmark") == 0)
     return vh_mark_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "rollback") == 0) return vh_rollback_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "branch") == 0) return vh_branch_main(argc - 1, argv + 1);
   if (cmd[0] == '-') return vh_main_bad("unknown option '%s'%s", cmd, "");
   return vh_main_bad("unknown command '%s'%s", cmd, "");
 }

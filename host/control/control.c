@@ -99,8 +99,9 @@ struct vh_control_s {
   int stopping;             /* vh_control_stop was called */
   size_t max_output;        /* reply limit */
   uint64_t write_timeout;   /* ms without progress before a close */
-  void (*log)(const char *msg, void *arg); /* may be NULL */
-  uv_timer_t sweep;                        /* checks stalled replies */
+  void (*log)(const char *msg, void *arg);            /* may be NULL */
+  void (*closed)(vh_control_conn_t *conn, void *arg); /* may be NULL */
+  uv_timer_t sweep; /* checks stalled replies */
 };
 
 struct vh_control_conn_s {
@@ -263,6 +264,7 @@ static void conn_close(vh_control_conn_t *c) {
   if (c->next) c->next->prev = c->prev;
   c->prev = c->next = NULL;
   ctl->nconns--;
+  if (ctl->closed) ctl->closed(c, ctl->arg);
   uv_close((uv_handle_t *)&c->pipe, conn_close_cb);
 }
 
@@ -555,6 +557,7 @@ int vh_control_start(uv_loop_t *loop, const char *path,
       opts && opts->max_payload ? opts->max_payload : VH_CONTROL_MAX_PAYLOAD;
   ctl->max_output =
       opts && opts->max_output ? opts->max_output : VH_CONTROL_MAX_OUTPUT;
+  ctl->closed = opts ? opts->closed : NULL;
   ctl->write_timeout = opts && opts->write_timeout_ms
                            ? opts->write_timeout_ms
                            : VH_CONTROL_WRITE_TIMEOUT_MS;

@@ -72,6 +72,7 @@ typedef struct {
   int colour;        /* colours on stdout */
   int colour_err;    /* colours on stderr */
   int cont;          /* the chunk is incomplete: continuation prompt */
+  int forked;        /* :fork succeeded, no :unfork since: "ved(fork)> " */
   int lost;          /* the connection failed; the loop ends */
   char *chunk;       /* lines of the current chunk (owned), or NULL */
   size_t chunk_len;  /* bytes in chunk */
@@ -249,6 +250,10 @@ static void on_sigint(int sig) {
 static char *prompt_fn(EditLine *el) {
   session_t *s;
   el_get(el, EL_CLIENTDATA, &s);
+  if (s->forked && !s->colour) return s->cont ? "ved(fork)>> " : "ved(fork)> ";
+  if (s->forked)
+    return s->cont ? "\1\033[1;33m\1ved(fork)>>\1\033[0m\1 "
+                   : "\1\033[1;33m\1ved(fork)>\1\033[0m\1 ";
   if (!s->colour) return s->cont ? "ved>> " : "ved> ";
   /* \1 brackets the escapes so libedit does not count them as columns;
    * libedit drops an escape that ends the prompt, so the reset comes
@@ -461,7 +466,9 @@ static int console_line(session_t *s, char *line) {
       while (end > p && (end[-1] == ' ' || end[-1] == '\t')) *--end = '\0';
       history_add(s, p);
       if (strcmp(p, ":quit") == 0) return 0;
-      console_request(s, VH_CONTROL_COMMAND, p + 1, strlen(p + 1));
+      int t = console_request(s, VH_CONTROL_COMMAND, p + 1, strlen(p + 1));
+      if (t == VH_CONTROL_OK && strcmp(p, ":fork") == 0) s->forked = 1;
+      if (t == VH_CONTROL_OK && strcmp(p, ":unfork") == 0) s->forked = 0;
       return !s->lost;
     }
   }

@@ -112,6 +112,11 @@ typedef struct {
   /* Told (msg [borrowed], the server's arg) when a reply is refused or a
    * connection dropped by these limits; may be NULL. */
   void (*log)(const char *msg, void *arg);
+  /* Told (the server's arg) when a connection starts closing, while conn
+   * [borrowed] is still valid: the host drops what it kept for it (the
+   * REPL's :fork). Requests of it still unanswered must still be
+   * answered. May be NULL. */
+  void (*closed)(vh_control_conn_t *conn, void *arg);
 } vh_control_opts_t;
 
 /* Starts listening on `path` (borrowed; copied), a Unix socket created with

@@ -1,7 +1,8 @@
 /*
  * repl_info.c - the REPL's answers that run no chunk: completion (COMPLETE)
  * and the commands (COMMAND). Both answer at once, from the request
- * callback, and change nothing.
+ * callback, and change nothing (except :reload, :fork/:unfork, which change
+ * the host's code or the connection's fork, and :rollback).
  *
  * COMPLETE. The word before the cursor (the longest suffix of
  * [A-Za-z0-9_.:], as the client cuts it) is split at '.' / ':'. The path
@@ -29,9 +30,11 @@
  *            bytes written, held replies, pending sweeps and the store's
  *            write health (host/runtime/durable.c), the last error record of
  * the log, the Lua heap, REPL counters reload   vh_host_reload
- * (host/runtime/reload.c); its summary, or its error quit     handled by the
- * client; answered OK with nothing Anything else is an ERROR naming the
- * command.
+ * (host/runtime/reload.c); its summary, or its error fork     / unfork: the
+ * connection's fork (repl_server.c, FORK) rollback NAME V: repl_rollback.c
+ * (vedhost rollback on a running host); it changes state, as its own slice, and
+ * answers once durable quit     handled by the client; answered OK with nothing
+ * Anything else is an ERROR naming the command.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -163,10 +166,10 @@ static int vh_repl_complete_tramp(lua_State *L) {
   lua_newtable(L); /* 1: the candidate set */
   const char *w = c->word;
   if (c->len > 0 && w[0] == ':') {
-    static const char *const cmds[] = {":help",   ":domains", ":stats",
-                                       ":reload", ":quit",    ":mark",
-                                       ":unmark", ":marks"};
-    for (int i = 0; i < 8; i++) {
+    static const char *const cmds[] = {
+        ":help",   ":domains", ":stats", ":reload", ":quit",    ":mark",
+        ":unmark", ":marks",   ":fork",  ":unfork", ":rollback"};
+    for (int i = 0; i < (int)(sizeof cmds / sizeof *cmds); i++) {
       size_t cl = strlen(cmds[i]);
       if (cl >= c->len && memcmp(cmds[i], w, c->len) == 0) {
         lua_pushboolean(L, 1);
@@ -270,6 +273,8 @@ static const char vh_repl_help[] =
     "  domains.<name>.version        its declared version\n"
     "  send(domain, event, payload)  run the domain's handler now, in this\n"
     "                                chunk; returns the handler's reply\n"
+    "  at(V).domains.<name>.state    read-only view of retained version V\n"
+    "                                (1234, -3, \"14:02\", \"-5m\", a mark)\n"
     "  ved                           the ved module (ved.send queues a "
     "message)\n"
     "  pretty                        the printer: pretty.format(v, "
@@ -285,6 +290,9 @@ static const char vh_repl_help[] =
     "  :mark NAME    pin the current version until :unmark NAME\n"
     "  :unmark NAME  drop a mark (its history is collected later)\n"
     "  :marks        name, version, time and disk cost of each mark\n"
+    "  :rollback NAME V  put domain NAME back to its state at version V\n"
+    "  :fork     run this connection's later chunks on a private copy of\n"
+    "            the state that is never written (:unfork drops it)\n"
     "  :quit     leave (or Ctrl-D)\n";
 
 /* Bytes of the data under v: strings by length, numbers 8, booleans 1,
@@ -371,7 +379,8 @@ static void vh_repl_cmd_domains(vh_repl_srv_t *s, vh_repl_text_t *t) {
                "walked now, strings by length, numbers 8, tables 16 each)");
 }
 
-static void vh_repl_cmd_stats(vh_repl_srv_t *s, vh_repl_text_t *t) {
+static void vh_repl_cmd_stats(vh_repl_srv_t *s, vh_control_conn_t *conn,
+                              vh_repl_text_t *t) {
   vh_host_t *h = s->h;
   int64_t now = vh_repl__mono_ms();
   /* Rate since the oldest sample kept: about VH_REPL_RING - 1 s ago, or
@@ -420,6 +429,15 @@ static void vh_repl_cmd_stats(vh_repl_srv_t *s, vh_repl_text_t *t) {
     vh_repl_addf(t, "last error:     %.1f s ago: %s\n",
                  (double)(ago > 0 ? ago : 0) / 1000.0, last);
   }
+  vh_repl_fork_t *f = vh_repl__fork_of(s, conn);
+  if (f)
+    vh_repl_addf(t,
+                 "fork:           FORKED: this connection's chunks run on a "
+                 "private copy made at slice %llu (%llu chunk(s)), never "
+                 "written; :unfork drops it\n",
+                 (unsigned long long)f->slice, (unsigned long long)f->chunks);
+  else
+    vh_repl_addf(t, "fork:           none (chunks act on the real state)\n");
   vh_repl_addf(t, "lua heap:       %.1f MB (peak %.1f MB)\n",
                (double)h->heap / 1048576.0, (double)h->heap_peak / 1048576.0);
   vh_repl_addf(t,
@@ -526,7 +544,6 @@ void vh_repl__command(vh_repl_srv_t *s, vh_control_conn_t *conn,
   size_t nl = 0;
   while (nl < len && cmd[nl] != ' ') nl++;
   const char *args = nl < len ? cmd + nl + 1 : "";
-  (void)args;
   vh_repl_text_t t = {NULL, 0, 0, 1};
   int type = VH_CONTROL_OK;
 #define VH_REPL_IS(name) (nl == strlen(name) && memcmp(cmd, name, nl) == 0)
@@ -535,7 +552,18 @@ void vh_repl__command(vh_repl_srv_t *s, vh_control_conn_t *conn,
   } else if (VH_REPL_IS("domains")) {
     vh_repl_cmd_domains(s, &t);
   } else if (VH_REPL_IS("stats")) {
-    vh_repl_cmd_stats(s, &t);
+    vh_repl_cmd_stats(s, conn, &t);
+  } else if (VH_REPL_IS("rollback")) { /* repl_rollback.c */
+    char msg[1024];
+    if (vh_rollback__command(s->h, args, msg, sizeof msg) != 0)
+      type = VH_CONTROL_ERROR;
+    vh_repl_addf(&t, "%s", msg);
+  } else if (VH_REPL_IS("fork") || VH_REPL_IS("unfork")) {
+    char msg[400];
+    int rc = VH_REPL_IS("fork") ? vh_repl__fork(s, conn, msg, sizeof msg)
+                                : vh_repl__unfork(s, conn, msg, sizeof msg);
+    if (rc != 0) type = VH_CONTROL_ERROR;
+    vh_repl_addf(&t, "%s", msg);
   } else if (VH_REPL_IS("reload")) {
     char err[1024] = "";
     if (vh_host_reload(s->h, err, sizeof err) != 0) {

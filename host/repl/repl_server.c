@@ -54,12 +54,30 @@
  *             on success), then the error is raised in the chunk: uncaught,
  *             it rolls back the whole chunk; caught with pcall, the chunk
  *             goes on without that handler's effects.
+ *   at(V)     read-only views of retained version V (repl_at.c)
+ *   diff(a, b, path)  what changed between two versions (repl_diff.c)
  *   ved       a copy of the ved module whose send queues a message as part
  *             of the chunk (the module's own send, outside handlers, would
  *             take effect at once even if the chunk then fails)
  *   pretty    the printer (scripts/pretty.lua)
  *   print     prints into the reply (before the results), not the host's
  *             stdout
+ *
+ * FORK. `:fork` gives the connection a private copy of every domain's
+ * current root (retained: O(1), nodes are shared, nothing is copied);
+ * its later chunks run on that copy instead of the live states: before
+ * the chunk each domain's root is swapped for the fork's, after it the
+ * chunk's result becomes the fork's root and the live root is put back.
+ * The store's flush walks the live roots only, so nothing a forked chunk
+ * writes is ever written to disk, and the live state, events, timers and
+ * messages go on as if the fork did not exist. A forked chunk may not send
+ * messages or set timers (they would leave the fork): such a chunk is
+ * rolled back with an error saying so; send(domain, event) runs that
+ * handler on the fork. `:unfork`, or the connection closing, drops the
+ * fork. The client shows "ved(fork)> " while forked; :stats names it.
+ * LIMITATION: nodes the live state replaced while a fork still shares
+ * them are freed when the fork lets go of them, so their deaths are
+ * recorded in that later slice (kept a little longer, never lost).
  *
  * COMPLETE and COMMAND are answered at once, from the request callback,
  * by repl_info.c.
@@ -349,6 +367,10 @@ static int vh_repl_setup(lua_State *L) {
   lua_setfield(L, env, "domains");
   lua_pushcfunction(L, vh_repl_send);
   lua_setfield(L, env, "send");
+  lua_pushcfunction(L, vh_repl__at); /* repl_at.c */
+  lua_setfield(L, env, "at");
+  lua_pushcfunction(L, vh_repl__diff); /* repl_diff.c */
+  lua_setfield(L, env, "diff");
   lua_pushvalue(L, pretty);
   lua_setfield(L, env, "pretty");
   lua_getglobal(L, "print");
@@ -362,6 +384,141 @@ static int vh_repl_setup(lua_State *L) {
   lua_setfield(L, env, "ved");
   lua_pushvalue(L, env);
   s->env_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 0;
+}
+
+/* ---- FORK ------------------------------------------------------------- */
+
+vh_repl_fork_t *vh_repl__fork_of(vh_repl_srv_t *s, vh_control_conn_t *conn) {
+  for (vh_repl_fork_t *f = s ? s->forks : NULL; f; f = f->next)
+    if (f->conn == conn) return f;
+  return NULL;
+}
+
+/* The slot of name in f, added (holding NULL) when absent; NULL on out of
+ * memory. */
+static vh_tab_t **vh_repl_fork_slot(vh_repl_fork_t *f, const char *name) {
+  for (size_t i = 0; i < f->n; i++)
+    if (strcmp(f->names[i], name) == 0) return &f->roots[i];
+  if (f->n == f->cap) {
+    size_t nc = f->cap ? 2 * f->cap : 8;
+    char **nn = realloc(f->names, nc * sizeof *nn);
+    if (!nn) return NULL;
+    f->names = nn;
+    vh_tab_t **nr = realloc(f->roots, nc * sizeof *nr);
+    if (!nr) return NULL;
+    f->roots = nr;
+    f->cap = nc;
+  }
+  if (!(f->names[f->n] = strdup(name))) return NULL;
+  f->roots[f->n] = NULL;
+  return &f->roots[f->n++];
+}
+
+static void vh_repl_fork_free(vh_repl_fork_t *f) {
+  for (size_t i = 0; i < f->n; i++) {
+    free(f->names[i]);
+    if (f->roots[i]) vh_tab_release(f->roots[i]);
+  }
+  free(f->names);
+  free(f->roots);
+  free(f);
+}
+
+int vh_repl__fork(vh_repl_srv_t *s, vh_control_conn_t *conn, char *msg,
+                  size_t cap) {
+  vh_host_t *h = s->h;
+  if (vh_repl__fork_of(s, conn)) {
+    snprintf(msg, cap, "already forked (:unfork drops the fork)");
+    return -1;
+  }
+  vh_repl_fork_t *f = calloc(1, sizeof *f);
+  if (!f) goto oom;
+  f->conn = conn;
+  f->slice = h->slice_seq;
+  for (int i = 0; i < h->ndoms; i++) {
+    vh_tab_t **slot = vh_repl_fork_slot(f, h->doms[i]->name);
+    if (!slot) goto oom;
+    *slot = vhl_state_root(h->doms[i]->st);
+    vh_tab_retain(*slot);
+  }
+  f->next = s->forks;
+  s->forks = f;
+  snprintf(msg, cap,
+           "forked: this connection's chunks now run on a private copy of "
+           "the current state (%d domain(s)); nothing they do is written, "
+           "and events keep running on the real state; :unfork drops it",
+           h->ndoms);
+  return 0;
+oom:
+  if (f) vh_repl_fork_free(f);
+  snprintf(msg, cap, "out of memory");
+  return -1;
+}
+
+int vh_repl__unfork(vh_repl_srv_t *s, vh_control_conn_t *conn, char *msg,
+                    size_t cap) {
+  for (vh_repl_fork_t **pp = &s->forks; *pp; pp = &(*pp)->next) {
+    vh_repl_fork_t *f = *pp;
+    if (f->conn != conn) continue;
+    *pp = f->next;
+    snprintf(msg, cap,
+             "unforked: the fork's changes (%llu chunk(s)) were dropped; "
+             "chunks run on the real state again",
+             (unsigned long long)f->chunks);
+    vh_repl_fork_free(f);
+    return 0;
+  }
+  snprintf(msg, cap, "not forked (:fork makes a private copy)");
+  return -1;
+}
+
+/* The connection closes: its fork goes. */
+static void vh_repl_on_closed(vh_control_conn_t *conn, void *arg) {
+  char msg[256];
+  vh_repl_srv_t *s = (vh_repl_srv_t *)arg;
+  if (vh_repl__fork_of(s, conn)) vh_repl__unfork(s, conn, msg, sizeof msg);
+}
+
+/* Swap every domain's live root for the fork's (into = 1; live[i] keeps
+ * the live root) or back (into = 0: the chunk's result becomes the fork's
+ * root). Returns -1 (nothing swapped) on out of memory going in. */
+static int vh_repl_fork_swap(vh_host_t *h, vh_repl_fork_t *f, vh_tab_t **live,
+                             int into) {
+  for (int i = 0; i < h->ndoms; i++) {
+    vhl_state_t *st = h->doms[i]->st;
+    vh_tab_t **slot = vh_repl_fork_slot(f, h->doms[i]->name);
+    if (into) {
+      if (!slot) {
+        while (i-- > 0) {
+          vh_tab_t **sl = vh_repl_fork_slot(f, h->doms[i]->name);
+          vh_tab_release(*sl);
+          *sl = vhl_state_root(h->doms[i]->st);
+          vh_tab_retain(*sl);
+          vhl_state_set_root(h->L, h->doms[i]->st, live[i]);
+        }
+        return -1;
+      }
+      live[i] = vhl_state_root(st);
+      vh_tab_retain(live[i]);
+      if (!*slot) { /* a domain declared since the fork: its live root */
+        *slot = live[i];
+        vh_tab_retain(*slot);
+      }
+      vh_tab_retain(*slot);
+      vhl_state_set_root(h->L, st, *slot);
+    } else {
+      vh_tab_t *mine = vhl_state_root(st);
+      vh_tab_retain(mine);
+      if (slot) {
+        vh_tab_release(*slot);
+        *slot = mine;
+      } else {
+        vh_tab_release(mine); /* out of memory: this chunk's result is lost */
+      }
+      vhl_state_set_root(h->L, st, live[i]);
+    }
+  }
   return 0;
 }
 
@@ -556,11 +713,16 @@ static void vh_repl_eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply,
   *err = NULL;
   int n = h->ndoms;
   vh_tab_t **saved = calloc((size_t)(n > 0 ? n : 1), sizeof *saved);
-  if (!s || !saved) {
+  vh_repl_fork_t *fork = vh_repl__fork_of(s, rq->conn);
+  vh_tab_t **live = fork ? calloc((size_t)(n > 0 ? n : 1), sizeof *live) : NULL;
+  if (!s || !saved || (fork && !live) ||
+      (fork && vh_repl_fork_swap(h, fork, live, 1) != 0)) {
     free(saved);
+    free(live);
     *err = vh_repl_strdup(s ? "out of memory" : "the REPL is not running");
     return;
   }
+  if (fork) fork->chunks++;
   vh_sys__begin(h);
   int opened = 0;
   for (; opened < n; opened++) {
@@ -600,7 +762,16 @@ static void vh_repl_eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply,
       status = LUA_ERRRUN;
     }
   }
-  if (status == LUA_OK && h->in_hold && vh_repl_wrote(h, saved)) {
+  if (status == LUA_OK && fork &&
+      (h->pend.nseqs || h->pend.ndues || h->pend.everies)) {
+    lua_settop(L, top);
+    lua_pushliteral(L,
+                    "a forked chunk cannot send messages or set timers (they "
+                    "would leave the fork); the chunk was rolled back (:unfork "
+                    "to act on the real state)");
+    status = LUA_ERRRUN;
+  }
+  if (status == LUA_OK && !fork && h->in_hold && vh_repl_wrote(h, saved)) {
     /* HOLD (sched.c): the store takes no slice now; refuse, do not queue. */
     char why[400];
     if (vh_durable__accepting(h, why, sizeof why))
@@ -620,9 +791,11 @@ static void vh_repl_eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply,
     if (str) {
       for (int i = 0; i < n; i++) vhl_tx_commit(h->doms[i]->st);
       vh_sys__pending_apply(h);
-      vh_repl_log_changes(h, saved);
+      if (!fork) vh_repl_log_changes(h, saved);
       for (int i = 0; i < n; i++) vh_tab_release(saved[i]);
       free(saved);
+      if (fork) vh_repl_fork_swap(h, fork, live, 0);
+      free(live);
       *reply = vh_strv(str);
       lua_settop(L, top);
       return;
@@ -641,6 +814,8 @@ static void vh_repl_eval(vh_host_t *h, vh_work_t *w, vh_val_t *reply,
   }
   free(saved);
   vh_sys__pending_drop(h);
+  if (fork) vh_repl_fork_swap(h, fork, live, 0);
+  free(live);
   const char *msg = lua_tostring(L, -1);
   if (status == LUA_ERRMEM || aborted != VH_ABORT_NONE) {
     /* Say what happened in the REPL's words; keep the traceback. */
@@ -711,6 +886,11 @@ static void vh_repl_free_handle(uv_handle_t *hd) {
 /* Release the Lua side and the memory of s (the listener is gone). */
 static void vh_repl_free(vh_repl_srv_t *s) {
   lua_State *L = s->h->L;
+  while (s->forks) {
+    vh_repl_fork_t *f = s->forks;
+    s->forks = f->next;
+    vh_repl_fork_free(f);
+  }
   int refs[] = {s->env_ref, s->pretty_ref, s->pairs_ref, s->out_ref};
   for (int i = 0; i < 4; i++) luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
   if (s->tag) vh_str_release(s->tag);
@@ -756,7 +936,7 @@ static void vh_repl_start(vh_host_t *h) {
   int rc = path ? 0 : UV_ENOMEM;
   if (path) {
     snprintf(path, pl, "%s/%s", dir, VH_CONTROL_SOCKET);
-    vh_control_opts_t co = {0, 0, 0, vh_repl_on_limit};
+    vh_control_opts_t co = {0, 0, 0, vh_repl_on_limit, vh_repl_on_closed};
     rc = vh_control_start(&h->loop, path, &co, vh_repl_on_request, s, &s->ctl);
   }
   if (rc != 0) {

@@ -58,6 +58,14 @@
  * that are not on disk, so the host stops writing (logged: the store
  * keeps the last durable slice) rather than ever naming a missing node.
  *
+ * ROLLBACK (host/repl/repl_rollback.c, vh_durable__rewind). A domain's root
+ * becomes the stub of the root it had at an older version V, between two slice
+ * ends: the replaced tree's in-memory nodes are made views first (their
+ * release never reaches the free hook: part of them is alive again), the
+ * nodes only it held join D->dead, and the nodes it brings back (D->back)
+ * are handed to vh_hist_resurrect in the next batch, before vh_hist_slice,
+ * which takes them out of the death lists and pins after V.
+ *
  * OUTPUT GATE (ARCHITECTURE.md invariant 3). Replies of outside calls and REPL
  * chunks (h->replies; repl_server.c sends its replies through the same
  * list) are moved behind the gate tagged with the seq of the last batch
@@ -113,6 +121,7 @@
 #include "vh_flush.h"
 #include "vh_log.h"
 #include "vh_manifest.h"
+#include "vh_rewind.h"
 #include "vh_store.h"
 #include "vh_versions.h"
 
@@ -156,7 +165,9 @@ typedef struct vh_durable {
   vh_ids_t sweep;  /* subtree roots still to sweep: pairs id, d (the
                       version whose batch dropped it; 0 unknown) */
   vh_hist_t *hist; /* [owned] the history engine (persist/store/history.c) */
-  int hook_oom;    /* a death notice was lost (logged once) */
+  vh_ids_t back;   /* rollback.c: nodes alive again in the next batch */
+  uint64_t back_after; /* ... the version they were brought back from */
+  int hook_oom;        /* a death notice was lost (logged once) */
   vh_reply_t *gate, *gate_tail; /* replies waiting for durability */
   uint64_t held;
   vh_inflight_t *fl; /* submitted, not yet durable, oldest first */
@@ -813,7 +824,12 @@ static int vh_durable_history(vh_host_t *h, vh_durable_t *D, vh_batch_t *b,
                         .new_bytes = fs->bytes,
                         .durable = vh_store_durable_seq(D->store)};
   char *m = NULL;
-  int rc = vh_hist_slice(D->hist, b, &sl, vh_durable_hist_sweep, D, &m);
+  int rc = 0;
+  if (D->back.n) /* a rollback (rollback.c): out of the death lists */
+    rc = vh_hist_resurrect(D->hist, b, D->back_after, D->back.v, D->back.n, &m);
+  D->back.n = 0;
+  if (rc == 0)
+    rc = vh_hist_slice(D->hist, b, &sl, vh_durable_hist_sweep, D, &m);
   if (rc != 0)
     vh_log(VH_LOG_ERROR, "vedhost", "history of slice %llu: %s",
            (unsigned long long)sl.seq, m ? m : vh_err_name(rc));
@@ -1063,6 +1079,7 @@ void vh_durable__free(vh_host_t *h) {
   }
   vh_manifest_free(&D->man);
   vh_ids_free(&D->dead);
+  vh_ids_free(&D->back);
   vh_ids_free(&D->sweep);
   vh_hist_free(D->hist);
   D->hist = NULL;
@@ -1128,4 +1145,45 @@ void vh_durable__stats(vh_host_t *h, vh_durable_stats_t *out) {
   out->failing = vh_store_last_error(D->store, &msg, &out->errors);
   snprintf(out->last_error, sizeof out->last_error, "%s", msg ? msg : "");
   free(msg);
+}
+
+/* ---- rollback (host/repl/repl_rollback.c) ---- */
+
+int vh_durable__rewind(vh_host_t *h, vh_domain_t *d, uint64_t root,
+                       uint64_t after, const vh_idlist_t *dead,
+                       const vh_idlist_t *back, char *err, size_t cap) {
+  vh_durable_t *D = h->dur;
+  if (!D || !D->store) {
+    snprintf(err, cap, "the host has no store");
+    return -1;
+  }
+  vh_tab_t *stub = vh_tab_stub(root);
+  size_t n0 = D->dead.n;
+  int rc = stub && D->hist ? 0 : VH_ENOMEM;
+  for (size_t i = 0; rc == 0 && i < dead->n; i++)
+    rc = vh_ids_push(&D->dead, VH_DEAD(dead->v[i], 0));
+  D->back.n = 0;
+  for (size_t i = 0; rc == 0 && i < back->n; i++)
+    rc = vh_ids_push(&D->back, back->v[i]);
+  if (rc != 0) {
+    D->dead.n = n0;
+    D->back.n = 0;
+    if (stub) vh_tab_release(stub);
+    snprintf(err, cap, "out of memory");
+    return -1;
+  }
+  D->back_after = after;
+  /* The replaced tree's in-memory nodes become views while this holds
+   * them (so the swap frees nothing): whoever keeps some of them, their
+   * release never reports a death, since part of them is alive again. */
+  vh_tab_t *old = vhl_state_root(d->st);
+  vh_tab_retain(old);
+  vhl_state_set_root(h->L, d->st, stub);
+  if (vh_tab_make_view(old) != 0)
+    vh_log(VH_LOG_ERROR, d->name,
+           "out of memory marking the state a rollback replaced: it stays in "
+           "memory until the host stops (nothing is lost)");
+  else
+    vh_tab_release(old);
+  return 0;
 }

@@ -37,6 +37,9 @@
 /* bindings */
 #define VHL_EBUSY (-20)     /* vhl_tx_begin: a transaction is already open */
 #define VHL_EREADONLY (-21) /* vhl_tx_begin: the state is a snapshot */
+/* The trie's write to a view of an old version (vh_tab_stub_view): the
+ * same code as a snapshot's, "the state is read-only". */
+#define VH_EREADONLY VHL_EREADONLY
 
 /* plugin loader */
 #define VH_PLUGIN_ELOAD (-30) /* dlopen, symbol, ABI or init failure */

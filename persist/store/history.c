@@ -46,6 +46,14 @@
  * once what pinned them is durable. So a slice's extra disk reads are
  * bounded; the price is a few reads per dropped old version.
  *
+ * ROLLBACK (vh_hist_resurrect, host/repl/repl_rollback.c) brings back nodes
+ * that died after an older version: before the rollback's vh_hist_slice, the
+ * same batch takes their entries out of every death list after that
+ * version (in memory and on disk: the chunk is written again without
+ * them, or deleted when empty) and out of the marks' pinned entries, and
+ * process_entry skips them for that one batch (its drops may read chunks
+ * from disk that the batch itself rewrites).
+ *
  * RESTART reads 'H' (window bounds, counts, estimate) and the marks, not
  * the history; the tail of older runs is read lazily as it is dropped.
  *
@@ -125,6 +133,9 @@ struct vh_hist {
   hmark_t *marks;
   size_t nmarks, capm;
   int dirty;
+  uint64_t *res; /* [owned] sorted ids a rollback resurrects in the batch
+                    being built (vh_hist_resurrect); never deleted by it */
+  size_t res_n;
 };
 
 /* ---- small helpers ---- */
@@ -291,6 +302,7 @@ fail:
 
 void vh_hist_free(vh_hist_t *H) {
   if (H == NULL) return;
+  free(H->res);
   for (size_t i = 0; i < H->n; i++) chunks_free(H, ring_at(H, i));
   for (size_t i = 0; i < H->nmarks; i++) {
     free(H->marks[i].name);
@@ -353,9 +365,12 @@ typedef struct proc {
   uint64_t d;
 } proc_t;
 
+static int resurrected(const vh_hist_t *H, uint64_t id);
+
 static int process_entry(proc_t *p, uint64_t ent, uint64_t d) {
   vh_hist_t *H = p->H;
   uint64_t id = VH_DEAD_ID(ent);
+  if (H->res_n && resurrected(H, id)) return 0; /* alive again: rollback */
   hmark_t *m = mark_below(H, d);
   if (m && id < m->next_id) {
     m->bytes += H->avg;
@@ -771,6 +786,9 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
   if (rc != 0) return set_err(errmsg, rc, "out of memory");
   H->dirty = 0;
   evict(H, p.durable);
+  free(H->res); /* vh_hist_resurrect's filter lasts one batch */
+  H->res = NULL;
+  H->res_n = 0;
   return 0;
 }
 
@@ -785,4 +803,133 @@ int vh_hist_due(vh_hist_t *H, int64_t now_ms, uint64_t durable) {
   if (count(H) < 2) return 0;
   if (front_fill(H, NULL) != 0) return 0;
   return want_drop(H, now_ms);
+}
+
+/* ---- rollback: nodes alive again (vh_hist_resurrect) ---- */
+
+static int id_cmp(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* 1 if id is in the sorted set of resurrected ids of this batch. */
+static int resurrected(const vh_hist_t *H, uint64_t id) {
+  size_t lo = 0, hi = H->res_n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (H->res[mid] == id) return 1;
+    if (H->res[mid] < id)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return 0;
+}
+
+/* Removes the resurrected entries of ents[0..n) in place: the new count. */
+static size_t res_filter(const vh_hist_t *H, uint64_t *ents, size_t n) {
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!resurrected(H, VH_DEAD_ID(ents[i]))) ents[k++] = ents[i];
+  return k;
+}
+
+/* Writes chunk (d, s) again with its n remaining entries (none: deleted). */
+static int res_rewrite(vh_hist_t *H, vh_batch_t *b, uint64_t d, uint64_t s,
+                       const uint64_t *ents, size_t n, size_t removed,
+                       uint64_t *est) {
+  uint64_t cut = (uint64_t)removed * H->avg;
+  *est = *est > cut ? *est - cut : 0;
+  H->bytes = H->bytes > cut ? H->bytes - cut : 0;
+  return n ? vh_batch_put_deaths(b, d, s, ents, n, *est)
+           : vh_batch_del_deaths(b, d, s);
+}
+
+typedef struct res_disk {
+  vh_hist_t *H;
+  vh_batch_t *b;
+  hver_t *mem; /* the version in memory, or NULL */
+  uint64_t d;
+  uint64_t *buf;
+  size_t cap;
+} res_disk_t;
+
+static int res_disk_chunk(void *arg, uint64_t s, const uint64_t *ents, size_t n,
+                          uint64_t est) {
+  res_disk_t *r = arg;
+  if (r->mem) /* a chunk held in memory is edited there */
+    for (hchunk_t *c = r->mem->chunks; c; c = c->next)
+      if (c->s == s) return 0;
+  if (vh_grow(&r->buf, &r->cap, n ? n : 1, sizeof *r->buf) != 0)
+    return VH_ENOMEM;
+  memcpy(r->buf, ents, n * sizeof *ents);
+  size_t k = res_filter(r->H, r->buf, n);
+  if (k == n) return 0;
+  return res_rewrite(r->H, r->b, r->d, s, r->buf, k, n - k, &est);
+}
+
+static int res_version(void *arg, uint64_t seq, int64_t time_ms, size_t bytes) {
+  (void)time_ms;
+  (void)bytes;
+  res_disk_t *r = arg;
+  r->d = seq;
+  r->mem = NULL;
+  for (size_t i = 0; i < r->H->n; i++)
+    if (ring_at(r->H, i)->seq == seq) r->mem = ring_at(r->H, i);
+  return vh_store_deaths_each(r->H->s, seq, res_disk_chunk, r, NULL);
+}
+
+static int res_pin(void *arg, uint64_t m, uint64_t d, uint64_t ent) {
+  res_disk_t *r = arg;
+  vh_hist_t *H = r->H;
+  if (!resurrected(H, VH_DEAD_ID(ent))) return 0;
+  int rc = vh_batch_del_pin(r->b, m, d, VH_DEAD_ID(ent));
+  if (rc != 0) return rc;
+  H->pinned -= H->pinned > 0;
+  H->pinned_bytes = H->pinned_bytes > H->avg ? H->pinned_bytes - H->avg : 0;
+  for (size_t i = 0; i < H->nmarks; i++) {
+    hmark_t *mk = &H->marks[i];
+    if (mk->seq != m) continue;
+    mk->bytes = mk->bytes > H->avg ? mk->bytes - H->avg : 0;
+    mk->dirty = 1;
+  }
+  return 0;
+}
+
+int vh_hist_resurrect(vh_hist_t *H, vh_batch_t *b, uint64_t after,
+                      const uint64_t *ids, size_t n, char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  free(H->res);
+  H->res = NULL;
+  H->res_n = 0;
+  if (n == 0) return 0;
+  H->res = malloc(n * sizeof *ids);
+  if (H->res == NULL) return set_err(errmsg, VH_ENOMEM, "out of memory");
+  memcpy(H->res, ids, n * sizeof *ids);
+  qsort(H->res, n, sizeof *ids, id_cmp);
+  H->res_n = n;
+  int rc = 0;
+  /* Chunks in memory (this run's versions after `after`). */
+  for (size_t i = 0; i < H->n && rc == 0; i++) {
+    hver_t *v = ring_at(H, i);
+    if (v->seq <= after) continue;
+    for (hchunk_t *c = v->chunks; c && rc == 0; c = c->next) {
+      size_t k = res_filter(H, c->ents, c->n);
+      if (k == c->n) continue;
+      H->mem_ents -= c->n - k;
+      size_t removed = c->n - k;
+      c->n = k;
+      rc = res_rewrite(H, b, v->seq, c->s, c->ents, k, removed, &c->est);
+    }
+  }
+  /* Chunks on disk only (older runs, evicted ones), then the pins. */
+  res_disk_t r = {H, b, NULL, 0, NULL, 0};
+  if (rc == 0)
+    rc = vh_store_version_scan(H->s, after + 1, SIZE_MAX, res_version, &r,
+                               errmsg);
+  if (rc == 0) rc = vh_store_pins_each(H->s, 0, res_pin, &r, errmsg);
+  free(r.buf);
+  H->dirty = 1;
+  if (rc != 0) return set_err(errmsg, rc, "out of memory");
+  return 0;
 }

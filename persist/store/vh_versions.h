@@ -237,6 +237,17 @@ int vh_hist_marks(vh_hist_t *H, vh_mark_t **out, size_t *n);
 /* A [new] message about a history read that failed (the window was kept,
  * later batches retry), once per failure streak; or NULL. */
 char *vh_hist_warning(vh_hist_t *H);
+/* Rollback (host/repl/repl_rollback.c): the stored nodes ids[0..n) [borrowed]
+ * are alive again in the version batch b is being built for, because it brings
+ * back a tree of version `after` that holds them. Adds to b the edits that take
+ * them out of every death list of a version after `after` (in memory and on
+ * disk) and out of every mark's pinned entries, and keeps the next
+ * vh_hist_slice (which must build the same batch) from deleting them when it
+ * drops versions. Reads the death lists after `after` and every pinned entry:
+ * cost ~ the deaths since `after`. Call it with everything written durable (the
+ * lists on disk must be current). 0, or <0 with *errmsg (drop b). */
+int vh_hist_resurrect(vh_hist_t *H, vh_batch_t *b, uint64_t after,
+                      const uint64_t *ids, size_t n, char **errmsg);
 /* The header as it will be written next. */
 void vh_hist_info(vh_hist_t *H, vh_history_t *out);
 

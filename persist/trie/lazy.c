@@ -28,6 +28,16 @@
  *   table stub --first touch--> table (flag cleared, same node)
  *   written node (flush.c gave it an id) --refcount 0--> reports (id, 0)
  *
+ * VIEWS. A reader of an old version (vh_tab_stub_view) makes its root a
+ * view stub (VH_F_VIEW). Loading a view stub flags the decoded node and
+ * every stub and table value in it, so the flag spreads down exactly as
+ * far as the reader goes. A view node reports nothing when freed: its ids
+ * belong to the store's history (or to the live version, which holds its
+ * own in-memory copy of a shared id and reports that one), so the free
+ * hook, which feeds the store's deletes, must never hear of them. Writes
+ * refuse view tables (tab.c), so a view can never become part of a live
+ * version.
+ *
  * FAULTS. A failed load (loader error, decode error, out of memory) is
  * recorded per thread: the first one is sticky (vh_trie_fault) until
  * cleared; vh_trie__nfaults counts them all (a plain global: the trie has
@@ -118,6 +128,57 @@ vh_tab_t *vh_tab_stub(uint64_t id) {
   return t;
 }
 
+vh_tab_t *vh_tab_stub_view(uint64_t id) {
+  vh_tab_t *t = vh_tab_stub(id);
+  if (t != NULL) t->h.flags |= VH_F_VIEW;
+  return t;
+}
+
+int vh_tab_is_view(const vh_tab_t *t) {
+  return (t->h.flags & VH_F_VIEW) != 0;
+}
+
+static void vh_trie__view_val(vh_val_t v) {
+  if (v.type == VH_TTAB) v.u.t->h.flags |= VH_F_VIEW;
+}
+
+void vh_trie__mark_view(vh_node_t *n) {
+  int i, k;
+  n->flags |= VH_F_VIEW;
+  switch (n->kind) {
+    case VH_K_TAB: {
+      vh_tab_t *t = (vh_tab_t *)n;
+      if (t->arr.root != NULL) t->arr.root->h.flags |= VH_F_VIEW;
+      if (t->arr.tail != NULL) t->arr.tail->h.flags |= VH_F_VIEW;
+      if (t->hash != NULL) t->hash->flags |= VH_F_VIEW;
+      break;
+    }
+    case VH_K_CHAMP: {
+      vh_champ_t *c = (vh_champ_t *)n;
+      int nd = __builtin_popcount(c->datamap),
+          nc = __builtin_popcount(c->nodemap);
+      vh_node_t **kids = (vh_node_t **)(c->kv + 2 * nd);
+      for (i = 0; i < nd; i++) vh_trie__view_val(c->kv[2 * i + 1]);
+      for (k = 0; k < nc; k++) kids[k]->flags |= VH_F_VIEW;
+      break;
+    }
+    case VH_K_COLL: {
+      vh_coll_t *c = (vh_coll_t *)n;
+      for (i = 0; i < (int)c->count; i++) vh_trie__view_val(c->kv[2 * i + 1]);
+      break;
+    }
+    case VH_K_VLEAF: {
+      vh_vleaf_t *l = (vh_vleaf_t *)n;
+      for (i = 0; i < n->a; i++) vh_trie__view_val(l->v[i]);
+      break;
+    }
+    default: { /* VH_K_VINNER */
+      vh_vinner_t *in = (vh_vinner_t *)n;
+      for (i = 0; i < n->a; i++) in->c[i]->flags |= VH_F_VIEW;
+    }
+  }
+}
+
 int vh_tab_unloaded(const vh_tab_t *t) {
   return (t->h.flags & VH_F_STUB) != 0;
 }
@@ -168,6 +229,7 @@ vh_node_t *vh_node__load(vh_node_t *n) {
     vh_trie__fault(r, n->id, why);
     return NULL;
   }
+  if (n->flags & VH_F_VIEW) vh_trie__mark_view(node);
   s->fwd = node;
   return node;
 }
@@ -205,5 +267,6 @@ int vh_tab__load(vh_tab_t *t) {
     return r;
   }
   t->h.flags &= (uint8_t)~VH_F_STUB;
+  if (t->h.flags & VH_F_VIEW) vh_trie__mark_view(&t->h);
   return 0;
 }

@@ -121,7 +121,7 @@ void vh_node__release(vh_node_t *n) {
       vh_node_t *fwd = n->kind == VH_K_TAB ? NULL : ((vh_stub_t *)n)->fwd;
       if (fwd != NULL)
         drop(fwd, &list);
-      else
+      else if (!(n->flags & VH_F_VIEW))
         vh_trie__died(n->id, 1);
       vh_node__free_shell(n, size);
       continue;
@@ -145,7 +145,7 @@ void vh_node__release(vh_node_t *n) {
       default:
         vh_trie__panic("trie node release: bad node kind");
     }
-    if (n->id != 0) vh_trie__died(n->id, 0);
+    if (n->id != 0 && !(n->flags & VH_F_VIEW)) vh_trie__died(n->id, 0);
     vh_node__free_shell(n, size);
   }
 }
@@ -198,6 +198,7 @@ static inline int faulted(uint64_t mark) {
 static vh_tab_t *shallow_clone(const vh_tab_t *t, uint64_t edit) {
   vh_tab_t *nt = (vh_tab_t *)vh_node__alloc(VH_K_TAB, sizeof(vh_tab_t), edit);
   if (nt == NULL) return NULL;
+  nt->h.flags = t->h.flags & VH_F_VIEW; /* a clone of a view stays one */
   nt->arr = t->arr;
   nt->acount = t->acount;
   nt->hash = t->hash;
@@ -451,12 +452,23 @@ fail:
   return r;
 }
 
+/* A write into t of val that a view forbids: t is a view, or val is a
+ * view table (it would make old ids part of a live version). */
+static inline int view_write(const vh_tab_t *t, vh_val_t val) {
+  return (t->h.flags & VH_F_VIEW) ||
+         (val.type == VH_TTAB && (val.u.t->h.flags & VH_F_VIEW));
+}
+
 int vh_tab_set(vh_tab_t **tp, vh_val_t key, vh_val_t val, uint64_t edit) {
   vh_tab_t *t = *tp;
   uint64_t mark = vh_trie__nfaults;
   txn_t x;
   uint32_t h;
   int r, flag;
+  if (VH_UNLIKELY(view_write(t, val))) {
+    vh_val_release(val);
+    return VH_EREADONLY;
+  }
   if ((r = vh_tab__ready(t)) < 0) goto fail;
   if (vh_key_norm(&key) < 0) {
     vh_val_release(val);
@@ -499,6 +511,10 @@ int vh_tab_insert(vh_tab_t **tp, int64_t pos, vh_val_t val, uint64_t edit) {
   txn_t x;
   vh_val_t v;
   int r;
+  if (VH_UNLIKELY(view_write(t, val))) {
+    vh_val_release(val);
+    return VH_EREADONLY;
+  }
   if ((r = vh_tab__ready(t)) < 0) goto fail;
   n = t->arr.n;
   if (pos < 1 || pos > n + 1) {
@@ -543,6 +559,7 @@ int vh_tab_remove(vh_tab_t **tp, int64_t pos, vh_val_t *removed,
   vh_val_t v;
   int r;
   *removed = vh_nil();
+  if (VH_UNLIKELY(t->h.flags & VH_F_VIEW)) return VH_EREADONLY;
   if ((r = vh_tab__ready(t)) < 0) return r;
   n = t->arr.n;
   if (pos == n + 1 || (n == 0 && pos == 0)) return 0; /* Lua: nil */

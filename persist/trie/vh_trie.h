@@ -250,6 +250,25 @@ void vh_trie_set_loader(vh_trie_load_fn fn, vh_trie_unload_fn free_fn,
 /* [new] A table standing for the stored table node id (!= 0), read in
  * place the first time it is used. NULL if out of memory or id is 0. */
 vh_tab_t *vh_tab_stub(uint64_t id);
+/* [new] The same for a reader of an old version (REPL at(V), diff, HTTP
+ * ?at=, the change feed): the table and every node loaded under it
+ * (transitively) is a view. A view node never calls the free hook when it
+ * is freed (the live version, or the store's history, owns those ids; a
+ * plain stub of an old root would report them dead and the store would
+ * delete nodes that retained versions still use), and may not be written:
+ * vh_tab_set/insert/remove on a view table, or on a clone of one, return
+ * VH_EREADONLY and change nothing; so does storing a view table as a
+ * value (store a vh_tab_deepcopy of it). NULL if out of memory or id 0. */
+vh_tab_t *vh_tab_stub_view(uint64_t id);
+/* Turns every node of t's tree [borrowed] that is in memory (loaded nodes,
+ * stubs, loaded stubs' targets) into a view node (persist/trie/tab_view.c):
+ * none of them will ever report its death to the free hook, whoever holds
+ * it and whenever it is freed, and none can be written. A rollback does
+ * this to the root it replaces. O(nodes in memory under t). 0 or VH_ENOMEM
+ * (then only part of the tree is marked). */
+int vh_tab_make_view(vh_tab_t *t);
+/* 1 if t is a view (vh_tab_stub_view, or loaded under one). */
+int vh_tab_is_view(const vh_tab_t *t);
 /* 1 if t is a table that has not been read from the store yet. */
 int vh_tab_unloaded(const vh_tab_t *t);
 /* t's store id: 0 if t was made in memory and not collected yet. */

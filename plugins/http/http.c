@@ -23,7 +23,24 @@
  *        {"error": reason} while slices are held: api->accepting)
  *   GET  /metrics  -> Prometheus text format 0.0.4
  *   Other paths 404; another method on a known path 405 with Allow.
- *   Path segments are percent-decoded; the query string is ignored.
+ *   GET  /domains/{domain}/state[/key...]?at=V  -> the same of retained
+ *        version V (a seq, -N, a time, -5m, a mark: README "Versions"),
+ *        read through view stubs (api->read_open_at); 404 with the reason
+ *        for an unknown version, a time before the oldest retained, a
+ *        mark that does not exist, or a domain absent from V.
+ *   GET  /changes[?from=SEQ]  -> the change feed (README "Versions"), a
+ *        stream that does not end: 200 with Content-Type
+ *        application/x-ndjson and chunked transfer encoding, one JSON
+ *        object per line per change of every committed version after SEQ
+ *        (api->changes, ABI minor 3: {"seq","time","domain","op","path",
+ *        "value" | "old","new","n","of"}); without from, the oldest
+ *        retained version whole, then each later one. New versions are
+ *        polled every VH_HTTP_FEED_MS. 410 Gone with the oldest seq to
+ *        resume from when SEQ is past retention, 404 for a seq newer than
+ *        the newest, 400 for a from that is not a seq. At stop the stream
+ *        ends with its last chunk (a consumer resumes with its last seq).
+ *   Path segments are percent-decoded; the query string is ignored but
+ *   for ?at= on a state read and ?from= on /changes.
  *
  * CONNECTIONS. One uv_tcp_t and one http_parser per connection; the loop
  * never blocks on a client. Requests are parsed as bytes arrive and
@@ -115,7 +132,9 @@
 #define VH_HTTP_MAX_QUEUE 64
 #define VH_HTTP_MAX_SEGS 64
 #define VH_HTTP_STOP_MS 2000
-#define VH_HTTP_HEADER_MS 10000 /* defaults of the options */
+#define VH_HTTP_FEED_MS 50 /* change feed: poll for new versions */
+#define VH_HTTP_FEED_NS (4 * 1000000ull) /* feed work per loop turn */
+#define VH_HTTP_HEADER_MS 10000          /* defaults of the options */
 #define VH_HTTP_IDLE_MS 60000
 #define VH_HTTP_MAX_OUTPUT ((size_t)1 << 20)
 #define VH_HTTP_MAX_CONNS 16384
@@ -179,6 +198,8 @@ struct vh_http_conn {
   int skeep;            /* the connection stays open after it */
   int in_runq;          /* in srv's run queue */
   vh_http_conn_t *rq_next;
+  int feed;            /* GET /changes being streamed (head stays) */
+  uint64_t feed_after; /* the last seq sent whole */
 };
 
 struct vh_http_srv {
@@ -210,7 +231,9 @@ struct vh_http_srv {
   int refusing;                      /* over the cap (logged once) */
   uint64_t refused, refused_burst;   /* connections refused: total, now */
   uint64_t timeouts[VH_HTTP_NTO];
-  int accept_failing; /* accept errors are being logged once */
+  int accept_failing;    /* accept errors are being logged once */
+  uv_timer_t feed_timer; /* polls the change feeds (while feeds > 0) */
+  size_t feeds;          /* GET /changes streams open */
 };
 
 typedef struct vh_http_write {
@@ -288,6 +311,10 @@ static void vh_http_close(vh_http_conn_t *c) {
   vh_http_srv_t *srv = c->srv;
   c->closing = 1;
   vh_http_stream_end(c);
+  if (c->feed) {
+    c->feed = 0;
+    srv->feeds--;
+  }
   srv->nlive--;
   if (srv->refusing && srv->nlive * 10 <= srv->max_conns * 9) {
     srv->refusing = 0;
@@ -815,11 +842,57 @@ static int vh_http_read_status(vh_http_srv_t *srv, vedhost_reader_t *rd, int rc,
   }
 }
 
-static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg) {
+/* The value of query parameter name in q (the text after '?', or NULL),
+ * percent-decoded ('+' is a space) into out (cap bytes): 1, 0 if absent,
+ * -1 if badly encoded or longer than cap - 1. */
+static int vh_http_query(const char *q, const char *name, char *out,
+                         size_t cap) {
+  size_t nl = strlen(name);
+  while (q && *q) {
+    const char *end = strchr(q, '&');
+    if (!end) end = q + strlen(q);
+    if ((size_t)(end - q) > nl && strncmp(q, name, nl) == 0 && q[nl] == '=') {
+      size_t n = 0;
+      for (const char *p = q + nl + 1; p < end; p++) {
+        int ch = (unsigned char)*p;
+        if (ch == '%') {
+          int a = p + 2 < end ? vh_http_hex((unsigned char)p[1]) : -1;
+          int b = a < 0 ? -1 : vh_http_hex((unsigned char)p[2]);
+          if (b < 0 || (a == 0 && b == 0)) return -1;
+          ch = a * 16 + b;
+          p += 2;
+        } else if (ch == '+') {
+          ch = ' ';
+        }
+        if (n + 1 >= cap) return -1;
+        out[n++] = (char)ch;
+      }
+      out[n] = '\0';
+      return 1;
+    }
+    q = *end ? end + 1 : end;
+  }
+  return 0;
+}
+
+/* GET /domains/D/state[/PATH][?at=V]: the committed value, or (with at)
+ * the value at retained version V (api->read_open_at, ABI minor 3). */
+static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg,
+                              const char *query) {
   const vedhost_api_t *api = c->srv->api;
   vedhost_reader_t *rd = NULL;
-  int rc = api->read_open(api->host, segs[1], (const char *const *)segs + 3,
-                          (size_t)(nseg - 3), &rd);
+  char at[256], why[512] = "";
+  int has_at = vh_http_query(query, "at", at, sizeof at);
+  if (has_at < 0) {
+    vh_http_error(c, 400, "bad ?at= value", NULL);
+    return;
+  }
+  int rc =
+      has_at
+          ? api->read_open_at(api->host, segs[1], (const char *const *)segs + 3,
+                              (size_t)(nseg - 3), at, &rd, why, sizeof why)
+          : api->read_open(api->host, segs[1], (const char *const *)segs + 3,
+                           (size_t)(nseg - 3), &rd);
   if (rc == 0) {
     /* Invariant 3: what was pinned may belong to a slice not yet durable. */
     vh_http_held_t *hd = malloc(sizeof *hd);
@@ -837,9 +910,11 @@ static void vh_http_get_state(vh_http_conn_t *c, char **segs, int nseg) {
     vh_http_error(c, 500, "out of memory", NULL);
     return;
   }
-  char msg[256];
+  char msg[600];
   int code = 404;
-  if (rc == VEDHOST_ENODOMAIN)
+  if (has_at && why[0] && (rc == VEDHOST_ENODOMAIN || rc == VEDHOST_ENOTFOUND))
+    snprintf(msg, sizeof msg, "%s", why); /* names the version */
+  else if (rc == VEDHOST_ENODOMAIN)
     snprintf(msg, sizeof msg, "no domain '%.200s'", segs[1]);
   else if (rc == VEDHOST_ENOTFOUND)
     snprintf(msg, sizeof msg, "no value at that path");
@@ -992,6 +1067,185 @@ static void vh_http_on_run(uv_idle_t *idle) {
   if (!srv->rq_head) uv_idle_stop(idle);
 }
 
+/* ---- the change feed (GET /changes, see ENDPOINTS) ---- */
+
+#define VH_HTTP_FEED_HEAD 64          /* room for the head or a chunk size */
+#define VH_HTTP_FEED_MAX (256 * 1024) /* bytes of lines per write */
+
+typedef struct vh_http_fbuf {
+  char *p; /* [owned] VH_HTTP_FEED_HEAD bytes of headroom, then lines */
+  size_t len, cap;
+  int oom;
+} vh_http_fbuf_t;
+
+static int vh_http_feed_line(void *arg, const char *line, size_t len) {
+  vh_http_fbuf_t *b = arg;
+  if (b->len + len + 8 > b->cap) {
+    size_t nc = (b->cap ? 2 * b->cap : 16384) + len + 8;
+    char *np = realloc(b->p, nc);
+    if (!np) {
+      b->oom = 1;
+      return 1;
+    }
+    b->p = np;
+    b->cap = nc;
+  }
+  if (b->len == 0) b->len = VH_HTTP_FEED_HEAD;
+  memcpy(b->p + b->len, line, len);
+  b->p[b->len + len] = '\n';
+  b->len += len + 1;
+  return 0;
+}
+
+/* Send the lines in b [stolen] as one chunk (after the head, the first
+ * time). 0, or -1 with the connection closed. */
+static int vh_http_feed_send(vh_http_conn_t *c, vh_http_fbuf_t *b, int first) {
+  char pre[VH_HTTP_FEED_HEAD + 256];
+  size_t pl = 0, body = b->len ? b->len - VH_HTTP_FEED_HEAD : 0;
+  int chunked = !c->head->http10;
+  if (first)
+    pl = (size_t)snprintf(pre, sizeof pre,
+                          "HTTP/1.1 200 OK\r\nContent-Type: "
+                          "application/x-ndjson\r\nCache-Control: no-cache\r\n"
+                          "%sConnection: close\r\n\r\n",
+                          chunked ? "Transfer-Encoding: chunked\r\n" : "");
+  if (chunked && body)
+    pl += (size_t)snprintf(pre + pl, sizeof pre - pl, "%zx\r\n", body);
+  if (pl == 0 && body == 0) {
+    free(b->p);
+    return 0;
+  }
+  if (body == 0) { /* the head alone */
+    char *h = malloc(pl);
+    free(b->p);
+    if (!h) {
+      vh_http_close(c);
+      return -1;
+    }
+    memcpy(h, pre, pl);
+    return vh_http_send(c, h, h, pl);
+  }
+  /* The head goes as its own write when it does not fit the headroom. */
+  if (pl > VH_HTTP_FEED_HEAD) {
+    char *h = malloc(pl);
+    if (h) memcpy(h, pre, pl);
+    if (!h || vh_http_send(c, h, h, pl) != 0) {
+      if (!h) vh_http_close(c);
+      free(b->p);
+      return -1;
+    }
+    pl = 0;
+  }
+  char *out = b->p + VH_HTTP_FEED_HEAD - pl;
+  memcpy(out, pre, pl);
+  size_t len = pl + body;
+  if (chunked) {
+    memcpy(out + len, "\r\n", 2);
+    len += 2;
+  }
+  return vh_http_send(c, b->p, out, len);
+}
+
+/* Poll c's feed for up to VH_HTTP_FEED_NS and send what came. Returns 1
+ * when more versions are waiting, 0 when caught up, -1 when c ended. */
+static int vh_http_feed_pump(vh_http_conn_t *c, int first) {
+  vh_http_srv_t *srv = c->srv;
+  const vedhost_api_t *api = srv->api;
+  vh_http_fbuf_t b = {NULL, 0, 0, 0};
+  char why[512] = "";
+  uint64_t t0 = uv_hrtime();
+  int rc;
+  for (;;) {
+    uint64_t last = c->feed_after;
+    rc = api->changes(api->host, c->feed_after, 8, vh_http_feed_line, &b, &last,
+                      why, sizeof why);
+    c->feed_after = last;
+    if (rc <= 0 || b.oom || b.len >= VH_HTTP_FEED_MAX ||
+        uv_hrtime() - t0 > VH_HTTP_FEED_NS)
+      break;
+  }
+  if (b.oom || rc < 0) {
+    free(b.p);
+    if (first) {
+      int code = b.oom                      ? 500
+                 : rc == VEDHOST_ESTOPPED   ? 503
+                 : rc != VEDHOST_ENOTFOUND  ? 500
+                 : strstr(why, "retention") ? 410
+                                            : 404;
+      c->feed = 0;
+      srv->feeds--;
+      c->busy = 0;
+      vh_http_error(c, code, b.oom ? "out of memory" : why, NULL);
+      vh_http_pump(c);
+    } else {
+      vh_http_log(srv, VEDHOST_LOG_WARN,
+                  "GET /changes cut (the consumer resumes with its last "
+                  "seq): %s",
+                  b.oom ? "out of memory" : why);
+      vh_http_close(c);
+    }
+    return -1;
+  }
+  if (first) vh_http_count(srv, 200);
+  if (vh_http_feed_send(c, &b, first) != 0) return -1;
+  return rc == 1 || (b.len >= VH_HTTP_FEED_MAX) ? 1 : 0;
+}
+
+static void vh_http_on_feed(uv_timer_t *t) {
+  vh_http_srv_t *srv = t->data;
+  int more = 0;
+  for (vh_http_conn_t *c = srv->conns, *next; c; c = next) {
+    next = c->next;
+    if (!c->feed || c->closing) continue;
+    if (c->eof) { /* the consumer went away */
+      vh_http_close(c);
+      continue;
+    }
+    if (c->out_bytes >= srv->max_output) continue; /* it does not read */
+    c->refs++;
+    next = c->next;
+    if (vh_http_feed_pump(c, 0) == 1) more = 1;
+    vh_http_conn_unref(c);
+  }
+  if (srv->feeds > 0)
+    uv_timer_start(&srv->feed_timer, vh_http_on_feed,
+                   more ? 0 : VH_HTTP_FEED_MS, 0);
+}
+
+/* GET /changes[?from=SEQ]. */
+static void vh_http_get_changes(vh_http_conn_t *c, const char *query) {
+  vh_http_srv_t *srv = c->srv;
+  char from[64];
+  uint64_t after = 0;
+  int has = vh_http_query(query, "from", from, sizeof from);
+  if (has != 0) {
+    char *end = NULL;
+    errno = 0;
+    after = has > 0 && from[0] >= '0' && from[0] <= '9'
+                ? strtoull(from, &end, 10)
+                : 0;
+    if (has < 0 || !end || *end || errno || after == 0) {
+      vh_http_error(c, 400,
+                    "?from= must be the seq of a version (the last one the "
+                    "consumer applied); leave it out to start from the "
+                    "oldest retained version",
+                    NULL);
+      return;
+    }
+  }
+  c->feed = 1;
+  c->feed_after = after;
+  c->busy = 1;
+  srv->feeds++;
+  c->refs++;
+  int rc = vh_http_feed_pump(c, 1);
+  if (rc >= 0 && c->feed && !c->closing && srv->timers_open &&
+      !uv_is_active((uv_handle_t *)&srv->feed_timer))
+    uv_timer_start(&srv->feed_timer, vh_http_on_feed,
+                   rc == 1 ? 0 : VH_HTTP_FEED_MS, 0);
+  vh_http_conn_unref(c);
+}
+
 /* Answer c->head (it stays the head until answered). */
 static void vh_http_serve(vh_http_conn_t *c) {
   vh_http_req_t *r = c->head;
@@ -1009,6 +1263,9 @@ static void vh_http_serve(vh_http_conn_t *c) {
     return;
   }
   char *segs[VH_HTTP_MAX_SEGS];
+  /* The query stays readable after the split ends the path at '?'. */
+  const char *query = strchr(r->url, '?');
+  if (query) query++;
   int n = vh_http_split(r->url, segs);
   if (n < 0) {
     vh_http_error(c, n == -1 ? 400 : 404, "bad path", NULL);
@@ -1040,7 +1297,14 @@ static void vh_http_serve(vh_http_conn_t *c) {
     if (!get)
       vh_http_error(c, 405, "use GET", "Allow: GET\r\n");
     else
-      vh_http_get_state(c, segs, n);
+      vh_http_get_state(c, segs, n, query);
+    return;
+  }
+  if (n == 1 && strcmp(segs[0], "changes") == 0) {
+    if (!get)
+      vh_http_error(c, 405, "use GET", "Allow: GET\r\n");
+    else
+      vh_http_get_changes(c, query);
     return;
   }
   if (n == 4 && strcmp(segs[0], "domains") == 0 &&
@@ -1343,10 +1607,22 @@ static void vh_http_stop(void *arg) {
     srv->timers_open = 0;
     uv_close((uv_handle_t *)&srv->sweep, vh_http_srv_closed);
     uv_close((uv_handle_t *)&srv->runner, vh_http_srv_closed);
+    uv_close((uv_handle_t *)&srv->feed_timer, vh_http_srv_closed);
   }
   for (vh_http_conn_t *c = srv->conns; c; c = c->next) {
     vh_http_read_stop(c);
     c->halted = 1;
+    if (c->feed && !c->closing) { /* end the feed with its last chunk */
+      c->feed = 0;
+      srv->feeds--;
+      char *z = c->head->http10 ? NULL : strdup("0\r\n\r\n");
+      if (z && vh_http_send(c, z, z, 5) != 0) continue;
+      if (c->writes > 0)
+        c->ending = 1;
+      else
+        vh_http_close(c);
+      continue;
+    }
     if (c->rd && c->started) { /* a body cut short: say so by closing */
       vh_http_close(c);
       continue;
@@ -1583,11 +1859,13 @@ static int vh_http_init(const vedhost_api_t *api, char *err, size_t cap) {
   tick = tick < 50 ? 50 : tick > 1000 ? 1000 : tick;
   uv_timer_init(srv->loop, &srv->sweep);
   uv_idle_init(srv->loop, &srv->runner);
-  srv->sweep.data = srv->runner.data = srv;
+  uv_timer_init(srv->loop, &srv->feed_timer);
+  srv->sweep.data = srv->runner.data = srv->feed_timer.data = srv;
   srv->timers_open = 1;
-  srv->open_handles += 2;
+  srv->open_handles += 3;
   uv_timer_start(&srv->sweep, vh_http_on_sweep, tick, tick);
   uv_unref((uv_handle_t *)&srv->sweep);
+  uv_unref((uv_handle_t *)&srv->feed_timer);
   uv_tcp_init(srv->loop, &srv->listener);
   srv->listener.data = srv;
   srv->listener_open = 1;

@@ -16,6 +16,18 @@
 /* Samples of the slice counter for the slice rate (one per second). */
 #define VH_REPL_RING 11
 
+/* A connection's :fork (repl_server.c, FORK): private roots its chunks run
+ * on, never written to the store. Loop thread only. */
+typedef struct vh_repl_fork {
+  vh_control_conn_t *conn; /* [borrowed] its connection (dropped at close) */
+  size_t n, cap;
+  char **names;     /* [owned] n domain names */
+  vh_tab_t **roots; /* [owned refs] the fork's root of each */
+  uint64_t slice;   /* h->slice_seq when it was made */
+  uint64_t chunks;  /* chunks run on it */
+  struct vh_repl_fork *next;
+} vh_repl_fork_t;
+
 /* The REPL server of a host (h->repl). Loop thread only. */
 typedef struct vh_repl_srv {
   vh_host_t *h;        /* [borrowed] */
@@ -31,9 +43,10 @@ typedef struct vh_repl_srv {
     int64_t ms;      /* CLOCK_MONOTONIC ms */
     uint64_t slices; /* h->slice_seq then */
   } ring[VH_REPL_RING];
-  int nring, ring_next; /* samples held (the first is the start); next slot */
-  uint64_t evals;       /* chunks run */
-  uint64_t failed;      /* of which rolled back */
+  int nring, ring_next;  /* samples held (the first is the start); next slot */
+  uint64_t evals;        /* chunks run */
+  uint64_t failed;       /* of which rolled back */
+  vh_repl_fork_t *forks; /* [owned] the connections' forks (:fork) */
 } vh_repl_srv_t;
 
 /* ---- repl_server.c ---- */
@@ -43,6 +56,33 @@ typedef struct vh_repl_srv {
 void vh_repl__push_domains(lua_State *L, vh_host_t *h);
 /* CLOCK_MONOTONIC in ms. */
 int64_t vh_repl__mono_ms(void);
+
+/* FORK: the fork of conn, or NULL. */
+vh_repl_fork_t *vh_repl__fork_of(vh_repl_srv_t *s, vh_control_conn_t *conn);
+/* :fork / :unfork for conn: 0 with a reply text in msg, or -1 with an
+ * error in msg (cap bytes). */
+int vh_repl__fork(vh_repl_srv_t *s, vh_control_conn_t *conn, char *msg,
+                  size_t cap);
+int vh_repl__unfork(vh_repl_srv_t *s, vh_control_conn_t *conn, char *msg,
+                    size_t cap);
+
+/* ---- repl_at.c ---- */
+
+/* at(V): the read-only views of retained version V (see repl_at.c). */
+int vh_repl__at(lua_State *L);
+
+/* ---- repl_diff.c ---- */
+
+/* diff(a [, b [, path]]): the changes from version a to b (nil: the
+ * present), as records (see repl_diff.c). */
+int vh_repl__diff(lua_State *L);
+/* ---- repl_rollback.c ---- */
+
+/* The COMMAND "rollback NAME SPEC" on the running host h (loop thread,
+ * outside any handler): rolls domain NAME back to version SPEC as its own
+ * slice and waits until it is durable. 0 with a summary in msg (cap
+ * bytes), or -1 with one error line in msg. args [borrowed]: "NAME SPEC". */
+int vh_rollback__command(vh_host_t *h, const char *args, char *msg, size_t cap);
 
 /* ---- repl_info.c ---- */
 

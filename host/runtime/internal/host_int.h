@@ -566,6 +566,15 @@ int vh_durable__mark(vh_host_t *h, const char *name, int unmark, char *err,
                      size_t cap);
 /* The marks: *out [new] (vh_marks_free). */
 int vh_durable__marks(vh_host_t *h, vh_mark_t **out, size_t *n);
+/* repl/repl_rollback.c: makes d's root the stub of stored node root (d's root
+ * at version after), in the current slice: the replaced tree's in-memory nodes
+ * become views (vh_tab_make_view), dead [borrowed] die in the next batch, and
+ * back [borrowed] leave the death lists there (vh_hist_resurrect). 0, or -1
+ * with one line in err (nothing changed). */
+struct vh_idlist;
+int vh_durable__rewind(vh_host_t *h, vh_domain_t *d, uint64_t root,
+                       uint64_t after, const struct vh_idlist *dead,
+                       const struct vh_idlist *back, char *err, size_t cap);
 /* The open store [borrowed], or NULL: for tests (vh_store__ hooks). */
 struct vh_store *vh_durable__store(vh_host_t *h);
 

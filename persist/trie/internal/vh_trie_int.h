@@ -44,6 +44,12 @@ enum {
 
 /* Node flags (vh_node_t.flags). */
 #define VH_F_STUB 0x01 /* not loaded yet: see "Lazy nodes" below */
+/* A view of an old version (vh_tab_stub_view): set on the view stub and,
+ * when a view stub loads, on the node decoded and on every stub and table
+ * value in it, so the whole loaded subtree carries it. A view node is
+ * never reported to the free hook and is never written (VH_EREADONLY);
+ * clones of a view table carry it too. */
+#define VH_F_VIEW 0x02
 
 /* Common header of every node. 24 bytes. */
 typedef struct vh_node {
@@ -285,8 +291,11 @@ int vh_trie__fault_err(void);
 /* Record a fault: code, the node id, and what failed. */
 void vh_trie__fault(int code, uint64_t id, const char *what);
 /* A node with id != 0 died (refcount 0): tell the free hook. subtree = 1
- * if it was never loaded. */
+ * if it was never loaded. Not called for view nodes (VH_F_VIEW). */
 void vh_trie__died(uint64_t id, int subtree);
+/* Flag n, a node just decoded under a view stub, and every stub and table
+ * value it holds as VH_F_VIEW. */
+void vh_trie__mark_view(vh_node_t *n);
 /* The static nil a read returns after a fault. */
 extern const vh_val_t vh_trie__nil;
 

@@ -66,7 +66,7 @@ extern "C" {
 #endif
 
 #define VEDHOST_PLUGIN_ABI_MAJOR 1
-#define VEDHOST_PLUGIN_ABI_MINOR 2
+#define VEDHOST_PLUGIN_ABI_MINOR 3
 
 /* Errors returned by the table's functions (negative). */
 #define VEDHOST_ENOMEM (-1)    /* out of memory */
@@ -225,6 +225,45 @@ typedef struct vedhost_api {
 
   /* End r (NULL is a no-op): releases the pinned version. */
   void (*read_close)(vedhost_reader_t *r);
+
+  /* minor 3: versions */
+
+  /* Minor 3. read_open of the value at a retained version: at is a
+   * version spec (README "Versions": "1234" a seq, "-3" three back,
+   * "14:02", "2026-12-06T14:02:00Z", "-5m", a mark name). The value is
+   * read from the store through read-only views of that version's roots
+   * (durable by definition: no output gate needed). Read it with
+   * read_next/read_error/read_close as any reader. 0, VEDHOST_ENOTFOUND
+   * (no such retained version, a malformed spec, or no value at that
+   * path), VEDHOST_ENODOMAIN (the domain is not in that version),
+   * VEDHOST_EIO, VEDHOST_ESTOPPED or VEDHOST_ENOMEM; why (cap bytes, may
+   * be NULL) gets one line saying which ("unknown version 99: oldest
+   * retained is 1200, newest 1300"). */
+  int (*read_open_at)(vedhost_t *host, const char *domain,
+                      const char *const *path, size_t npath, const char *at,
+                      vedhost_reader_t **out, char *why, size_t cap);
+
+  /* Minor 3. The change feed: the changes of every committed version
+   * after version `after`, oldest first. fn(arg, line, len) gets each
+   * change as one JSON object without a newline (line [borrowed] for the
+   * call; the format of `vedhost changes --json`: {"seq", "time" (unix
+   * ms), "domain", "op" ("+", "-", "~"), "path" (array of keys), "value"
+   * for "+", "old"/"new" for "~", "n", "of": the n-th change of `of` in
+   * that seq}); a non-zero return stops the call. after = 0: start with
+   * the oldest retained version whole (every key as "+"). At most
+   * max_versions versions per call (0: no limit); *last = the seq of the
+   * last version all of whose changes were handed to fn (after when none):
+   * pass it as `after` next time, and each change comes exactly once.
+   * Only versions whose batch the store holds are sent (committed; with
+   * --durability sync, on disk). Returns 1 (max_versions sent: call again),
+   * 0 (caught up: poll later), VEDHOST_ENOTFOUND (after is not retained:
+   * why says which seq to resume from, "seq 99 is past retention: the
+   * oldest seq you can resume from is 1200 ..."), VEDHOST_EIO,
+   * VEDHOST_ESTOPPED, VEDHOST_ENOMEM. Cost: the nodes the versions
+   * changed, not the size of the state. */
+  int (*changes)(vedhost_t *host, uint64_t after, size_t max_versions,
+                 int (*fn)(void *arg, const char *line, size_t len), void *arg,
+                 uint64_t *last, char *why, size_t cap);
 } vedhost_api_t;
 
 typedef int (*vedhost_plugin_init_fn)(const vedhost_api_t *api, char *err,

@@ -1,0 +1,126 @@
+/*
+ * changes_json.c - one change (host/runtime/vh_changes.h) as a JSON object
+ * on one line (vh_changes_json.h). Keys and values use the mapping of
+ * include/vedhost/plugin.h (VALUES) through json.c; integers, booleans
+ * and strings of plain printable ASCII (the common case of a feed) are
+ * written here without an allocation.
+ */
+#include "vh_changes_json.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vh_json.h"
+
+static int vh_change__put(vh_buf_t *b, const char *s) {
+  return vh_buf_put(b, s, strlen(s));
+}
+
+/* Bytes that go into a JSON string as they are (printable ASCII but for
+ * the quote and the backslash). */
+static int vh_change__plain_json(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\') return 0;
+  }
+  return 1;
+}
+
+/* v as JSON appended to b; a value JSON cannot hold becomes {"error":..}.
+ * Integers, booleans and plain strings are written here (the common case
+ * of a feed: no allocation); the rest by vh_json_encode. */
+static int vh_change__json_val(vh_buf_t *b, vh_val_t v) {
+  char num[32];
+  if (v.type == VH_TINT) {
+    int n = snprintf(num, sizeof num, "%" PRId64, v.u.i);
+    return vh_buf_put(b, num, (size_t)n);
+  }
+  if (v.type == VH_TBOOL) return vh_change__put(b, v.u.b ? "true" : "false");
+  if (v.type == VH_TSTR &&
+      vh_change__plain_json(vh_str_data(v.u.s), vh_str_len(v.u.s))) {
+    int r = vh_buf_reserve(b, vh_str_len(v.u.s) + 2);
+    if (r != 0) return r;
+    b->p[b->len++] = '"';
+    memcpy(b->p + b->len, vh_str_data(v.u.s), vh_str_len(v.u.s));
+    b->len += vh_str_len(v.u.s);
+    b->p[b->len++] = '"';
+    return 0;
+  }
+  char *out = NULL, err[256];
+  size_t len = 0;
+  int r = vh_json_encode_err(v, &out, &len, err, sizeof err);
+  if (r == VH_JSON_EPARSE) { /* {"error": err} */
+    vh_val_t m;
+    m.u.s = vh_str_new(err, strlen(err));
+    m.type = VH_TSTR;
+    if (m.u.s == NULL) return VH_ENOMEM;
+    r = vh_json_encode(m, &out, &len);
+    vh_str_release(m.u.s);
+    if (r != 0) return r;
+    r = vh_change__put(b, "{\"error\":");
+    if (r == 0) r = vh_buf_put(b, out, len);
+    if (r == 0) r = vh_change__put(b, "}");
+    free(out);
+    return r;
+  }
+  if (r != 0) return r;
+  r = vh_buf_put(b, out, len);
+  free(out);
+  return r;
+}
+
+int vh_change_json(const vh_change_t *c, int with_seq, vh_buf_t *out) {
+  char num[96];
+  int r = 0;
+  char op[2] = {(char)c->op, 0};
+  vh_str_t *dom = NULL;
+  size_t dl = strlen(c->domain);
+  if (!vh_change__plain_json(c->domain, dl)) {
+    dom = vh_str_new(c->domain, dl);
+    if (dom == NULL) return VH_ENOMEM;
+  }
+  if (with_seq) {
+    snprintf(num, sizeof num, "{\"seq\":%" PRIu64 ",\"time\":%" PRId64 ",",
+             c->seq, c->time_ms);
+    r = vh_change__put(out, num);
+  } else {
+    r = vh_change__put(out, "{");
+  }
+  if (r == 0) r = vh_change__put(out, "\"domain\":");
+  if (r == 0 && dom != NULL) {
+    vh_val_t dv;
+    dv.u.s = dom;
+    dv.type = VH_TSTR;
+    r = vh_change__json_val(out, dv);
+  } else if (r == 0) {
+    r = vh_change__put(out, "\"");
+    if (r == 0) r = vh_buf_put(out, c->domain, dl);
+    if (r == 0) r = vh_change__put(out, "\"");
+  }
+  if (dom) vh_str_release(dom);
+  if (r == 0) r = vh_change__put(out, ",\"op\":\"");
+  if (r == 0) r = vh_change__put(out, op);
+  if (r == 0) r = vh_change__put(out, "\",\"path\":[");
+  for (size_t i = 0; i < c->depth && r == 0; i++) {
+    if (i > 0) r = vh_change__put(out, ",");
+    if (r == 0) r = vh_change__json_val(out, c->path[i]);
+  }
+  if (r == 0) r = vh_change__put(out, "]");
+  if (r == 0 && c->op == '+') {
+    r = vh_change__put(out, ",\"value\":");
+    if (r == 0) r = vh_change__json_val(out, c->new);
+  } else if (r == 0 && c->op == '~') {
+    r = vh_change__put(out, ",\"old\":");
+    if (r == 0) r = vh_change__json_val(out, c->old);
+    if (r == 0) r = vh_change__put(out, ",\"new\":");
+    if (r == 0) r = vh_change__json_val(out, c->new);
+  }
+  if (r == 0 && c->of > 0) {
+    snprintf(num, sizeof num, ",\"n\":%u,\"of\":%u", c->n, c->of);
+    r = vh_change__put(out, num);
+  }
+  if (r == 0) r = vh_change__put(out, "}");
+  return r;
+}

@@ -1,0 +1,495 @@
+/*
+ * diff_cmd.c - `vedhost diff [--data DIR] [--json] FROM [TO] [PATH]` and
+ * `vedhost changes [--data DIR] [--from V] [--follow] [--json]`.
+ *
+ * HOW (the CLI room: it joins admin's offline store and literal printer,
+ * the runtime's diff and the ABI's JSON lines, as only the executable may).
+ * The store is opened as a RocksDB secondary (offline.c), so both run
+ * the same beside a running host and on a stopped one, and write nothing.
+ * FROM/TO/V are version specs (persist/vh_version_spec.h); the roots of
+ * each version are stubs read by the trie's lazy loader, and
+ * host/changes.c walks them, skipping what both versions share.
+ *
+ * OUTPUT. Text, one line per change, the path in inspect's syntax and
+ * values in the REPL's literal format (scripts/pretty.lua, on one line,
+ * nothing elided):
+ *     + counter.recent.3 = "x"
+ *     - jobs.queue
+ *     ~ counter.n: 41 -> 42
+ * `changes` puts "SEQ TIME " before each line. --json prints one JSON
+ * object per line (host/changes.c vh_change_json): {"domain", "op",
+ * "path" (an array of keys), "value" / "old","new"}, and for `changes`
+ * "seq", "time" (unix ms), "n", "of" (n-th change of `of` in that seq).
+ *
+ * ARGUMENTS. A version spec may start with '-' (`-1`, `-5m`): an argument
+ * "-" followed by a digit is never an option here. With two positional
+ * arguments the second is TO if it names a retained version, else PATH.
+ * PATH is `domain.key.key` (inspect's syntax); an element that reads as an
+ * integer is an integer key where either version has that integer key,
+ * else a string key.
+ *
+ * --follow polls the store (catch-up of the secondary, every 200 ms) for
+ * newer versions until stdout is closed or the process is signalled;
+ * stdout is flushed after each version, so a consumer never sees part of a
+ * version without the rest following.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "vh_changes.h"
+#include "vh_changes_json.h"
+#include "vh_cli_args.h"
+#include "vh_diff_text.h"
+#include "vh_offline.h"
+#include "vh_version_spec.h"
+#include "vh_versions.h"
+
+static const char vh_diffcmd_usage[] =
+    "usage: vedhost diff [--data DIR] [--json] FROM [TO] [PATH]\n"
+    "  print what changed between two retained versions of DIR (default\n"
+    "  " VH_DEFAULT_DATA_DIR
+    "): FROM and TO are versions (1234, -1, 14:02,\n"
+    "  -5m, 2026-12-06T14:02:00Z, a mark); TO defaults to the current\n"
+    "  state. PATH (domain.key.key) limits it to that value. One line per\n"
+    "  change: `+ path = value`, `- path`, `~ path: old -> new`; --json\n"
+    "  prints one JSON object per line. Safe while a host runs on DIR.\n";
+
+static const char vh_changescmd_usage[] =
+    "usage: vedhost changes [--data DIR] [--from V] [--follow] [--json]\n"
+    "  print the changes of every retained version after V (a seq or any\n"
+    "  version spec; without --from the oldest retained version is\n"
+    "  printed whole, as additions), oldest first, one line each: SEQ TIME\n"
+    "  and the change as `vedhost diff` prints it. --follow keeps waiting\n"
+    "  for new versions. --json prints one JSON object per line. Safe while\n"
+    "  a host runs on DIR.\n";
+
+static int64_t vh_diffcmd__now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- the printer ---- */
+
+typedef struct vh_printer {
+  vh_diff_text_t *text; /* [owned] the literal printer (not with --json) */
+  int json;             /* --json */
+  int with_seq;         /* changes: SEQ TIME first */
+  vh_buf_t line;        /* the line being built */
+  int err;              /* a failure while printing (message on stderr) */
+  const char *cmd;
+} vh_printer_t;
+
+static int vh_printer_open(vh_printer_t *p, const char *cmd, int json,
+                           int with_seq) {
+  memset(p, 0, sizeof *p);
+  p->cmd = cmd;
+  p->json = json;
+  p->with_seq = with_seq;
+  if (json) return 0;
+  return vh_diff_text_open(cmd, &p->text);
+}
+
+static void vh_printer_close(vh_printer_t *p) {
+  vh_diff_text_close(p->text);
+  vh_buf_free(&p->line);
+}
+
+static int vh_printer__val(vh_printer_t *p, vh_val_t v) {
+  return vh_diff_text_value(p->text, v, &p->line);
+}
+
+/* Report a load fault (or r) in one line; the fault is cleared. */
+static int vh_diffcmd__fault(const char *cmd, int r) {
+  const char *fm = NULL;
+  if (vh_trie_fault(&fm) != 0) {
+    fprintf(stderr, "vedhost: %s: cannot read the state: %s\n", cmd, fm);
+    vh_trie_fault_clear();
+  } else if (r < 0) {
+    fprintf(stderr, "vedhost: %s: %s\n", cmd, vh_err_name(r));
+  }
+  return 1;
+}
+
+static int vh_printer_change(void *arg, const vh_change_t *c) {
+  vh_printer_t *p = arg;
+  int r = 0;
+  p->line.len = 0;
+  if (p->json) {
+    r = vh_change_json(c, p->with_seq, &p->line);
+  } else {
+    char head[96], tb[VH_VERSION_TIME_LEN];
+    if (p->with_seq) {
+      snprintf(head, sizeof head, "%" PRIu64 " %s ", c->seq,
+               vh_version_time_fmt(c->time_ms, tb));
+      r = vh_buf_put(&p->line, head, strlen(head));
+    }
+    char op[3] = {(char)c->op, ' ', 0};
+    if (r == 0) r = vh_buf_put(&p->line, op, 2);
+    if (r == 0) r = vh_change_path_text(c->domain, c->path, c->depth, &p->line);
+    if (r == 0 && c->op == '+') {
+      r = vh_buf_put(&p->line, " = ", 3);
+      if (r == 0) r = vh_printer__val(p, c->new);
+    } else if (r == 0 && c->op == '~') {
+      r = vh_buf_put(&p->line, ": ", 2);
+      if (r == 0) r = vh_printer__val(p, c->old);
+      if (r == 0) r = vh_buf_put(&p->line, " -> ", 4);
+      if (r == 0) r = vh_printer__val(p, c->new);
+    }
+  }
+  if (r == 0 && vh_trie_fault(NULL) != 0) r = VH_EIO;
+  if (r != 0) {
+    if (r != VH_EINVAL) vh_diffcmd__fault(p->cmd, r);
+    p->err = 1;
+    return r;
+  }
+  if (vh_buf_put(&p->line, "\n", 1) != 0 ||
+      fwrite(p->line.p, 1, p->line.len, stdout) != p->line.len) {
+    p->err = 2; /* stdout closed: stop quietly */
+    return VH_EIO;
+  }
+  if (c->of > 0 && c->n == c->of) fflush(stdout);
+  return 0;
+}
+
+/* ---- arguments ---- */
+
+/* An argument "-<digit>..." is a version spec, not an option: getopt
+ * would read it as short options, so it is hidden behind a \1 prefix that
+ * the positional handler strips. */
+static char **vh_diffcmd__argv(int argc, char **argv) {
+  char **v = calloc((size_t)argc + 1, sizeof *v);
+  if (v == NULL) return NULL;
+  for (int i = 0; i < argc; i++) {
+    const char *a = argv[i];
+    if (i > 0 && a[0] == '-' && a[1] >= '0' && a[1] <= '9') {
+      size_t n = strlen(a);
+      v[i] = malloc(n + 2);
+      if (v[i] == NULL) continue;
+      v[i][0] = '\1';
+      memcpy(v[i] + 1, a, n + 1);
+    } else {
+      v[i] = strdup(a);
+    }
+  }
+  return v;
+}
+
+static void vh_diffcmd__argv_free(int argc, char **v) {
+  for (int i = 0; i < argc; i++) free(v[i]);
+  free(v);
+}
+
+typedef struct vh_diffcmd_args {
+  const char *data;
+  const char *pos[3];
+  int npos;
+  int json, follow;
+  const char *from;
+} vh_diffcmd_args_t;
+
+static int vh_diffcmd__arg(void *arg, int opt, const char *val) {
+  vh_diffcmd_args_t *a = arg;
+  if (val && val[0] == '\1') val++;
+  if (opt < 0) {
+    a->pos[a->npos++] = val;
+  } else if (opt == 0) {
+    a->data = val;
+  } else if (opt == 1) {
+    a->json = 1;
+  } else if (opt == 2) {
+    a->from = val;
+  } else {
+    a->follow = 1;
+  }
+  return 0;
+}
+
+/* ---- vedhost diff ---- */
+
+/* Split PATH into domain and keys, resolving integer-looking elements
+ * against both sides. *keys [new] (strings to release), *nkeys. */
+static int vh_diffcmd__path(const char *path, const vh_vside_t *a,
+                            const vh_vside_t *b, char **domain, vh_val_t **keys,
+                            size_t *nkeys) {
+  const char *dot = strchr(path, '.');
+  size_t dl = dot ? (size_t)(dot - path) : strlen(path);
+  *keys = NULL;
+  *nkeys = 0;
+  if (dl == 0 || path[strlen(path) - 1] == '.' || strstr(path, "..")) {
+    fprintf(stderr,
+            "vedhost: diff: bad path \"%s\": empty element (use "
+            "name.key.key)\n",
+            path);
+    return 2;
+  }
+  *domain = strndup(path, dl);
+  vh_tab_t *ta = NULL, *tb = NULL;
+  int found = 0;
+  for (size_t i = 0; i < a->n; i++)
+    if (strcmp(a->names[i], *domain) == 0) ta = a->roots[i], found = 1;
+  for (size_t i = 0; i < b->n; i++)
+    if (strcmp(b->names[i], *domain) == 0) tb = b->roots[i], found = 1;
+  if (!found) {
+    fprintf(stderr, "vedhost: diff: no domain \"%s\" in either version\n",
+            *domain);
+    return 1;
+  }
+  size_t n = 0;
+  for (const char *p = path; *p; p++) n += *p == '.';
+  *keys = calloc(n + 1, sizeof **keys);
+  const char *e = dot;
+  vh_val_t va = ta ? (vh_val_t){.u.t = ta, .type = VH_TTAB} : vh_nil();
+  vh_val_t vb = tb ? (vh_val_t){.u.t = tb, .type = VH_TTAB} : vh_nil();
+  while (e != NULL) {
+    const char *s = e + 1;
+    e = strchr(s, '.');
+    size_t len = e ? (size_t)(e - s) : strlen(s);
+    char buf[32], *end;
+    vh_val_t k = vh_nil(), x = vh_nil(), y = vh_nil();
+    if (len > 0 && len < sizeof buf) {
+      memcpy(buf, s, len);
+      buf[len] = 0;
+      errno = 0;
+      long long ll = strtoll(buf, &end, 10);
+      if (*end == 0 && errno == 0) {
+        vh_val_t ik = vh_int(ll);
+        if (va.type == VH_TTAB) vh_tab_get(va.u.t, ik, &x);
+        if (vb.type == VH_TTAB) vh_tab_get(vb.u.t, ik, &y);
+        if (x.type != VH_TNIL || y.type != VH_TNIL) k = ik;
+      }
+    }
+    if (k.type == VH_TNIL) {
+      k.u.s = vh_str_new(s, len);
+      k.type = VH_TSTR;
+      if (k.u.s == NULL) return 1;
+      x = y = vh_nil();
+      if (va.type == VH_TTAB) vh_tab_get(va.u.t, k, &x);
+      if (vb.type == VH_TTAB) vh_tab_get(vb.u.t, k, &y);
+    }
+    (*keys)[(*nkeys)++] = k;
+    va = x;
+    vb = y;
+  }
+  return 0;
+}
+
+/* Load version spec into a side (roots as stubs). */
+static int vh_diffcmd__side(vh_offline_t *o, const char *spec, vh_vside_t *s,
+                            uint64_t *seq, char **errmsg) {
+  vh_manifest_t m;
+  int64_t t;
+  int r =
+      vh_version_load(o->store, spec, vh_diffcmd__now(), seq, &t, &m, errmsg);
+  if (r != 0) return r;
+  r = vh_vside_from_manifest(s, &m, vh_tab_stub);
+  vh_manifest_free(&m);
+  if (r != 0) *errmsg = strdup("out of memory");
+  return r;
+}
+
+int vh_diff_main(int argc, char **argv) {
+  static const vh_cli_opt_t opts[] = {{"--data", 1, 0}, {"--json", 0, 0}};
+  vh_cli_cmd_t cmd = {"diff", opts, 2, 3, vh_diffcmd_usage};
+  vh_diffcmd_args_t a;
+  memset(&a, 0, sizeof a);
+  a.data = VH_DEFAULT_DATA_DIR;
+  char **av = vh_diffcmd__argv(argc, argv);
+  if (av == NULL) return 1;
+  int rc = vh_cli_parse(&cmd, argc, av, vh_diffcmd__arg, &a);
+  if (rc == 0 && a.npos == 0)
+    rc = vh_cli_bad("diff", "FROM is missing (a version: 1234, -1, 14:02)");
+  if (rc != 0) {
+    vh_diffcmd__argv_free(argc, av);
+    return rc == 1 ? 0 : rc;
+  }
+  vh_offline_t o;
+  char err[1024];
+  if (vh_offline_open(&o, a.data, err, sizeof err) != 0) {
+    fprintf(stderr, "vedhost: diff: %s\n", err);
+    vh_diffcmd__argv_free(argc, av);
+    return 1;
+  }
+  vh_offline_use_loader(&o);
+  vh_vside_t sa, sb;
+  memset(&sa, 0, sizeof sa);
+  memset(&sb, 0, sizeof sb);
+  char *msg = NULL, *domain = NULL;
+  uint64_t seqa = 0, seqb = 0;
+  const char *to = a.npos >= 2 ? a.pos[1] : NULL;
+  const char *path = a.npos == 3 ? a.pos[2] : NULL;
+  vh_val_t *keys = NULL;
+  size_t nkeys = 0;
+  rc = 0;
+  int r = vh_diffcmd__side(&o, a.pos[0], &sa, &seqa, &msg);
+  if (r == 0 && a.npos == 2) { /* FROM TO, or FROM PATH */
+    char *m2 = NULL;
+    if (vh_diffcmd__side(&o, to, &sb, &seqb, &m2) != 0) {
+      const char *dot = strchr(to, '.');
+      size_t dl = dot ? (size_t)(dot - to) : strlen(to);
+      int isdom = 0;
+      for (size_t i = 0; i < o.man.ndomains; i++)
+        if (strlen(o.man.domains[i].name) == dl &&
+            strncmp(o.man.domains[i].name, to, dl) == 0)
+          isdom = 1;
+      for (size_t i = 0; i < sa.n; i++)
+        if (strlen(sa.names[i]) == dl && strncmp(sa.names[i], to, dl) == 0)
+          isdom = 1;
+      if (isdom) {
+        path = to;
+        to = NULL;
+        free(m2);
+      } else {
+        char buf[512];
+        snprintf(buf, sizeof buf,
+                 "\"%.200s\" is neither a version (%.200s) nor a path in "
+                 "a domain",
+                 to, m2 ? m2 : "unknown");
+        free(m2);
+        r = VH_ENOENT;
+        msg = strdup(buf);
+      }
+    }
+  }
+  if (r == 0 && a.npos == 3) r = vh_diffcmd__side(&o, to, &sb, &seqb, &msg);
+  if (r == 0 && to == NULL) { /* TO: the current state */
+    r = vh_vside_from_manifest(&sb, &o.man, vh_tab_stub);
+    if (r != 0) msg = strdup("out of memory");
+  }
+  if (r != 0) {
+    fprintf(stderr, "vedhost: diff: %s\n", msg ? msg : vh_err_name(r));
+    rc = 1;
+    goto out;
+  }
+  if (path != NULL &&
+      (rc = vh_diffcmd__path(path, &sa, &sb, &domain, &keys, &nkeys)) != 0)
+    goto out;
+  if (vh_trie_fault(NULL) != 0) {
+    rc = vh_diffcmd__fault("diff", VH_EIO);
+    goto out;
+  }
+  vh_printer_t p;
+  if (vh_printer_open(&p, "diff", a.json, 0) != 0) {
+    rc = 1;
+    goto out;
+  }
+  r = vh_changes_diff(&sa, &sb, domain, keys, nkeys, 0, 0, vh_printer_change,
+                      &p);
+  if (r != 0 && !p.err) vh_diffcmd__fault("diff", r);
+  rc = r == 0 ? 0 : p.err == 2 ? 0 : 1;
+  vh_printer_close(&p);
+  fflush(stdout);
+out:
+  for (size_t i = 0; i < nkeys; i++) vh_val_release(keys[i]);
+  free(keys);
+  free(domain);
+  free(msg);
+  vh_vside_free(&sa);
+  vh_vside_free(&sb);
+  vh_offline_close(&o);
+  vh_diffcmd__argv_free(argc, av);
+  return rc;
+}
+
+/* ---- vedhost changes ---- */
+
+static volatile sig_atomic_t vh_changescmd_stop;
+
+static void vh_changescmd__sig(int sig) {
+  (void)sig;
+  vh_changescmd_stop = 1;
+}
+
+int vh_changes_main(int argc, char **argv) {
+  static const vh_cli_opt_t opts[] = {
+      {"--data", 1, 0}, {"--json", 0, 0}, {"--from", 1, 0}, {"--follow", 0, 0}};
+  vh_cli_cmd_t cmd = {"changes", opts, 4, 0, vh_changescmd_usage};
+  vh_diffcmd_args_t a;
+  memset(&a, 0, sizeof a);
+  a.data = VH_DEFAULT_DATA_DIR;
+  char **av = vh_diffcmd__argv(argc, argv);
+  if (av == NULL) return 1;
+  int rc = vh_cli_parse(&cmd, argc, av, vh_diffcmd__arg, &a);
+  if (rc != 0) {
+    vh_diffcmd__argv_free(argc, av);
+    return rc == 1 ? 0 : rc;
+  }
+  vh_offline_t o;
+  char err[1024];
+  if (vh_offline_open(&o, a.data, err, sizeof err) != 0) {
+    fprintf(stderr, "vedhost: changes: %s\n", err);
+    vh_diffcmd__argv_free(argc, av);
+    return 1;
+  }
+  vh_offline_use_loader(&o);
+  uint64_t after = 0;
+  char *msg = NULL;
+  if (a.from != NULL) {
+    const char *f = a.from;
+    int digits = *f != 0;
+    for (const char *q = f; *q; q++) digits &= *q >= '0' && *q <= '9';
+    if (digits) { /* a seq: the feed tells past retention apart */
+      after = strtoull(f, NULL, 10);
+      if (after == 0) {
+        fprintf(stderr,
+                "vedhost: changes: --from 0 names no version (leave "
+                "--from out to start from the oldest retained one)\n");
+        rc = 1;
+      }
+    } else if (vh_version_resolve(o.store, f, vh_diffcmd__now(), &after,
+                                  &msg) != 0) {
+      fprintf(stderr, "vedhost: changes: %s\n", msg ? msg : "bad version");
+      rc = 1;
+    }
+  }
+  vh_printer_t p;
+  if (rc == 0 && vh_printer_open(&p, "changes", a.json, 1) != 0) rc = 1;
+  if (rc != 0) {
+    free(msg);
+    vh_offline_close(&o);
+    vh_diffcmd__argv_free(argc, av);
+    return rc;
+  }
+  signal(SIGPIPE, SIG_IGN);
+  if (a.follow) {
+    signal(SIGTERM, vh_changescmd__sig);
+    signal(SIGINT, vh_changescmd__sig);
+  }
+  vh_feed_t f;
+  vh_feed_init(&f, o.store, vh_tab_stub, after);
+  for (;;) {
+    free(msg);
+    msg = NULL;
+    int r = vh_feed_poll(&f, 0, vh_printer_change, &p, NULL, &msg);
+    fflush(stdout);
+    if (r != 0) {
+      if (p.err == 2) break; /* the reader went away */
+      if (!p.err)
+        fprintf(stderr, "vedhost: changes: %s\n", msg ? msg : vh_err_name(r));
+      rc = 1;
+      break;
+    }
+    if (!a.follow || vh_changescmd_stop) break;
+    struct timespec ts = {0, 200 * 1000000L};
+    nanosleep(&ts, NULL);
+    if (vh_changescmd_stop) break;
+    free(msg);
+    msg = NULL;
+    if (vh_store_catch_up(o.store, &msg) != 0) {
+      fprintf(stderr, "vedhost: changes: %s\n", msg ? msg : "catch-up failed");
+      rc = 1;
+      break;
+    }
+  }
+  free(msg);
+  vh_feed_free(&f);
+  vh_printer_close(&p);
+  vh_offline_close(&o);
+  vh_diffcmd__argv_free(argc, av);
+  return rc;
+}

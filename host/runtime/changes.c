@@ -1,0 +1,464 @@
+/*
+ * changes.c - the diff of two versions, domain by domain, and the change
+ * feed (vh_changes.h).
+ *
+ * DIFF. Each side is a sorted list of (domain, root). The two lists are
+ * merged by name; a domain on one side only is diffed against an empty
+ * table (every key added or removed). Within a domain persist/tdiff.c
+ * walks the two roots and skips every subtree both versions share (the
+ * same store id, or the same pointer for live tables), so a diff costs
+ * what changed, not the size of the state.
+ *
+ * FEED. The versions are the store's version records ('V', host/history.c
+ * writes one in each slice's own batch), read in seq order with
+ * vh_store_version_scan. Version v's changes are the diff of the retained
+ * version before it (its manifest is kept in the vh_feed_t) and v. A
+ * record exists only once the writer thread wrote its batch, so a version
+ * is never sent before it is committed (with --durability sync, before it
+ * is on disk). Each version is walked once; its changes are collected
+ * (values borrowed from the two versions' roots, kept until they are
+ * sent) so that each carries "of", the version's count: a consumer can
+ * tell a version it saw whole from one it saw in part. Memory: one entry
+ * per change of the version being sent. The roots of the version just sent
+ * (and the nodes its walk loaded) are kept as the next walk's old side.
+ *
+ * RESUMING. A consumer keeps the seq of the last version it applied whole
+ * and comes back with it: it is sent the versions after it, each exactly
+ * once, in order, as long as that seq is still retained (its manifest is
+ * the base of the next diff). Past retention it gets VH_ENOENT and a line
+ * naming the oldest seq it can resume from (or: start over from 0, which
+ * sends the oldest retained version whole and goes on from there).
+ */
+#include "vh_changes.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vh_tdiff.h"
+#include "vh_versions.h"
+
+/* ---- sides ---- */
+
+void vh_vside_free(vh_vside_t *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    free(s->names[i]);
+    if (s->roots[i]) vh_tab_release(s->roots[i]);
+  }
+  free(s->names);
+  free(s->roots);
+  memset(s, 0, sizeof *s);
+}
+
+int vh_vside_add(vh_vside_t *s, const char *name, vh_tab_t *root) {
+  char **nn = realloc(s->names, (s->n + 1) * sizeof *nn);
+  if (nn == NULL) return VH_ENOMEM;
+  s->names = nn;
+  vh_tab_t **nr = realloc(s->roots, (s->n + 1) * sizeof *nr);
+  if (nr == NULL) return VH_ENOMEM;
+  s->roots = nr;
+  char *copy = strdup(name);
+  if (copy == NULL) return VH_ENOMEM;
+  size_t i = s->n;
+  while (i > 0 && strcmp(s->names[i - 1], name) > 0) {
+    s->names[i] = s->names[i - 1];
+    s->roots[i] = s->roots[i - 1];
+    i--;
+  }
+  s->names[i] = copy;
+  s->roots[i] = root;
+  if (root) vh_tab_retain(root);
+  s->n++;
+  return 0;
+}
+
+int vh_vside_from_manifest(vh_vside_t *s, const vh_manifest_t *m,
+                           vh_mkroot_fn mkroot) {
+  memset(s, 0, sizeof *s);
+  for (size_t i = 0; i < m->ndomains; i++) {
+    vh_tab_t *t = m->domains[i].root ? mkroot(m->domains[i].root) : NULL;
+    if (m->domains[i].root && t == NULL) goto fail;
+    int r = vh_vside_add(s, m->domains[i].name, t);
+    if (t) vh_tab_release(t);
+    if (r != 0) goto fail;
+  }
+  return 0;
+fail:
+  vh_vside_free(s);
+  return VH_ENOMEM;
+}
+
+/* ---- diff ---- */
+
+typedef struct dctx {
+  vh_change_t c; /* seq, time, domain, n, of filled in by the caller */
+  vh_change_fn fn;
+  void *arg;
+} dctx_t;
+
+static int vh_changes__one(void *arg, const vh_tdiff_change_t *t) {
+  dctx_t *d = arg;
+  d->c.op = t->op;
+  d->c.path = t->path;
+  d->c.depth = t->depth;
+  d->c.old = t->old;
+  d->c.new = t->new;
+  if (d->c.of) d->c.n++;
+  return d->fn(d->arg, &d->c);
+}
+
+static int vh_changes__diff(const vh_vside_t *a, const vh_vside_t *b,
+                            const char *domain, const vh_val_t *path,
+                            size_t npath, dctx_t *d) {
+  size_t i = 0, j = 0;
+  while (i < a->n || j < b->n) {
+    int c = i == a->n ? 1 : j == b->n ? -1 : strcmp(a->names[i], b->names[j]);
+    const char *name = c <= 0 ? a->names[i] : b->names[j];
+    vh_tab_t *ra = c <= 0 ? a->roots[i] : NULL;
+    vh_tab_t *rb = c >= 0 ? b->roots[j] : NULL;
+    if (c <= 0) i++;
+    if (c >= 0) j++;
+    if (domain != NULL && strcmp(domain, name) != 0) continue;
+    d->c.domain = name;
+    int r = vh_tab_diff(ra, rb, path, npath, vh_changes__one, d);
+    if (r != 0) return r;
+  }
+  return 0;
+}
+
+int vh_changes_diff(const vh_vside_t *a, const vh_vside_t *b,
+                    const char *domain, const vh_val_t *path, size_t npath,
+                    uint64_t seq, int64_t time_ms, vh_change_fn fn, void *arg) {
+  dctx_t d;
+  memset(&d, 0, sizeof d);
+  d.c.seq = seq;
+  d.c.time_ms = time_ms;
+  d.fn = fn;
+  d.arg = arg;
+  return vh_changes__diff(a, b, domain, path, npath, &d);
+}
+
+/* ---- feed ---- */
+
+void vh_feed_init(vh_feed_t *f, vh_store_t *store, vh_mkroot_fn mkroot,
+                  uint64_t after) {
+  memset(f, 0, sizeof *f);
+  f->store = store;
+  f->mkroot = mkroot;
+  f->last = after;
+}
+
+void vh_feed_free(vh_feed_t *f) {
+  vh_manifest_free(&f->prev);
+  vh_vside_free(&f->side);
+  memset(f, 0, sizeof *f);
+}
+
+/* The changes of one version, collected before they are sent. */
+typedef struct vh_fent {
+  const char *domain; /* [borrowed] a side's name */
+  int op;
+  size_t off, depth; /* path: keys[off .. off + depth) */
+  vh_val_t old, new; /* [borrowed] */
+} vh_fent_t;
+
+typedef struct vh_fcoll {
+  vh_fent_t *e;
+  size_t n, cap;
+  vh_val_t *keys; /* [borrowed values] every path, one after another */
+  size_t nkeys, capkeys;
+  int oom;
+} vh_fcoll_t;
+
+static int vh_feed__collect(void *arg, const vh_change_t *c) {
+  vh_fcoll_t *col = arg;
+  if (vh_grow(&col->e, &col->cap, col->n + 1, sizeof *col->e) != 0 ||
+      vh_grow(&col->keys, &col->capkeys, col->nkeys + c->depth,
+              sizeof *col->keys) != 0)
+    return col->oom = 1;
+  vh_fent_t *e = &col->e[col->n++];
+  e->domain = c->domain;
+  e->op = c->op;
+  e->off = col->nkeys;
+  e->depth = c->depth;
+  e->old = c->old;
+  e->new = c->new;
+  memcpy(col->keys + col->nkeys, c->path, c->depth * sizeof *c->path);
+  col->nkeys += c->depth;
+  return 0;
+}
+
+/* The oldest retained seq (a marked one included), or 0. */
+static int vh_feed__first(void *arg, const vh_version_t *v) {
+  *(uint64_t *)arg = v->seq;
+  return 1;
+}
+
+static int vh_feed__gone(vh_feed_t *f, uint64_t seq, uint64_t *oldest,
+                         char **errmsg) {
+  uint64_t o = 0;
+  char *m = NULL;
+  vh_history_t h;
+  memset(&h, 0, sizeof h);
+  vh_store_versions_each(f->store, 0, vh_feed__first, &o, &m);
+  free(m);
+  m = NULL;
+  vh_store_history(f->store, &h, &m);
+  free(m);
+  if (oldest) *oldest = o;
+  char buf[256];
+  if (h.newest != 0 && seq > h.newest)
+    snprintf(buf, sizeof buf,
+             "unknown version %" PRIu64 ": the newest version is %" PRIu64, seq,
+             h.newest);
+  else if (o == 0)
+    snprintf(buf, sizeof buf,
+             "seq %" PRIu64 " is past retention: no version is retained", seq);
+  else
+    snprintf(buf, sizeof buf,
+             "seq %" PRIu64
+             " is past retention: the oldest seq you can resume from is "
+             "%" PRIu64 " (or start over without --from)",
+             seq, o);
+  *errmsg = strdup(buf);
+  return VH_ENOENT;
+}
+
+/* Send version v (prev: the manifest before it, or NULL = nothing). The
+ * side of v is kept in f->side for the next version, so the nodes this
+ * walk loaded are not loaded again as the next walk's old side. */
+static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
+                         const vh_version_t *v, vh_change_fn fn, void *arg,
+                         char **errmsg) {
+  vh_vside_t a, b;
+  vh_manifest_t none;
+  memset(&none, 0, sizeof none);
+  memset(&a, 0, sizeof a);
+  int r = 0;
+  if (f->has_side && prev != NULL) {
+    a = f->side; /* the previous version's roots, loaded nodes and all */
+    memset(&f->side, 0, sizeof f->side);
+    f->has_side = 0;
+  } else {
+    r = vh_vside_from_manifest(&a, prev ? prev : &none, f->mkroot);
+  }
+  if (r == 0 && (r = vh_vside_from_manifest(&b, &v->m, f->mkroot)) != 0)
+    vh_vside_free(&a);
+  if (r != 0) {
+    *errmsg = strdup("out of memory");
+    return r;
+  }
+  /* One walk collects the changes (values borrowed from a and b, which
+   * live until the end), then they are sent knowing their count. */
+  vh_fcoll_t col;
+  memset(&col, 0, sizeof col);
+  dctx_t d;
+  memset(&d, 0, sizeof d);
+  d.c.seq = v->seq;
+  d.c.time_ms = v->time_ms;
+  d.fn = vh_feed__collect;
+  d.arg = &col;
+  vh_trie_fault_clear();
+  r = vh_changes__diff(&a, &b, NULL, NULL, 0, &d);
+  if (r == 0 && col.oom) r = VH_ENOMEM;
+  for (size_t i = 0; r == 0 && i < col.n; i++) {
+    vh_fent_t *e = &col.e[i];
+    d.c.domain = e->domain;
+    d.c.op = e->op;
+    d.c.path = col.keys + e->off;
+    d.c.depth = e->depth;
+    d.c.old = e->old;
+    d.c.new = e->new;
+    d.c.n = (uint32_t)i + 1;
+    d.c.of = (uint32_t)col.n;
+    r = fn(arg, &d.c);
+  }
+  free(col.e);
+  free(col.keys);
+  if (r < 0 && *errmsg == NULL) {
+    const char *fm = NULL;
+    char buf[320];
+    if (vh_trie_fault(&fm) != 0) {
+      snprintf(buf, sizeof buf, "version %" PRIu64 ": %s", v->seq, fm);
+      vh_trie_fault_clear();
+    } else {
+      snprintf(buf, sizeof buf, "version %" PRIu64 ": %s", v->seq,
+               vh_err_name(r));
+    }
+    *errmsg = strdup(buf);
+  }
+  vh_vside_free(&a);
+  if (r == 0) {
+    f->side = b;
+    f->has_side = 1;
+  } else {
+    vh_vside_free(&b);
+  }
+  return r;
+}
+
+typedef struct seqs {
+  uint64_t *s;
+  size_t n, cap, max;
+} seqs_t;
+
+static int vh_feed__seq(void *arg, uint64_t seq, int64_t time_ms,
+                        size_t bytes) {
+  seqs_t *q = arg;
+  (void)time_ms;
+  (void)bytes;
+  if (q->n == q->cap) {
+    size_t cap = q->cap ? 2 * q->cap : 64;
+    uint64_t *s = realloc(q->s, cap * sizeof *s);
+    if (s == NULL) return VH_ENOMEM;
+    q->s = s;
+    q->cap = cap;
+  }
+  q->s[q->n++] = seq;
+  return q->max && q->n >= q->max ? 1 : 0;
+}
+
+int vh_feed_poll(vh_feed_t *f, size_t max, vh_change_fn fn, void *arg,
+                 uint64_t *oldest, char **errmsg) {
+  vh_version_t v;
+  int r;
+  *errmsg = NULL;
+  if (!f->started && f->last != 0) { /* resume: `after` must be retained */
+    memset(&v, 0, sizeof v);
+    r = vh_store_version_get(f->store, f->last, &v, errmsg);
+    if (r == VH_ENOENT) {
+      free(*errmsg);
+      *errmsg = NULL;
+      return vh_feed__gone(f, f->last, oldest, errmsg);
+    }
+    if (r != 0) return r;
+    f->prev = v.m;
+    memset(&v.m, 0, sizeof v.m);
+    vh_version_free(&v);
+    f->started = 1;
+  }
+  seqs_t q;
+  memset(&q, 0, sizeof q);
+  q.max = max;
+  r = vh_store_version_scan(f->store, f->last + 1, max ? max : SIZE_MAX,
+                            vh_feed__seq, &q, errmsg);
+  if (r < 0) {
+    free(q.s);
+    return r;
+  }
+  r = 0;
+  for (size_t i = 0; i < q.n && r == 0; i++) {
+    memset(&v, 0, sizeof v);
+    r = vh_store_version_get(f->store, q.s[i], &v, errmsg);
+    if (r == VH_ENOENT) { /* dropped by retention since the scan */
+      free(*errmsg);
+      *errmsg = NULL;
+      r = vh_feed__gone(f, f->started ? f->last : q.s[i], oldest, errmsg);
+      break;
+    }
+    if (r != 0) break;
+    r = vh_feed__send(f, f->started ? &f->prev : NULL, &v, fn, arg, errmsg);
+    if (r == 0) {
+      vh_manifest_free(&f->prev);
+      f->prev = v.m;
+      memset(&v.m, 0, sizeof v.m);
+      f->last = v.seq;
+      f->started = 1;
+    }
+    vh_version_free(&v);
+  }
+  if (r == 0 && max && q.n >= max) r = 1; /* more may follow */
+  free(q.s);
+  return r;
+}
+
+/* ---- output ---- */
+
+static int vh_change__put(vh_buf_t *b, const char *s) {
+  return vh_buf_put(b, s, strlen(s));
+}
+
+/* A plain name: [A-Za-z_][A-Za-z0-9_]*, not all digits. */
+static int vh_change__plain(const vh_str_t *s) {
+  const char *p = vh_str_data(s);
+  size_t n = vh_str_len(s);
+  if (n == 0 || (p[0] >= '0' && p[0] <= '9')) return 0;
+  for (size_t i = 0; i < n; i++) {
+    char ch = p[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+          (ch >= '0' && ch <= '9') || ch == '_'))
+      return 0;
+  }
+  return 1;
+}
+
+/* A string as a Lua literal (pretty.lua's escapes for the common cases:
+ * \\ \" \n \r \t, other bytes below 32 and DEL as \ddd). */
+static int vh_change__lua_str(vh_buf_t *b, const vh_str_t *s) {
+  const unsigned char *p = (const unsigned char *)vh_str_data(s);
+  size_t n = vh_str_len(s);
+  int r = vh_change__put(b, "\"");
+  for (size_t i = 0; i < n && r == 0; i++) {
+    char e[8];
+    unsigned c = p[i];
+    if (c == '"' || c == '\\') {
+      e[0] = '\\';
+      e[1] = (char)c;
+      e[2] = 0;
+    } else if (c == '\n') {
+      strcpy(e, "\\n");
+    } else if (c == '\r') {
+      strcpy(e, "\\r");
+    } else if (c == '\t') {
+      strcpy(e, "\\t");
+    } else if (c < 32 || c == 127) {
+      snprintf(e, sizeof e, "\\%03u", c);
+    } else {
+      e[0] = (char)c;
+      e[1] = 0;
+    }
+    r = vh_change__put(b, e);
+  }
+  if (r == 0) r = vh_change__put(b, "\"");
+  return r;
+}
+
+int vh_change_path_text(const char *domain, const vh_val_t *path, size_t depth,
+                        vh_buf_t *out) {
+  int r = vh_change__put(out, domain);
+  char num[64];
+  for (size_t i = 0; i < depth && r == 0; i++) {
+    vh_val_t k = path[i];
+    switch (k.type) {
+      case VH_TINT:
+        snprintf(num, sizeof num, ".%" PRId64, k.u.i);
+        r = vh_change__put(out, num);
+        break;
+      case VH_TSTR:
+        if (vh_change__plain(k.u.s)) {
+          r = vh_change__put(out, ".");
+          if (r == 0)
+            r = vh_buf_put(out, vh_str_data(k.u.s), vh_str_len(k.u.s));
+        } else {
+          r = vh_change__put(out, "[");
+          if (r == 0) r = vh_change__lua_str(out, k.u.s);
+          if (r == 0) r = vh_change__put(out, "]");
+        }
+        break;
+      case VH_TFLOAT: /* pretty.lua: the shortest %.14g..%.17g */
+        for (int prec = 14; prec <= 17; prec++) {
+          snprintf(num, sizeof num, "[%.*g]", prec, k.u.f);
+          if (strtod(num + 1, NULL) == k.u.f) break;
+        }
+        r = vh_change__put(out, num);
+        break;
+      case VH_TBOOL:
+        r = vh_change__put(out, k.u.b ? "[true]" : "[false]");
+        break;
+      default:
+        r = vh_change__put(out, "[?]");
+    }
+  }
+  return r;
+}
