@@ -25,6 +25,7 @@
 #include "vh_crc32c.h"
 
 #include <pthread.h>
+#include <string.h>
 
 #include "vh_bytes.h"
 
@@ -47,7 +48,9 @@ __attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc,
                                                          size_t len) {
   uint64_t c = crc;
   while (len >= 8) {
-    c = _mm_crc32_u64(c, vh_le64_load(p));
+    uint64_t w; /* x86 is little endian: a plain load is vh_le64_load */
+    memcpy(&w, p, sizeof w);
+    c = _mm_crc32_u64(c, w);
     p += 8;
     len -= 8;
   }
