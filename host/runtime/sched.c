@@ -327,6 +327,11 @@ static int vh_sys_qset(vh_host_t *h, int64_t seq, vh_val_t val) {
 
 int vh_sys__send(vh_host_t *h, vh_domain_t *to, vh_domain_t *from,
                  vh_str_t *event, vh_val_t payload) {
+  if (h->replaying) { /* replay.c: what leaves the slice is dropped */
+    vh_str_release(event);
+    vh_val_release(payload);
+    return 0;
+  }
   vh_str_t *hdr = vh_sys_hdr(h, to, from, event);
   vh_str_release(event);
   if (!hdr || vh_pend_grow((void **)&h->pend.seqs, &h->pend.capseqs,
@@ -357,6 +362,11 @@ int vh_sys__send(vh_host_t *h, vh_domain_t *to, vh_domain_t *from,
 
 int vh_sys__after(vh_host_t *h, vh_domain_t *dom, int64_t due, vh_str_t *event,
                   vh_val_t payload) {
+  if (h->replaying) { /* replay.c: what leaves the slice is dropped */
+    vh_str_release(event);
+    vh_val_release(payload);
+    return 0;
+  }
   vh_str_t *hdr = vh_sys_hdr(h, dom, NULL, event);
   vh_str_release(event);
   if (!hdr || vh_pend_grow((void **)&h->pend.dues, &h->pend.capdues,
@@ -460,7 +470,10 @@ void vh_sys__pending_apply(vh_host_t *h) {
   while (p->everies) {
     vh_every_t *e = p->everies;
     p->everies = e->next;
-    vh_every_start(h, e);
+    if (h->replaying) /* replay.c: timers never leave a replay */
+      vh_every__free(e);
+    else
+      vh_every_start(h, e);
   }
   /* sent messages become deliverable at the end of the slice */
   p->nseqs = p->ndues = 0;

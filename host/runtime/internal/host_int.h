@@ -411,6 +411,39 @@ int vh_det__encode(vh_host_t *h, vh_buf_t *out);
 void vh_det__slice_reset(vh_host_t *h);
 void vh_det__free(vh_host_t *h);
 
+/* ---- replay.c: re-running a recorded slice ---- */
+
+/* One replayed call. */
+typedef struct vh_replay_call {
+  const vh_input_t *in; /* [borrowed] the recorded call */
+  int rc;               /* vh_host__dispatch's result in the replay */
+  vh_val_t reply;       /* [owned] the replay's reply (nil unless the
+                           recorded call had one and the replay committed) */
+  char *err;            /* [owned] the replay's error line, or NULL */
+  int differs;          /* outcome or reply differs from the recorded */
+} vh_replay_call_t;
+
+typedef struct vh_replay_res {
+  vh_replay_call_t *calls; /* [owned] n, in the recorded order */
+  size_t n;
+  size_t errors;  /* calls that raised in the replay */
+  size_t differs; /* calls whose outcome or reply differs */
+} vh_replay_res_t;
+
+/* Called after each call: d [borrowed] its domain (NULL: not declared),
+ * before / after [borrowed] the domain's root around the call. */
+typedef void (*vh_replay_trace_fn)(void *arg, const vh_replay_call_t *c,
+                                   vh_domain_t *d, vh_tab_t *before,
+                                   vh_tab_t *after);
+
+/* Runs the calls of in [borrowed] on h (see replay.c): the domains' roots
+ * must hold the state before the slice; they hold the replayed end state
+ * on return. Nothing is recorded, sent, timed or written. trace may be
+ * NULL. *out [new] (vh_replay_res_free). 0 or VH_ENOMEM. */
+int vh_replay_slice(vh_host_t *h, const vh_inputs_t *in,
+                    vh_replay_trace_fn trace, void *arg, vh_replay_res_t *out);
+void vh_replay_res_free(vh_replay_res_t *r);
+
 /* ---- sched.c ---- */
 
 /* ms since the epoch for this slice (taken at the first use in a slice). */
@@ -548,6 +581,10 @@ void vh_reload__loaded(vh_host_t *h, const char *path, int first);
  * named *.lua must not hang a load): *fd [new] for a regular file, else
  * VH_HOST_ELOAD with one line in err ("... is not a regular file"). */
 int vh_reload__open_script(const char *path, int *fd, char *err, size_t cap);
+/* Writes DATA/scripts: the SCRIPT_OR_DIR arguments as absolute paths, one
+ * a line (vedhost replay reruns the current scripts from it). 0 or <0
+ * (logged). */
+int vh_reload__write_list(vh_host_t *h);
 /* The loop runs: SIGHUP handler, and the watches unless opts.watch is 0. */
 void vh_reload__start(vh_host_t *h);
 /* Free what reload.c holds, after the loop closed its handles. */
