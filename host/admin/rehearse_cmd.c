@@ -97,8 +97,10 @@ static int vh_rh_arg(void *arg, int opt, const char *val) {
       errno = 0;
       long long n = strtoll(val, &end, 10);
       if (errno || end == val || *end || n < 1)
-        return vh_cli_bad("rehearse", "--last needs a positive integer, not "
-                          "'%s'", val);
+        return vh_cli_bad("rehearse",
+                          "--last needs a positive integer, not "
+                          "'%s'",
+                          val);
       a->last = n;
       break;
     }
@@ -212,7 +214,7 @@ static int vh_rh_change(void *arg, const vh_change_t *c) {
     if (r == 0) r = vh_rh_put(&p->line, ", \"op\": ");
     if (r == 0) r = vh_rh_jstr(&p->line, op1, 1);
     if (r == 0) r = vh_rh_put(&p->line, ", \"line\": ");
-    if (r == 0) r = vh_rh_jstr(&p->line, l->p, l->len);
+    if (r == 0) r = vh_rh_jstr(&p->line, (const char *)l->p, l->len);
     if (r == 0) r = vh_rh_put(&p->line, "}");
   } else {
     r = vh_rh_put(&p->line, "state: ");
@@ -250,7 +252,8 @@ static void vh_rh_call(vh_rh_t *p, const char *what, uint64_t seq, size_t idx,
   l->len = 0;
   char head[64];
   if (p->a->json) {
-    snprintf(head, sizeof head, "{\"type\": \"%s\", \"seq\": %" PRIu64
+    snprintf(head, sizeof head,
+             "{\"type\": \"%s\", \"seq\": %" PRIu64
              ", \"call\": %zu, \"kind\": \"%s\", \"domain\": ",
              what, seq, idx + 1, vh_rh_kind(kind));
     vh_rh_put(l, head);
@@ -259,7 +262,7 @@ static void vh_rh_call(vh_rh_t *p, const char *what, uint64_t seq, size_t idx,
     vh_rh_jstr(l, event, elen);
     if (pay) {
       vh_rh_put(l, ", \"payload\": ");
-      vh_rh_jstr(l, p->tmp.p, p->tmp.len);
+      vh_rh_jstr(l, (const char *)p->tmp.p, p->tmp.len);
     }
     vh_rh_put(l, ", \"recorded\": ");
     vh_rh_jstr(l, recb, strlen(recb));
@@ -352,7 +355,8 @@ int vh_rehearse_main(int argc, char **argv) {
   if (rc == 0 && a.last && a.since)
     rc = vh_cli_bad("rehearse", "give --last N or --since T, not both");
   if (rc == 0 && a.nscripts == 0)
-    rc = vh_cli_bad("rehearse", "needs at least one SCRIPT_OR_DIR (the new "
+    rc = vh_cli_bad("rehearse",
+                    "needs at least one SCRIPT_OR_DIR (the new "
                     "scripts)");
   if (rc != 0) {
     free(a.scripts);
@@ -454,7 +458,8 @@ int vh_rehearse_main(int argc, char **argv) {
              "the window starts after version %" PRIu64 ": %s", w.seqs[i],
              r != 0 ? "it has no input log (written before input logs, or "
                       "by a host without them)"
-                    : ins[i].reason ? ins[i].reason : "it is unreplayable");
+             : ins[i].reason ? ins[i].reason
+                             : "it is unreplayable");
     free(m2);
     cut = i;
     break;
@@ -497,7 +502,7 @@ int vh_rehearse_main(int argc, char **argv) {
   }
   /* handler errors are reported below, not logged with tracebacks */
   vh_log_set_level((vh_log_level_t)(VH_LOG_ERROR + 1));
-  vh_offline_use_loader(&o);      /* nodes come from DIR's store */
+  vh_offline_use_loader(&o); /* nodes come from DIR's store */
   if (vh_diff_text_open("rehearse", &p.text) != 0) goto out;
   if (note[0]) vh_rh_note(&p, note);
 
@@ -515,11 +520,9 @@ int vh_rehearse_main(int argc, char **argv) {
       snprintf(line, sizeof line,
                "%s: domain '%s': version %lld is lower than the running "
                "version %lld (a reload cannot downgrade a domain)",
-               d->where, d->name, (long long)d->version,
-               (long long)e->version);
-      vh_rh_call(&p, "error", base_seq, 0, d->name, "migrate", 7, -1,
-                 vh_nil(), VH_IN_OK, vh_nil(), VH_IN_RAISED, vh_nil(), 0,
-                 line);
+               d->where, d->name, (long long)d->version, (long long)e->version);
+      vh_rh_call(&p, "error", base_seq, 0, d->name, "migrate", 7, -1, vh_nil(),
+                 VH_IN_OK, vh_nil(), VH_IN_RAISED, vh_nil(), 0, line);
       p.errors++;
       boot_failed = 1;
     }
@@ -531,8 +534,7 @@ int vh_rehearse_main(int argc, char **argv) {
     vhl_state_set_root(h->L, d->st, root);
   }
   if (vh_host__watchdog_start(h) != 0)
-    fprintf(stderr,
-            "vedhost: rehearse: no watchdog: handlers run unbounded\n");
+    fprintf(stderr, "vedhost: rehearse: no watchdog: handlers run unbounded\n");
   h->phase = VH_PHASE_RUN;
   h->replaying = 1; /* migrate's and start's sends and timers stay here */
   h->slice_now = base.time_ms;
@@ -546,9 +548,8 @@ int vh_rehearse_main(int argc, char **argv) {
       char line[1200];
       snprintf(line, sizeof line, "migrate from version %lld raised: %s",
                (long long)from[i], e ? e : "?");
-      vh_rh_call(&p, "error", base_seq, 0, d->name, "migrate", 7, -1,
-                 vh_nil(), VH_IN_OK, vh_nil(), VH_IN_RAISED, vh_nil(), 0,
-                 line);
+      vh_rh_call(&p, "error", base_seq, 0, d->name, "migrate", 7, -1, vh_nil(),
+                 VH_IN_OK, vh_nil(), VH_IN_RAISED, vh_nil(), 0, line);
       p.errors++;
       boot_failed = 1;
     }
@@ -563,8 +564,7 @@ int vh_rehearse_main(int argc, char **argv) {
       char line[1200];
       snprintf(line, sizeof line, "start raised: %s", e ? e : "?");
       vh_rh_call(&p, "error", base_seq, 0, d->name, "start", 5, VH_IN_START,
-                 vh_nil(), VH_IN_OK, vh_nil(), VH_IN_RAISED, vh_nil(), 0,
-                 line);
+                 vh_nil(), VH_IN_OK, vh_nil(), VH_IN_RAISED, vh_nil(), 0, line);
       p.errors++;
       boot_failed = 1;
     }
@@ -616,8 +616,7 @@ int vh_rehearse_main(int argc, char **argv) {
   if (!boot_failed) {
     rc = vh_vside_from_manifest(&real, &end.m, vh_tab_stub);
     for (int i = 0; rc == 0 && i < h->ndoms; i++)
-      rc = vh_vside_add(&got, h->doms[i]->name,
-                        vhl_state_root(h->doms[i]->st));
+      rc = vh_vside_add(&got, h->doms[i]->name, vhl_state_root(h->doms[i]->st));
     /* Domains the new scripts do not declare keep their base state. */
     for (size_t i = 0; rc == 0 && i < base.m.ndomains; i++) {
       const vh_manifest_domain_t *e = &base.m.domains[i];

@@ -138,11 +138,16 @@ typedef enum vh_main_opt_id {
 } vh_main_opt_id_t;
 
 static const vh_cli_opt_t vh_main_run_opts[VH_OPT_COUNT] = {
-    {"--data", 1, 0},         {"--no-watch", 0, 0},
-    {"--durability", 1, 0},   {"--handler-timeout", 1, 0},
-    {"--memory-limit", 1, 0}, {"--log-level", 1, 0},
-    {"--plugin", 1, 1},       {"--http", 1, 0},
-    {"--retain", 1, 0},       {"--rehearse", 1, 0},
+    {"--data", 1, 0},
+    {"--no-watch", 0, 0},
+    {"--durability", 1, 0},
+    {"--handler-timeout", 1, 0},
+    {"--memory-limit", 1, 0},
+    {"--log-level", 1, 0},
+    {"--plugin", 1, 1},
+    {"--http", 1, 0},
+    {"--retain", 1, 0},
+    {"--rehearse", 1, 0},
     {"--rehearse-strict", 0, 0},
 };
 
@@ -382,8 +387,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "diff") == 0) return vh_diff_main(argc - 1, argv + 1);
   if (strcmp(cmd, "replay") == 0) return vh_replay_main(argc - 1, argv + 1);
   if (strcmp(cmd, "changes") == 0) return vh_changes_main(argc - 1, argv + 1);
-  if (strcmp(cmd, "rehearse") == 0)
-    return vh_rehearse_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "rehearse") == 0) return vh_rehearse_main(argc - 1, argv + 1);
   if (strcmp(cmd, "export") == 0) return vh_export_main(argc - 1, argv + 1);
   if (strcmp(cmd, "import") == 0) return vh_import_main(argc - 1, argv + 1);
   if (strcmp(cmd, "recover") == 0) return vh_recover_main(argc - 1, argv + 1);

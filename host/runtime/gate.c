@@ -49,11 +49,11 @@ struct vh_gate {
   int64_t status; /* exit status */
   int term_sig;
   int pid;
-  int again;        /* a trigger came while it ran */
-  int force;        /* reload even if no script changed */
-  uint64_t fp;      /* hash of the scripts being rehearsed */
-  char why[64];     /* the trigger */
-  char *buf;        /* [owned] stdout (VH_GATE_OUT_MAX at most) */
+  int again;    /* a trigger came while it ran */
+  int force;    /* reload even if no script changed */
+  uint64_t fp;  /* hash of the scripts being rehearsed */
+  char why[64]; /* the trigger */
+  char *buf;    /* [owned] stdout (VH_GATE_OUT_MAX at most) */
   size_t len;
   char *ebuf; /* [owned] stderr */
   size_t elen;
@@ -150,8 +150,8 @@ static void vh_gate_done(struct vh_gate *g) {
   int code = g->term_sig ? -1 : (int)g->status;
   int go = 0;
   if (code == 0) {
-    vh_log(VH_LOG_INFO, "vedhost", "reload (%s): rehearsal clean in %.0f ms: %s",
-           g->why, ms, verdict);
+    vh_log(VH_LOG_INFO, "vedhost",
+           "reload (%s): rehearsal clean in %.0f ms: %s", g->why, ms, verdict);
     go = 1;
   } else if (code == 1) {
     vh_gate_lines(g->buf ? g->buf : "", g->len, "state: ", 3, first,
