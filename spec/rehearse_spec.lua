@@ -325,3 +325,51 @@ describe("vedhost run --rehearse N", function()
     assert.are.equal(0, stop_host(host))
   end)
 end)
+
+describe("REPL :reload --rehearse N", function()
+  local dir
+  setup(function()
+    dir = proc.tmpdir()
+    proc.write(dir .. "/app.lua", V1)
+  end)
+  teardown(function()
+    reap()
+    if dir then proc.rmdir(dir) end
+  end)
+
+  it("reports, and goes live only when confirmed (or --yes)", function()
+    local host = start_host(dir, "--no-watch")
+    local deadline = os.time() + 60
+    while nversions(dir) < 300 and os.time() < deadline do proc.sleep(0.2) end
+    -- handler errors: refused, even with --yes
+    proc.write(dir .. "/app.lua", RAISES)
+    local r = vh(dir, "repl", "--data", "data", "-e",
+                 ":reload --rehearse 100 --yes")
+    assert.are.equal(1, r.code, r.out .. r.log)
+    local all = r.out .. r.log
+    assert.matches("rehearsal of 100 slices", all, 1, true)
+    assert.matches("tick is broken in this version", all, 1, true)
+    assert.matches("the reload is refused", all, 1, true)
+    -- a change that differs: the report, then the command that goes live;
+    -- a non-interactive client reloads nothing
+    proc.write(dir .. "/app.lua", ARITH)
+    r = vh(dir, "repl", "--data", "data", "-e", ":reload --rehearse 100")
+    assert.are.equal(0, r.code, r.out .. r.log)
+    assert.matches("state: ~ acct.users.u1.bal:", r.out, 1, true)
+    local fp = r.out:match("to go live: :reload %-%-confirm (%x+)")
+    assert.is_not_nil(fp, r.out)
+    assert.is_nil(proc.logtext(host):find("reload: 1 script", 1, true))
+    -- a wrong fingerprint is refused; the right one reloads
+    r = vh(dir, "repl", "--data", "data", "-e", ":reload --confirm 0123")
+    assert.are.equal(1, r.code)
+    r = vh(dir, "repl", "--data", "data", "-e", ":reload --confirm " .. fp)
+    assert.are.equal(0, r.code, r.out .. r.log)
+    assert.matches("reload: 1 script", r.out, 1, true)
+    -- --yes goes live at once when there is no handler error
+    proc.write(dir .. "/app.lua", V1)
+    r = vh(dir, "repl", "--data", "data", "-e", ":reload --rehearse 50 --yes")
+    assert.are.equal(0, r.code, r.out .. r.log)
+    assert.matches("reload: 1 script", r.out, 1, true)
+    assert.are.equal(0, stop_host(host))
+  end)
+end)

@@ -39,25 +39,33 @@
 /* Output kept from the child (the first bytes: errors come first). */
 #define VH_GATE_OUT_MAX 65536
 
-struct vh_gate {
+/* One rehearsal child (vh_gate__spawn). */
+typedef struct vh_rhc {
   vh_host_t *h;
   uv_process_t proc;
   uv_pipe_t out, err;
   int open;       /* handles still open (proc, out, err) */
-  int running;    /* a child is running */
   int exited;     /* its exit code is known */
   int64_t status; /* exit status */
   int term_sig;
   int pid;
-  int again;    /* a trigger came while it ran */
-  int force;    /* reload even if no script changed */
-  uint64_t fp;  /* hash of the scripts being rehearsed */
-  char why[64]; /* the trigger */
-  char *buf;    /* [owned] stdout (VH_GATE_OUT_MAX at most) */
+  uint64_t fp; /* hash of the scripts rehearsed */
+  char *buf;   /* [owned] stdout (VH_GATE_OUT_MAX at most) */
   size_t len;
   char *ebuf; /* [owned] stderr */
   size_t elen;
   int64_t t0; /* mono ns at spawn */
+  vh_gate_done_fn fn;
+  void *arg;
+  struct vh_rhc *next; /* in gate->kids */
+} vh_rhc_t;
+
+struct vh_gate {
+  vh_host_t *h;
+  vh_rhc_t *kids; /* running rehearsals */
+  int running;    /* the reload gate's rehearsal runs */
+  int force;      /* reload even if no script changed */
+  char why[64];   /* the trigger */
 };
 
 char **vh_gate__argv(vh_host_t *h, int n, int json) {
@@ -117,47 +125,167 @@ static void vh_gate_lines(const char *buf, size_t len, const char *prefix,
   }
 }
 
-/* The last line of buf (the verdict), copied into out. */
-static void vh_gate_last_line(const char *buf, size_t len, char *out,
-                              size_t cap) {
+void vh_gate__last_line(const char *buf, size_t len, char *out, size_t cap) {
+  if (!buf) len = 0;
   while (len > 0 && buf[len - 1] == '\n') len--;
   size_t s = len;
   while (s > 0 && buf[s - 1] != '\n') s--;
-  snprintf(out, cap, "%.*s", (int)(len - s), buf + s);
+  snprintf(out, cap, "%.*s", (int)(len - s), len ? buf + s : "");
 }
 
-/* The child ended and its pipes are drained: decide. */
-static void vh_gate_done(struct vh_gate *g) {
+/* ---- one child ---- */
+
+static void vh_rhc_unlink(vh_rhc_t *c) {
+  struct vh_gate *g = c->h->gate;
+  for (vh_rhc_t **pp = &g->kids; *pp; pp = &(*pp)->next)
+    if (*pp == c) {
+      *pp = c->next;
+      break;
+    }
+}
+
+static void vh_rhc_closed(uv_handle_t *hd) {
+  vh_rhc_t *c = hd->data;
+  if (--c->open > 0) return;
+  vh_rhc_unlink(c);
+  double ms = (double)(vh_host__mono_ns() - c->t0) / 1e6;
+  int code = !c->exited ? -2 : c->term_sig ? -1 : (int)c->status;
+  if (c->fn)
+    c->fn(c->arg, code, c->buf ? c->buf : "", c->len, c->ebuf ? c->ebuf : "",
+          c->elen, c->fp, ms);
+  free(c->buf);
+  free(c->ebuf);
+  free(c);
+}
+
+static void vh_rhc_alloc(uv_handle_t *hd, size_t sugg, uv_buf_t *b) {
+  (void)hd;
+  (void)sugg;
+  static char scratch[16384]; /* the loop thread only; consumed at once */
+  b->base = scratch;
+  b->len = sizeof scratch;
+}
+
+static void vh_rhc_keep(char **buf, size_t *len, const char *p, size_t n) {
+  if (*len >= VH_GATE_OUT_MAX) return;
+  if (n > VH_GATE_OUT_MAX - *len) n = VH_GATE_OUT_MAX - *len;
+  char *nb = realloc(*buf, *len + n + 1);
+  if (!nb) return;
+  memcpy(nb + *len, p, n);
+  *len += n;
+  nb[*len] = '\0';
+  *buf = nb;
+}
+
+static void vh_rhc_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
+  vh_rhc_t *c = s->data;
+  if (n > 0) {
+    if (s == (uv_stream_t *)&c->out)
+      vh_rhc_keep(&c->buf, &c->len, b->base, (size_t)n);
+    else
+      vh_rhc_keep(&c->ebuf, &c->elen, b->base, (size_t)n);
+    return;
+  }
+  if (n < 0) uv_close((uv_handle_t *)s, vh_rhc_closed);
+}
+
+static void vh_rhc_exit(uv_process_t *p, int64_t status, int sig) {
+  vh_rhc_t *c = p->data;
+  c->status = status;
+  c->term_sig = sig;
+  c->exited = 1;
+  uv_close((uv_handle_t *)p, vh_rhc_closed);
+}
+
+static struct vh_gate *vh_gate_get(vh_host_t *h) {
+  if (!h->gate) {
+    h->gate = calloc(1, sizeof *h->gate);
+    if (h->gate) h->gate->h = h;
+  }
+  return h->gate;
+}
+
+int vh_gate__spawn(vh_host_t *h, int n, int json, uint64_t fp,
+                   vh_gate_done_fn fn, void *arg, char *err, size_t cap) {
+  struct vh_gate *g = vh_gate_get(h);
+  vh_rhc_t *c = g ? calloc(1, sizeof *c) : NULL;
+  char **argv = c ? vh_gate__argv(h, n, json) : NULL;
+  if (!argv) {
+    free(c);
+    snprintf(err, cap, "out of memory");
+    return VH_ENOMEM;
+  }
+  c->h = h;
+  c->fp = fp;
+  c->fn = fn;
+  c->arg = arg;
+  uv_pipe_init(&h->loop, &c->out, 0);
+  uv_pipe_init(&h->loop, &c->err, 0);
+  c->out.data = c->err.data = c->proc.data = c;
+  uv_stdio_container_t io[3];
+  io[0].flags = UV_IGNORE;
+  io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  io[1].data.stream = (uv_stream_t *)&c->out;
+  io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
+  io[2].data.stream = (uv_stream_t *)&c->err;
+  uv_process_options_t po;
+  memset(&po, 0, sizeof po);
+  po.exit_cb = vh_rhc_exit;
+  po.file = argv[0];
+  po.args = argv;
+  po.stdio = io;
+  po.stdio_count = 3;
+  c->open = 3;
+  c->t0 = vh_host__mono_ns();
+  c->next = g->kids;
+  g->kids = c;
+  int rc = uv_spawn(&h->loop, &c->proc, &po);
+  vh_gate__argv_free(argv);
+  if (rc != 0) {
+    snprintf(err, cap, "cannot start the rehearsal: %s", uv_strerror(rc));
+    c->fn = NULL; /* the caller is told by the return value */
+    uv_close((uv_handle_t *)&c->proc, vh_rhc_closed);
+    uv_close((uv_handle_t *)&c->out, vh_rhc_closed);
+    uv_close((uv_handle_t *)&c->err, vh_rhc_closed);
+    return VH_HOST_ESTATE;
+  }
+  c->pid = c->proc.pid;
+  uv_read_start((uv_stream_t *)&c->out, vh_rhc_alloc, vh_rhc_read);
+  uv_read_start((uv_stream_t *)&c->err, vh_rhc_alloc, vh_rhc_read);
+  return 0;
+}
+
+/* ---- the reload gate ---- */
+
+/* The gate's rehearsal ended: decide. */
+static void vh_gate_done(void *arg, int code, const char *out, size_t len,
+                         const char *eout, size_t elen, uint64_t rfp,
+                         double ms) {
+  struct vh_gate *g = arg;
   vh_host_t *h = g->h;
   g->running = 0;
-  double ms = (double)(vh_host__mono_ns() - g->t0) / 1e6;
-  if (h->phase != VH_PHASE_RUN || h->stop_requested) return;
+  if (code == -2 || h->phase != VH_PHASE_RUN || h->stop_requested) return;
   char err[1024] = "";
   uint64_t fp = 0;
   int same = 0;
-  if (vh_reload__scan(h, &fp, &same, err, sizeof err) == 0 && fp != g->fp) {
+  if (vh_reload__scan(h, &fp, &same, err, sizeof err) == 0 && fp != rfp) {
     vh_log(VH_LOG_INFO, "vedhost",
            "reload (%s): the scripts changed during the rehearsal; "
            "rehearsing them again",
            g->why);
-    g->again = 0;
     vh_gate_start(g);
     return;
   }
-  g->again = 0;
   char verdict[600] = "", first[2048] = "";
-  vh_gate_last_line(g->buf ? g->buf : "", g->len, verdict, sizeof verdict);
-  int code = g->term_sig ? -1 : (int)g->status;
+  vh_gate__last_line(out, len, verdict, sizeof verdict);
   int go = 0;
   if (code == 0) {
     vh_log(VH_LOG_INFO, "vedhost",
            "reload (%s): rehearsal clean in %.0f ms: %s", g->why, ms, verdict);
     go = 1;
   } else if (code == 1) {
-    vh_gate_lines(g->buf ? g->buf : "", g->len, "state: ", 3, first,
-                  sizeof first);
-    vh_gate_lines(g->buf ? g->buf : "", g->len, "reply ", 3, first,
-                  sizeof first);
+    vh_gate_lines(out, len, "state: ", 3, first, sizeof first);
+    vh_gate_lines(out, len, "reply ", 3, first, sizeof first);
     if (h->opts.rehearse_strict) {
       vh_log(VH_LOG_ERROR, "vedhost",
              "reload (%s) refused by the rehearsal (--rehearse-strict): %s; "
@@ -171,18 +299,17 @@ static void vh_gate_done(struct vh_gate *g) {
       go = 1;
     }
   } else if (code == 3) {
-    vh_gate_lines(g->buf ? g->buf : "", g->len, "error ", 3, first,
-                  sizeof first);
+    vh_gate_lines(out, len, "error ", 3, first, sizeof first);
     vh_log(VH_LOG_ERROR, "vedhost",
            "reload (%s) refused by the rehearsal: %s; first errors: %s; the "
            "old code keeps running",
            g->why, verdict, first);
   } else {
     char why[600];
-    vh_gate_last_line(g->ebuf ? g->ebuf : "", g->elen, why, sizeof why);
+    vh_gate__last_line(eout, elen, why, sizeof why);
     if (!why[0])
       snprintf(why, sizeof why, "exit %d%s", code,
-               g->term_sig ? " (killed by a signal)" : "");
+               code == -1 ? " (killed by a signal)" : "");
     if (h->opts.rehearse_strict) {
       vh_log(VH_LOG_ERROR, "vedhost",
              "reload (%s) refused: the rehearsal could not run "
@@ -199,55 +326,12 @@ static void vh_gate_done(struct vh_gate *g) {
   if (go) vh_reload__now(h, g->why, NULL, 0);
 }
 
-static void vh_gate_closed(uv_handle_t *hd) {
-  struct vh_gate *g = hd->data;
-  if (--g->open == 0 && g->exited) vh_gate_done(g);
-}
-
-static void vh_gate_alloc(uv_handle_t *hd, size_t sugg, uv_buf_t *b) {
-  (void)hd;
-  static char scratch[16384];
-  (void)sugg;
-  b->base = scratch;
-  b->len = sizeof scratch;
-}
-
-static void vh_gate_keep(char **buf, size_t *len, const char *p, size_t n) {
-  if (*len >= VH_GATE_OUT_MAX) return;
-  if (n > VH_GATE_OUT_MAX - *len) n = VH_GATE_OUT_MAX - *len;
-  char *nb = realloc(*buf, *len + n + 1);
-  if (!nb) return;
-  memcpy(nb + *len, p, n);
-  *len += n;
-  nb[*len] = '\0';
-  *buf = nb;
-}
-
-static void vh_gate_read(uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
-  struct vh_gate *g = s->data;
-  if (n > 0) {
-    if (s == (uv_stream_t *)&g->out)
-      vh_gate_keep(&g->buf, &g->len, b->base, (size_t)n);
-    else
-      vh_gate_keep(&g->ebuf, &g->elen, b->base, (size_t)n);
-    return;
-  }
-  if (n < 0) uv_close((uv_handle_t *)s, vh_gate_closed);
-}
-
-static void vh_gate_exit(uv_process_t *p, int64_t status, int sig) {
-  struct vh_gate *g = p->data;
-  g->status = status;
-  g->term_sig = sig;
-  g->exited = 1;
-  uv_close((uv_handle_t *)p, vh_gate_closed);
-}
-
 static void vh_gate_start(struct vh_gate *g) {
   vh_host_t *h = g->h;
   char err[1024];
   int same = 0;
-  if (vh_reload__scan(h, &g->fp, &same, err, sizeof err) != 0) {
+  uint64_t fp = 0;
+  if (vh_reload__scan(h, &fp, &same, err, sizeof err) != 0) {
     vh_log(VH_LOG_ERROR, "vedhost",
            "reload (%s) failed: %s; the old code keeps running", g->why, err);
     return;
@@ -256,70 +340,24 @@ static void vh_gate_start(struct vh_gate *g) {
     vh_log(VH_LOG_DEBUG, "vedhost", "reload (%s): no script changed", g->why);
     return;
   }
-  char **argv = vh_gate__argv(h, h->opts.rehearse, 0);
-  if (!argv) {
-    vh_log(VH_LOG_ERROR, "vedhost", "reload (%s): out of memory", g->why);
-    return;
-  }
-  free(g->buf);
-  free(g->ebuf);
-  g->buf = g->ebuf = NULL;
-  g->len = g->elen = 0;
-  g->exited = 0;
-  g->status = 0;
-  g->term_sig = 0;
-  uv_pipe_init(&h->loop, &g->out, 0);
-  uv_pipe_init(&h->loop, &g->err, 0);
-  g->out.data = g->err.data = g->proc.data = g;
-  uv_stdio_container_t io[3];
-  io[0].flags = UV_IGNORE;
-  io[1].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  io[1].data.stream = (uv_stream_t *)&g->out;
-  io[2].flags = UV_CREATE_PIPE | UV_WRITABLE_PIPE;
-  io[2].data.stream = (uv_stream_t *)&g->err;
-  uv_process_options_t po;
-  memset(&po, 0, sizeof po);
-  po.exit_cb = vh_gate_exit;
-  po.file = argv[0];
-  po.args = argv;
-  po.stdio = io;
-  po.stdio_count = 3;
-  g->open = 3;
-  g->t0 = vh_host__mono_ns();
-  int rc = uv_spawn(&h->loop, &g->proc, &po);
-  vh_gate__argv_free(argv);
-  if (rc != 0) {
+  if (vh_gate__spawn(h, h->opts.rehearse, 0, fp, vh_gate_done, g, err,
+                     sizeof err) != 0) {
     vh_log(VH_LOG_ERROR, "vedhost",
-           "reload (%s) failed: cannot start the rehearsal: %s; the old "
-           "code keeps running",
-           g->why, uv_strerror(rc));
-    g->exited = 0; /* closed without a decision */
-    uv_close((uv_handle_t *)&g->proc, vh_gate_closed);
-    uv_close((uv_handle_t *)&g->out, vh_gate_closed);
-    uv_close((uv_handle_t *)&g->err, vh_gate_closed);
+           "reload (%s) failed: %s; the old code keeps running", g->why, err);
     return;
   }
   g->running = 1;
-  g->pid = g->proc.pid;
-  uv_read_start((uv_stream_t *)&g->out, vh_gate_alloc, vh_gate_read);
-  uv_read_start((uv_stream_t *)&g->err, vh_gate_alloc, vh_gate_read);
   vh_log(VH_LOG_INFO, "vedhost",
          "reload (%s): rehearsing the new scripts on the last %d slices "
          "first (pid %d)",
-         g->why, h->opts.rehearse, g->pid);
+         g->why, h->opts.rehearse, g->kids->pid);
 }
 
 int vh_gate__request(vh_host_t *h, int force, const char *why) {
   if (h->phase != VH_PHASE_RUN || h->stop_requested) return VH_HOST_ESTATE;
-  struct vh_gate *g = h->gate;
-  if (!g) {
-    g = calloc(1, sizeof *g);
-    if (!g) return VH_ENOMEM;
-    g->h = h;
-    h->gate = g;
-  }
-  if (g->running || g->open) { /* folded into the running one */
-    g->again = 1;
+  struct vh_gate *g = vh_gate_get(h);
+  if (!g) return VH_ENOMEM;
+  if (g->running) { /* folded in: the scan at its end sees the change */
     g->force |= force;
     return 0;
   }
@@ -332,9 +370,17 @@ int vh_gate__request(vh_host_t *h, int force, const char *why) {
 void vh_gate__free(vh_host_t *h) {
   struct vh_gate *g = h->gate;
   if (!g) return;
-  if (g->running && !g->exited && g->pid > 0) kill(g->pid, SIGTERM);
-  free(g->buf);
-  free(g->ebuf);
+  /* The loop closed the children's handles (sched.c) without our close
+   * callbacks: stop the processes and tell the waiters. */
+  while (g->kids) {
+    vh_rhc_t *c = g->kids;
+    g->kids = c->next;
+    if (!c->exited && c->pid > 0) kill(c->pid, SIGTERM);
+    if (c->fn) c->fn(c->arg, -2, "", 0, "the host stopped", 16, c->fp, 0);
+    free(c->buf);
+    free(c->ebuf);
+    free(c);
+  }
   free(g);
   h->gate = NULL;
 }

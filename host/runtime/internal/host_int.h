@@ -621,9 +621,23 @@ char **vh_gate__argv(vh_host_t *h, int n, int json);
 void vh_gate__argv_free(char **argv);
 /* The script arguments the host was started with ([borrowed], *n). */
 char **vh_reload__args(vh_host_t *h, int *n);
-/* Stop a running rehearsal (SIGTERM) and free the gate (reload.c's
- * free). */
+/* Stop the running rehearsals (SIGTERM; their waiters are told with code
+ * -2) and free the gate (reload.c's free). */
 void vh_gate__free(vh_host_t *h);
+/* Told when a rehearsal child ends: code its exit code (vh_rehearse_cmd.h;
+ * -1 killed by a signal, -2 the host stopped), out/eout [borrowed] its
+ * stdout/stderr (the first 64 KB), fp the scripts' hash at the spawn, ms
+ * its run time. */
+typedef void (*vh_gate_done_fn)(void *arg, int code, const char *out,
+                                size_t len, const char *eout, size_t elen,
+                                uint64_t fp, double ms);
+/* Start a rehearsal of the scripts of h on the last n slices as a child
+ * process (json: --json, else --gate); fn(arg, ...) once it ended and its
+ * output was read. 0, or <0 with one line in err (fn never called). */
+int vh_gate__spawn(vh_host_t *h, int n, int json, uint64_t fp,
+                   vh_gate_done_fn fn, void *arg, char *err, size_t cap);
+/* The last line of buf (len bytes [borrowed], may be NULL) into out. */
+void vh_gate__last_line(const char *buf, size_t len, char *out, size_t cap);
 
 /* ---- durable.c ---- */
 
