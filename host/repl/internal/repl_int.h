@@ -76,6 +76,19 @@ int vh_repl__at(lua_State *L);
 /* diff(a [, b [, path]]): the changes from version a to b (nil: the
  * present), as records (see repl_diff.c). */
 int vh_repl__diff(lua_State *L);
+/* Pushes the records (diff()'s shape) of the changes from a to b, every
+ * domain; the sides [stolen] are freed with the records. what names the
+ * caller in errors (raised). Returns 1. */
+struct vh_vside;
+int vh_repl__diff_push(lua_State *L, struct vh_vside *a, struct vh_vside *b,
+                       const char *what);
+
+/* ---- repl_replay.c ---- */
+
+/* replay(V): re-run the slice that made V on V-1 with the running code
+ * (see repl_replay.c): the diff records from V to the replay, and a
+ * summary. */
+int vh_repl__replay(lua_State *L);
 /* ---- repl_rollback.c ---- */
 
 /* The COMMAND "rollback NAME SPEC" on the running host h (loop thread,
