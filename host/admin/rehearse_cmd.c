@@ -33,11 +33,12 @@
  * when a call with a reply to its caller got another reply, or committed
  * where production raised.
  *
- * OUTPUT (stdout). One line per difference, then one verdict line:
- *   state: ~ counter.count: 41 -> 42          (real -> rehearsed)
- *   reply 1305#2 counter.get (call): recorded 41, rehearsed 42
+ * OUTPUT (stdout). The errors and replies in slice order, then the state
+ * diff, then one verdict line:
  *   error 1305#1 counter.add (call): a.lua:7: attempt to ...
  *     payload: {n = 3}
+ *   reply 1305#2 counter.get (call): recorded 41, rehearsed 42
+ *   state: ~ counter.count: 41 -> 42          (real -> rehearsed)
  *   rehearsal of 1000 slices (1201..2200): 0 errors, 3 paths differ in 1
  *   domain, 2 replies differ
  * (SEQ#I: the I-th call of version SEQ.) --json prints the same as one
