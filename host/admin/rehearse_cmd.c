@@ -138,8 +138,9 @@ typedef struct vh_rh {
 static const char *const vh_rh_kinds[] = {"call",  "repl", "every",
                                           "after", "msg",  "start"};
 
+/* kind -1: a migrate (or a refused downgrade) before the window */
 static const char *vh_rh_kind(int k) {
-  return k >= 0 && k < VH_IN_KINDS ? vh_rh_kinds[k] : "?";
+  return k >= 0 && k < VH_IN_KINDS ? vh_rh_kinds[k] : "migrate";
 }
 
 /* Append s (n bytes) to b as a JSON string. */
@@ -427,9 +428,9 @@ int vh_rehearse_main(int argc, char **argv) {
   }
   if (w.n < 2) {
     fprintf(stderr,
-            "vedhost: rehearse: nothing to rehearse: no retained version "
-            "after %s\n",
-            w.n ? "the base" : "none");
+            "vedhost: rehearse: nothing to rehearse: %s retains %s version "
+            "(a rehearsal needs one before the slices it replays)\n",
+            a.data, w.n ? "only one" : "no");
     goto out;
   }
   /* w.seqs[0..n-1) is the window (newest first), w.seqs[n-1] the base,
