@@ -4,7 +4,7 @@
 # BATCH updates state.k["k" .. j % K] = j (K keys), N updates in all, each
 # call sending the next. Runs alternate with the log on and off
 # (VEDHOST_NO_INPUT_LOG=1), REPEATS each, and print updates/s and the
-# ratio of the medians (off / on - 1 = the overhead).
+# ratio of the medians (off / on - 1 = the overhead), per CPU second.
 # VEDHOST_BUILD (default ./build), N (2000000), K (1000000), BATCH (10000),
 # REPEATS (3), DURABILITY (nosync).
 set -e
@@ -16,21 +16,22 @@ tmp=$(mktemp -d /tmp/vedhost_inlog_XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 sed -e "s/@N@/$N/g" -e "s/@K@/$K/g" -e "s/@BATCH@/$BATCH/g" \
   -e "s/@IDLE@/false/g" "$here/vedhost/writer.lua.in" >"$tmp/writer.lua"
+# updates per CPU second of the host (user + sys, all its threads: less
+# sensitive than wall time to other load on a shared machine)
 run() { # $1 = 0|1 (log off)
   rm -rf "$tmp/data"
-  local t0 t1
-  t0=$(date +%s.%N)
-  VEDHOST_NO_INPUT_LOG=$1 "$build/bin/vedhost" run --no-watch \
-    --durability "$DURABILITY" --data "$tmp/data" "$tmp/writer.lua" \
-    >/dev/null 2>&1
-  t1=$(date +%s.%N)
-  echo "$N / ($t1 - $t0)" | bc -l
+  local cpu
+  /usr/bin/time -o "$tmp/cpu" -f '%U %S' env VEDHOST_NO_INPUT_LOG="$1" \
+    "$build/bin/vedhost" run --no-watch --durability "$DURABILITY" \
+    --data "$tmp/data" "$tmp/writer.lua" >/dev/null 2>&1
+  cpu=$(tail -1 "$tmp/cpu")
+  echo "$N / (${cpu% *} + ${cpu#* })" | bc -l
 }
 on=() off=()
 for r in $(seq "$REPEATS"); do
   on+=("$(run 0)")
   off+=("$(run 1)")
-  printf 'repeat %d: log on %.0f updates/s, log off %.0f updates/s\n' \
+  printf 'repeat %d: log on %.0f, log off %.0f updates per CPU s\n' \
     "$r" "${on[-1]}" "${off[-1]}"
 done
 med() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -16,9 +16,11 @@
  *   os.date(fmt)      formats the slice clock; with a time argument, Lua's.
  *   os.clock()        the slice clock in seconds (a float).
  * Outside handlers (script top levels, REPL chunks) they are Lua's own.
- * Anything else that reads or changes the world from a handler - every io
- * function and file method, os.getenv, os.execute, os.tmpname, os.remove,
- * os.rename - marks the slice unreplayable (with the reason: which
+ * Anything else that reads the world (or acts on it and reads the result)
+ * from a handler - io.open, io.read, io.lines, io.popen, io.input,
+ * io.tmpfile, the file methods read, lines and seek, os.getenv,
+ * os.execute, os.tmpname, os.remove, os.rename - marks the slice
+ * unreplayable (with the reason: which
  * function, which domain and event) and then runs as before: such a slice
  * is reported as unreplayable, never replayed wrongly. C modules a script
  * requires are trusted and not seen (README).
@@ -288,9 +290,8 @@ void vh_det__install(lua_State *L) {
   }
   if (lua_getglobal(L, "io") == LUA_TTABLE) {
     int t = lua_gettop(L);
-    static const char *const io_out[] = {"open",    "read",  "write",  "lines",
-                                         "popen",   "input", "output", "close",
-                                         "tmpfile", NULL};
+    static const char *const io_out[] = {"open",  "read",    "lines", "popen",
+                                         "input", "tmpfile", NULL};
     for (int i = 0; io_out[i]; i++) {
       char name[32];
       snprintf(name, sizeof name, "io.%s", io_out[i]);
@@ -301,8 +302,7 @@ void vh_det__install(lua_State *L) {
     if (lua_getmetatable(L, -1) &&
         lua_getfield(L, -1, "__index") == LUA_TTABLE) {
       int m = lua_gettop(L);
-      static const char *const f_out[] = {"read", "lines", "write", "seek",
-                                          NULL};
+      static const char *const f_out[] = {"read", "lines", "seek", NULL};
       for (int i = 0; f_out[i]; i++) {
         char name[32];
         snprintf(name, sizeof name, "file:%s", f_out[i]);
