@@ -693,14 +693,15 @@ static int vh_sched_has_in_hold(vh_host_t *h) {
 static int vh_sched_run_work(vh_host_t *h, vh_work_t *w, vh_val_t *reply,
                              char **err) {
   vh_tab_t *stack[64];
-  vh_tab_t **roots =
-      h->ndoms <= 64 ? stack : malloc((size_t)h->ndoms * sizeof *roots);
-  for (int i = 0; roots && i < h->ndoms; i++)
+  int n = h->ndoms; /* roots are held, so an address is never reused */
+  vh_tab_t **roots = n <= 64 ? stack : malloc((size_t)n * sizeof *roots);
+  for (int i = 0; roots && i < n; i++) {
     roots[i] = vhl_state_root(h->doms[i]->st);
+    if (roots[i]) vh_tab_retain(roots[i]);
+  }
   int code = w->run(h, w, reply, err);
-  for (int i = 0; i < h->ndoms; i++) {
-    if (!roots ||
-        (i < h->ndoms && roots[i] != vhl_state_root(h->doms[i]->st))) {
+  for (int i = 0; i < n && i < h->ndoms; i++) {
+    if (!roots || roots[i] != vhl_state_root(h->doms[i]->st)) {
       char why[300];
       snprintf(why, sizeof why,
                "a REPL chunk (or plugin work item) wrote domain %s directly "
@@ -710,6 +711,8 @@ static int vh_sched_run_work(vh_host_t *h, vh_work_t *w, vh_val_t *reply,
       break;
     }
   }
+  for (int i = 0; roots && i < n; i++)
+    if (roots[i]) vh_tab_release(roots[i]);
   if (roots != stack) free(roots);
   return code;
 }

@@ -43,17 +43,21 @@ static vh_val_t key_of(int i) {
   }
 }
 
+/* t[key_of(i)] = v (keys are borrowed by vh_tab_set: released here). */
+static void set(vh_tab_t **t, int i, vh_val_t v, uint64_t e) {
+  vh_val_t k = key_of(i);
+  ASSERT_EQ(vh_tab_set(t, k, v, e), 0);
+  vh_val_release(k);
+}
+
 /* A table of keys 0..n-1 (value i) in the order perm, with the keys of
  * extra inserted and then deleted again. */
 static vh_tab_t *build(const int *perm, int n, const int *extra, int nx) {
   uint64_t e = vh_edit_new();
   vh_tab_t *t = vh_tab_new(e);
-  for (int j = 0; j < nx; j++)
-    ASSERT_EQ(vh_tab_set(&t, key_of(extra[j]), vh_int(-1), e), 0);
-  for (int j = 0; j < n; j++)
-    ASSERT_EQ(vh_tab_set(&t, key_of(perm[j]), vh_int(perm[j]), e), 0);
-  for (int j = 0; j < nx; j++)
-    ASSERT_EQ(vh_tab_set(&t, key_of(extra[j]), vh_nil(), e), 0);
+  for (int j = 0; j < nx; j++) set(&t, extra[j], vh_int(-1), e);
+  for (int j = 0; j < n; j++) set(&t, perm[j], vh_int(perm[j]), e);
+  for (int j = 0; j < nx; j++) set(&t, extra[j], vh_nil(), e);
   return t;
 }
 

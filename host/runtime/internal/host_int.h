@@ -121,6 +121,7 @@ typedef struct vh_inlog {
   vh_in_kind_t kind; /* what the next dispatch is (sched.c sets it) */
   int64_t id;        /* ... its timer id / message seq / period */
   vh_buf_t rec;      /* [owned] durable.c: the encoded record (scratch) */
+  int off;           /* VEDHOST_NO_INPUT_LOG=1 (benchmarks): no record */
 } vh_inlog_t;
 
 /* Hooks a host holds at most (vh_host__hook). */
