@@ -17,6 +17,8 @@
  *            exit.
  *   reload.c hot reload: script watches, SIGHUP, vh_host_reload; reruns
  *            the scripts into a staging registry and swaps code in.
+ *   gate.c   `run --rehearse N`: a reload waits for `vedhost rehearse`
+ *            run as a child process (also the REPL's :reload --rehearse).
  * The REPL server and the plugins are not called by name: they register
  * hooks (vh_host__hook) and queue work with a run callback
  * (vh_sched__queue_work).
