@@ -17,6 +17,8 @@
  *            exit.
  *   reload.c hot reload: script watches, SIGHUP, vh_host_reload; reruns
  *            the scripts into a staging registry and swaps code in.
+ *   gate.c   `run --rehearse N`: a reload waits for `vedhost rehearse`
+ *            run as a child process (also the REPL's :reload --rehearse).
  * The REPL server and the plugins are not called by name: they register
  * hooks (vh_host__hook) and queue work with a run callback
  * (vh_sched__queue_work).
@@ -40,6 +42,7 @@
 #include "lua.h"
 #include "vh_datadir.h"
 #include "vh_host.h"
+#include "vh_inputs.h"
 #include "vh_trie.h"
 #include "vh_valenc.h"
 #include "vhl.h"
@@ -107,7 +110,21 @@ struct vh_domain {
   char *refused;       /* durable.c: [owned] why the stored state was not
                           started (migrate failed, downgrade), or NULL;
                           meaningful only while retired is set */
+  uint64_t rng[4];     /* det.c: math.random's state in this slice */
+  uint64_t rng_gen;    /* det.c: h->rng_gen it was seeded for */
 };
+
+/* The input log of the running slice (det.c, vh_inputs.h). */
+typedef struct vh_inlog {
+  vh_buf_t ents;     /* [owned] the calls so far (vh_inputs_add) */
+  size_t n;          /* ... how many */
+  int unrep;         /* an unrecorded outside input was read */
+  char reason[320];  /* ... the first such */
+  vh_in_kind_t kind; /* what the next dispatch is (sched.c sets it) */
+  int64_t id;        /* ... its timer id / message seq / period */
+  vh_buf_t rec;      /* [owned] durable.c: the encoded record (scratch) */
+  int off;           /* VEDHOST_NO_INPUT_LOG=1 (benchmarks): no record */
+} vh_inlog_t;
 
 /* Hooks a host holds at most (vh_host__hook). */
 #define VH_HOST_MAX_HOOKS 8
@@ -139,6 +156,7 @@ typedef struct vh_work {
   vh_work_run_fn run;   /* VH_WORK_CALL: NULL dispatches the event hdr
                            names to its domain; else what runs (the REPL's
                            chunks, repl_server.c) */
+  int64_t id;           /* VH_WORK_MSG: its seq; VH_WORK_TIMER: its id */
   int in_hold;          /* VH_WORK_CALL with run: may run while slices are
                            held (h->in_hold is set meanwhile: it must not
                            write) */
@@ -219,7 +237,20 @@ struct vh_host {
   int64_t deadline_ns;                     /* signal; CLOCK_MONOTONIC */
   lua_State *volatile costack[VH_COSTACK]; /* signal; resumed coroutines */
   volatile sig_atomic_t costack_n;         /* signal */
-  vh_domain_t *cur; /* domain whose handler runs, or NULL */
+  vh_domain_t *cur;      /* domain whose handler runs, or NULL */
+  const char *cur_event; /* [borrowed] its event (cur_elen bytes) */
+  size_t cur_elen;
+
+  /* Deterministic slices and the input log (det.c). */
+  uint64_t host_seed;  /* taken at vh_host_new */
+  uint64_t slice_seed; /* this slice's seed, if seed_taken */
+  int seed_taken;
+  uint64_t rng_gen; /* bumped whenever a new slice seed is taken */
+  vh_inlog_t inlog;
+  int inlog_carry; /* durable.c: this slice's batch was not built:
+                      its input log carries into the next one */
+  int replaying;   /* replay.c runs the calls: nothing is recorded,
+                      sends and timers are dropped */
 
   /* The watchdog thread (call.c). */
   pthread_t wd_thread;
@@ -294,6 +325,7 @@ struct vh_host {
    * are applied or dropped all together. */
   struct vh_reload *reload;
   int pend_hold;
+  struct vh_gate *gate; /* gate.c: the --rehearse child, or NULL */
 
   /* Persistence (durable.c): the store, the output gate, sweeping. NULL
    * until vh_durable__open. */
@@ -359,6 +391,62 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
  * collectgarbage and the Lua module searcher in _G with the sandboxed
  * versions (see sandbox.c). */
 void vh_host__sandbox(lua_State *L);
+
+/* ---- det.c: deterministic slices and the input log ---- */
+
+/* Host seed (at vh_host_new). */
+void vh_det__init(vh_host_t *h);
+/* Replace math.random/randomseed, os.time/date/clock and wrap the io and
+ * os functions that reach outside (see det.c). Once, after the sandbox. */
+void vh_det__install(lua_State *L);
+/* The slice's seed (taken at first use); set_seed forces one (replay). */
+uint64_t vh_det__seed(vh_host_t *h);
+void vh_det__set_seed(vh_host_t *h, uint64_t seed);
+/* Marks the slice unreplayable with why [borrowed, copied] (first wins). */
+void vh_det__unreplayable(vh_host_t *h, const char *why);
+/* call.c: one handler call ended with rc (vh_host__dispatch's); reply
+ * [borrowed] if the caller takes one. */
+void vh_det__record(vh_host_t *h, vh_domain_t *d, const char *event,
+                    size_t elen, int kind, vh_val_t payload, int rc,
+                    const vh_val_t *reply);
+/* durable.c: the slice's input record into out (replaced). 0/VH_ENOMEM. */
+int vh_det__encode(vh_host_t *h, vh_buf_t *out);
+/* sched.c, slice end: the next slice's log starts empty. */
+void vh_det__slice_reset(vh_host_t *h);
+void vh_det__free(vh_host_t *h);
+
+/* ---- replay.c: re-running a recorded slice ---- */
+
+/* One replayed call. */
+typedef struct vh_replay_call {
+  const vh_input_t *in; /* [borrowed] the recorded call */
+  int rc;               /* vh_host__dispatch's result in the replay */
+  vh_val_t reply;       /* [owned] the replay's reply (nil unless the
+                           recorded call had one and the replay committed) */
+  char *err;            /* [owned] the replay's error line, or NULL */
+  int differs;          /* outcome or reply differs from the recorded */
+} vh_replay_call_t;
+
+typedef struct vh_replay_res {
+  vh_replay_call_t *calls; /* [owned] n, in the recorded order */
+  size_t n;
+  size_t errors;  /* calls that raised in the replay */
+  size_t differs; /* calls whose outcome or reply differs */
+} vh_replay_res_t;
+
+/* Called after each call: d [borrowed] its domain (NULL: not declared),
+ * before / after [borrowed] the domain's root around the call. */
+typedef void (*vh_replay_trace_fn)(void *arg, const vh_replay_call_t *c,
+                                   vh_domain_t *d, vh_tab_t *before,
+                                   vh_tab_t *after);
+
+/* Runs the calls of in [borrowed] on h (see replay.c): the domains' roots
+ * must hold the state before the slice; they hold the replayed end state
+ * on return. Nothing is recorded, sent, timed or written. trace may be
+ * NULL. *out [new] (vh_replay_res_free). 0 or VH_ENOMEM. */
+int vh_replay_slice(vh_host_t *h, const vh_inputs_t *in,
+                    vh_replay_trace_fn trace, void *arg, vh_replay_res_t *out);
+void vh_replay_res_free(vh_replay_res_t *r);
 
 /* ---- sched.c ---- */
 
@@ -497,6 +585,10 @@ void vh_reload__loaded(vh_host_t *h, const char *path, int first);
  * named *.lua must not hang a load): *fd [new] for a regular file, else
  * VH_HOST_ELOAD with one line in err ("... is not a regular file"). */
 int vh_reload__open_script(const char *path, int *fd, char *err, size_t cap);
+/* Writes DATA/scripts: the SCRIPT_OR_DIR arguments as absolute paths, one
+ * a line (vedhost replay reruns the current scripts from it). 0 or <0
+ * (logged). */
+int vh_reload__write_list(vh_host_t *h);
 /* The loop runs: SIGHUP handler, and the watches unless opts.watch is 0. */
 void vh_reload__start(vh_host_t *h);
 /* Free what reload.c holds, after the loop closed its handles. */
@@ -505,6 +597,50 @@ void vh_reload__free(vh_host_t *h);
  * references are dropped (on and unhandled become empty tables), its state
  * is kept, d->retired is set. Timers and logging are the caller's. */
 void vh_reload__drop_code(vh_host_t *h, vh_domain_t *d);
+
+/* The scripts on disk now (reload.c): *fp a hash of their paths and
+ * bytes, *same = they are what the running code was loaded from. 0, or
+ * VH_HOST_ELOAD with one line in err. */
+int vh_reload__scan(vh_host_t *h, uint64_t *fp, int *same, char *err,
+                    size_t cap);
+/* A reload now, without the --rehearse gate (gate.c once the rehearsal
+ * passed; the REPL's `:reload --rehearse N` once confirmed). why names the
+ * trigger in the log. As vh_host_reload. */
+int vh_reload__now(vh_host_t *h, const char *why, char *err, size_t cap);
+
+/* ---- gate.c: --rehearse N ---- */
+
+/* A reload was asked for (force: even if no script changed; why: the
+ * trigger): start `vedhost rehearse --gate --last N` on the scripts as a
+ * child process, and reload (vh_reload__now) when it passes; a rehearsal
+ * already running is redone once it ends. 0, or <0 when the child cannot
+ * start (logged; no reload). */
+int vh_gate__request(vh_host_t *h, int force, const char *why);
+/* The rehearsal's command line for the scripts of h (argv [new], NULL
+ * terminated; vh_gate__argv_free): exe rehearse --gate --data DIR --last n
+ * SCRIPT_OR_DIR... (json: --json instead of --gate). NULL when out of
+ * memory. */
+char **vh_gate__argv(vh_host_t *h, int n, int json);
+void vh_gate__argv_free(char **argv);
+/* The script arguments the host was started with ([borrowed], *n). */
+char **vh_reload__args(vh_host_t *h, int *n);
+/* Stop the running rehearsals (SIGTERM; their waiters are told with code
+ * -2) and free the gate (reload.c's free). */
+void vh_gate__free(vh_host_t *h);
+/* Told when a rehearsal child ends: code its exit code (vh_rehearse_cmd.h;
+ * -1 killed by a signal, -2 the host stopped), out/eout [borrowed] its
+ * stdout/stderr (the first 64 KB), fp the scripts' hash at the spawn, ms
+ * its run time. */
+typedef void (*vh_gate_done_fn)(void *arg, int code, const char *out,
+                                size_t len, const char *eout, size_t elen,
+                                uint64_t fp, double ms);
+/* Start a rehearsal of the scripts of h on the last n slices as a child
+ * process (json: --json, else --gate); fn(arg, ...) once it ended and its
+ * output was read. 0, or <0 with one line in err (fn never called). */
+int vh_gate__spawn(vh_host_t *h, int n, int json, uint64_t fp,
+                   vh_gate_done_fn fn, void *arg, char *err, size_t cap);
+/* The last line of buf (len bytes [borrowed], may be NULL) into out. */
+void vh_gate__last_line(const char *buf, size_t len, char *out, size_t cap);
 
 /* ---- durable.c ---- */
 
