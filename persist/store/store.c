@@ -500,6 +500,10 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   s->queue_limit =
       opts->queue_bytes ? opts->queue_bytes : VH_DEFAULT_QUEUE_BYTES;
   s->reserve_bytes = s->secondary ? 0 : VH_RESERVE_BYTES;
+  s->idle_flush_ms = opts->idle_flush_ms < 0    ? 0
+                     : opts->idle_flush_ms == 0 ? VH_IDLE_FLUSH_MS
+                                                : (unsigned)opts->idle_flush_ms;
+  s->load_flush_bytes = opts->flush_bytes ? opts->flush_bytes : VH_FLUSH_BYTES;
   if (opts->create && !s->secondary && mkdir(dir, 0700) != 0 &&
       errno != EEXIST) {
     set_msg(errmsg, vh_store__msg("%s: cannot create the data dir (%s)", dir,
