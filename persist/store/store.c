@@ -147,6 +147,8 @@
  * disk that fills up with vedhost's own data stops vedhost before RocksDB
  * ever sees ENOSPC. */
 #define VH_RESERVE_BYTES ((unsigned long long)8 << 20)
+/* Largest store (SST bytes) a clean close compacts fully (TUNING). */
+#define VH_COMPACT_AT_CLOSE_BYTES ((uint64_t)128 << 20)
 /* Memory bound for the blocks buffered to train a dictionary per SST. */
 #define VH_DICT_BUFFER_BYTES ((uint64_t)8 << 20)
 
@@ -587,15 +589,48 @@ int vh_store_flush(vh_store_t *s, char **errmsg) {
   return flush_db(s, errmsg);
 }
 
+/* COMPACTION AT A CLEAN STOP (TUNING): is the store small enough that
+ * rewriting all of it at close costs little? */
+static int compact_worth(vh_store_t *s) {
+  uint64_t bytes = 0;
+  pthread_rwlock_rdlock(&s->db_lock);
+  int rc = s->db ? rocksdb_property_int(s->db, "rocksdb.total-sst-files-size",
+                                        &bytes)
+                 : -1;
+  pthread_rwlock_unlock(&s->db_lock);
+  return rc == 0 && bytes <= VH_COMPACT_AT_CLOSE_BYTES;
+}
+
+int vh_store_compact(vh_store_t *s, char **errmsg) {
+  if (errmsg) *errmsg = NULL;
+  if (s->secondary) return VH_EINVAL;
+  int rc = flush_db(s, errmsg);
+  if (rc != 0) return rc;
+  rocksdb_compactoptions_t *co = rocksdb_compactoptions_create();
+  /* kForceOptimized: the bottommost level is rewritten too (it holds the
+   * nodes the upper levels' tombstones delete), but not the files this
+   * compaction just wrote there. */
+  rocksdb_compactoptions_set_bottommost_level_compaction(co, 3);
+  rocksdb_compactoptions_set_exclusive_manual_compaction(co, 0);
+  pthread_rwlock_rdlock(&s->db_lock);
+  if (s->db) rocksdb_compact_range_opt(s->db, co, NULL, 0, NULL, 0);
+  pthread_rwlock_unlock(&s->db_lock);
+  rocksdb_compactoptions_destroy(co);
+  return 0;
+}
+
 int vh_store_close(vh_store_t *s, char **errmsg) {
   if (errmsg) *errmsg = NULL;
   if (s == NULL) return 0;
   int rc = 0;
+  int wrote = s->writer_started && vh_store__write_count(s) > 0;
   if (s->writer_started) rc = vh_store__writer_stop(s, errmsg);
   if (!s->secondary) {
-    /* Invariant 4: no WAL left to replay at the next open. */
+    /* Invariant 4: no WAL left to replay at the next open; and (TUNING,
+     * COMPACTION AT A CLEAN STOP) a compact store if it is small enough. */
     char *m = NULL;
-    int frc = flush_db(s, &m);
+    int frc = rc == 0 && wrote && compact_worth(s) ? vh_store_compact(s, &m)
+                                                   : flush_db(s, &m);
     if (frc != 0 && rc == 0) {
       rc = frc;
       set_msg(errmsg, m);

@@ -244,6 +244,12 @@ int vh_store_catch_up(vh_store_t *s, char **errmsg);
  * tools, tests and shutdown only). Queued batches are not waited for. */
 int vh_store_flush(vh_store_t *s, char **errmsg);
 
+/* Primary only: flushes the memtable, then compacts the whole key range
+ * into the bottommost level (zstd with a dictionary), dropping deleted
+ * nodes; waits (blocks on disk and CPU: tools, tests, benchmarks and
+ * shutdown only). */
+int vh_store_compact(vh_store_t *s, char **errmsg);
+
 /* ---- test hooks (any thread) ---- */
 
 /* The next n writes fail as if the disk were full (n = 0 cancels). */

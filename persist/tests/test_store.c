@@ -886,10 +886,68 @@ TEST_IMPL(flood_keeps_wal_short) {
   dir_cleanup();
 }
 
+static long long sst_bytes(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/db", dir);
+  DIR *d = opendir(path);
+  ASSERT(d != NULL);
+  long long total = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t l = strlen(e->d_name);
+    if (l < 4 || strcmp(e->d_name + l - 4, ".sst") != 0) continue;
+    char p[800];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+    ASSERT_EQ(stat(p, &st), 0);
+    total += st.st_size;
+  }
+  closedir(d);
+  return total;
+}
+
+TEST_IMPL(clean_close_compacts) {
+  /* 4000 nodes of 2000 pseudo-random bytes (~8 MB, several flushes),
+   * then all but the last 100 deleted: a clean close leaves about the
+   * live 100 nodes (~200 KB) on disk, not the deleted ones and their
+   * tombstones. */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_flush(dir, -1);
+  static unsigned char payload[2000];
+  uint32_t x = 12345;
+  uint64_t seq = 1;
+  for (uint64_t k = 1; k <= 4000; k++, seq++) {
+    for (size_t i = 0; i < sizeof payload; i++) {
+      x = x * 1103515245u + 12345u;
+      payload[i] = (unsigned char)(x >> 24);
+    }
+    vh_batch_t *b;
+    ASSERT_EQ(vh_batch_new(&b), 0);
+    ASSERT_EQ(vh_batch_put_node(b, k, payload, sizeof payload), 0);
+    ASSERT_EQ(vh_batch_set_manifest(b, &k, sizeof k), 0);
+    ASSERT_EQ(vh_store_submit(s, b, seq), 0);
+  }
+  for (uint64_t k = 1; k <= 3900; k++, seq++) submit_del(s, seq, k);
+  ASSERT_EQ(vh_store_wait_durable(s, seq - 1), 0);
+  close_ok(s);
+  long long sst = sst_bytes(dir);
+  if (sst > 600 * 1000) fprintf(stderr, "SST bytes after close: %lld\n", sst);
+  ASSERT(sst <= 600 * 1000);
+  s = open_ok(dir, 0, 0);
+  void *p;
+  size_t n;
+  ASSERT_EQ(vh_store_get_node(s, 4000, &p, &n, NULL), 0);
+  ASSERT_EQ(n, 2000);
+  free(p);
+  ASSERT_EQ(vh_store_get_node(s, 3900, &p, &n, NULL), VH_ENOENT);
+  close_ok(s);
+  dir_cleanup();
+}
+
 VH_TEST_MAIN(
-    TEST_ENTRY(idle_flush_retires_wal), TEST_ENTRY(no_idle_flush_keeps_wal),
-    TEST_ENTRY(flood_keeps_wal_short), TEST_ENTRY(crc32c_vectors),
-    TEST_ENTRY(open_missing_without_create),
+    TEST_ENTRY(idle_flush_retires_wal), TEST_ENTRY(clean_close_compacts),
+    TEST_ENTRY(no_idle_flush_keeps_wal), TEST_ENTRY(flood_keeps_wal_short),
+    TEST_ENTRY(crc32c_vectors), TEST_ENTRY(open_missing_without_create),
     TEST_ENTRY(create_reopen_format_record), TEST_ENTRY(locked_by_another_open),
     TEST_ENTRY(foreign_rocksdb_refused), TEST_ENTRY(bad_magic_refused),
     TEST_ENTRY(newer_format_refused), TEST_ENTRY(put_get_delete_iterate),
