@@ -294,7 +294,7 @@ static void seal_value(unsigned char *p, size_t len) {
   vh_le32_store(p, c);
 }
 
-static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
+static rocksdb_writebatch_t *merge_group(vh_store_t *s, vh_batch_t *list) {
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
   last_op_table_t t = {0};
   int dedup = table_build(&t, list) == 0;
@@ -319,6 +319,7 @@ static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
       key[0] = VH_OP_IS_SWEEP(op->type) ? VH_KEY_SWEEP : VH_KEY_NODE;
       for (int k = 0; k < 8; k++) key[1 + k] = (char)(op->id >> (56 - 8 * k));
       if (op->type == VH_OP_PUT) {
+        s->node_puts++;
         seal_value(b->buf + op->off, op->len);
         rocksdb_writebatch_put(wb, key, sizeof key,
                                (const char *)b->buf + op->off, op->len);
@@ -327,6 +328,7 @@ static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
                                op->len ? (const char *)b->buf + op->off : "",
                                op->len);
       } else {
+        if (op->type == VH_OP_DEL) s->node_dels++;
         rocksdb_writebatch_delete(wb, key, sizeof key);
       }
     }
@@ -416,7 +418,7 @@ static void backoff_wait(vh_store_t *s, unsigned ms) {
  * 0 = not written: a non-transient error, abandoned, or given up at
  * close. */
 static int write_group(vh_store_t *s, vh_batch_t *list) {
-  rocksdb_writebatch_t *wb = merge_group(list);
+  rocksdb_writebatch_t *wb = merge_group(s, list);
   unsigned delay = VH_BACKOFF_MIN_MS;
   int after_close = 0, written = 0;
   for (;;) {

@@ -148,6 +148,9 @@ struct vh_store {
   size_t load_flush_bytes;      /* flush at once past this, idle or not */
   unsigned idle_flush_ms;       /* the pause (0: no idle flush) */
   _Atomic uint64_t flush_count; /* flushes the writer asked for */
+  /* Node puts and deletes written since open (writer thread; read by
+   * close after the writer joined): store.c, COMPACTION AT A CLEAN STOP. */
+  uint64_t node_puts, node_dels;
 
   _Atomic uint64_t durable_seq; /* written by the writer, read by anyone */
   _Atomic int fail_writes;      /* test hook: writes still to fail */
