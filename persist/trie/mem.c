@@ -22,6 +22,7 @@
 
 static size_t mem_bytes;  /* live bytes (requested sizes) */
 static size_t mem_blocks; /* live blocks */
+static size_t mem_real;   /* live bytes as the allocator spends them */
 static long mem_fail_in;  /* > 0: the mem_fail_in-th allocation fails */
 
 size_t vh_mem_bytes(void) {
@@ -30,6 +31,17 @@ size_t vh_mem_bytes(void) {
 
 size_t vh_mem_blocks(void) {
   return mem_blocks;
+}
+
+size_t vh_mem_footprint(void) {
+  return mem_real;
+}
+
+/* glibc malloc: an 8-byte chunk header, 16-byte granularity, 32-byte
+ * minimum chunk. */
+size_t vh_mem__footprint(size_t size) {
+  size_t c = (size + 8 + 15) & ~(size_t)15;
+  return c < 32 ? 32 : c;
 }
 
 void vh_mem_fail_after(long n) {
@@ -42,6 +54,7 @@ void *vh_mem__alloc(size_t size) {
   p = malloc(size);
   if (p == NULL) return NULL;
   mem_bytes += size;
+  mem_real += vh_mem__footprint(size);
   mem_blocks++;
   return p;
 }
@@ -54,6 +67,7 @@ void vh_mem__free(void *p, size_t size) {
     abort();
   }
   mem_bytes -= size;
+  mem_real -= vh_mem__footprint(size);
   mem_blocks--;
   free(p);
 }
