@@ -14,15 +14,66 @@
  *
  * Invariants: bytes == sum of the sizes of live blocks; blocks == their
  * number. Freeing more than was allocated aborts (it means a size mismatch).
+ *
+ * SLABS. Most blocks are small (a key string "k123456" is 20 bytes, a
+ * CHAMP leaf with 2-3 entries ~100), and malloc spends an 8-byte header and
+ * rounds to 16 bytes with a 32-byte minimum on each: 12 of the 32 bytes a
+ * short key string costs. Blocks up to VH_SLAB_MAX bytes are therefore cut
+ * from 64 KiB pages, one size class per 8 bytes, with a free list per class
+ * threaded through the free slots' first word: no header, 8-byte rounding
+ * (every node and string needs only 8-byte alignment). The size the caller
+ * passes back picks the class, which is why it must be exact. Pages are
+ * never handed back (a free slot is reused by the next block of its
+ * class); a state that shrinks a lot keeps its pages, as malloc's heap
+ * would mostly keep its top. One thread at a time (see above): the free
+ * lists are plain. Sanitizer builds (VH_SANITIZE) use plain malloc so that
+ * ASan still sees every block's bounds and lifetime.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vh_trie_int.h"
 
 static size_t mem_bytes;  /* live bytes (requested sizes) */
 static size_t mem_blocks; /* live blocks */
+static size_t mem_real;   /* live bytes as the allocator spends them */
 static long mem_fail_in;  /* > 0: the mem_fail_in-th allocation fails */
+
+#ifndef VH_SANITIZE
+#define VH_SLAB_MAX 64             /* larger blocks go to malloc */
+#define VH_SLAB_PAGE (64u * 1024u) /* bytes cut per page */
+#define VH_SLAB_CLASSES (VH_SLAB_MAX / 8)
+static struct {
+  void *free; /* free slots, linked through their first word */
+  char *cur;  /* bump pointer into the class's newest page */
+  char *end;
+} slab[VH_SLAB_CLASSES + 1];
+
+static void *slab_alloc(size_t size) {
+  size_t c = (size + 7) >> 3, sz = c << 3;
+  void *p = slab[c].free;
+  if (p != NULL) {
+    memcpy(&slab[c].free, p, sizeof(void *));
+    return p;
+  }
+  if ((size_t)(slab[c].end - slab[c].cur) < sz) {
+    char *page = malloc(VH_SLAB_PAGE);
+    if (page == NULL) return NULL;
+    slab[c].cur = page;
+    slab[c].end = page + VH_SLAB_PAGE / sz * sz;
+  }
+  p = slab[c].cur;
+  slab[c].cur += sz;
+  return p;
+}
+
+static void slab_free(void *p, size_t size) {
+  size_t c = (size + 7) >> 3;
+  memcpy(p, &slab[c].free, sizeof(void *));
+  slab[c].free = p;
+}
+#endif
 
 size_t vh_mem_bytes(void) {
   return mem_bytes;
@@ -32,6 +83,20 @@ size_t vh_mem_blocks(void) {
   return mem_blocks;
 }
 
+size_t vh_mem_footprint(void) {
+  return mem_real;
+}
+
+/* A slab slot (size rounded to 8), or a glibc malloc chunk: an 8-byte
+ * header, 16-byte granularity, 32-byte minimum. */
+size_t vh_mem__footprint(size_t size) {
+#ifdef VH_SLAB_MAX
+  if (size <= VH_SLAB_MAX) return size == 0 ? 8 : (size + 7) & ~(size_t)7;
+#endif
+  size_t c = (size + 8 + 15) & ~(size_t)15;
+  return c < 32 ? 32 : c;
+}
+
 void vh_mem_fail_after(long n) {
   mem_fail_in = n > 0 ? n : 0;
 }
@@ -39,9 +104,14 @@ void vh_mem_fail_after(long n) {
 void *vh_mem__alloc(size_t size) {
   void *p;
   if (mem_fail_in > 0 && --mem_fail_in == 0) return NULL;
+#ifdef VH_SLAB_MAX
+  p = size <= VH_SLAB_MAX ? slab_alloc(size == 0 ? 1 : size) : malloc(size);
+#else
   p = malloc(size);
+#endif
   if (p == NULL) return NULL;
   mem_bytes += size;
+  mem_real += vh_mem__footprint(size);
   mem_blocks++;
   return p;
 }
@@ -54,6 +124,13 @@ void vh_mem__free(void *p, size_t size) {
     abort();
   }
   mem_bytes -= size;
+  mem_real -= vh_mem__footprint(size);
   mem_blocks--;
+#ifdef VH_SLAB_MAX
+  if (size <= VH_SLAB_MAX) {
+    slab_free(p, size == 0 ? 1 : size);
+    return;
+  }
+#endif
   free(p);
 }

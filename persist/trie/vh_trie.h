@@ -107,6 +107,9 @@ static inline vh_val_t vh_float(double f) {
 /* Live bytes and blocks allocated by this module (all threads). */
 size_t vh_mem_bytes(void);
 size_t vh_mem_blocks(void);
+/* Live bytes the allocator really spends on them (malloc chunk headers and
+ * rounding, or slab slots): what the trie adds to the resident size. */
+size_t vh_mem_footprint(void);
 /* Fail the n-th allocation from now (1 = the next one); 0 turns it off.
  * For tests: every public function must then return VH_ENOMEM cleanly. */
 void vh_mem_fail_after(long n);

@@ -173,6 +173,8 @@ typedef struct vh_stub {
 /* ---- mem.c ---- */
 void *vh_mem__alloc(size_t size);        /* NULL on (injected) failure */
 void vh_mem__free(void *p, size_t size); /* size must be the allocated one */
+/* Bytes a block of size bytes really takes (header, rounding, slot). */
+size_t vh_mem__footprint(size_t size);
 
 /* ---- str.c ---- */
 int vh_key__eq(vh_val_t a, vh_val_t b);  /* a, b normalized keys */

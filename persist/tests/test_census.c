@@ -1,0 +1,111 @@
+/*
+ * test_census.c - where the bytes of a big table go (bench/README.md,
+ * "Memory per key").
+ *
+ * Builds K string keys "k0".."k<K-1>" -> integers the way a handler does
+ * (batches of 10,000 writes, each under a fresh edit token, the previous
+ * version released at commit), then walks the tree and counts, per kind of
+ * block, how many there are, the bytes the trie asked for and the bytes the
+ * allocator really spends on them (vh_mem__footprint: malloc's chunk or the
+ * slab slot). The test asserts that the census adds up to vh_mem_bytes()
+ * and vh_mem_blocks() (so the table in the README is complete) and prints
+ * it. K defaults to 20,000; VH_CENSUS_K=1000000 gives the README's figures.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "trie_util.h"
+
+typedef struct {
+  const char *name;
+  size_t n, req, real;
+} row_t;
+
+enum { R_TAB, R_CHAMP, R_COLL, R_VEC, R_STR, R_N };
+static row_t rows[R_N] = {{"table headers", 0, 0, 0},
+                          {"CHAMP nodes", 0, 0, 0},
+                          {"collision nodes", 0, 0, 0},
+                          {"vector nodes", 0, 0, 0},
+                          {"key/value strings", 0, 0, 0}};
+
+static void count(int r, size_t size) {
+  rows[r].n++;
+  rows[r].req += size;
+  rows[r].real += vh_mem__footprint(size);
+}
+
+static size_t entries; /* key/value pairs seen */
+
+static void walk_kv(const vh_val_t *kv, size_t pairs) {
+  for (size_t i = 0; i < 2 * pairs; i++)
+    if (kv[i].type == VH_TSTR)
+      count(R_STR, sizeof(vh_str_t) + vh_str_len(kv[i].u.s) + 1);
+  entries += pairs;
+}
+
+static void walk(const vh_node_t *n) {
+  if (n->kind == VH_K_COLL) {
+    const vh_coll_t *c = (const vh_coll_t *)n;
+    count(R_COLL, vh_node__size(n));
+    walk_kv(c->kv, c->count);
+    return;
+  }
+  const vh_champ_t *c = (const vh_champ_t *)n;
+  int nd = __builtin_popcount(c->datamap), nc = __builtin_popcount(c->nodemap);
+  count(R_CHAMP, vh_node__size(n));
+  walk_kv(c->kv, (size_t)nd);
+  vh_node_t *const *kids = (vh_node_t *const *)(c->kv + 2 * nd);
+  for (int i = 0; i < nc; i++) walk(kids[i]);
+}
+
+TEST_IMPL(census_adds_up) {
+  const char *e = getenv("VH_CENSUS_K");
+  long k = e ? atol(e) : 20000;
+  size_t b0 = vh_mem_bytes(), n0 = vh_mem_blocks(), f0 = vh_mem_footprint();
+  vh_tab_t *t = vh_tab_new(vh_edit_new());
+  char key[32];
+  ASSERT(t != NULL);
+  for (long j = 0; j < k; j += 10000) {
+    uint64_t edit = vh_edit_new();
+    vh_tab_t *base = t;
+    vh_tab_retain(base);
+    for (long i = j; i < j + 10000 && i < k; i++) {
+      int len = snprintf(key, sizeof key, "k%ld", i);
+      vh_val_t kv;
+      kv.type = VH_TSTR;
+      kv.u.s = vh_str_new(key, (size_t)len);
+      ASSERT(kv.u.s != NULL);
+      ASSERT_EQ(vh_tab_set(&t, kv, vh_int(i), edit), 0);
+      vh_val_release(kv);
+    }
+    vh_tab_release(base);
+  }
+  ASSERT_EQ(vh_tab_count(t), (size_t)k);
+  count(R_TAB, sizeof(vh_tab_t));
+  if (t->hash != NULL) walk(t->hash);
+  ASSERT_EQ(entries, (size_t)k);
+  size_t req = 0, real = 0, blocks = 0;
+  printf("K=%ld: %-18s %9s %8s %8s\n", k, "block", "count", "B/key",
+         "real B/key");
+  for (int r = 0; r < R_N; r++) {
+    req += rows[r].req;
+    real += rows[r].real;
+    blocks += rows[r].n;
+    printf("  %-25s %9zu %8.1f %8.1f\n", rows[r].name, rows[r].n,
+           (double)rows[r].req / (double)k, (double)rows[r].real / (double)k);
+  }
+  printf("  of which entries (2 x %zu-byte vh_val_t): %.1f B/key\n",
+         sizeof(vh_val_t), (double)(entries * 2 * sizeof(vh_val_t)) / k);
+  printf("  of which node headers (%zu B each): %.1f B/key\n",
+         sizeof(vh_node_t),
+         (double)((rows[R_CHAMP].n + rows[R_COLL].n) * sizeof(vh_node_t)) / k);
+  printf("  %-25s %9zu %8.1f %8.1f\n", "total", blocks, (double)req / k,
+         (double)real / k);
+  ASSERT_EQ(req, vh_mem_bytes() - b0);
+  ASSERT_EQ(blocks, vh_mem_blocks() - n0);
+  ASSERT_EQ(real, vh_mem_footprint() - f0);
+  vh_tab_release(t);
+  ASSERT_EQ(vh_mem_bytes(), b0);
+}
+
+VH_TEST_MAIN(TEST_ENTRY(census_adds_up))
