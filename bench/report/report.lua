@@ -81,6 +81,7 @@ end
 local NAMES = {
   ["vedhost/clean"] = "vedhost, after clean stop",
   ["vedhost/kill9"] = "vedhost, after kill -9",
+  ["vedhost/kill9load"] = "vedhost, after kill -9 under load",
   ["vedhost/empty"] = "vedhost, empty data dir",
   ["vedhost/sync"] = "vedhost --durability sync",
   ["vedhost/nosync"] = "vedhost --durability nosync",
@@ -113,7 +114,7 @@ local RESTART_NAMES = {
   ["eventlog/write"] = "event log replay",
 }
 local ORDER = {
-  "vedhost/clean", "vedhost/kill9", "vedhost/empty", "vedhost/sync",
+  "vedhost/clean", "vedhost/kill9", "vedhost/kill9load", "vedhost/empty", "vedhost/sync",
   "vedhost/nosync", "vedhost/rss", "redis/aof-always", "redis/aof-everysec",
   "redis/rdb", "redis/aof-preamble", "redis/native", "redis/rss",
   "tarantool/fsync", "tarantool/write", "tarantool/snapshot",
@@ -207,6 +208,8 @@ local COMPARE = {
     "eventlog/write" } },
   { "restart", "vedhost/kill9", { "redis/aof-always", "redis/aof-everysec",
     "tarantool/fsync", "tarantool/write", "eventlog/write" } },
+  { "restart", "vedhost/kill9load", { "redis/aof-always",
+    "redis/aof-everysec", "tarantool/fsync", "tarantool/write" } },
   { "tput", "vedhost/sync", { "redis/aof-always", "tarantool/fsync" } },
   { "tput", "vedhost/nosync", { "redis/aof-everysec", "redis/rdb",
     "tarantool/write", "eventlog/write", "lua/table" } },
@@ -408,6 +411,38 @@ detail("mem_bpk", "Bytes per key: (memory with the K keys - memory of the " ..
 detail("disk", "Apparent size of the files each system keeps after the " ..
   "run: Redis appendonlydir + dump.rdb, Tarantool .snap + .xlog, the event " ..
   "log file, vedhost's data dir.")
+
+-- Crash restart against clean restart (issue 16: <= 2x) -------------------
+do
+  local rows = {}
+  for _, s in ipairs(sizes) do
+    local c = summary("restart", "vedhost/clean", s.k, s.n)
+    local function r(key)
+      local v = summary("restart", key, s.k, s.n)
+      if not (c and v) or c.na or v.na or c.median <= 0 then return "n/a" end
+      return string.format("%s ms, %sx", sig(v.median),
+                           sig(v.median / c.median))
+    end
+    if c and not c.na then
+      rows[#rows + 1] = string.format("| %s | %s ms | %s | %s |",
+        size_label(s), sig(c.median), r("vedhost/kill9"),
+        r("vedhost/kill9load"))
+    end
+  end
+  if #rows > 0 then
+    w("")
+    w("## vedhost: crash restart against clean restart")
+    w("")
+    w("Medians of the same run; the ratio is crash ÷ clean (target <= 2x). ",
+      "kill -9: the idle writer, killed once its N updates were ",
+      "acknowledged; under load: a writer with 2N updates to do, killed ",
+      "in the middle of its flood (after the sync writer's time for N).")
+    w("")
+    w("| size | clean stop | kill -9 (idle) | kill -9 under load |")
+    w("| --- | ---: | ---: | ---: |")
+    for _, l in ipairs(rows) do w(l) end
+  end
+end
 
 -- Checks --------------------------------------------------------------------
 w("")

@@ -16,6 +16,12 @@
 #           (`vedhost repl -e` answers only once the slice is durable; if
 #           the repl is not there, it waits 0.5 s), reads VmRSS, sends
 #           SIGKILL, and times a restart (kill -9 row) that must see N.
+#   kill9load  the sync writer again on a fresh data dir, with 2N updates
+#           to do, SIGKILLed in the middle of its flood (once the sync
+#           writer's wall time for N has passed, so about N are done and
+#           every key exists); a timed restart (kill -9 under load row)
+#           must see the state at the end of a handler call: done a whole
+#           number of batches, and the last key written = done - 1.
 #   memory  VmRSS of the idle writer with K keys minus the idle writer with
 #           none, per key.
 # Restart rows are timed from exec to the line with the first handler's
@@ -74,9 +80,57 @@ vb_vedhost_idle() {
   VB_RSS=$(vb_rss_kb "$VB_PID")
 }
 
+# vb_vedhost_kill9load BASE K N TMO WALL REP: the kill9load row (above);
+# WALL = the sync writer's wall time for N updates.
+vb_vedhost_kill9load() {
+  local base=$1 K=$2 N=$3 tmo=$4 wall=$5 rep=$6 data="$1/load.data" pid
+  local ok
+  vb_setting vedhost kill9load "restart after SIGKILL of the sync writer \
+in the middle of a flood of updates (2N to do, killed after the sync \
+writer's wall time for N)"
+  if [ -z "$wall" ] || [ "$VB_VEDHOST_NOPERSIST" = 1 ]; then
+    vb_record vedhost kill9load "$K" "$N" restart n/a s "$rep" \
+      "no sync writer time (it failed), or the build does not persist"
+    return 0
+  fi
+  vb_log "vedhost kill -9 under load K=$K N=$N rep $rep"
+  vb_vedhost_script writer.lua.in "$base/load.lua" "$((2 * N))" "$K" false
+  vb_spawn vedhost-load "$base/load.out" "$VB_VEDHOST" run --data "$data" \
+    --no-watch --durability sync "$base/load.lua"
+  pid=$VB_PID
+  sleep "$wall"
+  if ! vb_alive "$pid"; then
+    wait "$pid" 2>/dev/null || true
+    vb_forget vedhost-load
+    vb_record vedhost kill9load "$K" "$N" restart n/a s "$rep" \
+      "the writer finished its 2N updates before the kill"
+    return 0
+  fi
+  kill -KILL "$pid" 2>/dev/null
+  vb_wait_pid_exit "$pid" 10 || true
+  vb_forget vedhost-load
+  vb_vedhost_restart "$base" "$data" "$K" "$tmo"
+  if [ "$VB_RC" != 0 ] || [ -z "$VB_DONE" ]; then
+    vb_record vedhost kill9load "$K" "$N" restart n/a s "$rep" \
+      "restart failed (rc $VB_RC)"
+    return 0
+  fi
+  vb_record vedhost kill9load "$K" "$N" restart "$VB_EL" s "$rep" \
+    "exec to the reply line, includes process start; $VB_DONE updates \
+were durable"
+  ok=no
+  [ $((VB_DONE % VB_BATCH)) = 0 ] || [ "$VB_DONE" = $((2 * N)) ] && ok=yes
+  vb_check vedhost kill9load "$K" "$N" "done is whole handler calls" yes \
+    "$ok"
+  [ "$VB_DONE" -gt 0 ] &&
+    vb_check vedhost kill9load "$K" "$N" "k$(((VB_DONE - 1) % K))" \
+      "$((VB_DONE - 1))" "$VB_VALUE"
+  return 0
+}
+
 vb_vedhost_bench() {
   local K=$1 N=$2 rep=$3 base="$VB_OUT/work/v-$1-$2-$3"
-  local tmo empty el rc dur note want_v=$(($2 - 1)) rss0 rss1
+  local tmo empty el rc dur note want_v=$(($2 - 1)) rss0 rss1 wall=
   tmo=$(vb_timeout_for "$N")
   if [ -n "$VB_VEDHOST_TIMEOUT_N" ] &&
     [ "$N" -ge "$VB_VEDHOST_TIMEOUT_N" ]; then
@@ -130,6 +184,7 @@ its N updates were acknowledged"
     [ "$tput" = n/a ] &&
       note="too short to time: writer took less than 0.5 ms over empty start"
     vb_record vedhost "$dur" "$K" "$N" tput "$tput" ups "$rep" "$note"
+    [ "$dur" = sync ] && wall=$el
     if [ "$dur" = sync ]; then
       vb_vedhost_restart "$base" "$data" "$K" "$tmo"
       if [ "$VB_RC" = 0 ] && [ "${VB_DONE:-0}" = 0 ] && [ "$N" -gt 0 ]; then
@@ -204,5 +259,6 @@ its N updates were acknowledged"
     vb_record vedhost kill9 "$K" "$N" restart n/a s "$rep" \
       "idle writer did not reach VB_DONE"
   fi
+  vb_vedhost_kill9load "$base" "$K" "$N" "$tmo" "$wall" "$rep"
   [ "${VB_KEEP:-0}" = 1 ] || rm -rf "$base"
 }

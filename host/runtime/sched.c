@@ -806,6 +806,13 @@ void vh_sched__update(vh_host_t *h) {
   }
 }
 
+/* The integer at key k of the open system step, or -1. */
+static int64_t vh_sched_sys_int(vh_host_t *h, vh_str_t *k) {
+  vh_val_t v;
+  vh_tab_get(h->sys_work, vh_strv(k), &v);
+  return v.type == VH_TINT ? v.u.i : -1;
+}
+
 void vh_slice_end(vh_host_t *h) {
   if (h->phase != VH_PHASE_RUN) return;
   if (h->boot_ms < 0) /* for /metrics: how long a (re)start took */
@@ -816,10 +823,15 @@ void vh_slice_end(vh_host_t *h) {
    *    is durable. The next slice writes the system state under a fresh
    *    token, so the nodes handed over are never mutated again. */
   if (h->sys_open) {
-    if (vh_tab_set(&h->sys_work, vh_strv(h->k_seq), vh_int(h->next_seq),
-                   h->sys_edit) != 0 ||
-        vh_tab_set(&h->sys_work, vh_strv(h->k_tid), vh_int(h->next_tid),
-                   h->sys_edit) != 0)
+    /* Only counters that moved are written: a slice that changed nothing
+     * (a read-only REPL chunk) leaves the system root as it was, so it is
+     * not a version (persist/store/history.c, README "Versions"). */
+    if ((vh_sched_sys_int(h, h->k_seq) != h->next_seq &&
+         vh_tab_set(&h->sys_work, vh_strv(h->k_seq), vh_int(h->next_seq),
+                    h->sys_edit) != 0) ||
+        (vh_sched_sys_int(h, h->k_tid) != h->next_tid &&
+         vh_tab_set(&h->sys_work, vh_strv(h->k_tid), vh_int(h->next_tid),
+                    h->sys_edit) != 0))
       vh_log(VH_LOG_ERROR, "vedhost", "out of memory saving the counters");
     vh_sys__commit(h);
   }

@@ -75,6 +75,21 @@
  * on the first line after a failed LOG write; the LOG header that open
  * writes is why a reopen waits for the reserve.
  *
+ * FLUSHING (ARCHITECTURE.md invariant 4: restart after kill -9 as fast as
+ * after a clean stop). What an open after a crash replays is the WAL of
+ * the memtable not yet flushed to an SST. The writer keeps it short:
+ *  - idle: once no batch came for idle_flush_ms (100 ms) after at least
+ *    VH_IDLE_FLUSH_MIN bytes were written, it asks RocksDB to flush, so a
+ *    kill -9 after a burst finds no WAL to replay (as after a clean stop);
+ *  - under load: each time flush_bytes (1 MB) were written since the last
+ *    flush, it asks at once, so a kill -9 in the middle of a write flood
+ *    replays about that much (plus what a flush in progress still holds)
+ *    instead of up to two full write buffers.
+ * The flush is asked without waiting (RocksDB's flush thread writes the
+ * SST; the writer goes on with the next group); a flush that fails is
+ * RocksDB's background error, which the next write reports (FAILURES).
+ * The thresholds count the bytes of the merged WriteBatches.
+ *
  * INVARIANTS.
  *  1. Batches are written in submission order, each all-or-nothing, and
  *     durable_seq only moves forward to the seq of a written batch.
@@ -107,6 +122,8 @@
 #define VH_CLOSE_ATTEMPTS 5
 /* Most bytes merged into one write (one WAL record); see writer_main. */
 #define VH_GROUP_MAX_BYTES ((size_t)1 << 20)
+/* FLUSHING above: the least an idle flush is worth. */
+#define VH_IDLE_FLUSH_MIN ((size_t)16 << 10)
 
 /* ---- batches ---- */
 
@@ -277,7 +294,7 @@ static void seal_value(unsigned char *p, size_t len) {
   vh_le32_store(p, c);
 }
 
-static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
+static rocksdb_writebatch_t *merge_group(vh_store_t *s, vh_batch_t *list) {
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
   last_op_table_t t = {0};
   int dedup = table_build(&t, list) == 0;
@@ -302,6 +319,7 @@ static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
       key[0] = VH_OP_IS_SWEEP(op->type) ? VH_KEY_SWEEP : VH_KEY_NODE;
       for (int k = 0; k < 8; k++) key[1 + k] = (char)(op->id >> (56 - 8 * k));
       if (op->type == VH_OP_PUT) {
+        s->node_puts++;
         seal_value(b->buf + op->off, op->len);
         rocksdb_writebatch_put(wb, key, sizeof key,
                                (const char *)b->buf + op->off, op->len);
@@ -310,6 +328,7 @@ static rocksdb_writebatch_t *merge_group(vh_batch_t *list) {
                                op->len ? (const char *)b->buf + op->off : "",
                                op->len);
       } else {
+        if (op->type == VH_OP_DEL) s->node_dels++;
         rocksdb_writebatch_delete(wb, key, sizeof key);
       }
     }
@@ -372,6 +391,9 @@ static int write_once(vh_store_t *s, rocksdb_writebatch_t *wb, char **err) {
   rocksdb_write(s->db, s->write_options, wb, &rerr);
   if (rerr == NULL) {
     atomic_fetch_add(&s->write_count, 1);
+    size_t wlen = 0;
+    rocksdb_writebatch_data(wb, &wlen);
+    s->unflushed += wlen;
     return 0;
   }
   s->need_reopen = 1; /* RocksDB's WAL writer is unusable now */
@@ -396,7 +418,7 @@ static void backoff_wait(vh_store_t *s, unsigned ms) {
  * 0 = not written: a non-transient error, abandoned, or given up at
  * close. */
 static int write_group(vh_store_t *s, vh_batch_t *list) {
-  rocksdb_writebatch_t *wb = merge_group(list);
+  rocksdb_writebatch_t *wb = merge_group(s, list);
   unsigned delay = VH_BACKOFF_MIN_MS;
   int after_close = 0, written = 0;
   for (;;) {
@@ -431,6 +453,51 @@ static int write_group(vh_store_t *s, vh_batch_t *list) {
   return written;
 }
 
+/* Asks RocksDB to flush the memtable, without waiting (FLUSHING above).
+ * Writer thread only, mu not held. */
+static void flush_async(vh_store_t *s) {
+  s->unflushed = 0;
+  if (s->need_reopen || s->db == NULL) return; /* the reopen flushes */
+  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+  rocksdb_flushoptions_set_wait(fo, 0);
+  char *rerr = NULL;
+  rocksdb_flush(s->db, fo, &rerr);
+  rocksdb_flushoptions_destroy(fo);
+  free(rerr); /* the next write meets RocksDB's background error, if any */
+  atomic_fetch_add(&s->flush_count, 1);
+}
+
+/* Deadline idle_flush_ms from now, for pthread_cond_timedwait. */
+static struct timespec idle_deadline(const vh_store_t *s) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  ts.tv_nsec += (long)s->idle_flush_ms * 1000000L;
+  ts.tv_sec += ts.tv_nsec / 1000000000L;
+  ts.tv_nsec %= 1000000000L;
+  return ts;
+}
+
+/* Waits (mu held) until a batch can be taken, or closing/abandon; flushes
+ * the memtable once the queue stayed empty for idle_flush_ms. */
+static void wait_work(vh_store_t *s) {
+  while (!s->closing && !s->abandon && (s->qhead == NULL || s->paused)) {
+    if (s->idle_flush_ms == 0 || s->unflushed < VH_IDLE_FLUSH_MIN ||
+        s->paused || s->gave_up) {
+      pthread_cond_wait(&s->work_cv, &s->mu);
+      continue;
+    }
+    struct timespec ts = idle_deadline(s);
+    int rc = 0;
+    while (rc == 0 && !s->closing && !s->abandon && s->qhead == NULL)
+      rc = pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
+    if (rc != 0 && s->qhead == NULL && !s->closing && !s->abandon) {
+      pthread_mutex_unlock(&s->mu);
+      flush_async(s);
+      pthread_mutex_lock(&s->mu);
+    }
+  }
+}
+
 static void *writer_main(void *arg) {
   vh_store_t *s = arg;
   /* RocksDB counts every key comparison of a memtable insert in its
@@ -441,8 +508,7 @@ static void *writer_main(void *arg) {
   rocksdb_set_perf_level(1 /* rocksdb::kDisable */);
   pthread_mutex_lock(&s->mu);
   for (;;) {
-    while (!s->closing && !s->abandon && (s->qhead == NULL || s->paused))
-      pthread_cond_wait(&s->work_cv, &s->mu);
+    wait_work(s);
     if (s->qhead == NULL) {
       if (s->closing) break;                  /* drained */
       pthread_cond_wait(&s->work_cv, &s->mu); /* abandoned, not closing */
@@ -472,6 +538,7 @@ static void *writer_main(void *arg) {
       n++;
     }
     int ok = !gave_up && write_group(s, list);
+    if (ok && s->unflushed >= s->load_flush_bytes) flush_async(s);
     while (list) {
       vh_batch_t *next = list->next;
       vh_batch_free(list);
@@ -645,4 +712,8 @@ void vh_store__pause_writer(vh_store_t *s, int paused) {
 
 uint64_t vh_store__write_count(vh_store_t *s) {
   return atomic_load(&s->write_count);
+}
+
+uint64_t vh_store__flush_count(vh_store_t *s) {
+  return atomic_load(&s->flush_count);
 }

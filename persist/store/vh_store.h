@@ -77,6 +77,12 @@ typedef struct vh_store_opts {
   int zstd_dict_bytes;       /* zstd dictionary size; -1 = no dictionary */
   int no_compression;        /* 1 = store blocks uncompressed */
   size_t block_bytes;        /* SST data block size (4 KB) */
+  /* Background flush of the memtable by the writer (store_writer.c,
+   * FLUSHING): after idle_flush_ms without a batch (0 = 100 ms, < 0 =
+   * never), and at once each time flush_bytes were written since the
+   * last flush (0 = 1 MB). */
+  int idle_flush_ms;
+  size_t flush_bytes;
   /* `vedhost recover`: open a store whose write-ahead log is corrupt
    * with RocksDB's point-in-time recovery, dropping what follows the
    * damage, instead of refusing it; what was recovered is flushed at open
@@ -238,6 +244,12 @@ int vh_store_catch_up(vh_store_t *s, char **errmsg);
  * tools, tests and shutdown only). Queued batches are not waited for. */
 int vh_store_flush(vh_store_t *s, char **errmsg);
 
+/* Primary only: flushes the memtable, then compacts the whole key range
+ * into the bottommost level (zstd with a dictionary), dropping deleted
+ * nodes; waits (blocks on disk and CPU: tools, tests, benchmarks and
+ * shutdown only). */
+int vh_store_compact(vh_store_t *s, char **errmsg);
+
 /* ---- test hooks (any thread) ---- */
 
 /* The next n writes fail as if the disk were full (n = 0 cancels). */
@@ -246,5 +258,7 @@ void vh_store__fail_writes(vh_store_t *s, int n);
 void vh_store__pause_writer(vh_store_t *s, int paused);
 /* Number of RocksDB writes done so far (one per group commit). */
 uint64_t vh_store__write_count(vh_store_t *s);
+/* Number of background flushes the writer asked RocksDB for. */
+uint64_t vh_store__flush_count(vh_store_t *s);
 
 #endif

@@ -807,7 +807,176 @@ TEST_IMPL(clean_close_leaves_empty_wal) {
   dir_cleanup();
 }
 
+/* ---- background flush: a crash leaves little WAL to replay ---- */
+
+static vh_store_t *open_flush(const char *dir, int idle_ms) {
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.create = 1;
+  o.sync = 0;
+  o.idle_flush_ms = idle_ms;
+  vh_store_t *s = NULL;
+  char *m = NULL;
+  int rc = vh_store_open(dir, &o, &s, &m);
+  if (rc != 0) fprintf(stderr, "open: %s\n", m ? m : "?");
+  ASSERT_EQ(rc, 0);
+  return s;
+}
+
+/* Submits n batches of one 2000-byte node each, ids from id0, seqs from
+ * seq0, back to back (no pause: the writer merges what queues up). */
+static void flood(vh_store_t *s, uint64_t id0, uint64_t seq0, int n) {
+  static char payload[2000];
+  for (int i = 0; i < n; i++) {
+    uint64_t k = id0 + (uint64_t)i;
+    memset(payload, (int)('a' + k % 26), sizeof payload);
+    vh_batch_t *b;
+    ASSERT_EQ(vh_batch_new(&b), 0);
+    ASSERT_EQ(vh_batch_put_node(b, k, payload, sizeof payload), 0);
+    ASSERT_EQ(vh_batch_set_manifest(b, &k, sizeof k), 0);
+    ASSERT_EQ(vh_store_submit(s, b, seq0 + (uint64_t)i), 0);
+  }
+}
+
+/* Polls (bounded: only a hang fails on time) until the WAL holds at most
+ * max bytes; returns what it holds then. */
+static long long wal_settles(const char *dir, long long max) {
+  int files;
+  long long w = wal_bytes(dir, &files);
+  for (int i = 0; i < 300 && w > max; i++) {
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    w = wal_bytes(dir, &files);
+  }
+  return w;
+}
+
+/* What a kill -9 now would leave: a copy of DIR taken while the store is
+ * open and idle, opened on its own. */
+static void crash_copy_has(const char *dir, uint64_t last) {
+  char cmd[2400], copy[600];
+  snprintf(copy, sizeof copy, "%s.crash", dir);
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -a '%s' '%s' && rm -f '%s/LOCK'",
+           copy, dir, copy, copy);
+  ASSERT_EQ(system(cmd), 0);
+  vh_store_t *c = open_ok(copy, 0, 0);
+  void *p;
+  size_t n;
+  ASSERT_EQ(vh_store_get_manifest(c, &p, &n, NULL), 0);
+  uint64_t k;
+  memcpy(&k, p, 8);
+  ASSERT_EQ(k, last);
+  free(p);
+  ASSERT_EQ(vh_store_get_node(c, last, &p, &n, NULL), 0);
+  ASSERT_EQ(((char *)p)[0], (char)('a' + last % 26));
+  free(p);
+  close_ok(c);
+  dir_remove(copy);
+}
+
+TEST_IMPL(idle_flush_retires_wal) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_flush(dir, 0); /* default idle flush */
+  flood(s, 1, 1, 300);                /* ~600 KB: under the load bound */
+  ASSERT_EQ(vh_store_wait_durable(s, 300), 0);
+  /* No batch comes: the writer flushes, the WAL is retired. */
+  ASSERT_EQ(wal_settles(dir, 0), 0);
+  crash_copy_has(dir, 300);
+  close_ok(s);
+  dir_cleanup();
+}
+
+TEST_IMPL(no_idle_flush_keeps_wal) {
+  /* The control: with the idle flush off, the same burst stays in the WAL
+   * (what a kill -9 made the next open replay before). */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_flush(dir, -1);
+  flood(s, 1, 1, 300);
+  ASSERT_EQ(vh_store_wait_durable(s, 300), 0);
+  struct timespec ts = {0, 500 * 1000000L};
+  nanosleep(&ts, NULL);
+  int files;
+  ASSERT(wal_bytes(dir, &files) > 500 * 1000);
+  close_ok(s);
+  dir_cleanup();
+}
+
+TEST_IMPL(flood_keeps_wal_short) {
+  /* ~3.6 MB written back to back, idle flush off: under the 4 MB write
+   * buffer, so without the load flush all of it would stay in the WAL. */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_flush(dir, -1);
+  flood(s, 1, 1, 1800);
+  ASSERT_EQ(vh_store_wait_durable(s, 1800), 0);
+  long long w = wal_settles(dir, (long long)2 << 20);
+  if (w > (2 << 20)) fprintf(stderr, "WAL still %lld bytes\n", w);
+  ASSERT(w <= (long long)2 << 20);
+  crash_copy_has(dir, 1800);
+  close_ok(s);
+  dir_cleanup();
+}
+
+static long long sst_bytes(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/db", dir);
+  DIR *d = opendir(path);
+  ASSERT(d != NULL);
+  long long total = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t l = strlen(e->d_name);
+    if (l < 4 || strcmp(e->d_name + l - 4, ".sst") != 0) continue;
+    char p[800];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+    ASSERT_EQ(stat(p, &st), 0);
+    total += st.st_size;
+  }
+  closedir(d);
+  return total;
+}
+
+TEST_IMPL(clean_close_compacts) {
+  /* 4000 nodes of 2000 pseudo-random bytes (~8 MB, several flushes),
+   * then all but the last 100 deleted: a clean close leaves about the
+   * live 100 nodes (~200 KB) on disk, not the deleted ones and their
+   * tombstones. */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_flush(dir, -1);
+  static unsigned char payload[2000];
+  uint32_t x = 12345;
+  uint64_t seq = 1;
+  for (uint64_t k = 1; k <= 4000; k++, seq++) {
+    for (size_t i = 0; i < sizeof payload; i++) {
+      x = x * 1103515245u + 12345u;
+      payload[i] = (unsigned char)(x >> 24);
+    }
+    vh_batch_t *b;
+    ASSERT_EQ(vh_batch_new(&b), 0);
+    ASSERT_EQ(vh_batch_put_node(b, k, payload, sizeof payload), 0);
+    ASSERT_EQ(vh_batch_set_manifest(b, &k, sizeof k), 0);
+    ASSERT_EQ(vh_store_submit(s, b, seq), 0);
+  }
+  for (uint64_t k = 1; k <= 3900; k++, seq++) submit_del(s, seq, k);
+  ASSERT_EQ(vh_store_wait_durable(s, seq - 1), 0);
+  close_ok(s);
+  long long sst = sst_bytes(dir);
+  if (sst > 600 * 1000) fprintf(stderr, "SST bytes after close: %lld\n", sst);
+  ASSERT(sst <= 600 * 1000);
+  s = open_ok(dir, 0, 0);
+  void *p;
+  size_t n;
+  ASSERT_EQ(vh_store_get_node(s, 4000, &p, &n, NULL), 0);
+  ASSERT_EQ(n, 2000);
+  free(p);
+  ASSERT_EQ(vh_store_get_node(s, 3900, &p, &n, NULL), VH_ENOENT);
+  close_ok(s);
+  dir_cleanup();
+}
+
 VH_TEST_MAIN(
+    TEST_ENTRY(idle_flush_retires_wal), TEST_ENTRY(clean_close_compacts),
+    TEST_ENTRY(no_idle_flush_keeps_wal), TEST_ENTRY(flood_keeps_wal_short),
     TEST_ENTRY(crc32c_vectors), TEST_ENTRY(crc32c_paths),
     TEST_ENTRY(open_missing_without_create),
     TEST_ENTRY(create_reopen_format_record), TEST_ENTRY(locked_by_another_open),

@@ -97,6 +97,14 @@ int vh_repl__replay(lua_State *L);
  * bytes), or -1 with one error line in msg. args [borrowed]: "NAME SPEC". */
 int vh_rollback__command(vh_host_t *h, const char *args, char *msg, size_t cap);
 
+/* ---- repl_rehearse.c ---- */
+
+/* The COMMAND "reload ARGS": 1 when ARGS hold --rehearse N [--yes] or
+ * --confirm FP (conn [stolen: the request] is then answered, maybe later,
+ * when the rehearsal ended), 0 for a plain reload (conn untouched). */
+int vh_repl__reload_rehearse(vh_repl_srv_t *s, vh_control_conn_t *conn,
+                             const char *args);
+
 /* ---- repl_info.c ---- */
 
 /* Answer a COMPLETE request (line [borrowed], len bytes: the text before

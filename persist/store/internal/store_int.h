@@ -31,6 +31,10 @@
 #define VH_VALUE_VERSION 1
 #define VH_KIND_BYTE(kind) ((uint8_t)((kind) << 4 | VH_VALUE_VERSION))
 
+/* Background flush defaults (store_writer.c, FLUSHING). */
+#define VH_IDLE_FLUSH_MS 100
+#define VH_FLUSH_BYTES ((size_t)1 << 20)
+
 /* Key prefixes. */
 #define VH_KEY_FORMAT 'F'
 #define VH_KEY_MANIFEST 'M'
@@ -139,6 +143,16 @@ struct vh_store {
   uint64_t error_count;      /* failed write attempts (mu) */
   vh_store_notify_fn notify; /* wakeup callback and its argument (mu) */
   void *notify_ud;
+
+  /* Background flush (store_writer.c, FLUSHING): bytes written since the
+   * last flush was asked for, and the thresholds (writer thread only). */
+  size_t unflushed;
+  size_t load_flush_bytes;      /* flush at once past this, idle or not */
+  unsigned idle_flush_ms;       /* the pause (0: no idle flush) */
+  _Atomic uint64_t flush_count; /* flushes the writer asked for */
+  /* Node puts and deletes written since open (writer thread; read by
+   * close after the writer joined): store.c, COMPACTION AT A CLEAN STOP. */
+  uint64_t node_puts, node_dels;
 
   _Atomic uint64_t durable_seq; /* written by the writer, read by anyone */
   _Atomic int fail_writes;      /* test hook: writes still to fail */
