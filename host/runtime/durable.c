@@ -875,7 +875,7 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
    * backpressure hold; a mark or unmark is written even then (its reply
    * waits behind the gate for it). */
   if (!dirty && D->hist && !h->holding && !h->stop_requested)
-    dirty = vh_hist_due(D->hist, vh_host__wall_ms(),
+    dirty = vh_hist_due(D->hist, vh_host__clock_ms(h),
                         vh_store_durable_seq(D->store));
   else if (!dirty && D->hist)
     dirty = vh_hist_marks_dirty(D->hist);
@@ -1057,6 +1057,13 @@ void vh_durable__stop(vh_host_t *h) {
                                       : NULL);
   }
   D->gate_tail = NULL;
+}
+
+void vh_durable__activate(vh_host_t *h) {
+  vh_durable_t *D = h->dur;
+  if (!D || !D->store) return;
+  vh_trie_set_loader(vh_durable_load, vh_durable_unload, D);
+  vh_trie_set_free_hook(vh_durable_freed, D);
 }
 
 void vh_durable__free(vh_host_t *h) {
