@@ -170,6 +170,44 @@ static int vt_idle(lua_State *L) {
   return 0;
 }
 
+/* step() -> true if work is left: one turn of the loop (one slice) */
+static int vt_step(lua_State *L) {
+  vt_host_t *t = vt_check(L);
+  vh_host_t *h = t->h;
+  if (h->phase == VH_PHASE_RUN) {
+    if (vh_host__accepting(h, NULL, 0))
+      uv_run(&h->loop, UV_RUN_NOWAIT);
+    else
+      uv_run(&h->loop, UV_RUN_ONCE);
+  }
+  lua_pushboolean(L, h->phase == VH_PHASE_RUN && vt_busy(h));
+  return 1;
+}
+
+static void vt_on_posted(void *arg, int code, vh_val_t reply,
+                         const char *err) {
+  (void)arg;
+  (void)code;
+  (void)reply;
+  (void)err;
+}
+
+/* post(domain, event, payload): queue a call, run nothing */
+static int vt_post(lua_State *L) {
+  vt_host_t *t = vt_check(L);
+  const char *dom = luaL_checkstring(L, 2);
+  const char *ev = luaL_checkstring(L, 3);
+  vh_val_t payload = vh_nil();
+  if (!lua_isnoneornil(L, 4)) vhl_tovalue(L, 4, "payload", &payload);
+  if (t->h->phase != VH_PHASE_RUN) {
+    vh_val_release(payload);
+    return luaL_error(L, "post: the host has stopped");
+  }
+  if (vh_host_call(t->h, dom, ev, payload, vt_on_posted, NULL) != 0)
+    return luaL_error(L, "post: no domain '%s'", dom);
+  return 0;
+}
+
 static int vt_now(lua_State *L) {
   vt_host_t *t = vt_check(L);
   lua_pushinteger(L, (lua_Integer)t->h->vclock);
@@ -554,19 +592,19 @@ static int vt_rm(const char *path, const struct stat *sb, int flag,
 
 /* Stop the host like `vedhost run` stops (every slice durable, store
  * closed), free it, and remove its data dir unless keep. */
-static void vt_close_host(vt_host_t *t, int keep) {
+static void vt_close_host(vt_host_t *t, int keep, int crash) {
   vt_host_t *was = vt_active;
   if (t->h) {
     vt_enter(t);
     vh_host_t *h = t->h;
-    if (h->phase == VH_PHASE_RUN) vt_drain(h);
+    if (h->phase == VH_PHASE_RUN && !crash) vt_drain(h);
     int code = 0;
     if (h->phase != VH_PHASE_LOAD) vh_host__run_end(h, &code);
     vh_host_free(h);
     t->h = NULL;
   }
-  if (!keep && t->dir) {
-    nftw(t->dir, vt_rm, 16, FTW_DEPTH | FTW_PHYS);
+  if (t->dir) { /* kept: the caller's now (a restart reopens it) */
+    if (!keep) nftw(t->dir, vt_rm, 16, FTW_DEPTH | FTW_PHYS);
     free(t->dir);
     t->dir = NULL;
   }
@@ -575,16 +613,18 @@ static void vt_close_host(vt_host_t *t, int keep) {
   if (was && was != t) vt_enter(was);
 }
 
-/* close([keep_dir]) */
+/* close([keep_dir [, crash]]): crash = stop as kill -9 would, after the
+ * slices that ended: queued calls are dropped, queued messages and timers
+ * stay in the store; nothing more runs. */
 static int vt_close(lua_State *L) {
   vt_host_t *t = luaL_checkudata(L, 1, VT_MT);
-  vt_close_host(t, lua_toboolean(L, 2));
+  vt_close_host(t, lua_toboolean(L, 2), lua_toboolean(L, 3));
   return 0;
 }
 
 static int vt_gc(lua_State *L) {
   vt_host_t *t = luaL_checkudata(L, 1, VT_MT);
-  vt_close_host(t, 0);
+  vt_close_host(t, 0, 0);
   for (size_t i = 0; i < t->nlogs; i++) free(t->logs[i]);
   free(t->logs);
   t->logs = NULL;
@@ -601,7 +641,7 @@ static int vt_opt_int(lua_State *L, int idx, const char *k, lua_Integer def,
 }
 
 /* open{dir=, scripts={...}, now=ms, seed=n, timeout=ms, memory=MB,
- *      retain=spec, log_level=, echo=bool}
+ *      retain=spec, log_level=, echo=bool, fresh=bool}
  * -> host, or raises with the one-line load error. The data dir's parent
  * must exist; the dir is created (or reopened: a restart). */
 static int vt_open(lua_State *L) {
@@ -644,6 +684,9 @@ static int vt_open(lua_State *L) {
   lua_getfield(L, 1, "echo");
   int echo = lua_toboolean(L, -1);
   lua_pop(L, 1);
+  lua_getfield(L, 1, "fresh"); /* a new dir: removed if the open fails */
+  int fresh = lua_toboolean(L, -1);
+  lua_pop(L, 1);
 
   vt_host_t *t = lua_newuserdatauv(L, sizeof *t, 0);
   memset(t, 0, sizeof *t);
@@ -655,9 +698,7 @@ static int vt_open(lua_State *L) {
   char err[1024];
   int rc = vh_host_new(&o, &t->h, err, sizeof err);
   if (rc != 0) {
-    vt_close_host(t, 1);
-    free(t->dir); /* the caller's dir: never removed by this object */
-    t->dir = NULL;
+    vt_close_host(t, !fresh, 0); /* a restart's dir is the caller's */
     return luaL_error(L, "%s", err);
   }
   vt_enter(t);
@@ -691,18 +732,23 @@ static int vt_open(lua_State *L) {
     rc = -1;
   }
   if (rc != 0) {
-    vt_close_host(t, 1);
-    free(t->dir);
-    t->dir = NULL;
+    vt_close_host(t, !fresh, 0);
     return luaL_error(L, "%s", err);
   }
   vt_drain(t->h); /* the first slice: migrate, start() */
   return 1;
 }
 
+/* rmdir(path): remove a data dir and everything in it */
+static int vt_rmdir(lua_State *L) {
+  const char *p = luaL_checkstring(L, 1);
+  nftw(p, vt_rm, 16, FTW_DEPTH | FTW_PHYS);
+  return 0;
+}
+
 int luaopen_ved_testing_core(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"advance", vt_advance}, {"idle", vt_idle},       {"now", vt_now},
+      {"advance", vt_advance}, {"step", vt_step}, {"post", vt_post}, {"idle", vt_idle},       {"now", vt_now},
       {"running", vt_running}, {"call", vt_call},       {"state", vt_state},
       {"domains", vt_domains}, {"reload", vt_reload},   {"logs", vt_logs},
       {"versions", vt_versions}, {"at", vt_at},         {"diff", vt_diff},
@@ -714,8 +760,10 @@ int luaopen_ved_testing_core(lua_State *L) {
     lua_setfield(L, -2, "__gc");
   }
   lua_pop(L, 1);
-  lua_createtable(L, 0, 1);
+  lua_createtable(L, 0, 2);
   lua_pushcfunction(L, vt_open);
   lua_setfield(L, -2, "open");
+  lua_pushcfunction(L, vt_rmdir);
+  lua_setfield(L, -2, "rmdir");
   return 1;
 }

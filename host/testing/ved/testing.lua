@@ -76,13 +76,17 @@ end
 -- ---- closing at the end of the busted test (or file) ----
 
 local in_test = false
-local test_hosts, file_hosts = {}, {}
+-- weak: a host the test dropped is closed by the GC
+local test_hosts = setmetatable({}, { __mode = "k" })
+local file_hosts = setmetatable({}, { __mode = "k" })
 local subscribed = false
 
-local function close_all(list)
-  for i = #list, 1, -1 do
-    pcall(list[i].close, list[i])
-    list[i] = nil
+local function close_all(set)
+  local hs = {}
+  for h in pairs(set) do hs[#hs + 1] = h end
+  for _, h in ipairs(hs) do
+    pcall(h.close, h)
+    set[h] = nil
   end
 end
 
@@ -144,8 +148,9 @@ local function script_list(s, where)
   return out
 end
 
-local function open(self, now)
+local function open(self, now, fresh)
   self._c = core.open {
+    fresh = fresh,
     dir = self.dir, scripts = self.scripts, now = now, seed = self.seed,
     timeout = self.timeout, memory = self.memory, retain = self.retain,
     log_level = self.log_level, echo = self.echo,
@@ -165,13 +170,10 @@ function M.host(opts)
     dir = tmpdir(),
     _logs = {},
   }, Host)
-  local ok, err = pcall(open, self, M.time(opts.now))
-  if not ok then
-    os.remove(self.dir)
-    error(err, 2)
-  end
+  local ok, err = pcall(open, self, M.time(opts.now), true)
+  if not ok then error(err, 2) end
   self.state = state_proxy(self)
-  table.insert(in_test and test_hosts or file_hosts, self)
+  ;(in_test and test_hosts or file_hosts)[self] = true
   return self
 end
 
@@ -194,6 +196,17 @@ function Host:run_until_idle()
   c(self):idle()
 end
 
+-- One turn of the loop (one slice: queued calls, a batch of messages).
+-- True while work is left.
+function Host:step()
+  return c(self):step()
+end
+
+-- Queue a call from outside without running anything (see step, restart).
+function Host:post(domain, event, payload)
+  c(self):post(domain, event, payload)
+end
+
 -- The virtual clock, unix ms.
 function Host:now()
   return c(self):now()
@@ -212,16 +225,23 @@ function Host:try_send(domain, event, payload)
   return c(self):call(domain, event, payload)
 end
 
--- As after kill -9 and a new start: committed state, durable timers and
--- queued messages kept; every() timers gone; migrate/start() run again.
--- opts.scripts: start with other scripts. Logs are kept.
+-- As after kill -9 and a new start: the slices that ended are kept
+-- (state, durable `after` timers, queued messages: delivered after the
+-- start, exactly once), calls posted but not run are lost, every() timers
+-- are gone, migrate and start() run again. Nothing is drained first: use
+-- h:run_until_idle() before it for a quiet stop. opts.scripts: start
+-- with other scripts. Logs are kept.
 function Host:restart(opts)
   local now = c(self):now()
   self:_save_logs()
-  self._c:close(true)
+  self._c:close(true, true)
   self._c = nil
   if opts and opts.scripts then self.scripts = script_list(opts.scripts, "restart") end
-  open(self, now)
+  local ok, err = pcall(open, self, now)
+  if not ok then -- the host is gone: so is its data dir
+    core.rmdir(self.dir)
+    error(err, 2)
+  end
 end
 
 -- Hot reload, as in production (:reload): true, summary | false, error
