@@ -47,8 +47,8 @@ void vh_log_text(vh_log_level_t level, const char *tag, const char *msg,
  * the message and its indented continuation lines, no final newline.
  * Process-wide, loop thread only (the ved.testing harness captures each
  * host's records). */
-typedef void (*vh_log_sink_fn)(void *arg, vh_log_level_t level,
-                               const char *tag, const char *text);
+typedef void (*vh_log_sink_fn)(void *arg, vh_log_level_t level, const char *tag,
+                               const char *text);
 void vh_log_set_sink(vh_log_sink_fn fn, void *arg);
 
 /* The first line of the last record at VH_LOG_ERROR ("[tag] message"),

@@ -184,8 +184,7 @@ static int vt_step(lua_State *L) {
   return 1;
 }
 
-static void vt_on_posted(void *arg, int code, vh_val_t reply,
-                         const char *err) {
+static void vt_on_posted(void *arg, int code, vh_val_t reply, const char *err) {
   (void)arg;
   (void)code;
   (void)reply;
@@ -419,8 +418,8 @@ static const char *vt_spec(lua_State *L, int idx) {
 static void vt_load(lua_State *L, vt_host_t *t, const char *spec,
                     vh_manifest_t *m, uint64_t *seq, int64_t *time) {
   char *msg = NULL;
-  int rc = vh_version_load(vt_store(L, t), spec, t->h->vclock, seq, time, m,
-                           &msg);
+  int rc =
+      vh_version_load(vt_store(L, t), spec, t->h->vclock, seq, time, m, &msg);
   if (rc != 0) {
     lua_pushfstring(L, "%s", msg ? msg : vh_err_name(rc));
     free(msg);
@@ -532,8 +531,8 @@ static int vt_diff(lua_State *L) {
   int64_t time;
   vt_load(L, t, sa, &ma, &seq, &time);
   char *msg = NULL;
-  int rc = vh_version_load(vt_store(L, t), sb, t->h->vclock, &seq, &time, &mb,
-                           &msg);
+  int rc =
+      vh_version_load(vt_store(L, t), sb, t->h->vclock, &seq, &time, &mb, &msg);
   if (rc != 0) {
     vh_manifest_free(&ma);
     lua_pushfstring(L, "%s", msg ? msg : vh_err_name(rc));
@@ -546,8 +545,7 @@ static int vt_diff(lua_State *L) {
   for (size_t i = 0; names && i < ma.ndomains; i++)
     names[k++] = ma.domains[i].name;
   for (size_t i = 0; names && i < mb.ndomains; i++)
-    if (!vt_has(&ma, mb.domains[i].name))
-      names[k++] = mb.domains[i].name;
+    if (!vt_has(&ma, mb.domains[i].name)) names[k++] = mb.domains[i].name;
   lua_newtable(L);
   for (size_t i = 0; names && i < k; i++)
     for (size_t j = i + 1; j < k; j++)
@@ -748,10 +746,13 @@ static int vt_rmdir(lua_State *L) {
 
 int luaopen_ved_testing_core(lua_State *L) {
   static const luaL_Reg methods[] = {
-      {"advance", vt_advance}, {"step", vt_step}, {"post", vt_post}, {"idle", vt_idle},       {"now", vt_now},
-      {"running", vt_running}, {"call", vt_call},       {"state", vt_state},
-      {"domains", vt_domains}, {"reload", vt_reload},   {"logs", vt_logs},
-      {"versions", vt_versions}, {"at", vt_at},         {"diff", vt_diff},
+      {"advance", vt_advance}, {"step", vt_step},
+      {"post", vt_post},       {"idle", vt_idle},
+      {"now", vt_now},         {"running", vt_running},
+      {"call", vt_call},       {"state", vt_state},
+      {"domains", vt_domains}, {"reload", vt_reload},
+      {"logs", vt_logs},       {"versions", vt_versions},
+      {"at", vt_at},           {"diff", vt_diff},
       {"close", vt_close},     {NULL, NULL}};
   if (luaL_newmetatable(L, VT_MT)) {
     luaL_newlib(L, methods);
