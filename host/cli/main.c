@@ -28,6 +28,7 @@
 #include "vh_branch.h"
 #include "vh_rollback.h"
 #include "vh_repl_server.h"
+#include "vh_replay_cmd.h"
 #include "vh_test_cmd.h"
 
 static const char vh_main_usage[] =
@@ -49,6 +50,8 @@ static const char vh_main_usage[] =
     "      list the retained versions, newest first\n"
     "  vedhost diff [--data DIR] [--json] FROM [TO] [PATH]\n"
     "      print what changed between two versions (TO: the current one)\n"
+    "  vedhost replay [--data DIR] --at V [--code DIR] [--trace]\n"
+    "      re-run the slice that made V on V-1: does it reproduce V?\n"
     "  vedhost changes [--data DIR] [--from V] [--follow] [--json]\n"
     "      print every retained version's changes, oldest first\n"
     "  vedhost fsck [--data DIR]\n"
@@ -356,6 +359,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "inspect") == 0) return vh_inspect_main(argc - 1, argv + 1);
   if (strcmp(cmd, "log") == 0) return vh_log_main(argc - 1, argv + 1);
   if (strcmp(cmd, "diff") == 0) return vh_diff_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "replay") == 0) return vh_replay_main(argc - 1, argv + 1);
   if (strcmp(cmd, "changes") == 0) return vh_changes_main(argc - 1, argv + 1);
   if (strcmp(cmd, "export") == 0) return vh_export_main(argc - 1, argv + 1);
   if (strcmp(cmd, "import") == 0) return vh_import_main(argc - 1, argv + 1);

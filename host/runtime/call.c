@@ -642,9 +642,9 @@ int vh_host__script_pcall(vh_host_t *h, int msgh) {
   return rc;
 }
 
-int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
-                      size_t elen, vh_dispatch_kind_t kind, vh_val_t payload,
-                      vh_val_t *reply, char **err) {
+static int vh_call_dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
+                            size_t elen, vh_dispatch_kind_t kind,
+                            vh_val_t payload, vh_val_t *reply, char **err) {
   lua_State *L = h->L;
   int top = lua_gettop(L);
   if (reply) *reply = vh_nil();
@@ -690,6 +690,8 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
     return brc;
   }
   h->cur = d;
+  h->cur_event = event;
+  h->cur_elen = elen;
   vhl_guard(L, d->st);
   vh_host__arm(h);
 
@@ -727,4 +729,13 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
   if (aborted == VH_ABORT_MEM || status == LUA_ERRMEM)
     lua_gc(L, LUA_GCCOLLECT, 0); /* give the heap back now, unlimited */
   return VH_HOST_EROLLBACK;
+}
+
+/* The call, then its entry in the slice's input log (det.c). */
+int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
+                      size_t elen, vh_dispatch_kind_t kind, vh_val_t payload,
+                      vh_val_t *reply, char **err) {
+  int rc = vh_call_dispatch(h, d, event, elen, kind, payload, reply, err);
+  vh_det__record(h, d, event, elen, (int)kind, payload, rc, reply);
+  return rc;
 }

@@ -823,6 +823,10 @@ static int vh_durable_history(vh_host_t *h, vh_durable_t *D, vh_batch_t *b,
                         .new_nodes = fs->nodes,
                         .new_bytes = fs->bytes,
                         .durable = vh_store_durable_seq(D->store)};
+  if (is_version && vh_det__encode(h, &h->inlog.rec) == 0) {
+    sl.inputs = h->inlog.rec.p;
+    sl.inlen = h->inlog.rec.len;
+  }
   char *m = NULL;
   int rc = 0;
   if (D->back.n) /* a rollback (rollback.c): out of the death lists */
@@ -970,6 +974,14 @@ void vh_durable__slice_end(vh_host_t *h) {
     return;
   }
   int pending = D->broken || vh_durable_flush(h, D) != 0;
+  /* Not written now: the next batch carries this slice's changes, and its
+   * input log carries these calls, but two clocks cannot be replayed as
+   * one slice (det.c). */
+  h->inlog_carry = pending && !D->broken;
+  if (h->inlog_carry)
+    vh_det__unreplayable(h,
+                         "this slice was written with the next one "
+                         "(store backpressure)");
   vh_durable_health(D);
   /* Keep the loop turning while subtrees wait to be swept (one bounded
    * step per slice); back to the slow health period when done. */

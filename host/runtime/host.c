@@ -243,6 +243,7 @@ static int vh_host_setup(lua_State *L) {
   lua_pop(L, 1);
 
   vh_host__sandbox(L); /* debug, load, setmetatable... (sandbox.c) */
+  vh_det__install(L);  /* math.random, os.time... per slice (det.c) */
 
   vhl_state_new(L, NULL, "__ved");
   h->sys = vhl_state_check(L, -1);
@@ -263,6 +264,7 @@ int vh_host_new(const vh_host_opts_t *opts, vh_host_t **out, char *err,
   h->boot_ms = -1;
   h->dd.lock_fd = -1;
   h->ved_ref = h->sys_ref = LUA_NOREF;
+  vh_det__init(h);
   vh_log_set_level(opts->log_level);
   int rc = vh_datadir_open(&h->dd, opts->data_dir, err, cap);
   if (rc != 0) {
@@ -542,5 +544,6 @@ void vh_host_free(vh_host_t *h) {
   /* dlclose (plugins): after every callback into them */
   vh_host__run_hooks(h, VH_HOOK_FREE);
   vh_datadir_close(&h->dd);
+  vh_det__free(h);
   free(h);
 }

@@ -854,6 +854,7 @@ static void vh_reload_on_hup(uv_signal_t *s, int signum) {
 void vh_reload__start(vh_host_t *h) {
   struct vh_reload *rl = h->reload;
   if (!rl) return;
+  vh_reload__write_list(h); /* DATA/scripts, for vedhost replay */
   uv_timer_init(&h->loop, &rl->debounce);
   rl->debounce.data = NULL;
   uv_signal_init(&h->loop, &rl->sighup);
@@ -900,4 +901,35 @@ void vh_reload__free(vh_host_t *h) {
   free(rl->watches);
   free(rl);
   h->reload = NULL;
+}
+
+int vh_reload__write_list(vh_host_t *h) {
+  struct vh_reload *rl = h->reload;
+  if (!rl || !h->dd.path) return 0;
+  size_t n = strlen(h->dd.path) + sizeof "/scripts.tmp";
+  char *tmp = malloc(n), *dst = malloc(n);
+  if (!tmp || !dst) {
+    free(tmp);
+    free(dst);
+    return VH_ENOMEM;
+  }
+  snprintf(tmp, n, "%s/scripts.tmp", h->dd.path);
+  snprintf(dst, n, "%s/scripts", h->dd.path);
+  FILE *f = fopen(tmp, "w");
+  int rc = f ? 0 : VH_EIO;
+  for (int i = 0; f && i < rl->nargs; i++) {
+    char *abs = realpath(rl->args[i], NULL);
+    fprintf(f, "%s\n", abs ? abs : rl->args[i]);
+    free(abs);
+  }
+  if (f && fclose(f) != 0) rc = VH_EIO;
+  if (rc == 0 && rename(tmp, dst) != 0) rc = VH_EIO;
+  if (rc != 0) {
+    unlink(tmp);
+    vh_log(VH_LOG_WARN, "vedhost",
+           "cannot write %s (vedhost replay then needs --code)", dst);
+  }
+  free(tmp);
+  free(dst);
+  return rc;
 }

@@ -331,6 +331,11 @@ static int vh_sys_qset(vh_host_t *h, int64_t seq, vh_val_t val) {
 
 int vh_sys__send(vh_host_t *h, vh_domain_t *to, vh_domain_t *from,
                  vh_str_t *event, vh_val_t payload) {
+  if (h->replaying) { /* replay.c: what leaves the slice is dropped */
+    vh_str_release(event);
+    vh_val_release(payload);
+    return 0;
+  }
   vh_str_t *hdr = vh_sys_hdr(h, to, from, event);
   vh_str_release(event);
   if (!hdr || vh_pend_grow((void **)&h->pend.seqs, &h->pend.capseqs,
@@ -361,6 +366,11 @@ int vh_sys__send(vh_host_t *h, vh_domain_t *to, vh_domain_t *from,
 
 int vh_sys__after(vh_host_t *h, vh_domain_t *dom, int64_t due, vh_str_t *event,
                   vh_val_t payload) {
+  if (h->replaying) { /* replay.c: what leaves the slice is dropped */
+    vh_str_release(event);
+    vh_val_release(payload);
+    return 0;
+  }
   vh_str_t *hdr = vh_sys_hdr(h, dom, NULL, event);
   vh_str_release(event);
   if (!hdr || vh_pend_grow((void **)&h->pend.dues, &h->pend.capdues,
@@ -437,6 +447,8 @@ static void vh_every_on_timer(uv_timer_t *t) {
   vh_every_t *e = (vh_every_t *)t->data;
   vh_host_t *h = e->h;
   if (!vh_host__accepting(h, NULL, 0)) return; /* held: tick skipped */
+  h->inlog.kind = VH_IN_EVERY;
+  h->inlog.id = e->ms;
   vh_host__dispatch(h, e->dom, vh_str_data(e->event), vh_str_len(e->event),
                     VH_DISPATCH_EVENT, e->payload, NULL, NULL);
 }
@@ -467,7 +479,10 @@ void vh_sys__pending_apply(vh_host_t *h) {
   while (p->everies) {
     vh_every_t *e = p->everies;
     p->everies = e->next;
-    vh_every_start(h, e);
+    if (h->replaying) /* replay.c: timers never leave a replay */
+      vh_every__free(e);
+    else
+      vh_every_start(h, e);
   }
   /* sent messages become deliverable at the end of the slice */
   p->nseqs = p->ndues = 0;
@@ -559,7 +574,7 @@ static size_t vh_sched_take_msgs(vh_host_t *h, size_t n) {
     }
     vh_val_t m = vh_nil();
     if (b) vh_tab_get_int(b, seq % VH_QBUCKET + 1, &m);
-    if (vh_sched_msg(&h->batch[got], m, seq)) got++;
+    if (vh_sched_msg(&h->batch[got], m, seq)) h->batch[got++].id = seq;
     if (seq % VH_QBUCKET == VH_QBUCKET - 1) { /* bucket fully delivered */
       b = NULL;
       if (vh_sys_set(h, h->k_q, vh_int(bno), vh_nil()) != 0) break;
@@ -581,7 +596,8 @@ static size_t vh_sched_take_timers(vh_host_t *h, int64_t now) {
     vh_tab_t *timers = vh_sys_sub(h, h->k_timers);
     vh_val_t m = vh_nil();
     if (timers) vh_tab_get_int(timers, id, &m);
-    if (vh_sched_work(&h->batch[got], m, 2, VH_WORK_TIMER)) got++;
+    if (vh_sched_work(&h->batch[got], m, 2, VH_WORK_TIMER))
+      h->batch[got++].id = id;
     if (vh_sys_set(h, h->k_timers, vh_int(id), vh_nil()) != 0) {
       vh_log(VH_LOG_ERROR, "vedhost", "out of memory removing a timer");
       break;
@@ -613,6 +629,8 @@ static void vh_sched_run_batch(vh_host_t *h, size_t n) {
     const char *ev;
     size_t evlen;
     vh_domain_t *d = vh_sched_target(h, w, &ev, &evlen);
+    h->inlog.kind = w->kind == VH_WORK_TIMER ? VH_IN_AFTER : VH_IN_MSG;
+    h->inlog.id = w->id;
     if (d)
       vh_host__dispatch(h, d, ev, evlen, VH_DISPATCH_EVENT, w->payload, NULL,
                         NULL);
@@ -677,6 +695,34 @@ static int vh_sched_has_in_hold(vh_host_t *h) {
   return 0;
 }
 
+/* A work item (a REPL chunk, a plugin's item): its writes are not inputs
+ * the log can replay, so a slice where one changed a domain's root is
+ * unreplayable (det.c). Messages it queues (ved.send) are recorded when
+ * they are delivered. */
+static int vh_sched_run_work(vh_host_t *h, vh_work_t *w, vh_val_t *reply,
+                             char **err) {
+  vh_tab_t *stack[64];
+  vh_tab_t **roots =
+      h->ndoms <= 64 ? stack : malloc((size_t)h->ndoms * sizeof *roots);
+  for (int i = 0; roots && i < h->ndoms; i++)
+    roots[i] = vhl_state_root(h->doms[i]->st);
+  int code = w->run(h, w, reply, err);
+  for (int i = 0; i < h->ndoms; i++) {
+    if (!roots ||
+        (i < h->ndoms && roots[i] != vhl_state_root(h->doms[i]->st))) {
+      char why[300];
+      snprintf(why, sizeof why,
+               "a REPL chunk (or plugin work item) wrote domain %s directly "
+               "(only messages it queued are recorded)",
+               h->doms[i]->name);
+      vh_det__unreplayable(h, why);
+      break;
+    }
+  }
+  if (roots != stack) free(roots);
+  return code;
+}
+
 static void vh_sched_run_calls(vh_host_t *h) {
   vh_work_t *w = h->calls;
   h->calls = h->calls_tail = NULL;
@@ -686,11 +732,12 @@ static void vh_sched_run_calls(vh_host_t *h) {
     char *err = NULL;
     int code = VH_HOST_EROLLBACK;
     if (w->run) { /* queued by vh_sched__queue_work */
-      code = w->run(h, w, &reply, &err);
+      code = vh_sched_run_work(h, w, &reply, &err);
     } else {
       const char *ev;
       size_t evlen;
       vh_domain_t *d = vh_sched_target(h, w, &ev, &evlen);
+      h->inlog.kind = VH_IN_CALL;
       if (d) {
         code = vh_host__dispatch(h, d, ev, evlen, VH_DISPATCH_EVENT, w->payload,
                                  &reply, &err);
@@ -836,6 +883,7 @@ void vh_slice_end(vh_host_t *h) {
   vh_durable__slice_end(h);
 
   /* 3. The next slice: new ctx.now, and what it may deliver. */
+  if (!h->inlog_carry) vh_det__slice_reset(h);
   h->slice_seq++;
   h->slice_calls = 0;
   h->slice_now = 0;

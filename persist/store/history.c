@@ -58,12 +58,13 @@
  * the history; the tail of older runs is read lazily as it is dropped.
  *
  * THE ESTIMATE (bytes of history). Each version adds its 'V' record's size
- * and (entries of its death list) x (running average encoded node size,
- * from the collects). A subtree entry counts as one node (its size is
- * unknown without reading it): the estimate is low when big never-loaded
- * subtrees are dropped. RocksDB's compression is not counted (the real
- * disk is usually smaller). The default budget is max(1 GiB, half the
- * live state), the live state being RocksDB's estimate minus this one.
+ * (plus its input log 'I', vh_inputs.h, in this run: a version of an
+ * earlier run is known by its 'V' size only) and (entries of its death list) x
+ * (running average encoded node size, from the collects). A subtree entry
+ * counts as one node (its size is unknown without reading it): the estimate is
+ * low when big never-loaded subtrees are dropped. RocksDB's compression is not
+ * counted (the real disk is usually smaller). The default budget is max(1 GiB,
+ * half the live state), the live state being RocksDB's estimate minus this one.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,7 @@
 
 #include "store_int.h"
 #include "vh_bytes.h"
+#include "vh_inputs.h"
 #include "vh_versions.h"
 
 #define VH_HIST_FRONT 64            /* tail versions read at a time */
@@ -730,6 +732,12 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
     rc = vh_version_encode(&v, sl->man, sl->manlen, &pay, &plen);
     if (rc == 0) rc = vh_batch_put_version(b, sl->seq, pay, plen);
     free(pay);
+    /* The input log rides with its version (vh_inputs.h): dropped with
+     * it by vh_batch_del_version, counted in its bytes. */
+    if (rc == 0 && sl->inputs != NULL) {
+      rc = vh_batch_put_inputs(b, sl->seq, sl->inputs, sl->inlen);
+      plen += sl->inlen + 5 + 9;
+    }
     if (rc != 0) return set_err(errmsg, rc, "out of memory");
     hver_t nv = {.seq = sl->seq,
                  .time_ms = sl->time_ms,

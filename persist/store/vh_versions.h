@@ -202,6 +202,10 @@ typedef struct vh_hist_slice {
   size_t ndead;         /* ... how many */
   uint64_t new_nodes, new_bytes; /* the collect's stats (the average) */
   uint64_t durable;              /* vh_store_durable_seq now */
+  const void *inputs;            /* [borrowed] the slice's input log record
+                                    (vh_inputs.h), written as 'I' seq when
+                                    it is a version; NULL: none */
+  size_t inlen;                  /* ... its length */
 } vh_hist_slice_t;
 
 /* Called for every subtree root the batch queues for sweeping. */

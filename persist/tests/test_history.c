@@ -21,6 +21,7 @@
 #include "vh_manifest.h"
 #include "vh_store.h"
 #include "vh_test.h"
+#include "vh_inputs.h"
 #include "vh_versions.h"
 
 static char test_dir[256];
@@ -103,6 +104,10 @@ static void fake_close(fake_t *f) {
   f->H = NULL;
 }
 
+/* The input log record the next slice() writes (NULL: none). */
+static const void *g_inputs;
+static size_t g_inlen;
+
 /* One slice: nborn new nodes (returned ids from first), dead entries. */
 static uint64_t slice(fake_t *f, int is_version, size_t nborn,
                       const uint64_t *dead, size_t ndead) {
@@ -140,7 +145,9 @@ static uint64_t slice(fake_t *f, int is_version, size_t nborn,
                         .ndead = ndead,
                         .new_nodes = nborn,
                         .new_bytes = nborn * 10,
-                        .durable = vh_store_durable_seq(f->s)};
+                        .durable = vh_store_durable_seq(f->s),
+                        .inputs = g_inputs,
+                        .inlen = g_inlen};
   char *m = NULL;
   int rc = vh_hist_slice(f->H, b, &sl, fake_sweep, f, &m);
   if (rc != 0) fprintf(stderr, "hist slice: %s\n", m ? m : "?");
@@ -517,7 +524,52 @@ TEST_IMPL(byte_budget_bounds_the_estimate) {
   dir_cleanup();
 }
 
+/* The input log 'I' rides in its version's batch, is read back, counts in
+ * the estimate, and is deleted with the version when the window passes it
+ * (a slice that is not a version writes none). */
+TEST_IMPL(input_log_kept_and_dropped_with_its_version) {
+  fake_t f;
+  vh_retain_t r = retain_slices(2);
+  fake_open(&f, fresh_dir(), &r);
+  vh_buf_t rec;
+  vh_buf_init(&rec);
+  ASSERT_EQ(vh_inputs_encode(&rec, 99, 5, 0, NULL, 0, NULL), 0);
+  g_inputs = rec.p;
+  g_inlen = rec.len;
+  uint64_t v1 = f.seq + 1;
+  slice(&f, 1, 1, NULL, 0);
+  vh_history_t h0;
+  vh_hist_info(f.H, &h0);
+  slice(&f, 0, 0, NULL, 0); /* not a version: no record */
+  uint64_t nv = f.seq;
+  vh_inputs_t in;
+  char *m = NULL;
+  ASSERT_EQ(vh_store_inputs_get(f.s, v1, &in, &m), 0);
+  ASSERT_EQ(in.now, 99);
+  ASSERT_EQ(in.seed, 5u);
+  vh_inputs_free(&in);
+  ASSERT_EQ(vh_store_inputs_get(f.s, nv, &in, &m), VH_ENOENT);
+  ASSERT_EQ(m != NULL, 1);
+  free(m);
+  m = NULL;
+  slice(&f, 1, 1, NULL, 0);
+  slice(&f, 1, 1, NULL, 0); /* v1 leaves the window of 2 */
+  ASSERT_EQ(vh_store_inputs_get(f.s, v1, &in, &m), VH_ENOENT);
+  free(m);
+  g_inputs = NULL;
+  g_inlen = 0;
+  /* the estimate counted the record: a version without one is smaller */
+  vh_history_t h1;
+  vh_hist_info(f.H, &h1);
+  ASSERT_GT(h0.bytes, (uint64_t)rec.len);
+  vh_buf_free(&rec);
+  fake_close(&f);
+  dir_cleanup();
+}
+
 VH_TEST_MAIN(
+    TEST_ENTRY(input_log_kept_and_dropped_with_its_version),
+
     TEST_ENTRY(age_keeps_the_newest_version_at_or_before_now_minus_age),
     TEST_ENTRY(byte_budget_bounds_the_estimate), TEST_ENTRY(records_round_trip),
     TEST_ENTRY(window_deletes_exactly_when_oldest_reaches_death),

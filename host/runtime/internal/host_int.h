@@ -40,6 +40,7 @@
 #include "lua.h"
 #include "vh_datadir.h"
 #include "vh_host.h"
+#include "vh_inputs.h"
 #include "vh_trie.h"
 #include "vh_valenc.h"
 #include "vhl.h"
@@ -109,7 +110,20 @@ struct vh_domain {
   char *refused;       /* durable.c: [owned] why the stored state was not
                           started (migrate failed, downgrade), or NULL;
                           meaningful only while retired is set */
+  uint64_t rng[4];     /* det.c: math.random's state in this slice */
+  uint64_t rng_gen;    /* det.c: h->rng_gen it was seeded for */
 };
+
+/* The input log of the running slice (det.c, vh_inputs.h). */
+typedef struct vh_inlog {
+  vh_buf_t ents;     /* [owned] the calls so far (vh_inputs_add) */
+  size_t n;          /* ... how many */
+  int unrep;         /* an unrecorded outside input was read */
+  char reason[320];  /* ... the first such */
+  vh_in_kind_t kind; /* what the next dispatch is (sched.c sets it) */
+  int64_t id;        /* ... its timer id / message seq / period */
+  vh_buf_t rec;      /* [owned] durable.c: the encoded record (scratch) */
+} vh_inlog_t;
 
 /* Hooks a host holds at most (vh_host__hook). */
 #define VH_HOST_MAX_HOOKS 8
@@ -141,6 +155,7 @@ typedef struct vh_work {
   vh_work_run_fn run;   /* VH_WORK_CALL: NULL dispatches the event hdr
                            names to its domain; else what runs (the REPL's
                            chunks, repl_server.c) */
+  int64_t id;           /* VH_WORK_MSG: its seq; VH_WORK_TIMER: its id */
   int in_hold;          /* VH_WORK_CALL with run: may run while slices are
                            held (h->in_hold is set meanwhile: it must not
                            write) */
@@ -221,7 +236,20 @@ struct vh_host {
   int64_t deadline_ns;                     /* signal; CLOCK_MONOTONIC */
   lua_State *volatile costack[VH_COSTACK]; /* signal; resumed coroutines */
   volatile sig_atomic_t costack_n;         /* signal */
-  vh_domain_t *cur; /* domain whose handler runs, or NULL */
+  vh_domain_t *cur;      /* domain whose handler runs, or NULL */
+  const char *cur_event; /* [borrowed] its event (cur_elen bytes) */
+  size_t cur_elen;
+
+  /* Deterministic slices and the input log (det.c). */
+  uint64_t host_seed;  /* taken at vh_host_new */
+  uint64_t slice_seed; /* this slice's seed, if seed_taken */
+  int seed_taken;
+  uint64_t rng_gen; /* bumped whenever a new slice seed is taken */
+  vh_inlog_t inlog;
+  int inlog_carry; /* durable.c: this slice's batch was not built:
+                      its input log carries into the next one */
+  int replaying;   /* replay.c runs the calls: nothing is recorded,
+                      sends and timers are dropped */
 
   /* The watchdog thread (call.c). */
   pthread_t wd_thread;
@@ -369,6 +397,62 @@ int vh_host__dispatch(vh_host_t *h, vh_domain_t *d, const char *event,
  * collectgarbage and the Lua module searcher in _G with the sandboxed
  * versions (see sandbox.c). */
 void vh_host__sandbox(lua_State *L);
+
+/* ---- det.c: deterministic slices and the input log ---- */
+
+/* Host seed (at vh_host_new). */
+void vh_det__init(vh_host_t *h);
+/* Replace math.random/randomseed, os.time/date/clock and wrap the io and
+ * os functions that reach outside (see det.c). Once, after the sandbox. */
+void vh_det__install(lua_State *L);
+/* The slice's seed (taken at first use); set_seed forces one (replay). */
+uint64_t vh_det__seed(vh_host_t *h);
+void vh_det__set_seed(vh_host_t *h, uint64_t seed);
+/* Marks the slice unreplayable with why [borrowed, copied] (first wins). */
+void vh_det__unreplayable(vh_host_t *h, const char *why);
+/* call.c: one handler call ended with rc (vh_host__dispatch's); reply
+ * [borrowed] if the caller takes one. */
+void vh_det__record(vh_host_t *h, vh_domain_t *d, const char *event,
+                    size_t elen, int kind, vh_val_t payload, int rc,
+                    const vh_val_t *reply);
+/* durable.c: the slice's input record into out (replaced). 0/VH_ENOMEM. */
+int vh_det__encode(vh_host_t *h, vh_buf_t *out);
+/* sched.c, slice end: the next slice's log starts empty. */
+void vh_det__slice_reset(vh_host_t *h);
+void vh_det__free(vh_host_t *h);
+
+/* ---- replay.c: re-running a recorded slice ---- */
+
+/* One replayed call. */
+typedef struct vh_replay_call {
+  const vh_input_t *in; /* [borrowed] the recorded call */
+  int rc;               /* vh_host__dispatch's result in the replay */
+  vh_val_t reply;       /* [owned] the replay's reply (nil unless the
+                           recorded call had one and the replay committed) */
+  char *err;            /* [owned] the replay's error line, or NULL */
+  int differs;          /* outcome or reply differs from the recorded */
+} vh_replay_call_t;
+
+typedef struct vh_replay_res {
+  vh_replay_call_t *calls; /* [owned] n, in the recorded order */
+  size_t n;
+  size_t errors;  /* calls that raised in the replay */
+  size_t differs; /* calls whose outcome or reply differs */
+} vh_replay_res_t;
+
+/* Called after each call: d [borrowed] its domain (NULL: not declared),
+ * before / after [borrowed] the domain's root around the call. */
+typedef void (*vh_replay_trace_fn)(void *arg, const vh_replay_call_t *c,
+                                   vh_domain_t *d, vh_tab_t *before,
+                                   vh_tab_t *after);
+
+/* Runs the calls of in [borrowed] on h (see replay.c): the domains' roots
+ * must hold the state before the slice; they hold the replayed end state
+ * on return. Nothing is recorded, sent, timed or written. trace may be
+ * NULL. *out [new] (vh_replay_res_free). 0 or VH_ENOMEM. */
+int vh_replay_slice(vh_host_t *h, const vh_inputs_t *in,
+                    vh_replay_trace_fn trace, void *arg, vh_replay_res_t *out);
+void vh_replay_res_free(vh_replay_res_t *r);
 
 /* ---- sched.c ---- */
 
@@ -526,6 +610,10 @@ void vh_reload__loaded(vh_host_t *h, const char *path, int first);
  * named *.lua must not hang a load): *fd [new] for a regular file, else
  * VH_HOST_ELOAD with one line in err ("... is not a regular file"). */
 int vh_reload__open_script(const char *path, int *fd, char *err, size_t cap);
+/* Writes DATA/scripts: the SCRIPT_OR_DIR arguments as absolute paths, one
+ * a line (vedhost replay reruns the current scripts from it). 0 or <0
+ * (logged). */
+int vh_reload__write_list(vh_host_t *h);
 /* The loop runs: SIGHUP handler, and the watches unless opts.watch is 0. */
 void vh_reload__start(vh_host_t *h);
 /* Free what reload.c holds, after the loop closed its handles. */

@@ -27,6 +27,7 @@
 #define VH_KIND_MARK 0x5    /* 'K' */
 #define VH_KIND_PIN 0x6     /* 'P' */
 #define VH_KIND_HISTORY 0x7 /* 'H' */
+#define VH_KIND_INPUTS 0x8  /* 'I': store_inputs.c */
 #define VH_VALUE_VERSION 1
 #define VH_KIND_BYTE(kind) ((uint8_t)((kind) << 4 | VH_VALUE_VERSION))
 
@@ -41,6 +42,7 @@
 #define VH_KEY_MARK 'K'    /* 'K' name */
 #define VH_KEY_PIN 'P'     /* 'P' u64be(m) u64be(d) u64be(id) */
 #define VH_KEY_HISTORY 'H' /* 'H' */
+#define VH_KEY_INPUTS 'I'  /* 'I' u64be(seq): store_inputs.c */
 
 /* One operation of a batch. */
 typedef struct vh_batch_op {
@@ -164,6 +166,8 @@ int vh_store__read_lock(vh_store_t *s, const char *what, char **errmsg);
  * value of kind, or VH_OP_KDEL when kind < 0). */
 int vh_batch__key_op(vh_batch_t *b, const void *key, size_t klen, int kind,
                      const void *payload, size_t len);
+/* store_inputs.c: deletes 'I' seq (vh_batch_del_version calls it). */
+int vh_batch__del_inputs(vh_batch_t *b, uint64_t seq);
 
 /* store.c: closes and reopens the database (writer thread only, after a
  * failed write), then flushes the memtable so the WAL that held the failed
