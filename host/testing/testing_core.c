@@ -109,6 +109,17 @@ static vt_host_t *vt_check(lua_State *L) {
 
 /* ---- turning the loop ---- */
 
+/* One turn of the loop that only waits (for the writer's notify, or the
+ * end of a store hold): it runs no handler, so it is not counted as a
+ * slice. The slice counter seeds math.random (det.c), and how many such
+ * turns a wait takes depends on the writer thread's timing: counting them
+ * would make the numbers a test draws differ from run to run. */
+static void vt_wait(vh_host_t *h) {
+  uint64_t seq = h->slice_seq;
+  uv_run(&h->loop, UV_RUN_ONCE);
+  h->slice_seq = seq;
+}
+
 static int vt_busy(vh_host_t *h) {
   return h->calls != NULL || h->head < h->deliver_upto;
 }
@@ -122,7 +133,7 @@ static void vt_set_flag(void *arg, int durable) {
 static void vt_drain(vh_host_t *h) {
   for (int guard = 0; h->phase == VH_PHASE_RUN; guard++) {
     if (!vh_host__accepting(h, NULL, 0)) { /* store backpressure: wait */
-      uv_run(&h->loop, UV_RUN_ONCE);
+      vt_wait(h);
       continue;
     }
     if (!vt_busy(h)) break;
@@ -132,7 +143,7 @@ static void vt_drain(vh_host_t *h) {
   int done = 0;
   if (vh_host__when_durable(h, vt_set_flag, &done) != 0) return;
   vh_slice_end(h); /* puts it behind the gate with this slice */
-  while (!done && h->phase == VH_PHASE_RUN) uv_run(&h->loop, UV_RUN_ONCE);
+  while (!done && h->phase == VH_PHASE_RUN) vt_wait(h);
 }
 
 /* advance(ms) -> number of instants at which timers fired */
@@ -148,7 +159,7 @@ static int vt_advance(lua_State *L) {
     int64_t due = vh_sched__next_due(h);
     if (due > target) break;
     while (!vh_host__accepting(h, NULL, 0) && h->phase == VH_PHASE_RUN)
-      uv_run(&h->loop, UV_RUN_ONCE); /* held: the writer catches up */
+      vt_wait(h); /* held: the writer catches up */
     if (h->phase != VH_PHASE_RUN) break;
     if (due > h->vclock) h->vclock = due;
     vh_sched__fire_due(h, h->vclock);
@@ -178,7 +189,7 @@ static int vt_step(lua_State *L) {
     if (vh_host__accepting(h, NULL, 0))
       uv_run(&h->loop, UV_RUN_NOWAIT);
     else
-      uv_run(&h->loop, UV_RUN_ONCE);
+      vt_wait(h);
   }
   lua_pushboolean(L, h->phase == VH_PHASE_RUN && vt_busy(h));
   return 1;
@@ -262,7 +273,7 @@ static int vt_call(lua_State *L) {
     if (vt_busy(h) && vh_host__accepting(h, NULL, 0))
       uv_run(&h->loop, UV_RUN_NOWAIT);
     else
-      uv_run(&h->loop, UV_RUN_ONCE);
+      vt_wait(h);
   }
   if (h->phase == VH_PHASE_RUN) vt_drain(h);
   if (!r.done) { /* stopped (ved.exit) before the call ran */
@@ -639,7 +650,7 @@ static int vt_opt_int(lua_State *L, int idx, const char *k, lua_Integer def,
 }
 
 /* open{dir=, scripts={...}, now=ms, seed=n, timeout=ms, memory=MB,
- *      retain=spec, log_level=, echo=bool, fresh=bool}
+ *      retain=spec, log_level=, echo=bool, fresh=bool, restarts=n}
  * -> host, or raises with the one-line load error. The data dir's parent
  * must exist; the dir is created (or reopened: a restart). */
 static int vt_open(lua_State *L) {
@@ -652,6 +663,8 @@ static int vt_open(lua_State *L) {
   lua_Integer now, seed, timeout, memory;
   vt_opt_int(L, 1, "now", 0, &now);
   vt_opt_int(L, 1, "seed", 0, &seed);
+  lua_Integer restarts;
+  vt_opt_int(L, 1, "restarts", 0, &restarts);
   vt_opt_int(L, 1, "timeout", 1000, &timeout);
   vt_opt_int(L, 1, "memory", 1024, &memory);
   vh_host_opts_t o;
@@ -702,7 +715,15 @@ static int vt_open(lua_State *L) {
   vt_enter(t);
   t->h->vclock_on = 1;
   t->h->vclock = now;
-  /* math.random: seeded, so a test run twice draws the same numbers */
+  /* math.random: handlers draw from per-slice generators seeded from the
+   * host seed (det.c); a test's seed (and how many restarts it made)
+   * fixes it, so a test run twice draws the same numbers. Script top
+   * levels use Lua's own generator: seeded too. */
+  uint64_t x = (uint64_t)seed * 0x9e3779b97f4a7c15ULL +
+               (uint64_t)restarts * 0xd1b54a32d192ed03ULL + 1;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  t->h->host_seed = x ^ (x >> 31);
   lua_State *HL = t->h->L;
   lua_getglobal(HL, "math");
   lua_getfield(HL, -1, "randomseed");

@@ -151,6 +151,7 @@ end
 local function open(self, now, fresh)
   self._c = core.open {
     fresh = fresh,
+    restarts = self.restarts,
     dir = self.dir, scripts = self.scripts, now = now, seed = self.seed,
     timeout = self.timeout, memory = self.memory, retain = self.retain,
     log_level = self.log_level, echo = self.echo,
@@ -168,6 +169,7 @@ function M.host(opts)
     timeout = opts.timeout, memory = opts.memory, retain = opts.retain,
     log_level = opts.log_level, echo = opts.echo,
     dir = tmpdir(),
+    restarts = 0,
     _logs = {},
   }, Host)
   local ok, err = pcall(open, self, M.time(opts.now), true)
@@ -237,6 +239,7 @@ function Host:restart(opts)
   self._c:close(true, true)
   self._c = nil
   if opts and opts.scripts then self.scripts = script_list(opts.scripts, "restart") end
+  self.restarts = self.restarts + 1
   local ok, err = pcall(open, self, now)
   if not ok then -- the host is gone: so is its data dir
     core.rmdir(self.dir)
