@@ -309,6 +309,10 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
   so.sync = h->opts.durability == VH_DURABILITY_SYNC;
   const char *qb = getenv("VEDHOST_TEST_QUEUE_BYTES"); /* tests only */
   if (qb && atoll(qb) > 0) so.queue_bytes = (size_t)atoll(qb);
+  if (h->opts.test_store) { /* ved.testing: see vh_store.h */
+    so.test_store = 1;
+    so.write_buffer_bytes = (size_t)32 << 20;
+  }
   char *m = NULL;
   int rc = vh_store_open(h->opts.data_dir, &so, &D->store, &m);
   if (rc != 0) {

@@ -40,6 +40,7 @@ typedef struct vh_host_opts {
   size_t memory_limit;        /* Lua heap limit in bytes during handlers */
   vh_log_level_t log_level;
   vh_retain_t retain; /* --retain: versions kept (host/runtime/durable.c) */
+  int test_store;     /* host/testing: a throwaway store (vh_store_opts_t) */
 } vh_host_opts_t;
 
 typedef struct vh_host vh_host_t;

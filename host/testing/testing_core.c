@@ -394,9 +394,18 @@ static int vt_version_cb(void *arg, const vh_version_t *v) {
   return 0;
 }
 
+/* The host's store, its memtable flushed: a test store's memtable is an
+ * unsorted vector that every read would sort (vh_store.h, test_store), and
+ * reading history reads many keys. Slices must be durable (vt_drain). */
 static struct vh_store *vt_store(lua_State *L, vt_host_t *t) {
   struct vh_store *s = vh_durable__store(t->h);
   if (!s) luaL_error(L, "ved.testing: this host has no store");
+  char *msg = NULL;
+  if (vh_store_flush(s, &msg) != 0) {
+    lua_pushfstring(L, "ved.testing: %s", msg ? msg : "the store failed");
+    free(msg);
+    lua_error(L);
+  }
   return s;
 }
 
@@ -672,6 +681,7 @@ static int vt_open(lua_State *L) {
   o.data_dir = dir;
   o.durability = VH_DURABILITY_NOSYNC;
   o.watch = 0;
+  o.test_store = 1;
   o.handler_timeout_ms = (int)timeout;
   o.memory_limit = (size_t)memory << 20;
   lua_getfield(L, 1, "log_level");
