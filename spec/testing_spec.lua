@@ -220,6 +220,10 @@ ved.domain "user" {
     assert.same({ name = "ada" }, h.state.user)
     assert.equal(1, h:at(0).domains.user.version)
     assert.equal(1, #h:logs("the old code keeps running"))
+    ok, err = h:reload { scripts = { script "local x = = 1" } } -- a syntax error
+    assert.is_false(ok)
+    assert.matches("unexpected symbol", err)
+    assert.equal("hi ada", h:send("user", "hello"))
     ok, err = h:reload { scripts = { good } }
     assert.is_true(ok, err)
     assert.equal("hello ada lovelace", h:send("user", "hello"))
@@ -294,6 +298,14 @@ ved.domain "bank" {
   end)
 
   it("keeps hosts apart and leaves no file behind", function()
+    local function tasks()
+      local self = io.open("/proc/self/stat"):read("l"):match("^(%d+)")
+      local p = io.popen("ls /proc/" .. self .. "/task | wc -l")
+      local n = tonumber(p:read("a"))
+      p:close()
+      return n
+    end
+    local threads0 = tasks()
     local h1 = vt.host { scripts = { script(TIMERS) } }
     local h2 = vt.host { scripts = { script(TIMERS) } }
     h1:advance "10s"
@@ -311,6 +323,7 @@ ved.domain "bank" {
     collectgarbage()
     assert.is_nil(io.open(d1 .. "/db/CURRENT"))
     assert.is_nil(io.open(d2 .. "/db/CURRENT"))
+    assert.equal(threads0, tasks()) -- watchdog, writer, RocksDB threads: gone
   end)
 
   it("closes a host left open by a failing test at the end of that test", function()
