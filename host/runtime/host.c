@@ -57,6 +57,7 @@ void vh_host_opts_default(vh_host_opts_t *opts) {
   opts->memory_limit = (size_t)1024 << 20;
   opts->log_level = VH_LOG_INFO;
   vh_retain_default(&opts->retain);
+  opts->test_store = 0;
 }
 
 /* ---- domains ---- */
