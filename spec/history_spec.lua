@@ -220,6 +220,69 @@ ved.domain "w" {
   end)
 end)
 
+describe("what makes a version", function()
+  -- a slice that changes no domain's state or version and queues nothing
+  -- (a read-only REPL chunk) is not a version; a write or a send is
+  it("read-only REPL chunks add none; a write and a send do", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/s.lua", [[
+local ved = require "ved"
+ved.domain "kv" { state = {}, start = function(s) s.x = 1 end,
+  on = { ping = function(s) s.n = (s.n or 0) + 1 end } }
+]])
+    local p = proc.start({ "run", "--data", "data", "--no-watch", "s.lua" },
+                         { cwd = dir })
+    local ok, err = pcall(function()
+      assert.is_true(proc.wait_log(p, "running", 30), proc.logtext(p))
+      local function repl(code)
+        local r = proc.run({ "repl", "--data", "data", "-e", code },
+                           { cwd = dir })
+        assert.are.equal(0, r.code, r.out .. r.log)
+        return r.out
+      end
+      local function versions()
+        local r = proc.run({ "log", "--data", "data" }, { cwd = dir })
+        assert.are.equal(0, r.code, r.out .. r.log)
+        local n, top = 0, nil
+        for line in r.out:gmatch("[^\n]+") do
+          local seq = line:match("^%s*(%d+)%s")
+          if seq then
+            n = n + 1
+            top = top or line
+          end
+        end
+        return n, top
+      end
+      repl("return 1") -- the REPL's first chunk may set it up
+      local n0 = versions()
+      assert.truthy(n0 >= 1)
+      for _ = 1, 3 do
+        repl("return at(0).seq")
+        repl("return domains.kv.state.x")
+        repl("return 1")
+      end
+      local n1, top = versions()
+      assert.are.equal(n0, n1, top)
+      repl("domains.kv.state.y = 2")
+      local n2
+      n2, top = versions()
+      assert.are.equal(n0 + 1, n2)
+      assert.truthy(top:find("kv", 1, true), top)
+      repl("send('kv', 'ping')") -- a handler that writes
+      local n3
+      n3, top = versions()
+      assert.are.equal(n2 + 1, n3)
+      assert.truthy(top:find("kv", 1, true), top)
+    end)
+    proc.signal(p, ok and "TERM" or "KILL")
+    proc.wait(p, 60)
+    proc.cleanup(p)
+    if not ok then error(err, 0) end
+    fsck(dir)
+    proc.rmdir(dir)
+  end)
+end)
+
 describe("retention after kill -9", function()
   it("leaves fsck clean every round", function()
     local dir = proc.tmpdir()

@@ -120,7 +120,34 @@ describe("vedhost replay", function()
     -- beside the running host (secondary open)
     local r = vh(dir, "replay", "--data", "data", "--at", "-1")
     assert.truthy(r.code == 0 or r.code == 1, r.log .. r.out)
+    -- the REPL's replay(V), in the running host, on private copies
+    r = vh(dir, "repl", "--data", "data", "-e", [[
+      local ok, bad, unrep = 0, 0, 0
+      for i = 2, 40 do
+        local good, d, info = pcall(replay, -i)
+        if not good then
+          assert(tostring(d):find("unreplayable", 1, true), d)
+          unrep = unrep + 1
+        elseif #d == 0 and info.reproduced and info.calls >= 1 then
+          ok = ok + 1
+        else
+          bad = bad + 1
+        end
+      end
+      return ok, bad, unrep]])
+    assert.are.equal(0, r.code, r.log .. r.out)
+    local okn, badn = r.out:match("^(%d+)\n(%d+)\n")
+    assert.are.equal("0", badn, r.out)
+    assert.truthy(tonumber(okn) >= 30, r.out)
+    r = vh(dir, "repl", "--data", "data", "-e", "return replay(999999)")
+    assert.are.equal(1, r.code)
+    assert.truthy(r.out:find("replay: unknown version 999999", 1, true) or
+                  r.log:find("replay: unknown version 999999", 1, true),
+                  r.out .. r.log)
     assert.are.equal(0, stop_host(host))
+    -- replays inside the host reported no death: every node is accounted
+    r = vh(dir, "fsck", "--data", "data")
+    assert.are.equal(0, r.code, r.out .. r.log)
   end)
   teardown(function()
     reap()

@@ -152,7 +152,7 @@ vb_du_bytes() {
 }
 
 # vb_timeout_for N: a generous bound in seconds for a run of N updates.
-vb_timeout_for() { echo $((30 + $1 / 40000)); }
+vb_timeout_for() { echo $((30 + $1 * (1 + ${VB_VALUE_BYTES:-0} / 32) / 40000)); }
 
 # vb_need_pkgs PKG...: installs the Debian packages that are missing.
 vb_need_pkgs() {

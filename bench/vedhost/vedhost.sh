@@ -34,7 +34,8 @@ vb_vedhost_version() { timeout 5 "$VB_VEDHOST" --version 2>&1 | head -1; }
 # vb_vedhost_script TEMPLATE OUT N K IDLE: fills a template.
 vb_vedhost_script() {
   sed -e "s/@N@/$3/g" -e "s/@K@/$4/g" -e "s/@BATCH@/$VB_BATCH/g" \
-    -e "s/@IDLE@/$5/g" "$VB_ROOT/vedhost/$1" >"$2"
+    -e "s/@IDLE@/$5/g" -e "s/@VALUE_BYTES@/${VB_VALUE_BYTES:-0}/g" \
+    "$VB_ROOT/vedhost/$1" >"$2"
 }
 
 # vb_vedhost_restart DIR DATA K TMO -> sets VB_EL (exec to the reply line),

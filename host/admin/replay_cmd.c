@@ -164,20 +164,19 @@ static int vh_rp_prev_fn(void *arg, const vh_version_t *v) {
   return 0;
 }
 
-/* The scripts: --code DIR, else DATA/scripts. */
-static int vh_rp_scripts(const vh_rp_args_t *a, char ***out, int *n) {
+int vh_replay_scripts(const char *data, const char *code, char ***out, int *n) {
   *out = NULL;
   *n = 0;
-  if (a->code) {
+  if (code) {
     *out = malloc(sizeof **out);
-    if (!*out || !((*out)[0] = strdup(a->code))) return VH_ENOMEM;
+    if (!*out || !((*out)[0] = strdup(code))) return VH_ENOMEM;
     *n = 1;
     return 0;
   }
-  size_t l = strlen(a->data) + sizeof "/scripts";
+  size_t l = strlen(data) + sizeof "/scripts";
   char *path = malloc(l);
   if (!path) return VH_ENOMEM;
-  snprintf(path, l, "%s/scripts", a->data);
+  snprintf(path, l, "%s/scripts", data);
   FILE *f = fopen(path, "r");
   free(path);
   if (!f) return VH_ENOENT;
@@ -193,6 +192,94 @@ static int vh_rp_scripts(const vh_rp_args_t *a, char ***out, int *n) {
   }
   fclose(f);
   return *n ? 0 : VH_ENOENT;
+}
+
+void vh_replay_scripts_free(char **s, int n) {
+  for (int i = 0; i < n; i++) free(s[i]);
+  free(s);
+}
+
+int vh_replay_prev(vh_store_t *s, uint64_t v, uint64_t *prev, char *err,
+                   size_t cap) {
+  vh_history_t hist;
+  vh_rp_prev_t pv = {v, 0};
+  char *msg = NULL;
+  int rc = vh_store_history(s, &hist, &msg);
+  if (rc == 0) rc = vh_store_versions_each(s, 1, vh_rp_prev_fn, &pv, &msg);
+  if (rc < 0) {
+    snprintf(err, cap, "%s", msg ? msg : vh_err_name(rc));
+    free(msg);
+    return rc;
+  }
+  free(msg);
+  if (pv.found == 0 || pv.found < hist.oldest) {
+    snprintf(err, cap,
+             "version %llu cannot be replayed: the version before it is not "
+             "retained (the oldest retained is %llu)",
+             (unsigned long long)v, (unsigned long long)hist.oldest);
+    return VH_ENOENT;
+  }
+  *prev = pv.found;
+  return 0;
+}
+
+int vh_replay_host_open(vh_offline_t *o, char **scripts, int nscripts,
+                        const vh_manifest_t *m, int check_versions,
+                        vh_replay_host_t *out, char *err, size_t cap) {
+  memset(out, 0, sizeof *out);
+  snprintf(out->scratch, sizeof out->scratch, "/tmp/vedhost-replay.XXXXXX");
+  if (!mkdtemp(out->scratch)) {
+    out->scratch[0] = '\0';
+    snprintf(err, cap, "cannot make a scratch dir in /tmp");
+    return VH_EIO;
+  }
+  vh_host_opts_t ho;
+  vh_host_opts_default(&ho);
+  ho.data_dir = out->scratch;
+  ho.watch = 0;
+  ho.durability = VH_DURABILITY_NOSYNC;
+  ho.log_level = VH_LOG_WARN;
+  ho.retain.zero = 1;
+  int rc = vh_host_new(&ho, &out->h, err, cap);
+  for (int i = 0; rc == 0 && i < nscripts; i++)
+    rc = vh_host_load(out->h, scripts[i], err, cap);
+  if (rc != 0) {
+    vh_replay_host_close(out);
+    return rc;
+  }
+  vh_host_t *h = out->h;
+  vh_offline_use_loader(o); /* nodes come from o's store */
+  for (int i = 0; i < h->ndoms; i++) {
+    vh_domain_t *d = h->doms[i];
+    const vh_manifest_domain_t *e = vh_manifest_find(m, d->name);
+    if (!e) continue; /* new domain: its initial state, as at a boot */
+    if (check_versions && e->version != d->version) {
+      snprintf(err, cap,
+               "domain %s is version %lld in the scripts but %lld in version "
+               "%llu: replay runs no migrate (vedhost rehearse does)",
+               d->name, (long long)d->version, (long long)e->version,
+               (unsigned long long)m->seq);
+      vh_replay_host_close(out);
+      return VH_EINVAL;
+    }
+    vh_tab_t *root = e->root ? vh_tab_stub(e->root) : vh_tab_new(0);
+    if (!root) {
+      snprintf(err, cap, "out of memory");
+      vh_replay_host_close(out);
+      return VH_ENOMEM;
+    }
+    vhl_state_set_root(h->L, d->st, root);
+  }
+  if (vh_host__watchdog_start(h) != 0)
+    fprintf(stderr, "vedhost: replay: no watchdog: handlers run unbounded\n");
+  return 0;
+}
+
+void vh_replay_host_close(vh_replay_host_t *rh) {
+  vh_host_free(rh->h); /* before the loader's store closes */
+  rh->h = NULL;
+  if (rh->scratch[0]) vh_offline_rm_tree(rh->scratch);
+  rh->scratch[0] = '\0';
 }
 
 int vh_replay_main(int argc, char **argv) {
@@ -215,8 +302,8 @@ int vh_replay_main(int argc, char **argv) {
   }
   int exit_code = 1;
   vh_host_t *h = NULL;
-  char scratch[] = "/tmp/vedhost-replay.XXXXXX";
-  int have_scratch = 0;
+  vh_replay_host_t rh;
+  memset(&rh, 0, sizeof rh);
   char **scripts = NULL;
   int nscripts = 0;
   vh_inputs_t in;
@@ -247,79 +334,29 @@ int vh_replay_main(int argc, char **argv) {
             (unsigned long long)v, in.reason ? in.reason : "(no reason)");
     goto out;
   }
-  vh_history_t hist;
-  vh_rp_prev_t pv = {v, 0};
-  rc = vh_store_history(o.store, &hist, &msg);
-  if (rc == 0)
-    rc = vh_store_versions_each(o.store, 1, vh_rp_prev_fn, &pv, &msg);
-  if (rc < 0) {
-    fprintf(stderr, "vedhost: replay: %s\n", msg ? msg : vh_err_name(rc));
+  uint64_t prevseq = 0;
+  if (vh_replay_prev(o.store, v, &prevseq, err, sizeof err) != 0) {
+    fprintf(stderr, "vedhost: replay: %s\n", err);
     goto out;
   }
-  if (pv.found == 0 || pv.found < hist.oldest) {
-    fprintf(stderr,
-            "vedhost: replay: version %llu cannot be replayed: the version "
-            "before it is not retained (the oldest retained is %llu)\n",
-            (unsigned long long)v, (unsigned long long)hist.oldest);
-    goto out;
-  }
-  rc = vh_store_version_get(o.store, pv.found, &prev, &msg);
+  rc = vh_store_version_get(o.store, prevseq, &prev, &msg);
   if (rc != 0) {
     fprintf(stderr, "vedhost: replay: %s\n", msg ? msg : vh_err_name(rc));
     goto out;
   }
-  if (vh_rp_scripts(&a, &scripts, &nscripts) != 0) {
+  if (vh_replay_scripts(a.data, a.code, &scripts, &nscripts) != 0) {
     fprintf(stderr,
             "vedhost: replay: no scripts: give --code DIR (%s/scripts, "
             "written by vedhost run, is missing)\n",
             a.data);
     goto out;
   }
-  if (!mkdtemp(scratch)) {
-    fprintf(stderr, "vedhost: replay: cannot make a scratch dir in /tmp\n");
-    goto out;
-  }
-  have_scratch = 1;
-  vh_host_opts_t ho;
-  vh_host_opts_default(&ho);
-  ho.data_dir = scratch;
-  ho.watch = 0;
-  ho.durability = VH_DURABILITY_NOSYNC;
-  ho.log_level = VH_LOG_WARN;
-  ho.retain.zero = 1;
-  if (vh_host_new(&ho, &h, err, sizeof err) != 0) {
+  if (vh_replay_host_open(&o, scripts, nscripts, &prev.m, 1, &rh, err,
+                          sizeof err) != 0) {
     fprintf(stderr, "vedhost: replay: %s\n", err);
     goto out;
   }
-  for (int i = 0; i < nscripts; i++) {
-    if (vh_host_load(h, scripts[i], err, sizeof err) != 0) {
-      fprintf(stderr, "vedhost: replay: %s\n", err);
-      goto out;
-    }
-  }
-  vh_offline_use_loader(&o); /* nodes come from DIR's store */
-  for (int i = 0; i < h->ndoms; i++) {
-    vh_domain_t *d = h->doms[i];
-    const vh_manifest_domain_t *e = vh_manifest_find(&prev.m, d->name);
-    if (!e) continue; /* new domain: its initial state, as at a boot */
-    if (e->version != d->version) {
-      fprintf(stderr,
-              "vedhost: replay: domain %s is version %lld in the scripts "
-              "but %lld in version %llu: replay runs no migrate (vedhost "
-              "rehearse does)\n",
-              d->name, (long long)d->version, (long long)e->version,
-              (unsigned long long)pv.found);
-      goto out;
-    }
-    vh_tab_t *root = e->root ? vh_tab_stub(e->root) : vh_tab_new(0);
-    if (!root) {
-      fprintf(stderr, "vedhost: replay: out of memory\n");
-      goto out;
-    }
-    vhl_state_set_root(h->L, d->st, root);
-  }
-  if (vh_host__watchdog_start(h) != 0)
-    fprintf(stderr, "vedhost: replay: no watchdog: handlers run unbounded\n");
+  h = rh.h;
   if (vh_diff_text_open("replay", &p.text) != 0) goto out;
   rc = vh_replay_slice(h, &in, a.trace ? vh_rp_trace : NULL, &p, &res);
   if (rc != 0) {
@@ -383,10 +420,8 @@ out:
   vh_version_free(&prev);
   vh_diff_text_close(p.text);
   vh_buf_free(&p.line);
-  vh_host_free(h); /* before the loader's store closes */
-  for (int i = 0; i < nscripts; i++) free(scripts[i]);
-  free(scripts);
-  if (have_scratch) vh_offline_rm_tree(scratch);
+  vh_replay_host_close(&rh);
+  vh_replay_scripts_free(scripts, nscripts);
   vh_offline_close(&o);
   return exit_code;
 }

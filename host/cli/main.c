@@ -24,6 +24,7 @@
 #include "vh_offline.h"
 #include "vh_plugin.h"
 #include "vh_recover.h"
+#include "vh_rehearse_cmd.h"
 #include "vh_repl.h"
 #include "vh_branch.h"
 #include "vh_rollback.h"
@@ -37,7 +38,7 @@ static const char vh_main_usage[] =
     "              [--handler-timeout MS] [--memory-limit MB]\n"
     "              [--log-level debug|info|warn|error]\n"
     "              [--plugin PATH.so[=CONFIG]]... [--http [ADDR:]PORT]\n"
-    "              [--retain SPEC]\n"
+    "              [--retain SPEC] [--rehearse N [--rehearse-strict]]\n"
     "              SCRIPT_OR_DIR...\n"
     "      load the domain scripts (a directory means its *.lua files) and\n"
     "      run them until SIGINT/SIGTERM or ved.exit(code)\n"
@@ -54,6 +55,10 @@ static const char vh_main_usage[] =
     "      re-run the slice that made V on V-1: does it reproduce V?\n"
     "  vedhost changes [--data DIR] [--from V] [--follow] [--json]\n"
     "      print every retained version's changes, oldest first\n"
+    "  vedhost rehearse [--data DIR] [--last N | --since T] [--json]\n"
+    "                   SCRIPT_OR_DIR...\n"
+    "      run new scripts on the last N slices of recorded traffic (in\n"
+    "      memory) and print what would differ: state, replies, errors\n"
     "  vedhost fsck [--data DIR]\n"
     "      check the data dir\n"
     "  vedhost recover [--data DIR]\n"
@@ -93,7 +98,10 @@ static const char vh_main_usage[] =
     "  --retain SPEC         versions kept: 15m, 24h, 7d (age), 10000\n"
     "                        (versions), 2GB (history disk), combined as\n"
     "                        1h,2GB; 0 = only the newest (default 15m,\n"
-    "                        history capped at 1GB or half the live state)\n";
+    "                        history capped at 1GB or half the live state)\n"
+    "  --rehearse N          gate every hot reload on a rehearsal of the\n"
+    "                        last N slices: handler errors refuse it\n"
+    "  --rehearse-strict     with --rehearse: differences refuse it too\n";
 
 static int vh_main_bad(const char *fmt, const char *a, const char *b) {
   fprintf(stderr, "vedhost: ");
@@ -128,15 +136,23 @@ typedef enum vh_main_opt_id {
   VH_OPT_PLUGIN,
   VH_OPT_HTTP,
   VH_OPT_RETAIN,
+  VH_OPT_REHEARSE,
+  VH_OPT_REHEARSE_STRICT,
   VH_OPT_COUNT
 } vh_main_opt_id_t;
 
 static const vh_cli_opt_t vh_main_run_opts[VH_OPT_COUNT] = {
-    {"--data", 1, 0},         {"--no-watch", 0, 0},
-    {"--durability", 1, 0},   {"--handler-timeout", 1, 0},
-    {"--memory-limit", 1, 0}, {"--log-level", 1, 0},
-    {"--plugin", 1, 1},       {"--http", 1, 0},
+    {"--data", 1, 0},
+    {"--no-watch", 0, 0},
+    {"--durability", 1, 0},
+    {"--handler-timeout", 1, 0},
+    {"--memory-limit", 1, 0},
+    {"--log-level", 1, 0},
+    {"--plugin", 1, 1},
+    {"--http", 1, 0},
     {"--retain", 1, 0},
+    {"--rehearse", 1, 0},
+    {"--rehearse-strict", 0, 0},
 };
 
 /* What `vedhost run` was asked to do. */
@@ -213,6 +229,18 @@ static int vh_main_apply(vh_main_run_args_t *ra, vh_main_opt_id_t id,
       opts->retain.bytes = cr.bytes;
       return 0;
     }
+    case VH_OPT_REHEARSE: {
+      long v = vh_main_posint(val);
+      if (v < 0 || v > 10000000)
+        return vh_main_bad(
+            "--rehearse must be a positive number of slices (got '%s')%s", val,
+            "");
+      opts->rehearse = (int)v;
+      return 0;
+    }
+    case VH_OPT_REHEARSE_STRICT:
+      opts->rehearse_strict = 1;
+      return 0;
     case VH_OPT_COUNT:
       break;
   }
@@ -239,6 +267,8 @@ static int vh_main_run_parse(int argc, char **argv, vh_main_run_args_t *ra) {
   if (rc != 0) return rc == 1 ? 0 : rc;
   if (ra->nscripts == 0)
     return vh_main_bad("run needs at least one SCRIPT_OR_DIR%s%s", "", "");
+  if (ra->opts.rehearse_strict && !ra->opts.rehearse)
+    return vh_main_bad("--rehearse-strict needs --rehearse N%s%s", "", "");
   char err[1024];
   if (vh_plugin_check_specs(ra->plugins, ra->nplugins, err, sizeof err) != 0)
     return vh_main_bad("%s%s", err, "");
@@ -361,6 +391,7 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "diff") == 0) return vh_diff_main(argc - 1, argv + 1);
   if (strcmp(cmd, "replay") == 0) return vh_replay_main(argc - 1, argv + 1);
   if (strcmp(cmd, "changes") == 0) return vh_changes_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "rehearse") == 0) return vh_rehearse_main(argc - 1, argv + 1);
   if (strcmp(cmd, "export") == 0) return vh_export_main(argc - 1, argv + 1);
   if (strcmp(cmd, "import") == 0) return vh_import_main(argc - 1, argv + 1);
   if (strcmp(cmd, "recover") == 0) return vh_recover_main(argc - 1, argv + 1);

@@ -79,6 +79,9 @@ typedef struct {
   History *hist;     /* libedit history */
   const char *hfile; /* history file (owned), NULL when off */
   sigset_t waitmask; /* the signal mask inside ppoll: SIGINT unblocked */
+  EditLine *el;      /* the line editor (for the go-live question) */
+  int asking;        /* the prompt is "go live? [y/N] " */
+  char confirm[64];  /* the last reply offered `:reload --confirm FP` */
 } session_t;
 
 /* ---- Socket I/O ------------------------------------------------------ */
@@ -250,6 +253,7 @@ static void on_sigint(int sig) {
 static char *prompt_fn(EditLine *el) {
   session_t *s;
   el_get(el, EL_CLIENTDATA, &s);
+  if (s->asking) return "go live? [y/N] ";
   if (s->forked && !s->colour) return s->cont ? "ved(fork)>> " : "ved(fork)> ";
   if (s->forked)
     return s->cont ? "\1\033[1;33m\1ved(fork)>>\1\033[0m\1 "
@@ -442,8 +446,20 @@ static int console_request(session_t *s, int type, const char *p, size_t n) {
     s->lost = r;
     return r;
   }
+  s->confirm[0] = '\0';
   if (rtype == VH_CONTROL_OK) {
     print_body(stdout, rep, rlen, "", "");
+    /* `:reload --rehearse N` ends with the command that goes live
+     * (host/repl/repl_rehearse.c): the console asks for it */
+    static const char offer[] = "to go live: :reload --confirm ";
+    size_t k = rlen;
+    while (k > 0 && rep[k - 1] != '\n') k--;
+    if (type == VH_CONTROL_COMMAND && rlen - k > sizeof offer - 1 &&
+        memcmp(rep + k, offer, sizeof offer - 1) == 0 &&
+        rlen - k - (sizeof offer - 1) < sizeof s->confirm)
+      snprintf(s->confirm, sizeof s->confirm, "%.*s",
+               (int)(rlen - k - (sizeof offer - 1)),
+               rep + k + sizeof offer - 1);
   } else if (rtype == VH_CONTROL_ERROR) {
     print_error(s->colour_err, rep, rlen);
   } else if (rtype != VH_CONTROL_INCOMPLETE) {
@@ -467,6 +483,19 @@ static int console_line(session_t *s, char *line) {
       history_add(s, p);
       if (strcmp(p, ":quit") == 0) return 0;
       int t = console_request(s, VH_CONTROL_COMMAND, p + 1, strlen(p + 1));
+      if (t == VH_CONTROL_OK && s->confirm[0] && s->el) { /* go live? */
+        char cmd[96];
+        snprintf(cmd, sizeof cmd, "reload --confirm %s", s->confirm);
+        s->asking = 1;
+        int count = 0;
+        const char *ans = el_gets(s->el, &count);
+        s->asking = 0;
+        if (ans && count > 0 && (ans[0] == 'y' || ans[0] == 'Y'))
+          console_request(s, VH_CONTROL_COMMAND, cmd, strlen(cmd));
+        else
+          fputs("not reloaded\n", stdout);
+        s->confirm[0] = '\0';
+      }
       if (t == VH_CONTROL_OK && strcmp(p, ":fork") == 0) s->forked = 1;
       if (t == VH_CONTROL_OK && strcmp(p, ":unfork") == 0) s->forked = 0;
       return !s->lost;
@@ -551,6 +580,8 @@ static int run_console(int fd) {
     restore_sigint(&old_int, &old_mask);
     return 1;
   }
+  s.el = el;
+
   history(s.hist, &ev, H_SETSIZE, HISTORY_SIZE);
   history(s.hist, &ev, H_SETUNIQUE, 1);
   if (s.hfile) history(s.hist, &ev, H_LOAD, s.hfile);

@@ -309,3 +309,41 @@ int vh_repl__diff(lua_State *L) {
   lua_remove(L, box);
   return 1;
 }
+
+int vh_repl__diff_push(lua_State *L, vh_vside_t *a, vh_vside_t *b,
+                       const char *what) {
+  vh_host_t *h = vh_host__of(L);
+  vh_rdbox_t *bx = (vh_rdbox_t *)lua_newuserdatauv(L, sizeof *bx, 0);
+  memset(bx, 0, sizeof *bx);
+  bx->a = *a;
+  bx->b = *b;
+  memset(a, 0, sizeof *a);
+  memset(b, 0, sizeof *b);
+  if (luaL_newmetatable(L, VH_REPL_DIFF_MT)) {
+    lua_pushcfunction(L, vh_rdbox_gc);
+    lua_setfield(L, -2, "__gc");
+  }
+  lua_setmetatable(L, -2);
+  int box = lua_gettop(L);
+  int rc =
+      vh_changes_diff(&bx->a, &bx->b, NULL, NULL, 0, 0, 0, vh_rdbox_add, bx);
+  const char *fm = NULL;
+  if (vh_trie_fault(&fm) != 0 || (rc < 0 && !bx->oom)) {
+    lua_pushfstring(L, "%s: state unreadable: %s", what,
+                    fm ? fm : vh_err_name(rc));
+    vh_trie_fault_clear();
+    return lua_error(L);
+  }
+  if (bx->oom) return luaL_error(L, "%s: out of memory", what);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->repl->pretty_ref);
+  int pretty = lua_gettop(L);
+  lua_createtable(L, (int)bx->n, 0);
+  for (size_t i = 0; i < bx->n; i++) {
+    vh_rd_push(L, &bx->r[i], pretty);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  vh_rdbox_clear(bx);
+  lua_remove(L, pretty);
+  lua_remove(L, box);
+  return 1;
+}

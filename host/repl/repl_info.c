@@ -286,7 +286,8 @@ static const char vh_repl_help[] =
     "  :domains  name, version, keys and bytes of each domain\n"
     "  :stats    slices, slice rate, flush lag, bytes written, store hold, "
     "last error\n"
-    "  :reload   reload the domain scripts\n"
+    "  :reload   reload the domain scripts (--rehearse N [--yes]: on the\n"
+    "            last N slices first, then ask; README Safe deploys)\n"
     "  :mark NAME    pin the current version until :unmark NAME\n"
     "  :unmark NAME  drop a mark (its history is collected later)\n"
     "  :marks        name, version, time and disk cost of each mark\n"
@@ -564,6 +565,8 @@ void vh_repl__command(vh_repl_srv_t *s, vh_control_conn_t *conn,
                                 : vh_repl__unfork(s, conn, msg, sizeof msg);
     if (rc != 0) type = VH_CONTROL_ERROR;
     vh_repl_addf(&t, "%s", msg);
+  } else if (VH_REPL_IS("reload") && vh_repl__reload_rehearse(s, conn, args)) {
+    return; /* repl_rehearse.c: answered, or answered when it ends */
   } else if (VH_REPL_IS("reload")) {
     char err[1024] = "";
     if (vh_host_reload(s->h, err, sizeof err) != 0) {

@@ -371,6 +371,8 @@ static int vh_repl_setup(lua_State *L) {
   lua_setfield(L, env, "at");
   lua_pushcfunction(L, vh_repl__diff); /* repl_diff.c */
   lua_setfield(L, env, "diff");
+  lua_pushcfunction(L, vh_repl__replay); /* repl_replay.c */
+  lua_setfield(L, env, "replay");
   lua_pushvalue(L, pretty);
   lua_setfield(L, env, "pretty");
   lua_getglobal(L, "print");

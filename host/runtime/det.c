@@ -16,9 +16,11 @@
  *   os.date(fmt)      formats the slice clock; with a time argument, Lua's.
  *   os.clock()        the slice clock in seconds (a float).
  * Outside handlers (script top levels, REPL chunks) they are Lua's own.
- * Anything else that reads or changes the world from a handler - every io
- * function and file method, os.getenv, os.execute, os.tmpname, os.remove,
- * os.rename - marks the slice unreplayable (with the reason: which
+ * Anything else that reads the world (or acts on it and reads the result)
+ * from a handler - io.open, io.read, io.lines, io.popen, io.input,
+ * io.tmpfile, the file methods read, lines and seek, os.getenv,
+ * os.execute, os.tmpname, os.remove, os.rename - marks the slice
+ * unreplayable (with the reason: which
  * function, which domain and event) and then runs as before: such a slice
  * is reported as unreplayable, never replayed wrongly. C modules a script
  * requires are trusted and not seen (README).
@@ -34,6 +36,7 @@
  * in README "Deterministic slices".
  */
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -60,6 +63,9 @@ void vh_det__init(vh_host_t *h) {
                (uint64_t)vh_host__mono_ns() ^ ((uint64_t)getpid() << 32);
   h->host_seed = vh_det_splitmix(&x);
   h->inlog.kind = VH_IN_REPL;
+  /* bench/inputlog_bench.sh measures the log's cost against this */
+  const char *off = getenv("VEDHOST_NO_INPUT_LOG");
+  h->inlog.off = off && *off && strcmp(off, "0") != 0;
 }
 
 uint64_t vh_det__seed(vh_host_t *h) {
@@ -284,9 +290,8 @@ void vh_det__install(lua_State *L) {
   }
   if (lua_getglobal(L, "io") == LUA_TTABLE) {
     int t = lua_gettop(L);
-    static const char *const io_out[] = {"open",    "read",  "write",  "lines",
-                                         "popen",   "input", "output", "close",
-                                         "tmpfile", NULL};
+    static const char *const io_out[] = {"open",  "read",    "lines", "popen",
+                                         "input", "tmpfile", NULL};
     for (int i = 0; io_out[i]; i++) {
       char name[32];
       snprintf(name, sizeof name, "io.%s", io_out[i]);
@@ -297,8 +302,7 @@ void vh_det__install(lua_State *L) {
     if (lua_getmetatable(L, -1) &&
         lua_getfield(L, -1, "__index") == LUA_TTABLE) {
       int m = lua_gettop(L);
-      static const char *const f_out[] = {"read", "lines", "write", "seek",
-                                          NULL};
+      static const char *const f_out[] = {"read", "lines", "seek", NULL};
       for (int i = 0; f_out[i]; i++) {
         char name[32];
         snprintf(name, sizeof name, "file:%s", f_out[i]);
@@ -317,7 +321,7 @@ void vh_det__record(vh_host_t *h, vh_domain_t *d, const char *event,
   int64_t id = g->id;
   g->kind = VH_IN_REPL; /* the default for the next call */
   g->id = 0;
-  if (h->replaying) return;
+  if (h->replaying || g->off) return;
   if (kind == VH_DISPATCH_MIGRATE) {
     vh_det__unreplayable(h, "a migrate ran in this slice (boot or reload)");
     return;

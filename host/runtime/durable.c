@@ -827,7 +827,7 @@ static int vh_durable_history(vh_host_t *h, vh_durable_t *D, vh_batch_t *b,
                         .new_nodes = fs->nodes,
                         .new_bytes = fs->bytes,
                         .durable = vh_store_durable_seq(D->store)};
-  if (is_version && vh_det__encode(h, &h->inlog.rec) == 0) {
+  if (is_version && !h->inlog.off && vh_det__encode(h, &h->inlog.rec) == 0) {
     sl.inputs = h->inlog.rec.p;
     sl.inlen = h->inlog.rec.len;
   }

@@ -58,6 +58,8 @@ void vh_host_opts_default(vh_host_opts_t *opts) {
   opts->log_level = VH_LOG_INFO;
   vh_retain_default(&opts->retain);
   opts->test_store = 0;
+  opts->rehearse = 0;
+  opts->rehearse_strict = 0;
 }
 
 /* ---- domains ---- */

@@ -317,12 +317,42 @@ static int vh_reload_same(const struct vh_reload *rl, const vh_rfile_t *f,
   return 1;
 }
 
+/* gate.c: the scripts on disk now, hashed (paths and bytes, in load
+ * order) into *fp; *same = they are what the running code was loaded
+ * from. 0, or VH_HOST_ELOAD with one line in err. */
+int vh_reload__scan(vh_host_t *h, uint64_t *fp, int *same, char *err,
+                    size_t cap) {
+  struct vh_reload *rl = h->reload;
+  vh_rfile_t *f = NULL;
+  int n = 0;
+  if (!rl) {
+    snprintf(err, cap, "no scripts");
+    return VH_HOST_ESTATE;
+  }
+  int rc = vh_reload_collect(rl, &f, &n, err, cap);
+  if (rc != 0) return rc;
+  uint64_t x = 1469598103934665603ULL;
+  for (int i = 0; i < n; i++) {
+    x = (x ^ vh_reload_hash(f[i].path, strlen(f[i].path))) * 1099511628211ULL;
+    x = (x ^ f[i].hash) * 1099511628211ULL;
+  }
+  *fp = x;
+  *same = vh_reload_same(rl, f, n);
+  vh_rfiles_free(f, n);
+  return 0;
+}
+
 /* ---- boot hooks (host.c) ---- */
 
 static struct vh_reload *vh_reload_get(vh_host_t *h) {
   if (!h->reload) h->reload = calloc(1, sizeof *h->reload);
   if (h->reload) h->reload->h = h;
   return h->reload;
+}
+
+char **vh_reload__args(vh_host_t *h, int *n) {
+  *n = h->reload ? h->reload->nargs : 0;
+  return h->reload ? h->reload->args : NULL;
 }
 
 int vh_reload__track(vh_host_t *h, const char *path) {
@@ -750,7 +780,21 @@ static int vh_reload_do(vh_host_t *h, int force, const char *why, char *err,
 }
 
 int vh_host_reload(vh_host_t *h, char *err, size_t cap) {
+  if (h->opts.rehearse) { /* --rehearse N: a rehearsal first (gate.c) */
+    int rc = vh_gate__request(h, 1, "request");
+    if (err && cap)
+      snprintf(err, cap,
+               rc == 0 ? "reload: rehearsing the last %d slices first "
+                         "(--rehearse); the outcome is logged"
+                       : "reload: a rehearsal could not start (see the log)",
+               h->opts.rehearse);
+    return rc;
+  }
   return vh_reload_do(h, 1, "request", err, cap);
+}
+
+int vh_reload__now(vh_host_t *h, const char *why, char *err, size_t cap) {
+  return vh_reload_do(h, 1, why, err, cap);
 }
 
 /* ---- watching ---- */
@@ -774,7 +818,10 @@ static void vh_reload_on_quiet(uv_timer_t *t) {
   for (int i = 0; i < rl->nwatches; i++)
     if (!rl->watches[i].is_dir || !rl->watches[i].active)
       vh_reload_arm(&rl->watches[i]);
-  vh_reload_do(rl->h, 0, "file change", NULL, 0);
+  if (rl->h->opts.rehearse) /* --rehearse N: a rehearsal first (gate.c) */
+    vh_gate__request(rl->h, 0, "file change");
+  else
+    vh_reload_do(rl->h, 0, "file change", NULL, 0);
 }
 
 /* Does an event on w about name (may be NULL) concern a script? */
@@ -848,7 +895,10 @@ static void vh_reload_on_hup(uv_signal_t *s, int signum) {
   (void)signum;
   struct vh_reload *rl = vh_reload_container(s, struct vh_reload, sighup);
   vh_log(VH_LOG_INFO, "vedhost", "SIGHUP received: reloading every script");
-  vh_reload_do(rl->h, 1, "SIGHUP", NULL, 0);
+  if (rl->h->opts.rehearse) /* --rehearse N: a rehearsal first (gate.c) */
+    vh_gate__request(rl->h, 1, "SIGHUP");
+  else
+    vh_reload_do(rl->h, 1, "SIGHUP", NULL, 0);
 }
 
 void vh_reload__start(vh_host_t *h) {
@@ -888,6 +938,7 @@ void vh_reload__start(vh_host_t *h) {
 }
 
 void vh_reload__free(vh_host_t *h) {
+  vh_gate__free(h);
   struct vh_reload *rl = h->reload;
   if (!rl) return;
   for (int i = 0; i < rl->nargs; i++) free(rl->args[i]);

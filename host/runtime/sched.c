@@ -702,14 +702,15 @@ static int vh_sched_has_in_hold(vh_host_t *h) {
 static int vh_sched_run_work(vh_host_t *h, vh_work_t *w, vh_val_t *reply,
                              char **err) {
   vh_tab_t *stack[64];
-  vh_tab_t **roots =
-      h->ndoms <= 64 ? stack : malloc((size_t)h->ndoms * sizeof *roots);
-  for (int i = 0; roots && i < h->ndoms; i++)
+  int n = h->ndoms; /* roots are held, so an address is never reused */
+  vh_tab_t **roots = n <= 64 ? stack : malloc((size_t)n * sizeof *roots);
+  for (int i = 0; roots && i < n; i++) {
     roots[i] = vhl_state_root(h->doms[i]->st);
+    if (roots[i]) vh_tab_retain(roots[i]);
+  }
   int code = w->run(h, w, reply, err);
-  for (int i = 0; i < h->ndoms; i++) {
-    if (!roots ||
-        (i < h->ndoms && roots[i] != vhl_state_root(h->doms[i]->st))) {
+  for (int i = 0; i < n && i < h->ndoms; i++) {
+    if (!roots || roots[i] != vhl_state_root(h->doms[i]->st)) {
       char why[300];
       snprintf(why, sizeof why,
                "a REPL chunk (or plugin work item) wrote domain %s directly "
@@ -719,6 +720,8 @@ static int vh_sched_run_work(vh_host_t *h, vh_work_t *w, vh_val_t *reply,
       break;
     }
   }
+  for (int i = 0; roots && i < n; i++)
+    if (roots[i]) vh_tab_release(roots[i]);
   if (roots != stack) free(roots);
   return code;
 }
@@ -855,6 +858,13 @@ void vh_sched__update(vh_host_t *h) {
   }
 }
 
+/* The integer at key k of the open system step, or -1. */
+static int64_t vh_sched_sys_int(vh_host_t *h, vh_str_t *k) {
+  vh_val_t v;
+  vh_tab_get(h->sys_work, vh_strv(k), &v);
+  return v.type == VH_TINT ? v.u.i : -1;
+}
+
 void vh_slice_end(vh_host_t *h) {
   if (h->phase != VH_PHASE_RUN) return;
   if (h->boot_ms < 0) /* for /metrics: how long a (re)start took */
@@ -865,10 +875,15 @@ void vh_slice_end(vh_host_t *h) {
    *    is durable. The next slice writes the system state under a fresh
    *    token, so the nodes handed over are never mutated again. */
   if (h->sys_open) {
-    if (vh_tab_set(&h->sys_work, vh_strv(h->k_seq), vh_int(h->next_seq),
-                   h->sys_edit) != 0 ||
-        vh_tab_set(&h->sys_work, vh_strv(h->k_tid), vh_int(h->next_tid),
-                   h->sys_edit) != 0)
+    /* Only counters that moved are written: a slice that changed nothing
+     * (a read-only REPL chunk) leaves the system root as it was, so it is
+     * not a version (persist/store/history.c, README "Versions"). */
+    if ((vh_sched_sys_int(h, h->k_seq) != h->next_seq &&
+         vh_tab_set(&h->sys_work, vh_strv(h->k_seq), vh_int(h->next_seq),
+                    h->sys_edit) != 0) ||
+        (vh_sched_sys_int(h, h->k_tid) != h->next_tid &&
+         vh_tab_set(&h->sys_work, vh_strv(h->k_tid), vh_int(h->next_tid),
+                    h->sys_edit) != 0))
       vh_log(VH_LOG_ERROR, "vedhost", "out of memory saving the counters");
     vh_sys__commit(h);
   }

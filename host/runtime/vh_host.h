@@ -39,8 +39,11 @@ typedef struct vh_host_opts {
   int handler_timeout_ms;     /* watchdog budget per handler call */
   size_t memory_limit;        /* Lua heap limit in bytes during handlers */
   vh_log_level_t log_level;
-  vh_retain_t retain; /* --retain: versions kept (host/runtime/durable.c) */
-  int test_store;     /* host/testing: a throwaway store (vh_store_opts_t) */
+  vh_retain_t retain;  /* --retain: versions kept (host/runtime/durable.c) */
+  int rehearse;        /* --rehearse N: reloads wait for a rehearsal of the
+                          last N slices (host/runtime/gate.c); 0 = off */
+  int rehearse_strict; /* --rehearse-strict: differences refuse too */
+  int test_store;      /* host/testing: a throwaway store (vh_store_opts_t) */
 } vh_host_opts_t;
 
 typedef struct vh_host vh_host_t;

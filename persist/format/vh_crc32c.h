@@ -17,4 +17,8 @@
  * n), b, m) == CRC of a followed by b. Thread-safe, no allocation. */
 uint32_t vh_crc32c(uint32_t crc, const void *buf, size_t len);
 
+/* Tests only: non-zero makes vh_crc32c take the table path even where the
+ * CPU's CRC32 instruction is used (crc32c.c), so both can be compared. */
+extern int vh_crc32c__no_hw;
+
 #endif

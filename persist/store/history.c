@@ -4,6 +4,17 @@
  * (API: vh_versions.h; records: persist/store/store_versions.c; used by
  * host/runtime/durable.c in every slice's batch; ARCHITECTURE.md invariant 5).
  *
+ * WHAT IS A VERSION. A batch is a version when its manifest differs from
+ * the last one but for the seq (host/runtime/durable.c): a domain's root
+ * or version, or the system root (queued / delivered messages, timers)
+ * changed. System-only changes stay versions on purpose: a version's
+ * record names the system root too (branch, restart and fsck use it), and
+ * a non-version batch's deaths go to the newest version's list below,
+ * which is only exact when that version's roots are still the live ones.
+ * A slice that changed nothing (a read-only REPL chunk) must therefore
+ * leave every root as it was: sched.c writes its counters into the system
+ * state only when they moved, and such a slice writes no batch at all.
+ *
  * THE WINDOW. Versions are retained from the oldest o to the newest, by
  * the policy of `--retain` (age of the second oldest, count, estimated
  * bytes; any limit exceeded drops the oldest; never the newest). Marks pin

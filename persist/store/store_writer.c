@@ -433,6 +433,12 @@ static int write_group(vh_store_t *s, vh_batch_t *list) {
 
 static void *writer_main(void *arg) {
   vh_store_t *s = arg;
+  /* RocksDB counts every key comparison of a memtable insert in its
+   * thread-local perf context unless the thread's perf level says not to;
+   * nobody reads those counters here. Profile (bench/README.md, "Where a
+   * sync update's time goes"): __tls_get_addr and the perf context's TLS
+   * init were ~14% of this thread's instructions. */
+  rocksdb_set_perf_level(1 /* rocksdb::kDisable */);
   pthread_mutex_lock(&s->mu);
   for (;;) {
     while (!s->closing && !s->abandon && (s->qhead == NULL || s->paused))

@@ -27,12 +27,15 @@ static vh_val_t payload(void) {
   vh_tab_t *t = vh_tab_new(e), *l = vh_tab_new(e);
   ASSERT_EQ(vh_tab_set(&l, vh_int(1), vh_float(1.5), e), 0);
   ASSERT_EQ(vh_tab_set(&l, vh_int(2), sv("x"), e), 0);
-  ASSERT_EQ(vh_tab_set(&t, sv("n"), vh_int(7), e), 0);
+  vh_val_t kn = sv("n"), kl = sv("list"); /* keys are borrowed */
+  ASSERT_EQ(vh_tab_set(&t, kn, vh_int(7), e), 0);
   vh_val_t lv;
   lv.u.i = 0;
   lv.u.t = l;
   lv.type = VH_TTAB;
-  ASSERT_EQ(vh_tab_set(&t, sv("list"), lv, e), 0);
+  ASSERT_EQ(vh_tab_set(&t, kl, lv, e), 0);
+  vh_val_release(kn);
+  vh_val_release(kl);
   vh_val_t v;
   v.u.i = 0;
   v.u.t = t;

@@ -163,5 +163,47 @@ TEST_IMPL(view_refuses_writes) {
   lu_free(&m);
 }
 
-VH_TEST_MAIN(TEST_ENTRY(view_reports_nothing_plain_reports),
+/* A private copy (vh_tab_stub_private, a replay's fork): writable at any
+ * depth, readable after, and freeing it (old loaded nodes and the new
+ * ones its writes made) reports no death; the stored version is intact. */
+TEST_IMPL(private_copy_writes_and_reports_nothing) {
+  lu_map_t m;
+  size_t nodes;
+  uint64_t root = build(&m, &nodes);
+  lu_hook_on(1);
+  uint64_t e = vh_edit_new();
+  vh_tab_t *p = vh_tab_stub_private(root);
+  ASSERT(p != NULL);
+  ASSERT(!vh_tab_is_view(p));
+  ASSERT_EQ(vh_tab_set(&p, vh_int(50), vh_int(-1), e), 0);
+  ASSERT_EQ(tu_set_s(&p, "new", vh_int(7), e), 0);
+  vh_val_t x = tu_get_s(p, "sub");
+  ASSERT_EQ(x.type, VH_TTAB);
+  vh_tab_t *sub = x.u.t;
+  vh_tab_retain(sub);
+  ASSERT_EQ(tu_set_s(&sub, "deep", vh_int(43), e), 0);
+  vh_val_t sv;
+  sv.type = VH_TTAB;
+  sv.u.t = sub;
+  ASSERT_EQ(tu_set_s(&p, "sub", sv, e), 0);
+  ASSERT_EQ(walk(p), walk(p));
+  vh_tab_get_int(p, 50, &x);
+  ASSERT_EQ(x.u.i, -1);
+  ASSERT_EQ(tu_get_s(tu_get_s(p, "sub").u.t, "deep").u.i, 43);
+  vh_tab_release(p);
+  ASSERT_EQ(lu_deaths.n, 0);
+  /* the stored version is unchanged */
+  vh_tab_t *v = vh_tab_stub_view(root);
+  vh_tab_get_int(v, 50, &x);
+  ASSERT_EQ(x.u.i, 500);
+  ASSERT_EQ(tu_get_s(tu_get_s(v, "sub").u.t, "deep").u.i, 42);
+  vh_tab_release(v);
+  ASSERT_EQ(lu_deaths.n, 0);
+  ASSERT_CLEAN();
+  lu_hook_free();
+  lu_free(&m);
+}
+
+VH_TEST_MAIN(TEST_ENTRY(private_copy_writes_and_reports_nothing),
+             TEST_ENTRY(view_reports_nothing_plain_reports),
              TEST_ENTRY(view_beside_live_copy), TEST_ENTRY(view_refuses_writes))

@@ -134,23 +134,33 @@ vh_tab_t *vh_tab_stub_view(uint64_t id) {
   return t;
 }
 
+vh_tab_t *vh_tab_stub_private(uint64_t id) {
+  vh_tab_t *t = vh_tab_stub(id);
+  if (t != NULL) t->h.flags |= VH_F_PRIV;
+  return t;
+}
+
 int vh_tab_is_view(const vh_tab_t *t) {
   return (t->h.flags & VH_F_VIEW) != 0;
 }
 
-static void vh_trie__view_val(vh_val_t v) {
-  if (v.type == VH_TTAB) v.u.t->h.flags |= VH_F_VIEW;
+static void vh_trie__view_val(vh_val_t v, uint8_t f) {
+  if (v.type == VH_TTAB) v.u.t->h.flags |= f;
 }
 
 void vh_trie__mark_view(vh_node_t *n) {
+  vh_trie__mark_flags(n, VH_F_VIEW);
+}
+
+void vh_trie__mark_flags(vh_node_t *n, uint8_t f) {
   int i, k;
-  n->flags |= VH_F_VIEW;
+  n->flags |= f;
   switch (n->kind) {
     case VH_K_TAB: {
       vh_tab_t *t = (vh_tab_t *)n;
-      if (t->arr.root != NULL) t->arr.root->h.flags |= VH_F_VIEW;
-      if (t->arr.tail != NULL) t->arr.tail->h.flags |= VH_F_VIEW;
-      if (t->hash != NULL) t->hash->flags |= VH_F_VIEW;
+      if (t->arr.root != NULL) t->arr.root->h.flags |= f;
+      if (t->arr.tail != NULL) t->arr.tail->h.flags |= f;
+      if (t->hash != NULL) t->hash->flags |= f;
       break;
     }
     case VH_K_CHAMP: {
@@ -158,23 +168,24 @@ void vh_trie__mark_view(vh_node_t *n) {
       int nd = __builtin_popcount(c->datamap),
           nc = __builtin_popcount(c->nodemap);
       vh_node_t **kids = (vh_node_t **)(c->kv + 2 * nd);
-      for (i = 0; i < nd; i++) vh_trie__view_val(c->kv[2 * i + 1]);
-      for (k = 0; k < nc; k++) kids[k]->flags |= VH_F_VIEW;
+      for (i = 0; i < nd; i++) vh_trie__view_val(c->kv[2 * i + 1], f);
+      for (k = 0; k < nc; k++) kids[k]->flags |= f;
       break;
     }
     case VH_K_COLL: {
       vh_coll_t *c = (vh_coll_t *)n;
-      for (i = 0; i < (int)c->count; i++) vh_trie__view_val(c->kv[2 * i + 1]);
+      for (i = 0; i < (int)c->count; i++)
+        vh_trie__view_val(c->kv[2 * i + 1], f);
       break;
     }
     case VH_K_VLEAF: {
       vh_vleaf_t *l = (vh_vleaf_t *)n;
-      for (i = 0; i < n->a; i++) vh_trie__view_val(l->v[i]);
+      for (i = 0; i < n->a; i++) vh_trie__view_val(l->v[i], f);
       break;
     }
     default: { /* VH_K_VINNER */
       vh_vinner_t *in = (vh_vinner_t *)n;
-      for (i = 0; i < n->a; i++) in->c[i]->flags |= VH_F_VIEW;
+      for (i = 0; i < n->a; i++) in->c[i]->flags |= f;
     }
   }
 }
@@ -229,7 +240,8 @@ vh_node_t *vh_node__load(vh_node_t *n) {
     vh_trie__fault(r, n->id, why);
     return NULL;
   }
-  if (n->flags & VH_F_VIEW) vh_trie__mark_view(node);
+  if (n->flags & VH_F_NODEATH)
+    vh_trie__mark_flags(node, n->flags & VH_F_NODEATH);
   s->fwd = node;
   return node;
 }
@@ -267,6 +279,7 @@ int vh_tab__load(vh_tab_t *t) {
     return r;
   }
   t->h.flags &= (uint8_t)~VH_F_STUB;
-  if (t->h.flags & VH_F_VIEW) vh_trie__mark_view(&t->h);
+  if (t->h.flags & VH_F_NODEATH)
+    vh_trie__mark_flags(&t->h, t->h.flags & VH_F_NODEATH);
   return 0;
 }

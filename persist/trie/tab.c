@@ -121,7 +121,7 @@ void vh_node__release(vh_node_t *n) {
       vh_node_t *fwd = n->kind == VH_K_TAB ? NULL : ((vh_stub_t *)n)->fwd;
       if (fwd != NULL)
         drop(fwd, &list);
-      else if (!(n->flags & VH_F_VIEW))
+      else if (!(n->flags & VH_F_NODEATH))
         vh_trie__died(n->id, 1);
       vh_node__free_shell(n, size);
       continue;
@@ -145,7 +145,7 @@ void vh_node__release(vh_node_t *n) {
       default:
         vh_trie__panic("trie node release: bad node kind");
     }
-    if (n->id != 0 && !(n->flags & VH_F_VIEW)) vh_trie__died(n->id, 0);
+    if (n->id != 0 && !(n->flags & VH_F_NODEATH)) vh_trie__died(n->id, 0);
     vh_node__free_shell(n, size);
   }
 }
@@ -198,7 +198,8 @@ static inline int faulted(uint64_t mark) {
 static vh_tab_t *shallow_clone(const vh_tab_t *t, uint64_t edit) {
   vh_tab_t *nt = (vh_tab_t *)vh_node__alloc(VH_K_TAB, sizeof(vh_tab_t), edit);
   if (nt == NULL) return NULL;
-  nt->h.flags = t->h.flags & VH_F_VIEW; /* a clone of a view stays one */
+  /* a clone of a view (or a private copy) stays one */
+  nt->h.flags = t->h.flags & VH_F_NODEATH;
   nt->arr = t->arr;
   nt->acount = t->acount;
   nt->hash = t->hash;

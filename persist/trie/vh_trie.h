@@ -260,6 +260,13 @@ vh_tab_t *vh_tab_stub(uint64_t id);
  * VH_EREADONLY and change nothing; so does storing a view table as a
  * value (store a vh_tab_deepcopy of it). NULL if out of memory or id 0. */
 vh_tab_t *vh_tab_stub_view(uint64_t id);
+/* [new] A writable private copy of the stored table id, for a replay
+ * inside a running host (host/repl/repl_replay.c): like a view, nothing
+ * loaded under it ever reports its death to the free hook (the store
+ * keeps owning those ids); unlike one, it may be written (the writes make
+ * new nodes that are never flushed: it must never be stored into a live
+ * version). NULL if out of memory or id 0. */
+vh_tab_t *vh_tab_stub_private(uint64_t id);
 /* Turns every node of t's tree [borrowed] that is in memory (loaded nodes,
  * stubs, loaded stubs' targets) into a view node (persist/trie/tab_view.c):
  * none of them will ever report its death to the free hook, whoever holds

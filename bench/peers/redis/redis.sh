@@ -115,9 +115,11 @@ vb_redis_one() {
   mem0=$(vb_redis_info used_memory)
   rss0=$(vb_rss_kb "$pid")
   sha=$(vb_rcli SCRIPT LOAD "$(cat "$VB_ROOT/peers/redis/update.lua")")
-  awk -v n="$N" -v b="$VB_BATCH" -v k="$K" -v sha="$sha" 'BEGIN {
+  awk -v n="$N" -v b="$VB_BATCH" -v k="$K" -v sha="$sha" \
+    -v vb="${VB_VALUE_BYTES:-0}" 'BEGIN {
     for (s = 0; s < n; s += b) { e = s + b; if (e > n) e = n;
-      printf "EVALSHA %s 0 %d %d %d\n", sha, s, e, k } }' >"$dir/calls.txt"
+      printf "EVALSHA %s 0 %d %d %d %d\n", sha, s, e, k, vb } }' \
+    >"$dir/calls.txt"
   read -r el rc < <(VBTIME_STDIN="$dir/calls.txt" vb_time cmd "$tmo" \
     "$dir/cli.out" -- redis-cli -s "$VB_REDIS_SOCK")
   out=$(awk '{s += $1} END {print s + 0}' "$dir/cli.out")
@@ -174,7 +176,7 @@ vb_redis_one() {
     local want=$((N < K ? N : K)) last=$((N - 1))
     vb_check redis "$setting" "$K" "$N" dbsize "$want" "$(vb_rcli DBSIZE)"
     vb_check redis "$setting" "$K" "$N" "k$((last % K))" "$last" \
-      "$(vb_rcli GET "k$((last % K))")"
+      "$(vb_rcli GET "k$((last % K))" | sed 's/x*$//')"
     vb_redis_stop "$pid" "$name"
   fi
   [ "${VB_KEEP:-0}" = 1 ] || rm -rf "$dir"

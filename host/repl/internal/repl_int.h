@@ -76,6 +76,19 @@ int vh_repl__at(lua_State *L);
 /* diff(a [, b [, path]]): the changes from version a to b (nil: the
  * present), as records (see repl_diff.c). */
 int vh_repl__diff(lua_State *L);
+/* Pushes the records (diff()'s shape) of the changes from a to b, every
+ * domain; the sides [stolen] are freed with the records. what names the
+ * caller in errors (raised). Returns 1. */
+struct vh_vside;
+int vh_repl__diff_push(lua_State *L, struct vh_vside *a, struct vh_vside *b,
+                       const char *what);
+
+/* ---- repl_replay.c ---- */
+
+/* replay(V): re-run the slice that made V on V-1 with the running code
+ * (see repl_replay.c): the diff records from V to the replay, and a
+ * summary. */
+int vh_repl__replay(lua_State *L);
 /* ---- repl_rollback.c ---- */
 
 /* The COMMAND "rollback NAME SPEC" on the running host h (loop thread,
@@ -83,6 +96,14 @@ int vh_repl__diff(lua_State *L);
  * slice and waits until it is durable. 0 with a summary in msg (cap
  * bytes), or -1 with one error line in msg. args [borrowed]: "NAME SPEC". */
 int vh_rollback__command(vh_host_t *h, const char *args, char *msg, size_t cap);
+
+/* ---- repl_rehearse.c ---- */
+
+/* The COMMAND "reload ARGS": 1 when ARGS hold --rehearse N [--yes] or
+ * --confirm FP (conn [stolen: the request] is then answered, maybe later,
+ * when the rehearsal ended), 0 for a plain reload (conn untouched). */
+int vh_repl__reload_rehearse(vh_repl_srv_t *s, vh_control_conn_t *conn,
+                             const char *args);
 
 /* ---- repl_info.c ---- */
 

@@ -17,6 +17,8 @@
  *            exit.
  *   reload.c hot reload: script watches, SIGHUP, vh_host_reload; reruns
  *            the scripts into a staging registry and swaps code in.
+ *   gate.c   `run --rehearse N`: a reload waits for `vedhost rehearse`
+ *            run as a child process (also the REPL's :reload --rehearse).
  * The REPL server and the plugins are not called by name: they register
  * hooks (vh_host__hook) and queue work with a run callback
  * (vh_sched__queue_work).
@@ -123,6 +125,7 @@ typedef struct vh_inlog {
   vh_in_kind_t kind; /* what the next dispatch is (sched.c sets it) */
   int64_t id;        /* ... its timer id / message seq / period */
   vh_buf_t rec;      /* [owned] durable.c: the encoded record (scratch) */
+  int off;           /* VEDHOST_NO_INPUT_LOG=1 (benchmarks): no record */
 } vh_inlog_t;
 
 /* Hooks a host holds at most (vh_host__hook). */
@@ -324,6 +327,7 @@ struct vh_host {
    * are applied or dropped all together. */
   struct vh_reload *reload;
   int pend_hold;
+  struct vh_gate *gate; /* gate.c: the --rehearse child, or NULL */
 
   /* Persistence (durable.c): the store, the output gate, sweeping. NULL
    * until vh_durable__open. */
@@ -626,6 +630,50 @@ int vh_reload__set_args(vh_host_t *h, const char *const *paths, int n);
  * references are dropped (on and unhandled become empty tables), its state
  * is kept, d->retired is set. Timers and logging are the caller's. */
 void vh_reload__drop_code(vh_host_t *h, vh_domain_t *d);
+
+/* The scripts on disk now (reload.c): *fp a hash of their paths and
+ * bytes, *same = they are what the running code was loaded from. 0, or
+ * VH_HOST_ELOAD with one line in err. */
+int vh_reload__scan(vh_host_t *h, uint64_t *fp, int *same, char *err,
+                    size_t cap);
+/* A reload now, without the --rehearse gate (gate.c once the rehearsal
+ * passed; the REPL's `:reload --rehearse N` once confirmed). why names the
+ * trigger in the log. As vh_host_reload. */
+int vh_reload__now(vh_host_t *h, const char *why, char *err, size_t cap);
+
+/* ---- gate.c: --rehearse N ---- */
+
+/* A reload was asked for (force: even if no script changed; why: the
+ * trigger): start `vedhost rehearse --gate --last N` on the scripts as a
+ * child process, and reload (vh_reload__now) when it passes; a rehearsal
+ * already running is redone once it ends. 0, or <0 when the child cannot
+ * start (logged; no reload). */
+int vh_gate__request(vh_host_t *h, int force, const char *why);
+/* The rehearsal's command line for the scripts of h (argv [new], NULL
+ * terminated; vh_gate__argv_free): exe rehearse --gate --data DIR --last n
+ * SCRIPT_OR_DIR... (json: --json instead of --gate). NULL when out of
+ * memory. */
+char **vh_gate__argv(vh_host_t *h, int n, int json);
+void vh_gate__argv_free(char **argv);
+/* The script arguments the host was started with ([borrowed], *n). */
+char **vh_reload__args(vh_host_t *h, int *n);
+/* Stop the running rehearsals (SIGTERM; their waiters are told with code
+ * -2) and free the gate (reload.c's free). */
+void vh_gate__free(vh_host_t *h);
+/* Told when a rehearsal child ends: code its exit code (vh_rehearse_cmd.h;
+ * -1 killed by a signal, -2 the host stopped), out/eout [borrowed] its
+ * stdout/stderr (the first 64 KB), fp the scripts' hash at the spawn, ms
+ * its run time. */
+typedef void (*vh_gate_done_fn)(void *arg, int code, const char *out,
+                                size_t len, const char *eout, size_t elen,
+                                uint64_t fp, double ms);
+/* Start a rehearsal of the scripts of h on the last n slices as a child
+ * process (json: --json, else --gate); fn(arg, ...) once it ended and its
+ * output was read. 0, or <0 with one line in err (fn never called). */
+int vh_gate__spawn(vh_host_t *h, int n, int json, uint64_t fp,
+                   vh_gate_done_fn fn, void *arg, char *err, size_t cap);
+/* The last line of buf (len bytes [borrowed], may be NULL) into out. */
+void vh_gate__last_line(const char *buf, size_t len, char *out, size_t cap);
 
 /* ---- durable.c ---- */
 

@@ -50,6 +50,12 @@ enum {
  * never reported to the free hook and is never written (VH_EREADONLY);
  * clones of a view table carry it too. */
 #define VH_F_VIEW 0x02
+/* A private copy of an old version (vh_tab_stub_private): carried like
+ * VH_F_VIEW (on everything loaded under it, on clones), and like a view it
+ * never reports its death; unlike one it may be written (a replay's
+ * fork: the writes make new nodes, id 0, that die unreported too). */
+#define VH_F_PRIV 0x04
+#define VH_F_NODEATH (VH_F_VIEW | VH_F_PRIV)
 
 /* Common header of every node. 24 bytes. */
 typedef struct vh_node {
@@ -296,6 +302,8 @@ void vh_trie__died(uint64_t id, int subtree);
 /* Flag n, a node just decoded under a view stub, and every stub and table
  * value it holds as VH_F_VIEW. */
 void vh_trie__mark_view(vh_node_t *n);
+/* The same with the flags f (VH_F_VIEW and/or VH_F_PRIV). */
+void vh_trie__mark_flags(vh_node_t *n, uint8_t f);
 /* The static nil a read returns after a fault. */
 extern const vh_val_t vh_trie__nil;
 
