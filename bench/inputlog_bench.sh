@@ -15,7 +15,8 @@ REPEATS=${REPEATS:-3} DURABILITY=${DURABILITY:-nosync}
 tmp=$(mktemp -d /tmp/vedhost_inlog_XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 sed -e "s/@N@/$N/g" -e "s/@K@/$K/g" -e "s/@BATCH@/$BATCH/g" \
-  -e "s/@IDLE@/false/g" "$here/vedhost/writer.lua.in" >"$tmp/writer.lua"
+  -e "s/@IDLE@/false/g" -e "s/@VALUE_BYTES@/0/g" \
+  "$here/vedhost/writer.lua.in" >"$tmp/writer.lua"
 # updates per CPU second of the host (user + sys, all its threads: less
 # sensitive than wall time to other load on a shared machine)
 run() { # $1 = 0|1 (log off)
