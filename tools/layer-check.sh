@@ -25,7 +25,7 @@ check() {
 shopt -s nullglob
 persist=$(echo persist/{format,trie,store}/*.[ch] persist/{trie,store}/internal/*.h)
 bindings=$(echo bindings/*.[ch] bindings/internal/*.h)
-host=$(echo host/{runtime,abi,repl,admin,cli,control}/*.[ch] host/runtime/internal/*.h)
+host=$(echo host/{runtime,abi,repl,admin,cli,control,testing}/*.[ch] host/runtime/internal/*.h)
 http=$(echo plugins/http/*.[ch])
 lua='lua\.h|lauxlib\.h|lualib\.h|lua5\.4/.*'
 host_headers='host_int\.h|repl_int\.h|vh_host\.h|vh_datadir\.h|vh_offline\.h|vh_log\.h|vh_export_cmd\.h|vh_recover\.h|vh_control\.h|vh_repl\.h|vh_plugin\.h|vh_json\.h|vh_jstream\.h|vh_cli_args\.h'

@@ -30,6 +30,7 @@
 #include "vh_rollback.h"
 #include "vh_repl_server.h"
 #include "vh_replay_cmd.h"
+#include "vh_test_cmd.h"
 
 static const char vh_main_usage[] =
     "usage:\n"
@@ -76,6 +77,9 @@ static const char vh_main_usage[] =
     "      (through the running host, or on a stopped data dir)\n"
     "  vedhost branch [--data DIR] --at V NEWDIR\n"
     "      make NEWDIR a data dir whose current state is version V\n"
+    "  vedhost test [BUSTED_ARGS...]\n"
+    "      run busted specs that use ved.testing (the runtime on a virtual\n"
+    "      clock); LUA_PATH and LUA_CPATH are set to find it\n"
     "  vedhost --help | --version\n"
     "\n"
     "options of run:\n"
@@ -395,6 +399,7 @@ int main(int argc, char **argv) {
     return vh_mark_main(argc - 1, argv + 1);
   if (strcmp(cmd, "rollback") == 0) return vh_rollback_main(argc - 1, argv + 1);
   if (strcmp(cmd, "branch") == 0) return vh_branch_main(argc - 1, argv + 1);
+  if (strcmp(cmd, "test") == 0) return vh_test_main(argc - 1, argv + 1);
   if (cmd[0] == '-') return vh_main_bad("unknown option '%s'%s", cmd, "");
   return vh_main_bad("unknown command '%s'%s", cmd, "");
 }

@@ -358,7 +358,7 @@ void vh_host__watchdog_stop(vh_host_t *h) {
   pthread_cond_destroy(&h->wd_cv);
   pthread_mutex_destroy(&h->wd_mu);
   h->wd_running = 0;
-  vh_call_host = NULL;
+  if (vh_call_host == h) vh_call_host = NULL;
 }
 
 /* ---- the call ---- */
@@ -587,6 +587,7 @@ static void vh_call_failed(vh_host_t *h, vh_domain_t *d, const char *event,
 }
 
 void vh_host__arm(vh_host_t *h) {
+  if (h->wd_running) vh_call_host = h; /* several hosts (host/testing) */
   h->abort = VH_ABORT_NONE;
   h->costack_n = 0;
   h->deadline_ns =

@@ -309,6 +309,10 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
   so.sync = h->opts.durability == VH_DURABILITY_SYNC;
   const char *qb = getenv("VEDHOST_TEST_QUEUE_BYTES"); /* tests only */
   if (qb && atoll(qb) > 0) so.queue_bytes = (size_t)atoll(qb);
+  if (h->opts.test_store) { /* ved.testing: see vh_store.h */
+    so.test_store = 1;
+    so.write_buffer_bytes = (size_t)32 << 20;
+  }
   char *m = NULL;
   int rc = vh_store_open(h->opts.data_dir, &so, &D->store, &m);
   if (rc != 0) {
@@ -879,7 +883,7 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
    * backpressure hold; a mark or unmark is written even then (its reply
    * waits behind the gate for it). */
   if (!dirty && D->hist && !h->holding && !h->stop_requested)
-    dirty = vh_hist_due(D->hist, vh_host__wall_ms(),
+    dirty = vh_hist_due(D->hist, vh_host__clock_ms(h),
                         vh_store_durable_seq(D->store));
   else if (!dirty && D->hist)
     dirty = vh_hist_marks_dirty(D->hist);
@@ -1069,6 +1073,13 @@ void vh_durable__stop(vh_host_t *h) {
                                       : NULL);
   }
   D->gate_tail = NULL;
+}
+
+void vh_durable__activate(vh_host_t *h) {
+  vh_durable_t *D = h->dur;
+  if (!D || !D->store) return;
+  vh_trie_set_loader(vh_durable_load, vh_durable_unload, D);
+  vh_trie_set_free_hook(vh_durable_freed, D);
 }
 
 void vh_durable__free(vh_host_t *h) {

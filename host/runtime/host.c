@@ -57,6 +57,7 @@ void vh_host_opts_default(vh_host_opts_t *opts) {
   opts->memory_limit = (size_t)1024 << 20;
   opts->log_level = VH_LOG_INFO;
   vh_retain_default(&opts->retain);
+  opts->test_store = 0;
   opts->rehearse = 0;
   opts->rehearse_strict = 0;
 }
@@ -475,6 +476,14 @@ void vh_host__run_hooks(vh_host_t *h, vh_hook_phase_t p) {
 
 int vh_host_run(vh_host_t *h, int *exit_code) {
   *exit_code = 0;
+  int rc = vh_host__run_begin(h);
+  if (rc != 0) return rc;
+  uv_run(&h->loop, UV_RUN_DEFAULT);
+  vh_host__run_end(h, exit_code);
+  return 0;
+}
+
+int vh_host__run_begin(vh_host_t *h) {
   if (h->ndoms == 0 || h->phase != VH_PHASE_LOAD) return VH_HOST_ESTATE;
   vhl_guard_strict(h->L, 1);
   int rc = vh_host__watchdog_start(h);
@@ -507,7 +516,10 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
                         NULL);
   }
   vh_sched__update(h);
-  uv_run(&h->loop, UV_RUN_DEFAULT);
+  return 0;
+}
+
+void vh_host__run_end(vh_host_t *h, int *exit_code) {
   h->phase = VH_PHASE_STOP;
   vh_durable__stop(h); /* last batch durable, gated replies sent, closed */
   /* The REPL, then the plugins (which close their handles while the loop
@@ -519,7 +531,6 @@ int vh_host_run(vh_host_t *h, int *exit_code) {
          (unsigned long long)h->slice_seq, (unsigned long long)h->total_calls,
          h->exit_code);
   *exit_code = h->exit_code;
-  return 0;
 }
 
 void vh_host_free(vh_host_t *h) {

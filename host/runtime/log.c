@@ -97,6 +97,14 @@ int64_t vh_log_last_error(char *buf, size_t cap) {
   return vh_log_last_ms;
 }
 
+static vh_log_sink_fn vh_log_sink;
+static void *vh_log_sink_arg;
+
+void vh_log_set_sink(vh_log_sink_fn fn, void *arg) {
+  vh_log_sink = fn;
+  vh_log_sink_arg = arg;
+}
+
 void vh_log_text(vh_log_level_t level, const char *tag, const char *msg,
                  const char *more) {
   char buf[VH_LOG_BUF];
@@ -110,7 +118,7 @@ void vh_log_text(vh_log_level_t level, const char *tag, const char *msg,
              tag ? tag : "vedhost", n, msg);
   }
   if (!vh_log_enabled(level)) return;
-  size_t len = vh_log_header(buf, sizeof buf, level, tag);
+  size_t len = vh_log_sink ? 0 : vh_log_header(buf, sizeof buf, level, tag);
   vh_log_append(buf, &len, sizeof buf, msg);
   if (more && *more) {
     vh_log_append(buf, &len, sizeof buf, "\n");
@@ -118,6 +126,11 @@ void vh_log_text(vh_log_level_t level, const char *tag, const char *msg,
   }
   /* no trailing blank continuation line */
   while (len > 0 && (buf[len - 1] == ' ' || buf[len - 1] == '\n')) len--;
+  if (vh_log_sink) {
+    buf[len] = '\0';
+    vh_log_sink(vh_log_sink_arg, level, tag ? tag : "vedhost", buf);
+    return;
+  }
   buf[len++] = '\n';
   vh_log_write(buf, len);
 }

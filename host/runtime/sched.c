@@ -132,8 +132,12 @@ int64_t vh_host__wall_ms(void) {
   return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t vh_host__clock_ms(vh_host_t *h) {
+  return h->vclock_on ? h->vclock : vh_host__wall_ms();
+}
+
 int64_t vh_host__now(vh_host_t *h) {
-  if (h->slice_now == 0) h->slice_now = vh_host__wall_ms();
+  if (h->slice_now == 0) h->slice_now = vh_host__clock_ms(h);
   return h->slice_now;
 }
 
@@ -454,6 +458,11 @@ static void vh_every_start(vh_host_t *h, vh_every_t *e) {
   e->timer.data = e;
   e->next = e->dom->everies;
   e->dom->everies = e;
+  if (h->vclock_on) { /* virtual time: vh_sched__fire_due ticks it */
+    e->vdue = h->vclock + e->ms;
+    e->vorder = h->vorder++;
+    return;
+  }
   uv_update_time(&h->loop);
   uv_timer_start(&e->timer, vh_every_on_timer, (uint64_t)e->ms,
                  (uint64_t)e->ms);
@@ -765,7 +774,50 @@ static void vh_sched_on_after(uv_timer_t *t) {
   vh_host_t *h = vh_container_of(t, vh_host_t, after_timer);
   h->timers_dirty = 1; /* re-armed at the end of the slice */
   if (!vh_host__accepting(h, NULL, 0)) return; /* held: stays in the heap */
-  vh_sched_run_batch(h, vh_sched_take_timers(h, vh_host__wall_ms()));
+  vh_sched_run_batch(h, vh_sched_take_timers(h, vh_host__clock_ms(h)));
+}
+
+/* ---- virtual time (host/testing) ---- */
+
+int64_t vh_sched__next_due(vh_host_t *h) {
+  int64_t t = h->nheap ? h->heap_due[0].due : INT64_MAX;
+  for (int i = 0; i < h->ndoms; i++)
+    for (vh_every_t *e = h->doms[i]->everies; e; e = e->next)
+      if (e->vdue < t) t = e->vdue;
+  return t;
+}
+
+static int vh_every_order(const void *a, const void *b) {
+  const vh_every_t *x = *(vh_every_t *const *)a, *y = *(vh_every_t *const *)b;
+  return x->vorder < y->vorder ? -1 : x->vorder > y->vorder;
+}
+
+void vh_sched__fire_due(vh_host_t *h, int64_t now) {
+  h->timers_dirty = 1;
+  vh_sched_run_batch(h, vh_sched_take_timers(h, now));
+  /* Collect first: a handler may start (or a reload stop) every timers. */
+  size_t n = 0, cap = 0;
+  vh_every_t **due = NULL;
+  for (int i = 0; i < h->ndoms; i++)
+    for (vh_every_t *e = h->doms[i]->everies; e; e = e->next) {
+      if (e->vdue > now) continue;
+      if (n == cap) {
+        cap = cap ? cap * 2 : 8;
+        vh_every_t **nd = realloc(due, cap * sizeof *nd);
+        if (!nd) break;
+        due = nd;
+      }
+      due[n++] = e;
+    }
+  if (n > 1) qsort(due, n, sizeof *due, vh_every_order);
+  for (size_t i = 0; i < n; i++) {
+    vh_every_t *e = due[i];
+    e->vdue += e->ms;
+    if (e->vdue <= now) e->vdue = now + e->ms; /* never behind the clock */
+    vh_host__dispatch(h, e->dom, vh_str_data(e->event), vh_str_len(e->event),
+                      VH_DISPATCH_EVENT, e->payload, NULL, NULL);
+  }
+  free(due);
 }
 
 /* ---- slices ---- */
@@ -793,12 +845,12 @@ void vh_sched__update(vh_host_t *h) {
     uv_idle_start(&h->idle, vh_sched_on_idle);
   else
     uv_idle_stop(&h->idle);
-  if (h->timers_dirty) {
+  if (h->timers_dirty && !h->vclock_on) { /* virtual: the driver fires */
     h->timers_dirty = 0;
     if (h->nheap == 0) {
       uv_timer_stop(&h->after_timer);
     } else {
-      int64_t delay = h->heap_due[0].due - vh_host__wall_ms();
+      int64_t delay = h->heap_due[0].due - vh_host__clock_ms(h);
       uv_update_time(&h->loop);
       uv_timer_start(&h->after_timer, vh_sched_on_after,
                      delay > 0 ? (uint64_t)delay : 0, 0);
@@ -983,6 +1035,7 @@ void vh_sched__begin_run(vh_host_t *h) {
   h->deliver_upto = h->next_seq;
   h->timers_dirty = 1;
   uv_prepare_start(&h->prepare, vh_sched_on_prepare);
+  if (h->vclock_on) return; /* a test harness: the process's signals stay */
   uv_signal_start(&h->sigint, vh_sched_on_signal, SIGINT);
   uv_signal_start(&h->sigterm, vh_sched_on_signal, SIGTERM);
 }

@@ -43,6 +43,7 @@ typedef struct vh_host_opts {
   int rehearse;        /* --rehearse N: reloads wait for a rehearsal of the
                           last N slices (host/runtime/gate.c); 0 = off */
   int rehearse_strict; /* --rehearse-strict: differences refuse too */
+  int test_store;      /* host/testing: a throwaway store (vh_store_opts_t) */
 } vh_host_opts_t;
 
 typedef struct vh_host vh_host_t;

@@ -42,6 +42,15 @@ void vh_logv(vh_log_level_t level, const char *tag, const char *fmt,
 void vh_log_text(vh_log_level_t level, const char *tag, const char *msg,
                  const char *more);
 
+/* Send records to fn(arg, level, tag, text) instead of stderr (fn NULL:
+ * back to stderr). text [borrowed] is the record without its time stamp:
+ * the message and its indented continuation lines, no final newline.
+ * Process-wide, loop thread only (the ved.testing harness captures each
+ * host's records). */
+typedef void (*vh_log_sink_fn)(void *arg, vh_log_level_t level, const char *tag,
+                               const char *text);
+void vh_log_set_sink(vh_log_sink_fn fn, void *arg);
+
 /* The first line of the last record at VH_LOG_ERROR ("[tag] message"),
  * whether or not it was written, copied into buf [borrowed, cap bytes,
  * NUL-terminated]. Returns its wall-clock time in ms since the epoch, or 0

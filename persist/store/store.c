@@ -252,6 +252,10 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   size_t wbuf =
       o->write_buffer_bytes ? o->write_buffer_bytes : VH_DEFAULT_WRITE_BUFFER;
   rocksdb_options_set_write_buffer_size(opt, wbuf);
+  if (o->test_store) { /* vh_store.h: the test harness */
+    rocksdb_options_set_memtable_vector_rep(opt);
+    rocksdb_options_set_allow_concurrent_memtable_write(opt, 0);
+  }
   rocksdb_options_set_max_write_buffer_number(opt, 2);
   rocksdb_options_set_max_total_wal_size(opt, VH_DEFAULT_WAL_BYTES);
 
@@ -307,9 +311,10 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   rocksdb_options_t *with = rocksdb_options_create();
   char *oerr = NULL;
   /* recover (accept_loss) flushes what it recovered at open instead, so
-   * the damaged log becomes obsolete and is deleted there and then. */
+   * the damaged log becomes obsolete and is deleted there and then; so
+   * does a test store (its vector memtable is slow to read). */
   rocksdb_get_options_from_string(opt,
-                                  o->accept_loss
+                                  o->accept_loss || o->test_store
                                       ? "avoid_flush_during_recovery=false"
                                       : "avoid_flush_during_recovery=true",
                                   with, &oerr);
@@ -510,6 +515,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   pthread_cond_init(&s->retry_cv, NULL);
   pthread_rwlock_init(&s->db_lock, NULL);
   s->secondary = opts->read_only_secondary ? 1 : 0;
+  s->test_store = opts->test_store ? 1 : 0;
   if (s->secondary) s->scratch = strdup(opts->secondary_path);
   s->dir = strdup(dir);
   s->dbpath = vh_store__msg("%s/db", dir);
@@ -653,7 +659,7 @@ int vh_store_close(vh_store_t *s, char **errmsg) {
   int rc = 0;
   int wrote = s->writer_started && vh_store__write_count(s) > 0;
   if (s->writer_started) rc = vh_store__writer_stop(s, errmsg);
-  if (!s->secondary) {
+  if (!s->secondary && !s->test_store) {
     /* Invariant 4: no WAL left to replay at the next open; and (TUNING,
      * COMPACTION AT A CLEAN STOP) a compact store if it is small enough. */
     char *m = NULL;

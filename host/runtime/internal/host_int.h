@@ -87,6 +87,8 @@ typedef struct vh_every {
   vh_str_t *event;       /* [owned] */
   vh_val_t payload;      /* [owned] */
   struct vh_every *next; /* next in dom->everies, or in the pending list */
+  int64_t vdue;          /* virtual time (vclock_on): next tick, in ms */
+  uint64_t vorder;       /* virtual time: start order (ties fire in it) */
 } vh_every_t;
 
 /* One declared domain. Owned by h->doms; freed by vh_host_free. */
@@ -330,6 +332,14 @@ struct vh_host {
   /* Persistence (durable.c): the store, the output gate, sweeping. NULL
    * until vh_durable__open. */
   struct vh_durable *dur;
+
+  /* Virtual time (host/testing, the ved.testing harness): when vclock_on,
+   * the slice clock reads vclock (ms since the epoch), no uv timer runs an
+   * `after` or `every` timer and no signal handle is started; the driver
+   * moves vclock and fires what is due (vh_sched__fire_due). */
+  int vclock_on;
+  int64_t vclock;
+  uint64_t vorder; /* start order of `every` timers */
 };
 
 /* ---- call.c ---- */
@@ -500,6 +510,17 @@ int vh_host__when_durable(vh_host_t *h, void (*fn)(void *arg, int durable),
 /* Free an every that was never started. */
 void vh_every__free(vh_every_t *e);
 
+/* Virtual time (vclock_on): the earliest due time of a committed `after`
+ * or `every` timer, or INT64_MAX when none is armed. */
+int64_t vh_sched__next_due(vh_host_t *h);
+/* Virtual time: run, as work of the current slice, every timer due at or
+ * before now: `after` timers in (due, id) order, then `every` timers in
+ * start order (each ticks once; its next tick is one period later). The
+ * caller ends the slice (vh_slice_end). */
+void vh_sched__fire_due(vh_host_t *h, int64_t now);
+/* The slice clock's source: vclock when vclock_on, else the wall clock. */
+int64_t vh_host__clock_ms(vh_host_t *h);
+
 /* ---- api.c ---- */
 
 /* Push the core table the ved prelude builds the module from. */
@@ -567,6 +588,14 @@ typedef struct vh_host_hooks {
  * table again does nothing. 0, or VH_HOST_ESTATE when VH_HOST_MAX_HOOKS
  * are registered already. */
 int vh_host__hook(vh_host_t *h, const vh_host_hooks_t *hooks);
+/* vh_host_run in two halves, for a driver that turns the loop itself
+ * (host/testing): run_begin does what vh_host_run does before uv_run (the
+ * first slice: stored roots, migrate, start()); run_end what it does
+ * after (phase STOP, the store drained and closed, hooks, watchdog).
+ * run_begin returns VH_HOST_ESTATE like vh_host_run. */
+int vh_host__run_begin(vh_host_t *h);
+void vh_host__run_end(vh_host_t *h, int *exit_code);
+
 /* Run every registered hook of phase p. */
 void vh_host__run_hooks(vh_host_t *h, vh_hook_phase_t p);
 
@@ -593,6 +622,10 @@ int vh_reload__write_list(vh_host_t *h);
 void vh_reload__start(vh_host_t *h);
 /* Free what reload.c holds, after the loop closed its handles. */
 void vh_reload__free(vh_host_t *h);
+/* Replace the SCRIPT_OR_DIR arguments a reload reruns by paths[0..n)
+ * [borrowed, copied] (host/testing: h:reload{scripts = ...}). 0 or
+ * VH_ENOMEM (then nothing changed). */
+int vh_reload__set_args(vh_host_t *h, const char *const *paths, int n);
 /* Make d a retired record: its handlers, start, migrate and unhandled
  * references are dropped (on and unhandled become empty tables), its state
  * is kept, d->retired is set. Timers and logging are the caller's. */
@@ -711,6 +744,10 @@ struct vh_idlist;
 int vh_durable__rewind(vh_host_t *h, vh_domain_t *d, uint64_t root,
                        uint64_t after, const struct vh_idlist *dead,
                        const struct vh_idlist *back, char *err, size_t cap);
+/* Point the trie's process-wide loader and free hook at h's store again
+ * (host/testing drives several hosts in one process: each operation on
+ * one activates it first). */
+void vh_durable__activate(vh_host_t *h);
 /* The open store [borrowed], or NULL: for tests (vh_store__ hooks). */
 struct vh_store *vh_durable__store(vh_host_t *h);
 

@@ -88,6 +88,7 @@ struct vh_store {
   char *dir;    /* DIR as given */
   char *dbpath; /* DIR/db */
   int secondary;
+  int test_store;   /* vh_store_opts_t.test_store: no flush at close */
   vh_walscan_t wal; /* what the WAL scan found before opening */
   char *open_note;  /* [owned] a line for the host's log, or NULL */
   char *scratch;    /* [owned] a secondary's own dir, else NULL */
