@@ -33,45 +33,9 @@ ved.domain "other" {
 }
 ]]
 
--- A Lua literal of a plain value (or state proxy): one line, no elision.
-local SER_SRC = [=[
-local function ser(v)
-  local t = type(v)
-  if t == "string" then return string.format("%q", v) end
-  if t == "number" then
-    if math.type(v) == "integer" then return tostring(v) end
-    return string.format("%.17g", v)
-  end
-  if t ~= "table" then return tostring(v) end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    if type(a) == type(b) then return a < b end
-    return type(a) < type(b)
-  end)
-  local parts = {}
-  for _, k in ipairs(keys) do
-    parts[#parts + 1] = "[" .. ser(k) .. "]=" .. ser(v[k])
-  end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
-return ser
-]=]
-local ser = load(SER_SRC)()
-
-local function deep_eq(a, b)
-  if type(a) ~= type(b) then return false end
-  if type(a) ~= "table" then
-    return a == b and math.type(a) == math.type(b)
-  end
-  for k, v in pairs(a) do if not deep_eq(v, b[k]) then return false end end
-  for k in pairs(b) do if a[k] == nil then return false end end
-  return true
-end
-
-local function parse(text)
-  return assert(load("return " .. text, "=printed", "t", {}), text)()
-end
+local literal = require "support.literal"
+local SER_SRC, ser = literal.SER_SRC, literal.ser
+local deep_eq, parse = literal.deep_eq, literal.parse
 
 -- The REPL's key order: numbers, then strings (bytes), then false, true.
 local RANK = { number = 1, string = 2, boolean = 3 }

@@ -29,49 +29,9 @@ ved.domain "other" {
 }
 ]]
 
--- Serialize a plain value (or a state proxy) as a Lua literal: no
--- elision, any size, one line. The same source runs in the spec and, as
--- the global `ser`, in the host's REPL.
-local SER_SRC = [=[
-local function ser(v)
-  local t = type(v)
-  if t == "string" then return string.format("%q", v) end
-  if t == "number" then
-    if math.type(v) == "integer" then return tostring(v) end
-    return string.format("%.17g", v)
-  end
-  if t ~= "table" then return tostring(v) end
-  local keys = {}
-  for k in pairs(v) do keys[#keys + 1] = k end
-  table.sort(keys, function(a, b)
-    if type(a) == type(b) then return a < b end
-    return type(a) < type(b)
-  end)
-  local parts = {}
-  for _, k in ipairs(keys) do
-    parts[#parts + 1] = "[" .. ser(k) .. "]=" .. ser(v[k])
-  end
-  return "{" .. table.concat(parts, ",") .. "}"
-end
-return ser
-]=]
-local ser = load(SER_SRC)()
-
-local function deep_eq(a, b)
-  if type(a) ~= type(b) then return false end
-  if type(a) ~= "table" then
-    return a == b and math.type(a) == math.type(b)
-  end
-  for k, v in pairs(a) do if not deep_eq(v, b[k]) then return false end end
-  for k in pairs(b) do if a[k] == nil then return false end end
-  return true
-end
-
--- Parse a printed Lua literal (the REPL's / inspect's format).
-local function parse(text)
-  local f = assert(load("return " .. text, "=printed", "t", {}), text)
-  return f()
-end
+local literal = require "support.literal"
+local SER_SRC, ser = literal.SER_SRC, literal.ser
+local deep_eq, parse = literal.deep_eq, literal.parse
 
 -- The values a REPL chunk printed, one per line (each a one-line literal
 -- of a ser() string or a number), parsed.
