@@ -136,10 +136,7 @@ local function stop_host(p)
 end
 
 local function db_hash(dir)
-  local out, code = proc.sh("cd '" .. dir .. "/data/db' && find . -type f " ..
-                            "| sort | xargs sha256sum")
-  assert.are.equal(0, code)
-  return out
+  return proc.tree_hash(dir .. "/data/db")
 end
 
 local function nversions(dir)

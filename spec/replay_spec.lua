@@ -79,12 +79,8 @@ local function stop_host(p)
   return code
 end
 
--- "name hash" of every file under dir/data/db, sorted.
 local function db_hash(dir)
-  local out, code = proc.sh("cd '" .. dir .. "/data/db' && find . -type f " ..
-                            "| sort | xargs sha256sum")
-  assert.are.equal(0, code)
-  return out
+  return proc.tree_hash(dir .. "/data/db")
 end
 
 local function versions(dir)

@@ -214,6 +214,15 @@ function M.sh(cmd)
   return body, tonumber(code)
 end
 
+-- "hash name" of every file under dir, sorted by name: equal strings mean
+-- byte-identical trees (the "the store is untouched" checks).
+function M.tree_hash(dir)
+  local out, code = M.sh("cd " .. q(dir) .. " && find . -type f " ..
+                         "| sort | xargs sha256sum")
+  assert(code == 0, "tree_hash: cannot hash " .. dir)
+  return out
+end
+
 -- Lines of text that contain pattern (plain), in order.
 function M.lines_with(text, pat)
   local out = {}
