@@ -134,6 +134,19 @@
  *    ms. The WAL stays bounded by the write buffers as before.
  *  - 2 background jobs (2 cores). The info LOG is kept at FATAL level: see
  *    build_options for the disk-full abort in librocksdb 7.8 this avoids.
+ *  - COMPACTION HOLD: a primary opens with disable_auto_compactions=true,
+ *    and its writer thread sets it back to false (rocksdb_set_options)
+ *    compact_hold_ms (1 s) after the open, or before a write that finds
+ *    VH_COMPACT_HOLD_L0 (12) files in level 0, whichever comes first
+ *    (store_writer.c; the reopen after a failed write holds it again).
+ *    A kill -9 in the middle of a flood leaves a dozen level-0 files
+ *    behind, and RocksDB started compacting them (zstd, the bottommost
+ *    level) as soon as open returned: perf of a restart after kill -9 at
+ *    1M keys, 66% of the process's samples were that compaction thread,
+ *    competing with the loop thread (WAL replay, first handler) for the 2
+ *    cores. The bound at 12 stays under RocksDB's write slowdown at 20
+ *    level-0 files (stop at 36), so the hold never stalls a write; the
+ *    manual compaction at a clean close is not affected.
  */
 #include "store_int.h"
 
@@ -169,6 +182,8 @@
 #define VH_COMPACT_AT_CLOSE_BYTES ((uint64_t)64 << 20)
 /* Memory bound for the blocks buffered to train a dictionary per SST. */
 #define VH_DICT_BUFFER_BYTES ((uint64_t)8 << 20)
+/* COMPACTION HOLD (TUNING): how long after open. */
+#define VH_COMPACT_HOLD_MS 1000
 
 static const char vh_magic[8] = {'V', 'E', 'D', 'H', 'O', 'S', 'T', '\0'};
 
@@ -263,6 +278,9 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   rocksdb_options_set_level_compaction_dynamic_level_bytes(opt, 1);
   /* An SST window of 1000 entries with 900 deletes marks the file. */
   rocksdb_options_add_compact_on_deletion_collector_factory(opt, 1000, 900);
+  /* COMPACTION HOLD (TUNING): the writer turns them on again. */
+  if (!s->secondary && s->compact_hold_ms > 0)
+    rocksdb_options_set_disable_auto_compactions(opt, 1);
 
   if (o->no_compression) {
     rocksdb_options_set_compression(opt, rocksdb_no_compression);
@@ -530,6 +548,10 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
                      : opts->idle_flush_ms == 0 ? VH_IDLE_FLUSH_MS
                                                 : (unsigned)opts->idle_flush_ms;
   s->load_flush_bytes = opts->flush_bytes ? opts->flush_bytes : VH_FLUSH_BYTES;
+  s->compact_hold_ms = opts->compact_hold_ms < 0 ? 0
+                       : opts->compact_hold_ms == 0
+                           ? VH_COMPACT_HOLD_MS
+                           : (unsigned)opts->compact_hold_ms;
   if (opts->create && !s->secondary && mkdir(dir, 0700) != 0 &&
       errno != EEXIST) {
     set_msg(errmsg, vh_store__msg("%s: cannot create the data dir (%s)", dir,
@@ -573,6 +595,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   }
   if (!s->secondary && s->wal.state == VH_WALSCAN_TORN) vh_store__torn_note(s);
   if (!s->secondary) {
+    vh_store__hold_compaction(s);
     rc = vh_store__writer_start(s);
     if (rc != 0) {
       set_msg(errmsg,
@@ -704,7 +727,19 @@ int vh_store__reopen(vh_store_t *s, char **errmsg) {
   if (rerr) s->db = NULL;
   pthread_rwlock_unlock(&s->db_lock);
   if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
+  vh_store__hold_compaction(s);
   return flush_db(s, errmsg);
+}
+
+void vh_store__hold_compaction(vh_store_t *s) {
+  s->compact_held = s->compact_hold_ms > 0;
+  clock_gettime(CLOCK_REALTIME, &s->compact_at);
+  s->compact_at.tv_sec += s->compact_hold_ms / 1000;
+  s->compact_at.tv_nsec += (long)(s->compact_hold_ms % 1000) * 1000000L;
+  if (s->compact_at.tv_nsec >= 1000000000L) {
+    s->compact_at.tv_sec++;
+    s->compact_at.tv_nsec -= 1000000000L;
+  }
 }
 
 /* ---- reads ---- */

@@ -90,6 +90,15 @@
  * RocksDB's background error, which the next write reports (FAILURES).
  * The thresholds count the bytes of the merged WriteBatches.
  *
+ * COMPACTION HOLD (store.c, TUNING): the store opens with RocksDB's
+ * automatic compactions off, so that the compaction of what a crash left
+ * in level 0 does not compete with the WAL replay and the first handlers
+ * for the CPU. The writer turns them on (rocksdb_set_options) once
+ * compact_at passed (its idle wait wakes up for it) or before a write that
+ * finds VH_COMPACT_HOLD_L0 level-0 files, well before RocksDB would slow
+ * or stop writes for want of compaction (20 and 36 files): a held
+ * compaction never stalls the writer. Flushes are not held.
+ *
  * INVARIANTS.
  *  1. Batches are written in submission order, each all-or-nothing, and
  *     durable_seq only moves forward to the seq of a written batch.
@@ -124,6 +133,8 @@
 #define VH_GROUP_MAX_BYTES ((size_t)1 << 20)
 /* FLUSHING above: the least an idle flush is worth. */
 #define VH_IDLE_FLUSH_MIN ((size_t)16 << 10)
+/* COMPACTION HOLD above: level-0 files that end it before a write. */
+#define VH_COMPACT_HOLD_L0 12
 
 /* ---- batches ---- */
 
@@ -477,22 +488,58 @@ static struct timespec idle_deadline(const vh_store_t *s) {
   return ts;
 }
 
+static int ts_reached(const struct timespec *now, const struct timespec *t) {
+  return now->tv_sec > t->tv_sec ||
+         (now->tv_sec == t->tv_sec && now->tv_nsec >= t->tv_nsec);
+}
+
+/* Ends the COMPACTION HOLD (above) if it is due: force, or compact_at
+ * passed, or level 0 holds VH_COMPACT_HOLD_L0 files. Writer thread only,
+ * mu not held. */
+static void compact_resume(vh_store_t *s, int force) {
+  if (!s->compact_held || s->need_reopen || s->db == NULL) return;
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  if (!force && !ts_reached(&now, &s->compact_at)) {
+    /* a string property (rocksdb_property_int does not know it) */
+    char *l0 = rocksdb_property_value(s->db, "rocksdb.num-files-at-level0");
+    long n = l0 ? strtol(l0, NULL, 10) : VH_COMPACT_HOLD_L0;
+    rocksdb_free(l0);
+    if (n < VH_COMPACT_HOLD_L0) return;
+  }
+  const char *key[] = {"disable_auto_compactions"}, *val[] = {"false"};
+  char *rerr = NULL;
+  rocksdb_set_options(s->db, 1, key, val, &rerr);
+  free(rerr); /* not expected; the clean close compacts a small store */
+  s->compact_held = 0;
+}
+
 /* Waits (mu held) until a batch can be taken, or closing/abandon; flushes
- * the memtable once the queue stayed empty for idle_flush_ms. */
+ * the memtable once the queue stayed empty for idle_flush_ms, and ends the
+ * COMPACTION HOLD when it is due. */
 static void wait_work(vh_store_t *s) {
   while (!s->closing && !s->abandon && (s->qhead == NULL || s->paused)) {
-    if (s->idle_flush_ms == 0 || s->unflushed < VH_IDLE_FLUSH_MIN ||
-        s->paused || s->gave_up) {
+    int idle = s->idle_flush_ms != 0 && s->unflushed >= VH_IDLE_FLUSH_MIN &&
+               !s->paused && !s->gave_up;
+    int hold = s->compact_held && !s->gave_up;
+    if (!idle && !hold) {
       pthread_cond_wait(&s->work_cv, &s->mu);
       continue;
     }
-    struct timespec ts = idle_deadline(s);
+    struct timespec flush_at = idle_deadline(s), ts = flush_at;
+    if (hold && (!idle || !ts_reached(&s->compact_at, &flush_at)))
+      ts = s->compact_at;
     int rc = 0;
-    while (rc == 0 && !s->closing && !s->abandon && s->qhead == NULL)
+    while (rc == 0 && !s->closing && !s->abandon &&
+           (s->qhead == NULL || s->paused))
       rc = pthread_cond_timedwait(&s->work_cv, &s->mu, &ts);
-    if (rc != 0 && s->qhead == NULL && !s->closing && !s->abandon) {
+    if (rc != 0 && !s->closing && !s->abandon) {
+      struct timespec now;
+      clock_gettime(CLOCK_REALTIME, &now);
+      int flush = idle && s->qhead == NULL && ts_reached(&now, &flush_at);
       pthread_mutex_unlock(&s->mu);
-      flush_async(s);
+      if (hold && ts_reached(&now, &s->compact_at)) compact_resume(s, 1);
+      if (flush) flush_async(s);
       pthread_mutex_lock(&s->mu);
     }
   }
@@ -537,6 +584,7 @@ static void *writer_main(void *arg) {
       last = b->seq;
       n++;
     }
+    if (!gave_up) compact_resume(s, 0);
     int ok = !gave_up && write_group(s, list);
     if (ok && s->unflushed >= s->load_flush_bytes) flush_async(s);
     while (list) {

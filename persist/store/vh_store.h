@@ -83,6 +83,10 @@ typedef struct vh_store_opts {
    * last flush (0 = 1 MB). */
   int idle_flush_ms;
   size_t flush_bytes;
+  /* RocksDB's automatic compactions are held after open (store.c,
+   * COMPACTION HOLD) for compact_hold_ms (0 = 1000 ms, < 0 = not held),
+   * or until a write finds level 0 filling up. */
+  int compact_hold_ms;
   /* The test harness (host/testing): a store of many tiny slices that is
    * thrown away (or reopened as after kill -9): the memtable is an
    * unsorted vector (appends, sorted at flush: RocksDB's skiplist inserts

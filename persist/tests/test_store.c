@@ -974,7 +974,119 @@ TEST_IMPL(clean_close_compacts) {
   dir_cleanup();
 }
 
+/* ---- compaction hold: an open does not compact while the host starts ---- */
+
+static vh_store_t *open_hold(const char *dir, int create, int hold_ms) {
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.create = create;
+  o.sync = 0;
+  o.idle_flush_ms = -1;
+  o.compact_hold_ms = hold_ms;
+  vh_store_t *s = NULL;
+  char *m = NULL;
+  int rc = vh_store_open(dir, &o, &s, &m);
+  if (rc != 0) fprintf(stderr, "open: %s\n", m ? m : "?");
+  ASSERT_EQ(rc, 0);
+  return s;
+}
+
+static int sst_files(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/db", dir);
+  DIR *d = opendir(path);
+  ASSERT(d != NULL);
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t l = strlen(e->d_name);
+    if (l >= 4 && strcmp(e->d_name + l - 4, ".sst") == 0) n++;
+  }
+  closedir(d);
+  return n;
+}
+
+/* One 2000-byte node (id k) and the manifest, then a flush: one more
+ * level-0 file. */
+static void put_flushed(vh_store_t *s, uint64_t k) {
+  static char payload[2000];
+  memset(payload, (int)('a' + k % 26), sizeof payload);
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_batch_put_node(b, k, payload, sizeof payload), 0);
+  ASSERT_EQ(vh_batch_set_manifest(b, &k, sizeof k), 0);
+  ASSERT_EQ(vh_store_submit(s, b, k), 0);
+  ASSERT_EQ(vh_store_wait_durable(s, k), 0);
+  ASSERT_EQ(vh_store_flush(s, NULL), 0);
+}
+
+/* Polls (bounded: only a hang fails on time) until DIR/db holds fewer than
+ * n SST files; returns how many it holds then. */
+static int sst_below(const char *dir, int n) {
+  int f = sst_files(dir);
+  for (int i = 0; i < 600 && f >= n; i++) {
+    struct timespec ts = {0, 50 * 1000000L};
+    nanosleep(&ts, NULL);
+    f = sst_files(dir);
+  }
+  return f;
+}
+
+static void pause_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
+}
+
+TEST_IMPL(open_holds_compaction) {
+  /* Six level-0 files (RocksDB compacts from 4): an open leaves them
+   * alone while the hold lasts, a write does not end it, then it ends. */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_hold(dir, 1, 600000);
+  for (uint64_t k = 1; k <= 6; k++) put_flushed(s, k);
+  int n = sst_files(dir);
+  if (n < 6) fprintf(stderr, "%d SST files\n", n);
+  ASSERT(n >= 6);
+  close_ok(s);
+  ASSERT_EQ(sst_files(dir), n);
+  s = open_hold(dir, 0, 600000);
+  pause_ms(500);
+  ASSERT_EQ(sst_files(dir), n); /* RocksDB's compaction would be done */
+  put_flushed(s, 7);
+  pause_ms(500);
+  ASSERT_EQ(sst_files(dir), n + 1);
+  close_ok(s);
+  /* A short hold: compaction starts once it is over, with no write. */
+  s = open_hold(dir, 0, 50);
+  int m = sst_below(dir, n + 1);
+  if (m > n) fprintf(stderr, "still %d SST files (was %d)\n", m, n + 1);
+  ASSERT(m <= n);
+  void *p;
+  size_t len;
+  ASSERT_EQ(vh_store_get_node(s, 7, &p, &len, NULL), 0);
+  ASSERT_EQ(len, 2000);
+  free(p);
+  close_ok(s);
+  dir_cleanup();
+}
+
+TEST_IMPL(compaction_hold_ends_before_a_stall) {
+  /* RocksDB slows writes from 20 level-0 files and stops them at 36: a
+   * write that finds level 0 filling up ends the hold, however long it
+   * was to last (else a write flood right after open would stall on a
+   * compaction nobody may start). */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_hold(dir, 1, 600000);
+  for (uint64_t k = 1; k <= 18; k++) put_flushed(s, k);
+  int m = sst_below(dir, 18);
+  if (m >= 18) fprintf(stderr, "still %d SST files\n", m);
+  ASSERT(m < 18);
+  close_ok(s);
+  dir_cleanup();
+}
+
 VH_TEST_MAIN(
+    TEST_ENTRY(open_holds_compaction),
+    TEST_ENTRY(compaction_hold_ends_before_a_stall),
     TEST_ENTRY(idle_flush_retires_wal), TEST_ENTRY(clean_close_compacts),
     TEST_ENTRY(no_idle_flush_keeps_wal), TEST_ENTRY(flood_keeps_wal_short),
     TEST_ENTRY(crc32c_vectors), TEST_ENTRY(crc32c_paths),

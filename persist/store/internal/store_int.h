@@ -11,6 +11,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <rocksdb/c.h>
 
@@ -151,6 +152,12 @@ struct vh_store {
   size_t load_flush_bytes;      /* flush at once past this, idle or not */
   unsigned idle_flush_ms;       /* the pause (0: no idle flush) */
   _Atomic uint64_t flush_count; /* flushes the writer asked for */
+  /* COMPACTION HOLD (store.c): RocksDB's automatic compactions are off
+   * since the last open until compact_at (CLOCK_MONOTONIC) or a write that
+   * finds level 0 filling up (writer thread; set by open and reopen). */
+  int compact_held;
+  unsigned compact_hold_ms; /* 0: no hold */
+  struct timespec compact_at;
   /* Node puts and deletes written since open (writer thread; read by
    * close after the writer joined): store.c, COMPACTION AT A CLEAN STOP. */
   uint64_t node_puts, node_dels;
@@ -160,6 +167,9 @@ struct vh_store {
   _Atomic uint64_t write_count; /* RocksDB writes done */
 };
 
+/* store.c: starts the COMPACTION HOLD after an open or a reopen (before
+ * the writer runs, or on the writer thread). */
+void vh_store__hold_compaction(vh_store_t *s);
 /* store.c: formats a [new] message, printf style (NULL if out of memory). */
 char *vh_store__msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* store.c: turns a RocksDB error string (errptr, [stolen] and freed) into a
