@@ -387,6 +387,47 @@ TEST_IMPL(blob_inline_moves_out) {
   lu_free(&m);
 }
 
-VH_TEST_MAIN(TEST_ENTRY(blob_rewrite_is_small), TEST_ENTRY(blob_one_slot),
-             TEST_ENTRY(blob_views_and_faults),
+/* Big strings are hashed only when used as keys (str.c): big keys stay
+ * inline, are found by any equal string, before and after a restart. */
+TEST_IMPL(blob_big_keys) {
+  uint64_t e = vh_edit_new(), next = 1, root;
+  vh_tab_t *t = vh_tab_new(e), *r = NULL;
+  lu_map_t m;
+  lu_init(&m);
+  lu_use(&m);
+  for (int i = 0; i < 50; i++) {
+    vh_val_t k = big(i, 300 + (size_t)i); /* a key is borrowed */
+    ASSERT_EQ(vh_tab_set(&t, k, vh_int(i), e), 0);
+    vh_val_release(k);
+  }
+  vh_val_t v = big(3, 303);
+  ASSERT_EQ(vh_tab_set(&t, v, big(3, 303), e), 0); /* key == value bytes */
+  vh_val_release(v);
+  flush(&m, t, &next);
+  root = vh_tab_id(t);
+  ASSERT_EQ(count_blobs(&m), 1); /* the one big value; keys inline */
+  for (int pass = 0; pass < 2; pass++) {
+    vh_tab_t *x = pass == 0 ? t : (r = vh_tab_stub(root));
+    for (int i = 0; i < 50; i++) {
+      vh_val_t k = big(i, 300 + (size_t)i), got;
+      vh_tab_get(x, k, &got);
+      if (i == 3)
+        ASSERT(is_big(got, 3, 303));
+      else
+        ASSERT(got.type == VH_TINT && got.u.i == i);
+      vh_tab_get_str(x, vh_str_data(k.u.s), vh_str_len(k.u.s), &got);
+      ASSERT(got.type != VH_TNIL);
+      vh_val_release(k);
+    }
+    ASSERT_CHECK(x);
+    ASSERT_EQ(vh_tab_count(x), 50);
+  }
+  vh_tab_release(r);
+  vh_tab_release(t);
+  ASSERT_CLEAN();
+  lu_free(&m);
+}
+
+VH_TEST_MAIN(TEST_ENTRY(blob_big_keys), TEST_ENTRY(blob_rewrite_is_small),
+             TEST_ENTRY(blob_one_slot), TEST_ENTRY(blob_views_and_faults),
              TEST_ENTRY(blob_inline_moves_out))

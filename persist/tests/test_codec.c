@@ -89,8 +89,8 @@ static void reencode_val(lu_map_t *m, vh_val_t v, vh_buf_t *buf, long *count) {
   if (v.type == VH_TSTR && vh_str__big(v.u.s)) {
     /* A big value is a blob of its own, and loads owning its id. */
     lu_ent_t *x;
-    uint64_t id = *vh_str__blob(v.u.s);
-    ASSERT(id != 0 && !(id & VH_BLOB_NODEATH));
+    uint64_t id = vh_str__blob_id(v.u.s);
+    ASSERT(id != 0 && !(*vh_str__blob(v.u.s) & VH_BLOB_NODEATH));
     ASSERT_EQ(vh_codec_encode_blob(vh_str_data(v.u.s), vh_str_len(v.u.s), buf),
               0);
     ASSERT((x = lu_get(m, id)) != NULL);

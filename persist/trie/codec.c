@@ -108,8 +108,8 @@ static inline void put_u32(vh_buf_t *b, uint32_t x) {
 /* The blob id a value is written as (0: inline). */
 static inline uint64_t blob_ref(vh_val_t v) {
   if (v.type != VH_TSTR || !vh_str__big(v.u.s)) return 0;
-  uint64_t id = *vh_str__blob(v.u.s);
-  return id & VH_BLOB_NODEATH ? 0 : id;
+  uint64_t t = *vh_str__blob(v.u.s);
+  return t & VH_BLOB_NODEATH ? 0 : t & VH_BLOB_ID_MASK;
 }
 
 /* One value: at most a tag, 10 varint bytes and the string's bytes. */

@@ -89,13 +89,14 @@ static int put_blobs(vh_node_t *n, slist_t *undo, vh_buf_t *buf,
     vh_str_t *s;
     if (v->type != VH_TSTR || !vh_str__big(v->u.s)) continue;
     s = v->u.s;
-    if (*vh_str__blob(s) != 0) continue; /* written, or a view's */
+    if (*vh_str__blob(s) & (VH_BLOB_ID_MASK | VH_BLOB_NODEATH))
+      continue; /* written, or a view's */
     if (vh_grow(&undo->s, &undo->cap, undo->n + 1, sizeof *undo->s) != 0)
       return VH_ENOMEM;
     if ((r = vh_codec_encode_blob(vh_str_data(s), vh_str_len(s), buf)) < 0 ||
         (r = put(arg, *next_id, buf->p, buf->len)) < 0)
       return r;
-    *vh_str__blob(s) = (*next_id)++;
+    vh_str__set_blob_id(s, (*next_id)++);
     undo->s[undo->n++] = s;
     (*blobs)++;
     *bytes += buf->len;
@@ -209,7 +210,7 @@ int vh_flush_collect(vh_tab_t *const *roots, size_t nroots, uint64_t *next_id,
       undo.e[i].n->id = 0;
       undo.e[i].n->edit = undo.e[i].edit;
     }
-    for (i = 0; i < sundo.n; i++) *vh_str__blob(sundo.s[i]) = 0;
+    for (i = 0; i < sundo.n; i++) vh_str__set_blob_id(sundo.s[i], 0);
     *next_id = id0;
   } else if (stats != NULL) {
     stats->nodes = nodes + blobs;

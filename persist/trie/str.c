@@ -94,7 +94,7 @@ vh_str_t *vh_str_new(const char *p, size_t len) {
   s->refc = 1;
   s->len = (uint32_t)len;
   if (len >= VH_BLOB_MIN) *vh_str__blob(s) = 0;
-  s->hash = vh_hash_bytes(p, len);
+  s->hash = len < VH_BLOB_MIN ? vh_hash_bytes(p, len) : 0;
   if (len > 0) memcpy(s->data, p, len);
   s->data[len] = '\0';
   return s;
@@ -108,8 +108,9 @@ void vh_str_release(vh_str_t *s) {
   if (s->refc == 0) vh_trie__panic("vh_str_release: refcount underflow");
   if (--s->refc != 0) return;
   if (VH_UNLIKELY(vh_str__big(s))) {
-    uint64_t id = *vh_str__blob(s);
-    if (id != 0 && !(id & VH_BLOB_NODEATH)) vh_trie__died(id, 0);
+    uint64_t t = *vh_str__blob(s);
+    if ((t & VH_BLOB_ID_MASK) != 0 && !(t & VH_BLOB_NODEATH))
+      vh_trie__died(t & VH_BLOB_ID_MASK, 0);
   }
   vh_mem__free(s, vh_str__alloc_size(s->len));
 }
@@ -118,7 +119,10 @@ int vh_str__own(vh_val_t *v) {
   vh_str_t *s, *c;
   if (v->type != VH_TSTR) return 0;
   s = v->u.s;
-  if (!vh_str__big(s) || (s->refc == 1 && *vh_str__blob(s) == 0)) return 0;
+  if (!vh_str__big(s) ||
+      (s->refc == 1 &&
+       !(*vh_str__blob(s) & (VH_BLOB_ID_MASK | VH_BLOB_NODEATH))))
+    return 0;
   if ((c = vh_str_new(s->data, s->len)) == NULL) return VH_ENOMEM;
   vh_str_release(s);
   v->u.s = c;
@@ -181,9 +185,10 @@ int vh_key__eq(vh_val_t a, vh_val_t b) {
   if (a.type != b.type) return 0;
   switch (a.type) {
     case VH_TSTR:
-      return a.u.s == b.u.s ||
-             (a.u.s->hash == b.u.s->hash && a.u.s->len == b.u.s->len &&
-              memcmp(a.u.s->data, b.u.s->data, a.u.s->len) == 0);
+      if (a.u.s == b.u.s) return 1;
+      if (a.u.s->len != b.u.s->len) return 0;
+      if (!vh_str__big(a.u.s) && a.u.s->hash != b.u.s->hash) return 0;
+      return memcmp(a.u.s->data, b.u.s->data, a.u.s->len) == 0;
     case VH_TINT:
       return a.u.i == b.u.i;
     case VH_TFLOAT:
@@ -221,6 +226,13 @@ uint32_t vh_key__hash(vh_val_t k) {
   if (vh_trie__test_hash != NULL) return vh_trie__test_hash(k);
   switch (k.type) {
     case VH_TSTR:
+      if (VH_UNLIKELY(vh_str__big(k.u.s))) { /* hashed on first use */
+        uint64_t *t = vh_str__blob(k.u.s);
+        if (!(*t & VH_STR_HASHED)) {
+          k.u.s->hash = vh_hash_bytes(k.u.s->data, k.u.s->len);
+          *t |= VH_STR_HASHED;
+        }
+      }
       return k.u.s->hash;
     case VH_TINT:
       return (uint32_t)vh_hash__mix64((uint64_t)k.u.i);
