@@ -28,7 +28,8 @@
  *   offset size  field
  *   0      8     magic "VEDHOST\0"
  *   8      4     u32 little endian: store format version (2; 1 before
- *                big string values were stored out of line as blobs)
+ *                big string values were stored out of line as blobs,
+ *                invariant 1)
  *
  * NODE AND MANIFEST VALUES ('N...', 'M'):
  *
@@ -41,12 +42,11 @@
  *  1. A database is used only if its format record has the magic and a
  *     version <= VH_STORE_FORMAT_VERSION. A store is created (format record
  *     written, fsync'd) only when opts.create is set and the database holds
- *     no key at all, so a foreign RocksDB is never written to. An older
- *     version is upgraded by a primary open when every store of that
- *     version reads as one of this version (1 -> 2: version 2 only adds
- *     blob records and references, codec.c; nothing is rewritten): the
- *     format record gets the new version, fsync'd, and the open note
- *     says so. A secondary (read-only) open reads it as it is.
+ *     no key at all, so a foreign RocksDB is never written to. A store of
+ *     version 1 is read and written as it is: version 2 only adds blob
+ *     records and references (persist/trie/codec.c, BLOBS), and those
+ *     nodes carry node format 2, which a vedhost of version 1 refuses as
+ *     "node of a newer format" when it reads one (never misread).
  *  2. Every value read is verified (length, CRC, kind) before its payload is
  *     returned; a value of a newer version is refused (VH_EFORMAT), never
  *     misread. RocksDB also verifies its own block checksums on every read
@@ -498,14 +498,6 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
                             "store; move it away or restore a backup",
                             s->dbpath));
       rc = VH_EFORMAT;
-    } else if (ver < VH_STORE_FORMAT_VERSION && !s->secondary) {
-      rc = write_format_record(s, errmsg);
-      if (rc == 0)
-        s->open_note = vh_store__msg(
-            "%s: store format version %u upgraded to %d (big string values "
-            "are now stored out of line; older vedhost versions will refuse "
-            "this data dir)",
-            s->dbpath, (unsigned)ver, VH_STORE_FORMAT_VERSION);
     }
   }
   rocksdb_free(v);
@@ -585,19 +577,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
       goto fail_close;
     }
   }
-  if (!s->secondary && s->wal.state == VH_WALSCAN_TORN) {
-    char *up = s->open_note; /* a format upgrade's note, kept after it */
-    s->open_note = NULL;
-    vh_store__torn_note(s);
-    if (up != NULL && s->open_note != NULL) {
-      char *both = vh_store__msg("%s; %s", s->open_note, up);
-      if (both != NULL) {
-        free(s->open_note);
-        s->open_note = both;
-      }
-    }
-    free(up);
-  }
+  if (!s->secondary && s->wal.state == VH_WALSCAN_TORN) vh_store__torn_note(s);
   if (!s->secondary) {
     rc = vh_store__writer_start(s);
     if (rc != 0) {

@@ -108,6 +108,31 @@ static void apply_and_check(lu_map_t *m, uint64_t root) {
   lu_free(&parents);
 }
 
+static int kid_is_blob(void *arg, uint64_t id) {
+  int *n = ((int **)arg)[1];
+  *n += kind_of(((lu_map_t **)arg)[0], id) == VH_K_BLOB;
+  return 0;
+}
+
+/* Node format 2 exactly on blob records and nodes referring to a blob
+ * (a version-1 vedhost then refuses just those, as newer); returns how
+ * many nodes refer to blobs. */
+static int check_versions(lu_map_t *m) {
+  int refs = 0;
+  for (size_t i = 0; i < m->cap; i++) {
+    lu_ent_t *e = &m->e[i];
+    int nblob = 0, kind;
+    void *arg[2] = {m, &nblob};
+    if (e->id == 0 || e->id == LU_TOMB) continue;
+    ASSERT_EQ(vh_codec_child_ids(e->p, e->len, kid_is_blob, arg, &kind, NULL),
+              0);
+    int v = ((const unsigned char *)e->p)[0] >> 4;
+    ASSERT_EQ(v, kind == VH_K_BLOB || nblob > 0 ? 2 : 1);
+    refs += nblob > 0;
+  }
+  return refs;
+}
+
 static vh_flush_stats_t flush(lu_map_t *m, vh_tab_t *t, uint64_t *next) {
   vh_flush_stats_t st;
   ASSERT_EQ(vh_flush_collect(&t, 1, next, lu_put_cb, m, &st), 0);
@@ -138,6 +163,7 @@ TEST_IMPL(blob_rewrite_is_small) {
   vh_flush_stats_t st = flush(&m, t, &next);
   ASSERT_EQ(st.blobs, 100);
   ASSERT_EQ(count_blobs(&m), 100);
+  ASSERT(check_versions(&m) > 0);
   root = vh_tab_id(t);
   vh_tab_release(t); /* the process ends (hook muted) */
 
@@ -360,6 +386,7 @@ TEST_IMPL(blob_inline_moves_out) {
   }
   flush(&m, t, &next);
   ASSERT_EQ(count_blobs(&m), 0);
+  ASSERT_EQ(check_versions(&m), 0); /* every node as a format-1 vedhost wrote */
   root = vh_tab_id(t);
   vh_tab_release(t);
 
@@ -374,6 +401,7 @@ TEST_IMPL(blob_inline_moves_out) {
   root = vh_tab_id(r);
   apply_and_check(&m, root);
   ASSERT_EQ(count_blobs(&m), st.blobs);
+  ASSERT(check_versions(&m) > 0);
   lu_deaths.on = 0;
   vh_tab_release(r);
   r = vh_tab_stub(root);

@@ -9,9 +9,12 @@
  * the store's job; this layer guards the structure: a node that decodes
  * can be used by champ.c / vec.c without any further check.
  *
- * NODE LAYOUT. Byte 0 is version << 4 | kind. Version is 1
- * (VH_CODEC_VERSION); a higher version is refused with VH_EFORMAT, never
- * misread. Varints are LEB128 (7 bits a byte, low first, at most 10 bytes,
+ * NODE LAYOUT. Byte 0 is version << 4 | kind. Version is 2 for a node that
+ * holds a blob reference (tag 7) and for a blob record (kind 6), 1 for
+ * every other node (so those stay readable by a vedhost of before blobs);
+ * a version above VH_CODEC_VERSION is refused with VH_EFORMAT ("node of a
+ * newer format"), never misread, and tag 7 or kind 6 in a version 1 node
+ * is corrupt. Varints are LEB128 (7 bits a byte, low first, at most 10 bytes,
  * minimal: no trailing 0x80 0x00), "u32" is 4 bytes little endian.
  *
  *   kind           field        encoding
@@ -214,12 +217,41 @@ static inline int popc(uint32_t x) {
   return __builtin_popcount(x);
 }
 
+/* 1 if the leaf n has a value written as a blob reference. */
+static int has_blob_ref(const vh_node_t *n) {
+  const vh_val_t *v;
+  size_t i, count, step = 1;
+  switch (n->kind) {
+    case VH_K_CHAMP:
+      v = ((const vh_champ_t *)n)->kv + 1;
+      count = (size_t)popc(((const vh_champ_t *)n)->datamap);
+      step = 2;
+      break;
+    case VH_K_COLL:
+      v = ((const vh_coll_t *)n)->kv + 1;
+      count = ((const vh_coll_t *)n)->count;
+      step = 2;
+      break;
+    case VH_K_VLEAF:
+      v = ((const vh_vleaf_t *)n)->v;
+      count = n->a;
+      break;
+    default:
+      return 0;
+  }
+  for (i = 0; i < count; i++, v += step)
+    if (blob_ref(*v) != 0) return 1;
+  return 0;
+}
+
 int vh_codec_encode(const vh_node_t *n, vh_buf_t *out) {
   int i, r;
   out->len = 0;
   if (n->flags & VH_F_STUB) return VH_EINVAL;
   if ((r = reserve(out, 64)) < 0) return r;
-  put_u8(out, VH_CODEC_VERSION << 4 | n->kind);
+  put_u8(out, (has_blob_ref(n) ? VH_CODEC_VERSION : VH_CODEC_VERSION_INLINE)
+                      << 4 |
+                  n->kind);
   switch (n->kind) {
     case VH_K_TAB: {
       const vh_tab_t *t = (const vh_tab_t *)n;
@@ -272,6 +304,7 @@ typedef struct rd {
   vh_codec_id_fn fn; /* may be NULL: validate only */
   void *arg;
   size_t blobs; /* blob references read */
+  unsigned ver; /* the node's format version */
 } rd_t;
 
 static int bad(rd_t *r, const char *why) {
@@ -375,6 +408,7 @@ static int rd_val(rd_t *r, int key, vh_val_t *v) {
       return report(r, x);
     case TAG_BLOB: {
       uint64_t len;
+      if (r->ver < 2) return bad(r, "bad value tag");
       if (key) return bad(r, "blob key");
       if ((e = rd_id(r, &x)) < 0 || (e = rd_varint(r, &len)) < 0) return e;
       if (len < VH_BLOB_MIN) return bad(r, "blob shorter than the minimum");
@@ -436,7 +470,9 @@ static int rd_kind(rd_t *r, unsigned *kind) {
     return VH_EFORMAT;
   }
   *kind = b & 15;
-  if ((b >> 4) == 0 || *kind < VH_K_TAB || *kind > VH_K_BLOB)
+  r->ver = b >> 4;
+  if (r->ver == 0 || *kind < VH_K_TAB || *kind > VH_K_BLOB ||
+      (*kind == VH_K_BLOB && r->ver < 2))
     return bad(r, "bad kind byte");
   return 0;
 }

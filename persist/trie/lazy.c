@@ -251,7 +251,7 @@ int vh_trie__load_blob(uint64_t id, uint64_t len, vh_str_t **out,
   }
   b = bytes;
   r = VH_ECORRUPT;
-  if (n < 1 || (b[0] & 15) != VH_K_BLOB || (b[0] >> 4) == 0)
+  if (n < 1 || (b[0] & 15) != VH_K_BLOB || (b[0] >> 4) < 2)
     *why = "blob: not a blob record";
   else if ((b[0] >> 4) > VH_CODEC_VERSION)
     *why = "blob of a newer format (upgrade vedhost)", r = VH_EFORMAT;

@@ -24,9 +24,12 @@
 #include "vh_bytes.h"
 #include "vh_err.h"
 
-/* The node format this code writes and the newest it reads (the high
- * nibble of every node's first byte). */
-#define VH_CODEC_VERSION 1
+/* The node format (the high nibble of every node's first byte): the newest
+ * this code reads, written for nodes that refer to a blob and for blob
+ * records (codec.c, BLOBS); a node without a blob reference is written as
+ * version 1, which older vedhost versions read too. */
+#define VH_CODEC_VERSION 2
+#define VH_CODEC_VERSION_INLINE 1
 
 /* vh_buf_t, the growable byte buffer, lives in vh_bytes.h. */
 
