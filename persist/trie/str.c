@@ -187,7 +187,12 @@ int vh_key__eq(vh_val_t a, vh_val_t b) {
     case VH_TSTR:
       if (a.u.s == b.u.s) return 1;
       if (a.u.s->len != b.u.s->len) return 0;
-      if (!vh_str__big(a.u.s) && a.u.s->hash != b.u.s->hash) return 0;
+      if (vh_str__big(a.u.s)) { /* one blob id, one content (diff) */
+        uint64_t id = vh_str__blob_id(a.u.s);
+        if (id != 0 && id == vh_str__blob_id(b.u.s)) return 1;
+      } else if (a.u.s->hash != b.u.s->hash) {
+        return 0;
+      }
       return memcmp(a.u.s->data, b.u.s->data, a.u.s->len) == 0;
     case VH_TINT:
       return a.u.i == b.u.i;
