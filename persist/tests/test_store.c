@@ -271,15 +271,59 @@ TEST_IMPL(create_reopen_format_record) {
   s = open_ok(dir, 0, 1); /* reopen without create */
   expect_manifest(s, NULL);
   close_ok(s);
-  /* The format record: "VEDHOST\0" + u32 le 1. */
+  /* The format record: "VEDHOST\0" + u32 le 2. */
   rocksdb_t *db = raw_open(dir, 0);
   size_t vl = 0;
   char *v = raw_get(db, "F", 1, &vl);
   ASSERT(v != NULL);
   ASSERT_EQ(vl, 12);
-  ASSERT(memcmp(v, "VEDHOST\0\1\0\0\0", 12) == 0);
+  ASSERT(memcmp(v, "VEDHOST\0\2\0\0\0", 12) == 0);
   rocksdb_free(v);
   rocksdb_close(db);
+  dir_cleanup();
+}
+
+/* Format 1 (before blobs, every string inline) is a subset of 2: it is
+ * read and written as it is, by a primary and a secondary open (its nodes
+ * that refer to blobs carry node format 2, which a version-1 vedhost
+ * refuses as newer: persist/trie/codec.c, BLOBS). */
+TEST_IMPL(older_format_kept) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  submit_put(s, 1, 1, "first", "m1");
+  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  close_ok(s);
+  rocksdb_t *db = raw_open(dir, 0);
+  raw_put(db, "F", 1, "VEDHOST\0\1\0\0\0", 12);
+  rocksdb_close(db);
+
+  char sec[300];
+  snprintf(sec, sizeof sec, "%s.secondary", dir);
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.read_only_secondary = 1;
+  o.secondary_path = sec;
+  vh_store_t *r;
+  char *m = NULL;
+  ASSERT_EQ(vh_store_open(dir, &o, &r, &m), 0);
+  expect_node(r, 1, "first");
+  close_ok(r);
+  s = open_ok(dir, 0, 1);
+  ASSERT(vh_store_open_note(s) == NULL);
+  expect_manifest(s, "m1");
+  expect_node(s, 1, "first");
+  submit_put(s, 2, 2, "second", "m2");
+  ASSERT_EQ(vh_store_wait_durable(s, 2), 0);
+  close_ok(s);
+  db = raw_open(dir, 0);
+  size_t vl = 0;
+  char *v = raw_get(db, "F", 1, &vl);
+  ASSERT(v != NULL && vl == 12 && memcmp(v, "VEDHOST\0\1\0\0\0", 12) == 0);
+  rocksdb_free(v);
+  rocksdb_close(db);
+  s = open_ok(dir, 0, 1);
+  expect_node(s, 2, "second");
+  close_ok(s);
   dir_cleanup();
 }
 
@@ -327,9 +371,9 @@ TEST_IMPL(newer_format_refused) {
   const char *dir = fresh_dir();
   close_ok(open_ok(dir, 1, 1));
   rocksdb_t *db = raw_open(dir, 0);
-  raw_put(db, "F", 1, "VEDHOST\0\2\0\0\0", 12);
+  raw_put(db, "F", 1, "VEDHOST\0\3\0\0\0", 12);
   rocksdb_close(db);
-  open_expect_fail(dir, 0, VH_EFORMAT, "format version 2 is newer");
+  open_expect_fail(dir, 0, VH_EFORMAT, "format version 3 is newer");
   open_expect_fail(dir, 0, VH_EFORMAT, "run a newer vedhost");
   dir_cleanup();
 }
@@ -1121,10 +1165,10 @@ VH_TEST_MAIN(
     TEST_ENTRY(open_missing_without_create),
     TEST_ENTRY(create_reopen_format_record), TEST_ENTRY(locked_by_another_open),
     TEST_ENTRY(foreign_rocksdb_refused), TEST_ENTRY(bad_magic_refused),
-    TEST_ENTRY(newer_format_refused), TEST_ENTRY(put_get_delete_iterate),
-    TEST_ENTRY(group_commit_merges_batches), TEST_ENTRY(order_preserved_merged),
-    TEST_ENTRY(order_preserved_one_by_one), TEST_ENTRY(submit_misuse),
-    TEST_ENTRY(checksum_mismatch_detected),
+    TEST_ENTRY(newer_format_refused), TEST_ENTRY(older_format_kept),
+    TEST_ENTRY(put_get_delete_iterate), TEST_ENTRY(group_commit_merges_batches),
+    TEST_ENTRY(order_preserved_merged), TEST_ENTRY(order_preserved_one_by_one),
+    TEST_ENTRY(submit_misuse), TEST_ENTRY(checksum_mismatch_detected),
     TEST_ENTRY(write_failure_retried_in_order),
     TEST_ENTRY(close_gives_up_on_failing_writes),
     TEST_ENTRY(backpressure_never_blocks_submit),
