@@ -228,14 +228,16 @@ vh_node_t *vh_node__load(vh_node_t *n) {
   vh_node_t *node;
   size_t len;
   int r;
+  int staged = 0;
   if (s->fwd != NULL) return s->fwd;
-  if (fetch(n->id, &bytes, &len) < 0) return NULL;
+  if (vh_trie__stage != NULL) staged = vh_trie__staged(n->id, &bytes, &len);
+  if (!staged && fetch(n->id, &bytes, &len) < 0) return NULL;
   ex.kind = n->kind;
   ex.shift = n->a;
   ex.tail = n->b;
   ex.expect = s->expect;
   r = vh_codec_decode(bytes, len, n->id, &ex, &node, &why);
-  give_back(bytes);
+  if (!staged) give_back(bytes);
   if (r < 0) {
     vh_trie__fault(r, n->id, why);
     return NULL;
@@ -270,10 +272,12 @@ int vh_tab__load(vh_tab_t *t) {
   const char *why;
   size_t len;
   int r;
+  int staged = 0;
   if (!(t->h.flags & VH_F_STUB)) return 0;
-  if ((r = fetch(t->h.id, &bytes, &len)) < 0) return r;
+  if (vh_trie__stage != NULL) staged = vh_trie__staged(t->h.id, &bytes, &len);
+  if (!staged && (r = fetch(t->h.id, &bytes, &len)) < 0) return r;
   r = vh_codec_decode_tab(bytes, len, t, &why);
-  give_back(bytes);
+  if (!staged) give_back(bytes);
   if (r < 0) {
     vh_trie__fault(r, t->h.id, why);
     return r;
