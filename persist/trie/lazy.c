@@ -38,6 +38,11 @@
  * refuse view tables (tab.c), so a view can never become part of a live
  * version.
  *
+ * STAGED BYTES. A reader that read a batch of nodes in one go (the change
+ * feed: a version's new nodes with one range scan) stages them
+ * (stage.c); a load of a staged id decodes from those bytes and does not
+ * call the loader. Nothing else differs.
+ *
  * FAULTS. A failed load (loader error, decode error, out of memory) is
  * recorded per thread: the first one is sticky (vh_trie_fault) until
  * cleared; vh_trie__nfaults counts them all (a plain global: the trie has

@@ -32,6 +32,15 @@
  * recursion). Memory: the lists along the current path, i.e. the changed
  * keys of the tables being walked.
  *
+ * ADOPTION (VH_TDIFF_ADOPT, the change feed). Where the walk finds one
+ * stored node as two objects, a's loaded and b's an unloaded view stub,
+ * b takes a's node (the parent's slot gets it when the stub has no other
+ * holder, else the stub forwards to it): the feed keeps b as the next
+ * walk's old side, so what any walk loaded stays loaded in the newest
+ * version and no node is read twice. Views only (they never report
+ * deaths and are read-only, so two trees sharing one copy is invisible);
+ * tables are not adopted (a table stub is filled in place).
+ *
  * LIMITATIONS. A key whose value is a table in one version and a different
  * table that happens to hold equal contents in the other is walked (and
  * reports nothing); tables are compared by identity first, by contents
