@@ -246,8 +246,11 @@ static int vh_feed__gone(vh_feed_t *f, uint64_t seq, uint64_t *oldest,
  * this many bytes. */
 #define VH_FEED_SIDE_MAX ((size_t)512 << 20)
 
-/* At most this many ids are staged per version (a bigger version's new
- * nodes are read one by one, as the walk needs them). */
+/* A version's new nodes are staged when they are at least MIN ids (a
+ * scan costs about what 15-20 point reads do: measured with callgrind,
+ * bench/README.md) and at most MAX (a bigger version's new nodes are read
+ * one by one, as the walk needs them). */
+#define VH_FEED_STAGE_MIN ((uint64_t)32)
 #define VH_FEED_STAGE_MAX ((uint64_t)1 << 18)
 
 static int vh_feed__stage(void *arg, uint64_t id, const void *bytes,
@@ -297,7 +300,8 @@ static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
    * one of them) staged with one range scan (persist/trie/stage.c). */
   if (f->stage == NULL) f->stage = vh_trie_stage_new();
   vh_trie_stage_t *was = vh_trie_stage_use(f->stage);
-  if (f->stage != NULL && prev != NULL && prev->next_id < v->m.next_id &&
+  if (f->stage != NULL && prev != NULL &&
+      v->m.next_id >= prev->next_id + VH_FEED_STAGE_MIN &&
       v->m.next_id - prev->next_id <= VH_FEED_STAGE_MAX) {
     char *m = NULL; /* a failed scan only costs the point reads */
     if (vh_store_node_range(f->store, prev->next_id, v->m.next_id,
