@@ -271,5 +271,7 @@ void vh_store__pause_writer(vh_store_t *s, int paused);
 uint64_t vh_store__write_count(vh_store_t *s);
 /* Number of background flushes the writer asked RocksDB for. */
 uint64_t vh_store__flush_count(vh_store_t *s);
+/* Number of times the writer gave freed heap memory back (MEMORY). */
+uint64_t vh_store__trim_count(vh_store_t *s);
 
 #endif
