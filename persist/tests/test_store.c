@@ -1234,18 +1234,11 @@ VH_TEST_MAIN(
     TEST_ENTRY(open_missing_without_create),
     TEST_ENTRY(create_reopen_format_record), TEST_ENTRY(locked_by_another_open),
     TEST_ENTRY(foreign_rocksdb_refused), TEST_ENTRY(bad_magic_refused),
-<<<<<<< HEAD
-    TEST_ENTRY(newer_format_refused), TEST_ENTRY(put_get_delete_iterate),
-    TEST_ENTRY(group_commit_merges_batches), TEST_ENTRY(order_preserved_merged),
-    TEST_ENTRY(order_preserved_one_by_one), TEST_ENTRY(submit_misuse),
-    TEST_ENTRY(checksum_mismatch_detected), TEST_ENTRY(node_range_scan),
-=======
     TEST_ENTRY(newer_format_refused), TEST_ENTRY(older_format_kept),
     TEST_ENTRY(put_get_delete_iterate), TEST_ENTRY(group_commit_merges_batches),
     TEST_ENTRY(order_preserved_merged), TEST_ENTRY(order_preserved_one_by_one),
     TEST_ENTRY(submit_misuse), TEST_ENTRY(checksum_mismatch_detected),
->>>>>>> main
-    TEST_ENTRY(write_failure_retried_in_order),
+    TEST_ENTRY(node_range_scan), TEST_ENTRY(write_failure_retried_in_order),
     TEST_ENTRY(close_gives_up_on_failing_writes),
     TEST_ENTRY(backpressure_never_blocks_submit),
     TEST_ENTRY(abandon_drops_at_close), TEST_ENTRY(secondary_reads_primary),
