@@ -230,6 +230,15 @@ int vh_store_iter_next(vh_store_iter_t *it, uint64_t *id, size_t *size,
 /* it [stolen], may be NULL. */
 void vh_store_iter_free(vh_store_iter_t *it);
 
+/* Calls fn(arg, id, bytes [borrowed], len) for every node with
+ * lo <= id < hi, in id order, each checked as vh_store_get_node checks it,
+ * with one range scan (persist/store/store_range.c). fn returns 0 to go
+ * on, > 0 to stop (then 0 is returned), < 0 to fail with that code. */
+typedef int (*vh_store_node_fn)(void *arg, uint64_t id, const void *bytes,
+                                size_t len);
+int vh_store_node_range(vh_store_t *s, uint64_t lo, uint64_t hi,
+                        vh_store_node_fn fn, void *arg, char **errmsg);
+
 /* ---- sweeping dropped subtrees (persist/store/store_sweep.c) ---- */
 
 /* Calls fn(arg, id) for every sweep key written so far (in id order), so a
@@ -275,5 +284,7 @@ void vh_store__pause_writer(vh_store_t *s, int paused);
 uint64_t vh_store__write_count(vh_store_t *s);
 /* Number of background flushes the writer asked RocksDB for. */
 uint64_t vh_store__flush_count(vh_store_t *s);
+/* Number of times the writer gave freed heap memory back (MEMORY). */
+uint64_t vh_store__trim_count(vh_store_t *s);
 
 #endif

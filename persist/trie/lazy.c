@@ -38,6 +38,11 @@
  * refuse view tables (tab.c), so a view can never become part of a live
  * version.
  *
+ * STAGED BYTES. A reader that read a batch of nodes in one go (the change
+ * feed: a version's new nodes with one range scan) stages them
+ * (stage.c); a load of a staged id decodes from those bytes and does not
+ * call the loader. Nothing else differs.
+ *
  * BLOBS (codec.c, BLOBS). A leaf's big string values stored out of line
  * are read while the leaf decodes (vh_trie__load_blob: one loader call
  * each, eager), so every reader above the codec sees plain strings. Lazy
@@ -245,7 +250,8 @@ int vh_trie__load_blob(uint64_t id, uint64_t len, vh_str_t **out,
     vh_trie__fault(VH_EIO, id, *why);
     return VH_EIO;
   }
-  if ((r = fetch(id, &bytes, &n)) < 0) {
+  int staged = vh_trie__stage != NULL && vh_trie__staged(id, &bytes, &n);
+  if (!staged && (r = fetch(id, &bytes, &n)) < 0) {
     *why = r == VH_ENOENT ? "blob missing from the store" : "blob load failed";
     return r;
   }
@@ -264,7 +270,7 @@ int vh_trie__load_blob(uint64_t id, uint64_t len, vh_str_t **out,
     *out = s;
     r = 0;
   }
-  give_back(bytes);
+  if (!staged) give_back(bytes);
   if (r < 0) vh_trie__fault(r, id, *why);
   return r;
 }
@@ -277,14 +283,16 @@ vh_node_t *vh_node__load(vh_node_t *n) {
   vh_node_t *node;
   size_t len;
   int r;
+  int staged = 0;
   if (s->fwd != NULL) return s->fwd;
-  if (fetch(n->id, &bytes, &len) < 0) return NULL;
+  if (vh_trie__stage != NULL) staged = vh_trie__staged(n->id, &bytes, &len);
+  if (!staged && fetch(n->id, &bytes, &len) < 0) return NULL;
   ex.kind = n->kind;
   ex.shift = n->a;
   ex.tail = n->b;
   ex.expect = s->expect;
   r = vh_codec_decode(bytes, len, n->id, &ex, &node, &why);
-  give_back(bytes);
+  if (!staged) give_back(bytes);
   if (r < 0) {
     vh_trie__fault(r, n->id, why);
     return NULL;
@@ -319,10 +327,12 @@ int vh_tab__load(vh_tab_t *t) {
   const char *why;
   size_t len;
   int r;
+  int staged = 0;
   if (!(t->h.flags & VH_F_STUB)) return 0;
-  if ((r = fetch(t->h.id, &bytes, &len)) < 0) return r;
+  if (vh_trie__stage != NULL) staged = vh_trie__staged(t->h.id, &bytes, &len);
+  if (!staged && (r = fetch(t->h.id, &bytes, &len)) < 0) return r;
   r = vh_codec_decode_tab(bytes, len, t, &why);
-  give_back(bytes);
+  if (!staged) give_back(bytes);
   if (r < 0) {
     vh_trie__fault(r, t->h.id, why);
     return r;

@@ -153,11 +153,15 @@ struct vh_store {
   unsigned idle_flush_ms;       /* the pause (0: no idle flush) */
   _Atomic uint64_t flush_count; /* flushes the writer asked for */
   /* COMPACTION HOLD (store.c): RocksDB's automatic compactions are off
-   * since the last open until compact_at (CLOCK_MONOTONIC) or a write that
+   * since the last open until compact_at (CLOCK_REALTIME) or a write that
    * finds level 0 filling up (writer thread; set by open and reopen). */
   int compact_held;
   unsigned compact_hold_ms; /* 0: no hold */
   struct timespec compact_at;
+  /* MEMORY (store_writer.c): batch bytes freed since the last heap trim
+   * (writer thread only) and the trims done. */
+  size_t untrimmed;
+  _Atomic uint64_t trim_count;
   /* Node puts and deletes written since open (writer thread; read by
    * close after the writer joined): store.c, COMPACTION AT A CLEAN STOP. */
   uint64_t node_puts, node_dels;

@@ -354,6 +354,11 @@ void vh_trie__died(uint64_t id, int subtree);
 void vh_trie__mark_view(vh_node_t *n);
 /* The same with the flags f (VH_F_VIEW and/or VH_F_PRIV). */
 void vh_trie__mark_flags(vh_node_t *n, uint8_t f);
+/* stage.c: the stage in use (vh_trie_stage_use), or NULL; _staged: 1
+ * and the staged encoding of id [borrowed, until the stage is cleared],
+ * or 0. Only with vh_trie__stage != NULL. */
+extern struct vh_trie_stage *vh_trie__stage;
+int vh_trie__staged(uint64_t id, const void **bytes, size_t *len);
 /* [new] The big string stored as blob id, len bytes (codec.c, decoding a
  * reference), read through the loader; its trailer holds id |
  * VH_BLOB_NODEATH (vh_codec_decode clears the flag once the node is
