@@ -23,6 +23,9 @@
  *    place by vh_tab_set, so its pointer and every cached resolution stay
  *    valid; the epoch is bumped again only when a table value is stored or
  *    replaced (a node some proxy may have cached goes away).
+ *  - The read cache (READ CACHE below) answers a repeated read with a
+ *    short string key (`t.count`, `u.name`) from the proxy itself: no key
+ *    interning, no trie lookup, no string made for a string value.
  *  - pairs pins the node it walks (a retained reference plus a cursor in a
  *    "ved.pin" userdata with __gc and __close), so the loop sees the table
  *    as it was when it started. A pinned node must never be mutated in
@@ -439,8 +442,10 @@ void vhl__push_child(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
     return;
   }
   lua_pop(L, 1);
-  vhl_proxy_t *c = (vhl_proxy_t *)lua_newuserdatauv(L, sizeof *c, 2);
+  vhl_proxy_t *c =
+      (vhl_proxy_t *)lua_newuserdatauv(L, sizeof *c, VHL_PROXY_NUV);
   c->magic = 0; /* not usable until the key is set */
+  memset(c->rc, 0, sizeof c->rc);
   c->st = st;
   c->parent = p;
   c->tab = tab;
@@ -469,25 +474,169 @@ void vhl__push_read(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
     vhl__push_scalar(L, v);
 }
 
+/* ---- READ CACHE ----
+ *
+ * A proxy keeps, in VHL_RC_SLOTS slots picked by the address of the key's
+ * bytes, the last values read with short string keys (vhl_rc_t). The key
+ * string (and a string value, or a child proxy) sits in the proxy's user
+ * values, so the key cannot be collected and its address reused while the
+ * slot names it. Why a hit is the current value:
+ *  - a scalar or string slot is filled with the proxy resolved at epoch E
+ *    and is used only while st->epoch == E. Between bumps the only change
+ *    to the node of a path is a write through that path's proxy (the same
+ *    path gives the same proxy while it lives, and every other change of
+ *    the state bumps the epoch: commit, rollback, set_root, clones, tables
+ *    stored or replaced, shifts), and proxy_set updates or empties every
+ *    slot of its proxy with that key (rc_wrote). Reload, restart, rollback
+ *    and at(V) all come through vhl_state_set_root or the transaction
+ *    functions, which bump the epoch.
+ *  - a child slot holds the child proxy, used while its own resolution is
+ *    current (c->epoch == st->epoch): then its path holds a table, which
+ *    is what the read must return (the same proxy, as vhl__push_child).
+ * A valid slot also means the proxy's own path was resolved at the current
+ * epoch, so a hit never skips a "no longer a table" error. The guard is
+ * checked before the cache (self). */
+#define RC_MAXLEN 40 /* Lua's short strings: interned, one address each */
+
+static inline unsigned rc_slot(const char *kp) {
+  return (unsigned)(((uint64_t)(uintptr_t)kp * 0x9E3779B97F4A7C15ull) >> 62) &
+         (VHL_RC_SLOTS - 1);
+}
+
+/* Push the cached value of slot i for the key at index 2 if the slot is
+ * valid (1), else push nothing (0). */
+static inline int rc_hit(lua_State *L, vhl_proxy_t *p, unsigned i) {
+  vhl_rc_t *r = &p->rc[i];
+  uint64_t epoch = p->st->epoch;
+  switch (r->type) {
+    case VH_TINT:
+      if (r->epoch != epoch) return 0;
+      lua_pushinteger(L, (lua_Integer)r->u.i);
+      return 1;
+    case VH_TFLOAT:
+      if (r->epoch != epoch) return 0;
+      lua_pushnumber(L, (lua_Number)r->u.f);
+      return 1;
+    case VH_TBOOL:
+      if (r->epoch != epoch) return 0;
+      lua_pushboolean(L, r->u.b);
+      return 1;
+    case VH_TSTR:
+      if (r->epoch != epoch) return 0;
+      lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
+      return 1;
+    case VH_TTAB:
+      if (r->u.c->epoch != epoch || r->u.c->magic != VHL_PROXY_MAGIC) return 0;
+      lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* Fill slot i of p (at index 1) for the key string at index 2 (bytes s,
+ * length n) with the value v just read; a string value or a child proxy
+ * is on the top of the stack. */
+static void rc_fill(lua_State *L, vhl_proxy_t *p, unsigned i, const char *s,
+                    size_t n, vh_val_t v) {
+  vhl_rc_t *r = &p->rc[i];
+  int uv = VHL_RC_UV + 2 * (int)i;
+  r->type = VH_TNIL;
+  if (r->kp != s) {
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, 1, uv);
+    r->kp = s;
+    r->len = n;
+  }
+  switch (v.type) {
+    case VH_TINT:
+      r->u.i = v.u.i;
+      break;
+    case VH_TFLOAT:
+      r->u.f = v.u.f;
+      break;
+    case VH_TBOOL:
+      r->u.b = v.u.b;
+      break;
+    case VH_TSTR:
+    case VH_TTAB:
+      if (v.type == VH_TTAB) r->u.c = (vhl_proxy_t *)lua_touserdata(L, -1);
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, 1, uv + 1);
+      break;
+    default:
+      return;
+  }
+  r->epoch = p->st->epoch;
+  r->type = v.type;
+}
+
+/* p's key (bytes s, length n) was just written with val (the epoch
+ * already bumped if it had to be): empty every slot with that key, then
+ * keep a scalar value in its slot if the slot holds this very string. */
+static void rc_wrote(vhl_proxy_t *p, const char *s, size_t n, vh_val_t val) {
+  for (unsigned i = 0; i < VHL_RC_SLOTS; i++) {
+    vhl_rc_t *r = &p->rc[i];
+    if (r->type != VH_TNIL && r->len == n &&
+        (r->kp == s || memcmp(r->kp, s, n) == 0))
+      r->type = VH_TNIL;
+  }
+  vhl_rc_t *r = &p->rc[rc_slot(s)];
+  if (r->kp != s) return;
+  switch (val.type) {
+    case VH_TINT:
+      r->u.i = val.u.i;
+      break;
+    case VH_TFLOAT:
+      r->u.f = val.u.f;
+      break;
+    case VH_TBOOL:
+      r->u.b = val.u.b;
+      break;
+    default:
+      return;
+  }
+  r->epoch = p->st->epoch;
+  r->type = val.type;
+}
+
 /* ---- metamethods ---- */
+
+/* __index with a string key. */
+static int index_str(lua_State *L, vhl_proxy_t *p) {
+  size_t n;
+  const char *s = lua_tolstring(L, 2, &n);
+  unsigned ri = rc_slot(s);
+  if (p->rc[ri].kp == s && rc_hit(L, p, ri)) return 1;
+  vh_tab_t *t = vhl__resolve(L, p);
+  vh_val_t k, v;
+  k.u.s = vhl__key_cached(s, n); /* no hashing, maybe no memcmp */
+  k.type = VH_TSTR;
+  if (k.u.s != NULL)
+    vh_tab_get(t, k, &v);
+  else
+    vh_tab_get_str(t, s, n, &v);
+  if (v.type != VH_TTAB) {
+    if (v.type == VH_TNIL) {
+      fault_check(L);
+      lua_pushnil(L);
+      return 1;
+    }
+    vhl__push_scalar(L, v);
+  } else {
+    lua_settop(L, 2);
+    vhl__push_child(L, 1, p, 2, v.u.t);
+  }
+  if (n <= RC_MAXLEN) rc_fill(L, p, ri, s, n, v);
+  return 1;
+}
 
 static int proxy_index(lua_State *L) {
   vhl_proxy_t *p = self(L);
+  if (lua_type(L, 2) == LUA_TSTRING) return index_str(L, p);
   vh_tab_t *t = vhl__resolve(L, p);
   vh_val_t v;
   switch (lua_type(L, 2)) {
-    case LUA_TSTRING: {
-      size_t n;
-      const char *s = lua_tolstring(L, 2, &n);
-      vh_val_t k;
-      k.u.s = vhl__key_cached(s, n); /* no hashing, maybe no memcmp */
-      k.type = VH_TSTR;
-      if (k.u.s != NULL)
-        vh_tab_get(t, k, &v);
-      else
-        vh_tab_get_str(t, s, n, &v);
-      break;
-    }
     case LUA_TNUMBER: {
       int isint;
       lua_Integer i = lua_tointegerx(L, 2, &isint);
@@ -560,9 +709,10 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
       break;
   }
   /* From here C holds val: nothing may raise before it is handed over. */
+  size_t n = 0;
+  const char *s = NULL;
   if (kstr) {
-    size_t n;
-    const char *s = lua_tolstring(L, k_idx, &n);
+    s = lua_tolstring(L, k_idx, &n);
     key.type = VH_TSTR;
     key.u.s = vhl__key_str(s, n);
     if (key.u.s == NULL) {
@@ -583,6 +733,7 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
   if (t2 != t) abort(); /* a transient node is mutated in place */
   if (bump) st->epoch++;
   st->writes++;
+  if (kstr) rc_wrote(p, s, n, rc == 0 ? val : vh_nil());
   if (rc != 0) {
     fault_check(L);
     vhl__oom(L);
@@ -746,8 +897,10 @@ void vhl__proxy_init(lua_State *L) {
 void vhl__proxy_new_root(lua_State *L, vhl_state_t *st, int st_idx) {
   st_idx = lua_absindex(L, st_idx);
   vhl__proxy_init(L);
-  vhl_proxy_t *p = (vhl_proxy_t *)lua_newuserdatauv(L, sizeof *p, 2);
+  vhl_proxy_t *p =
+      (vhl_proxy_t *)lua_newuserdatauv(L, sizeof *p, VHL_PROXY_NUV);
   p->magic = VHL_PROXY_MAGIC;
+  memset(p->rc, 0, sizeof p->rc);
   p->st = st;
   p->parent = NULL;
   p->tab = NULL;

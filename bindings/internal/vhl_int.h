@@ -12,6 +12,8 @@
  *     |                            uv2 = child cache (weak values)
  *   child proxy                   uv1 = the parent proxy
  *                                  uv2 = child cache (weak values)
+ *   (every proxy)                 uv3.. = read cache keys and values
+ *                                  (strong; see vhl_rc_t)
  *
  * A child proxy keeps its parent alive, which keeps the state alive, so a
  * proxy's `st` and `parent` pointers are valid for the proxy's whole life.
@@ -72,19 +74,44 @@ struct vhl_state {
   char name[];          /* NUL-terminated first path element */
 };
 
+/* The read cache of a proxy (proxy.c, READ CACHE): the last values read
+ * with a few short string keys. Slot i's key string is the proxy's user
+ * value VHL_RC_UV + 2i, which keeps it alive, so its address `kp`
+ * identifies it; a string value or a child proxy is user value
+ * VHL_RC_UV + 2i + 1. */
+#define VHL_RC_SLOTS 4
+#define VHL_RC_UV 3 /* 1: parent or state, 2: child cache */
+#define VHL_PROXY_NUV (VHL_RC_UV - 1 + 2 * VHL_RC_SLOTS)
+typedef struct vhl_rc {
+  const char *kp; /* the key's bytes (a Lua string); NULL: never filled */
+  size_t len;     /* its length */
+  uint64_t epoch; /* scalar and string values: valid iff == st->epoch */
+  int type;       /* VH_TNIL: empty; VH_TBOOL, VH_TINT, VH_TFLOAT: in u;
+                     VH_TSTR: the Lua string in the user value; VH_TTAB: the
+                     child proxy u.c in the user value, valid iff
+                     u.c->epoch == st->epoch */
+  union {
+    int b;
+    int64_t i;
+    double f;
+    struct vhl_proxy *c;
+  } u;
+} vhl_rc_t;
+
 /* A proxy: one table path of one state. Lives inside its Lua userdata. */
 typedef struct vhl_proxy {
-  uint32_t magic;           /* VHL_PROXY_MAGIC */
-  vhl_state_t *st;          /* its state [borrowed; alive through uv1] */
-  struct vhl_proxy *parent; /* NULL for the root [borrowed; alive via uv1] */
-  vh_tab_t *tab;            /* cached node of the path [borrowed] ... */
-  uint64_t epoch;           /* ... valid iff epoch == st->epoch */
-  vh_val_t key;             /* key in parent [owned]; nil for the root */
-  uint32_t live_kids;       /* child proxies alive (created minus
-                               collected); 0 means no proxy can cache a
-                               node below this one */
-  uint32_t depth;           /* tables on the path: 1 for the root, parent's
-                               + 1 (vh_limits.h); set at creation */
+  uint32_t magic;            /* VHL_PROXY_MAGIC */
+  vhl_state_t *st;           /* its state [borrowed; alive through uv1] */
+  struct vhl_proxy *parent;  /* NULL for the root [borrowed; alive via uv1] */
+  vh_tab_t *tab;             /* cached node of the path [borrowed] ... */
+  uint64_t epoch;            /* ... valid iff epoch == st->epoch */
+  vh_val_t key;              /* key in parent [owned]; nil for the root */
+  uint32_t live_kids;        /* child proxies alive (created minus
+                                collected); 0 means no proxy can cache a
+                                node below this one */
+  uint32_t depth;            /* tables on the path: 1 for the root, parent's
+                                + 1 (vh_limits.h); set at creation */
+  vhl_rc_t rc[VHL_RC_SLOTS]; /* the read cache */
 } vhl_proxy_t;
 
 /* A value box: a userdata owning one vh_val_t, released by __gc. Used to
