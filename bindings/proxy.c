@@ -426,6 +426,31 @@ static void push_cache(lua_State *L, int p_idx) {
   lua_setiuservalue(L, p_idx, 2);
 }
 
+/* A cheap fingerprint of a string key: length and end bytes. */
+static inline uint32_t key_fp(const char *s, size_t n) {
+  const unsigned char *d = (const unsigned char *)s;
+  return n == 0 ? 0 : (uint32_t)(n * 7 + d[0] * 3u + d[n - 1]);
+}
+
+/* The bit of a key in kid_bits: a cheap filter, so collisions only cost
+ * a lookup. A string key's from its fingerprint (the same for the stored
+ * key and for the Lua string of a write), an integer's from its
+ * low bits; floats and booleans share one. */
+static inline uint64_t kid_bit_bytes(const char *s, size_t n) {
+  return 1ull << (key_fp(s, n) & 63);
+}
+
+static inline uint64_t kid_bit(vh_val_t k) {
+  switch (k.type) {
+    case VH_TSTR:
+      return kid_bit_bytes(vh_str_data(k.u.s), vh_str_len(k.u.s));
+    case VH_TINT:
+      return 1ull << ((uint64_t)k.u.i & 63);
+    default:
+      return 1ull << 63;
+  }
+}
+
 void vhl__push_child(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
                      vh_tab_t *tab) {
   vhl_state_t *st = p->st;
@@ -452,6 +477,7 @@ void vhl__push_child(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
   c->epoch = tab != NULL ? st->epoch : 0;
   c->key = vh_nil();
   c->live_kids = 0;
+  c->kid_bits = 0;
   c->depth = p->depth + 1;
   luaL_setmetatable(L, VHL_PROXY_MT);
   lua_pushvalue(L, p_idx);
@@ -460,6 +486,7 @@ void vhl__push_child(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
     luaL_error(L, "bad state key"); /* callers pass valid keys only */
   c->magic = VHL_PROXY_MAGIC;
   p->live_kids++; /* undone by the child's __gc */
+  p->kid_bits |= kid_bit(c->key);
   lua_pushvalue(L, key_idx);
   lua_pushvalue(L, -2);
   lua_rawset(L, cache);
@@ -546,7 +573,8 @@ static void rc_fill(lua_State *L, vhl_proxy_t *p, unsigned i, const char *s,
     lua_pushvalue(L, 2);
     lua_setiuservalue(L, 1, uv);
     r->kp = s;
-    r->len = n;
+    r->len = (uint32_t)n;
+    r->fp = key_fp(s, n);
   }
   switch (v.type) {
     case VH_TINT:
@@ -575,9 +603,10 @@ static void rc_fill(lua_State *L, vhl_proxy_t *p, unsigned i, const char *s,
  * already bumped if it had to be): empty every slot with that key, then
  * keep a scalar value in its slot if the slot holds this very string. */
 static void rc_wrote(vhl_proxy_t *p, const char *s, size_t n, vh_val_t val) {
+  uint32_t fp = key_fp(s, n);
   for (unsigned i = 0; i < VHL_RC_SLOTS; i++) {
     vhl_rc_t *r = &p->rc[i];
-    if (r->type != VH_TNIL && r->len == n &&
+    if (r->type != VH_TNIL && r->fp == fp && r->len == n &&
         (r->kp == s || memcmp(r->kp, s, n) == 0))
       r->type = VH_TNIL;
   }
@@ -692,7 +721,7 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
   }
   switch (lua_type(L, v_idx)) {
     case LUA_TNUMBER: {
-      if (lua_isinteger(L, v_idx))
+      if (lua_isinteger(L, v_idx)) /* not tointegerx: 2.0 stays a float */
         val = vh_int((int64_t)lua_tointeger(L, v_idx));
       else
         val = vh_float((double)lua_tonumber(L, v_idx)); /* NaN allowed */
@@ -711,25 +740,34 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
   /* From here C holds val: nothing may raise before it is handed over. */
   size_t n = 0;
   const char *s = NULL;
+  int kown = !kstr; /* key holds a reference of ours */
+  uint64_t kbit;
   if (kstr) {
     s = lua_tolstring(L, k_idx, &n);
+    kbit = kid_bit_bytes(s, n);
     key.type = VH_TSTR;
-    key.u.s = vhl__key_str(s, n);
+    key.u.s = vhl__key_cached(s, n); /* borrowed: vh_tab_set borrows it */
     if (key.u.s == NULL) {
-      vh_val_release(val);
-      vhl__oom(L);
+      key.u.s = vhl__key_str(s, n);
+      kown = 1;
+      if (key.u.s == NULL) {
+        vh_val_release(val);
+        vhl__oom(L);
+      }
     }
+  } else {
+    kbit = kid_bit(key);
   }
-  /* A child proxy may cache the node being replaced: only a proxy with
-   * live children can have one. */
+  /* A child proxy may cache the node being replaced: only a live child
+   * proxy of this key can (its descendants keep it alive). */
   int bump = val.type == VH_TTAB;
-  if (!bump && p->live_kids != 0) {
+  if (!bump && (p->kid_bits & kbit) != 0) {
     vh_tab_get(t, key, &old);
     bump = old.type == VH_TTAB;
   }
   vh_tab_t *t2 = t;
   int rc = vh_tab_set(&t2, key, val, st->edit); /* val stolen */
-  vh_val_release(key);
+  if (kown) vh_val_release(key);
   if (t2 != t) abort(); /* a transient node is mutated in place */
   if (bump) st->epoch++;
   st->writes++;
@@ -772,7 +810,9 @@ static int proxy_gc(lua_State *L) {
   vh_val_t k = p->key;
   /* The parent outlives this call: p keeps it reachable (uv1), so both are
    * finalized in the same cycle at the earliest and freed after it. */
-  if (p->magic == VHL_PROXY_MAGIC && p->parent != NULL) p->parent->live_kids--;
+  if (p->magic == VHL_PROXY_MAGIC && p->parent != NULL &&
+      --p->parent->live_kids == 0)
+    p->parent->kid_bits = 0;
   p->key = vh_nil();
   p->magic = 0;
   vh_val_release(k);
@@ -907,6 +947,7 @@ void vhl__proxy_new_root(lua_State *L, vhl_state_t *st, int st_idx) {
   p->epoch = 0; /* st->epoch starts at 1: resolve on first use */
   p->key = vh_nil();
   p->live_kids = 0;
+  p->kid_bits = 0;
   p->depth = 1;
   luaL_setmetatable(L, VHL_PROXY_MT);
   lua_pushvalue(L, st_idx);

@@ -84,7 +84,8 @@ struct vhl_state {
 #define VHL_PROXY_NUV (VHL_RC_UV - 1 + 2 * VHL_RC_SLOTS)
 typedef struct vhl_rc {
   const char *kp; /* the key's bytes (a Lua string); NULL: never filled */
-  size_t len;     /* its length */
+  uint32_t len;   /* its length (at most 40) */
+  uint32_t fp;    /* its fingerprint (proxy.c key_fp) */
   uint64_t epoch; /* scalar and string values: valid iff == st->epoch */
   int type;       /* VH_TNIL: empty; VH_TBOOL, VH_TINT, VH_TFLOAT: in u;
                      VH_TSTR: the Lua string in the user value; VH_TTAB: the
@@ -100,18 +101,23 @@ typedef struct vhl_rc {
 
 /* A proxy: one table path of one state. Lives inside its Lua userdata. */
 typedef struct vhl_proxy {
-  uint32_t magic;            /* VHL_PROXY_MAGIC */
-  vhl_state_t *st;           /* its state [borrowed; alive through uv1] */
-  struct vhl_proxy *parent;  /* NULL for the root [borrowed; alive via uv1] */
-  vh_tab_t *tab;             /* cached node of the path [borrowed] ... */
-  uint64_t epoch;            /* ... valid iff epoch == st->epoch */
-  vh_val_t key;              /* key in parent [owned]; nil for the root */
-  uint32_t live_kids;        /* child proxies alive (created minus
-                                collected); 0 means no proxy can cache a
-                                node below this one */
-  uint32_t depth;            /* tables on the path: 1 for the root, parent's
-                                + 1 (vh_limits.h); set at creation */
-  vhl_rc_t rc[VHL_RC_SLOTS]; /* the read cache */
+  uint32_t magic;           /* VHL_PROXY_MAGIC */
+  vhl_state_t *st;          /* its state [borrowed; alive through uv1] */
+  struct vhl_proxy *parent; /* NULL for the root [borrowed; alive via uv1] */
+  vh_tab_t *tab;            /* cached node of the path [borrowed] ... */
+  uint64_t epoch;           /* ... valid iff epoch == st->epoch */
+  vh_val_t key;             /* key in parent [owned]; nil for the root */
+  uint32_t live_kids;       /* child proxies alive (created minus
+                               collected); 0 means no proxy can cache a
+                               node below this one */
+  uint32_t depth;           /* tables on the path: 1 for the root, parent's
+                               + 1 (vh_limits.h); set at creation */
+
+  /* A bit per key of a child proxy created since live_kids was last 0
+   * (proxy.c kid_bit): no live child has a key whose bit is clear. */
+  uint64_t kid_bits;
+  /* The read cache (proxy.c READ CACHE). */
+  vhl_rc_t rc[VHL_RC_SLOTS];
 } vhl_proxy_t;
 
 /* A value box: a userdata owning one vh_val_t, released by __gc. Used to
