@@ -568,6 +568,14 @@ static void rc_fill(lua_State *L, vhl_proxy_t *p, unsigned i, const char *s,
                     size_t n, vh_val_t v) {
   vhl_rc_t *r = &p->rc[i];
   int uv = VHL_RC_UV + 2 * (int)i;
+  /* Admission: a slot holding another key read at this epoch is taken
+   * over only by a key that missed it twice in a row, so keys read in
+   * rotation (more of them than slots) do not pay a fill per read. */
+  if (r->kp != s && r->type != VH_TNIL && r->epoch == p->st->epoch &&
+      r->cand != s) {
+    r->cand = s;
+    return;
+  }
   r->type = VH_TNIL;
   if (r->kp != s) {
     lua_pushvalue(L, 2);
@@ -662,10 +670,11 @@ static int index_str(lua_State *L, vhl_proxy_t *p) {
 
 static int proxy_index(lua_State *L) {
   vhl_proxy_t *p = self(L);
-  if (lua_type(L, 2) == LUA_TSTRING) return index_str(L, p);
+  int kt = lua_type(L, 2);
+  if (kt == LUA_TSTRING) return index_str(L, p);
   vh_tab_t *t = vhl__resolve(L, p);
   vh_val_t v;
-  switch (lua_type(L, 2)) {
+  switch (kt) {
     case LUA_TNUMBER: {
       int isint;
       lua_Integer i = lua_tointegerx(L, 2, &isint);
@@ -741,10 +750,8 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
   size_t n = 0;
   const char *s = NULL;
   int kown = !kstr; /* key holds a reference of ours */
-  uint64_t kbit;
   if (kstr) {
     s = lua_tolstring(L, k_idx, &n);
-    kbit = kid_bit_bytes(s, n);
     key.type = VH_TSTR;
     key.u.s = vhl__key_cached(s, n); /* borrowed: vh_tab_set borrows it */
     if (key.u.s == NULL) {
@@ -755,13 +762,12 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
         vhl__oom(L);
       }
     }
-  } else {
-    kbit = kid_bit(key);
   }
   /* A child proxy may cache the node being replaced: only a live child
    * proxy of this key can (its descendants keep it alive). */
   int bump = val.type == VH_TTAB;
-  if (!bump && (p->kid_bits & kbit) != 0) {
+  if (!bump && p->kid_bits != 0 &&
+      (p->kid_bits & (kstr ? kid_bit_bytes(s, n) : kid_bit(key))) != 0) {
     vh_tab_get(t, key, &old);
     bump = old.type == VH_TTAB;
   }

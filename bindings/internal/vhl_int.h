@@ -83,14 +83,17 @@ struct vhl_state {
 #define VHL_RC_UV 3 /* 1: parent or state, 2: child cache */
 #define VHL_PROXY_NUV (VHL_RC_UV - 1 + 2 * VHL_RC_SLOTS)
 typedef struct vhl_rc {
-  const char *kp; /* the key's bytes (a Lua string); NULL: never filled */
-  uint32_t len;   /* its length (at most 40) */
-  uint32_t fp;    /* its fingerprint (proxy.c key_fp) */
-  uint64_t epoch; /* scalar and string values: valid iff == st->epoch */
-  int type;       /* VH_TNIL: empty; VH_TBOOL, VH_TINT, VH_TFLOAT: in u;
-                     VH_TSTR: the Lua string in the user value; VH_TTAB: the
-                     child proxy u.c in the user value, valid iff
-                     u.c->epoch == st->epoch */
+  const char *kp;   /* the key's bytes (a Lua string); NULL: never filled */
+  uint32_t len;     /* its length (at most 40) */
+  uint32_t fp;      /* its fingerprint (proxy.c key_fp) */
+  const char *cand; /* another key that missed this slot last (compared,
+                       never read) */
+  uint64_t epoch;   /* scalar and string values: valid iff == st->epoch;
+                       child proxies: the epoch of the fill */
+  int type;         /* VH_TNIL: empty; VH_TBOOL, VH_TINT, VH_TFLOAT: in u;
+                       VH_TSTR: the Lua string in the user value; VH_TTAB: the
+                       child proxy u.c in the user value, valid iff
+                       u.c->epoch == st->epoch */
   union {
     int b;
     int64_t i;
