@@ -674,10 +674,11 @@ static int proxy_index(lua_State *L) {
   if (kt == LUA_TSTRING) return index_str(L, p);
   vh_tab_t *t = vhl__resolve(L, p);
   vh_val_t v;
+  int isint = 0;
+  lua_Integer i = 0;
   switch (kt) {
     case LUA_TNUMBER: {
-      int isint;
-      lua_Integer i = lua_tointegerx(L, 2, &isint);
+      i = lua_tointegerx(L, 2, &isint);
       if (isint) {
         vh_tab_get_int(t, (int64_t)i, &v);
       } else {
@@ -701,8 +702,14 @@ static int proxy_index(lua_State *L) {
   /* Fast path of vhl__push_child: the child is cached. The cache table
    * stays on the stack below the result. */
   if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    int found;
+    if (isint) {
+      found = lua_rawgeti(L, -1, i);
+    } else {
+      lua_pushvalue(L, 2);
+      found = lua_rawget(L, -2);
+    }
+    if (found == LUA_TUSERDATA) {
       vhl_proxy_t *c = (vhl_proxy_t *)lua_touserdata(L, -1);
       c->tab = v.u.t;
       c->epoch = p->st->epoch;
