@@ -52,8 +52,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The format this code writes and the newest it reads. */
-#define VH_STORE_FORMAT_VERSION 1
+/* The format this code writes (new stores) and the newest it reads. 2:
+ * big string values stored out of line as blobs (persist/trie/codec.c,
+ * BLOBS). A version-1 store is read and written as it is (store.c,
+ * invariant 1): its nodes with blobs carry node format 2. */
+#define VH_STORE_FORMAT_VERSION 2
 
 typedef struct vh_store vh_store_t;
 typedef struct vh_batch vh_batch_t;
@@ -268,5 +271,7 @@ void vh_store__pause_writer(vh_store_t *s, int paused);
 uint64_t vh_store__write_count(vh_store_t *s);
 /* Number of background flushes the writer asked RocksDB for. */
 uint64_t vh_store__flush_count(vh_store_t *s);
+/* Number of times the writer gave freed heap memory back (MEMORY). */
+uint64_t vh_store__trim_count(vh_store_t *s);
 
 #endif

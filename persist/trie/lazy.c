@@ -38,6 +38,15 @@
  * refuse view tables (tab.c), so a view can never become part of a live
  * version.
  *
+ * BLOBS (codec.c, BLOBS). A leaf's big string values stored out of line
+ * are read while the leaf decodes (vh_trie__load_blob: one loader call
+ * each, eager), so every reader above the codec sees plain strings. Lazy
+ * blobs would save those reads for a leaf whose big values are never
+ * looked at, but every string user would then have to load; a leaf
+ * holds ~3 values, so eager costs at most ~3 reads per leaf loaded. A
+ * blob string's trailer carries its id: the string reports the death
+ * (str.c), with VH_BLOB_NODEATH under views like the nodes' flag.
+ *
  * FAULTS. A failed load (loader error, decode error, out of memory) is
  * recorded per thread: the first one is sticky (vh_trie_fault) until
  * cleared; vh_trie__nfaults counts them all (a plain global: the trie has
@@ -145,7 +154,10 @@ int vh_tab_is_view(const vh_tab_t *t) {
 }
 
 static void vh_trie__view_val(vh_val_t v, uint8_t f) {
-  if (v.type == VH_TTAB) v.u.t->h.flags |= f;
+  if (v.type == VH_TTAB)
+    v.u.t->h.flags |= f;
+  else
+    vh_str__nodeath(v);
 }
 
 void vh_trie__mark_view(vh_node_t *n) {
@@ -218,6 +230,43 @@ static int fetch(uint64_t id, const void **bytes, size_t *len) {
 
 static void give_back(const void *bytes) {
   if (unloader != NULL && bytes != NULL) unloader(loader_arg, bytes);
+}
+
+int vh_trie__load_blob(uint64_t id, uint64_t len, vh_str_t **out,
+                       const char **why) {
+  const void *bytes;
+  const unsigned char *b;
+  size_t n;
+  vh_str_t *s;
+  int r;
+  *out = NULL;
+  if (loader == NULL) {
+    *why = "blob: no loader set";
+    vh_trie__fault(VH_EIO, id, *why);
+    return VH_EIO;
+  }
+  if ((r = fetch(id, &bytes, &n)) < 0) {
+    *why = r == VH_ENOENT ? "blob missing from the store" : "blob load failed";
+    return r;
+  }
+  b = bytes;
+  r = VH_ECORRUPT;
+  if (n < 1 || (b[0] & 15) != VH_K_BLOB || (b[0] >> 4) < 2)
+    *why = "blob: not a blob record";
+  else if ((b[0] >> 4) > VH_CODEC_VERSION)
+    *why = "blob of a newer format (upgrade vedhost)", r = VH_EFORMAT;
+  else if (n - 1 != len)
+    *why = "blob: length differs from its reference";
+  else if ((s = vh_str_new((const char *)b + 1, (size_t)len)) == NULL)
+    *why = "out of memory", r = VH_ENOMEM;
+  else {
+    *vh_str__blob(s) = id | VH_BLOB_NODEATH;
+    *out = s;
+    r = 0;
+  }
+  give_back(bytes);
+  if (r < 0) vh_trie__fault(r, id, *why);
+  return r;
 }
 
 vh_node_t *vh_node__load(vh_node_t *n) {
