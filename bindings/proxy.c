@@ -23,6 +23,9 @@
  *    place by vh_tab_set, so its pointer and every cached resolution stay
  *    valid; the epoch is bumped again only when a table value is stored or
  *    replaced (a node some proxy may have cached goes away).
+ *  - The read cache (READ CACHE below) answers a repeated read with a
+ *    short string key (`t.count`, `u.name`) from the proxy itself: no key
+ *    interning, no trie lookup, no string made for a string value.
  *  - pairs pins the node it walks (a retained reference plus a cursor in a
  *    "ved.pin" userdata with __gc and __close), so the loop sees the table
  *    as it was when it started. A pinned node must never be mutated in
@@ -423,6 +426,31 @@ static void push_cache(lua_State *L, int p_idx) {
   lua_setiuservalue(L, p_idx, 2);
 }
 
+/* A cheap fingerprint of a string key: length and end bytes. */
+static inline uint32_t key_fp(const char *s, size_t n) {
+  const unsigned char *d = (const unsigned char *)s;
+  return n == 0 ? 0 : (uint32_t)(n * 7 + d[0] * 3u + d[n - 1]);
+}
+
+/* The bit of a key in kid_bits: a cheap filter, so collisions only cost
+ * a lookup. A string key's from its fingerprint (the same for the stored
+ * key and for the Lua string of a write), an integer's from its
+ * low bits; floats and booleans share one. */
+static inline uint64_t kid_bit_bytes(const char *s, size_t n) {
+  return 1ull << (key_fp(s, n) & 63);
+}
+
+static inline uint64_t kid_bit(vh_val_t k) {
+  switch (k.type) {
+    case VH_TSTR:
+      return kid_bit_bytes(vh_str_data(k.u.s), vh_str_len(k.u.s));
+    case VH_TINT:
+      return 1ull << ((uint64_t)k.u.i & 63);
+    default:
+      return 1ull << 63;
+  }
+}
+
 void vhl__push_child(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
                      vh_tab_t *tab) {
   vhl_state_t *st = p->st;
@@ -439,14 +467,17 @@ void vhl__push_child(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
     return;
   }
   lua_pop(L, 1);
-  vhl_proxy_t *c = (vhl_proxy_t *)lua_newuserdatauv(L, sizeof *c, 2);
+  vhl_proxy_t *c =
+      (vhl_proxy_t *)lua_newuserdatauv(L, sizeof *c, VHL_PROXY_NUV);
   c->magic = 0; /* not usable until the key is set */
+  memset(c->rc, 0, sizeof c->rc);
   c->st = st;
   c->parent = p;
   c->tab = tab;
   c->epoch = tab != NULL ? st->epoch : 0;
   c->key = vh_nil();
   c->live_kids = 0;
+  c->kid_bits = 0;
   c->depth = p->depth + 1;
   luaL_setmetatable(L, VHL_PROXY_MT);
   lua_pushvalue(L, p_idx);
@@ -455,6 +486,7 @@ void vhl__push_child(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
     luaL_error(L, "bad state key"); /* callers pass valid keys only */
   c->magic = VHL_PROXY_MAGIC;
   p->live_kids++; /* undone by the child's __gc */
+  p->kid_bits |= kid_bit(c->key);
   lua_pushvalue(L, key_idx);
   lua_pushvalue(L, -2);
   lua_rawset(L, cache);
@@ -469,28 +501,184 @@ void vhl__push_read(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
     vhl__push_scalar(L, v);
 }
 
+/* ---- READ CACHE ----
+ *
+ * A proxy keeps, in VHL_RC_SLOTS slots picked by the address of the key's
+ * bytes, the last values read with short string keys (vhl_rc_t). The key
+ * string (and a string value, or a child proxy) sits in the proxy's user
+ * values, so the key cannot be collected and its address reused while the
+ * slot names it. Why a hit is the current value:
+ *  - a scalar or string slot is filled with the proxy resolved at epoch E
+ *    and is used only while st->epoch == E. Between bumps the only change
+ *    to the node of a path is a write through that path's proxy (the same
+ *    path gives the same proxy while it lives, and every other change of
+ *    the state bumps the epoch: commit, rollback, set_root, clones, tables
+ *    stored or replaced, shifts), and proxy_set updates or empties every
+ *    slot of its proxy with that key (rc_wrote). Reload, restart, rollback
+ *    and at(V) all come through vhl_state_set_root or the transaction
+ *    functions, which bump the epoch.
+ *  - a child slot holds the child proxy, used while its own resolution is
+ *    current (c->epoch == st->epoch): then its path holds a table, which
+ *    is what the read must return (the same proxy, as vhl__push_child).
+ * A valid slot also means the proxy's own path was resolved at the current
+ * epoch, so a hit never skips a "no longer a table" error. The guard is
+ * checked before the cache (self). */
+#define RC_MAXLEN 40 /* Lua's short strings: interned, one address each */
+
+static inline unsigned rc_slot(const char *kp) {
+  return (unsigned)(((uint64_t)(uintptr_t)kp * 0x9E3779B97F4A7C15ull) >> 62) &
+         (VHL_RC_SLOTS - 1);
+}
+
+/* Push the cached value of slot i for the key at index 2 if the slot is
+ * valid (1), else push nothing (0). */
+static inline int rc_hit(lua_State *L, vhl_proxy_t *p, unsigned i) {
+  vhl_rc_t *r = &p->rc[i];
+  uint64_t epoch = p->st->epoch;
+  switch (r->type) {
+    case VH_TINT:
+      if (r->epoch != epoch) return 0;
+      lua_pushinteger(L, (lua_Integer)r->u.i);
+      return 1;
+    case VH_TFLOAT:
+      if (r->epoch != epoch) return 0;
+      lua_pushnumber(L, (lua_Number)r->u.f);
+      return 1;
+    case VH_TBOOL:
+      if (r->epoch != epoch) return 0;
+      lua_pushboolean(L, r->u.b);
+      return 1;
+    case VH_TSTR:
+      if (r->epoch != epoch) return 0;
+      lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
+      return 1;
+    case VH_TTAB:
+      if (r->u.c->epoch != epoch || r->u.c->magic != VHL_PROXY_MAGIC) return 0;
+      lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
+      return 1;
+    default:
+      return 0;
+  }
+}
+
+/* Fill slot i of p (at index 1) for the key string at index 2 (bytes s,
+ * length n) with the value v just read; a string value or a child proxy
+ * is on the top of the stack. */
+static void rc_fill(lua_State *L, vhl_proxy_t *p, unsigned i, const char *s,
+                    size_t n, vh_val_t v) {
+  vhl_rc_t *r = &p->rc[i];
+  int uv = VHL_RC_UV + 2 * (int)i;
+  /* Admission: a slot holding another key read at this epoch is taken
+   * over only by a key that missed it twice in a row, so keys read in
+   * rotation (more of them than slots) do not pay a fill per read. */
+  if (r->kp != s && r->type != VH_TNIL && r->epoch == p->st->epoch &&
+      r->cand != s) {
+    r->cand = s;
+    return;
+  }
+  r->type = VH_TNIL;
+  if (r->kp != s) {
+    lua_pushvalue(L, 2);
+    lua_setiuservalue(L, 1, uv);
+    r->kp = s;
+    r->len = (uint32_t)n;
+    r->fp = key_fp(s, n);
+  }
+  switch (v.type) {
+    case VH_TINT:
+      r->u.i = v.u.i;
+      break;
+    case VH_TFLOAT:
+      r->u.f = v.u.f;
+      break;
+    case VH_TBOOL:
+      r->u.b = v.u.b;
+      break;
+    case VH_TSTR:
+    case VH_TTAB:
+      if (v.type == VH_TTAB) r->u.c = (vhl_proxy_t *)lua_touserdata(L, -1);
+      lua_pushvalue(L, -1);
+      lua_setiuservalue(L, 1, uv + 1);
+      break;
+    default:
+      return;
+  }
+  r->epoch = p->st->epoch;
+  r->type = v.type;
+}
+
+/* p's key (bytes s, length n) was just written with val (the epoch
+ * already bumped if it had to be): empty every slot with that key, then
+ * keep a scalar value in its slot if the slot holds this very string. */
+static void rc_wrote(vhl_proxy_t *p, const char *s, size_t n, vh_val_t val) {
+  uint32_t fp = key_fp(s, n);
+  for (unsigned i = 0; i < VHL_RC_SLOTS; i++) {
+    vhl_rc_t *r = &p->rc[i];
+    if (r->type != VH_TNIL && r->fp == fp && r->len == n &&
+        (r->kp == s || memcmp(r->kp, s, n) == 0))
+      r->type = VH_TNIL;
+  }
+  vhl_rc_t *r = &p->rc[rc_slot(s)];
+  if (r->kp != s) return;
+  switch (val.type) {
+    case VH_TINT:
+      r->u.i = val.u.i;
+      break;
+    case VH_TFLOAT:
+      r->u.f = val.u.f;
+      break;
+    case VH_TBOOL:
+      r->u.b = val.u.b;
+      break;
+    default:
+      return;
+  }
+  r->epoch = p->st->epoch;
+  r->type = val.type;
+}
+
 /* ---- metamethods ---- */
+
+/* __index with a string key. */
+static int index_str(lua_State *L, vhl_proxy_t *p) {
+  size_t n;
+  const char *s = lua_tolstring(L, 2, &n);
+  unsigned ri = rc_slot(s);
+  if (p->rc[ri].kp == s && rc_hit(L, p, ri)) return 1;
+  vh_tab_t *t = vhl__resolve(L, p);
+  vh_val_t k, v;
+  k.u.s = vhl__key_cached(s, n); /* no hashing, maybe no memcmp */
+  k.type = VH_TSTR;
+  if (k.u.s != NULL)
+    vh_tab_get(t, k, &v);
+  else
+    vh_tab_get_str(t, s, n, &v);
+  if (v.type != VH_TTAB) {
+    if (v.type == VH_TNIL) {
+      fault_check(L);
+      lua_pushnil(L);
+      return 1;
+    }
+    vhl__push_scalar(L, v);
+  } else {
+    lua_settop(L, 2);
+    vhl__push_child(L, 1, p, 2, v.u.t);
+  }
+  if (n <= RC_MAXLEN) rc_fill(L, p, ri, s, n, v);
+  return 1;
+}
 
 static int proxy_index(lua_State *L) {
   vhl_proxy_t *p = self(L);
+  int kt = lua_type(L, 2);
+  if (kt == LUA_TSTRING) return index_str(L, p);
   vh_tab_t *t = vhl__resolve(L, p);
   vh_val_t v;
-  switch (lua_type(L, 2)) {
-    case LUA_TSTRING: {
-      size_t n;
-      const char *s = lua_tolstring(L, 2, &n);
-      vh_val_t k;
-      k.u.s = vhl__key_cached(s, n); /* no hashing, maybe no memcmp */
-      k.type = VH_TSTR;
-      if (k.u.s != NULL)
-        vh_tab_get(t, k, &v);
-      else
-        vh_tab_get_str(t, s, n, &v);
-      break;
-    }
+  int isint = 0;
+  lua_Integer i = 0;
+  switch (kt) {
     case LUA_TNUMBER: {
-      int isint;
-      lua_Integer i = lua_tointegerx(L, 2, &isint);
+      i = lua_tointegerx(L, 2, &isint);
       if (isint) {
         vh_tab_get_int(t, (int64_t)i, &v);
       } else {
@@ -514,8 +702,14 @@ static int proxy_index(lua_State *L) {
   /* Fast path of vhl__push_child: the child is cached. The cache table
    * stays on the stack below the result. */
   if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
-    lua_pushvalue(L, 2);
-    if (lua_rawget(L, -2) == LUA_TUSERDATA) {
+    int found;
+    if (isint) {
+      found = lua_rawgeti(L, -1, i);
+    } else {
+      lua_pushvalue(L, 2);
+      found = lua_rawget(L, -2);
+    }
+    if (found == LUA_TUSERDATA) {
       vhl_proxy_t *c = (vhl_proxy_t *)lua_touserdata(L, -1);
       c->tab = v.u.t;
       c->epoch = p->st->epoch;
@@ -543,7 +737,7 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
   }
   switch (lua_type(L, v_idx)) {
     case LUA_TNUMBER: {
-      if (lua_isinteger(L, v_idx))
+      if (lua_isinteger(L, v_idx)) /* not tointegerx: 2.0 stays a float */
         val = vh_int((int64_t)lua_tointeger(L, v_idx));
       else
         val = vh_float((double)lua_tonumber(L, v_idx)); /* NaN allowed */
@@ -560,29 +754,37 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
       break;
   }
   /* From here C holds val: nothing may raise before it is handed over. */
+  size_t n = 0;
+  const char *s = NULL;
+  int kown = !kstr; /* key holds a reference of ours */
   if (kstr) {
-    size_t n;
-    const char *s = lua_tolstring(L, k_idx, &n);
+    s = lua_tolstring(L, k_idx, &n);
     key.type = VH_TSTR;
-    key.u.s = vhl__key_str(s, n);
+    key.u.s = vhl__key_cached(s, n); /* borrowed: vh_tab_set borrows it */
     if (key.u.s == NULL) {
-      vh_val_release(val);
-      vhl__oom(L);
+      key.u.s = vhl__key_str(s, n);
+      kown = 1;
+      if (key.u.s == NULL) {
+        vh_val_release(val);
+        vhl__oom(L);
+      }
     }
   }
-  /* A child proxy may cache the node being replaced: only a proxy with
-   * live children can have one. */
+  /* A child proxy may cache the node being replaced: only a live child
+   * proxy of this key can (its descendants keep it alive). */
   int bump = val.type == VH_TTAB;
-  if (!bump && p->live_kids != 0) {
+  if (!bump && p->kid_bits != 0 &&
+      (p->kid_bits & (kstr ? kid_bit_bytes(s, n) : kid_bit(key))) != 0) {
     vh_tab_get(t, key, &old);
     bump = old.type == VH_TTAB;
   }
   vh_tab_t *t2 = t;
   int rc = vh_tab_set(&t2, key, val, st->edit); /* val stolen */
-  vh_val_release(key);
+  if (kown) vh_val_release(key);
   if (t2 != t) abort(); /* a transient node is mutated in place */
   if (bump) st->epoch++;
   st->writes++;
+  if (kstr) rc_wrote(p, s, n, rc == 0 ? val : vh_nil());
   if (rc != 0) {
     fault_check(L);
     vhl__oom(L);
@@ -621,7 +823,9 @@ static int proxy_gc(lua_State *L) {
   vh_val_t k = p->key;
   /* The parent outlives this call: p keeps it reachable (uv1), so both are
    * finalized in the same cycle at the earliest and freed after it. */
-  if (p->magic == VHL_PROXY_MAGIC && p->parent != NULL) p->parent->live_kids--;
+  if (p->magic == VHL_PROXY_MAGIC && p->parent != NULL &&
+      --p->parent->live_kids == 0)
+    p->parent->kid_bits = 0;
   p->key = vh_nil();
   p->magic = 0;
   vh_val_release(k);
@@ -746,14 +950,17 @@ void vhl__proxy_init(lua_State *L) {
 void vhl__proxy_new_root(lua_State *L, vhl_state_t *st, int st_idx) {
   st_idx = lua_absindex(L, st_idx);
   vhl__proxy_init(L);
-  vhl_proxy_t *p = (vhl_proxy_t *)lua_newuserdatauv(L, sizeof *p, 2);
+  vhl_proxy_t *p =
+      (vhl_proxy_t *)lua_newuserdatauv(L, sizeof *p, VHL_PROXY_NUV);
   p->magic = VHL_PROXY_MAGIC;
+  memset(p->rc, 0, sizeof p->rc);
   p->st = st;
   p->parent = NULL;
   p->tab = NULL;
   p->epoch = 0; /* st->epoch starts at 1: resolve on first use */
   p->key = vh_nil();
   p->live_kids = 0;
+  p->kid_bits = 0;
   p->depth = 1;
   luaL_setmetatable(L, VHL_PROXY_MT);
   lua_pushvalue(L, st_idx);

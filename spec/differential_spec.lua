@@ -237,6 +237,25 @@ local function random_op(s, w, size)
   end
 end
 
+-- Read one random key of a random table twice in the middle of a
+-- transaction (the second read may come from the proxy's read cache) and
+-- compare it with the working model.
+local function check_read(s, w)
+  local path = rand_path(w)
+  local m, p = walk(w, path), walk(s, path)
+  local k = rand_key()
+  for _ = 1, 2 do
+    local pv, mv = p[k], m[k]
+    if type(mv) == "table" then
+      ensure(core_isproxy(pv), "read: table value is not a proxy")
+      ensure(#pv == #mv, "read: length of a subtable differs")
+    else
+      ensure(pv == mv and math.type(pv) == math.type(mv),
+             "read: value at " .. tostring(k) .. " differs")
+    end
+  end
+end
+
 describe("differential: state vs plain table", function()
   it("agrees after every transaction (seed printed on failure)", function()
     math.randomseed(SEED)
@@ -256,6 +275,7 @@ describe("differential: state vs plain table", function()
             if random_op(s, work, size) or i % 8 == 0 then
               size = count_entries(work)
             end
+            if rnd(2) == 1 then check_read(s, work) end
           end
         end
         if explicit then

@@ -510,6 +510,221 @@ describe("state proxy", function()
     end)
   end)
 
+  -- Repeated reads with short string keys are answered from the proxy's
+  -- read cache (bindings/proxy.c READ CACHE). Each case reads a key twice
+  -- (fills, then hits the cache) before the change it checks.
+  describe("read cache", function()
+    local function twice(t, k)
+      local a = t[k]
+      local b = t[k]
+      assert(rawequal(a, b) or (a ~= a and b ~= b), "two reads differ")
+      return a
+    end
+
+    it("a read after a write in the same transaction sees the write",
+       function()
+      local st = new({ n = 1 })
+      local s = st.state
+      st:begin()
+      for _, v in ipairs({ 2, 2.0, 2.5, true, false, "two", 7, 0 / 0 }) do
+        twice(s, "n")
+        s.n = v
+        local got = twice(s, "n")
+        if v ~= v then
+          assert.is_true(got ~= got)
+        else
+          assert.are.equal(v, got)
+          assert.are.equal(math.type(v), math.type(got))
+        end
+      end
+      twice(s, "n")
+      s.n = { x = 1 }
+      assert.are.equal(1, twice(s, "n").x)
+      s.n = 3
+      assert.are.equal(3, twice(s, "n"))
+      s.n = nil
+      assert.is_nil(twice(s, "n"))
+      s.n = "back"
+      assert.are.equal("back", twice(s, "n"))
+      st:commit()
+      assert.are.equal("back", twice(s, "n"))
+    end)
+
+    it("a write by another key spelling of the same string invalidates",
+       function()
+      local st = new({})
+      local s = st.state
+      local long1 = string.rep("k", 50)
+      local long2 = string.rep("k", 49) .. "k" -- same bytes, maybe a new string
+      local short1 = "ab" .. tostring(12)
+      st:begin()
+      s[long1], s[short1] = 1, 1
+      assert.are.equal(1, twice(s, long1))
+      assert.are.equal(1, twice(s, short1))
+      s[long2] = 2
+      s["ab12"] = 2
+      assert.are.equal(2, twice(s, long1))
+      assert.are.equal(2, twice(s, short1))
+      st:commit()
+    end)
+
+    it("rollback, commit and snapshots show the right version", function()
+      local st = new({ n = 1, t = { x = 1 } })
+      local s = st.state
+      local t = s.t
+      assert.are.equal(1, twice(s, "n"))
+      assert.are.equal(1, twice(t, "x"))
+      local snap = st:snapshot()
+      assert.are.equal(1, twice(snap, "n"))
+      st:begin()
+      s.n, t.x = 2, 2
+      assert.are.equal(2, twice(s, "n"))
+      assert.are.equal(2, twice(t, "x"))
+      assert.are.equal(1, twice(snap, "n"))
+      st:rollback()
+      assert.are.equal(1, twice(s, "n"))
+      assert.are.equal(1, twice(t, "x"))
+      st:begin()
+      s.n = 3
+      st:commit()
+      assert.are.equal(3, twice(s, "n"))
+      assert.are.equal(1, twice(snap, "n"))
+      -- rolled back after a read inside the transaction only
+      st:begin()
+      s.n = 4
+      assert.are.equal(4, twice(s, "n"))
+      st:rollback()
+      assert.are.equal(3, twice(s, "n"))
+    end)
+
+    it("a cached child proxy follows its path", function()
+      local st = new({ a = { v = 1 }, b = { v = 2 } })
+      local s = st.state
+      local a = twice(s, "a")
+      assert.are.equal(1, twice(a, "v"))
+      st:begin()
+      s.a = 5 -- the child's path holds a scalar now
+      assert.are.equal(5, twice(s, "a"))
+      assert.has_error(function() return a.v end,
+                       "state.a is no longer a table")
+      s.a = { v = 3 }
+      assert.are.equal(a, twice(s, "a")) -- same path, same proxy
+      assert.are.equal(3, twice(a, "v"))
+      s.a = s.b -- a copy of b
+      assert.are.equal(2, twice(s, "a").v)
+      s.b.v = 20
+      assert.are.equal(2, twice(s, "a").v)
+      assert.are.equal(20, twice(s, "b").v)
+      s.a.v = 30 -- through the cached child: clone under the transaction
+      assert.are.equal(30, twice(a, "v"))
+      st:rollback()
+      assert.are.equal(a, twice(s, "a"))
+      assert.are.equal(1, twice(a, "v"))
+      st:begin()
+      s.a = nil
+      assert.is_nil(twice(s, "a"))
+      st:commit()
+      assert.is_nil(twice(s, "a"))
+    end)
+
+    it("a child cached below a replaced table is not shown", function()
+      local st = new({ p = { c = { v = 1 } } })
+      local s = st.state
+      local pc = twice(s, "p")
+      assert.are.equal(1, twice(pc, "c").v)
+      st:begin()
+      s.p = { c = 1 } -- replaced from above: pc's slot for c is stale
+      assert.are.equal(1, twice(pc, "c"))
+      st:rollback()
+      assert.are.equal(1, twice(pc, "c").v)
+      st:begin()
+      s.z = { w = 1 }
+      assert.are.equal(1, twice(s, "z").w)
+      st:rollback()
+      assert.is_nil(twice(s, "z"))
+    end)
+
+    it("a child proxy resolved inside the transaction sees its table go",
+       function()
+      local st = new({ a = { v = 1 }, b = { v = 2 } })
+      local s = st.state
+      st:begin()
+      s.x = 1 -- the root is transient from here
+      local a, b = s.a, s.b
+      assert.are.equal(1, twice(a, "v"))
+      assert.are.equal(2, twice(b, "v"))
+      s.a = 5 -- a scalar over a table that a live proxy holds
+      assert.has_error(function() return a.v end,
+                       "state.a is no longer a table")
+      s.b = nil
+      assert.has_error(function() return b.v end,
+                       "state.b is no longer a table")
+      st:rollback()
+      assert.are.equal(1, a.v)
+      assert.are.equal(2, b.v)
+    end)
+
+    it("table functions, pairs and failed writes keep reads right",
+       function()
+      local st = new({ list = { 1, 2, 3 }, n = 1, name = "x" })
+      local s = st.state
+      local list = s.list
+      twice(s, "n")
+      twice(s, "name")
+      st:begin()
+      core.table.insert(list, 1, 0)
+      table.insert(list, 4)
+      core.table.sort(list, function(x, y) return x > y end)
+      core.table.remove(list)
+      assert.are.same({ 4, 3, 2, 1 }, core.copy(list))
+      for k, v in pairs(s) do
+        if k == "n" then
+          s.n = v + 1
+          assert.are.equal(v + 1, twice(s, "n"))
+        end
+      end
+      assert.has_error(function() s.n = print end)
+      assert.are.equal(2, twice(s, "n"))
+      assert.are.equal("x", twice(s, "name"))
+      st:commit()
+      assert.are.equal(2, twice(s, "n"))
+    end)
+
+    it("many keys through a few slots", function()
+      local st = new({})
+      local s = st.state
+      st:begin()
+      for i = 1, 300 do s["key" .. i] = i end
+      for round = 1, 3 do
+        for i = 1, 300 do
+          assert.are.equal(i + round - 1, twice(s, "key" .. i))
+          s["key" .. i] = i + round
+        end
+        collectgarbage()
+      end
+      st:commit()
+    end)
+
+    it("the guard still applies to cached reads", function()
+      local st, other = new({ v = 1 }, "mine"), new({}, "other")
+      local s = st.state
+      local ok, err = pcall(function()
+        core._guard(st)
+        assert.are.equal(1, twice(s, "v"))
+        core._guard(other)
+        local okr, e = pcall(function() return s.v end)
+        assert.is_false(okr)
+        assert.matches("mine belongs to domain mine", e)
+        core._guard(nil, true)
+        okr, e = pcall(function() return s.v end)
+        assert.is_false(okr)
+        assert.matches("only usable inside a handler", e)
+      end)
+      core._guard(nil, false)
+      assert(ok, err)
+    end)
+  end)
+
   describe("transactions", function()
     it("commit keeps and rollback undoes", function()
       local st = new({ n = 1, t = { x = 1 } })

@@ -12,6 +12,8 @@
  *     |                            uv2 = child cache (weak values)
  *   child proxy                   uv1 = the parent proxy
  *                                  uv2 = child cache (weak values)
+ *   (every proxy)                 uv3.. = read cache keys and values
+ *                                  (strong; see vhl_rc_t)
  *
  * A child proxy keeps its parent alive, which keeps the state alive, so a
  * proxy's `st` and `parent` pointers are valid for the proxy's whole life.
@@ -72,6 +74,34 @@ struct vhl_state {
   char name[];          /* NUL-terminated first path element */
 };
 
+/* The read cache of a proxy (proxy.c, READ CACHE): the last values read
+ * with a few short string keys. Slot i's key string is the proxy's user
+ * value VHL_RC_UV + 2i, which keeps it alive, so its address `kp`
+ * identifies it; a string value or a child proxy is user value
+ * VHL_RC_UV + 2i + 1. */
+#define VHL_RC_SLOTS 4
+#define VHL_RC_UV 3 /* 1: parent or state, 2: child cache */
+#define VHL_PROXY_NUV (VHL_RC_UV - 1 + 2 * VHL_RC_SLOTS)
+typedef struct vhl_rc {
+  const char *kp;   /* the key's bytes (a Lua string); NULL: never filled */
+  uint32_t len;     /* its length (at most 40) */
+  uint32_t fp;      /* its fingerprint (proxy.c key_fp) */
+  const char *cand; /* another key that missed this slot last (compared,
+                       never read) */
+  uint64_t epoch;   /* scalar and string values: valid iff == st->epoch;
+                       child proxies: the epoch of the fill */
+  int type;         /* VH_TNIL: empty; VH_TBOOL, VH_TINT, VH_TFLOAT: in u;
+                       VH_TSTR: the Lua string in the user value; VH_TTAB: the
+                       child proxy u.c in the user value, valid iff
+                       u.c->epoch == st->epoch */
+  union {
+    int b;
+    int64_t i;
+    double f;
+    struct vhl_proxy *c;
+  } u;
+} vhl_rc_t;
+
 /* A proxy: one table path of one state. Lives inside its Lua userdata. */
 typedef struct vhl_proxy {
   uint32_t magic;           /* VHL_PROXY_MAGIC */
@@ -85,6 +115,12 @@ typedef struct vhl_proxy {
                                node below this one */
   uint32_t depth;           /* tables on the path: 1 for the root, parent's
                                + 1 (vh_limits.h); set at creation */
+
+  /* A bit per key of a child proxy created since live_kids was last 0
+   * (proxy.c kid_bit): no live child has a key whose bit is clear. */
+  uint64_t kid_bits;
+  /* The read cache (proxy.c READ CACHE). */
+  vhl_rc_t rc[VHL_RC_SLOTS];
 } vhl_proxy_t;
 
 /* A value box: a userdata owning one vh_val_t, released by __gc. Used to
