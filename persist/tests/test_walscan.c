@@ -170,6 +170,19 @@ static vh_store_t *open_store(const char *dir, int create) {
   return s;
 }
 
+/* The slice of s's manifest. */
+static uint64_t stored_slice(vh_store_t *s) {
+  void *mb;
+  size_t ml;
+  ASSERT_EQ(vh_store_get_manifest(s, &mb, &ml, NULL), 0);
+  vh_manifest_t m;
+  ASSERT_EQ(vh_manifest_decode(mb, ml, &m, NULL), 0);
+  uint64_t seq = m.seq;
+  free(mb);
+  vh_manifest_free(&m);
+  return seq;
+}
+
 /* A crash image in base/NAME with slices 1..n of `size` bytes each. */
 static char *crash_image(const char *name, uint64_t n, size_t size) {
   char *live = strdup(sub("live"));
@@ -549,14 +562,7 @@ TEST_IMPL(torn_tail_then_new_log_is_clean) {
   ASSERT_EQ(record_offsets(wal, offs, 64), 11);
   ASSERT_EQ(truncate(wal, offs[10] + 40000), 0);
   vh_store_t *s = open_store(img, 0);
-  void *mb;
-  size_t ml;
-  ASSERT_EQ(vh_store_get_manifest(s, &mb, &ml, NULL), 0);
-  vh_manifest_t m;
-  ASSERT_EQ(vh_manifest_decode(mb, ml, &m, NULL), 0);
-  ASSERT_EQ(m.seq, 9);
-  free(mb);
-  vh_manifest_free(&m);
+  ASSERT_EQ(stored_slice(s), 9);
   write_slices(s, 10, 15, 2000);
   char *img2 = sub("img2");
   copy_db(img, img2);
@@ -620,14 +626,7 @@ static void torn_first_record_round(long cut) {
   ASSERT_EQ(w.tail_seen, 1);
   ASSERT_EQ(w.last_slice, 6);
   s = open_store(img2, 0);
-  void *mb;
-  size_t ml;
-  ASSERT_EQ(vh_store_get_manifest(s, &mb, &ml, NULL), 0);
-  vh_manifest_t m;
-  ASSERT_EQ(vh_manifest_decode(mb, ml, &m, NULL), 0);
-  ASSERT_EQ(m.seq, 6);
-  free(mb);
-  vh_manifest_free(&m);
+  ASSERT_EQ(stored_slice(s), 6);
   ASSERT_EQ(vh_store_close(s, NULL), 0);
   free(live);
   free(img);
@@ -765,14 +764,7 @@ TEST_IMPL(store_refuses_corrupt_then_recovers) {
   vh_store_opts_init(&o);
   o.accept_loss = 1;
   ASSERT_EQ(vh_store_open(img, &o, &s, &m), 0);
-  void *mb;
-  size_t ml;
-  ASSERT_EQ(vh_store_get_manifest(s, &mb, &ml, NULL), 0);
-  vh_manifest_t man;
-  ASSERT_EQ(vh_manifest_decode(mb, ml, &man, NULL), 0);
-  ASSERT_EQ(man.seq, 19);
-  free(mb);
-  vh_manifest_free(&man);
+  ASSERT_EQ(stored_slice(s), 19);
   ASSERT_EQ(vh_store_close(s, NULL), 0);
   vh_walscan_t w = scan(img);
   ASSERT_EQ(w.state, VH_WALSCAN_CLEAN);
