@@ -103,17 +103,6 @@ ved.domain "acct" {
 local RAISES = V1:gsub("state%.n = state%.n %+ 1",
                        'error("tick is broken in this version")')
 
-local running = {}
-
-local function reap()
-  for p in pairs(running) do
-    proc.signal(p, "KILL")
-    proc.wait(p, 5)
-    proc.cleanup(p)
-  end
-  running = {}
-end
-
 local function vh(dir, ...)
   return proc.run({ ... }, { cwd = dir, timeout = 120 })
 end
@@ -122,17 +111,9 @@ local function start_host(dir, ...)
   local args = { "run", "--data", "data", "--durability", "nosync", ... }
   args[#args + 1] = "app.lua"
   local p = proc.start(args, { cwd = dir })
-  running[p] = true
+  proc.track(p)
   assert.is_true(proc.wait_log(p, "running"), proc.logtext(p))
   return p
-end
-
-local function stop_host(p)
-  running[p] = nil
-  proc.signal(p, "TERM")
-  local code = proc.wait(p, 60)
-  proc.cleanup(p)
-  return code
 end
 
 local function db_hash(dir)
@@ -179,7 +160,7 @@ local function traffic(dir, n)
     call(url, "get", '{}')
   end
   proc.sleep(0.2)
-  assert.are.equal(0, stop_host(host))
+  assert.are.equal(0, proc.stop_host(host, 60))
 end
 
 describe("vedhost rehearse", function()
@@ -193,7 +174,7 @@ describe("vedhost rehearse", function()
     traffic(dir, 1100)
   end)
   teardown(function()
-    reap()
+    proc.reap()
     if dir then proc.rmdir(dir) end
   end)
 
@@ -291,7 +272,7 @@ describe("vedhost run --rehearse N", function()
     proc.write(dir .. "/app.lua", V1)
   end)
   teardown(function()
-    reap()
+    proc.reap()
     if dir then proc.rmdir(dir) end
   end)
 
@@ -319,7 +300,7 @@ describe("vedhost run --rehearse N", function()
     assert.is_true(proc.wait_log(host, "reload: 1 script", 120),
                    proc.logtext(host))
     assert.matches("rehearsal clean", proc.logtext(host), 1, true)
-    assert.are.equal(0, stop_host(host))
+    assert.are.equal(0, proc.stop_host(host, 60))
   end)
 end)
 
@@ -330,7 +311,7 @@ describe("REPL :reload --rehearse N", function()
     proc.write(dir .. "/app.lua", V1)
   end)
   teardown(function()
-    reap()
+    proc.reap()
     if dir then proc.rmdir(dir) end
   end)
 
@@ -367,6 +348,6 @@ describe("REPL :reload --rehearse N", function()
     r = vh(dir, "repl", "--data", "data", "-e", ":reload --rehearse 50 --yes")
     assert.are.equal(0, r.code, r.out .. r.log)
     assert.matches("reload: 1 script", r.out, 1, true)
-    assert.are.equal(0, stop_host(host))
+    assert.are.equal(0, proc.stop_host(host, 60))
   end)
 end)

@@ -14,6 +14,7 @@
 --   local p = proc.start_host(SRC, { args = { "--http", "0" }, http = true })
 --   -- p.wdir (the dir), p.url / p.port (with http), p.pid, p.log
 --   local code, log = proc.stop_host(p)   -- SIGTERM, wait, clean up
+--   proc.reap()   -- in a teardown: kill what a failed spec left running
 --
 -- Every wait is bounded (default 10 s): a hung host makes the spec fail,
 -- never hang CI. run() is bounded with timeout(1) and KILL: a killed run
@@ -172,6 +173,26 @@ function M.http_url(p)
   return p.url
 end
 
+-- Hosts started and not stopped yet (start_host and track add them,
+-- stop_host drops them): reap() kills and cleans up what is left, for a
+-- teardown, so that a failing assertion leaves no process behind.
+local running = {}
+
+function M.track(p)
+  running[p] = true
+  return p
+end
+
+function M.reap()
+  for p in pairs(running) do
+    M.signal(p, "KILL")
+    M.wait(p, 5)
+    M.cleanup(p)
+    if p.wdir then M.rmdir(p.wdir) end
+  end
+  running = {}
+end
+
 -- Start `vedhost run ARGS... NAME` in a fresh dir (p.wdir) holding src as
 -- NAME, and wait (asserting, busted) until the log says opts.ready.
 -- opts: name ("a.lua"), args ({}), ready ("running"), timeout (the
@@ -185,7 +206,7 @@ function M.start_host(src, opts)
   local argv = { "run" }
   for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
   argv[#argv + 1] = name
-  local p = M.start(argv, { cwd = dir, env = opts.env, bin = opts.bin })
+  local p = M.track(M.start(argv, { cwd = dir, env = opts.env, bin = opts.bin }))
   p.wdir = dir
   assert.is_true(M.wait_log(p, opts.ready or "running", opts.timeout),
                  M.logtext(p))
@@ -197,6 +218,7 @@ end
 -- after timeout seconds) and its log. Removes its files, and its dir
 -- unless keep_dir.
 function M.stop_host(p, timeout, keep_dir)
+  running[p] = nil
   M.signal(p, "TERM")
   local code = M.wait(p, timeout)
   local log = M.logtext(p)
