@@ -53,11 +53,9 @@ local function vh(dir, ...)
 end
 
 local function start_host(dir)
-  local p = proc.start({ "run", "--data", "data", "--no-watch",
-                         "--durability", "nosync", "app.lua" }, { cwd = dir })
-  proc.track(p)
-  assert.is_true(proc.wait_log(p, "running"), proc.logtext(p))
-  return p
+  return proc.start_host(nil, {
+    dir = dir, name = "app.lua",
+    args = { "--data", "data", "--no-watch", "--durability", "nosync" } })
 end
 
 local function db_hash(dir)

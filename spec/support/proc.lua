@@ -196,18 +196,19 @@ end
 -- Start `vedhost run ARGS... NAME` in a fresh dir (p.wdir) holding src as
 -- NAME, and wait (asserting, busted) until the log says opts.ready.
 -- opts: name ("a.lua"), args ({}), ready ("running"), timeout (the
--- default), http (read p.url and p.port), bin, env.
+-- default), http (read p.url and p.port), bin, env; dir: start in this
+-- dir instead, where NAME already is (src nil), and leave it to the caller.
 function M.start_host(src, opts)
   local assert = require "luassert"
   opts = opts or {}
-  local dir = M.tmpdir()
+  local dir = opts.dir or M.tmpdir()
   local name = opts.name or "a.lua"
-  M.write(dir .. "/" .. name, src)
+  if src then M.write(dir .. "/" .. name, src) end
   local argv = { "run" }
   for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
   argv[#argv + 1] = name
   local p = M.track(M.start(argv, { cwd = dir, env = opts.env, bin = opts.bin }))
-  p.wdir = dir
+  if not opts.dir then p.wdir = dir end
   assert.is_true(M.wait_log(p, opts.ready or "running", opts.timeout),
                  M.logtext(p))
   if opts.http then M.http_url(p) end
