@@ -27,7 +27,9 @@
  *
  *   offset size  field
  *   0      8     magic "VEDHOST\0"
- *   8      4     u32 little endian: store format version (1)
+ *   8      4     u32 little endian: store format version (2; 1 before
+ *                big string values were stored out of line as blobs,
+ *                invariant 1)
  *
  * NODE AND MANIFEST VALUES ('N...', 'M'):
  *
@@ -40,7 +42,11 @@
  *  1. A database is used only if its format record has the magic and a
  *     version <= VH_STORE_FORMAT_VERSION. A store is created (format record
  *     written, fsync'd) only when opts.create is set and the database holds
- *     no key at all, so a foreign RocksDB is never written to.
+ *     no key at all, so a foreign RocksDB is never written to. A store of
+ *     version 1 is read and written as it is: version 2 only adds blob
+ *     records and references (persist/trie/codec.c, BLOBS), and those
+ *     nodes carry node format 2, which a vedhost of version 1 refuses as
+ *     "node of a newer format" when it reads one (never misread).
  *  2. Every value read is verified (length, CRC, kind) before its payload is
  *     returned; a value of a newer version is refused (VH_EFORMAT), never
  *     misread. RocksDB also verifies its own block checksums on every read

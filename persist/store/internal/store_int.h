@@ -151,6 +151,10 @@ struct vh_store {
   size_t load_flush_bytes;      /* flush at once past this, idle or not */
   unsigned idle_flush_ms;       /* the pause (0: no idle flush) */
   _Atomic uint64_t flush_count; /* flushes the writer asked for */
+  /* MEMORY (store_writer.c): batch bytes freed since the last heap trim
+   * (writer thread only) and the trims done. */
+  size_t untrimmed;
+  _Atomic uint64_t trim_count;
   /* Node puts and deletes written since open (writer thread; read by
    * close after the writer joined): store.c, COMPACTION AT A CLEAN STOP. */
   uint64_t node_puts, node_dels;
