@@ -29,6 +29,7 @@
 # (by pid).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/common.sh" # vb_host_up, vb_stop_pid
 build=${VEDHOST_BUILD:-$here/../build}
 bin=$build/bin/vedhost
 N=${BENCH_N:-1000000}
@@ -90,13 +91,9 @@ done
 old=${seqs[0]} va=${seqs[1]} vb=${seqs[2]}
 
 measure() { # prints "t1 n1 t10 n10"
-  "$bin" run "${run_opts[@]}" --data "$OUT/d" "$OUT/serve.lua" \
-    2>"$OUT/serve.log" &
-  host_pid=$!
-  for _ in $(seq 1 500); do
-    grep -q "running 1 domain" "$OUT/serve.log" && break
-    sleep 0.02
-  done
+  vb_host_up "$bin" "$OUT/serve.log" "${run_opts[@]}" --data "$OUT/d" \
+    "$OUT/serve.lua"
+  host_pid=$VB_PID
   local out=
   for _ in $(seq 1 100); do
     if out=$("$bin" repl --data "$OUT/d" -e "local c = os.clock; \
@@ -108,8 +105,7 @@ return string.format('%.6f %d %.6f %d', t1, #d1, t10, #d10)" 2>/dev/null); then
     sleep 0.05
   done
   printf '%s\n' "$out" | tr -d '"'
-  kill "$host_pid"
-  wait "$host_pid" 2>/dev/null || true
+  vb_stop_pid "$host_pid"
   host_pid=
 }
 t1s=() t10s=()

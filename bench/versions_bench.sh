@@ -22,6 +22,7 @@
 # (by pid).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib/common.sh" # vb_host_up, vb_stop_pid
 build=${VEDHOST_BUILD:-$here/../build}
 bin=$build/bin/vedhost
 N=${BENCH_N:-1000000}
@@ -82,13 +83,9 @@ key=$((N * 7 / 9))
 
 # One cold measurement: a fresh host, one chunk; prints "seconds value".
 measure() { # expr
-  "$bin" run "${run_opts[@]}" --data "$OUT/d" "$OUT/serve.lua" \
-    2>"$OUT/serve.log" &
-  host_pid=$!
-  for _ in $(seq 1 500); do
-    grep -q "running 1 domain" "$OUT/serve.log" && break
-    sleep 0.02
-  done
+  vb_host_up "$bin" "$OUT/serve.log" "${run_opts[@]}" --data "$OUT/d" \
+    "$OUT/serve.lua"
+  host_pid=$VB_PID
   local out=
   for _ in $(seq 1 100); do # the control socket may lag the log line
     if out=$("$bin" repl --data "$OUT/d" -e "local c = os.clock; \
@@ -99,8 +96,7 @@ return string.format('%.6f %s', d, v)" 2>/dev/null); then
     sleep 0.05
   done
   printf '%s\n' "$out" | tr -d '"'
-  kill "$host_pid"
-  wait "$host_pid" 2>/dev/null || true
+  vb_stop_pid "$host_pid"
   host_pid=
 }
 

@@ -315,7 +315,7 @@ describe("differential: state vs plain table", function()
         SEED, ops))
       error(err, 0)
     end
-    assert.is_true(ops >= 100000)
+    assert.is_true(ops >= TOTAL_OPS)
     assert.is_true(rolled > 0)
     check_equal(st.state, model, "state", SEED)
   end)

@@ -5,22 +5,11 @@
 -- and pinning, --retain 0 keeping one version. Bounded waits only;
 -- nothing measures time.
 local proc = require "support.proc"
+local overwrite = require "support.overwrite"
 
 -- One key of a state that holds 1000 other values is overwritten once per
 -- slice (each message is delivered in the next slice), VH_N times.
-local OVERWRITE = [[
-local ved = require "ved"
-local N = tonumber(os.getenv("VH_N"))
-ved.domain "w" {
-  state = { k = 0, done = 0, bulk = {} },
-  start = function(state, ctx)
-    if #state.bulk == 0 then
-      for i = 1, 1000 do state.bulk[i] = "value number " .. i end
-    end
-    state.target = state.done + N
-    ctx:send("w", "set")
-  end,
-  on = {
+local OVERWRITE = overwrite.script(1000, "set", [[
     set = function(state, p, ctx)
       state.k = state.k + 1
       state.done = state.done + 1
@@ -32,23 +21,8 @@ ved.domain "w" {
         ctx:send("w", "set")
       end
     end,
-  },
-}
-]]
-
-local function du(path)
-  local p = io.popen("du -sk " .. proc.quote(path))
-  local n = tonumber(p:read("a"):match("^(%d+)"))
-  p:close()
-  return n
-end
-
-local function fsck(dir)
-  local r = proc.run({ "fsck", "--data", "data" }, { cwd = dir, timeout = 120 })
-  assert.are.equal(0, r.code, r.out .. r.log)
-  assert.truthy(r.out:find("fsck: ok", 1, true), r.out .. r.log)
-  return r.out
-end
+]])
+local du, fsck, run = overwrite.du, overwrite.fsck, overwrite.run
 
 -- history counts from fsck's report
 local function history(out)
@@ -58,21 +32,6 @@ local function history(out)
   assert.truthy(v, out)
   return { versions = tonumber(v), window = tonumber(inwin),
            marks = tonumber(marks), pinned = tonumber(pinned) }
-end
-
-local function run(dir, n, retain)
-  local args = { "run", "--data", "data", "--no-watch", "--durability",
-                 "nosync" }
-  if retain then
-    args[#args + 1] = "--retain"
-    args[#args + 1] = retain
-  end
-  args[#args + 1] = "w.lua"
-  local r = proc.run(args, { cwd = dir, env = { VH_N = tostring(n) },
-                              timeout = 300 })
-  assert.are.equal(0, r.code, r.log)
-  assert.truthy(r.log:find("] done", 1, true), r.log)
-  return r
 end
 
 describe("--retain", function()

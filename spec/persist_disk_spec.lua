@@ -9,19 +9,9 @@
 -- reachable. Bounded waits only; nothing measures time.
 local proc = require "support.proc"
 
-local SCRIPT = [[
-local ved = require "ved"
-local N = tonumber(os.getenv("VH_N"))
-ved.domain "w" {
-  state = { k = 0, done = 0, bulk = {} },
-  start = function(state, ctx)
-    if #state.bulk == 0 then
-      for i = 1, 10000 do state.bulk[i] = "value number " .. i end
-    end
-    state.target = state.done + N
-    ctx:send("w", "go")
-  end,
-  on = {
+local overwrite = require "support.overwrite"
+
+local SCRIPT = overwrite.script(10000, "go", [[
     go = function(state, p, ctx)
       for i = 1, 1000 do ctx:send("w", "set") end
     end,
@@ -37,46 +27,26 @@ ved.domain "w" {
         end
       end
     end,
-  },
-}
-]]
-
--- Kilobytes under path (du -sk).
-local function du(path)
-  local p = io.popen("du -sk " .. proc.quote(path))
-  local n = tonumber(p:read("a"):match("^(%d+)"))
-  p:close()
-  return n
-end
+]])
 
 describe("vedhost disk use", function()
   it("stays flat while one key is overwritten a million times", function()
     local dir = proc.tmpdir()
     proc.write(dir .. "/w.lua", SCRIPT)
-    local function run(n)
-      -- --retain 0: no history kept, so disk tracks live state alone
-      -- (retention's bound is spec/history_spec.lua's).
-      return proc.run({ "run", "--data", "data", "--no-watch",
-                        "--durability", "nosync", "--retain", "0", "w.lua" },
-                      { cwd = dir, env = { VH_N = tostring(n) },
-                        timeout = 120 })
-    end
-    local r = run(100000)
-    assert.are.equal(0, r.code, r.log)
+    -- --retain 0: no history kept, so disk tracks live state alone
+    -- (retention's bound is spec/history_spec.lua's).
+    local r = overwrite.run(dir, 100000, "0", 120)
     assert.truthy(r.log:find("] done 100000", 1, true), r.log)
-    local after100k = du(dir .. "/data/db")
-    r = run(900000)
-    assert.are.equal(0, r.code, r.log)
+    local after100k = overwrite.du(dir .. "/data/db")
+    r = overwrite.run(dir, 900000, "0", 120)
     assert.truthy(r.log:find("] done 1000000", 1, true), r.log)
-    local after1m = du(dir .. "/data/db")
+    local after1m = overwrite.du(dir .. "/data/db")
     -- 10x the history: at most 2x the bytes (plus 512 KB of RocksDB's own
     -- files: LOG, OPTIONS, MANIFEST)
     assert.is_true(after1m <= 2 * after100k + 512,
                    ("du %d KB after 100k writes, %d KB after 1M"):format(
                      after100k, after1m))
-    local f = proc.run({ "fsck", "--data", "data" }, { cwd = dir })
-    assert.are.equal(0, f.code, f.out .. f.log)
-    assert.truthy(f.out:find("fsck: ok", 1, true), f.out .. f.log)
+    overwrite.fsck(dir)
     proc.rmdir(dir)
   end)
 end)

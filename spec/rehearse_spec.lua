@@ -103,40 +103,27 @@ ved.domain "acct" {
 local RAISES = V1:gsub("state%.n = state%.n %+ 1",
                        'error("tick is broken in this version")')
 
-local running = {}
-
-local function reap()
-  for p in pairs(running) do
-    proc.signal(p, "KILL")
-    proc.wait(p, 5)
-    proc.cleanup(p)
-  end
-  running = {}
-end
-
 local function vh(dir, ...)
   return proc.run({ ... }, { cwd = dir, timeout = 120 })
 end
 
 local function start_host(dir, ...)
-  local args = { "run", "--data", "data", "--durability", "nosync", ... }
-  args[#args + 1] = "app.lua"
-  local p = proc.start(args, { cwd = dir })
-  running[p] = true
-  assert.is_true(proc.wait_log(p, "running"), proc.logtext(p))
-  return p
-end
-
-local function stop_host(p)
-  running[p] = nil
-  proc.signal(p, "TERM")
-  local code = proc.wait(p, 60)
-  proc.cleanup(p)
-  return code
+  return proc.start_host(nil, {
+    dir = dir, name = "app.lua",
+    args = { "--data", "data", "--durability", "nosync", ... } })
 end
 
 local function db_hash(dir)
   return proc.tree_hash(dir .. "/data/db")
+end
+
+-- `vedhost rehearse --data data ARGS...` in dir; asserts that the store
+-- is byte-identical afterwards.
+local function rehearse(dir, ...)
+  local before = db_hash(dir)
+  local r = vh(dir, "rehearse", "--data", "data", ...)
+  assert.are.equal(before, db_hash(dir))
+  return r
 end
 
 local function nversions(dir)
@@ -145,6 +132,26 @@ local function nversions(dir)
   local n = 0
   for _ in r.out:gmatch("\n%s*%d+%s") do n = n + 1 end
   return n
+end
+
+-- Waits (bounded by `wait` seconds) until dir's store has n versions.
+local function await_versions(dir, n, wait)
+  local deadline = os.time() + wait
+  while nversions(dir) < n and os.time() < deadline do proc.sleep(0.2) end
+end
+
+-- A fresh dir holding app.lua (v1) and the given other scripts: a describe
+-- block's setup; done(dir) is its teardown.
+local function app_dir(scripts)
+  local dir = proc.tmpdir()
+  proc.write(dir .. "/app.lua", V1)
+  for name, src in pairs(scripts or {}) do proc.write(dir .. "/" .. name, src) end
+  return dir
+end
+
+local function done(dir)
+  proc.reap()
+  if dir then proc.rmdir(dir) end
 end
 
 local function repl(dir, code)
@@ -169,8 +176,7 @@ local function traffic(dir, n)
   -- delivered; a REPL send() that writes would make its slice
   -- unreplayable: det.c, a chunk that changed a root)
   repl(dir, 'ved.send("acct", "adduser", {id = "x", bal = 5})')
-  local deadline = os.time() + 120
-  while nversions(dir) < n and os.time() < deadline do proc.sleep(0.3) end
+  await_versions(dir, n, 120)
   -- outside calls with replies (a REPL send() that writes would make its
   -- slice unreplayable: det.c, a chunk that changed a root)
   for _ = 1, 3 do
@@ -179,43 +185,32 @@ local function traffic(dir, n)
     call(url, "get", '{}')
   end
   proc.sleep(0.2)
-  assert.are.equal(0, stop_host(host))
+  assert.are.equal(0, proc.stop_host(host, 60))
 end
 
 describe("vedhost rehearse", function()
   local dir
   setup(function()
-    dir = proc.tmpdir()
-    proc.write(dir .. "/app.lua", V1)
-    proc.write(dir .. "/refactor.lua", REFACTOR)
-    proc.write(dir .. "/arith.lua", ARITH)
-    proc.write(dir .. "/migrate.lua", MIGRATE_RAISES)
+    dir = app_dir { ["refactor.lua"] = REFACTOR, ["arith.lua"] = ARITH,
+                    ["migrate.lua"] = MIGRATE_RAISES }
     traffic(dir, 1100)
   end)
-  teardown(function()
-    reap()
-    if dir then proc.rmdir(dir) end
-  end)
+  teardown(function() done(dir) end)
 
   it("a pure refactor rehearses with an empty diff over 1000 slices",
      function()
-    local before = db_hash(dir)
-    local r = vh(dir, "rehearse", "--data", "data", "--last", "1000",
-                 "refactor.lua")
+    local r = rehearse(dir, "--last", "1000", "refactor.lua")
     assert.are.equal(0, r.code, r.out .. r.log)
     local verdict = r.out:match("([^\n]*)\n?$")
     assert.matches("^rehearsal of 1000 slices %(%d+%.%.%d+%): 0 errors, " ..
                    "0 paths differ in 0 domains, 0 replies differ$", verdict)
     -- nothing but the verdict
     assert.are.equal(1, select(2, r.out:gsub("\n", "")))
-    assert.are.equal(before, db_hash(dir))
   end)
 
   it("an arithmetic change shows exactly the paths and replies it changes",
      function()
-    local before = db_hash(dir)
-    local r = vh(dir, "rehearse", "--data", "data", "--last", "1000",
-                 "arith.lua")
+    local r = rehearse(dir, "--last", "1000", "arith.lua")
     assert.are.equal(1, r.code, r.out .. r.log)
     local state, replies, errors = {}, {}, 0
     for line in r.out:gmatch("[^\n]+") do
@@ -238,7 +233,6 @@ describe("vedhost rehearse", function()
     assert.are.equal(0, errors)
     assert.matches("0 errors, 1 path differs in 1 domain, 3 replies differ$",
                    r.out:match("([^\n]*)\n?$"))
-    assert.are.equal(before, db_hash(dir))
     -- --json: one object per line, the verdict last
     local j = vh(dir, "rehearse", "--data", "data", "--last", "1000", "--json",
                  "arith.lua")
@@ -252,15 +246,12 @@ describe("vedhost rehearse", function()
 
   it("a migrate that raises on one stored record is caught, not run",
      function()
-    local before = db_hash(dir)
-    local r = vh(dir, "rehearse", "--data", "data", "--last", "500",
-                 "migrate.lua")
+    local r = rehearse(dir, "--last", "500", "migrate.lua")
     assert.are.equal(1, r.code, r.out .. r.log)
     assert.matches("error %d+#1 acct%.migrate %(migrate%): migrate from version 1 " ..
                    "raised: .*migrate%.lua:%d+: attempt to index a nil value",
                    r.out)
     assert.matches("1 error, .*%(the reload itself fails", r.out)
-    assert.are.equal(before, db_hash(dir))
     -- production still has v1's shape
     local i = vh(dir, "inspect", "--data", "data", "acct.users.x")
     assert.are.equal(0, i.code, i.log)
@@ -286,20 +277,13 @@ end)
 
 describe("vedhost run --rehearse N", function()
   local dir
-  setup(function()
-    dir = proc.tmpdir()
-    proc.write(dir .. "/app.lua", V1)
-  end)
-  teardown(function()
-    reap()
-    if dir then proc.rmdir(dir) end
-  end)
+  setup(function() dir = app_dir() end)
+  teardown(function() done(dir) end)
 
   it("refuses a reload whose handlers raise; the old code keeps serving",
      function()
     local host = start_host(dir, "--no-watch", "--rehearse", "100")
-    local deadline = os.time() + 60
-    while nversions(dir) < 300 and os.time() < deadline do proc.sleep(0.2) end
+    await_versions(dir, 300, 60)
     proc.write(dir .. "/app.lua", RAISES)
     proc.signal(host, "HUP")
     assert.is_true(proc.wait_log(host, "refused by the rehearsal", 120),
@@ -319,25 +303,18 @@ describe("vedhost run --rehearse N", function()
     assert.is_true(proc.wait_log(host, "reload: 1 script", 120),
                    proc.logtext(host))
     assert.matches("rehearsal clean", proc.logtext(host), 1, true)
-    assert.are.equal(0, stop_host(host))
+    assert.are.equal(0, proc.stop_host(host, 60))
   end)
 end)
 
 describe("REPL :reload --rehearse N", function()
   local dir
-  setup(function()
-    dir = proc.tmpdir()
-    proc.write(dir .. "/app.lua", V1)
-  end)
-  teardown(function()
-    reap()
-    if dir then proc.rmdir(dir) end
-  end)
+  setup(function() dir = app_dir() end)
+  teardown(function() done(dir) end)
 
   it("reports, and goes live only when confirmed (or --yes)", function()
     local host = start_host(dir, "--no-watch")
-    local deadline = os.time() + 60
-    while nversions(dir) < 300 and os.time() < deadline do proc.sleep(0.2) end
+    await_versions(dir, 300, 60)
     -- handler errors: refused, even with --yes
     proc.write(dir .. "/app.lua", RAISES)
     local r = vh(dir, "repl", "--data", "data", "-e",
@@ -367,6 +344,6 @@ describe("REPL :reload --rehearse N", function()
     r = vh(dir, "repl", "--data", "data", "-e", ":reload --rehearse 50 --yes")
     assert.are.equal(0, r.code, r.out .. r.log)
     assert.matches("reload: 1 script", r.out, 1, true)
-    assert.are.equal(0, stop_host(host))
+    assert.are.equal(0, proc.stop_host(host, 60))
   end)
 end)

@@ -48,35 +48,14 @@ ved.domain "sink" {
 }
 ]]
 
-local running = {}
-
-local function reap()
-  for p in pairs(running) do
-    proc.signal(p, "KILL")
-    proc.wait(p, 5)
-    proc.cleanup(p)
-  end
-  running = {}
-end
-
 local function vh(dir, ...)
   return proc.run({ ... }, { cwd = dir, env = { NO_COLOR = "1" }, timeout = 60 })
 end
 
 local function start_host(dir)
-  local p = proc.start({ "run", "--data", "data", "--no-watch",
-                         "--durability", "nosync", "app.lua" }, { cwd = dir })
-  running[p] = true
-  assert.is_true(proc.wait_log(p, "running"), proc.logtext(p))
-  return p
-end
-
-local function stop_host(p)
-  running[p] = nil
-  proc.signal(p, "TERM")
-  local code = proc.wait(p)
-  proc.cleanup(p)
-  return code
+  return proc.start_host(nil, {
+    dir = dir, name = "app.lua",
+    args = { "--data", "data", "--no-watch", "--durability", "nosync" } })
 end
 
 local function db_hash(dir)
@@ -140,13 +119,13 @@ describe("vedhost replay", function()
     assert.truthy(r.out:find("replay: unknown version 999999", 1, true) or
                   r.log:find("replay: unknown version 999999", 1, true),
                   r.out .. r.log)
-    assert.are.equal(0, stop_host(host))
+    assert.are.equal(0, proc.stop_host(host, 60))
     -- replays inside the host reported no death: every node is accounted
     r = vh(dir, "fsck", "--data", "data")
     assert.are.equal(0, r.code, r.out .. r.log)
   end)
   teardown(function()
-    reap()
+    proc.reap()
     proc.rmdir(dir)
   end)
 

@@ -127,6 +127,20 @@ vb_wait_file_line() {
   done
 }
 
+# vb_host_up BIN LOG RUN_ARG...: starts `BIN run RUN_ARG...` in the
+# background (stderr to LOG), sets VB_PID and waits (bounded, 10 s) for its
+# "running N domain(s)" line; non-zero, with a warning, if that never
+# comes. The caller stops it (vb_stop_pid) and keeps VB_PID for its trap.
+vb_host_up() {
+  local bin=$1 log=$2
+  shift 2
+  "$bin" run "$@" 2>"$log" &
+  VB_PID=$!
+  vb_wait_file_line "$log" "running [0-9]+ domain" 10 "$VB_PID" && return 0
+  vb_warn "$bin run $*: not running after 10 s (see $log)"
+  return 1
+}
+
 # vb_cleanup: stops every process whose pid file is still registered.
 vb_cleanup() {
   local f pid

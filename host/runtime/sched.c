@@ -329,26 +329,42 @@ static int vh_sys_qset(vh_host_t *h, int64_t seq, vh_val_t val) {
   return vh_sys_set(h, h->k_q, vh_int(seq / VH_QBUCKET), vh_tabv(b));
 }
 
-int vh_sys__send(vh_host_t *h, vh_domain_t *to, vh_domain_t *from,
-                 vh_str_t *event, vh_val_t payload) {
-  if (h->replaying) { /* replay.c: what leaves the slice is dropped */
+/* The start that send and after share. While replaying, drops the message
+ * (replay.c: what leaves the slice is dropped) and returns 1. Else makes
+ * its header (to, from, event [stolen]) into *hdr [new] and room for one
+ * more entry (`size` bytes) in the pending array *arr (n used, *cap): 0,
+ * or VH_ENOMEM with payload released. */
+static int vh_sys_out_begin(vh_host_t *h, vh_domain_t *to, vh_domain_t *from,
+                            vh_str_t *event, vh_val_t payload, void **arr,
+                            size_t *cap, size_t n, size_t size,
+                            vh_str_t **hdr) {
+  if (h->replaying) {
     vh_str_release(event);
     vh_val_release(payload);
-    return 0;
+    return 1;
   }
-  vh_str_t *hdr = vh_sys_hdr(h, to, from, event);
+  *hdr = vh_sys_hdr(h, to, from, event);
   vh_str_release(event);
-  if (!hdr || vh_pend_grow((void **)&h->pend.seqs, &h->pend.capseqs,
-                           h->pend.nseqs, sizeof(uint64_t)) != 0) {
-    if (hdr) vh_str_release(hdr);
+  if (!*hdr || vh_pend_grow(arr, cap, n, size) != 0) {
+    if (*hdr) vh_str_release(*hdr);
     vh_val_release(payload);
     return VH_ENOMEM;
   }
+  return 0;
+}
+
+int vh_sys__send(vh_host_t *h, vh_domain_t *to, vh_domain_t *from,
+                 vh_str_t *event, vh_val_t payload) {
+  vh_str_t *hdr;
+  int rc =
+      vh_sys_out_begin(h, to, from, event, payload, (void **)&h->pend.seqs,
+                       &h->pend.capseqs, h->pend.nseqs, sizeof(uint64_t), &hdr);
+  if (rc != 0) return rc > 0 ? 0 : rc;
   /* The message string (layout in the file comment), built in h->qbuf. */
   vh_valenc_buf_t *b = &h->qbuf;
   unsigned char v1 = VH_MSG_V1;
   b->len = 0;
-  int rc = vh_valenc_buf_put(b, &v1, 1);
+  rc = vh_valenc_buf_put(b, &v1, 1);
   if (rc == 0) rc = vh_valenc_put_varint(b, vh_str_len(hdr));
   if (rc == 0) rc = vh_valenc_buf_put(b, vh_str_data(hdr), vh_str_len(hdr));
   if (rc == 0) rc = vh_valenc_append(b, payload);
@@ -366,22 +382,14 @@ int vh_sys__send(vh_host_t *h, vh_domain_t *to, vh_domain_t *from,
 
 int vh_sys__after(vh_host_t *h, vh_domain_t *dom, int64_t due, vh_str_t *event,
                   vh_val_t payload) {
-  if (h->replaying) { /* replay.c: what leaves the slice is dropped */
-    vh_str_release(event);
-    vh_val_release(payload);
-    return 0;
-  }
-  vh_str_t *hdr = vh_sys_hdr(h, dom, NULL, event);
-  vh_str_release(event);
-  if (!hdr || vh_pend_grow((void **)&h->pend.dues, &h->pend.capdues,
-                           h->pend.ndues, sizeof(vh_due_t)) != 0) {
-    if (hdr) vh_str_release(hdr);
-    vh_val_release(payload);
-    return VH_ENOMEM;
-  }
+  vh_str_t *hdr;
+  int rc =
+      vh_sys_out_begin(h, dom, NULL, event, payload, (void **)&h->pend.dues,
+                       &h->pend.capdues, h->pend.ndues, sizeof(vh_due_t), &hdr);
+  if (rc != 0) return rc > 0 ? 0 : rc;
   vh_val_t v[3] = {vh_int(due), vh_strv(hdr), payload};
   vh_tab_t *t;
-  int rc = vh_sys_tuple(h, v, 3, &t);
+  rc = vh_sys_tuple(h, v, 3, &t);
   if (rc != 0) return rc;
   int64_t id = h->next_tid++;
   rc = vh_sys_set(h, h->k_timers, vh_int(id), vh_tabv(t));

@@ -74,7 +74,14 @@
  *    record before the damage (seq == last seq + count): the damage held no
  *    write that counted. That is the torn tail of an earlier crash: RocksDB
  *    opened, kept that log (avoid_flush_during_recovery) and went on in a
- *    new one. The damage is forgotten (tail_seen = 1).
+ *    new one. The damage is forgotten (tail_seen = 1). When no record
+ *    precedes the damage (the first write into a log after a clean close
+ *    was cut short: the check that reopens then closes with nothing to
+ *    flush, so RocksDB keeps that log), the torn record's own batch
+ *    header stands in, if it reached the file: the next record reusing
+ *    its sequence number shows RocksDB never applied it. Without it
+ *    (fewer than 12 payload bytes; a kill -9 cuts a write at a page
+ *    boundary, so only other damage leaves that): CORRUPT.
  *  - Otherwise: CORRUPT. Every complete record (and orphan LAST fragment)
  *    after the damage is counted with the slices it held.
  *
@@ -152,6 +159,8 @@ typedef struct vh_ws {
   int damaged;      /* a damage is pending (state decided at the end) */
   int have_last;    /* a record before the damage gave seq and count */
   uint64_t last_seq, last_count;
+  int dmg_seq_known; /* the damaged record's batch header reached the file */
+  uint64_t dmg_seq;  /* its sequence number */
 } vh_ws_t;
 
 static uint32_t unmask(uint32_t m) {
@@ -278,15 +287,35 @@ static int torn_kind(const char *why) {
          strcmp(why, "zeroed record") == 0;
 }
 
-static void note_damage(vh_ws_t *ws, vh_ws_file_t *f, uint64_t off,
-                        const char *why) {
-  if (ws->damaged || ws->w->state == VH_WALSCAN_CORRUPT) return;
+/* Records the first damage; 1 if this one was recorded. */
+static int note_damage(vh_ws_t *ws, vh_ws_file_t *f, uint64_t off,
+                       const char *why) {
+  if (ws->damaged || ws->w->state == VH_WALSCAN_CORRUPT) return 0;
   ws->damaged = 1;
+  ws->dmg_seq_known = 0;
   vh_walscan_t *w = ws->w;
   snprintf(w->file, sizeof w->file, "%s", ws->name);
   w->offset = off;
   w->file_size = f->size;
   w->why = why;
+  return 1;
+}
+
+/* A record cut short at the end of what reached the file: records the
+ * damage and, when its batch header is among the bytes written (the
+ * fragments before, f->head, then p[0..n) of the cut one), its sequence
+ * number (see after_damage). */
+static void note_torn(vh_ws_t *ws, vh_ws_file_t *f, uint64_t off,
+                      const char *why, const unsigned char *p, size_t n) {
+  if (!note_damage(ws, f, off, why)) return;
+  unsigned char h[VH_WALSCAN_BATCH_HDR];
+  size_t k = f->in_frag ? f->hlen : 0;
+  memcpy(h, f->head, k);
+  if (n > VH_WALSCAN_BATCH_HDR - k) n = VH_WALSCAN_BATCH_HDR - k;
+  if (n) memcpy(h + k, p, n);
+  if (k + n < VH_WALSCAN_BATCH_HDR) return;
+  ws->dmg_seq_known = 1;
+  ws->dmg_seq = vh_le64_load(h);
 }
 
 /* Evidence after a damage: a complete record (seq known if have_seq) or a
@@ -295,11 +324,18 @@ static void after_damage(vh_ws_t *ws, int have_seq, uint64_t seq,
                          uint64_t count, uint64_t slice_seq) {
   vh_walscan_t *w = ws->w;
   if (w->state != VH_WALSCAN_CORRUPT) {
-    if (have_seq && ws->have_last && seq == ws->last_seq + ws->last_count) {
+    /* No record before a torn one (the first write into a log that
+     * follows a clean close): the next record reusing its sequence number
+     * shows that RocksDB never applied it. */
+    int reused = !ws->have_last && ws->dmg_seq_known && torn_kind(w->why) &&
+                 seq == ws->dmg_seq;
+    if (have_seq &&
+        (reused || (ws->have_last && seq == ws->last_seq + ws->last_count))) {
       /* An earlier crash's torn tail: nothing lost there. */
       ws->damaged = 0;
       w->tail_seen = 1;
       w->records++;
+      ws->have_last = 1;
       ws->last_seq = seq;
       ws->last_count = count;
       if (slice_seq) w->last_slice = slice_seq;
@@ -466,14 +502,15 @@ static int scan_block(vh_ws_t *ws, vh_ws_file_t *f) {
        * block; at the end of the file, a header cut short by the crash
        * (zeros held nothing). */
       if (!full && !all_zero(h, left))
-        note_damage(ws, f, f->in_frag ? f->rec_off : off, "incomplete record");
+        note_torn(ws, f, f->in_frag ? f->rec_off : off, "incomplete record",
+                  NULL, 0);
       return 0;
     }
     size_t len = (size_t)h[4] | (size_t)h[5] << 8;
     if (t == VH_REC_ZERO) {
       /* Zero padding: fine if the rest of the block is zeros. */
       if (all_zero(h, left)) {
-        if (f->in_frag) note_damage(ws, f, f->rec_off, "zeroed record");
+        if (f->in_frag) note_torn(ws, f, f->rec_off, "zeroed record", NULL, 0);
         frag_reset(f);
         return 0;
       }
@@ -492,7 +529,12 @@ static int scan_block(vh_ws_t *ws, vh_ws_file_t *f) {
       if (!full) {
         /* Runs past the end of the file: a write cut short. Anything
          * intact inside the rest is still looked for below. */
-        note_damage(ws, f, f->in_frag ? f->rec_off : off, "incomplete record");
+        int base = t >= VH_REC_RFULL ? t - 4 : t;
+        int starts = base == VH_REC_FULL || base == VH_REC_FIRST;
+        /* its payload continues the record's head only in order */
+        int more = t != VH_REC_COMPRESSION && starts != f->in_frag;
+        note_torn(ws, f, f->in_frag ? f->rec_off : off, "incomplete record",
+                  h + hs, more ? left - hs : 0);
       } else {
         note_damage(ws, f, f->in_frag ? f->rec_off : off, "bad record length");
       }
@@ -508,7 +550,8 @@ static int scan_block(vh_ws_t *ws, vh_ws_file_t *f) {
     }
     if (hs == VH_WALSCAN_RHDR && vh_le32_load(h + 7) != f->lognum) {
       /* A record of the file's previous life: the log ends here. */
-      if (f->in_frag) note_damage(ws, f, f->rec_off, "incomplete record");
+      if (f->in_frag)
+        note_torn(ws, f, f->rec_off, "incomplete record", NULL, 0);
       frag_reset(f);
       return 1;
     }
@@ -539,7 +582,7 @@ static int scan_fd(vh_ws_t *ws, vh_ws_file_t *f) {
     f->block_off += got;
     if (got < VH_WALSCAN_BLOCK) break;
   }
-  if (f->in_frag) note_damage(ws, f, f->rec_off, "incomplete record");
+  if (f->in_frag) note_torn(ws, f, f->rec_off, "incomplete record", NULL, 0);
   return 0;
 }
 

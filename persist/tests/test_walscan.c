@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "vh_bytes.h"
+#include "vh_crc32c.h"
 #include "vh_manifest.h"
 #include "vh_store.h"
 #include "vh_test.h"
@@ -168,6 +170,19 @@ static vh_store_t *open_store(const char *dir, int create) {
   return s;
 }
 
+/* The slice of s's manifest. */
+static uint64_t stored_slice(vh_store_t *s) {
+  void *mb;
+  size_t ml;
+  ASSERT_EQ(vh_store_get_manifest(s, &mb, &ml, NULL), 0);
+  vh_manifest_t m;
+  ASSERT_EQ(vh_manifest_decode(mb, ml, &m, NULL), 0);
+  uint64_t seq = m.seq;
+  free(mb);
+  vh_manifest_free(&m);
+  return seq;
+}
+
 /* A crash image in base/NAME with slices 1..n of `size` bytes each. */
 static char *crash_image(const char *name, uint64_t n, size_t size) {
   char *live = strdup(sub("live"));
@@ -213,6 +228,122 @@ static int record_offsets(const char *path, long *offs, int cap) {
   }
   close(fd);
   return n;
+}
+
+/* ---- WAL files built byte by byte ---- */
+
+/* A log being built as RocksDB's log::Writer lays it out (db/log_writer.cc):
+ * records fragmented over 32 KiB blocks, a block's last bytes that cannot
+ * hold a header zero-filled. Recyclable logs use 11-byte headers. */
+typedef struct wal_buf {
+  unsigned char *b;
+  size_t n, cap;
+  int recyclable;
+  uint32_t lognum;
+} wal_buf_t;
+
+static void wb_put(wal_buf_t *w, const void *p, size_t n) {
+  if (w->n + n > w->cap) {
+    w->cap = (w->n + n) * 2;
+    w->b = realloc(w->b, w->cap);
+    ASSERT(w->b != NULL);
+  }
+  if (n) memcpy(w->b + w->n, p, n);
+  w->n += n;
+}
+
+/* One physical record of type t (1..4; +4 when recyclable). */
+static void wb_phys(wal_buf_t *w, int t, const unsigned char *p, size_t n) {
+  unsigned char h[11];
+  size_t hs = w->recyclable ? 11 : 7;
+  if (w->recyclable) t += 4;
+  ASSERT(w->n % 32768 + hs + n <= 32768);
+  h[6] = (unsigned char)t;
+  vh_le16_store(h + 4, (uint16_t)n);
+  if (w->recyclable) vh_le32_store(h + 7, w->lognum);
+  uint32_t c = vh_crc32c(vh_crc32c(0, h + 6, hs - 6), p, n);
+  vh_le32_store(h, ((c >> 15) | (c << 17)) + 0xa282ead8u);
+  wb_put(w, h, hs);
+  wb_put(w, p, n);
+}
+
+/* RocksDB's AddRecord: fragments p[0..n) from the current offset. */
+static void wb_record(wal_buf_t *w, const unsigned char *p, size_t n) {
+  size_t hs = w->recyclable ? 11 : 7;
+  int begin = 1;
+  do {
+    size_t leftover = 32768 - w->n % 32768;
+    if (leftover < hs) {
+      static const unsigned char zeros[11];
+      wb_put(w, zeros, leftover);
+      leftover = 32768;
+    }
+    size_t avail = leftover - hs, frag = n < avail ? n : avail;
+    int end = frag == n;
+    wb_phys(w, begin && end ? 1 : begin ? 2 : end ? 4 : 3, p, frag);
+    p += frag;
+    n -= frag;
+    begin = 0;
+  } while (n > 0);
+}
+
+/* The WriteBatch vedhost writes for slice `slice` (RocksDB seq `seq`, two
+ * operations): a Put of a node with `fill` bytes, then of the manifest
+ * 'M' framed as the store frames values. Returns its length in buf. */
+static size_t wb_batch(unsigned char *buf, uint64_t seq, uint64_t slice,
+                       size_t fill) {
+  size_t n = 0;
+  vh_le64_store(buf, seq);
+  vh_le32_store(buf + 8, 2);
+  n = 12;
+  buf[n++] = 0x01;
+  n += vh_varint_put(buf + n, 1);
+  buf[n++] = 'n';
+  n += vh_varint_put(buf + n, fill);
+  memset(buf + n, 'x', fill);
+  n += fill;
+  vh_manifest_t m = {.seq = slice, .next_id = slice + 1};
+  void *mb;
+  size_t ml;
+  ASSERT_EQ(vh_manifest_encode(&m, &mb, &ml), 0);
+  buf[n++] = 0x01;
+  n += vh_varint_put(buf + n, 1);
+  buf[n++] = 'M';
+  n += vh_varint_put(buf + n, 5 + ml);
+  unsigned char *v = buf + n;
+  v[4] = 0x21;
+  memcpy(v + 5, mb, ml);
+  vh_le32_store(v, vh_crc32c(0, v + 4, 1 + ml));
+  n += 5 + ml;
+  free(mb);
+  return n;
+}
+
+/* Appends the batch of slice k (seq 10 * k); fill sizes its node. */
+static void wb_slice(wal_buf_t *w, uint64_t k, size_t fill) {
+  static unsigned char buf[200000];
+  ASSERT(fill + 200 < sizeof buf);
+  wb_record(w, buf, wb_batch(buf, 10 * k, k, fill));
+}
+
+/* Writes w to dir/db/NNNNNN.log (lognum), `len` bytes of it (all if -1). */
+static void wb_write(const wal_buf_t *w, const char *dir, long len) {
+  char path[600];
+  mkdir(dir, 0700);
+  snprintf(path, sizeof path, "%s/db", dir);
+  mkdir(path, 0700);
+  snprintf(path, sizeof path, "%s/db/%06u.log", dir, (unsigned)w->lognum);
+  FILE *f = fopen(path, "wb");
+  ASSERT(f != NULL);
+  size_t n = len < 0 ? w->n : (size_t)len;
+  ASSERT_EQ(fwrite(w->b, 1, n, f), n);
+  fclose(f);
+}
+
+/* The length of a slice's batch with node filler `fill`. */
+static size_t batch_len(size_t fill) {
+  static unsigned char buf[200000];
+  return wb_batch(buf, 1, 1, fill);
 }
 
 /* ---- tests ---- */
@@ -431,14 +562,7 @@ TEST_IMPL(torn_tail_then_new_log_is_clean) {
   ASSERT_EQ(record_offsets(wal, offs, 64), 11);
   ASSERT_EQ(truncate(wal, offs[10] + 40000), 0);
   vh_store_t *s = open_store(img, 0);
-  void *mb;
-  size_t ml;
-  ASSERT_EQ(vh_store_get_manifest(s, &mb, &ml, NULL), 0);
-  vh_manifest_t m;
-  ASSERT_EQ(vh_manifest_decode(mb, ml, &m, NULL), 0);
-  ASSERT_EQ(m.seq, 9);
-  free(mb);
-  vh_manifest_free(&m);
+  ASSERT_EQ(stored_slice(s), 9);
   write_slices(s, 10, 15, 2000);
   char *img2 = sub("img2");
   copy_db(img, img2);
@@ -451,6 +575,167 @@ TEST_IMPL(torn_tail_then_new_log_is_clean) {
   free(img);
   free(wal);
   cleanup();
+}
+
+static void torn_first_record_round(long cut);
+
+TEST_IMPL(torn_first_record_then_new_log_is_clean) {
+  /* test_store_crash's round: a clean close leaves no WAL, the next
+   * process is killed while writing the first record of its new log, the
+   * check reopens (a torn tail: point in time) and closes again with
+   * nothing to flush, so that log stays; the next process writes on in a
+   * newer log and is killed. No record precedes the torn one, in any log:
+   * it held nothing that counted, so the image scans clean and opens. */
+  static const long cuts[] = {4096, 40000}; /* in FIRST, in LAST */
+  for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++)
+    torn_first_record_round(cuts[c]);
+}
+
+static void torn_first_record_round(long cut) {
+  fresh();
+  char *live = strdup(sub("live"));
+  vh_store_t *s = open_store(live, 1);
+  write_slices(s, 1, 3, 100);
+  ASSERT_EQ(vh_store_close(s, NULL), 0);
+  s = open_store(live, 0);
+  write_slices(s, 4, 4, 50000); /* a record of 2 fragments at offset 0 */
+  char *img = strdup(sub("img"));
+  copy_db(live, img);
+  ASSERT_EQ(vh_store_close(s, NULL), 0);
+  char *wal = strdup(wal_of(img));
+  long offs[8];
+  ASSERT_EQ(record_offsets(wal, offs, 8), 1);
+  ASSERT_EQ(offs[0], 0);
+  ASSERT_EQ(truncate(wal, cut), 0);
+  vh_walscan_t w = scan(img);
+  ASSERT_EQ(w.state, VH_WALSCAN_TORN);
+  ASSERT_EQ(w.records, 0);
+  s = open_store(img, 0); /* the check: open and close */
+  ASSERT_EQ(vh_store_close(s, NULL), 0);
+  s = open_store(img, 0); /* the next process */
+  write_slices(s, 4, 6, 2000);
+  char *img2 = sub("img2");
+  copy_db(img, img2);
+  ASSERT_EQ(vh_store_close(s, NULL), 0);
+  w = scan(img2);
+  if (w.state != VH_WALSCAN_CLEAN)
+    fprintf(stderr, "%s at %llu: %s, %llu record(s) after\n", w.file,
+            (unsigned long long)w.offset, w.why,
+            (unsigned long long)w.after_records);
+  ASSERT_EQ(w.state, VH_WALSCAN_CLEAN);
+  ASSERT_EQ(w.tail_seen, 1);
+  ASSERT_EQ(w.last_slice, 6);
+  s = open_store(img2, 0);
+  ASSERT_EQ(stored_slice(s), 6);
+  ASSERT_EQ(vh_store_close(s, NULL), 0);
+  free(live);
+  free(img);
+  free(wal);
+  cleanup();
+}
+
+/* Adds slices (++*k) until exactly `left` bytes remain in the current
+ * block (0 < left <= 32768). */
+static void fill_to(wal_buf_t *w, uint64_t *k, size_t left) {
+  size_t hs = w->recyclable ? 11 : 7;
+  while (32768 - w->n % 32768 != left) {
+    size_t room = 32768 - w->n % 32768;
+    /* a FULL record of room - left bytes, if a batch has that size */
+    size_t fill = 0;
+    if (room > left + hs)
+      while (fill < 20000 && hs + batch_len(fill) < room - left) fill++;
+    if (room > left + hs && hs + batch_len(fill) == room - left)
+      wb_slice(w, ++*k, fill);
+    else
+      wb_slice(w, ++*k, 3000); /* move on and try again */
+  }
+}
+
+TEST_IMPL(block_edges) {
+  /* Every layout RocksDB's writer makes at the end of a block, in plain
+   * and recyclable logs: a record that fills its block exactly; a header
+   * that just fits (an empty FIRST fragment, the payload all in the next
+   * block); 1..header-1 bytes left (a zero trailer, skipped); a FIRST with
+   * a few bytes. Each log scans CLEAN with every slice counted, and cut at
+   * any byte around the edge (a file being written, or a crash) it is
+   * never CORRUPT and keeps what precedes the cut. */
+  for (int rec = 0; rec <= 1; rec++) {
+    size_t hs = rec ? 11 : 7;
+    size_t lefts[16], nl = 0;
+    lefts[nl++] = hs + batch_len(10); /* fills the block exactly */
+    lefts[nl++] = hs;                 /* empty FIRST */
+    lefts[nl++] = hs + 5;
+    for (size_t t = 1; t < hs; t++) lefts[nl++] = t; /* trailer */
+    for (size_t i = 0; i < nl; i++) {
+      fresh();
+      wal_buf_t w = {.recyclable = rec, .lognum = 9};
+      uint64_t k = 0;
+      fill_to(&w, &k, lefts[i]);
+      size_t edge = w.n;
+      wb_slice(&w, ++k, 10);
+      wb_slice(&w, ++k, 30000);
+      wb_slice(&w, ++k, 70000);
+      wb_write(&w, sub("d"), -1);
+      vh_walscan_t v = scan(sub("d"));
+      if (v.state != VH_WALSCAN_CLEAN)
+        fprintf(stderr, "recyclable %d, left %zu: at %llu: %s\n", rec, lefts[i],
+                (unsigned long long)v.offset, v.why);
+      ASSERT_EQ(v.state, VH_WALSCAN_CLEAN);
+      ASSERT_EQ(v.records, k);
+      ASSERT_EQ(v.last_slice, k);
+      uint64_t prev = 0;
+      for (size_t cut = edge - 3; cut <= edge + lefts[i] + hs + 40; cut++) {
+        wb_write(&w, sub("d"), (long)cut);
+        v = scan(sub("d"));
+        ASSERT(v.state != VH_WALSCAN_CORRUPT);
+        ASSERT_GE(v.last_slice, prev);
+        ASSERT_GE(v.last_slice, cut >= edge ? k - 3 : k - 4); /* the prefix */
+        prev = v.last_slice;
+      }
+      free(w.b);
+      cleanup();
+    }
+  }
+}
+
+TEST_IMPL(torn_first_record_synthetic) {
+  /* The same as torn_first_record_then_new_log_is_clean, byte by byte: a
+   * log whose only record (seq 500) is cut short, then a newer log whose
+   * first record reuses seq 500 (RocksDB never applied the torn one):
+   * CLEAN. A newer log that goes on from another seq is CORRUPT (the torn
+   * record's writes counted somewhere), and so is a torn record too short
+   * to show its seq. */
+  static unsigned char buf[100000];
+  size_t n = wb_batch(buf, 500, 7, 60000); /* FIRST + LAST */
+  for (int c = 0; c < 4; c++) {
+    fresh();
+    wal_buf_t a = {.lognum = 11}, b = {.lognum = 14};
+    wb_record(&a, buf, n);
+    long cuts[] = {4096, 40000, 4096, 7 + 11};
+    wb_write(&a, sub("d"), cuts[c]);
+    uint64_t next = c == 2 ? 501 : 500;
+    for (uint64_t k = 0; k < 3; k++) {
+      static unsigned char nb[4000];
+      wb_record(&b, nb, wb_batch(nb, next + 2 * k, 7 + k, 300));
+    }
+    wb_write(&b, sub("d"), -1);
+    vh_walscan_t v = scan(sub("d"));
+    ASSERT_EQ(v.files, 2);
+    if (c < 2) {
+      ASSERT_EQ(v.state, VH_WALSCAN_CLEAN);
+      ASSERT_EQ(v.tail_seen, 1);
+      ASSERT_EQ(v.records, 3);
+      ASSERT_EQ(v.last_slice, 9);
+    } else {
+      ASSERT_EQ(v.state, VH_WALSCAN_CORRUPT);
+      ASSERT_EQ(v.offset, 0);
+      ASSERT_STR_EQ(v.why, "incomplete record");
+      ASSERT_EQ(v.after_records, 3);
+    }
+    free(a.b);
+    free(b.b);
+    cleanup();
+  }
 }
 
 TEST_IMPL(store_refuses_corrupt_then_recovers) {
@@ -479,14 +764,7 @@ TEST_IMPL(store_refuses_corrupt_then_recovers) {
   vh_store_opts_init(&o);
   o.accept_loss = 1;
   ASSERT_EQ(vh_store_open(img, &o, &s, &m), 0);
-  void *mb;
-  size_t ml;
-  ASSERT_EQ(vh_store_get_manifest(s, &mb, &ml, NULL), 0);
-  vh_manifest_t man;
-  ASSERT_EQ(vh_manifest_decode(mb, ml, &man, NULL), 0);
-  ASSERT_EQ(man.seq, 19);
-  free(mb);
-  vh_manifest_free(&man);
+  ASSERT_EQ(stored_slice(s), 19);
   ASSERT_EQ(vh_store_close(s, NULL), 0);
   vh_walscan_t w = scan(img);
   ASSERT_EQ(w.state, VH_WALSCAN_CLEAN);
@@ -529,5 +807,7 @@ VH_TEST_MAIN(TEST_ENTRY(good_wal), TEST_ENTRY(good_wal_fragmented),
              TEST_ENTRY(random_damage_is_classified),
              TEST_ENTRY(garbage_files_do_not_crash),
              TEST_ENTRY(torn_tail_then_new_log_is_clean),
+             TEST_ENTRY(torn_first_record_then_new_log_is_clean),
+             TEST_ENTRY(block_edges), TEST_ENTRY(torn_first_record_synthetic),
              TEST_ENTRY(store_refuses_corrupt_then_recovers),
              TEST_ENTRY(manifest_file_damage))

@@ -14,6 +14,7 @@
 --   local p = proc.start_host(SRC, { args = { "--http", "0" }, http = true })
 --   -- p.wdir (the dir), p.url / p.port (with http), p.pid, p.log
 --   local code, log = proc.stop_host(p)   -- SIGTERM, wait, clean up
+--   proc.reap()   -- in a teardown: kill what a failed spec left running
 --
 -- Every wait is bounded (default 10 s): a hung host makes the spec fail,
 -- never hang CI. run() is bounded with timeout(1) and KILL: a killed run
@@ -172,21 +173,42 @@ function M.http_url(p)
   return p.url
 end
 
+-- Hosts started and not stopped yet (start_host and track add them,
+-- stop_host drops them): reap() kills and cleans up what is left, for a
+-- teardown, so that a failing assertion leaves no process behind.
+local running = {}
+
+function M.track(p)
+  running[p] = true
+  return p
+end
+
+function M.reap()
+  for p in pairs(running) do
+    M.signal(p, "KILL")
+    M.wait(p, 5)
+    M.cleanup(p)
+    if p.wdir then M.rmdir(p.wdir) end
+  end
+  running = {}
+end
+
 -- Start `vedhost run ARGS... NAME` in a fresh dir (p.wdir) holding src as
 -- NAME, and wait (asserting, busted) until the log says opts.ready.
 -- opts: name ("a.lua"), args ({}), ready ("running"), timeout (the
--- default), http (read p.url and p.port), bin, env.
+-- default), http (read p.url and p.port), bin, env; dir: start in this
+-- dir instead, where NAME already is (src nil), and leave it to the caller.
 function M.start_host(src, opts)
   local assert = require "luassert"
   opts = opts or {}
-  local dir = M.tmpdir()
+  local dir = opts.dir or M.tmpdir()
   local name = opts.name or "a.lua"
-  M.write(dir .. "/" .. name, src)
+  if src then M.write(dir .. "/" .. name, src) end
   local argv = { "run" }
   for _, a in ipairs(opts.args or {}) do argv[#argv + 1] = a end
   argv[#argv + 1] = name
-  local p = M.start(argv, { cwd = dir, env = opts.env, bin = opts.bin })
-  p.wdir = dir
+  local p = M.track(M.start(argv, { cwd = dir, env = opts.env, bin = opts.bin }))
+  if not opts.dir then p.wdir = dir end
   assert.is_true(M.wait_log(p, opts.ready or "running", opts.timeout),
                  M.logtext(p))
   if opts.http then M.http_url(p) end
@@ -197,6 +219,7 @@ end
 -- after timeout seconds) and its log. Removes its files, and its dir
 -- unless keep_dir.
 function M.stop_host(p, timeout, keep_dir)
+  running[p] = nil
   M.signal(p, "TERM")
   local code = M.wait(p, timeout)
   local log = M.logtext(p)
