@@ -310,6 +310,7 @@ static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
     free(m);
   }
   r = vh_changes__diff(&a, &b, NULL, NULL, 0, &d);
+  if (r != 0 && vh_trie_fault(NULL) != 0) f->walk_fault = 1; /* none sent */
   if (r == 0 && col.oom) r = VH_ENOMEM;
   for (size_t i = 0; r == 0 && i < col.n; i++) {
     vh_fent_t *e = &col.e[i];
@@ -375,6 +376,7 @@ int vh_feed_poll(vh_feed_t *f, size_t max, vh_change_fn fn, void *arg,
   vh_version_t v;
   int r;
   *errmsg = NULL;
+  f->walk_fault = 0;
   if (!f->started && f->last != 0) { /* resume: `after` must be retained */
     memset(&v, 0, sizeof v);
     r = vh_store_version_get(f->store, f->last, &v, errmsg);

@@ -82,6 +82,10 @@ typedef struct vh_feed {
   int has_side;        /* side is set: the next diff starts from it */
   /* [owned] the next version's new nodes, staged (persist/trie/stage.c) */
   struct vh_trie_stage *stage;
+  /* The last poll failed on a node it could not load while walking a
+   * version, before any change of that version was sent: a follower
+   * (a secondary) may catch up and poll again (host/cli/diff_cmd.c). */
+  int walk_fault;
 } vh_feed_t;
 
 /* Prepare f to send the versions after `after` (0: from the start). */
