@@ -452,3 +452,35 @@ describe("the change feed past retention", function()
     proc.rmdir(dir)
   end)
 end)
+
+describe("the change feed's JSON integers", function()
+  it("prints 0, negatives and the int64 limits exactly", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/i.lua", [[
+local ved = require "ved"
+ved.domain "ints" { state = {},
+  start = function(s)
+    s.zero, s.neg, s.min, s.max = 0, -7, math.mininteger, math.maxinteger
+    s[-12] = 345
+    ved.exit(0)
+  end }
+]])
+    local r = proc.run({ "run", "--no-watch", "--data", "data", "i.lua" },
+                       { cwd = dir, timeout = 60 })
+    assert.are.equal(0, r.code, r.log)
+    r = vh(dir, "changes", "--data", "data", "--json")
+    assert.are.equal(0, r.code, r.log)
+    local want = {
+      zero = "0", neg = "-7", min = "-9223372036854775808",
+      max = "9223372036854775807" }
+    for k, v in pairs(want) do
+      assert.truthy(r.out:find('"path":["' .. k .. '"],"value":' .. v .. ',',
+                               1, true), k .. "\n" .. r.out)
+    end
+    assert.truthy(r.out:find('"path":[-12],"value":345,', 1, true), r.out)
+    local seq, time = r.out:match('^{"seq":(%d+),"time":(%d+),')
+    assert.truthy(seq and tonumber(seq) > 0 and tonumber(time) > 0, r.out)
+    assert.truthy(r.out:find(',"n":1,"of":5}\n', 1, true), r.out)
+    proc.rmdir(dir)
+  end)
+end)
