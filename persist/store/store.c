@@ -78,20 +78,36 @@
  *    (1.76x). Small nodes share field names and id prefixes with their
  *    block neighbours, which per-value compression cannot exploit; block
  *    compression can.
- *  - LZ4 above it (L0 files from memtable flushes, short-lived: the next
- *    compaction rewrites them into the bottommost level), as RocksDB's
- *    tuning guide recommends. Measured with the peer benchmark's workload
- *    (2M updates over 1M keys, sync): zstd everywhere 14.0-15.1 s, LZ4
- *    above 11.9-12.6 s (-15%); flushes finish sooner, so a kill -9 more
- *    often finds one WAL (2.3 MB, 47-51 ms to the first handler) instead
- *    of two (6.9 MB, 160-214 ms). Disk after a clean stop: the same within
- *    the run-to-run spread (42-81 MB either way).
- *  - A 16 KB zstd dictionary (trained from 100x that, the ratio zstd and
- *    RocksDB recommend), bottommost level only: 28.8 MB (1.99x), 11% less
- *    than plain zstd, for ~0.7 us more per (warm) point read. 4 KB and
- *    64 KB dictionaries gave the same size within 1%. Upper levels go
- *    without: flushes then train nothing, and most data sits in the
- *    bottommost level anyway.
+ *  - No compression at L0 (the memtable flushes, short-lived: the next
+ *    compaction rewrites them), LZ4 between L0 and the bottommost level.
+ *    Since the writer asks for a flush every 1 MB (store_writer.c), LZ4
+ *    at L0 compressed every node once more for files only ~15% smaller;
+ *    callgrind of bench/README.md's sync profile (K=50k, N=150k): flush
+ *    thread 567M -> 333M instructions. Before, LZ4 was used at L0 too,
+ *    as RocksDB's tuning guide recommends; measured then with the peer
+ *    benchmark's workload (2M updates over 1M keys, sync): zstd
+ *    everywhere 14.0-15.1 s, LZ4 above 11.9-12.6 s (-15%); flushes
+ *    finish sooner, so a kill -9 more often finds one WAL (2.3 MB, 47-51
+ *    ms to the first handler) instead of two (6.9 MB, 160-214 ms). Disk
+ *    after a clean stop: the same within the run-to-run spread (42-81
+ *    MB either way).
+ *  - A 16 KB zstd dictionary, bottommost level only: 28.8 MB (1.99x), 11%
+ *    less than plain zstd, for ~0.7 us more per (warm) point read. 4 KB
+ *    and 64 KB dictionaries gave the same size within 1%. Upper levels go
+ *    without, and most data sits in the bottommost level anyway. The
+ *    dictionary is the sampled blocks themselves (zstd_max_train_bytes 0),
+ *    not trained from 100x that as first done: zstd's trainer
+ *    (ZDICT_trainFromBuffer, fastCover with parameter search) ran once per
+ *    compaction output file and was 980M of the 3.33G instructions of the
+ *    sync profile above; without it compaction took 291M instead of
+ *    1.29G. Disk after a clean stop (K=100k, N=1M, --retain 0): 1.47 ->
+ *    1.51 MB.
+ *  - The memtable insert hint (memtable_insert_with_hint_prefix_extractor,
+ *    a 1-byte prefix: one hint per key kind): node keys ascend, so an
+ *    insert starts from where the last one of its kind went. Only -4% of
+ *    the skiplist insert: Debian's librocksdb has assertions on, and
+ *    those walk every level of the hint after each insert (~14 key
+ *    compares per insert either way).
  *  - 64 MB LRU block cache: decompressed blocks of hot nodes.
  *  - Full bloom filter, 10 bits/key (~1% false positives), and a hash index
  *    inside data blocks: node reads are point lookups, never scans.
@@ -271,8 +287,15 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
     int dict = o->zstd_dict_bytes == 0  ? VH_DEFAULT_DICT_BYTES
                : o->zstd_dict_bytes < 0 ? 0
                                         : o->zstd_dict_bytes;
-    /* LZ4 above the bottommost level, zstd at it (see TUNING). */
+    /* None at L0 (the flushes), LZ4 between L0 and the bottommost level,
+     * zstd at it (see TUNING). In dynamic level mode entry 0 is L0 and the
+     * others count from the base level. */
+    int per_level[7] = {rocksdb_no_compression,  rocksdb_lz4_compression,
+                        rocksdb_lz4_compression, rocksdb_lz4_compression,
+                        rocksdb_lz4_compression, rocksdb_lz4_compression,
+                        rocksdb_lz4_compression};
     rocksdb_options_set_compression(opt, rocksdb_lz4_compression);
+    rocksdb_options_set_compression_per_level(opt, per_level, 7);
     rocksdb_options_set_bottommost_compression(opt, rocksdb_zstd_compression);
     /* window bits -14 (RocksDB's default), level 32767 = the library's
      * default (zstd 3; LZ4 ignores the zstd-only fields), strategy 0,
@@ -282,8 +305,9 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
     rocksdb_options_set_bottommost_compression_options(opt, -14, 32767, 0, dict,
                                                        1);
     if (dict > 0) {
+      /* No training: the sampled blocks are the dictionary (see TUNING). */
       rocksdb_options_set_bottommost_compression_options_zstd_max_train_bytes(
-          opt, dict * 100, 1);
+          opt, 0, 1);
       rocksdb_options_set_bottommost_compression_options_max_dict_buffer_bytes(
           opt, VH_DICT_BUFFER_BYTES, 1);
     }
@@ -313,11 +337,18 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   /* recover (accept_loss) flushes what it recovered at open instead, so
    * the damaged log becomes obsolete and is deleted there and then; so
    * does a test store (its vector memtable is slow to read). */
-  rocksdb_get_options_from_string(opt,
-                                  o->accept_loss || o->test_store
-                                      ? "avoid_flush_during_recovery=false"
-                                      : "avoid_flush_during_recovery=true",
-                                  with, &oerr);
+  /* The memtable insert hint (see TUNING): node keys ('N' + big-endian
+   * id) mostly ascend, so a prefix of 1 byte keeps one hint per key
+   * kind and an insert starts its search where the last one of its kind
+   * ended. */
+  rocksdb_get_options_from_string(
+      opt,
+      o->accept_loss || o->test_store
+          ? "avoid_flush_during_recovery=false;"
+            "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1"
+          : "avoid_flush_during_recovery=true;"
+            "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1",
+      with, &oerr);
   if (oerr == NULL) {
     rocksdb_options_destroy(opt);
     opt = with;

@@ -974,6 +974,58 @@ TEST_IMPL(clean_close_compacts) {
   dir_cleanup();
 }
 
+/* The newest OPTIONS-* file RocksDB wrote in DIR/db, read whole ([new]). */
+static char *options_text(const char *dir) {
+  char path[512], best[256] = "";
+  snprintf(path, sizeof path, "%s/db", dir);
+  DIR *d = opendir(path);
+  ASSERT(d != NULL);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strncmp(e->d_name, "OPTIONS-", 8) == 0 &&
+        (strlen(e->d_name) > strlen(best) ||
+         (strlen(e->d_name) == strlen(best) && strcmp(e->d_name, best) > 0)))
+      snprintf(best, sizeof best, "%s", e->d_name);
+  closedir(d);
+  ASSERT(best[0] != '\0');
+  char p[800];
+  snprintf(p, sizeof p, "%s/%s", path, best);
+  FILE *f = fopen(p, "rb");
+  ASSERT(f != NULL);
+  static char buf[1 << 16];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *out = strdup(buf);
+  ASSERT(out != NULL);
+  return out;
+}
+
+TEST_IMPL(write_path_options) {
+  /* The options that make a sync update cheap (store.c, TUNING), as
+   * RocksDB itself recorded them: the memtable insert hint on a 1-byte
+   * prefix, no compression at L0 (flushes), zstd at the bottommost level
+   * with a dictionary of sampled blocks and no training pass. */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  close_ok(s);
+  char *t = options_text(dir);
+  ASSERT_MSG_HAS(
+      t, "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1");
+  ASSERT_MSG_HAS(t, "compression_per_level=kNoCompression:kLZ4Compression");
+  ASSERT_MSG_HAS(t, "bottommost_compression=kZSTD");
+  const char *bo = strstr(t, "bottommost_compression_opts={");
+  ASSERT(bo != NULL);
+  const char *end = strchr(bo, '}');
+  ASSERT(end != NULL);
+  const char *mt = strstr(bo, "zstd_max_train_bytes=0;");
+  ASSERT(mt != NULL && mt < end);
+  const char *md = strstr(bo, "max_dict_bytes=16384;");
+  ASSERT(md != NULL && md < end);
+  free(t);
+  dir_cleanup();
+}
+
 VH_TEST_MAIN(
     TEST_ENTRY(idle_flush_retires_wal), TEST_ENTRY(clean_close_compacts),
     TEST_ENTRY(no_idle_flush_keeps_wal), TEST_ENTRY(flood_keeps_wal_short),
@@ -989,4 +1041,4 @@ VH_TEST_MAIN(
     TEST_ENTRY(close_gives_up_on_failing_writes),
     TEST_ENTRY(backpressure_never_blocks_submit),
     TEST_ENTRY(abandon_drops_at_close), TEST_ENTRY(secondary_reads_primary),
-    TEST_ENTRY(clean_close_leaves_empty_wal))
+    TEST_ENTRY(clean_close_leaves_empty_wal), TEST_ENTRY(write_path_options))
