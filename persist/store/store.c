@@ -17,7 +17,8 @@
  *
  *   'F'                      format record, written once at creation
  *   'M'                      the manifest
- *   'N' u64be(id)            a node: 9 bytes, big endian so ids sort in order
+ *   'A' u64be(id)            a node: 9 bytes, big endian so ids sort in order
+ *                            ('N' in a store of format 1, see below)
  *   'Q' u64be(id)            a dropped subtree rooted at node id whose nodes
  *                            are still to be deleted (empty value; see
  *                            persist/store/store_sweep.c)
@@ -27,9 +28,23 @@
  *
  *   offset size  field
  *   0      8     magic "VEDHOST\0"
- *   8      4     u32 little endian: store format version (1)
+ *   8      4     u32 little endian: store format version (2)
  *
- * NODE AND MANIFEST VALUES ('N...', 'M'):
+ * FORMAT 2 (this code) differs from 1 only in the node key's first byte:
+ * 'A' instead of 'N', so that node keys sort before every other key. Node
+ * ids only grow, so a memtable flush (an L0 file) then spans the newest
+ * node ids and the other keys after them, and RocksDB's compaction of L0
+ * into the level below rewrites only that level's files of those keys
+ * (the last node file, the death lists, versions, inputs, the manifest;
+ * the SST partitioner cuts output files where the first byte changes);
+ * with 'N', between 'D' (death lists) and 'V' (versions), every L0 file
+ * spanned every stored node and each compaction rewrote them all (TUNING).
+ * A format 1 store is still read and written, with its 'N' keys; a new
+ * store, or one restored from a backup, gets format 2. An older vedhost
+ * refuses a format 2 store with its "newer than this vedhost supports"
+ * line.
+ *
+ * NODE AND MANIFEST VALUES ('A...', 'M'):
  *
  *   offset size  field
  *   0      4     u32 little endian: CRC-32C of bytes 4..end (vh_crc32c.h)
@@ -185,6 +200,8 @@
 #define VH_COMPACT_AT_CLOSE_BYTES ((uint64_t)64 << 20)
 /* Memory bound for the blocks buffered to train a dictionary per SST. */
 #define VH_DICT_BUFFER_BYTES ((uint64_t)8 << 20)
+/* SST file size a compaction aims at (TUNING). */
+#define VH_TARGET_FILE_BYTES ((uint64_t)16 << 20)
 
 static const char vh_magic[8] = {'V', 'E', 'D', 'H', 'O', 'S', 'T', '\0'};
 
@@ -276,6 +293,10 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   rocksdb_options_set_max_total_wal_size(opt, VH_DEFAULT_WAL_BYTES);
 
   rocksdb_options_set_compaction_style(opt, rocksdb_level_compaction);
+  /* Smaller files than RocksDB's 64 MB: a compaction from L0 rewrites the
+   * files its key range overlaps (the newest nodes' and the other keys',
+   * see FORMAT 2 and TUNING). */
+  rocksdb_options_set_target_file_size_base(opt, VH_TARGET_FILE_BYTES);
   rocksdb_options_set_level_compaction_dynamic_level_bytes(opt, 1);
   /* An SST window of 1000 entries with 900 deletes marks the file. */
   rocksdb_options_add_compact_on_deletion_collector_factory(opt, 1000, 900);
@@ -337,17 +358,23 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   /* recover (accept_loss) flushes what it recovered at open instead, so
    * the damaged log becomes obsolete and is deleted there and then; so
    * does a test store (its vector memtable is slow to read). */
-  /* The memtable insert hint (see TUNING): node keys ('N' + big-endian
+  /* The memtable insert hint (see TUNING): node keys ('A' + big-endian
    * id) mostly ascend, so a prefix of 1 byte keeps one hint per key
    * kind and an insert starts its search where the last one of its kind
-   * ended. */
+   * ended. The SST partitioner ends a compaction's output file where the
+   * key's first byte changes, so nodes and the other keys never share a
+   * file (FORMAT 2). */
   rocksdb_get_options_from_string(
       opt,
       o->accept_loss || o->test_store
           ? "avoid_flush_during_recovery=false;"
-            "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1"
+            "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1;"
+            "sst_partitioner_factory={id=SstPartitionerFixedPrefixFactory;"
+            "length=1}"
           : "avoid_flush_during_recovery=true;"
-            "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1",
+            "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1;"
+            "sst_partitioner_factory={id=SstPartitionerFixedPrefixFactory;"
+            "length=1}",
       with, &oerr);
   if (oerr == NULL) {
     rocksdb_options_destroy(opt);
@@ -491,7 +518,10 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
     if (what != NULL) return vh_store__damaged(s, what, errmsg);
     int empty = db_is_empty(s, errmsg);
     if (empty < 0) return empty;
-    if (empty && create && !s->secondary) return write_format_record(s, errmsg);
+    if (empty && create && !s->secondary) {
+      s->node_key = VH_KEY_NODE;
+      return write_format_record(s, errmsg);
+    }
     set_msg(errmsg,
             vh_store__msg(
                 "%s: not a vedhost store (a RocksDB database without "
@@ -523,6 +553,9 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
                             "store; move it away or restore a backup",
                             s->dbpath));
       rc = VH_EFORMAT;
+    } else {
+      /* Format 1 stores keep their 'N' node keys (KEYS above). */
+      s->node_key = ver >= 2 ? VH_KEY_NODE : VH_KEY_NODE_V1;
     }
   }
   rocksdb_free(v);
@@ -547,6 +580,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   pthread_rwlock_init(&s->db_lock, NULL);
   s->secondary = opts->read_only_secondary ? 1 : 0;
   s->test_store = opts->test_store ? 1 : 0;
+  s->node_key = VH_KEY_NODE; /* check_format sets the store's own */
   if (s->secondary) s->scratch = strdup(opts->secondary_path);
   s->dir = strdup(dir);
   s->dbpath = vh_store__msg("%s/db", dir);
@@ -740,8 +774,9 @@ int vh_store__reopen(vh_store_t *s, char **errmsg) {
 
 /* ---- reads ---- */
 
-static void node_key(char key[VH_NODE_KEY_LEN], uint64_t id) {
-  key[0] = VH_KEY_NODE;
+static void node_key(const vh_store_t *s, char key[VH_NODE_KEY_LEN],
+                     uint64_t id) {
+  key[0] = s->node_key;
   for (int i = 0; i < 8; i++) key[1 + i] = (char)(id >> (56 - 8 * i));
 }
 
@@ -853,7 +888,7 @@ static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,
 int vh_store_get_node(vh_store_t *s, uint64_t id, void **bytes, size_t *len,
                       char **errmsg) {
   char key[VH_NODE_KEY_LEN], what[40];
-  node_key(key, id);
+  node_key(s, key, id);
   snprintf(what, sizeof what, "node %llu", (unsigned long long)id);
   return get_value(s, key, sizeof key, VH_KIND_NODE, what, bytes, len, errmsg);
 }
@@ -893,7 +928,7 @@ int vh_store_iter_next(vh_store_iter_t *it, uint64_t *id, size_t *size,
                        char **errmsg) {
   if (errmsg) *errmsg = NULL;
   if (!it->started) {
-    char k = VH_KEY_NODE;
+    char k = it->s->node_key;
     rocksdb_iter_seek(it->it, &k, 1);
     it->started = 1;
   } else {
@@ -908,7 +943,8 @@ int vh_store_iter_next(vh_store_iter_t *it, uint64_t *id, size_t *size,
   size_t klen = 0, vlen = 0;
   const unsigned char *k =
       (const unsigned char *)rocksdb_iter_key(it->it, &klen);
-  if (klen < 1 || k[0] != VH_KEY_NODE) return 0; /* past the nodes */
+  if (klen < 1 || k[0] != (unsigned char)it->s->node_key)
+    return 0; /* past the nodes */
   if (klen != VH_NODE_KEY_LEN) {
     set_msg(errmsg, vh_store__msg("%s: stray key of %zu bytes among the "
                                   "nodes",

@@ -53,7 +53,7 @@
 #include <stdint.h>
 
 /* The format this code writes and the newest it reads. */
-#define VH_STORE_FORMAT_VERSION 1
+#define VH_STORE_FORMAT_VERSION 2
 
 typedef struct vh_store vh_store_t;
 typedef struct vh_batch vh_batch_t;

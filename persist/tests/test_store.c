@@ -21,6 +21,7 @@
 
 #include <rocksdb/c.h>
 
+#include "vh_bytes.h"
 #include "vh_crc32c.h"
 #include "vh_store.h"
 #include "vh_test.h"
@@ -182,7 +183,7 @@ static char *raw_get(rocksdb_t *db, const char *k, size_t kl, size_t *vl) {
 }
 
 static void node_key(char k[9], uint64_t id) {
-  k[0] = 'N';
+  k[0] = 'A'; /* store format 2 */
   for (int i = 0; i < 8; i++) k[1 + i] = (char)(id >> (56 - 8 * i));
 }
 
@@ -271,13 +272,13 @@ TEST_IMPL(create_reopen_format_record) {
   s = open_ok(dir, 0, 1); /* reopen without create */
   expect_manifest(s, NULL);
   close_ok(s);
-  /* The format record: "VEDHOST\0" + u32 le 1. */
+  /* The format record: "VEDHOST\0" + u32 le 2. */
   rocksdb_t *db = raw_open(dir, 0);
   size_t vl = 0;
   char *v = raw_get(db, "F", 1, &vl);
   ASSERT(v != NULL);
   ASSERT_EQ(vl, 12);
-  ASSERT(memcmp(v, "VEDHOST\0\1\0\0\0", 12) == 0);
+  ASSERT(memcmp(v, "VEDHOST\0\2\0\0\0", 12) == 0);
   rocksdb_free(v);
   rocksdb_close(db);
   dir_cleanup();
@@ -327,9 +328,9 @@ TEST_IMPL(newer_format_refused) {
   const char *dir = fresh_dir();
   close_ok(open_ok(dir, 1, 1));
   rocksdb_t *db = raw_open(dir, 0);
-  raw_put(db, "F", 1, "VEDHOST\0\2\0\0\0", 12);
+  raw_put(db, "F", 1, "VEDHOST\0\3\0\0\0", 12);
   rocksdb_close(db);
-  open_expect_fail(dir, 0, VH_EFORMAT, "format version 2 is newer");
+  open_expect_fail(dir, 0, VH_EFORMAT, "format version 3 is newer");
   open_expect_fail(dir, 0, VH_EFORMAT, "run a newer vedhost");
   dir_cleanup();
 }
@@ -1014,6 +1015,12 @@ TEST_IMPL(write_path_options) {
       t, "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1");
   ASSERT_MSG_HAS(t, "compression_per_level=kNoCompression:kLZ4Compression");
   ASSERT_MSG_HAS(t, "bottommost_compression=kZSTD");
+  /* compaction output files end where the key's first byte changes, and
+   * are 16 MB at most (FORMAT 2 in store.c) */
+  ASSERT_MSG_HAS(t,
+                 "sst_partitioner_factory={id=SstPartitionerFixedPrefixFactory;"
+                 "length=1;}");
+  ASSERT_MSG_HAS(t, "target_file_size_base=16777216");
   const char *bo = strstr(t, "bottommost_compression_opts={");
   ASSERT(bo != NULL);
   const char *end = strchr(bo, '}');
@@ -1023,6 +1030,87 @@ TEST_IMPL(write_path_options) {
   const char *md = strstr(bo, "max_dict_bytes=16384;");
   ASSERT(md != NULL && md < end);
   free(t);
+  dir_cleanup();
+}
+
+/* Is there a value under key[0] = c + u64be(id) in the raw database? */
+static int raw_has_node(rocksdb_t *db, char c, uint64_t id) {
+  char k[9];
+  node_key(k, id);
+  k[0] = c;
+  size_t vl = 0;
+  char *v = raw_get(db, k, 9, &vl);
+  rocksdb_free(v);
+  return v != NULL;
+}
+
+TEST_IMPL(format2_node_keys_sort_first) {
+  /* A new store is format 2: its node keys start with 'A', before every
+   * other key, so a memtable flush spans only the newest nodes and the
+   * non-node keys (store.c, FORMAT 2). */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  submit_put(s, 1, 5, "five", "m1");
+  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  close_ok(s);
+  rocksdb_t *db = raw_open(dir, 0);
+  ASSERT(raw_has_node(db, 'A', 5));
+  ASSERT(!raw_has_node(db, 'N', 5));
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_iterator_t *it = rocksdb_create_iterator(db, ro);
+  rocksdb_iter_seek_to_first(it);
+  ASSERT(rocksdb_iter_valid(it));
+  size_t kl = 0;
+  const char *k = rocksdb_iter_key(it, &kl);
+  ASSERT_EQ(kl, 9);
+  ASSERT_EQ(k[0], 'A'); /* the first key of all is the node */
+  rocksdb_iter_destroy(it);
+  rocksdb_readoptions_destroy(ro);
+  rocksdb_close(db);
+  s = open_ok(dir, 0, 1);
+  expect_node(s, 5, "five");
+  close_ok(s);
+  dir_cleanup();
+}
+
+TEST_IMPL(format1_store_keeps_its_keys) {
+  /* A store written by a format 1 vedhost ('N' node keys) still opens,
+   * reads its nodes, and goes on writing 'N' keys. */
+  const char *dir = fresh_dir();
+  ASSERT_EQ(mkdir(dir, 0700), 0);
+  rocksdb_t *db = raw_open(dir, 1);
+  raw_put(db, "F", 1, "VEDHOST\0\1\0\0\0", 12);
+  unsigned char v[4 + 1 + 3];
+  v[4] = 0x11; /* kind node, value version 1 */
+  memcpy(v + 5, "old", 3);
+  vh_le32_store(v, vh_crc32c(0, v + 4, sizeof v - 4));
+  char k[9];
+  node_key(k, 7);
+  k[0] = 'N';
+  raw_put(db, k, 9, v, sizeof v);
+  rocksdb_close(db);
+  vh_store_t *s = open_ok(dir, 0, 1);
+  expect_node(s, 7, "old");
+  submit_put(s, 1, 8, "new", "m1");
+  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  expect_node(s, 8, "new");
+  size_t nodes = 0;
+  vh_store_iter_t *it = NULL;
+  ASSERT_EQ(vh_store_iter_new(s, &it, NULL), 0);
+  uint64_t id;
+  size_t size;
+  while (vh_store_iter_next(it, &id, &size, NULL) > 0) nodes++;
+  vh_store_iter_free(it);
+  ASSERT_EQ(nodes, 2);
+  close_ok(s);
+  db = raw_open(dir, 0);
+  ASSERT(raw_has_node(db, 'N', 8));
+  ASSERT(!raw_has_node(db, 'A', 8));
+  size_t vl = 0;
+  char *f = raw_get(db, "F", 1, &vl);
+  ASSERT(f != NULL && vl == 12 && f[8] == 1); /* still format 1 */
+  rocksdb_free(f);
+  rocksdb_close(db);
   dir_cleanup();
 }
 
@@ -1041,4 +1129,6 @@ VH_TEST_MAIN(
     TEST_ENTRY(close_gives_up_on_failing_writes),
     TEST_ENTRY(backpressure_never_blocks_submit),
     TEST_ENTRY(abandon_drops_at_close), TEST_ENTRY(secondary_reads_primary),
-    TEST_ENTRY(clean_close_leaves_empty_wal), TEST_ENTRY(write_path_options))
+    TEST_ENTRY(clean_close_leaves_empty_wal), TEST_ENTRY(write_path_options),
+    TEST_ENTRY(format2_node_keys_sort_first),
+    TEST_ENTRY(format1_store_keeps_its_keys))
