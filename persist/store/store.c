@@ -117,12 +117,14 @@
  *    sync profile above; without it compaction took 291M instead of
  *    1.29G. Disk after a clean stop (K=100k, N=1M, --retain 0): 1.47 ->
  *    1.51 MB.
- *  - The memtable insert hint (memtable_insert_with_hint_prefix_extractor,
- *    a 1-byte prefix: one hint per key kind): node keys ascend, so an
- *    insert starts from where the last one of its kind went. Only -4% of
- *    the skiplist insert: Debian's librocksdb has assertions on, and
- *    those walk every level of the hint after each insert (~14 key
- *    compares per insert either way).
+ *  - NO memtable insert hint (memtable_insert_with_hint_prefix_extractor).
+ *    Tried with a 1-byte prefix: only -4% of the skiplist insert (Debian's
+ *    librocksdb has assertions on, which walk every level of the hint
+ *    after each insert), and RocksDB 7.8's MemTable::Add keeps one hint
+ *    per prefix for both the point and the range-deletion skiplists, so a
+ *    DeleteRange on node keys (rewind.c: branch, rollback) met a hint
+ *    from the other list: an assertion abort in `vedhost branch`
+ *    (versions_roll_spec), memtable corruption in a build without them.
  *  - 64 MB LRU block cache: decompressed blocks of hot nodes.
  *  - Full bloom filter, 10 bits/key (~1% false positives), and a hash index
  *    inside data blocks: node reads are point lookups, never scans.
@@ -358,21 +360,16 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   /* recover (accept_loss) flushes what it recovered at open instead, so
    * the damaged log becomes obsolete and is deleted there and then; so
    * does a test store (its vector memtable is slow to read). */
-  /* The memtable insert hint (see TUNING): node keys ('A' + big-endian
-   * id) mostly ascend, so a prefix of 1 byte keeps one hint per key
-   * kind and an insert starts its search where the last one of its kind
-   * ended. The SST partitioner ends a compaction's output file where the
-   * key's first byte changes, so nodes and the other keys never share a
-   * file (FORMAT 2). */
+  /* The SST partitioner ends a compaction's output file where the key's
+   * first byte changes, so nodes and the other keys never share a file
+   * (FORMAT 2). No memtable insert hint (TUNING). */
   rocksdb_get_options_from_string(
       opt,
       o->accept_loss || o->test_store
           ? "avoid_flush_during_recovery=false;"
-            "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1;"
             "sst_partitioner_factory={id=SstPartitionerFixedPrefixFactory;"
             "length=1}"
           : "avoid_flush_during_recovery=true;"
-            "memtable_insert_with_hint_prefix_extractor=rocksdb.FixedPrefix.1;"
             "sst_partitioner_factory={id=SstPartitionerFixedPrefixFactory;"
             "length=1}",
       with, &oerr);
