@@ -14,7 +14,8 @@
 #   kill9   writer.lua with IDLE: after N updates it prints VB_DONE and
 #           stays up; the harness waits until the state is acknowledged
 #           (`vedhost repl -e` answers only once the slice is durable; if
-#           the repl is not there, it waits 0.5 s), reads VmRSS, sends
+#           the repl is not there, it waits 0.5 s; the repl may take as
+#           long as the writer's timeout), reads VmRSS, sends
 #           SIGKILL, and times a restart (kill -9 row) that must see N.
 #   kill9load  the sync writer again on a fresh data dir, with 2N updates
 #           to do, SIGKILLed in the middle of its flood (once the sync
@@ -74,7 +75,11 @@ vb_vedhost_idle() {
     vb_forget vedhost-idle
     return 1
   fi
-  got=$(timeout 10 "$VB_VEDHOST" repl --data "$data" \
+  # The repl answers once the last slice is durable: at K=1M the writer
+  # can be 20-30 s behind when VB_DONE is printed, so a short timeout
+  # read the RSS with the store's queue still full. Wait as long as for
+  # the writer itself.
+  got=$(timeout "$tmo" "$VB_VEDHOST" repl --data "$data" \
     -e 'return domains.bench.state.done' 2>/dev/null | tail -1) || true
   [ "$got" = "$N" ] || sleep 0.5
   VB_RSS=$(vb_rss_kb "$VB_PID")

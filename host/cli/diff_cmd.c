@@ -461,7 +461,7 @@ int vh_changes_main(int argc, char **argv) {
     signal(SIGINT, vh_changescmd__sig);
   }
   vh_feed_t f;
-  vh_feed_init(&f, o.store, vh_tab_stub, after);
+  vh_feed_init(&f, o.store, vh_tab_stub_view, after);
   for (;;) {
     free(msg);
     msg = NULL;

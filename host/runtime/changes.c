@@ -22,6 +22,19 @@
  * per change of the version being sent. The roots of the version just sent
  * (and the nodes its walk loaded) are kept as the next walk's old side.
  *
+ * READS. Two things keep a follower's reads at one per node (profiled:
+ * RocksDB point reads, decoding and freeing were ~90% of the feed's CPU,
+ * bench/README.md). The nodes version v created have the ids
+ * [next_id of the version before, next_id of v) (persist/store/history.c),
+ * and v's walk visits every one of them: they are read with one range
+ * scan (vh_store_node_range) and staged (persist/trie/stage.c) before the
+ * walk. And the walk adopts (VH_TDIFF_ADOPT, persist/tdiff.c): v's side
+ * takes over every node it shares with the previous side, which the
+ * earlier walks loaded, so the old side of the next walk is in memory.
+ * The side kept is therefore the part of the newest version that walks
+ * loaded: it is dropped (and read again as needed) when the trie holds
+ * more than VH_FEED_SIDE_MAX bytes.
+ *
  * RESUMING. A consumer keeps the seq of the last version it applied whole
  * and comes back with it: it is sent the versions after it, each exactly
  * once, in order, as long as that seq is still retained (its manifest is
@@ -95,6 +108,7 @@ typedef struct dctx {
   vh_change_t c; /* seq, time, domain, n, of filled in by the caller */
   vh_change_fn fn;
   void *arg;
+  int flags; /* vh_tab_diff_ex's */
 } dctx_t;
 
 static int vh_changes__one(void *arg, const vh_tdiff_change_t *t) {
@@ -121,7 +135,7 @@ static int vh_changes__diff(const vh_vside_t *a, const vh_vside_t *b,
     if (c >= 0) j++;
     if (domain != NULL && strcmp(domain, name) != 0) continue;
     d->c.domain = name;
-    int r = vh_tab_diff(ra, rb, path, npath, vh_changes__one, d);
+    int r = vh_tab_diff_ex(ra, rb, path, npath, d->flags, vh_changes__one, d);
     if (r != 0) return r;
   }
   return 0;
@@ -152,6 +166,7 @@ void vh_feed_init(vh_feed_t *f, vh_store_t *store, vh_mkroot_fn mkroot,
 void vh_feed_free(vh_feed_t *f) {
   vh_manifest_free(&f->prev);
   vh_vside_free(&f->side);
+  vh_trie_stage_free(f->stage);
   memset(f, 0, sizeof *f);
 }
 
@@ -225,6 +240,24 @@ static int vh_feed__gone(vh_feed_t *f, uint64_t seq, uint64_t *oldest,
   return VH_ENOENT;
 }
 
+/* The side kept for the next walk holds, by adoption (VH_TDIFF_ADOPT),
+ * every node the walks loaded that is still in the newest version: it is
+ * dropped (the next walk starts from stubs) while the trie holds more than
+ * this many bytes. */
+#define VH_FEED_SIDE_MAX ((size_t)512 << 20)
+
+/* A version's new nodes are staged when they are at least MIN ids (a
+ * scan costs about what 15-20 point reads do: measured with callgrind,
+ * bench/README.md) and at most MAX (a bigger version's new nodes are read
+ * one by one, as the walk needs them). */
+#define VH_FEED_STAGE_MIN ((uint64_t)32)
+#define VH_FEED_STAGE_MAX ((uint64_t)1 << 18)
+
+static int vh_feed__stage(void *arg, uint64_t id, const void *bytes,
+                          size_t len) {
+  return vh_trie_stage_put(arg, id, bytes, len);
+}
+
 /* Send version v (prev: the manifest before it, or NULL = nothing). The
  * side of v is kept in f->side for the next version, so the nodes this
  * walk loaded are not loaded again as the next walk's old side. */
@@ -259,7 +292,23 @@ static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
   d.c.time_ms = v->time_ms;
   d.fn = vh_feed__collect;
   d.arg = &col;
+  /* b keeps what a had loaded (the same ids): the next walk starts from
+   * b with no reads for it (view roots only: others are left alone). */
+  d.flags = VH_TDIFF_ADOPT;
   vh_trie_fault_clear();
+  /* v's new nodes (ids [prev next_id, v next_id): the walk loads every
+   * one of them) staged with one range scan (persist/trie/stage.c). */
+  if (f->stage == NULL) f->stage = vh_trie_stage_new();
+  vh_trie_stage_t *was = vh_trie_stage_use(f->stage);
+  if (f->stage != NULL && prev != NULL &&
+      v->m.next_id >= prev->next_id + VH_FEED_STAGE_MIN &&
+      v->m.next_id - prev->next_id <= VH_FEED_STAGE_MAX) {
+    char *m = NULL; /* a failed scan only costs the point reads */
+    if (vh_store_node_range(f->store, prev->next_id, v->m.next_id,
+                            vh_feed__stage, f->stage, &m) != 0)
+      vh_trie_stage_clear(f->stage);
+    free(m);
+  }
   r = vh_changes__diff(&a, &b, NULL, NULL, 0, &d);
   if (r == 0 && col.oom) r = VH_ENOMEM;
   for (size_t i = 0; r == 0 && i < col.n; i++) {
@@ -276,6 +325,8 @@ static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
   }
   free(col.e);
   free(col.keys);
+  if (f->stage != NULL) vh_trie_stage_clear(f->stage);
+  vh_trie_stage_use(was);
   if (r < 0 && *errmsg == NULL) {
     const char *fm = NULL;
     char buf[320];
@@ -289,7 +340,7 @@ static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
     *errmsg = strdup(buf);
   }
   vh_vside_free(&a);
-  if (r == 0) {
+  if (r == 0 && vh_mem_bytes() <= VH_FEED_SIDE_MAX) {
     f->side = b;
     f->has_side = 1;
   } else {

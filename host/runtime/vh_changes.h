@@ -80,6 +80,8 @@ typedef struct vh_feed {
   vh_manifest_t prev;  /* [owned] the manifest of version `last` */
   vh_vside_t side;     /* [owned] roots of version `last` (has_side) */
   int has_side;        /* side is set: the next diff starts from it */
+  /* [owned] the next version's new nodes, staged (persist/trie/stage.c) */
+  struct vh_trie_stage *stage;
 } vh_feed_t;
 
 /* Prepare f to send the versions after `after` (0: from the start). */

@@ -47,7 +47,7 @@
  *
  * MEMORY AND THE LOOP THREAD. Everything runs on the loop thread, in the
  * slice's batch. Death lists of this run stay in memory (up to
- * VH_HIST_MEM_ENTS entries, ~8 MB) and are processed from there without
+ * VH_HIST_MEM_ENTS entries, 2 MB) and are processed from there without
  * any read; older ones (earlier runs, or evicted) are read back with one
  * prefix scan of 'D' d when d becomes the oldest, and the times of older
  * runs' versions are read VH_HIST_FRONT at a time. Chunks not yet durable
@@ -86,12 +86,15 @@
 #include "vh_inputs.h"
 #include "vh_versions.h"
 
-#define VH_HIST_FRONT 64            /* tail versions read at a time */
-#define VH_HIST_DROPS 64            /* versions dropped per batch at most */
-#define VH_HIST_UNPIN 4096          /* pinned entries re-examined per batch */
-#define VH_HIST_MEM_ENTS (1u << 20) /* death entries kept in memory */
-#define VH_HIST_DEF_AVG 128         /* node size before any is measured */
-#define VH_HIST_BUDGET_EVERY 1024   /* batches between live-size reads */
+#define VH_HIST_FRONT 64   /* tail versions read at a time */
+#define VH_HIST_DROPS 64   /* versions dropped per batch at most */
+#define VH_HIST_UNPIN 4096 /* pinned entries re-examined per batch */
+/* Death entries kept in memory: 2 MB. It was 1M entries (8 MB, 8 B per
+ * key of a 1M-key state filled in one run: bench/README.md, "Memory per
+ * key"); an evicted chunk costs one prefix scan when its version drops. */
+#define VH_HIST_MEM_ENTS (1u << 18)
+#define VH_HIST_DEF_AVG 128       /* node size before any is measured */
+#define VH_HIST_BUDGET_EVERY 1024 /* batches between live-size reads */
 
 typedef struct hchunk {
   struct hchunk *next;
@@ -657,6 +660,10 @@ static int write_marks(vh_hist_t *H, vh_batch_t *b, uint64_t seq) {
 }
 
 /* ---- the batch ---- */
+
+size_t vh_hist__mem_entries(const vh_hist_t *H) {
+  return H->mem_ents;
+}
 
 void vh_hist_info(vh_hist_t *H, vh_history_t *h) {
   memset(h, 0, sizeof *h);

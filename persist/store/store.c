@@ -18,7 +18,7 @@
  *   'F'                      format record, written once at creation
  *   'M'                      the manifest
  *   'A' u64be(id)            a node: 9 bytes, big endian so ids sort in order
- *                            ('N' in a store of format 1, see below)
+ *                            ('N' in a store of format 1 or 2, see below)
  *   'Q' u64be(id)            a dropped subtree rooted at node id whose nodes
  *                            are still to be deleted (empty value; see
  *                            persist/store/store_sweep.c)
@@ -28,9 +28,12 @@
  *
  *   offset size  field
  *   0      8     magic "VEDHOST\0"
- *   8      4     u32 little endian: store format version (2)
+ *   8      4     u32 little endian: store format version (3; 2 before
+ *                node keys sorted first, FORMAT 3; 1 before
+ *                big string values were stored out of line as blobs,
+ *                invariant 1)
  *
- * FORMAT 2 (this code) differs from 1 only in the node key's first byte:
+ * FORMAT 3 (this code) differs from 2 only in the node key's first byte:
  * 'A' instead of 'N', so that node keys sort before every other key. Node
  * ids only grow, so a memtable flush (an L0 file) then spans the newest
  * node ids and the other keys after them, and RocksDB's compaction of L0
@@ -39,9 +42,9 @@
  * the SST partitioner cuts output files where the first byte changes);
  * with 'N', between 'D' (death lists) and 'V' (versions), every L0 file
  * spanned every stored node and each compaction rewrote them all (TUNING).
- * A format 1 store is still read and written, with its 'N' keys; a new
- * store, or one restored from a backup, gets format 2. An older vedhost
- * refuses a format 2 store with its "newer than this vedhost supports"
+ * A format 1 or 2 store is still read and written, with its 'N' keys; a
+ * new store, or one restored from a backup, gets format 3. An older vedhost
+ * refuses a format 3 store with its "newer than this vedhost supports"
  * line.
  *
  * NODE AND MANIFEST VALUES ('A...', 'M'):
@@ -55,7 +58,11 @@
  *  1. A database is used only if its format record has the magic and a
  *     version <= VH_STORE_FORMAT_VERSION. A store is created (format record
  *     written, fsync'd) only when opts.create is set and the database holds
- *     no key at all, so a foreign RocksDB is never written to.
+ *     no key at all, so a foreign RocksDB is never written to. A store of
+ *     version 1 is read and written as it is: version 2 only adds blob
+ *     records and references (persist/trie/codec.c, BLOBS), and those
+ *     nodes carry node format 2, which a vedhost of version 1 refuses as
+ *     "node of a newer format" when it reads one (never misread).
  *  2. Every value read is verified (length, CRC, kind) before its payload is
  *     returned; a value of a newer version is refused (VH_EFORMAT), never
  *     misread. RocksDB also verifies its own block checksums on every read
@@ -297,7 +304,7 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   rocksdb_options_set_compaction_style(opt, rocksdb_level_compaction);
   /* Smaller files than RocksDB's 64 MB: a compaction from L0 rewrites the
    * files its key range overlaps (the newest nodes' and the other keys',
-   * see FORMAT 2 and TUNING). */
+   * see FORMAT 3 and TUNING). */
   rocksdb_options_set_target_file_size_base(opt, VH_TARGET_FILE_BYTES);
   rocksdb_options_set_level_compaction_dynamic_level_bytes(opt, 1);
   /* An SST window of 1000 entries with 900 deletes marks the file. */
@@ -362,7 +369,7 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
    * does a test store (its vector memtable is slow to read). */
   /* The SST partitioner ends a compaction's output file where the key's
    * first byte changes, so nodes and the other keys never share a file
-   * (FORMAT 2). No memtable insert hint (TUNING). */
+   * (FORMAT 3). No memtable insert hint (TUNING). */
   rocksdb_get_options_from_string(
       opt,
       o->accept_loss || o->test_store
@@ -551,8 +558,8 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
                             s->dbpath));
       rc = VH_EFORMAT;
     } else {
-      /* Format 1 stores keep their 'N' node keys (KEYS above). */
-      s->node_key = ver >= 2 ? VH_KEY_NODE : VH_KEY_NODE_V1;
+      /* Format 1 and 2 stores keep their 'N' node keys (KEYS above). */
+      s->node_key = ver >= 3 ? VH_KEY_NODE : VH_KEY_NODE_V1;
     }
   }
   rocksdb_free(v);

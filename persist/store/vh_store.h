@@ -52,8 +52,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The format this code writes and the newest it reads. */
-#define VH_STORE_FORMAT_VERSION 2
+/* The format this code writes (new stores) and the newest it reads. 2:
+ * big string values stored out of line as blobs (persist/trie/codec.c,
+ * BLOBS). A version-1 store is read and written as it is (store.c,
+ * invariant 1): its nodes with blobs carry node format 2. 3: node keys
+ * 'A' + id, sorted before every other key (store.c, FORMAT 3); stores
+ * of format 1 and 2 keep their 'N' keys. */
+#define VH_STORE_FORMAT_VERSION 3
 
 typedef struct vh_store vh_store_t;
 typedef struct vh_batch vh_batch_t;
@@ -223,6 +228,15 @@ int vh_store_iter_next(vh_store_iter_t *it, uint64_t *id, size_t *size,
 /* it [stolen], may be NULL. */
 void vh_store_iter_free(vh_store_iter_t *it);
 
+/* Calls fn(arg, id, bytes [borrowed], len) for every node with
+ * lo <= id < hi, in id order, each checked as vh_store_get_node checks it,
+ * with one range scan (persist/store/store_range.c). fn returns 0 to go
+ * on, > 0 to stop (then 0 is returned), < 0 to fail with that code. */
+typedef int (*vh_store_node_fn)(void *arg, uint64_t id, const void *bytes,
+                                size_t len);
+int vh_store_node_range(vh_store_t *s, uint64_t lo, uint64_t hi,
+                        vh_store_node_fn fn, void *arg, char **errmsg);
+
 /* ---- sweeping dropped subtrees (persist/store/store_sweep.c) ---- */
 
 /* Calls fn(arg, id) for every sweep key written so far (in id order), so a
@@ -268,5 +282,7 @@ void vh_store__pause_writer(vh_store_t *s, int paused);
 uint64_t vh_store__write_count(vh_store_t *s);
 /* Number of background flushes the writer asked RocksDB for. */
 uint64_t vh_store__flush_count(vh_store_t *s);
+/* Number of times the writer gave freed heap memory back (MEMORY). */
+uint64_t vh_store__trim_count(vh_store_t *s);
 
 #endif

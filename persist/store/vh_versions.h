@@ -254,5 +254,7 @@ int vh_hist_resurrect(vh_hist_t *H, vh_batch_t *b, uint64_t after,
                       const uint64_t *ids, size_t n, char **errmsg);
 /* The header as it will be written next. */
 void vh_hist_info(vh_hist_t *H, vh_history_t *out);
+/* Death-list entries of this run held in memory (tests: the bound). */
+size_t vh_hist__mem_entries(const vh_hist_t *H);
 
 #endif /* VH_VERSIONS_H */

@@ -108,4 +108,36 @@ TEST_IMPL(census_adds_up) {
   ASSERT_EQ(vh_mem_bytes(), b0);
 }
 
-VH_TEST_MAIN(TEST_ENTRY(census_adds_up))
+TEST_IMPL(short_strings_packed) {
+  /* mem.c, SLABS: 4-byte size classes. A key string "k123456" (12-byte
+   * header + 7 bytes + NUL = 20) takes 20 bytes, not 24; nodes (sizes
+   * that are multiples of 8) keep 8-aligned slots among them. */
+#ifdef VH_SANITIZE
+  TEST_SKIP("sanitizer builds use plain malloc");
+#else
+  enum { N = 64 };
+  vh_str_t *a[N];
+  size_t f0 = vh_mem_footprint();
+  for (int i = 0; i < N; i++) {
+    a[i] = vh_str_new("k123456", 7);
+    ASSERT(a[i] != NULL);
+    ASSERT_EQ((uintptr_t)a[i] % 4, 0);
+  }
+  ASSERT_EQ(vh_mem_footprint() - f0, (size_t)N * 20);
+  for (size_t sz = 24; sz <= 64; sz += 8) {
+    for (int i = 0; i < 4; i++) {
+      vh_node_t *n = vh_node__alloc(VH_K_CHAMP, sz, 0);
+      ASSERT(n != NULL);
+      ASSERT_EQ((uintptr_t)n % 8, 0);
+      vh_str_t *x = vh_str_new("k12345", 6); /* 19 -> the 20-byte class */
+      ASSERT(x != NULL);
+      vh_node__free_shell(n, sz);
+      vh_str_release(x);
+    }
+  }
+  for (int i = 0; i < N; i++) vh_str_release(a[i]);
+  ASSERT_EQ(vh_mem_footprint(), f0);
+#endif
+}
+
+VH_TEST_MAIN(TEST_ENTRY(census_adds_up), TEST_ENTRY(short_strings_packed))

@@ -86,6 +86,18 @@ static void reencode(lu_map_t *m, const vh_node_t *n, vh_buf_t *buf,
 
 static void reencode_val(lu_map_t *m, vh_val_t v, vh_buf_t *buf, long *count) {
   if (v.type == VH_TTAB) reencode(m, &v.u.t->h, buf, count);
+  if (v.type == VH_TSTR && vh_str__big(v.u.s)) {
+    /* A big value is a blob of its own, and loads owning its id. */
+    lu_ent_t *x;
+    uint64_t id = vh_str__blob_id(v.u.s);
+    ASSERT(id != 0 && !(*vh_str__blob(v.u.s) & VH_BLOB_NODEATH));
+    ASSERT_EQ(vh_codec_encode_blob(vh_str_data(v.u.s), vh_str_len(v.u.s), buf),
+              0);
+    ASSERT((x = lu_get(m, id)) != NULL);
+    ASSERT_EQ(x->len, buf->len);
+    ASSERT(memcmp(x->p, buf->p, buf->len) == 0);
+    (*count)++;
+  }
 }
 
 static void reencode(lu_map_t *m, const vh_node_t *n, vh_buf_t *buf,
@@ -176,7 +188,7 @@ TEST_IMPL(reencode_identity_and_child_ids) {
       if (x->id == 0 || x->id == LU_TOMB) continue;
       ASSERT_EQ(vh_codec_child_ids(x->p, x->len, count_cb, &seen, &kind, NULL),
                 0);
-      ASSERT(kind >= VH_K_TAB && kind <= VH_K_VINNER);
+      ASSERT(kind >= VH_K_TAB && kind <= VH_K_BLOB);
     }
     ASSERT_EQ(seen.n + 1, m.n);
     ASSERT(lu_get(&seen, root) == NULL);
@@ -204,9 +216,21 @@ typedef struct bad_case {
 static const bad_case_t bad_cases[] = {
     {"empty", {0}, 0, VH_ECORRUPT},
     {"kind 0", {0x00}, 1, VH_ECORRUPT},
-    {"kind 6", {0x16, 0x00}, 2, VH_ECORRUPT},
+    {"kind 7", {0x17, 0x00}, 2, VH_ECORRUPT},
+    {"blob ref: id 0", {0x24, 0x01, 0x07, 0x00, 0x80, 0x02}, 6, VH_ECORRUPT},
+    {"blob ref: short", {0x24, 0x01, 0x07, 0x05, 0xff, 0x01}, 6, VH_ECORRUPT},
+    {"blob ref: truncated", {0x24, 0x01, 0x07, 0x05, 0x80}, 5, VH_ECORRUPT},
+    {"blob key",
+     {0x22, 0x01, 0, 0, 0, 0, 0, 0, 0, 0x07, 0x05, 0x80, 0x02, 0x03, 0x02},
+     15,
+     VH_ECORRUPT},
     {"version 0", {0x04, 0x01, 0x01}, 3, VH_ECORRUPT},
-    {"newer version", {0x24, 0x01, 0x01}, 3, VH_EFORMAT},
+    {"newer version", {0x34, 0x01, 0x01}, 3, VH_EFORMAT},
+    {"blob record of version 1", {0x16, 0x61}, 2, VH_ECORRUPT},
+    {"blob ref in a version 1 node",
+     {0x14, 0x01, 0x07, 0x05, 0x80, 0x02},
+     6,
+     VH_ECORRUPT},
     {"varint overflow",
      {0x14, 0x01, 0x03, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,
       0x02},

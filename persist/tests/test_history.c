@@ -489,6 +489,39 @@ TEST_IMPL(input_log_kept_and_dropped_with_its_version) {
   dir_cleanup();
 }
 
+/* ---- memory ---- */
+
+TEST_IMPL(death_lists_in_memory_are_bounded) {
+  /* 70 retained versions of 4096 deaths each (286,720 entries) are more
+   * than the 262,144 entries kept in memory (history.c, MEMORY AND THE
+   * LOOP THREAD): the oldest durable chunks are evicted, and dropping
+   * their versions later reads them back from disk and still deletes
+   * exactly their nodes. */
+  enum { PER = 4096, KILLS = 100, CAP = 1 << 18 };
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(70);
+  fake_open(&f, fresh_dir(), &r);
+  uint64_t first = slice(&f, 1, (size_t)PER * KILLS, NULL, 0);
+  static uint64_t dead[PER];
+  size_t most = 0;
+  for (int k = 0; k < KILLS; k++) {
+    for (int i = 0; i < PER; i++)
+      dead[i] = VH_DEAD(first + (uint64_t)k * PER + (uint64_t)i, 0);
+    slice(&f, 1, 1, dead, PER);
+    size_t held = vh_hist__mem_entries(f.H);
+    if (held > most) most = held;
+  }
+  fprintf(stderr, "death entries in memory: at most %zu\n", most);
+  ASSERT(most <= (size_t)CAP + PER);
+  /* The window is the last 70 versions: the deaths of the first 30
+   * kill slices were processed (their chunks had been evicted). */
+  ASSERT(!has_node(&f, first));
+  ASSERT(!has_node(&f, first + (uint64_t)30 * PER - 1));
+  ASSERT(has_node(&f, first + (uint64_t)(KILLS - 1) * PER));
+  fake_close(&f);
+  dir_cleanup();
+}
+
 VH_TEST_MAIN(
     TEST_ENTRY(input_log_kept_and_dropped_with_its_version),
 
@@ -501,4 +534,5 @@ VH_TEST_MAIN(
     TEST_ENTRY(mark_pins_until_unmark),
     TEST_ENTRY(subtree_entries_sweep_with_death_seq),
     TEST_ENTRY(restart_reads_only_the_header),
-    TEST_ENTRY(restart_then_window_shrinks_from_disk))
+    TEST_ENTRY(restart_then_window_shrinks_from_disk),
+    TEST_ENTRY(death_lists_in_memory_are_bounded))

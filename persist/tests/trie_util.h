@@ -88,7 +88,7 @@ static uint64_t tu_sum_val(vh_val_t v, uint64_t h) {
       uint32_t i;
       h = tu_mix(h, (uint64_t)(uintptr_t)v.u.s);
       h = tu_mix(h, v.u.s->len);
-      h = tu_mix(h, v.u.s->hash);
+      h = tu_mix(h, vh_hash_bytes(vh_str_data(v.u.s), vh_str_len(v.u.s)));
       for (i = 0; i < v.u.s->len; i++)
         h = tu_mix(h, (unsigned char)v.u.s->data[i]);
       return h;

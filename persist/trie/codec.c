@@ -9,9 +9,12 @@
  * the store's job; this layer guards the structure: a node that decodes
  * can be used by champ.c / vec.c without any further check.
  *
- * NODE LAYOUT. Byte 0 is version << 4 | kind. Version is 1
- * (VH_CODEC_VERSION); a higher version is refused with VH_EFORMAT, never
- * misread. Varints are LEB128 (7 bits a byte, low first, at most 10 bytes,
+ * NODE LAYOUT. Byte 0 is version << 4 | kind. Version is 2 for a node that
+ * holds a blob reference (tag 7) and for a blob record (kind 6), 1 for
+ * every other node (so those stay readable by a vedhost of before blobs);
+ * a version above VH_CODEC_VERSION is refused with VH_EFORMAT ("node of a
+ * newer format"), never misread, and tag 7 or kind 6 in a version 1 node
+ * is corrupt. Varints are LEB128 (7 bits a byte, low first, at most 10 bytes,
  * minimal: no trailing 0x80 0x00), "u32" is 4 bytes little endian.
  *
  *   kind           field        encoding
@@ -74,7 +77,16 @@
 #include "vh_codec.h"
 #include "vh_trie_int.h"
 
-enum { TAG_NIL, TAG_FALSE, TAG_TRUE, TAG_INT, TAG_FLOAT, TAG_STR, TAG_TAB };
+enum {
+  TAG_NIL,
+  TAG_FALSE,
+  TAG_TRUE,
+  TAG_INT,
+  TAG_FLOAT,
+  TAG_STR,
+  TAG_TAB,
+  TAG_BLOB
+};
 
 /* ---- buffers (vh_bytes.h) ---- */
 
@@ -96,12 +108,25 @@ static inline void put_u32(vh_buf_t *b, uint32_t x) {
   b->len += 4;
 }
 
+/* The blob id a value is written as (0: inline). */
+static inline uint64_t blob_ref(vh_val_t v) {
+  if (v.type != VH_TSTR || !vh_str__big(v.u.s)) return 0;
+  uint64_t t = *vh_str__blob(v.u.s);
+  return t & VH_BLOB_NODEATH ? 0 : t & VH_BLOB_ID_MASK;
+}
+
 /* One value: at most a tag, 10 varint bytes and the string's bytes. */
 static int put_val(vh_buf_t *b, vh_val_t v) {
-  uint64_t bits;
+  uint64_t bits, bid = blob_ref(v);
   int r;
-  size_t more = 11 + (v.type == VH_TSTR ? v.u.s->len : 0);
+  size_t more = 21 + (v.type == VH_TSTR && !bid ? v.u.s->len : 0);
   if ((r = reserve(b, more)) < 0) return r;
+  if (bid != 0) {
+    put_u8(b, TAG_BLOB);
+    put_varint(b, bid);
+    put_varint(b, v.u.s->len);
+    return 0;
+  }
   switch (v.type) {
     case VH_TNIL:
       put_u8(b, TAG_NIL);
@@ -148,6 +173,18 @@ static int put_id(vh_buf_t *b, const vh_node_t *c) {
   return 0;
 }
 
+/* A key: always inline. */
+static int put_key(vh_buf_t *b, vh_val_t k) {
+  int r;
+  if (k.type != VH_TSTR) return put_val(b, k);
+  if ((r = reserve(b, 11 + k.u.s->len)) < 0) return r;
+  put_u8(b, TAG_STR);
+  put_varint(b, k.u.s->len);
+  memcpy(b->p + b->len, k.u.s->data, k.u.s->len);
+  b->len += k.u.s->len;
+  return 0;
+}
+
 static int put_vals(vh_buf_t *b, const vh_val_t *v, size_t count) {
   size_t i;
   int r;
@@ -156,8 +193,55 @@ static int put_vals(vh_buf_t *b, const vh_val_t *v, size_t count) {
   return 0;
 }
 
+/* count (key, value) pairs. */
+static int put_kvs(vh_buf_t *b, const vh_val_t *kv, size_t count) {
+  size_t i;
+  int r;
+  for (i = 0; i < count; i++)
+    if ((r = put_key(b, kv[2 * i])) < 0 || (r = put_val(b, kv[2 * i + 1])) < 0)
+      return r;
+  return 0;
+}
+
+int vh_codec_encode_blob(const void *p, size_t len, vh_buf_t *out) {
+  int r;
+  out->len = 0;
+  if ((r = reserve(out, len + 1)) < 0) return r;
+  put_u8(out, VH_CODEC_VERSION << 4 | VH_K_BLOB);
+  memcpy(out->p + out->len, p, len);
+  out->len += len;
+  return 0;
+}
+
 static inline int popc(uint32_t x) {
   return __builtin_popcount(x);
+}
+
+/* 1 if the leaf n has a value written as a blob reference. */
+static int has_blob_ref(const vh_node_t *n) {
+  const vh_val_t *v;
+  size_t i, count, step = 1;
+  switch (n->kind) {
+    case VH_K_CHAMP:
+      v = ((const vh_champ_t *)n)->kv + 1;
+      count = (size_t)popc(((const vh_champ_t *)n)->datamap);
+      step = 2;
+      break;
+    case VH_K_COLL:
+      v = ((const vh_coll_t *)n)->kv + 1;
+      count = ((const vh_coll_t *)n)->count;
+      step = 2;
+      break;
+    case VH_K_VLEAF:
+      v = ((const vh_vleaf_t *)n)->v;
+      count = n->a;
+      break;
+    default:
+      return 0;
+  }
+  for (i = 0; i < count; i++, v += step)
+    if (blob_ref(*v) != 0) return 1;
+  return 0;
 }
 
 int vh_codec_encode(const vh_node_t *n, vh_buf_t *out) {
@@ -165,7 +249,9 @@ int vh_codec_encode(const vh_node_t *n, vh_buf_t *out) {
   out->len = 0;
   if (n->flags & VH_F_STUB) return VH_EINVAL;
   if ((r = reserve(out, 64)) < 0) return r;
-  put_u8(out, VH_CODEC_VERSION << 4 | n->kind);
+  put_u8(out, (has_blob_ref(n) ? VH_CODEC_VERSION : VH_CODEC_VERSION_INLINE)
+                      << 4 |
+                  n->kind);
   switch (n->kind) {
     case VH_K_TAB: {
       const vh_tab_t *t = (const vh_tab_t *)n;
@@ -184,7 +270,7 @@ int vh_codec_encode(const vh_node_t *n, vh_buf_t *out) {
       vh_node_t *const *k = (vh_node_t *const *)(c->kv + 2 * nd);
       put_u32(out, c->datamap);
       put_u32(out, c->nodemap);
-      if ((r = put_vals(out, c->kv, 2 * (size_t)nd)) < 0) return r;
+      if ((r = put_kvs(out, c->kv, (size_t)nd)) < 0) return r;
       for (i = 0; i < nc; i++)
         if ((r = put_id(out, k[i])) < 0) return r;
       return 0;
@@ -192,7 +278,7 @@ int vh_codec_encode(const vh_node_t *n, vh_buf_t *out) {
     case VH_K_COLL: {
       const vh_coll_t *l = (const vh_coll_t *)n;
       put_varint(out, l->count);
-      return put_vals(out, l->kv, 2 * (size_t)l->count);
+      return put_kvs(out, l->kv, (size_t)l->count);
     }
     case VH_K_VLEAF:
       put_varint(out, n->a);
@@ -217,6 +303,8 @@ typedef struct rd {
   int build;
   vh_codec_id_fn fn; /* may be NULL: validate only */
   void *arg;
+  size_t blobs; /* blob references read */
+  unsigned ver; /* the node's format version */
 } rd_t;
 
 static int bad(rd_t *r, const char *why) {
@@ -318,6 +406,28 @@ static int rd_val(rd_t *r, int key, vh_val_t *v) {
         return 0;
       }
       return report(r, x);
+    case TAG_BLOB: {
+      uint64_t len;
+      if (r->ver < 2) return bad(r, "bad value tag");
+      if (key) return bad(r, "blob key");
+      if ((e = rd_id(r, &x)) < 0 || (e = rd_varint(r, &len)) < 0) return e;
+      if (len < VH_BLOB_MIN) return bad(r, "blob shorter than the minimum");
+      if (len >= UINT32_MAX) return bad(r, "string too long");
+      r->blobs++;
+      if (r->build) {
+        vh_str_t *s;
+        const char *why = NULL;
+        if ((e = vh_trie__load_blob(x, len, &s, &why)) < 0) {
+          if (e == VH_ECORRUPT || e == VH_EFORMAT) (void)bad(r, why);
+          if (r->why == NULL) r->why = why;
+          return e;
+        }
+        v->type = VH_TSTR;
+        v->u.s = s;
+        return 0;
+      }
+      return report(r, x);
+    }
     default:
       return bad(r, "bad value tag");
   }
@@ -360,7 +470,9 @@ static int rd_kind(rd_t *r, unsigned *kind) {
     return VH_EFORMAT;
   }
   *kind = b & 15;
-  if ((b >> 4) == 0 || *kind < VH_K_TAB || *kind > VH_K_VINNER)
+  r->ver = b >> 4;
+  if (r->ver == 0 || *kind < VH_K_TAB || *kind > VH_K_BLOB ||
+      (*kind == VH_K_BLOB && r->ver < 2))
     return bad(r, "bad kind byte");
   return 0;
 }
@@ -405,6 +517,9 @@ static int scan_node(rd_t *r, unsigned kind) {
       for (i = 0; i < count; i++)
         if ((e = rd_val(r, 0, &v)) < 0) return e;
       return 0;
+    case VH_K_BLOB: /* bytes only */
+      r->p = r->end;
+      return 0;
     default: /* VH_K_VINNER */
       if ((e = rd_varint(r, &count)) < 0) return e;
       if (count < 1 || count > VH_VEC_W) return bad(r, "inner: bad count");
@@ -427,6 +542,7 @@ int vh_codec_child_ids(const void *bytes, size_t len, vh_codec_id_fn fn,
     r.build = 0;
     r.fn = pass == 0 ? NULL : fn;
     r.arg = arg;
+    r.blobs = 0;
     if ((e = rd_kind(&r, &k)) == 0 && (e = scan_node(&r, k)) == 0 &&
         r.p != r.end)
       e = bad(&r, "trailing bytes after the node");
@@ -605,6 +721,36 @@ static void rd_init(rd_t *r, const void *bytes, size_t len) {
   r->build = 1;
   r->fn = NULL;
   r->arg = NULL;
+  r->blobs = 0;
+}
+
+/* The blobs of a node just decoded whole: their deaths count from now
+ * (vh_trie__load_blob made them VH_BLOB_NODEATH, so that a node refused
+ * half way frees them silently). */
+static void own_blobs(vh_node_t *n) {
+  vh_val_t *v;
+  size_t i, count, step = 1;
+  switch (n->kind) {
+    case VH_K_CHAMP:
+      v = ((vh_champ_t *)n)->kv + 1;
+      count = (size_t)popc(((vh_champ_t *)n)->datamap);
+      step = 2;
+      break;
+    case VH_K_COLL:
+      v = ((vh_coll_t *)n)->kv + 1;
+      count = ((vh_coll_t *)n)->count;
+      step = 2;
+      break;
+    case VH_K_VLEAF:
+      v = ((vh_vleaf_t *)n)->v;
+      count = n->a;
+      break;
+    default:
+      return;
+  }
+  for (i = 0; i < count; i++, v += step)
+    if (v->type == VH_TSTR && vh_str__big(v->u.s))
+      *vh_str__blob(v->u.s) &= ~VH_BLOB_NODEATH;
 }
 
 static int finish(rd_t *r, int e, const char **why) {
@@ -644,6 +790,7 @@ int vh_codec_decode(const void *bytes, size_t len, uint64_t id,
     return e;
   }
   n->id = id;
+  if (r.blobs > 0) own_blobs(n);
   *out = n;
   return 0;
 }

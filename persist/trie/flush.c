@@ -19,8 +19,19 @@
  * Writing a node sets its id and clears its edit token, so no writer can
  * change it in place again (a stale token would otherwise do it).
  *
+ * BLOBS (ARCHITECTURE.md "Large string values out of line"). Just before
+ * a CHAMP, collision or vector leaf is encoded, each of its big string
+ * values (VH_BLOB_MIN bytes or more) whose trailer is still 0 is written
+ * as a blob record under the next id and the id goes into the string's
+ * trailer; the leaf then refers to it (codec.c, tag 7). A string that
+ * already has an id (a path copy of a written leaf shares it) is not
+ * written again: that is the point, a change to one value no longer
+ * rewrites its neighbours' bytes. Blob ids are below their leaf's, as a
+ * child's are (history.c's birth rule, rewind.c's walk).
+ *
  * ALL OR NOTHING. Every node written gets its old id (0) and edit token
- * back if a later put or encoding fails, and *next_id is restored: the
+ * back if a later put or encoding fails (a blob's string its trailer 0),
+ * and *next_id is restored: the
  * caller drops the half-built batch and nothing in memory claims to be on
  * disk.
  *
@@ -43,6 +54,55 @@ typedef struct list {
   entry_t *e;
   size_t n, cap;
 } list_t;
+
+typedef struct slist {
+  vh_str_t **s;
+  size_t n, cap;
+} slist_t;
+
+/* Write the blobs of n's big string values that have none yet. */
+static int put_blobs(vh_node_t *n, slist_t *undo, vh_buf_t *buf,
+                     uint64_t *next_id, vh_flush_put_fn put, void *arg,
+                     uint64_t *blobs, uint64_t *bytes) {
+  vh_val_t *v;
+  size_t i, count, step = 1;
+  int r;
+  switch (n->kind) {
+    case VH_K_CHAMP:
+      v = ((vh_champ_t *)n)->kv + 1;
+      count = (size_t)__builtin_popcount(((vh_champ_t *)n)->datamap);
+      step = 2;
+      break;
+    case VH_K_COLL:
+      v = ((vh_coll_t *)n)->kv + 1;
+      count = ((vh_coll_t *)n)->count;
+      step = 2;
+      break;
+    case VH_K_VLEAF:
+      v = ((vh_vleaf_t *)n)->v;
+      count = n->a;
+      break;
+    default:
+      return 0;
+  }
+  for (i = 0; i < count; i++, v += step) {
+    vh_str_t *s;
+    if (v->type != VH_TSTR || !vh_str__big(v->u.s)) continue;
+    s = v->u.s;
+    if (*vh_str__blob(s) & (VH_BLOB_ID_MASK | VH_BLOB_NODEATH))
+      continue; /* written, or a view's */
+    if (vh_grow(&undo->s, &undo->cap, undo->n + 1, sizeof *undo->s) != 0)
+      return VH_ENOMEM;
+    if ((r = vh_codec_encode_blob(vh_str_data(s), vh_str_len(s), buf)) < 0 ||
+        (r = put(arg, *next_id, buf->p, buf->len)) < 0)
+      return r;
+    vh_str__set_blob_id(s, (*next_id)++);
+    undo->s[undo->n++] = s;
+    (*blobs)++;
+    *bytes += buf->len;
+  }
+  return 0;
+}
 
 static int push(list_t *l, vh_node_t *n, uint64_t edit) {
   if (vh_grow(&l->e, &l->cap, l->n + 1, sizeof *l->e) != 0) return VH_ENOMEM;
@@ -108,11 +168,12 @@ static int push_children(list_t *st, vh_node_t *n) {
 int vh_flush_collect(vh_tab_t *const *roots, size_t nroots, uint64_t *next_id,
                      vh_flush_put_fn put, void *arg, vh_flush_stats_t *stats) {
   list_t st = {NULL, 0, 0}, undo = {NULL, 0, 0};
+  slist_t sundo = {NULL, 0, 0};
   vh_buf_t buf;
-  uint64_t id0 = *next_id, nodes = 0, bytes = 0;
+  uint64_t id0 = *next_id, nodes = 0, bytes = 0, blobs = 0;
   size_t i;
   int r = 0;
-  if (stats != NULL) stats->nodes = stats->bytes = 0;
+  if (stats != NULL) stats->nodes = stats->bytes = stats->blobs = 0;
   if (*next_id == 0) return VH_EINVAL;
   vh_buf_init(&buf);
   for (i = 0; i < nroots && r == 0; i++)
@@ -130,6 +191,9 @@ int vh_flush_collect(vh_tab_t *const *roots, size_t nroots, uint64_t *next_id,
       continue;
     }
     st.n--;
+    if (n->kind != VH_K_TAB && n->kind != VH_K_VINNER &&
+        (r = put_blobs(n, &sundo, &buf, next_id, put, arg, &blobs, &bytes)) < 0)
+      break;
     if ((r = vh_codec_encode(n, &buf)) < 0) break;
     if ((r = push(&undo, n, n->edit)) < 0) break;
     if ((r = put(arg, *next_id, buf.p, buf.len)) < 0) {
@@ -146,13 +210,16 @@ int vh_flush_collect(vh_tab_t *const *roots, size_t nroots, uint64_t *next_id,
       undo.e[i].n->id = 0;
       undo.e[i].n->edit = undo.e[i].edit;
     }
+    for (i = 0; i < sundo.n; i++) vh_str__set_blob_id(sundo.s[i], 0);
     *next_id = id0;
   } else if (stats != NULL) {
-    stats->nodes = nodes;
+    stats->nodes = nodes + blobs;
     stats->bytes = bytes;
+    stats->blobs = blobs;
   }
   free(st.e);
   free(undo.e);
+  free(sundo.s);
   vh_buf_free(&buf);
   return r;
 }

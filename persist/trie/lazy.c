@@ -38,6 +38,20 @@
  * refuse view tables (tab.c), so a view can never become part of a live
  * version.
  *
+ * STAGED BYTES. A reader that read a batch of nodes in one go (the change
+ * feed: a version's new nodes with one range scan) stages them
+ * (stage.c); a load of a staged id decodes from those bytes and does not
+ * call the loader. Nothing else differs.
+ *
+ * BLOBS (codec.c, BLOBS). A leaf's big string values stored out of line
+ * are read while the leaf decodes (vh_trie__load_blob: one loader call
+ * each, eager), so every reader above the codec sees plain strings. Lazy
+ * blobs would save those reads for a leaf whose big values are never
+ * looked at, but every string user would then have to load; a leaf
+ * holds ~3 values, so eager costs at most ~3 reads per leaf loaded. A
+ * blob string's trailer carries its id: the string reports the death
+ * (str.c), with VH_BLOB_NODEATH under views like the nodes' flag.
+ *
  * FAULTS. A failed load (loader error, decode error, out of memory) is
  * recorded per thread: the first one is sticky (vh_trie_fault) until
  * cleared; vh_trie__nfaults counts them all (a plain global: the trie has
@@ -145,7 +159,10 @@ int vh_tab_is_view(const vh_tab_t *t) {
 }
 
 static void vh_trie__view_val(vh_val_t v, uint8_t f) {
-  if (v.type == VH_TTAB) v.u.t->h.flags |= f;
+  if (v.type == VH_TTAB)
+    v.u.t->h.flags |= f;
+  else
+    vh_str__nodeath(v);
 }
 
 void vh_trie__mark_view(vh_node_t *n) {
@@ -220,6 +237,44 @@ static void give_back(const void *bytes) {
   if (unloader != NULL && bytes != NULL) unloader(loader_arg, bytes);
 }
 
+int vh_trie__load_blob(uint64_t id, uint64_t len, vh_str_t **out,
+                       const char **why) {
+  const void *bytes;
+  const unsigned char *b;
+  size_t n;
+  vh_str_t *s;
+  int r;
+  *out = NULL;
+  if (loader == NULL) {
+    *why = "blob: no loader set";
+    vh_trie__fault(VH_EIO, id, *why);
+    return VH_EIO;
+  }
+  int staged = vh_trie__stage != NULL && vh_trie__staged(id, &bytes, &n);
+  if (!staged && (r = fetch(id, &bytes, &n)) < 0) {
+    *why = r == VH_ENOENT ? "blob missing from the store" : "blob load failed";
+    return r;
+  }
+  b = bytes;
+  r = VH_ECORRUPT;
+  if (n < 1 || (b[0] & 15) != VH_K_BLOB || (b[0] >> 4) < 2)
+    *why = "blob: not a blob record";
+  else if ((b[0] >> 4) > VH_CODEC_VERSION)
+    *why = "blob of a newer format (upgrade vedhost)", r = VH_EFORMAT;
+  else if (n - 1 != len)
+    *why = "blob: length differs from its reference";
+  else if ((s = vh_str_new((const char *)b + 1, (size_t)len)) == NULL)
+    *why = "out of memory", r = VH_ENOMEM;
+  else {
+    *vh_str__blob(s) = id | VH_BLOB_NODEATH;
+    *out = s;
+    r = 0;
+  }
+  if (!staged) give_back(bytes);
+  if (r < 0) vh_trie__fault(r, id, *why);
+  return r;
+}
+
 vh_node_t *vh_node__load(vh_node_t *n) {
   vh_stub_t *s = (vh_stub_t *)n;
   vh_codec_expect_t ex;
@@ -228,14 +283,16 @@ vh_node_t *vh_node__load(vh_node_t *n) {
   vh_node_t *node;
   size_t len;
   int r;
+  int staged = 0;
   if (s->fwd != NULL) return s->fwd;
-  if (fetch(n->id, &bytes, &len) < 0) return NULL;
+  if (vh_trie__stage != NULL) staged = vh_trie__staged(n->id, &bytes, &len);
+  if (!staged && fetch(n->id, &bytes, &len) < 0) return NULL;
   ex.kind = n->kind;
   ex.shift = n->a;
   ex.tail = n->b;
   ex.expect = s->expect;
   r = vh_codec_decode(bytes, len, n->id, &ex, &node, &why);
-  give_back(bytes);
+  if (!staged) give_back(bytes);
   if (r < 0) {
     vh_trie__fault(r, n->id, why);
     return NULL;
@@ -270,10 +327,12 @@ int vh_tab__load(vh_tab_t *t) {
   const char *why;
   size_t len;
   int r;
+  int staged = 0;
   if (!(t->h.flags & VH_F_STUB)) return 0;
-  if ((r = fetch(t->h.id, &bytes, &len)) < 0) return r;
+  if (vh_trie__stage != NULL) staged = vh_trie__staged(t->h.id, &bytes, &len);
+  if (!staged && (r = fetch(t->h.id, &bytes, &len)) < 0) return r;
   r = vh_codec_decode_tab(bytes, len, t, &why);
-  give_back(bytes);
+  if (!staged) give_back(bytes);
   if (r < 0) {
     vh_trie__fault(r, t->h.id, why);
     return r;

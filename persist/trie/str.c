@@ -5,7 +5,20 @@
  * length) followed by the bytes and a NUL, so vh_str_data() can be passed
  * to C APIs that want a C string (the bytes may still hold NULs). Strings
  * are immutable and shared freely between table versions; they are not
- * trie nodes and carry no store id.
+ * trie nodes and carry no store id, except big ones (BLOBS below).
+ *
+ * BLOBS (ARCHITECTURE.md "Large string values out of line"). A string of
+ * at least VH_BLOB_MIN bytes is stored out of line when it is a value: its
+ * allocation has an 8-byte trailer (vh_trie_int.h) holding its blob id,
+ * set by flush.c when it writes the blob, or by lazy.c when it loads one.
+ * The blob lives as long as this in-memory string: when the last
+ * reference goes, vh_str_release reports the id's death to the free hook,
+ * as a loaded node's release does (unless VH_BLOB_NODEATH: a view's copy).
+ * That is exact because a blob id has one holder slot per version:
+ * vh_str__own copies a big string that is stored into a slot while it
+ * has another holder or an id (tab.c's writes and deep copies call it).
+ * Keys are always written inline, so a big key string carries a trailer
+ * that stays 0.
  *
  * vh_hash_bytes is our own 64-bit-state hash folded to 32 bits: the input
  * is read in 8-byte little-endian words (assembled bytewise, so the result
@@ -76,11 +89,12 @@ uint32_t vh_hash_bytes(const char *p, size_t len) {
 vh_str_t *vh_str_new(const char *p, size_t len) {
   vh_str_t *s;
   if (len >= UINT32_MAX) return NULL;
-  s = vh_mem__alloc(sizeof(vh_str_t) + len + 1);
+  s = vh_mem__alloc(vh_str__alloc_size(len));
   if (s == NULL) return NULL;
   s->refc = 1;
   s->len = (uint32_t)len;
-  s->hash = vh_hash_bytes(p, len);
+  if (len >= VH_BLOB_MIN) *vh_str__blob(s) = 0;
+  s->hash = len < VH_BLOB_MIN ? vh_hash_bytes(p, len) : 0;
   if (len > 0) memcpy(s->data, p, len);
   s->data[len] = '\0';
   return s;
@@ -92,7 +106,32 @@ void vh_str_retain(vh_str_t *s) {
 
 void vh_str_release(vh_str_t *s) {
   if (s->refc == 0) vh_trie__panic("vh_str_release: refcount underflow");
-  if (--s->refc == 0) vh_mem__free(s, sizeof(vh_str_t) + s->len + 1);
+  if (--s->refc != 0) return;
+  if (VH_UNLIKELY(vh_str__big(s))) {
+    uint64_t t = *vh_str__blob(s);
+    if ((t & VH_BLOB_ID_MASK) != 0 && !(t & VH_BLOB_NODEATH))
+      vh_trie__died(t & VH_BLOB_ID_MASK, 0);
+  }
+  vh_mem__free(s, vh_str__alloc_size(s->len));
+}
+
+int vh_str__own(vh_val_t *v) {
+  vh_str_t *s, *c;
+  if (v->type != VH_TSTR) return 0;
+  s = v->u.s;
+  if (!vh_str__big(s) ||
+      (s->refc == 1 &&
+       !(*vh_str__blob(s) & (VH_BLOB_ID_MASK | VH_BLOB_NODEATH))))
+    return 0;
+  if ((c = vh_str_new(s->data, s->len)) == NULL) return VH_ENOMEM;
+  vh_str_release(s);
+  v->u.s = c;
+  return 0;
+}
+
+void vh_str__nodeath(vh_val_t v) {
+  if (v.type == VH_TSTR && vh_str__big(v.u.s))
+    *vh_str__blob(v.u.s) |= VH_BLOB_NODEATH;
 }
 
 const char *vh_str_data(const vh_str_t *s) {
@@ -146,9 +185,15 @@ int vh_key__eq(vh_val_t a, vh_val_t b) {
   if (a.type != b.type) return 0;
   switch (a.type) {
     case VH_TSTR:
-      return a.u.s == b.u.s ||
-             (a.u.s->hash == b.u.s->hash && a.u.s->len == b.u.s->len &&
-              memcmp(a.u.s->data, b.u.s->data, a.u.s->len) == 0);
+      if (a.u.s == b.u.s) return 1;
+      if (a.u.s->len != b.u.s->len) return 0;
+      if (vh_str__big(a.u.s)) { /* one blob id, one content (diff) */
+        uint64_t id = vh_str__blob_id(a.u.s);
+        if (id != 0 && id == vh_str__blob_id(b.u.s)) return 1;
+      } else if (a.u.s->hash != b.u.s->hash) {
+        return 0;
+      }
+      return memcmp(a.u.s->data, b.u.s->data, a.u.s->len) == 0;
     case VH_TINT:
       return a.u.i == b.u.i;
     case VH_TFLOAT:
@@ -186,6 +231,13 @@ uint32_t vh_key__hash(vh_val_t k) {
   if (vh_trie__test_hash != NULL) return vh_trie__test_hash(k);
   switch (k.type) {
     case VH_TSTR:
+      if (VH_UNLIKELY(vh_str__big(k.u.s))) { /* hashed on first use */
+        uint64_t *t = vh_str__blob(k.u.s);
+        if (!(*t & VH_STR_HASHED)) {
+          k.u.s->hash = vh_hash_bytes(k.u.s->data, k.u.s->len);
+          *t |= VH_STR_HASHED;
+        }
+      }
       return k.u.s->hash;
     case VH_TINT:
       return (uint32_t)vh_hash__mix64((uint64_t)k.u.i);

@@ -470,6 +470,9 @@ int vh_tab_set(vh_tab_t **tp, vh_val_t key, vh_val_t val, uint64_t edit) {
     vh_val_release(val);
     return VH_EREADONLY;
   }
+  if (val.type == VH_TSTR && VH_UNLIKELY(vh_str__big(val.u.s)) &&
+      (r = vh_str__own(&val)) < 0)
+    goto fail; /* one slot per blob id (str.c) */
   if ((r = vh_tab__ready(t)) < 0) goto fail;
   if (vh_key_norm(&key) < 0) {
     vh_val_release(val);
@@ -516,6 +519,7 @@ int vh_tab_insert(vh_tab_t **tp, int64_t pos, vh_val_t val, uint64_t edit) {
     vh_val_release(val);
     return VH_EREADONLY;
   }
+  if (val.type == VH_TSTR && (r = vh_str__own(&val)) < 0) goto fail;
   if ((r = vh_tab__ready(t)) < 0) goto fail;
   n = t->arr.n;
   if (pos < 1 || pos > n + 1) {
@@ -632,6 +636,14 @@ typedef struct deep {
 static int deep_slot(vh_val_t *slot, void *ud) {
   deep_t *d = ud;
   vh_tab_t *c;
+  if (slot->type == VH_TSTR && vh_str__big(slot->u.s)) {
+    /* The original keeps its slot: the copy gets its own blob (str.c). */
+    vh_str_t *s = vh_str_new(slot->u.s->data, slot->u.s->len);
+    if (s == NULL) return VH_ENOMEM;
+    vh_str_release(slot->u.s);
+    slot->u.s = s;
+    return 0;
+  }
   if (slot->type != VH_TTAB) return 0;
   if (d->max_height > 0 && d->depth >= d->max_height) return VH_EDEPTH;
   if (vh_grow(&d->st, &d->cap, d->n + 1, sizeof *d->st) != 0) return VH_ENOMEM;

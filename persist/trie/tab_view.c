@@ -14,7 +14,8 @@
  *
  * HOW. An explicit stack (no recursion: trees nest deep) over every node
  * reachable in memory: tables, CHAMP and collision nodes, vector nodes,
- * and the target of a loaded stub; an unloaded stub gets the flag and its
+ * and the target of a loaded stub, and the big string values (their blob
+ * ids, str.c); an unloaded stub gets the flag and its
  * load (if it ever happens) passes it on. A committed tree holds each node
  * once, so no visited set is needed.
  */
@@ -36,7 +37,9 @@ static int npush(nstack_t *s, vh_node_t *n) {
   return 0;
 }
 
+/* A table value is walked; a big string's blob id goes silent too. */
 static int npush_val(nstack_t *s, vh_val_t v) {
+  vh_str__nodeath(v);
   return v.type == VH_TTAB ? npush(s, &v.u.t->h) : 0;
 }
 

@@ -32,6 +32,15 @@
  * recursion). Memory: the lists along the current path, i.e. the changed
  * keys of the tables being walked.
  *
+ * ADOPTION (VH_TDIFF_ADOPT, the change feed). Where the walk finds one
+ * stored node as two objects, a's loaded and b's an unloaded view stub,
+ * b takes a's node (the parent's slot gets it when the stub has no other
+ * holder, else the stub forwards to it): the feed keeps b as the next
+ * walk's old side, so what any walk loaded stays loaded in the newest
+ * version and no node is read twice. Views only (they never report
+ * deaths and are read-only, so two trees sharing one copy is invisible);
+ * tables are not adopted (a table stub is filled in place).
+ *
  * LIMITATIONS. A key whose value is a table in one version and a different
  * table that happens to hold equal contents in the other is walked (and
  * reports nothing); tables are compared by identity first, by contents
@@ -127,10 +136,35 @@ static int note(list_t *l, vh_val_t key, vh_val_t old, vh_val_t new) {
 }
 
 /* The walk's shared state: the fault counter at the start (a load that
- * failed anywhere ends the walk). */
+ * failed anywhere ends the walk), the flags. */
 typedef struct walk {
   uint64_t faults0;
+  int adopt; /* VH_TDIFF_ADOPT */
 } walk_t;
+
+/* x (a's) and y (b's) are one stored node as two objects: with
+ * VH_TDIFF_ADOPT and y an unloaded view stub, b takes a's loaded node.
+ * yslot: where b's parent holds y, or NULL. When the parent's slot is the
+ * stub's only holder the slot gets the node itself and the stub goes
+ * (lazy.c's vh_node__take does the same after a load); otherwise the stub
+ * forwards to it. Either way b owns one more reference to the node. */
+static void adopt(const walk_t *w, const vh_node_t *x, const vh_node_t *y,
+                  vh_node_t *const *yslot) {
+  if (!w->adopt || x == y || x == NULL || y == NULL) return;
+  if (!(y->flags & VH_F_STUB) || y->kind == VH_K_TAB) return;
+  vh_stub_t *s = (vh_stub_t *)y;
+  if (s->fwd != NULL || (y->flags & VH_F_NODEATH) != VH_F_VIEW) return;
+  if (x->flags & VH_F_STUB) x = ((const vh_stub_t *)x)->fwd;
+  if (x == NULL || x->kind != y->kind || (x->flags & VH_F_NODEATH) != VH_F_VIEW)
+    return;
+  vh_node__retain((vh_node_t *)x);
+  if (yslot != NULL && y->refc == 1) {
+    *(vh_node_t **)yslot = (vh_node_t *)x;
+    vh_node__free_shell((vh_node_t *)y, sizeof(vh_stub_t));
+  } else {
+    s->fwd = (vh_node_t *)x;
+  }
+}
 
 static inline int check(const walk_t *w) {
   if (VH_UNLIKELY(vh_trie__nfaults != w->faults0)) {
@@ -223,10 +257,13 @@ static int coll_diff(const walk_t *w, list_t *l, const vh_node_t *x,
 }
 
 static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
-                      const vh_node_t *y) {
+                      const vh_node_t *y, vh_node_t *const *yslot) {
   const vh_champ_t *cx, *cy;
   int r = 0;
-  if (same_node(x, y)) return 0;
+  if (same_node(x, y)) {
+    adopt(w, x, y, yslot);
+    return 0;
+  }
   if (x == NULL) return champ_all(w, l, y, 1);
   if (y == NULL) return champ_all(w, l, x, -1);
   if ((x = vh_node__res(x)) == NULL || (y = vh_node__res(y)) == NULL)
@@ -235,6 +272,14 @@ static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
     return coll_diff(w, l, x, y);
   cx = (const vh_champ_t *)x;
   cy = (const vh_champ_t *)y;
+  /* The loop reads each child's header (same_node): start those loads
+   * (cache misses on a large tree) all at once rather than one by one. */
+  {
+    vh_node_t *const *kx = (vh_node_t *const *)(cx->kv + 2 * popc(cx->datamap));
+    vh_node_t *const *ky = (vh_node_t *const *)(cy->kv + 2 * popc(cy->datamap));
+    for (int i = popc(cx->nodemap); i-- > 0;) __builtin_prefetch(kx[i]);
+    for (int i = popc(cy->nodemap); i-- > 0;) __builtin_prefetch(ky[i]);
+  }
   uint32_t all = cx->datamap | cx->nodemap | cy->datamap | cy->nodemap;
   while (all != 0 && r == 0) {
     uint32_t bit = all & -all;
@@ -248,10 +293,11 @@ static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
         xn ? ((vh_node_t *const *)(cx->kv + 2 * popc(cx->datamap)))[popc(
                  cx->nodemap & (bit - 1))]
            : NULL;
-    const vh_node_t *ny =
-        yn ? ((vh_node_t *const *)(cy->kv + 2 * popc(cy->datamap)))[popc(
+    vh_node_t *const *nyslot =
+        yn ? &((vh_node_t *const *)(cy->kv + 2 * popc(cy->datamap)))[popc(
                  cy->nodemap & (bit - 1))]
            : NULL;
+    const vh_node_t *ny = yn ? *nyslot : NULL;
     if (xd && yd) {
       if (vh_key__eq(ex[0], ey[0])) {
         r = note(l, ex[0], ex[1], ey[1]);
@@ -263,7 +309,7 @@ static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
     } else if (xn && yd) {
       r = entry_vs_tree(w, l, ey[0], ey[1], nx, 1);
     } else if (xn || yn) {
-      r = champ_diff(w, l, nx, ny); /* either may be NULL */
+      r = champ_diff(w, l, nx, ny, nyslot); /* either may be NULL */
     } else if (xd) {
       r = note(l, ex[0], ex[1], vh_nil());
     } else {
@@ -292,9 +338,13 @@ static int slot_note(list_t *l, int64_t i, vh_val_t x, vh_val_t y) {
  * slots [base, base + 2^(s+5)), NULL where that tree does not reach. */
 static int vec_node_diff(const walk_t *w, list_t *l, const vh_vec_t *va,
                          const vh_vec_t *vb, const vh_node_t *x,
-                         const vh_node_t *y, uint32_t s, int64_t base) {
+                         const vh_node_t *y, vh_node_t *const *yslot,
+                         uint32_t s, int64_t base) {
   int r;
-  if (same_node(x, y)) return 0; /* also both NULL */
+  if (same_node(x, y)) { /* also both NULL */
+    adopt(w, x, y, yslot);
+    return 0;
+  }
   if (x != NULL && (x = vh_node__res(x)) == NULL) return check(w);
   if (y != NULL && (y = vh_node__res(y)) == NULL) return check(w);
   if (s == 0) {
@@ -309,8 +359,10 @@ static int vec_node_diff(const walk_t *w, list_t *l, const vh_vec_t *va,
   int cx = x ? x->a : 0, cy = y ? y->a : 0, c = cx > cy ? cx : cy;
   for (int j = 0; j < c; j++) {
     const vh_node_t *kx = j < cx ? ((const vh_vinner_t *)x)->c[j] : NULL;
-    const vh_node_t *ky = j < cy ? ((const vh_vinner_t *)y)->c[j] : NULL;
-    r = vec_node_diff(w, l, va, vb, kx, ky, s - 5, base + ((int64_t)j << s));
+    vh_node_t *const *kyslot = j < cy ? &((const vh_vinner_t *)y)->c[j] : NULL;
+    const vh_node_t *ky = kyslot ? *kyslot : NULL;
+    r = vec_node_diff(w, l, va, vb, kx, ky, kyslot, s - 5,
+                      base + ((int64_t)j << s));
     if (r < 0) return r;
   }
   return 0;
@@ -331,7 +383,8 @@ static int vec_diff(const walk_t *w, list_t *l, const vh_vec_t *va,
     for (int j = 1; j < n->a; j++) {
       const vh_node_t *k = ((const vh_vinner_t *)n)->c[j];
       r = vec_node_diff(w, l, va, vb, tall == &x ? k : NULL,
-                        tall == &y ? k : NULL, *ts - 5, (int64_t)j << *ts);
+                        tall == &y ? k : NULL, NULL, *ts - 5,
+                        (int64_t)j << *ts);
       if (r < 0) return r;
     }
     *tall = ((const vh_vinner_t *)n)->c[0];
@@ -339,7 +392,7 @@ static int vec_diff(const walk_t *w, list_t *l, const vh_vec_t *va,
   }
   if (x != NULL || y != NULL) {
     uint32_t s = x != NULL ? sx : sy;
-    if ((r = vec_node_diff(w, l, va, vb, x, y, s, 0)) < 0) return r;
+    if ((r = vec_node_diff(w, l, va, vb, x, y, NULL, s, 0)) < 0) return r;
   }
   /* Past both trees: the tails (and nil past each end). */
   int64_t from = tailoff(va) > tailoff(vb) ? tailoff(va) : tailoff(vb);
@@ -371,7 +424,8 @@ static int tab_list(const walk_t *w, list_t *l, const vh_tab_t *a,
   if ((a && vh_tab__ready(a) < 0) || (b && vh_tab__ready(b) < 0))
     return check(w);
   r = vec_diff(w, l, a ? &a->arr : &empty_vec, b ? &b->arr : &empty_vec);
-  if (r == 0) r = champ_diff(w, l, a ? a->hash : NULL, b ? b->hash : NULL);
+  if (r == 0)
+    r = champ_diff(w, l, a ? a->hash : NULL, b ? b->hash : NULL, NULL);
   if (r < 0) return r;
   if (l->n > 1) qsort(l->e, l->n, sizeof *l->e, ent_cmp);
   /* A key that moved between the parts: one entry removed, one added. */
@@ -489,10 +543,16 @@ static vh_val_t at_path(const vh_tab_t *t, const vh_val_t *path, size_t n) {
 
 int vh_tab_diff(const vh_tab_t *a, const vh_tab_t *b, const vh_val_t *path,
                 size_t npath, vh_tdiff_fn cb, void *arg) {
+  return vh_tab_diff_ex(a, b, path, npath, 0, cb, arg);
+}
+
+int vh_tab_diff_ex(const vh_tab_t *a, const vh_tab_t *b, const vh_val_t *path,
+                   size_t npath, int flags, vh_tdiff_fn cb, void *arg) {
   walk_t w;
   ctx_t c;
   int r = 0;
   w.faults0 = vh_trie__nfaults;
+  w.adopt = (flags & VH_TDIFF_ADOPT) != 0;
   memset(&c, 0, sizeof c);
   c.cb = cb;
   c.arg = arg;

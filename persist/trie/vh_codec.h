@@ -9,7 +9,9 @@
  * Decoding validates everything (format version, kind, lengths, varints,
  * bitmaps, key order and hashes, trailing bytes) and fails with VH_ECORRUPT
  * (or VH_EFORMAT for a newer format) and a static message, never crashing.
- * Children of a decoded node are stubs that load on first access.
+ * Children of a decoded node are stubs that load on first access; its
+ * big string values stored as blobs are read at once (vh_trie__load_blob,
+ * through the trie's loader: a failure there is the load's code).
  *
  * Ownership: [borrowed] the caller keeps it, [new] the caller must release.
  */
@@ -22,9 +24,12 @@
 #include "vh_bytes.h"
 #include "vh_err.h"
 
-/* The node format this code writes and the newest it reads (the high
- * nibble of every node's first byte). */
-#define VH_CODEC_VERSION 1
+/* The node format (the high nibble of every node's first byte): the newest
+ * this code reads, written for nodes that refer to a blob and for blob
+ * records (codec.c, BLOBS); a node without a blob reference is written as
+ * version 1, which older vedhost versions read too. */
+#define VH_CODEC_VERSION 2
+#define VH_CODEC_VERSION_INLINE 1
 
 /* vh_buf_t, the growable byte buffer, lives in vh_bytes.h. */
 
@@ -35,6 +40,12 @@ struct vh_tab;
  * must already have an id) into out, replacing its contents. 0, VH_ENOMEM,
  * or VH_EINVAL (a child without an id, a stub, a bad kind). */
 int vh_codec_encode(const struct vh_node *n, vh_buf_t *out);
+
+/* Encode the blob record of a big string value's len bytes at p
+ * [borrowed] into out, replacing its contents (codec.c, BLOBS). 0 or
+ * VH_ENOMEM. A leaf encodes such a value as a reference once the
+ * string's trailer holds the blob's id (flush.c writes blobs first). */
+int vh_codec_encode_blob(const void *p, size_t len, vh_buf_t *out);
 
 /* What a node's parent knows about it, for decoding a non-table node:
  * parents hand it to their children's stubs (vh_stub_t). */
@@ -57,7 +68,8 @@ int vh_codec_decode(const void *bytes, size_t len, uint64_t id,
 int vh_codec_decode_tab(const void *bytes, size_t len, struct vh_tab *t,
                         const char **why);
 
-/* Lists the ids an encoded node refers to (child nodes and nested tables),
+/* Lists the ids an encoded node refers to (child nodes, nested tables and
+ * blobs; a blob record itself has none, kind VH_K_BLOB),
  * for a sweeper deleting a dropped subtree without loading it. Pure: no
  * trie globals, no allocation, safe on any thread. The node is validated
  * first (everything that can be checked without its parent); only a valid

@@ -6,9 +6,10 @@
  * keeps (one per domain). Every node reachable from them that has no id yet
  * (it was made in memory since the last collect) is given the next id from
  * the caller's counter, encoded (vh_codec.h), and handed to put(); children
- * come before their parents. Nodes that already have an id, and unloaded
- * stubs, are not entered: the cost is O(new nodes), not O(state). Once
- * written, a node carries its id and edit token 0, so it never changes
+ * come before their parents, and a leaf's new blobs (big string values
+ * stored out of line, flush.c) before the leaf. Nodes that already have an id,
+ * and unloaded stubs, are not entered: the cost is O(new nodes), not O(state).
+ * Once written, a node carries its id and edit token 0, so it never changes
  * again (writes copy it).
  *
  * The deletes that go with a collect come from the free hook
@@ -32,8 +33,9 @@ typedef int (*vh_flush_put_fn)(void *arg, uint64_t id, const void *bytes,
                                size_t len);
 
 typedef struct vh_flush_stats {
-  uint64_t nodes; /* nodes encoded and put */
+  uint64_t nodes; /* nodes encoded and put, blobs included */
   uint64_t bytes; /* their encoded bytes */
+  uint64_t blobs; /* of the nodes: blobs (big string values, flush.c) */
 } vh_flush_stats_t;
 
 /* Collect the new nodes under roots[0..nroots) [borrowed]. Ids are taken

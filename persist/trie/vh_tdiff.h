@@ -52,6 +52,16 @@ typedef int (*vh_tdiff_fn)(void *arg, const vh_tdiff_change_t *c);
 int vh_tab_diff(const vh_tab_t *a, const vh_tab_t *b, const vh_val_t *path,
                 size_t npath, vh_tdiff_fn cb, void *arg);
 
+/* vh_tab_diff with flags. VH_TDIFF_ADOPT (for a reader walking version
+ * after version, host/runtime/changes.c): where a and b hold the same
+ * stored node as two objects and b's is an unloaded view stub while a's
+ * is loaded, b's stub is made to forward to a's node (as a load would,
+ * without the read), so b keeps what earlier walks loaded. Only view
+ * nodes are touched (nothing else is written); tables are not adopted. */
+#define VH_TDIFF_ADOPT 1
+int vh_tab_diff_ex(const vh_tab_t *a, const vh_tab_t *b, const vh_val_t *path,
+                   size_t npath, int flags, vh_tdiff_fn cb, void *arg);
+
 /* The REPL's key order (pretty.lua): <0, 0 or >0. Numbers (integers and
  * floats compared by value) before strings (byte order) before booleans
  * (false first). a, b normalized keys. */

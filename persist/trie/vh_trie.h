@@ -301,6 +301,31 @@ void vh_trie_fault_clear(void);
 typedef void (*vh_trie_free_hook_fn)(void *arg, uint64_t id, int subtree);
 void vh_trie_set_free_hook(vh_trie_free_hook_fn fn, void *arg);
 
+/* ---- staged node bytes (stage.c) ----
+ *
+ * A reader that knows which nodes it will load (the change feed: every
+ * node a version created, read with one range scan, vh_store_node_range)
+ * stages their encodings; a load of a staged id decodes from them and
+ * does not call the loader. Owner thread only; one stage in use at a
+ * time. */
+typedef struct vh_trie_stage vh_trie_stage_t;
+/* [new] An empty stage, or NULL if out of memory. */
+vh_trie_stage_t *vh_trie_stage_new(void);
+/* st [stolen], may be NULL (stops using it if in use). */
+void vh_trie_stage_free(vh_trie_stage_t *st);
+/* Make st [borrowed] (NULL: none) the stage loads use; returns the one in
+ * use before. */
+vh_trie_stage_t *vh_trie_stage_use(vh_trie_stage_t *st);
+/* Stage a copy of node id's encoding (bytes [borrowed]); an id staged
+ * already keeps its first bytes. 0 or VH_ENOMEM. */
+int vh_trie_stage_put(vh_trie_stage_t *st, uint64_t id, const void *bytes,
+                      size_t len);
+/* Forget every staged encoding (keeps the memory for reuse). */
+void vh_trie_stage_clear(vh_trie_stage_t *st);
+/* Encodings staged and loads served from them since st was made. */
+void vh_trie_stage_counts(const vh_trie_stage_t *st, uint64_t *staged,
+                          uint64_t *used);
+
 /* ---- testing hooks ---- */
 
 /* Replace the hash function of the hash part (NULL restores the default),

@@ -38,8 +38,8 @@
 /* Key prefixes. */
 #define VH_KEY_FORMAT 'F'
 #define VH_KEY_MANIFEST 'M'
-/* Node keys: 'A' from store format 2 on, so they sort before every other
- * key (store.c, KEYS); a format 1 store keeps 'N' (vh_store.node_key). */
+/* Node keys: 'A' from store format 3 on, so they sort before every other
+ * key (store.c, KEYS); a format 1 or 2 store keeps 'N' (vh_store.node_key). */
 #define VH_KEY_NODE 'A'
 #define VH_KEY_NODE_V1 'N'
 #define VH_KEY_SWEEP 'Q'   /* 'Q' u64be(id): a dropped subtree to sweep */
@@ -155,6 +155,10 @@ struct vh_store {
   size_t load_flush_bytes;      /* flush at once past this, idle or not */
   unsigned idle_flush_ms;       /* the pause (0: no idle flush) */
   _Atomic uint64_t flush_count; /* flushes the writer asked for */
+  /* MEMORY (store_writer.c): batch bytes freed since the last heap trim
+   * (writer thread only) and the trims done. */
+  size_t untrimmed;
+  _Atomic uint64_t trim_count;
   /* Node puts and deletes written since open (writer thread; read by
    * close after the writer joined): store.c, COMPACTION AT A CLEAN STOP. */
   uint64_t node_puts, node_dels;

@@ -35,11 +35,14 @@
 
 /* Node kinds (vh_node_t.kind). */
 enum {
-  VH_K_TAB = 1,   /* vh_tab_t */
-  VH_K_CHAMP = 2, /* vh_champ_t */
-  VH_K_COLL = 3,  /* vh_coll_t */
-  VH_K_VLEAF = 4, /* vh_vleaf_t */
-  VH_K_VINNER = 5 /* vh_vinner_t */
+  VH_K_TAB = 1,    /* vh_tab_t */
+  VH_K_CHAMP = 2,  /* vh_champ_t */
+  VH_K_COLL = 3,   /* vh_coll_t */
+  VH_K_VLEAF = 4,  /* vh_vleaf_t */
+  VH_K_VINNER = 5, /* vh_vinner_t */
+  /* Stored only, never a node in memory: the record of a big string value
+   * (a blob, ARCHITECTURE.md "Large string values out of line"). */
+  VH_K_BLOB = 6
 };
 
 /* Node flags (vh_node_t.flags). */
@@ -83,6 +86,51 @@ struct vh_str {
   uint32_t len;  /* byte length (strings are limited to 4 GiB - 1) */
   char data[];   /* len bytes then a NUL */
 };
+
+/* Big strings (len >= VH_BLOB_MIN) are stored out of line as blobs
+ * (codec.c, flush.c). Their allocation ends with an 8-byte trailer,
+ * 8-aligned after the NUL: the blob id (low 62 bits: 0 until flush.c
+ * writes it), VH_BLOB_NODEATH when this in-memory copy must never report
+ * the id's death (loaded under a view or a private copy, or being
+ * decoded), and VH_STR_HASHED once the hash field is computed: a big
+ * string's hash is computed when it is first used as a key (vh_key__hash),
+ * never for a value (hashing 1 KB values was ~38% of the loop thread's
+ * instructions in the 1 KB-value bench). The minimum is part of the store
+ * format: a reference to a shorter blob is refused as corrupt (the
+ * trailer could not hold its id). */
+#define VH_BLOB_MIN 256
+#define VH_BLOB_NODEATH (1ull << 63)
+#define VH_STR_HASHED (1ull << 62)
+#define VH_BLOB_ID_MASK (VH_STR_HASHED - 1)
+static inline size_t vh_str__trailer_off(size_t len) {
+  return (sizeof(struct vh_str) + len + 1 + 7) & ~(size_t)7;
+}
+/* Bytes allocated for a string of len bytes. */
+static inline size_t vh_str__alloc_size(size_t len) {
+  return len >= VH_BLOB_MIN ? vh_str__trailer_off(len) + 8
+                            : sizeof(struct vh_str) + len + 1;
+}
+/* The trailer of a big string (len >= VH_BLOB_MIN only). */
+static inline uint64_t *vh_str__blob(const struct vh_str *s) {
+  return (uint64_t *)((char *)s + vh_str__trailer_off(s->len));
+}
+static inline int vh_str__big(const struct vh_str *s) {
+  return s->len >= VH_BLOB_MIN;
+}
+/* A big string's blob id (0: none yet). */
+static inline uint64_t vh_str__blob_id(const struct vh_str *s) {
+  return *vh_str__blob(s) & VH_BLOB_ID_MASK;
+}
+static inline void vh_str__set_blob_id(struct vh_str *s, uint64_t id) {
+  uint64_t *t = vh_str__blob(s);
+  *t = (*t & ~VH_BLOB_ID_MASK) | id;
+}
+/* A value about to be stored into a slot: if it is a big string that has
+ * another holder or a blob id already (one parent per blob id), replace
+ * it by a fresh copy (its reference released). 0 or VH_ENOMEM (*v kept). */
+int vh_str__own(vh_val_t *v);
+/* Set VH_BLOB_NODEATH on v if it is a big string (views). */
+void vh_str__nodeath(vh_val_t v);
 
 /* CHAMP node (hash levels 0..6, shift 0..30).
  *   kv[0 .. 2*nd-1]    nd = popcount(datamap) inline entries: key, value
@@ -306,6 +354,17 @@ void vh_trie__died(uint64_t id, int subtree);
 void vh_trie__mark_view(vh_node_t *n);
 /* The same with the flags f (VH_F_VIEW and/or VH_F_PRIV). */
 void vh_trie__mark_flags(vh_node_t *n, uint8_t f);
+/* stage.c: the stage in use (vh_trie_stage_use), or NULL; _staged: 1
+ * and the staged encoding of id [borrowed, until the stage is cleared],
+ * or 0. Only with vh_trie__stage != NULL. */
+extern struct vh_trie_stage *vh_trie__stage;
+int vh_trie__staged(uint64_t id, const void **bytes, size_t *len);
+/* [new] The big string stored as blob id, len bytes (codec.c, decoding a
+ * reference), read through the loader; its trailer holds id |
+ * VH_BLOB_NODEATH (vh_codec_decode clears the flag once the node is
+ * whole). 0, or a negative code with the fault set and *why static. */
+int vh_trie__load_blob(uint64_t id, uint64_t len, vh_str_t **out,
+                       const char **why);
 /* The static nil a read returns after a fault. */
 extern const vh_val_t vh_trie__nil;
 
