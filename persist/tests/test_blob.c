@@ -60,17 +60,6 @@ static uint64_t some_blob(lu_map_t *m) {
   return 0;
 }
 
-static int count_cb(void *arg, uint64_t id) {
-  lu_map_t *seen = arg;
-  lu_ent_t *x = lu_get(seen, id);
-  if (x == NULL) {
-    lu_put(seen, id, "", 0);
-    x = lu_get(seen, id);
-  }
-  x->len++; /* parents */
-  return 0;
-}
-
 /* Apply the recorded deaths to m, then: m holds exactly the ids root
  * reaches, each the child of one node (the root of none). */
 static void apply_and_check(lu_map_t *m, uint64_t root) {
@@ -95,8 +84,8 @@ static void apply_and_check(lu_map_t *m, uint64_t root) {
   lu_init(&parents);
   for (i = 0; i < m->cap; i++)
     if (m->e[i].id != 0 && m->e[i].id != LU_TOMB)
-      ASSERT_EQ(vh_codec_child_ids(m->e[i].p, m->e[i].len, count_cb, &parents,
-                                   NULL, NULL),
+      ASSERT_EQ(vh_codec_child_ids(m->e[i].p, m->e[i].len, lu_count_cb,
+                                   &parents, NULL, NULL),
                 0);
   ASSERT_EQ(parents.n + 1, m->n);
   ASSERT(lu_get(&parents, root) == NULL);
