@@ -128,6 +128,20 @@ static vh_flush_stats_t flush(lu_map_t *m, vh_tab_t *t, uint64_t *next) {
   return st;
 }
 
+/* A test's node map m in use as the store, the free hook on (see
+ * lu_hook_on); map_end checks nothing leaked and frees both. */
+static void map_begin(lu_map_t *m, int hook) {
+  lu_init(m);
+  lu_use(m);
+  lu_hook_on(hook);
+}
+
+static void map_end(lu_map_t *m) {
+  ASSERT_CLEAN();
+  lu_hook_free();
+  lu_free(m);
+}
+
 static void set_s(vh_tab_t **t, const char *k, vh_val_t v, uint64_t e) {
   ASSERT_EQ(tu_set_s(t, k, v, e), 0);
 }
@@ -140,9 +154,7 @@ TEST_IMPL(blob_rewrite_is_small) {
   vh_tab_t *t = vh_tab_new(e), *r, *base;
   lu_map_t m;
   char k[16];
-  lu_init(&m);
-  lu_use(&m);
-  lu_hook_on(0);
+  map_begin(&m, 0);
   for (int i = 0; i < 100; i++) {
     snprintf(k, sizeof k, "k%d", i);
     set_s(&t, k, big(i, 1024), e);
@@ -186,9 +198,7 @@ TEST_IMPL(blob_rewrite_is_small) {
   ASSERT_CHECK(r);
   ASSERT_EQ(vh_trie_fault(NULL), 0);
   vh_tab_release(r);
-  ASSERT_CLEAN();
-  lu_hook_free();
-  lu_free(&m);
+  map_end(&m);
 }
 
 /* A big string stored into a second slot (a C caller's copy of a value, a
@@ -199,9 +209,7 @@ TEST_IMPL(blob_one_slot) {
   vh_tab_t *t = vh_tab_new(e), *sub = vh_tab_new(e), *list = vh_tab_new(e);
   lu_map_t m;
   vh_val_t v;
-  lu_init(&m);
-  lu_use(&m);
-  lu_hook_on(1);
+  map_begin(&m, 1);
   set_s(&t, "a", big(1, 600), e);
   set_s(&sub, "x", big(2, 700), e);
   ASSERT_EQ(vh_tab_set(&list, vh_int(1), big(3, 800), e), 0);
@@ -272,9 +280,7 @@ TEST_IMPL(blob_one_slot) {
   ASSERT_CHECK(t);
   ASSERT(is_big(tu_get_s(t, "b"), 1, 600));
   vh_tab_release(t);
-  ASSERT_CLEAN();
-  lu_hook_free();
-  lu_free(&m);
+  map_end(&m);
 }
 
 /* Views report no blob death; a leaf whose blob cannot be read fails its
@@ -284,9 +290,7 @@ TEST_IMPL(blob_views_and_faults) {
   vh_tab_t *t = vh_tab_new(e), *r;
   lu_map_t m;
   char k[16];
-  lu_init(&m);
-  lu_use(&m);
-  lu_hook_on(0);
+  map_begin(&m, 0);
   for (int i = 0; i < 40; i++) {
     snprintf(k, sizeof k, "k%d", i);
     set_s(&t, k, big(i, 300 + i), e);
@@ -352,9 +356,7 @@ TEST_IMPL(blob_views_and_faults) {
   vh_trie_fault_clear();
   lu_deaths.on = 0;
   vh_tab_release(r);
-  ASSERT_CLEAN();
-  lu_hook_free();
-  lu_free(&m);
+  map_end(&m);
 }
 
 /* A store of format 1 holds big strings inline. They read as they are,
@@ -364,9 +366,7 @@ TEST_IMPL(blob_inline_moves_out) {
   vh_tab_t *t = vh_tab_new(e), *r, *base;
   lu_map_t m;
   char k[16];
-  lu_init(&m);
-  lu_use(&m);
-  lu_hook_on(0);
+  map_begin(&m, 0);
   for (int i = 0; i < 30; i++) {
     snprintf(k, sizeof k, "k%d", i);
     set_s(&t, k, big(i, 512), e);
@@ -399,9 +399,7 @@ TEST_IMPL(blob_inline_moves_out) {
     ASSERT(is_big(tu_get_s(r, k), i == 3 ? 1003 : i, 512));
   }
   vh_tab_release(r);
-  ASSERT_CLEAN();
-  lu_hook_free();
-  lu_free(&m);
+  map_end(&m);
 }
 
 /* Big strings are hashed only when used as keys (str.c): big keys stay
