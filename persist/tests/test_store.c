@@ -110,6 +110,13 @@ static void submit_put(vh_store_t *s, uint64_t seq, uint64_t id,
   ASSERT_EQ(vh_store_submit(s, b, seq), 0);
 }
 
+/* submit_put, then waits until seq is durable. */
+static void put_durable(vh_store_t *s, uint64_t seq, uint64_t id,
+                        const char *text, const char *manifest) {
+  submit_put(s, seq, id, text, manifest);
+  ASSERT_EQ(vh_store_wait_durable(s, seq), 0);
+}
+
 static void submit_del(vh_store_t *s, uint64_t seq, uint64_t id) {
   vh_batch_t *b;
   ASSERT_EQ(vh_batch_new(&b), 0);
@@ -136,6 +143,14 @@ static void expect_node(vh_store_t *s, uint64_t id, const char *text) {
   }
   free(p);
   free(m);
+}
+
+/* Opens the store in dir (no create), checks node id as expect_node does,
+ * closes it. */
+static void reopen_expect_node(const char *dir, uint64_t id, const char *text) {
+  vh_store_t *s = open_ok(dir, 0, 1);
+  expect_node(s, id, text);
+  close_ok(s);
 }
 
 static void expect_manifest(vh_store_t *s, const char *text) {
@@ -295,8 +310,7 @@ TEST_IMPL(create_reopen_format_record) {
 TEST_IMPL(older_format_kept) {
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
-  submit_put(s, 1, 1, "first", "m1");
-  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  put_durable(s, 1, 1, "first", "m1");
   close_ok(s);
   rocksdb_t *db = raw_open(dir, 0);
   raw_put(db, "F", 1, "VEDHOST\0\1\0\0\0", 12);
@@ -327,8 +341,7 @@ TEST_IMPL(older_format_kept) {
   ASSERT(vh_store_open_note(s) == NULL);
   expect_manifest(s, "m1");
   expect_node(s, 1, "first");
-  submit_put(s, 2, 2, "second", "m2");
-  ASSERT_EQ(vh_store_wait_durable(s, 2), 0);
+  put_durable(s, 2, 2, "second", "m2");
   close_ok(s);
   db = raw_open(dir, 0);
   size_t vl = 0;
@@ -336,9 +349,7 @@ TEST_IMPL(older_format_kept) {
   ASSERT(v != NULL && vl == 12 && memcmp(v, "VEDHOST\0\1\0\0\0", 12) == 0);
   rocksdb_free(v);
   rocksdb_close(db);
-  s = open_ok(dir, 0, 1);
-  expect_node(s, 2, "second");
-  close_ok(s);
+  reopen_expect_node(dir, 2, "second");
   dir_cleanup();
 }
 
@@ -572,8 +583,7 @@ TEST_IMPL(checksum_mismatch_detected) {
   submit_put(s, 1, 1234, "hello node", "the manifest");
   submit_put(s, 2, 1235, "fine", NULL);
   submit_put(s, 3, 1236, "newer", NULL);
-  submit_put(s, 4, 1237, "short", NULL);
-  ASSERT_EQ(vh_store_wait_durable(s, 4), 0);
+  put_durable(s, 4, 1237, "short", NULL);
   close_ok(s);
 
   rocksdb_t *db = raw_open(dir, 0);
@@ -764,8 +774,7 @@ TEST_IMPL(write_failure_retried_in_order) {
 TEST_IMPL(close_gives_up_on_failing_writes) {
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
-  submit_put(s, 1, 1, "kept", "m1");
-  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  put_durable(s, 1, 1, "kept", "m1");
   vh_store__fail_writes(s, 1000000);
   submit_put(s, 2, 2, "lost", "m2");
   submit_put(s, 3, 3, "lost too", "m3");
@@ -833,8 +842,7 @@ TEST_IMPL(backpressure_never_blocks_submit) {
 TEST_IMPL(abandon_drops_at_close) {
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
-  submit_put(s, 1, 1, "kept", "m1");
-  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  put_durable(s, 1, 1, "kept", "m1");
   vh_store__fail_writes(s, 1000000);
   submit_put(s, 2, 2, "lost", "m2");
   submit_put(s, 3, 3, "lost too", "m3");
@@ -856,8 +864,7 @@ TEST_IMPL(abandon_drops_at_close) {
 TEST_IMPL(secondary_reads_primary) {
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
-  submit_put(s, 1, 1, "first", "m1");
-  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  put_durable(s, 1, 1, "first", "m1");
   ASSERT_EQ(vh_store_flush(s, NULL), 0);
 
   char sec[300];
@@ -1319,8 +1326,7 @@ TEST_IMPL(format2_node_keys_sort_first) {
    * non-node keys (store.c, FORMAT 3). */
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
-  submit_put(s, 1, 5, "five", "m1");
-  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  put_durable(s, 1, 5, "five", "m1");
   close_ok(s);
   rocksdb_t *db = raw_open(dir, 0);
   ASSERT(raw_has_node(db, 'A', 5));
@@ -1336,9 +1342,7 @@ TEST_IMPL(format2_node_keys_sort_first) {
   rocksdb_iter_destroy(it);
   rocksdb_readoptions_destroy(ro);
   rocksdb_close(db);
-  s = open_ok(dir, 0, 1);
-  expect_node(s, 5, "five");
-  close_ok(s);
+  reopen_expect_node(dir, 5, "five");
   dir_cleanup();
 }
 
@@ -1375,8 +1379,7 @@ TEST_IMPL(format1_store_keeps_its_keys) {
   rocksdb_close(db);
   vh_store_t *s = open_ok(dir, 0, 1);
   expect_node(s, 7, "old");
-  submit_put(s, 1, 8, "new", "m1");
-  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  put_durable(s, 1, 8, "new", "m1");
   expect_node(s, 8, "new");
   size_t nodes = 0;
   vh_store_iter_t *it = NULL;
