@@ -76,16 +76,23 @@ static void dir_cleanup(void) {
     ASSERT(m_ != NULL && strstr(m_, (needle)) != NULL);         \
   } while (0)
 
+/* Opens dir with o; the open must succeed (its message, if any, in *m). */
+static vh_store_t *open_opts(const char *dir, const vh_store_opts_t *o,
+                             char **m) {
+  vh_store_t *s = NULL;
+  int rc = vh_store_open(dir, o, &s, m);
+  if (rc != 0) fprintf(stderr, "open: %s\n", *m ? *m : "?");
+  ASSERT_EQ(rc, 0);
+  return s;
+}
+
 static vh_store_t *open_ok(const char *dir, int create, int sync) {
   vh_store_opts_t o;
   vh_store_opts_init(&o);
   o.create = create;
   o.sync = sync;
-  vh_store_t *s = NULL;
   char *m = NULL;
-  int rc = vh_store_open(dir, &o, &s, &m);
-  if (rc != 0) fprintf(stderr, "open: %s\n", m ? m : "?");
-  ASSERT_EQ(rc, 0);
+  vh_store_t *s = open_opts(dir, &o, &m);
   ASSERT(m == NULL);
   ASSERT(s != NULL);
   return s;
@@ -969,12 +976,8 @@ static vh_store_t *open_flush(const char *dir, int idle_ms) {
   o.create = 1;
   o.sync = 0;
   o.idle_flush_ms = idle_ms;
-  vh_store_t *s = NULL;
   char *m = NULL;
-  int rc = vh_store_open(dir, &o, &s, &m);
-  if (rc != 0) fprintf(stderr, "open: %s\n", m ? m : "?");
-  ASSERT_EQ(rc, 0);
-  return s;
+  return open_opts(dir, &o, &m);
 }
 
 /* Submits n batches of one 2000-byte node each, ids from id0, seqs from
@@ -1165,12 +1168,8 @@ static vh_store_t *open_hold(const char *dir, int create, int hold_ms) {
   o.sync = 0;
   o.idle_flush_ms = -1;
   o.compact_hold_ms = hold_ms;
-  vh_store_t *s = NULL;
   char *m = NULL;
-  int rc = vh_store_open(dir, &o, &s, &m);
-  if (rc != 0) fprintf(stderr, "open: %s\n", m ? m : "?");
-  ASSERT_EQ(rc, 0);
-  return s;
+  return open_opts(dir, &o, &m);
 }
 
 static int sst_files(const char *dir) {
