@@ -42,12 +42,11 @@ local function row(name, plain, proxy, target)
 end
 
 -- ---------------------------------------------------------------- setup
-local KEYS = {}
-for i = 1, 1024 do KEYS[i] = "key" .. i end
-local plain = { count = 1, list = {}, users = {} }
-for i = 1, 1024 do plain[KEYS[i]] = i end
-for i = 1, 1000 do plain.list[i] = i end
-for i = 1, 100 do plain.users[i] = { name = "u" .. i, n = i } end
+-- The state and the loops, shared with state_bench_row.lua.
+local shared = dofile(((arg and arg[0] or ""):match("^(.*)/") or ".")
+  .. "/state_bench_rows.lua")
+local _, plain = shared.state()
+local R = shared.rows(N)
 
 local st = core.new_state(plain, "state")
 local s = st.state
@@ -57,15 +56,7 @@ st:begin()
 -- ---------------------------------------------------------------- floor
 -- A userdata whose C __index / __len do nothing: what any C proxy costs.
 local bare = core._bare()
-row("floor: bare C __index", time(function(t)
-  local x
-  for _ = 1, N do x = t.count end
-  return x
-end, plain), time(function(t)
-  local x
-  for _ = 1, N do x = t.count end
-  return x
-end, bare))
+row("floor: bare C __index", time(R.count, plain), time(R.count, bare))
 row("floor: bare C __len", time(function(t)
   local x
   for _ = 1, N do x = #t end
@@ -77,85 +68,20 @@ end, plain.list), time(function(t)
 end, bare))
 
 -- ---------------------------------------------------------------- reads
-row("read t.count", time(function(t)
-  local x
-  for _ = 1, N do x = t.count end
-  return x
-end, plain), time(function(t)
-  local x
-  for _ = 1, N do x = t.count end
-  return x
-end, s), 5)
-
-row("read t[key] (1024 keys)", time(function(t)
-  local x
-  for i = 1, N do x = t[KEYS[(i & 1023) + 1]] end
-  return x
-end, plain), time(function(t)
-  local x
-  for i = 1, N do x = t[KEYS[(i & 1023) + 1]] end
-  return x
-end, s), 5)
-
-row("read t.list[i]", time(function(t)
-  local x
-  local l = t.list
-  for i = 1, N do x = l[(i % 1000) + 1] end
-  return x
-end, plain), time(function(t)
-  local x
-  local l = t.list
-  for i = 1, N do x = l[(i % 1000) + 1] end
-  return x
-end, s), 5)
-
-row("read t.users[i].n", time(function(t)
-  local x
-  for i = 1, N // 4 do x = t.users[(i % 100) + 1].n end
-  return x
-end, plain), time(function(t)
-  local x
-  for i = 1, N // 4 do x = t.users[(i % 100) + 1].n end
-  return x
-end, s), 5)
+row("read t.count", time(R.count, plain), time(R.count, s), 5)
+row("read t[key] (1024 keys)", time(R.key, plain), time(R.key, s), 5)
+row("read t.list[i]", time(R.list, plain), time(R.list, s), 5)
+local users = shared.rows(N // 4).users
+row("read t.users[i].n", time(users, plain), time(users, s), 5)
 
 -- ---------------------------------------------------------------- writes
-row("write t.count = i", time(function(t)
-  for i = 1, N do t.count = i end
-end, plain), time(function(t)
-  for i = 1, N do t.count = i end
-end, s), 10)
-
-row("write t[key] = i", time(function(t)
-  for i = 1, N do t[KEYS[(i & 1023) + 1]] = i end
-end, plain), time(function(t)
-  for i = 1, N do t[KEYS[(i & 1023) + 1]] = i end
-end, s), 10)
-
-row("write t.list[i] = i", time(function(t)
-  local l = t.list
-  for i = 1, N do l[(i % 1000) + 1] = i end
-end, plain), time(function(t)
-  local l = t.list
-  for i = 1, N do l[(i % 1000) + 1] = i end
-end, s), 10)
-
-row("t.count = t.count + 1", time(function(t)
-  for _ = 1, N do t.count = t.count + 1 end
-end, plain), time(function(t)
-  for _ = 1, N do t.count = t.count + 1 end
-end, s), 10)
+row("write t.count = i", time(R.wcount, plain), time(R.wcount, s), 10)
+row("write t[key] = i", time(R.wkey, plain), time(R.wkey, s), 10)
+row("write t.list[i] = i", time(R.wlist, plain), time(R.wlist, s), 10)
+row("t.count = t.count + 1", time(R.inc, plain), time(R.inc, s), 10)
 
 -- ---------------------------------------------------------------- length
-row("#t.list", time(function(t)
-  local l, x = t.list, 0
-  for _ = 1, N do x = #l end
-  return x
-end, plain), time(function(t)
-  local l, x = t.list, 0
-  for _ = 1, N do x = #l end
-  return x
-end, s), 3)
+row("#t.list", time(R.len, plain), time(R.len, s), 3)
 
 -- ---------------------------------------------------------------- pairs
 local PN = math.max(1, N // 1000)

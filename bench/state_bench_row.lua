@@ -12,48 +12,16 @@ local core = require "vedcore"
 
 local row, mode, N = arg[1], arg[2], tonumber(arg[3])
 assert(row and mode and N, "usage: state_bench_row.lua ROW MODE N")
-local KEYS = {}
-for i = 1, 1024 do KEYS[i] = "key" .. i end
-local plain = { count = 1, list = {}, users = {} }
-for i = 1, 1024 do plain[KEYS[i]] = i end
-for i = 1, 1000 do plain.list[i] = i end
-for i = 1, 100 do plain.users[i] = { name = "u" .. i, n = i } end
+local shared = dofile(((arg[0] or ""):match("^(.*)/") or ".")
+  .. "/state_bench_rows.lua")
+local _, plain = shared.state()
 local st = core.new_state(plain, "state")
 local s = st.state
 core._guard(st)
 st:begin()
 local held = { s.users, s.list, s.users[1] } -- children alive, as in the bench
 
-local rows = {
-  count = function(t) local x; for _ = 1, N do x = t.count end return x end,
-  key = function(t)
-    local x
-    for i = 1, N do x = t[KEYS[(i & 1023) + 1]] end
-    return x
-  end,
-  list = function(t)
-    local x, l = nil, t.list
-    for i = 1, N do x = l[(i % 1000) + 1] end
-    return x
-  end,
-  users = function(t)
-    local x
-    for i = 1, N do x = t.users[(i % 100) + 1].n end
-    return x
-  end,
-  wcount = function(t) for i = 1, N do t.count = i end end,
-  wkey = function(t) for i = 1, N do t[KEYS[(i & 1023) + 1]] = i end end,
-  wlist = function(t)
-    local l = t.list
-    for i = 1, N do l[(i % 1000) + 1] = i end
-  end,
-  inc = function(t) for _ = 1, N do t.count = t.count + 1 end end,
-  len = function(t)
-    local l, x = t.list, 0
-    for _ = 1, N do x = #l end
-    return x
-  end,
-}
+local rows = shared.rows(N)
 local fn = assert(rows[row], "unknown row " .. tostring(row))
 local t = s
 if mode == "plain" then

@@ -654,7 +654,7 @@ static void corrupt_big(void) {
   ASSERT_EQ(vh_store_close(s, &m), 0);
   char path[512], key[9];
   snprintf(path, sizeof path, "%s/db", datadir);
-  key[0] = 'N';
+  key[0] = 'A'; /* store format 3 */
   for (int i = 0; i < 8; i++) key[1 + i] = (char)(id >> (56 - 8 * i));
   rocksdb_options_t *o = rocksdb_options_create();
   char *err = NULL;

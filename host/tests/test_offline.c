@@ -233,7 +233,7 @@ static int batch_op(const char *dir, const char *op, uint64_t a, uint64_t b) {
 static int raw_edit(const char *dir, uint64_t id, int recode) {
   char path[1024], key[9], *err = NULL;
   snprintf(path, sizeof path, "%s/db", dir);
-  key[0] = 'N';
+  key[0] = 'A'; /* store format 3 */
   for (int i = 0; i < 8; i++) key[1 + i] = (char)(id >> (56 - 8 * i));
   rocksdb_options_t *o = rocksdb_options_create();
   rocksdb_t *db = rocksdb_open(o, path, &err);

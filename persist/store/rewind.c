@@ -394,13 +394,13 @@ int vh_store_branch_trim(vh_store_t *s, const vh_version_t *v, char **errmsg) {
   }
   /* 4. every node (and sweep key) born after v: two range deletes */
   unsigned char lo[9], hi[9], qlo[9], qhi[9];
-  lo[0] = VH_KEY_NODE;
+  lo[0] = (unsigned char)s->node_key;
   qlo[0] = VH_KEY_SWEEP;
   vh_be64_store(lo + 1, v->m.next_id);
   vh_be64_store(qlo + 1, v->m.next_id);
   memset(hi + 1, 0xff, 8);
   memset(qhi + 1, 0xff, 8);
-  hi[0] = VH_KEY_NODE;
+  hi[0] = (unsigned char)s->node_key;
   qhi[0] = VH_KEY_SWEEP;
   char *rerr = NULL;
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();

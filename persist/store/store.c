@@ -17,7 +17,8 @@
  *
  *   'F'                      format record, written once at creation
  *   'M'                      the manifest
- *   'N' u64be(id)            a node: 9 bytes, big endian so ids sort in order
+ *   'A' u64be(id)            a node: 9 bytes, big endian so ids sort in order
+ *                            ('N' in a store of format 1 or 2, see below)
  *   'Q' u64be(id)            a dropped subtree rooted at node id whose nodes
  *                            are still to be deleted (empty value; see
  *                            persist/store/store_sweep.c)
@@ -27,11 +28,26 @@
  *
  *   offset size  field
  *   0      8     magic "VEDHOST\0"
- *   8      4     u32 little endian: store format version (2; 1 before
+ *   8      4     u32 little endian: store format version (3; 2 before
+ *                node keys sorted first, FORMAT 3; 1 before
  *                big string values were stored out of line as blobs,
  *                invariant 1)
  *
- * NODE AND MANIFEST VALUES ('N...', 'M'):
+ * FORMAT 3 (this code) differs from 2 only in the node key's first byte:
+ * 'A' instead of 'N', so that node keys sort before every other key. Node
+ * ids only grow, so a memtable flush (an L0 file) then spans the newest
+ * node ids and the other keys after them, and RocksDB's compaction of L0
+ * into the level below rewrites only that level's files of those keys
+ * (the last node file, the death lists, versions, inputs, the manifest;
+ * the SST partitioner cuts output files where the first byte changes);
+ * with 'N', between 'D' (death lists) and 'V' (versions), every L0 file
+ * spanned every stored node and each compaction rewrote them all (TUNING).
+ * A format 1 or 2 store is still read and written, with its 'N' keys; a
+ * new store, or one restored from a backup, gets format 3. An older vedhost
+ * refuses a format 3 store with its "newer than this vedhost supports"
+ * line.
+ *
+ * NODE AND MANIFEST VALUES ('A...', 'M'):
  *
  *   offset size  field
  *   0      4     u32 little endian: CRC-32C of bytes 4..end (vh_crc32c.h)
@@ -84,20 +100,38 @@
  *    (1.76x). Small nodes share field names and id prefixes with their
  *    block neighbours, which per-value compression cannot exploit; block
  *    compression can.
- *  - LZ4 above it (L0 files from memtable flushes, short-lived: the next
- *    compaction rewrites them into the bottommost level), as RocksDB's
- *    tuning guide recommends. Measured with the peer benchmark's workload
- *    (2M updates over 1M keys, sync): zstd everywhere 14.0-15.1 s, LZ4
- *    above 11.9-12.6 s (-15%); flushes finish sooner, so a kill -9 more
- *    often finds one WAL (2.3 MB, 47-51 ms to the first handler) instead
- *    of two (6.9 MB, 160-214 ms). Disk after a clean stop: the same within
- *    the run-to-run spread (42-81 MB either way).
- *  - A 16 KB zstd dictionary (trained from 100x that, the ratio zstd and
- *    RocksDB recommend), bottommost level only: 28.8 MB (1.99x), 11% less
- *    than plain zstd, for ~0.7 us more per (warm) point read. 4 KB and
- *    64 KB dictionaries gave the same size within 1%. Upper levels go
- *    without: flushes then train nothing, and most data sits in the
- *    bottommost level anyway.
+ *  - No compression at L0 (the memtable flushes, short-lived: the next
+ *    compaction rewrites them), LZ4 between L0 and the bottommost level.
+ *    Since the writer asks for a flush every 1 MB (store_writer.c), LZ4
+ *    at L0 compressed every node once more for files only ~15% smaller;
+ *    callgrind of bench/README.md's sync profile (K=50k, N=150k): flush
+ *    thread 567M -> 333M instructions. Before, LZ4 was used at L0 too,
+ *    as RocksDB's tuning guide recommends; measured then with the peer
+ *    benchmark's workload (2M updates over 1M keys, sync): zstd
+ *    everywhere 14.0-15.1 s, LZ4 above 11.9-12.6 s (-15%); flushes
+ *    finish sooner, so a kill -9 more often finds one WAL (2.3 MB, 47-51
+ *    ms to the first handler) instead of two (6.9 MB, 160-214 ms). Disk
+ *    after a clean stop: the same within the run-to-run spread (42-81
+ *    MB either way).
+ *  - A 16 KB zstd dictionary, bottommost level only: 28.8 MB (1.99x), 11%
+ *    less than plain zstd, for ~0.7 us more per (warm) point read. 4 KB
+ *    and 64 KB dictionaries gave the same size within 1%. Upper levels go
+ *    without, and most data sits in the bottommost level anyway. The
+ *    dictionary is the sampled blocks themselves (zstd_max_train_bytes 0),
+ *    not trained from 100x that as first done: zstd's trainer
+ *    (ZDICT_trainFromBuffer, fastCover with parameter search) ran once per
+ *    compaction output file and was 980M of the 3.33G instructions of the
+ *    sync profile above; without it compaction took 291M instead of
+ *    1.29G. Disk after a clean stop (K=100k, N=1M, --retain 0): 1.47 ->
+ *    1.51 MB.
+ *  - NO memtable insert hint (memtable_insert_with_hint_prefix_extractor).
+ *    Tried with a 1-byte prefix: only -4% of the skiplist insert (Debian's
+ *    librocksdb has assertions on, which walk every level of the hint
+ *    after each insert), and RocksDB 7.8's MemTable::Add keeps one hint
+ *    per prefix for both the point and the range-deletion skiplists, so a
+ *    DeleteRange on node keys (rewind.c: branch, rollback) met a hint
+ *    from the other list: an assertion abort in `vedhost branch`
+ *    (versions_roll_spec), memtable corruption in a build without them.
  *  - 64 MB LRU block cache: decompressed blocks of hot nodes.
  *  - Full bloom filter, 10 bits/key (~1% false positives), and a hash index
  *    inside data blocks: node reads are point lookups, never scans.
@@ -190,6 +224,8 @@
 #define VH_DICT_BUFFER_BYTES ((uint64_t)8 << 20)
 /* COMPACTION HOLD (TUNING): how long after open. */
 #define VH_COMPACT_HOLD_MS 1000
+/* SST file size a compaction aims at (TUNING). */
+#define VH_TARGET_FILE_BYTES ((uint64_t)16 << 20)
 
 static const char vh_magic[8] = {'V', 'E', 'D', 'H', 'O', 'S', 'T', '\0'};
 
@@ -281,6 +317,10 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   rocksdb_options_set_max_total_wal_size(opt, VH_DEFAULT_WAL_BYTES);
 
   rocksdb_options_set_compaction_style(opt, rocksdb_level_compaction);
+  /* Smaller files than RocksDB's 64 MB: a compaction from L0 rewrites the
+   * files its key range overlaps (the newest nodes' and the other keys',
+   * see FORMAT 3 and TUNING). */
+  rocksdb_options_set_target_file_size_base(opt, VH_TARGET_FILE_BYTES);
   rocksdb_options_set_level_compaction_dynamic_level_bytes(opt, 1);
   /* An SST window of 1000 entries with 900 deletes marks the file. */
   rocksdb_options_add_compact_on_deletion_collector_factory(opt, 1000, 900);
@@ -295,8 +335,15 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
     int dict = o->zstd_dict_bytes == 0  ? VH_DEFAULT_DICT_BYTES
                : o->zstd_dict_bytes < 0 ? 0
                                         : o->zstd_dict_bytes;
-    /* LZ4 above the bottommost level, zstd at it (see TUNING). */
+    /* None at L0 (the flushes), LZ4 between L0 and the bottommost level,
+     * zstd at it (see TUNING). In dynamic level mode entry 0 is L0 and the
+     * others count from the base level. */
+    int per_level[7] = {rocksdb_no_compression,  rocksdb_lz4_compression,
+                        rocksdb_lz4_compression, rocksdb_lz4_compression,
+                        rocksdb_lz4_compression, rocksdb_lz4_compression,
+                        rocksdb_lz4_compression};
     rocksdb_options_set_compression(opt, rocksdb_lz4_compression);
+    rocksdb_options_set_compression_per_level(opt, per_level, 7);
     rocksdb_options_set_bottommost_compression(opt, rocksdb_zstd_compression);
     /* window bits -14 (RocksDB's default), level 32767 = the library's
      * default (zstd 3; LZ4 ignores the zstd-only fields), strategy 0,
@@ -306,8 +353,9 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
     rocksdb_options_set_bottommost_compression_options(opt, -14, 32767, 0, dict,
                                                        1);
     if (dict > 0) {
+      /* No training: the sampled blocks are the dictionary (see TUNING). */
       rocksdb_options_set_bottommost_compression_options_zstd_max_train_bytes(
-          opt, dict * 100, 1);
+          opt, 0, 1);
       rocksdb_options_set_bottommost_compression_options_max_dict_buffer_bytes(
           opt, VH_DICT_BUFFER_BYTES, 1);
     }
@@ -337,11 +385,19 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   /* recover (accept_loss) flushes what it recovered at open instead, so
    * the damaged log becomes obsolete and is deleted there and then; so
    * does a test store (its vector memtable is slow to read). */
-  rocksdb_get_options_from_string(opt,
-                                  o->accept_loss || o->test_store
-                                      ? "avoid_flush_during_recovery=false"
-                                      : "avoid_flush_during_recovery=true",
-                                  with, &oerr);
+  /* The SST partitioner ends a compaction's output file where the key's
+   * first byte changes, so nodes and the other keys never share a file
+   * (FORMAT 3). No memtable insert hint (TUNING). */
+  rocksdb_get_options_from_string(
+      opt,
+      o->accept_loss || o->test_store
+          ? "avoid_flush_during_recovery=false;"
+            "sst_partitioner_factory={id=SstPartitionerFixedPrefixFactory;"
+            "length=1}"
+          : "avoid_flush_during_recovery=true;"
+            "sst_partitioner_factory={id=SstPartitionerFixedPrefixFactory;"
+            "length=1}",
+      with, &oerr);
   if (oerr == NULL) {
     rocksdb_options_destroy(opt);
     opt = with;
@@ -484,7 +540,10 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
     if (what != NULL) return vh_store__damaged(s, what, errmsg);
     int empty = db_is_empty(s, errmsg);
     if (empty < 0) return empty;
-    if (empty && create && !s->secondary) return write_format_record(s, errmsg);
+    if (empty && create && !s->secondary) {
+      s->node_key = VH_KEY_NODE;
+      return write_format_record(s, errmsg);
+    }
     set_msg(errmsg,
             vh_store__msg(
                 "%s: not a vedhost store (a RocksDB database without "
@@ -516,6 +575,9 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
                             "store; move it away or restore a backup",
                             s->dbpath));
       rc = VH_EFORMAT;
+    } else {
+      /* Format 1 and 2 stores keep their 'N' node keys (KEYS above). */
+      s->node_key = ver >= 3 ? VH_KEY_NODE : VH_KEY_NODE_V1;
     }
   }
   rocksdb_free(v);
@@ -540,6 +602,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   pthread_rwlock_init(&s->db_lock, NULL);
   s->secondary = opts->read_only_secondary ? 1 : 0;
   s->test_store = opts->test_store ? 1 : 0;
+  s->node_key = VH_KEY_NODE; /* check_format sets the store's own */
   if (s->secondary) s->scratch = strdup(opts->secondary_path);
   s->dir = strdup(dir);
   s->dbpath = vh_store__msg("%s/db", dir);
@@ -750,8 +813,9 @@ void vh_store__hold_compaction(vh_store_t *s) {
 
 /* ---- reads ---- */
 
-static void node_key(char key[VH_NODE_KEY_LEN], uint64_t id) {
-  key[0] = VH_KEY_NODE;
+static void node_key(const vh_store_t *s, char key[VH_NODE_KEY_LEN],
+                     uint64_t id) {
+  key[0] = s->node_key;
   for (int i = 0; i < 8; i++) key[1 + i] = (char)(id >> (56 - 8 * i));
 }
 
@@ -863,7 +927,7 @@ static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,
 int vh_store_get_node(vh_store_t *s, uint64_t id, void **bytes, size_t *len,
                       char **errmsg) {
   char key[VH_NODE_KEY_LEN], what[40];
-  node_key(key, id);
+  node_key(s, key, id);
   snprintf(what, sizeof what, "node %llu", (unsigned long long)id);
   return get_value(s, key, sizeof key, VH_KIND_NODE, what, bytes, len, errmsg);
 }
@@ -903,7 +967,7 @@ int vh_store_iter_next(vh_store_iter_t *it, uint64_t *id, size_t *size,
                        char **errmsg) {
   if (errmsg) *errmsg = NULL;
   if (!it->started) {
-    char k = VH_KEY_NODE;
+    char k = it->s->node_key;
     rocksdb_iter_seek(it->it, &k, 1);
     it->started = 1;
   } else {
@@ -918,7 +982,8 @@ int vh_store_iter_next(vh_store_iter_t *it, uint64_t *id, size_t *size,
   size_t klen = 0, vlen = 0;
   const unsigned char *k =
       (const unsigned char *)rocksdb_iter_key(it->it, &klen);
-  if (klen < 1 || k[0] != VH_KEY_NODE) return 0; /* past the nodes */
+  if (klen < 1 || k[0] != (unsigned char)it->s->node_key)
+    return 0; /* past the nodes */
   if (klen != VH_NODE_KEY_LEN) {
     set_msg(errmsg, vh_store__msg("%s: stray key of %zu bytes among the "
                                   "nodes",

@@ -3,8 +3,9 @@
  * (vh_store_node_range, vh_store.h).
  *
  * WHY. The nodes a version created have one contiguous id range (ids are
- * handed out in order, persist/store/history.c), and node keys are 'N' +
- * the id big endian, so they sort by id: a reader that needs all of a
+ * handed out in order, persist/store/history.c), and node keys are the
+ * store's node key byte ('A', or 'N' in a format 1 or 2 store: store.c,
+ * KEYS) + the id big endian, so they sort by id: a reader that needs all of a
  * version's new nodes (the change feed walks every one of them) reads
  * them with one iterator, a seek and a sequential run over the few data
  * blocks holding them, instead of one point read per node (bloom filter,
@@ -24,8 +25,9 @@
 
 #include "store_int.h"
 
-static void vh_range__key(char key[VH_NODE_KEY_LEN], uint64_t id) {
-  key[0] = VH_KEY_NODE;
+static void vh_range__key(const vh_store_t *s, char key[VH_NODE_KEY_LEN],
+                          uint64_t id) {
+  key[0] = s->node_key;
   for (int i = 0; i < 8; i++) key[1 + i] = (char)(id >> (56 - 8 * i));
 }
 
@@ -34,8 +36,8 @@ int vh_store_node_range(vh_store_t *s, uint64_t lo, uint64_t hi,
   if (errmsg) *errmsg = NULL;
   if (lo >= hi) return 0;
   char klo[VH_NODE_KEY_LEN], khi[VH_NODE_KEY_LEN];
-  vh_range__key(klo, lo);
-  vh_range__key(khi, hi);
+  vh_range__key(s, klo, lo);
+  vh_range__key(s, khi, hi);
   int rc = vh_store__read_lock(s, "node range", errmsg);
   if (rc != 0) return rc;
   rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
@@ -47,7 +49,7 @@ int vh_store_node_range(vh_store_t *s, uint64_t lo, uint64_t hi,
        rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
     size_t klen = 0, vlen = 0;
     const unsigned char *k = (const unsigned char *)rocksdb_iter_key(it, &klen);
-    if (klen != VH_NODE_KEY_LEN || k[0] != VH_KEY_NODE) break;
+    if (klen != VH_NODE_KEY_LEN || k[0] != (unsigned char)s->node_key) break;
     uint64_t id = 0;
     for (int i = 1; i < VH_NODE_KEY_LEN; i++) id = id << 8 | k[i];
     const char *v = rocksdb_iter_value(it, &vlen);

@@ -24,8 +24,9 @@
  * that is written twice (retried) only deletes what is gone already.
  *
  * KEYS. 'Q' + u64 big endian id (9 bytes), empty value. 'Q' sorts after
- * 'N', so the node iterator (store.c), which stops at the first key that
- * is not a node, never sees them.
+ * the node keys ('A', or 'N' in a format 1 store), so the node iterator
+ * (store.c), which stops at the first key that is not a node, never sees
+ * them.
  *
  * LIMITATIONS. The dropped nodes are unreachable but still on disk until
  * swept; fsck must count nodes below a sweep key as "pending sweep", not

@@ -3,8 +3,8 @@
  * lists, marks, pinned entries, the history header (API: vh_versions.h;
  * the rules that write and drop them: host/history.c).
  *
- * KEYS (beside 'F', 'M', 'N', 'Q' of persist/store/store.c; big endian numbers
- * so keys sort by them):
+ * KEYS (beside 'F', 'M', 'A' (nodes), 'Q' of persist/store/store.c; big endian
+ * numbers so keys sort by them):
  *
  *   'V' u64be(seq)                    version record
  *   'D' u64be(d) u64be(s)             death list chunk of version d,

@@ -374,7 +374,7 @@ static rocksdb_writebatch_t *merge_group(vh_store_t *s, vh_batch_t *list) {
       }
       if (dedup && table_get(&t, op) != op) continue; /* superseded */
       char key[VH_NODE_KEY_LEN];
-      key[0] = VH_OP_IS_SWEEP(op->type) ? VH_KEY_SWEEP : VH_KEY_NODE;
+      key[0] = VH_OP_IS_SWEEP(op->type) ? VH_KEY_SWEEP : s->node_key;
       for (int k = 0; k < 8; k++) key[1 + k] = (char)(op->id >> (56 - 8 * k));
       if (op->type == VH_OP_PUT) {
         s->node_puts++;

@@ -55,8 +55,10 @@
 /* The format this code writes (new stores) and the newest it reads. 2:
  * big string values stored out of line as blobs (persist/trie/codec.c,
  * BLOBS). A version-1 store is read and written as it is (store.c,
- * invariant 1): its nodes with blobs carry node format 2. */
-#define VH_STORE_FORMAT_VERSION 2
+ * invariant 1): its nodes with blobs carry node format 2. 3: node keys
+ * 'A' + id, sorted before every other key (store.c, FORMAT 3); stores
+ * of format 1 and 2 keep their 'N' keys. */
+#define VH_STORE_FORMAT_VERSION 3
 
 typedef struct vh_store vh_store_t;
 typedef struct vh_batch vh_batch_t;

@@ -152,6 +152,19 @@ static inline void lu_use(lu_map_t *m) {
   lu_fail_rc = VH_EIO;
 }
 
+/* A vh_codec_child_ids callback: counts each id in the map arg (an entry
+ * of length 0 made on first sight; its len counts the sightings). */
+static inline int lu_count_cb(void *arg, uint64_t id) {
+  lu_map_t *seen = arg;
+  lu_ent_t *x = lu_get(seen, id);
+  if (x == NULL) {
+    lu_put(seen, id, "", 0);
+    x = lu_get(seen, id);
+  }
+  x->len++;
+  return 0;
+}
+
 /* ---- flush into the map ---- */
 
 static long lu_puts;

@@ -60,17 +60,6 @@ static uint64_t some_blob(lu_map_t *m) {
   return 0;
 }
 
-static int count_cb(void *arg, uint64_t id) {
-  lu_map_t *seen = arg;
-  lu_ent_t *x = lu_get(seen, id);
-  if (x == NULL) {
-    lu_put(seen, id, "", 0);
-    x = lu_get(seen, id);
-  }
-  x->len++; /* parents */
-  return 0;
-}
-
 /* Apply the recorded deaths to m, then: m holds exactly the ids root
  * reaches, each the child of one node (the root of none). */
 static void apply_and_check(lu_map_t *m, uint64_t root) {
@@ -95,8 +84,8 @@ static void apply_and_check(lu_map_t *m, uint64_t root) {
   lu_init(&parents);
   for (i = 0; i < m->cap; i++)
     if (m->e[i].id != 0 && m->e[i].id != LU_TOMB)
-      ASSERT_EQ(vh_codec_child_ids(m->e[i].p, m->e[i].len, count_cb, &parents,
-                                   NULL, NULL),
+      ASSERT_EQ(vh_codec_child_ids(m->e[i].p, m->e[i].len, lu_count_cb,
+                                   &parents, NULL, NULL),
                 0);
   ASSERT_EQ(parents.n + 1, m->n);
   ASSERT(lu_get(&parents, root) == NULL);
@@ -139,6 +128,20 @@ static vh_flush_stats_t flush(lu_map_t *m, vh_tab_t *t, uint64_t *next) {
   return st;
 }
 
+/* A test's node map m in use as the store, the free hook on (see
+ * lu_hook_on); map_end checks nothing leaked and frees both. */
+static void map_begin(lu_map_t *m, int hook) {
+  lu_init(m);
+  lu_use(m);
+  lu_hook_on(hook);
+}
+
+static void map_end(lu_map_t *m) {
+  ASSERT_CLEAN();
+  lu_hook_free();
+  lu_free(m);
+}
+
 static void set_s(vh_tab_t **t, const char *k, vh_val_t v, uint64_t e) {
   ASSERT_EQ(tu_set_s(t, k, v, e), 0);
 }
@@ -151,9 +154,7 @@ TEST_IMPL(blob_rewrite_is_small) {
   vh_tab_t *t = vh_tab_new(e), *r, *base;
   lu_map_t m;
   char k[16];
-  lu_init(&m);
-  lu_use(&m);
-  lu_hook_on(0);
+  map_begin(&m, 0);
   for (int i = 0; i < 100; i++) {
     snprintf(k, sizeof k, "k%d", i);
     set_s(&t, k, big(i, 1024), e);
@@ -197,9 +198,7 @@ TEST_IMPL(blob_rewrite_is_small) {
   ASSERT_CHECK(r);
   ASSERT_EQ(vh_trie_fault(NULL), 0);
   vh_tab_release(r);
-  ASSERT_CLEAN();
-  lu_hook_free();
-  lu_free(&m);
+  map_end(&m);
 }
 
 /* A big string stored into a second slot (a C caller's copy of a value, a
@@ -210,9 +209,7 @@ TEST_IMPL(blob_one_slot) {
   vh_tab_t *t = vh_tab_new(e), *sub = vh_tab_new(e), *list = vh_tab_new(e);
   lu_map_t m;
   vh_val_t v;
-  lu_init(&m);
-  lu_use(&m);
-  lu_hook_on(1);
+  map_begin(&m, 1);
   set_s(&t, "a", big(1, 600), e);
   set_s(&sub, "x", big(2, 700), e);
   ASSERT_EQ(vh_tab_set(&list, vh_int(1), big(3, 800), e), 0);
@@ -283,9 +280,7 @@ TEST_IMPL(blob_one_slot) {
   ASSERT_CHECK(t);
   ASSERT(is_big(tu_get_s(t, "b"), 1, 600));
   vh_tab_release(t);
-  ASSERT_CLEAN();
-  lu_hook_free();
-  lu_free(&m);
+  map_end(&m);
 }
 
 /* Views report no blob death; a leaf whose blob cannot be read fails its
@@ -295,9 +290,7 @@ TEST_IMPL(blob_views_and_faults) {
   vh_tab_t *t = vh_tab_new(e), *r;
   lu_map_t m;
   char k[16];
-  lu_init(&m);
-  lu_use(&m);
-  lu_hook_on(0);
+  map_begin(&m, 0);
   for (int i = 0; i < 40; i++) {
     snprintf(k, sizeof k, "k%d", i);
     set_s(&t, k, big(i, 300 + i), e);
@@ -363,9 +356,7 @@ TEST_IMPL(blob_views_and_faults) {
   vh_trie_fault_clear();
   lu_deaths.on = 0;
   vh_tab_release(r);
-  ASSERT_CLEAN();
-  lu_hook_free();
-  lu_free(&m);
+  map_end(&m);
 }
 
 /* A store of format 1 holds big strings inline. They read as they are,
@@ -375,9 +366,7 @@ TEST_IMPL(blob_inline_moves_out) {
   vh_tab_t *t = vh_tab_new(e), *r, *base;
   lu_map_t m;
   char k[16];
-  lu_init(&m);
-  lu_use(&m);
-  lu_hook_on(0);
+  map_begin(&m, 0);
   for (int i = 0; i < 30; i++) {
     snprintf(k, sizeof k, "k%d", i);
     set_s(&t, k, big(i, 512), e);
@@ -410,9 +399,7 @@ TEST_IMPL(blob_inline_moves_out) {
     ASSERT(is_big(tu_get_s(r, k), i == 3 ? 1003 : i, 512));
   }
   vh_tab_release(r);
-  ASSERT_CLEAN();
-  lu_hook_free();
-  lu_free(&m);
+  map_end(&m);
 }
 
 /* Big strings are hashed only when used as keys (str.c): big keys stay

@@ -147,17 +147,6 @@ static void reencode(lu_map_t *m, const vh_node_t *n, vh_buf_t *buf,
   }
 }
 
-static int count_cb(void *arg, uint64_t id) {
-  lu_map_t *seen = arg;
-  lu_ent_t *x = lu_get(seen, id);
-  if (x == NULL) {
-    lu_put(seen, id, "", 0);
-    x = lu_get(seen, id);
-  }
-  x->len++; /* times seen as a child */
-  return 0;
-}
-
 TEST_IMPL(reencode_identity_and_child_ids) {
   uint64_t e = vh_edit_new();
   int round;
@@ -186,8 +175,8 @@ TEST_IMPL(reencode_identity_and_child_ids) {
       lu_ent_t *x = &m.e[i];
       int kind;
       if (x->id == 0 || x->id == LU_TOMB) continue;
-      ASSERT_EQ(vh_codec_child_ids(x->p, x->len, count_cb, &seen, &kind, NULL),
-                0);
+      ASSERT_EQ(
+          vh_codec_child_ids(x->p, x->len, lu_count_cb, &seen, &kind, NULL), 0);
       ASSERT(kind >= VH_K_TAB && kind <= VH_K_BLOB);
     }
     ASSERT_EQ(seen.n + 1, m.n);

@@ -25,6 +25,7 @@
 
 #include <rocksdb/c.h>
 
+#include "vh_bytes.h"
 #include "vh_crc32c.h"
 #include "vh_store.h"
 #include "vh_test.h"
@@ -75,16 +76,23 @@ static void dir_cleanup(void) {
     ASSERT(m_ != NULL && strstr(m_, (needle)) != NULL);         \
   } while (0)
 
+/* Opens dir with o; the open must succeed (its message, if any, in *m). */
+static vh_store_t *open_opts(const char *dir, const vh_store_opts_t *o,
+                             char **m) {
+  vh_store_t *s = NULL;
+  int rc = vh_store_open(dir, o, &s, m);
+  if (rc != 0) fprintf(stderr, "open: %s\n", *m ? *m : "?");
+  ASSERT_EQ(rc, 0);
+  return s;
+}
+
 static vh_store_t *open_ok(const char *dir, int create, int sync) {
   vh_store_opts_t o;
   vh_store_opts_init(&o);
   o.create = create;
   o.sync = sync;
-  vh_store_t *s = NULL;
   char *m = NULL;
-  int rc = vh_store_open(dir, &o, &s, &m);
-  if (rc != 0) fprintf(stderr, "open: %s\n", m ? m : "?");
-  ASSERT_EQ(rc, 0);
+  vh_store_t *s = open_opts(dir, &o, &m);
   ASSERT(m == NULL);
   ASSERT(s != NULL);
   return s;
@@ -107,6 +115,13 @@ static void submit_put(vh_store_t *s, uint64_t seq, uint64_t id,
   if (manifest)
     ASSERT_EQ(vh_batch_set_manifest(b, manifest, strlen(manifest)), 0);
   ASSERT_EQ(vh_store_submit(s, b, seq), 0);
+}
+
+/* submit_put, then waits until seq is durable. */
+static void put_durable(vh_store_t *s, uint64_t seq, uint64_t id,
+                        const char *text, const char *manifest) {
+  submit_put(s, seq, id, text, manifest);
+  ASSERT_EQ(vh_store_wait_durable(s, seq), 0);
 }
 
 static void submit_del(vh_store_t *s, uint64_t seq, uint64_t id) {
@@ -135,6 +150,14 @@ static void expect_node(vh_store_t *s, uint64_t id, const char *text) {
   }
   free(p);
   free(m);
+}
+
+/* Opens the store in dir (no create), checks node id as expect_node does,
+ * closes it. */
+static void reopen_expect_node(const char *dir, uint64_t id, const char *text) {
+  vh_store_t *s = open_ok(dir, 0, 1);
+  expect_node(s, id, text);
+  close_ok(s);
 }
 
 static void expect_manifest(vh_store_t *s, const char *text) {
@@ -186,7 +209,7 @@ static char *raw_get(rocksdb_t *db, const char *k, size_t kl, size_t *vl) {
 }
 
 static void node_key(char k[9], uint64_t id) {
-  k[0] = 'N';
+  k[0] = 'A'; /* store format 3 */
   for (int i = 0; i < 8; i++) k[1 + i] = (char)(id >> (56 - 8 * i));
 }
 
@@ -281,7 +304,7 @@ TEST_IMPL(create_reopen_format_record) {
   char *v = raw_get(db, "F", 1, &vl);
   ASSERT(v != NULL);
   ASSERT_EQ(vl, 12);
-  ASSERT(memcmp(v, "VEDHOST\0\2\0\0\0", 12) == 0);
+  ASSERT(memcmp(v, "VEDHOST\0\3\0\0\0", 12) == 0);
   rocksdb_free(v);
   rocksdb_close(db);
   dir_cleanup();
@@ -294,11 +317,20 @@ TEST_IMPL(create_reopen_format_record) {
 TEST_IMPL(older_format_kept) {
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
-  submit_put(s, 1, 1, "first", "m1");
-  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  put_durable(s, 1, 1, "first", "m1");
   close_ok(s);
   rocksdb_t *db = raw_open(dir, 0);
   raw_put(db, "F", 1, "VEDHOST\0\1\0\0\0", 12);
+  { /* format 1 and 2 node keys start with 'N' (format 3: 'A') */
+    char k[9];
+    node_key(k, 1);
+    size_t nl = 0;
+    char *nv = raw_get(db, k, 9, &nl);
+    ASSERT(nv != NULL);
+    k[0] = 'N';
+    raw_put(db, k, 9, nv, nl);
+    rocksdb_free(nv);
+  }
   rocksdb_close(db);
 
   char sec[300];
@@ -316,8 +348,7 @@ TEST_IMPL(older_format_kept) {
   ASSERT(vh_store_open_note(s) == NULL);
   expect_manifest(s, "m1");
   expect_node(s, 1, "first");
-  submit_put(s, 2, 2, "second", "m2");
-  ASSERT_EQ(vh_store_wait_durable(s, 2), 0);
+  put_durable(s, 2, 2, "second", "m2");
   close_ok(s);
   db = raw_open(dir, 0);
   size_t vl = 0;
@@ -325,9 +356,7 @@ TEST_IMPL(older_format_kept) {
   ASSERT(v != NULL && vl == 12 && memcmp(v, "VEDHOST\0\1\0\0\0", 12) == 0);
   rocksdb_free(v);
   rocksdb_close(db);
-  s = open_ok(dir, 0, 1);
-  expect_node(s, 2, "second");
-  close_ok(s);
+  reopen_expect_node(dir, 2, "second");
   dir_cleanup();
 }
 
@@ -375,9 +404,9 @@ TEST_IMPL(newer_format_refused) {
   const char *dir = fresh_dir();
   close_ok(open_ok(dir, 1, 1));
   rocksdb_t *db = raw_open(dir, 0);
-  raw_put(db, "F", 1, "VEDHOST\0\3\0\0\0", 12);
+  raw_put(db, "F", 1, "VEDHOST\0\4\0\0\0", 12);
   rocksdb_close(db);
-  open_expect_fail(dir, 0, VH_EFORMAT, "format version 3 is newer");
+  open_expect_fail(dir, 0, VH_EFORMAT, "format version 4 is newer");
   open_expect_fail(dir, 0, VH_EFORMAT, "run a newer vedhost");
   dir_cleanup();
 }
@@ -561,8 +590,7 @@ TEST_IMPL(checksum_mismatch_detected) {
   submit_put(s, 1, 1234, "hello node", "the manifest");
   submit_put(s, 2, 1235, "fine", NULL);
   submit_put(s, 3, 1236, "newer", NULL);
-  submit_put(s, 4, 1237, "short", NULL);
-  ASSERT_EQ(vh_store_wait_durable(s, 4), 0);
+  put_durable(s, 4, 1237, "short", NULL);
   close_ok(s);
 
   rocksdb_t *db = raw_open(dir, 0);
@@ -753,8 +781,7 @@ TEST_IMPL(write_failure_retried_in_order) {
 TEST_IMPL(close_gives_up_on_failing_writes) {
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
-  submit_put(s, 1, 1, "kept", "m1");
-  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  put_durable(s, 1, 1, "kept", "m1");
   vh_store__fail_writes(s, 1000000);
   submit_put(s, 2, 2, "lost", "m2");
   submit_put(s, 3, 3, "lost too", "m3");
@@ -822,8 +849,7 @@ TEST_IMPL(backpressure_never_blocks_submit) {
 TEST_IMPL(abandon_drops_at_close) {
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
-  submit_put(s, 1, 1, "kept", "m1");
-  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  put_durable(s, 1, 1, "kept", "m1");
   vh_store__fail_writes(s, 1000000);
   submit_put(s, 2, 2, "lost", "m2");
   submit_put(s, 3, 3, "lost too", "m3");
@@ -845,8 +871,7 @@ TEST_IMPL(abandon_drops_at_close) {
 TEST_IMPL(secondary_reads_primary) {
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
-  submit_put(s, 1, 1, "first", "m1");
-  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  put_durable(s, 1, 1, "first", "m1");
   ASSERT_EQ(vh_store_flush(s, NULL), 0);
 
   char sec[300];
@@ -951,12 +976,8 @@ static vh_store_t *open_flush(const char *dir, int idle_ms) {
   o.create = 1;
   o.sync = 0;
   o.idle_flush_ms = idle_ms;
-  vh_store_t *s = NULL;
   char *m = NULL;
-  int rc = vh_store_open(dir, &o, &s, &m);
-  if (rc != 0) fprintf(stderr, "open: %s\n", m ? m : "?");
-  ASSERT_EQ(rc, 0);
-  return s;
+  return open_opts(dir, &o, &m);
 }
 
 /* Submits n batches of one 2000-byte node each, ids from id0, seqs from
@@ -1147,12 +1168,8 @@ static vh_store_t *open_hold(const char *dir, int create, int hold_ms) {
   o.sync = 0;
   o.idle_flush_ms = -1;
   o.compact_hold_ms = hold_ms;
-  vh_store_t *s = NULL;
   char *m = NULL;
-  int rc = vh_store_open(dir, &o, &s, &m);
-  if (rc != 0) fprintf(stderr, "open: %s\n", m ? m : "?");
-  ASSERT_EQ(rc, 0);
-  return s;
+  return open_opts(dir, &o, &m);
 }
 
 static int sst_files(const char *dir) {
@@ -1233,6 +1250,101 @@ TEST_IMPL(open_holds_compaction) {
   dir_cleanup();
 }
 
+/* The newest OPTIONS-* file RocksDB wrote in DIR/db, read whole ([new]). */
+static char *options_text(const char *dir) {
+  char path[512], best[256] = "";
+  snprintf(path, sizeof path, "%s/db", dir);
+  DIR *d = opendir(path);
+  ASSERT(d != NULL);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strncmp(e->d_name, "OPTIONS-", 8) == 0 &&
+        (strlen(e->d_name) > strlen(best) ||
+         (strlen(e->d_name) == strlen(best) && strcmp(e->d_name, best) > 0)))
+      snprintf(best, sizeof best, "%s", e->d_name);
+  closedir(d);
+  ASSERT(best[0] != '\0');
+  char p[800];
+  snprintf(p, sizeof p, "%s/%s", path, best);
+  FILE *f = fopen(p, "rb");
+  ASSERT(f != NULL);
+  static char buf[1 << 16];
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *out = strdup(buf);
+  ASSERT(out != NULL);
+  return out;
+}
+
+TEST_IMPL(write_path_options) {
+  /* The options that make a sync update cheap (store.c, TUNING), as
+   * RocksDB itself recorded them: no compression at L0 (flushes), zstd at
+   * the bottommost level with a dictionary of sampled blocks and no
+   * training pass; and no memtable insert hint (RocksDB 7.8 shares it
+   * between the point and range-deletion skiplists: store.c, TUNING). */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  close_ok(s);
+  char *t = options_text(dir);
+  ASSERT(strstr(t, "insert_with_hint_prefix_extractor=rocksdb") == NULL);
+  ASSERT_MSG_HAS(t, "compression_per_level=kNoCompression:kLZ4Compression");
+  ASSERT_MSG_HAS(t, "bottommost_compression=kZSTD");
+  /* compaction output files end where the key's first byte changes, and
+   * are 16 MB at most (FORMAT 3 in store.c) */
+  ASSERT_MSG_HAS(t,
+                 "sst_partitioner_factory={id=SstPartitionerFixedPrefixFactory;"
+                 "length=1;}");
+  ASSERT_MSG_HAS(t, "target_file_size_base=16777216");
+  const char *bo = strstr(t, "bottommost_compression_opts={");
+  ASSERT(bo != NULL);
+  const char *end = strchr(bo, '}');
+  ASSERT(end != NULL);
+  const char *mt = strstr(bo, "zstd_max_train_bytes=0;");
+  ASSERT(mt != NULL && mt < end);
+  const char *md = strstr(bo, "max_dict_bytes=16384;");
+  ASSERT(md != NULL && md < end);
+  free(t);
+  dir_cleanup();
+}
+
+/* Is there a value under key[0] = c + u64be(id) in the raw database? */
+static int raw_has_node(rocksdb_t *db, char c, uint64_t id) {
+  char k[9];
+  node_key(k, id);
+  k[0] = c;
+  size_t vl = 0;
+  char *v = raw_get(db, k, 9, &vl);
+  rocksdb_free(v);
+  return v != NULL;
+}
+
+TEST_IMPL(format2_node_keys_sort_first) {
+  /* A new store is format 3: its node keys start with 'A', before every
+   * other key, so a memtable flush spans only the newest nodes and the
+   * non-node keys (store.c, FORMAT 3). */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  put_durable(s, 1, 5, "five", "m1");
+  close_ok(s);
+  rocksdb_t *db = raw_open(dir, 0);
+  ASSERT(raw_has_node(db, 'A', 5));
+  ASSERT(!raw_has_node(db, 'N', 5));
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_iterator_t *it = rocksdb_create_iterator(db, ro);
+  rocksdb_iter_seek_to_first(it);
+  ASSERT(rocksdb_iter_valid(it));
+  size_t kl = 0;
+  const char *k = rocksdb_iter_key(it, &kl);
+  ASSERT_EQ(kl, 9);
+  ASSERT_EQ(k[0], 'A'); /* the first key of all is the node */
+  rocksdb_iter_destroy(it);
+  rocksdb_readoptions_destroy(ro);
+  rocksdb_close(db);
+  reopen_expect_node(dir, 5, "five");
+  dir_cleanup();
+}
+
 TEST_IMPL(compaction_hold_ends_before_a_stall) {
   /* RocksDB slows writes from 20 level-0 files and stops them at 36: a
    * write that finds level 0 filling up ends the hold, however long it
@@ -1245,6 +1357,53 @@ TEST_IMPL(compaction_hold_ends_before_a_stall) {
   if (m >= 18) fprintf(stderr, "still %d SST files\n", m);
   ASSERT(m < 18);
   close_ok(s);
+  dir_cleanup();
+}
+
+TEST_IMPL(format1_store_keeps_its_keys) {
+  /* A store written by a format 1 vedhost ('N' node keys) still opens,
+   * reads its nodes, and goes on writing 'N' keys. */
+  const char *dir = fresh_dir();
+  ASSERT_EQ(mkdir(dir, 0700), 0);
+  rocksdb_t *db = raw_open(dir, 1);
+  raw_put(db, "F", 1, "VEDHOST\0\1\0\0\0", 12);
+  unsigned char v[4 + 1 + 3];
+  v[4] = 0x11; /* kind node, value version 1 */
+  memcpy(v + 5, "old", 3);
+  vh_le32_store(v, vh_crc32c(0, v + 4, sizeof v - 4));
+  char k[9];
+  node_key(k, 7);
+  k[0] = 'N';
+  raw_put(db, k, 9, v, sizeof v);
+  rocksdb_close(db);
+  vh_store_t *s = open_ok(dir, 0, 1);
+  expect_node(s, 7, "old");
+  put_durable(s, 1, 8, "new", "m1");
+  expect_node(s, 8, "new");
+  size_t nodes = 0;
+  vh_store_iter_t *it = NULL;
+  ASSERT_EQ(vh_store_iter_new(s, &it, NULL), 0);
+  uint64_t id;
+  size_t size;
+  while (vh_store_iter_next(it, &id, &size, NULL) > 0) nodes++;
+  vh_store_iter_free(it);
+  ASSERT_EQ(nodes, 2);
+  range_rec_t r; /* the range scan reads 'N' keys here too */
+  memset(&r, 0, sizeof r);
+  char *m = NULL;
+  ASSERT_EQ(vh_store_node_range(s, 0, UINT64_MAX, range_cb, &r, &m), 0);
+  ASSERT_EQ(r.n, 2);
+  ASSERT_EQ(r.ids[0], 7);
+  ASSERT(strcmp(r.text[1], "new") == 0);
+  close_ok(s);
+  db = raw_open(dir, 0);
+  ASSERT(raw_has_node(db, 'N', 8));
+  ASSERT(!raw_has_node(db, 'A', 8));
+  size_t vl = 0;
+  char *f = raw_get(db, "F", 1, &vl);
+  ASSERT(f != NULL && vl == 12 && f[8] == 1); /* still format 1 */
+  rocksdb_free(f);
+  rocksdb_close(db);
   dir_cleanup();
 }
 
@@ -1382,5 +1541,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(close_gives_up_on_failing_writes),
     TEST_ENTRY(backpressure_never_blocks_submit),
     TEST_ENTRY(abandon_drops_at_close), TEST_ENTRY(secondary_reads_primary),
-    TEST_ENTRY(clean_close_leaves_empty_wal),
+    TEST_ENTRY(clean_close_leaves_empty_wal), TEST_ENTRY(write_path_options),
+    TEST_ENTRY(format2_node_keys_sort_first),
+    TEST_ENTRY(format1_store_keeps_its_keys),
     TEST_ENTRY(drained_burst_gives_memory_back))

@@ -220,25 +220,7 @@ static inline int popc(uint32_t x) {
 /* 1 if the leaf n has a value written as a blob reference. */
 static int has_blob_ref(const vh_node_t *n) {
   const vh_val_t *v;
-  size_t i, count, step = 1;
-  switch (n->kind) {
-    case VH_K_CHAMP:
-      v = ((const vh_champ_t *)n)->kv + 1;
-      count = (size_t)popc(((const vh_champ_t *)n)->datamap);
-      step = 2;
-      break;
-    case VH_K_COLL:
-      v = ((const vh_coll_t *)n)->kv + 1;
-      count = ((const vh_coll_t *)n)->count;
-      step = 2;
-      break;
-    case VH_K_VLEAF:
-      v = ((const vh_vleaf_t *)n)->v;
-      count = n->a;
-      break;
-    default:
-      return 0;
-  }
+  size_t i, step, count = vh_node__vals(n, &v, &step);
   for (i = 0; i < count; i++, v += step)
     if (blob_ref(*v) != 0) return 1;
   return 0;
@@ -728,26 +710,8 @@ static void rd_init(rd_t *r, const void *bytes, size_t len) {
  * (vh_trie__load_blob made them VH_BLOB_NODEATH, so that a node refused
  * half way frees them silently). */
 static void own_blobs(vh_node_t *n) {
-  vh_val_t *v;
-  size_t i, count, step = 1;
-  switch (n->kind) {
-    case VH_K_CHAMP:
-      v = ((vh_champ_t *)n)->kv + 1;
-      count = (size_t)popc(((vh_champ_t *)n)->datamap);
-      step = 2;
-      break;
-    case VH_K_COLL:
-      v = ((vh_coll_t *)n)->kv + 1;
-      count = ((vh_coll_t *)n)->count;
-      step = 2;
-      break;
-    case VH_K_VLEAF:
-      v = ((vh_vleaf_t *)n)->v;
-      count = n->a;
-      break;
-    default:
-      return;
-  }
+  const vh_val_t *v;
+  size_t i, step, count = vh_node__vals(n, &v, &step);
   for (i = 0; i < count; i++, v += step)
     if (v->type == VH_TSTR && vh_str__big(v->u.s))
       *vh_str__blob(v->u.s) &= ~VH_BLOB_NODEATH;

@@ -64,27 +64,9 @@ typedef struct slist {
 static int put_blobs(vh_node_t *n, slist_t *undo, vh_buf_t *buf,
                      uint64_t *next_id, vh_flush_put_fn put, void *arg,
                      uint64_t *blobs, uint64_t *bytes) {
-  vh_val_t *v;
-  size_t i, count, step = 1;
+  const vh_val_t *v;
+  size_t i, step, count = vh_node__vals(n, &v, &step);
   int r;
-  switch (n->kind) {
-    case VH_K_CHAMP:
-      v = ((vh_champ_t *)n)->kv + 1;
-      count = (size_t)__builtin_popcount(((vh_champ_t *)n)->datamap);
-      step = 2;
-      break;
-    case VH_K_COLL:
-      v = ((vh_coll_t *)n)->kv + 1;
-      count = ((vh_coll_t *)n)->count;
-      step = 2;
-      break;
-    case VH_K_VLEAF:
-      v = ((vh_vleaf_t *)n)->v;
-      count = n->a;
-      break;
-    default:
-      return 0;
-  }
   for (i = 0; i < count; i++, v += step) {
     vh_str_t *s;
     if (v->type != VH_TSTR || !vh_str__big(v->u.s)) continue;

@@ -97,6 +97,26 @@ size_t vh_node__size(const vh_node_t *n) {
   }
 }
 
+size_t vh_node__vals(const vh_node_t *n, const vh_val_t **v, size_t *step) {
+  *step = 1;
+  switch (n->kind) {
+    case VH_K_CHAMP:
+      *v = ((const vh_champ_t *)n)->kv + 1;
+      *step = 2;
+      return (size_t)__builtin_popcount(((const vh_champ_t *)n)->datamap);
+    case VH_K_COLL:
+      *v = ((const vh_coll_t *)n)->kv + 1;
+      *step = 2;
+      return ((const vh_coll_t *)n)->count;
+    case VH_K_VLEAF:
+      *v = ((const vh_vleaf_t *)n)->v;
+      return n->a;
+    default:
+      *v = NULL;
+      return 0;
+  }
+}
+
 /* Decrement c; when it dies, push it on the dead list *ud. */
 static void drop(vh_node_t *c, void *ud) {
   vh_node_t **list = ud;

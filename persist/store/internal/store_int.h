@@ -39,7 +39,10 @@
 /* Key prefixes. */
 #define VH_KEY_FORMAT 'F'
 #define VH_KEY_MANIFEST 'M'
-#define VH_KEY_NODE 'N'
+/* Node keys: 'A' from store format 3 on, so they sort before every other
+ * key (store.c, KEYS); a format 1 or 2 store keeps 'N' (vh_store.node_key). */
+#define VH_KEY_NODE 'A'
+#define VH_KEY_NODE_V1 'N'
 #define VH_KEY_SWEEP 'Q'   /* 'Q' u64be(id): a dropped subtree to sweep */
 #define VH_NODE_KEY_LEN 9  /* 'N' + u64 big endian */
 #define VH_KEY_VERSION 'V' /* 'V' u64be(seq) */
@@ -90,6 +93,7 @@ struct vh_store {
   char *dbpath; /* DIR/db */
   int secondary;
   int test_store;   /* vh_store_opts_t.test_store: no flush at close */
+  char node_key;    /* first byte of node keys: VH_KEY_NODE or _V1 */
   vh_walscan_t wal; /* what the WAL scan found before opening */
   char *open_note;  /* [owned] a line for the host's log, or NULL */
   char *scratch;    /* [owned] a secondary's own dir, else NULL */

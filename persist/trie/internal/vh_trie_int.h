@@ -238,6 +238,10 @@ vh_node_t *vh_node__alloc(uint8_t kind, size_t size, uint64_t edit);
  * without touching its contents. */
 void vh_node__free_shell(vh_node_t *n, size_t size);
 size_t vh_node__size(const vh_node_t *n);
+/* The inline value slots of a loaded node (*v [borrowed]): the values of a
+ * CHAMP or collision node (every second slot from *v, *step = 2) or a vector
+ * leaf's slots (*step = 1). Returns their count, 0 for other kinds. */
+size_t vh_node__vals(const vh_node_t *n, const vh_val_t **v, size_t *step);
 void vh_node__release(vh_node_t *n); /* iterative; aborts on underflow */
 static inline void vh_node__retain(vh_node_t *n) {
   n->refc++;
