@@ -192,6 +192,14 @@ host_pid=
   echo "diff_bench: the feed gave $got of $total changes" >&2
   exit 1
 }
+# A consumer that died after the backlog (e.g. on a node the secondary did
+# not see yet) is a failure too: it must have streamed both runs whole.
+all=$(wc -l <"$OUT/feed.out")
+[ "$all" -ge $((2 * total)) ] || {
+  echo "diff_bench: the feed stopped after $all of $((2 * total)) changes:" \
+    "$(tail -n 1 "$OUT/feed.err" 2>/dev/null)" >&2
+  exit 1
+}
 wt=$(awk -v a="$w0" -v b="$w1" 'BEGIN { print b - a }')
 printf 'diff_bench: change feed, backlog %d slices x %d keys (+1 counter) = %d changes, read while the host writes %d more\n' \
   "$S" "$B" "$total" "$total"
