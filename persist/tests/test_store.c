@@ -911,17 +911,20 @@ TEST_IMPL(secondary_reads_primary) {
 
 /* ---- clean close leaves no WAL to replay ---- */
 
-static long long wal_bytes(const char *dir, int *files) {
+/* Bytes and count of the files in DIR/db whose names end in suffix. */
+static long long db_files_bytes(const char *dir, const char *suffix,
+                                int *files) {
   char path[512];
   snprintf(path, sizeof path, "%s/db", dir);
   DIR *d = opendir(path);
   ASSERT(d != NULL);
   long long total = 0;
   struct dirent *e;
+  size_t sl = strlen(suffix);
   *files = 0;
   while ((e = readdir(d)) != NULL) {
     size_t l = strlen(e->d_name);
-    if (l < 4 || strcmp(e->d_name + l - 4, ".log") != 0) continue;
+    if (l < sl || strcmp(e->d_name + l - sl, suffix) != 0) continue;
     char p[800];
     struct stat st;
     snprintf(p, sizeof p, "%s/%s", path, e->d_name);
@@ -931,6 +934,10 @@ static long long wal_bytes(const char *dir, int *files) {
   }
   closedir(d);
   return total;
+}
+
+static long long wal_bytes(const char *dir, int *files) {
+  return db_files_bytes(dir, ".log", files);
 }
 
 TEST_IMPL(clean_close_leaves_empty_wal) {
@@ -1102,23 +1109,8 @@ TEST_IMPL(burst_end_acked_after_flush) {
 }
 
 static long long sst_bytes(const char *dir) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/db", dir);
-  DIR *d = opendir(path);
-  ASSERT(d != NULL);
-  long long total = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL) {
-    size_t l = strlen(e->d_name);
-    if (l < 4 || strcmp(e->d_name + l - 4, ".sst") != 0) continue;
-    char p[800];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-    ASSERT_EQ(stat(p, &st), 0);
-    total += st.st_size;
-  }
-  closedir(d);
-  return total;
+  int files;
+  return db_files_bytes(dir, ".sst", &files);
 }
 
 TEST_IMPL(clean_close_compacts) {
