@@ -14,6 +14,7 @@
 #include "lauxlib.h"
 #include "lua.h"
 #include "lualib.h"
+#include "vh_changes.h"
 #include "vhl.h"
 
 struct vh_diff_text {
@@ -49,6 +50,24 @@ int vh_diff_text_open(const char *cmd, vh_diff_text_t **out) {
   }
   *out = p;
   return 0;
+}
+
+int vh_diff_text_change(vh_diff_text_t *p, const char *domain, int op,
+                        const vh_val_t *path, size_t depth, vh_val_t old,
+                        vh_val_t new, vh_buf_t *out) {
+  char head[3] = {(char)op, ' ', 0};
+  int r = vh_buf_put(out, head, 2);
+  if (r == 0) r = vh_change_path_text(domain, path, depth, out);
+  if (r == 0 && op == '+') {
+    r = vh_buf_put(out, " = ", 3);
+    if (r == 0) r = vh_diff_text_value(p, new, out);
+  } else if (r == 0 && op == '~') {
+    r = vh_buf_put(out, ": ", 2);
+    if (r == 0) r = vh_diff_text_value(p, old, out);
+    if (r == 0) r = vh_buf_put(out, " -> ", 4);
+    if (r == 0) r = vh_diff_text_value(p, new, out);
+  }
+  return r;
 }
 
 void vh_diff_text_close(vh_diff_text_t *p) {

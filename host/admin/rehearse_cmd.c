@@ -192,18 +192,8 @@ static int vh_rh_change(void *arg, const vh_change_t *c) {
   p->paths++;
   vh_buf_t *l = &p->tmp;
   l->len = 0;
-  char op[3] = {(char)c->op, ' ', 0};
-  int r = vh_buf_put(l, op, 2);
-  if (r == 0) r = vh_change_path_text(c->domain, c->path, c->depth, l);
-  if (r == 0 && c->op == '+') {
-    r = vh_buf_put(l, " = ", 3);
-    if (r == 0) r = vh_diff_text_value(p->text, c->new, l);
-  } else if (r == 0 && c->op == '~') {
-    r = vh_buf_put(l, ": ", 2);
-    if (r == 0) r = vh_diff_text_value(p->text, c->old, l);
-    if (r == 0) r = vh_buf_put(l, " -> ", 4);
-    if (r == 0) r = vh_diff_text_value(p->text, c->new, l);
-  }
+  int r = vh_diff_text_change(p->text, c->domain, c->op, c->path, c->depth,
+                              c->old, c->new, l);
   if (r != 0) {
     p->err = 1;
     return r;

@@ -79,19 +79,10 @@ static int vh_rp_print(vh_rp_t *p, const char *domain,
                        const vh_tdiff_change_t *c) {
   vh_buf_t *l = &p->line;
   l->len = 0;
-  char op[3] = {(char)c->op, ' ', 0};
   int r = vh_buf_put(l, p->prefix, strlen(p->prefix));
-  if (r == 0) r = vh_buf_put(l, op, 2);
-  if (r == 0) r = vh_change_path_text(domain, c->path, c->depth, l);
-  if (r == 0 && c->op == '+') {
-    r = vh_buf_put(l, " = ", 3);
-    if (r == 0) r = vh_diff_text_value(p->text, c->new, l);
-  } else if (r == 0 && c->op == '~') {
-    r = vh_buf_put(l, ": ", 2);
-    if (r == 0) r = vh_diff_text_value(p->text, c->old, l);
-    if (r == 0) r = vh_buf_put(l, " -> ", 4);
-    if (r == 0) r = vh_diff_text_value(p->text, c->new, l);
-  }
+  if (r == 0)
+    r = vh_diff_text_change(p->text, domain, c->op, c->path, c->depth, c->old,
+                            c->new, l);
   if (r == 0) r = vh_buf_put(l, "\n", 1);
   if (r != 0) {
     p->err = 1;

@@ -18,6 +18,13 @@ int vh_diff_text_open(const char *cmd, vh_diff_text_t **out);
  * printer failed: a message was printed; a node that could not be read
  * leaves the trie's fault set). */
 int vh_diff_text_value(vh_diff_text_t *p, vh_val_t v, vh_buf_t *out);
+/* Append one change line body, `OP path`, then ` = new` for '+' or
+ * `: old -> new` for '~' (nothing more for '-'): the format `vedhost diff`,
+ * `changes`, `replay` and `rehearse` print. domain, path, old and new
+ * [borrowed]. 0 or what vh_change_path_text / vh_diff_text_value return. */
+int vh_diff_text_change(vh_diff_text_t *p, const char *domain, int op,
+                        const vh_val_t *path, size_t depth, vh_val_t old,
+                        vh_val_t new, vh_buf_t *out);
 void vh_diff_text_close(vh_diff_text_t *p);
 
 #endif /* VH_DIFF_TEXT_H */

@@ -100,10 +100,6 @@ static void vh_printer_close(vh_printer_t *p) {
   vh_buf_free(&p->line);
 }
 
-static int vh_printer__val(vh_printer_t *p, vh_val_t v) {
-  return vh_diff_text_value(p->text, v, &p->line);
-}
-
 /* Report a load fault (or r) in one line; the fault is cleared. */
 static int vh_diffcmd__fault(const char *cmd, int r) {
   const char *fm = NULL;
@@ -129,18 +125,9 @@ static int vh_printer_change(void *arg, const vh_change_t *c) {
                vh_version_time_fmt(c->time_ms, tb));
       r = vh_buf_put(&p->line, head, strlen(head));
     }
-    char op[3] = {(char)c->op, ' ', 0};
-    if (r == 0) r = vh_buf_put(&p->line, op, 2);
-    if (r == 0) r = vh_change_path_text(c->domain, c->path, c->depth, &p->line);
-    if (r == 0 && c->op == '+') {
-      r = vh_buf_put(&p->line, " = ", 3);
-      if (r == 0) r = vh_printer__val(p, c->new);
-    } else if (r == 0 && c->op == '~') {
-      r = vh_buf_put(&p->line, ": ", 2);
-      if (r == 0) r = vh_printer__val(p, c->old);
-      if (r == 0) r = vh_buf_put(&p->line, " -> ", 4);
-      if (r == 0) r = vh_printer__val(p, c->new);
-    }
+    if (r == 0)
+      r = vh_diff_text_change(p->text, c->domain, c->op, c->path, c->depth,
+                              c->old, c->new, &p->line);
   }
   if (r == 0 && vh_trie_fault(NULL) != 0) r = VH_EIO;
   if (r != 0) {
