@@ -533,6 +533,16 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
   char key = VH_KEY_FORMAT, *rerr = NULL;
   size_t vlen = 0;
   char *v = rocksdb_get(s->db, s->read_options, &key, 1, &vlen, &rerr);
+  /* A secondary that opened while the primary compacted can miss a table
+   * file the primary just replaced (RocksDB skips it); catching up with the
+   * primary's newer MANIFEST edits brings in the replacement. */
+  for (int tries = 0; s->secondary && v == NULL && !rerr && tries < 3;
+       tries++) {
+    rocksdb_try_catch_up_with_primary(s->db, &rerr);
+    rocksdb_free(rerr);
+    rerr = NULL;
+    v = rocksdb_get(s->db, s->read_options, &key, 1, &vlen, &rerr);
+  }
   if (rerr) return open_error(s, rerr, errmsg);
   if (v == NULL) {
     /* A damaged store can look empty or foreign: never write to it. */
@@ -653,15 +663,15 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
     rc = open_error(s, rerr, errmsg);
     goto fail_free;
   }
-  rc = check_format(s, opts->create, errmsg);
-  if (rc != 0) goto fail_close;
-  if (s->secondary) {
+  if (s->secondary) { /* first: check_format reads through this view */
     char *what = vh_store__secondary_tables(s);
     if (what != NULL) {
       rc = vh_store__damaged(s, what, errmsg);
       goto fail_close;
     }
   }
+  rc = check_format(s, opts->create, errmsg);
+  if (rc != 0) goto fail_close;
   if (!s->secondary && s->wal.state == VH_WALSCAN_TORN) vh_store__torn_note(s);
   if (!s->secondary) {
     vh_store__hold_compaction(s);

@@ -189,13 +189,16 @@ char *vh_store__secondary_tables(vh_store_t *s) {
 }
 
 /* With the database open: a table file the MANIFEST lists that is missing,
- * or table files on disk it does not list (it lost track of them). */
+ * or table files on disk it does not list (it lost track of them). A live
+ * primary writes a table file before its MANIFEST names it (a flush or a
+ * compaction in progress), so unlisted files count only when no host holds
+ * the store. */
 static char *damage_tables(vh_store_t *s) {
   const rocksdb_livefiles_t *lf = rocksdb_livefiles(s->db);
   if (lf == NULL) return NULL;
   char *what = missing_listed(s, lf);
   int n = rocksdb_livefiles_count(lf), unlisted = 0;
-  DIR *d = what == NULL ? opendir(s->dbpath) : NULL;
+  DIR *d = what == NULL && !primary_live(s) ? opendir(s->dbpath) : NULL;
   struct dirent *e = NULL;
   char first[sizeof e->d_name] = "";
   while (d != NULL && (e = readdir(d)) != NULL) {
