@@ -140,14 +140,27 @@ const vh_val_t *vh_champ__find(const vh_node_t *n, vh_val_t key, uint32_t h,
   return NULL;
 }
 
-static inline int str_is(vh_val_t k, const char *p, size_t len, uint32_t h) {
-  return k.type == VH_TSTR && k.u.s->hash == h && k.u.s->len == len &&
-         memcmp(k.u.s->data, p, len) == 0;
+/* Key slot k holds the string p, len (hash h; ik: its inline form, or
+ * NULL when it is too long for one). */
+static inline int str_is(const vh_val_t *k, const char *p, size_t len,
+                         uint32_t h, const vh_val_t *ik) {
+  if (k->type == VH_TIKEY) return ik != NULL && vh_key__ieq(k, ik);
+  return k->type == VH_TSTR && k->u.s->hash == h && k->u.s->len == len &&
+         memcmp(k->u.s->data, p, len) == 0;
+}
+
+/* The inline form of p, len in *ik, or NULL if it has none. */
+static inline const vh_val_t *probe(vh_val_t *ik, const char *p, size_t len) {
+  if (len > VH_IKEY_MAX) return NULL;
+  *ik = vh_key__ikey(p, len);
+  return ik;
 }
 
 static const vh_val_t *find_str_lazy(const vh_node_t *n, const char *p,
                                      size_t len, uint32_t h) {
   int shift = 0;
+  vh_val_t ikv;
+  const vh_val_t *ik = probe(&ikv, p, len);
   if (n == NULL || (n = vh_node__res(n)) == NULL) return NULL;
   for (;;) {
     const vh_champ_t *c;
@@ -156,14 +169,14 @@ static const vh_val_t *find_str_lazy(const vh_node_t *n, const char *p,
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++)
-        if (str_is(l->kv[2 * i], p, len, h)) return &l->kv[2 * i + 1];
+        if (str_is(&l->kv[2 * i], p, len, h, ik)) return &l->kv[2 * i + 1];
       return NULL;
     }
     c = (const vh_champ_t *)n;
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      return str_is(c->kv[2 * i], p, len, h) ? &c->kv[2 * i + 1] : NULL;
+      return str_is(&c->kv[2 * i], p, len, h, ik) ? &c->kv[2 * i + 1] : NULL;
     }
     if (!(c->nodemap & bit)) return NULL;
     n = vh_node__res_slot(&kids(c)[popc(c->nodemap & (bit - 1))]);
@@ -176,7 +189,10 @@ static const vh_val_t *find_str_lazy(const vh_node_t *n, const char *p,
 const vh_val_t *vh_champ__find_str(const vh_node_t *n, const char *p,
                                    size_t len, uint32_t h, int lazy) {
   int shift = 0;
+  vh_val_t ikv;
+  const vh_val_t *ik;
   if (VH_UNLIKELY(lazy)) return find_str_lazy(n, p, len, h);
+  ik = probe(&ikv, p, len);
   while (n != NULL) {
     const vh_champ_t *c;
     uint32_t bit;
@@ -184,14 +200,14 @@ const vh_val_t *vh_champ__find_str(const vh_node_t *n, const char *p,
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++)
-        if (str_is(l->kv[2 * i], p, len, h)) return &l->kv[2 * i + 1];
+        if (str_is(&l->kv[2 * i], p, len, h, ik)) return &l->kv[2 * i + 1];
       return NULL;
     }
     c = (const vh_champ_t *)n;
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      return str_is(c->kv[2 * i], p, len, h) ? &c->kv[2 * i + 1] : NULL;
+      return str_is(&c->kv[2 * i], p, len, h, ik) ? &c->kv[2 * i + 1] : NULL;
     }
     if (!(c->nodemap & bit)) return NULL;
     n = kids(c)[popc(c->nodemap & (bit - 1))];
@@ -410,6 +426,7 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
   int depth, i = 0, found, term, L, chlen = 0;
   uint32_t bit = 0, h0 = 0;
   vh_node_t *n;
+  vh_val_t sk = vh_key__stored(key); /* what a new entry holds */
 
   *added = 0;
   s.n = 0;
@@ -419,9 +436,9 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
     if (c == NULL) return VH_ENOMEM;
     c->datamap = 1u << chunk(h, 0);
     c->nodemap = 0;
-    c->kv[0] = key;
+    c->kv[0] = sk;
     c->kv[1] = val;
-    vh_val_retain(key);
+    vh_val_retain(sk);
     *rootp = &c->h;
     *added = 1;
     return 0;
@@ -489,12 +506,12 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
     l->hash = o->hash;
     l->count = o->count + 1;
     memcpy(l->kv, o->kv, (size_t)i * 2 * sizeof(vh_val_t));
-    l->kv[2 * i] = key;
+    l->kv[2 * i] = sk;
     l->kv[2 * i + 1] = val;
     memcpy(l->kv + 2 * i + 2, o->kv + 2 * i,
            (size_t)(o->count - i) * 2 * sizeof(vh_val_t));
     retain_vals(o->kv, 2 * (int)o->count);
-    vh_val_retain(key);
+    vh_val_retain(sk);
     *added = 1;
   } else {
     vh_champ_t *o = (vh_champ_t *)n, *c = (vh_champ_t *)nt;
@@ -502,13 +519,13 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
     vh_node_t **ok = kids(o), **nk;
     retain_vals(o->kv, 2 * nd);
     for (j = 0; j < nc; j++) vh_node__retain(ok[j]);
-    vh_val_retain(key);
+    vh_val_retain(sk);
     *added = 1;
     if (term == T_INSERT) {
       c->datamap = o->datamap | bit;
       c->nodemap = o->nodemap;
       memcpy(c->kv, o->kv, (size_t)i * 2 * sizeof(vh_val_t));
-      c->kv[2 * i] = key;
+      c->kv[2 * i] = sk;
       c->kv[2 * i + 1] = val;
       memcpy(c->kv + 2 * i + 2, o->kv + 2 * i,
              (size_t)(nd - i) * 2 * sizeof(vh_val_t));
@@ -516,7 +533,7 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
     } else {
       int ci = popc(o->nodemap & (bit - 1));
       vh_node_t *top = fill_chain(ch, chlen, 5 * (L + 1), o->kv[2 * i],
-                                  o->kv[2 * i + 1], h0, key, val, h);
+                                  o->kv[2 * i + 1], h0, sk, val, h);
       c->datamap = o->datamap & ~bit;
       c->nodemap = o->nodemap | bit;
       memcpy(c->kv, o->kv, (size_t)i * 2 * sizeof(vh_val_t));
@@ -653,6 +670,18 @@ void vh_champ__iter_start(vh_iter_t *it, const vh_node_t *root) {
   }
 }
 
+/* An entry's key is about to be handed out: an inline key becomes an
+ * ordinary string slot (vh_trie_int.h, "Inline keys"). Out of memory
+ * sets the fault and ends the walk, as a failed load does. */
+static int key_out(vh_iter_t *it, vh_val_t *k) {
+  if (VH_UNLIKELY(k->type == VH_TIKEY) && vh_key__out(k) < 0) {
+    vh_trie__fault(VH_ENOMEM, 0, "out of memory for an iterated key");
+    it->depth = 0;
+    return VH_ENOMEM;
+  }
+  return 0;
+}
+
 int vh_champ__iter_step(vh_iter_t *it, vh_val_t *k, vh_val_t *v) {
   while (it->depth > 0) {
     int *pos = &it->stack[it->depth - 1].pos;
@@ -660,6 +689,8 @@ int vh_champ__iter_step(vh_iter_t *it, vh_val_t *k, vh_val_t *v) {
     if (n->kind == VH_K_COLL) {
       const vh_coll_t *l = (const vh_coll_t *)n;
       if ((uint32_t)*pos < l->count) {
+        if (VH_UNLIKELY(key_out(it, (vh_val_t *)&l->kv[2 * *pos]) < 0))
+          return 0;
         *k = l->kv[2 * *pos];
         *v = l->kv[2 * *pos + 1];
         (*pos)++;
@@ -669,6 +700,8 @@ int vh_champ__iter_step(vh_iter_t *it, vh_val_t *k, vh_val_t *v) {
       const vh_champ_t *c = (const vh_champ_t *)n;
       int nd = cnd(c);
       if (*pos < nd) {
+        if (VH_UNLIKELY(key_out(it, (vh_val_t *)&c->kv[2 * *pos]) < 0))
+          return 0;
         *k = c->kv[2 * *pos];
         *v = c->kv[2 * *pos + 1];
         (*pos)++;
@@ -815,8 +848,16 @@ static int bad(const char **why, const char *msg) {
 static int check_entry(vh_val_t k, vh_val_t v, const vh_tab_t *tab,
                        const char **why, int nest) {
   vh_val_t nk = k;
-  if (k.type == VH_TNIL || k.type == VH_TTAB || vh_key_norm(&nk) < 0 ||
-      nk.type != k.type)
+  if (k.type == VH_TIKEY) {
+    char buf[VH_IKEY_MAX];
+    size_t len = vh_key__ibytes(&k, buf);
+    if (len > VH_IKEY_MAX) return bad(why, "hash part: inline key too long");
+    nk = vh_key__ikey(buf, len);
+    if (!vh_key__ieq(&k, &nk))
+      return bad(why, "hash part: inline key not zero-padded");
+    nk = k;
+  } else if (k.type == VH_TNIL || k.type == VH_TTAB || vh_key_norm(&nk) < 0 ||
+             nk.type != k.type)
     return bad(why, "hash part: key not normalized");
   if (k.type == VH_TINT && k.u.i >= 1 && k.u.i <= tab->arr.n + 1)
     return bad(why, "hash part: key 1..n+1 belongs to the array part");

@@ -173,15 +173,27 @@ static int put_id(vh_buf_t *b, const vh_node_t *c) {
   return 0;
 }
 
-/* A key: always inline. */
+/* A key: always inline in the record (a string key in either of its
+ * in-memory forms gives the same bytes, vh_trie_int.h "Inline keys"). */
 static int put_key(vh_buf_t *b, vh_val_t k) {
   int r;
-  if (k.type != VH_TSTR) return put_val(b, k);
-  if ((r = reserve(b, 11 + k.u.s->len)) < 0) return r;
+  char buf[VH_IKEY_MAX];
+  const char *p;
+  size_t len;
+  if (k.type == VH_TIKEY) {
+    len = vh_key__ibytes(&k, buf);
+    p = buf;
+  } else if (k.type == VH_TSTR) {
+    len = k.u.s->len;
+    p = k.u.s->data;
+  } else {
+    return put_val(b, k);
+  }
+  if ((r = reserve(b, 11 + len)) < 0) return r;
   put_u8(b, TAG_STR);
-  put_varint(b, k.u.s->len);
-  memcpy(b->p + b->len, k.u.s->data, k.u.s->len);
-  b->len += k.u.s->len;
+  put_varint(b, len);
+  memcpy(b->p + b->len, p, len);
+  b->len += len;
   return 0;
 }
 
@@ -369,7 +381,9 @@ static int rd_val(rd_t *r, int key, vh_val_t *v) {
       if ((e = rd_varint(r, &x)) < 0) return e;
       if (x > (uint64_t)(r->end - r->p)) return bad(r, "truncated string");
       if (x >= UINT32_MAX) return bad(r, "string too long");
-      if (r->build) {
+      if (r->build && key && x <= VH_IKEY_MAX) { /* an inline key */
+        *v = vh_key__ikey((const char *)r->p, (size_t)x);
+      } else if (r->build) {
         vh_str_t *s = vh_str_new((const char *)r->p, (size_t)x);
         if (s == NULL) return VH_ENOMEM;
         v->type = VH_TSTR;

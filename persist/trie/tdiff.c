@@ -298,6 +298,10 @@ static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
                  cy->nodemap & (bit - 1))]
            : NULL;
     const vh_node_t *ny = yn ? *nyslot : NULL;
+    /* Keys are noted (handed out): inline ones become strings first. */
+    if ((xd && (r = vh_key__out((vh_val_t *)&ex[0])) < 0) ||
+        (yd && (r = vh_key__out((vh_val_t *)&ey[0])) < 0))
+      break;
     if (xd && yd) {
       if (vh_key__eq(ex[0], ey[0])) {
         r = note(l, ex[0], ex[1], ey[1]);
