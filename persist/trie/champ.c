@@ -30,6 +30,12 @@
  * the old child. The only in-place change without a new shell is replacing
  * a value in an exclusive node. Iteration order: entries of a node, then
  * its children's subtrees, in bit order.
+ *
+ * KEYS. A new string key of <= VH_IKEY_MAX bytes is stored inline in its
+ * entry (vh_key__stored; vh_trie_int.h "Inline keys"), with no string of
+ * its own. Reads compare either form (find_str builds the inline form of
+ * its probe once); iteration turns an entry's inline key into a string
+ * slot as it hands it out (key_out), so callers only ever see VH_TSTR.
  */
 #include <string.h>
 

@@ -33,6 +33,13 @@
  * the integer, so 2.0 and 2 and -0.0 and 0 are one key each. After that,
  * key equality is type + value equality, and vh_key__cmp is a total order
  * (type first, then value) used to keep collision nodes sorted.
+ *
+ * INLINE KEYS (vh_trie_int.h). Inside a node a string key of at most 14
+ * bytes is a VH_TIKEY slot holding its bytes, not a vh_str_t. The key
+ * functions here (eq, cmp, hash) treat it as the VH_TSTR it stands for,
+ * in either argument, so a lookup with a string key finds an inline one
+ * and a collision node sorts both forms as one; vh_key__out turns a slot
+ * into the string form before anything hands the key out.
  */
 #include <math.h>
 #include <stdio.h>
