@@ -93,6 +93,17 @@ size_t vh_champ__node_size(const vh_node_t *n) {
  * a 1M-key lookup even when there is no stub, so in-memory tables do not
  * pay it. */
 
+/* Key slot *k holds key (a key as callers pass it, or a slot's): an
+ * inline slot is compared with the string's bytes directly. */
+static inline int key_is(const vh_val_t *k, const vh_val_t *key) {
+  if (k->type == VH_TIKEY) {
+    if (key->type == VH_TSTR)
+      return vh_key__iis(k, key->u.s->data, key->u.s->len);
+    return key->type == VH_TIKEY && vh_key__ieq(k, key);
+  }
+  return vh_key__eq(*k, *key);
+}
+
 static const vh_val_t *find_lazy(const vh_node_t *n, vh_val_t key, uint32_t h) {
   int shift = 0;
   if (n == NULL || (n = vh_node__res(n)) == NULL) return NULL;
@@ -103,14 +114,14 @@ static const vh_val_t *find_lazy(const vh_node_t *n, vh_val_t key, uint32_t h) {
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++)
-        if (vh_key__eq(l->kv[2 * i], key)) return &l->kv[2 * i + 1];
+        if (key_is(&l->kv[2 * i], &key)) return &l->kv[2 * i + 1];
       return NULL;
     }
     c = (const vh_champ_t *)n;
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      return vh_key__eq(c->kv[2 * i], key) ? &c->kv[2 * i + 1] : NULL;
+      return key_is(&c->kv[2 * i], &key) ? &c->kv[2 * i + 1] : NULL;
     }
     if (!(c->nodemap & bit)) return NULL;
     n = vh_node__res_slot(&kids(c)[popc(c->nodemap & (bit - 1))]);
@@ -130,14 +141,14 @@ const vh_val_t *vh_champ__find(const vh_node_t *n, vh_val_t key, uint32_t h,
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++)
-        if (vh_key__eq(l->kv[2 * i], key)) return &l->kv[2 * i + 1];
+        if (key_is(&l->kv[2 * i], &key)) return &l->kv[2 * i + 1];
       return NULL;
     }
     c = (const vh_champ_t *)n;
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      return vh_key__eq(c->kv[2 * i], key) ? &c->kv[2 * i + 1] : NULL;
+      return key_is(&c->kv[2 * i], &key) ? &c->kv[2 * i + 1] : NULL;
     }
     if (!(c->nodemap & bit)) return NULL;
     n = kids(c)[popc(c->nodemap & (bit - 1))];
@@ -146,27 +157,17 @@ const vh_val_t *vh_champ__find(const vh_node_t *n, vh_val_t key, uint32_t h,
   return NULL;
 }
 
-/* Key slot k holds the string p, len (hash h; ik: its inline form, or
- * NULL when it is too long for one). */
+/* Key slot k holds the string p, len (hash h). */
 static inline int str_is(const vh_val_t *k, const char *p, size_t len,
-                         uint32_t h, const vh_val_t *ik) {
-  if (k->type == VH_TIKEY) return ik != NULL && vh_key__ieq(k, ik);
+                         uint32_t h) {
+  if (k->type == VH_TIKEY) return vh_key__iis(k, p, len);
   return k->type == VH_TSTR && k->u.s->hash == h && k->u.s->len == len &&
          memcmp(k->u.s->data, p, len) == 0;
-}
-
-/* The inline form of p, len in *ik, or NULL if it has none. */
-static inline const vh_val_t *probe(vh_val_t *ik, const char *p, size_t len) {
-  if (len > VH_IKEY_MAX) return NULL;
-  *ik = vh_key__ikey(p, len);
-  return ik;
 }
 
 static const vh_val_t *find_str_lazy(const vh_node_t *n, const char *p,
                                      size_t len, uint32_t h) {
   int shift = 0;
-  vh_val_t ikv;
-  const vh_val_t *ik = probe(&ikv, p, len);
   if (n == NULL || (n = vh_node__res(n)) == NULL) return NULL;
   for (;;) {
     const vh_champ_t *c;
@@ -175,14 +176,14 @@ static const vh_val_t *find_str_lazy(const vh_node_t *n, const char *p,
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++)
-        if (str_is(&l->kv[2 * i], p, len, h, ik)) return &l->kv[2 * i + 1];
+        if (str_is(&l->kv[2 * i], p, len, h)) return &l->kv[2 * i + 1];
       return NULL;
     }
     c = (const vh_champ_t *)n;
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      return str_is(&c->kv[2 * i], p, len, h, ik) ? &c->kv[2 * i + 1] : NULL;
+      return str_is(&c->kv[2 * i], p, len, h) ? &c->kv[2 * i + 1] : NULL;
     }
     if (!(c->nodemap & bit)) return NULL;
     n = vh_node__res_slot(&kids(c)[popc(c->nodemap & (bit - 1))]);
@@ -195,10 +196,7 @@ static const vh_val_t *find_str_lazy(const vh_node_t *n, const char *p,
 const vh_val_t *vh_champ__find_str(const vh_node_t *n, const char *p,
                                    size_t len, uint32_t h, int lazy) {
   int shift = 0;
-  vh_val_t ikv;
-  const vh_val_t *ik;
   if (VH_UNLIKELY(lazy)) return find_str_lazy(n, p, len, h);
-  ik = probe(&ikv, p, len);
   while (n != NULL) {
     const vh_champ_t *c;
     uint32_t bit;
@@ -206,14 +204,14 @@ const vh_val_t *vh_champ__find_str(const vh_node_t *n, const char *p,
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++)
-        if (str_is(&l->kv[2 * i], p, len, h, ik)) return &l->kv[2 * i + 1];
+        if (str_is(&l->kv[2 * i], p, len, h)) return &l->kv[2 * i + 1];
       return NULL;
     }
     c = (const vh_champ_t *)n;
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      return str_is(&c->kv[2 * i], p, len, h, ik) ? &c->kv[2 * i + 1] : NULL;
+      return str_is(&c->kv[2 * i], p, len, h) ? &c->kv[2 * i + 1] : NULL;
     }
     if (!(c->nodemap & bit)) return NULL;
     n = kids(c)[popc(c->nodemap & (bit - 1))];
@@ -345,7 +343,7 @@ static int walk(vh_node_t *n, uint64_t edit, vh_val_t key, uint32_t h,
     *bit = 1u << chunk(h, shift);
     if (c->datamap & *bit) {
       *i = popc(c->datamap & (*bit - 1));
-      return vh_key__eq(c->kv[2 * *i], key);
+      return key_is(&c->kv[2 * *i], &key);
     }
     if (!(c->nodemap & *bit)) {
       *i = popc(c->datamap & (*bit - 1));
@@ -432,13 +430,14 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
   int depth, i = 0, found, term, L, chlen = 0;
   uint32_t bit = 0, h0 = 0;
   vh_node_t *n;
-  vh_val_t sk = vh_key__stored(key); /* what a new entry holds */
+  vh_val_t sk = key; /* what a new entry holds: key or its inline form */
 
   *added = 0;
   s.n = 0;
   if (*rootp == NULL) {
     vh_champ_t *c =
         (vh_champ_t *)vh_node__alloc(VH_K_CHAMP, champ_bytes(1, 0), edit);
+    sk = vh_key__stored(key);
     if (c == NULL) return VH_ENOMEM;
     c->datamap = 1u << chunk(h, 0);
     c->nodemap = 0;
@@ -472,6 +471,7 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
   }
 
   /* Phase 1: allocate. */
+  if (term != T_REPLACE) sk = vh_key__stored(key);
   if (alloc_ancestors(&s, path, L, edit, cp) < 0) goto fail;
   if (term == T_REPLACE) {
     nt = shell_get(&s, n->kind, vh_champ__node_size(n), edit);
@@ -734,7 +734,7 @@ int vh_champ__iter_step(vh_iter_t *it, vh_val_t *k, vh_val_t *v) {
 int vh_champ__iter_seek(vh_iter_t *it, const vh_node_t *n, vh_val_t key,
                         uint32_t h) {
   int shift = 0;
-  it->depth = 0;
+  it->depth = 0; /* key: as next() had it, a string slot's own string */
   while (n != NULL) {
     const vh_champ_t *c;
     uint32_t bit;
@@ -745,7 +745,7 @@ int vh_champ__iter_seek(vh_iter_t *it, const vh_node_t *n, vh_val_t key,
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++) {
-        if (vh_key__eq(l->kv[2 * i], key)) {
+        if (key_is(&l->kv[2 * i], &key)) {
           it->stack[it->depth - 1].pos = (int)i + 1;
           return 0;
         }
@@ -756,7 +756,7 @@ int vh_champ__iter_seek(vh_iter_t *it, const vh_node_t *n, vh_val_t key,
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      if (!vh_key__eq(c->kv[2 * i], key)) break;
+      if (!key_is(&c->kv[2 * i], &key)) break;
       it->stack[it->depth - 1].pos = i + 1;
       return 0;
     }

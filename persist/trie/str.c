@@ -199,7 +199,8 @@ static const char *key_bytes(const vh_val_t *k, char *buf, size_t *len) {
 }
 
 /* An inline key against another key (a or b is VH_TIKEY). */
-static int ikey_eq(const vh_val_t *a, const vh_val_t *b) {
+static __attribute__((noinline)) int ikey_eq(const vh_val_t *a,
+                                             const vh_val_t *b) {
   char ba[VH_IKEY_MAX], bb[VH_IKEY_MAX];
   const char *pa, *pb;
   size_t la, lb;
@@ -297,16 +298,20 @@ static uint32_t test_hash_ikey(vh_val_t k) {
   return h;
 }
 
+/* Out of line: the buffer would cost every vh_key__hash a stack check. */
+static __attribute__((noinline)) uint32_t hash_ikey(vh_val_t k) {
+  char buf[VH_IKEY_MAX];
+  size_t len = vh_key__ibytes(&k, buf);
+  return vh_hash_bytes(buf, len);
+}
+
 uint32_t vh_key__hash(vh_val_t k) {
   uint64_t bits;
-  char buf[VH_IKEY_MAX];
-  size_t len;
   if (vh_trie__test_hash != NULL)
     return k.type == VH_TIKEY ? test_hash_ikey(k) : vh_trie__test_hash(k);
   switch (k.type) {
     case VH_TIKEY:
-      len = vh_key__ibytes(&k, buf);
-      return vh_hash_bytes(buf, len);
+      return hash_ikey(k);
     case VH_TSTR:
       if (VH_UNLIKELY(vh_str__big(k.u.s))) { /* hashed on first use */
         uint64_t *t = vh_str__blob(k.u.s);

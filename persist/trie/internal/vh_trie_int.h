@@ -156,11 +156,11 @@ _Static_assert(sizeof(vh_val_t) == 16 && offsetof(vh_val_t, x) == 9,
                "inline key layout");
 /* An inline key of len <= VH_IKEY_MAX bytes at p. */
 static inline vh_val_t vh_key__ikey(const char *p, size_t len) {
+  char b[16] = {0}; /* one copy of len bytes, then fixed-size moves */
   vh_val_t v;
-  v.u.i = 0;
-  memset(v.x, 0, sizeof v.x);
-  memcpy(&v.u, p, len < 8 ? len : 8);
-  if (len > 8) memcpy(v.x + 1, p + 8, len - 8);
+  memcpy(b, p, len);
+  memcpy(&v.u, b, 8);
+  memcpy(v.x + 1, b + 8, 6);
   v.x[0] = (uint8_t)len;
   v.type = VH_TIKEY;
   return v;
@@ -172,9 +172,19 @@ static inline size_t vh_key__ibytes(const vh_val_t *k, char *buf) {
   memcpy(buf + 8, k->x + 1, 6);
   return len;
 }
-/* Inline keys a, b equal. */
+/* Inline keys a, b equal: two words each (type, length and bytes). */
 static inline int vh_key__ieq(const vh_val_t *a, const vh_val_t *b) {
-  return a->u.i == b->u.i && memcmp(a->x, b->x, sizeof a->x) == 0;
+  uint64_t a1, b1;
+  memcpy(&a1, (const char *)a + 8, 8);
+  memcpy(&b1, (const char *)b + 8, 8);
+  return a->u.i == b->u.i && a1 == b1;
+}
+/* The inline key k holds the len bytes at p (no probe to build: the
+ * hot paths compare a string key against an inline slot this way). */
+static inline int vh_key__iis(const vh_val_t *k, const char *p, size_t len) {
+  if (k->x[0] != len) return 0;
+  if (len <= 8) return memcmp(&k->u, p, len) == 0;
+  return memcmp(&k->u, p, 8) == 0 && memcmp(k->x + 1, p + 8, len - 8) == 0;
 }
 /* The form a new key is stored in: k itself, or its inline form. */
 static inline vh_val_t vh_key__stored(vh_val_t k) {
