@@ -34,7 +34,7 @@ static void count(int r, size_t size) {
   rows[r].real += vh_mem__footprint(size);
 }
 
-static size_t entries; /* key/value pairs seen */
+static size_t entries;     /* key/value pairs seen */
 static size_t inline_keys; /* keys kept in their slot (VH_TIKEY) */
 
 static void walk_kv(const vh_val_t *kv, size_t pairs) {
