@@ -33,9 +33,10 @@
  *
  * KEYS. A new string key of <= VH_IKEY_MAX bytes is stored inline in its
  * entry (vh_key__stored; vh_trie_int.h "Inline keys"), with no string of
- * its own. Reads compare either form (find_str builds the inline form of
- * its probe once); iteration turns an entry's inline key into a string
- * slot as it hands it out (key_out), so callers only ever see VH_TSTR.
+ * its own. Reads and writes compare a caller's string with an inline
+ * slot byte for byte (key_is, str_is: no probe is built); iteration turns
+ * an entry's inline key into a string slot as it hands it out (key_out),
+ * so callers only ever see VH_TSTR.
  */
 #include <string.h>
 
