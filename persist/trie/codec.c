@@ -552,6 +552,22 @@ static void unbuild(vh_node_t *n, size_t size, vh_val_t *vals, size_t nvals,
   vh_node__free_shell(n, size);
 }
 
+/* The twin's child at slot b if it is the stored node id (its loaded node
+ * when the twin holds a loaded stub), else NULL (vh_codec_expect_t.twin).
+ * Only view nodes of the expected kind qualify. */
+static vh_node_t *twin_child(const vh_node_t *tw, uint32_t b, uint64_t id,
+                             uint8_t kind) {
+  const vh_champ_t *t = (const vh_champ_t *)tw;
+  if (!(t->nodemap & (1u << b))) return NULL;
+  vh_node_t *k = ((vh_node_t *const *)(t->kv + 2 * popc(t->datamap)))[popc(
+      t->nodemap & ((1u << b) - 1))];
+  if (k->id != id) return NULL;
+  if ((k->flags & VH_F_STUB) && ((vh_stub_t *)k)->fwd != NULL)
+    k = ((vh_stub_t *)k)->fwd;
+  if (k->kind != kind || (k->flags & VH_F_NODEATH) != VH_F_VIEW) return NULL;
+  return k;
+}
+
 static int dec_champ(rd_t *r, const vh_codec_expect_t *ex, vh_node_t **out) {
   uint32_t dm, nm, prefix = (uint32_t)ex->expect, b;
   int s = ex->shift, nd, nc, di = 0, ci = 0, e;
@@ -587,10 +603,23 @@ static int dec_champ(rd_t *r, const vh_codec_expect_t *ex, vh_node_t **out) {
         e = bad(r, "CHAMP: key hash does not match its slot");
     }
   }
+  const vh_node_t *tw = ex->twin;
+  if (tw != NULL && (tw->kind != VH_K_CHAMP || (tw->flags & VH_F_STUB) ||
+                     (tw->flags & VH_F_NODEATH) != VH_F_VIEW))
+    tw = NULL;
   for (b = 0; b < 32 && e == 0; b++) {
     uint64_t id;
     if (!(nm & (1u << b))) continue;
     if ((e = rd_id(r, &id)) < 0) break;
+    vh_node_t *same =
+        tw ? twin_child(tw, b, id,
+                        s + 5 >= VH_CHAMP_COLL_SHIFT ? VH_K_COLL : VH_K_CHAMP)
+           : NULL;
+    if (same != NULL) {
+      vh_node__retain(same);
+      kids[ci++] = same;
+      continue;
+    }
     kids[ci] = s + 5 >= VH_CHAMP_COLL_SHIFT
                    ? vh_node__stub(VH_K_COLL, id, (uint8_t)(s + 5), 0,
                                    prefix | (b << s))
