@@ -15,8 +15,8 @@
  * verified, the block cache not filled: the caller keeps what it needs).
  * Each value is checked like a point read (the store's checksum and kind
  * byte, vh_store__check) before fn sees it, in place: fn gets the bytes
- * inside the iterator's value (no copy; they are valid during the call). Ids absent from the range
- * (deleted, or never written) are simply not visited.
+ * inside the iterator's value (no copy; they are valid during the call). Ids
+ * absent from the range (deleted, or never written) are simply not visited.
  *
  * THREADS. Any thread that may read (db_lock shared, taken without
  * waiting as point reads do).

@@ -467,7 +467,8 @@ static void ent_sort(ent_t *e, ent_t *tmp, size_t n) {
   ent_t *src = e, *dst = tmp;
   for (size_t w = RUN; w < n; w *= 2) {
     for (size_t lo = 0; lo < n; lo += 2 * w) {
-      size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+      size_t mid = lo + w < n ? lo + w : n,
+             hi = lo + 2 * w < n ? lo + 2 * w : n;
       size_t i = lo, j = mid, k = lo;
       while (i < mid && j < hi)
         dst[k++] = ent_cmp(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
