@@ -291,31 +291,24 @@ static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
     return coll_diff(w, l, x, y);
   cx = (const vh_champ_t *)x;
   cy = (const vh_champ_t *)y;
+  /* Positions: entries by rank among the data bits, children after; the
+   * bits go up, so the ranks are counted along (ex, ey: the next entries;
+   * kx, ky: the next children's slots) rather than a popcount per bit. */
+  const vh_val_t *ex = cx->kv, *ey = cy->kv;
+  vh_node_t *const *kx = (vh_node_t *const *)(cx->kv + 2 * popc(cx->datamap));
+  vh_node_t *const *ky = (vh_node_t *const *)(cy->kv + 2 * popc(cy->datamap));
   /* The loop reads each child's header (same_node): start those loads
    * (cache misses on a large tree) all at once rather than one by one. */
-  {
-    vh_node_t *const *kx = (vh_node_t *const *)(cx->kv + 2 * popc(cx->datamap));
-    vh_node_t *const *ky = (vh_node_t *const *)(cy->kv + 2 * popc(cy->datamap));
-    for (int i = popc(cx->nodemap); i-- > 0;) __builtin_prefetch(kx[i]);
-    for (int i = popc(cy->nodemap); i-- > 0;) __builtin_prefetch(ky[i]);
-  }
+  for (int i = popc(cx->nodemap); i-- > 0;) __builtin_prefetch(kx[i]);
+  for (int i = popc(cy->nodemap); i-- > 0;) __builtin_prefetch(ky[i]);
   uint32_t all = cx->datamap | cx->nodemap | cy->datamap | cy->nodemap;
   while (all != 0 && r == 0) {
     uint32_t bit = all & -all;
     all &= all - 1;
     int xd = (cx->datamap & bit) != 0, xn = (cx->nodemap & bit) != 0;
     int yd = (cy->datamap & bit) != 0, yn = (cy->nodemap & bit) != 0;
-    /* Positions: entries by rank among the data bits, children after. */
-    int ix = popc(cx->datamap & (bit - 1)), iy = popc(cy->datamap & (bit - 1));
-    const vh_val_t *ex = &cx->kv[2 * ix], *ey = &cy->kv[2 * iy];
-    const vh_node_t *nx =
-        xn ? ((vh_node_t *const *)(cx->kv + 2 * popc(cx->datamap)))[popc(
-                 cx->nodemap & (bit - 1))]
-           : NULL;
-    vh_node_t *const *nyslot =
-        yn ? &((vh_node_t *const *)(cy->kv + 2 * popc(cy->datamap)))[popc(
-                 cy->nodemap & (bit - 1))]
-           : NULL;
+    const vh_node_t *nx = xn ? *kx : NULL;
+    vh_node_t *const *nyslot = yn ? ky : NULL;
     const vh_node_t *ny = yn ? *nyslot : NULL;
     if (xd && yd) {
       if (vh_key__eq(ex[0], ey[0])) {
@@ -334,6 +327,10 @@ static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
     } else {
       r = note(l, ey[0], vh_nil(), ey[1]);
     }
+    ex += 2 * xd;
+    ey += 2 * yd;
+    kx += xn;
+    ky += yn;
   }
   return r;
 }
