@@ -378,6 +378,10 @@ int vh_val__check(vh_val_t v, const char **why, int nest);
 /* Slow path of vh_node__res: n is a stub. The loaded node [borrowed], or
  * NULL with the thread's fault set. */
 vh_node_t *vh_node__load(vh_node_t *n);
+/* vh_node__load with a twin (vh_codec_expect_t.twin): a loaded view node
+ * of an older version at n's place, whose children with the same ids the
+ * decoded node shares. Ignored unless n is a view stub. */
+vh_node_t *vh_node__load_twin(vh_node_t *n, const vh_node_t *twin);
 /* The node standing at a child slot, loaded if it was a stub [borrowed].
  * NULL only when a load failed (the fault is set). */
 static inline vh_node_t *vh_node__res(const vh_node_t *n) {
