@@ -124,6 +124,16 @@
  *    sync profile above; without it compaction took 291M instead of
  *    1.29G. Disk after a clean stop (K=100k, N=1M, --retain 0): 1.47 ->
  *    1.51 MB.
+ *    Reads pay nothing for it: librocksdb 7.8 (Debian) is built without
+ *    ROCKSDB_ZSTD_DDICT, so each block goes through
+ *    ZSTD_decompress_usingDict with the raw dictionary, but an untrained
+ *    dictionary has no entropy tables and zstd only references it.
+ *    callgrind, 200k keys compacted into the bottommost level: ~79k
+ *    instructions per 4 KB block with the dictionary or without (the
+ *    block's own Huffman/FSE tables and decoding); SSTs 1.2% larger
+ *    without. A trained or finalized dictionary would load its tables
+ *    per block. LZ4 at the bottommost level: ~11k per block, 32% more
+ *    disk (bench/README.md, "The zstd dictionary and block reads").
  *  - NO memtable insert hint (memtable_insert_with_hint_prefix_extractor).
  *    Tried with a 1-byte prefix: only -4% of the skiplist insert (Debian's
  *    librocksdb has assertions on, which walk every level of the hint
