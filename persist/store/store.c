@@ -781,6 +781,14 @@ int vh_store_compact(vh_store_t *s, char **errmsg) {
   return 0;
 }
 
+int vh_store__base_level(vh_store_t *s) {
+  uint64_t v = 0;
+  pthread_rwlock_rdlock(&s->db_lock);
+  int rc = s->db ? rocksdb_property_int(s->db, "rocksdb.base-level", &v) : -1;
+  pthread_rwlock_unlock(&s->db_lock);
+  return rc == 0 ? (int)v : -1;
+}
+
 int vh_store_close(vh_store_t *s, char **errmsg) {
   if (errmsg) *errmsg = NULL;
   if (s == NULL) return 0;
