@@ -145,6 +145,19 @@
  * of WAL and a 300-330 ms open; 4 MB buffers, 7.5 MB and 140 ms. A clean close
  * leaves no WAL: open + manifest read of 1M nodes ~6 ms. (max_total_wal_size,
  * 16 MB, only matters with several column families; set for when there are.)
+ *  - L0 TRIGGER: a compaction starts at 8 level-0 files (RocksDB's
+ *    default is 4; writes slow down at 30 files and stop at 50, against
+ *    20 and 36). Under --retain 0 every slice deletes nodes spread over
+ *    all ids, so each compaction from level 0 rewrites the whole
+ *    bottommost level (zstd) whatever it brings; at 8 files it does that
+ *    half as often. bench/run's workload at K=1M, N=3M, --retain 0:
+ *    RocksDB's compaction CPU 22.5 -> 16.9 s (its own CompMergeCPU, one
+ *    run each under the same load), L6 bytes read 0.4 -> 0.3 GB. At
+ *    K=100k it saved ~10% of compaction CPU (smaller bottommost level).
+ *    Costs: up to ~8 more L0 files (each a bloom filter probe per node
+ *    read, and a table reader to open after a kill -9), and more SST
+ *    bytes before the store settles (the close compaction's bound below
+ *    is 128 MB for that reason).
  *  - Level compaction with dynamic level sizes: space amplification stays
  *    near 1.1x, so disk tracks live state even though every slice deletes
  *    as many old nodes as it writes new ones. A deletion-triggered
@@ -181,13 +194,14 @@
  *  - COMPACTION AT A CLEAN STOP (vh_store_close): when more than a third
  *    of the SST bytes sit above the bottommost level's (flushed files
  *    and tombstones not yet compacted down), the session deleted at
- *    least one node per three written, and the store is <= 64 MB
- *    (so a stop spends at most ~3 s of CPU on it here), close compacts
- *    everything into the bottommost level (zstd with the dictionary). 1M
- * keys, 2.3M updates, --retain 0: 55.3 MB of SST (16 L0 files, 39 MB, waiting
- * behind a 14 MB bottommost level) -> 14.9 MB, 2.2 s of CPU (7-10 s wall on the
- * loaded machine); 100k keys: 7.1 -> 1.5 MB. Retained history is live data:
- * with the default
+ *    least one node per three written, and the store is <= 128 MB (64
+ *    MB before the L0 TRIGGER: level 0 now holds up to ~20-40 MB of
+ *    uncompressed flushes at 1M keys; a stop spends ~2-3 s of CPU on it
+ *    here), close compacts everything into the bottommost level (zstd with the
+ * dictionary). 1M keys, 2.3M updates, --retain 0: 55.3 MB of SST (16 L0 files,
+ * 39 MB, waiting behind a 14 MB bottommost level) -> 14.9 MB, 2.2 s of CPU
+ * (7-10 s wall on the loaded machine); 100k keys: 7.1 -> 1.5 MB. Retained
+ * history is live data: with the default
  *    --retain a 100k-key store (1M updates) went 66 -> 58 MB only, for
  *    ~20 s of wall time at close on the loaded machine: such a session
  *    deletes few nodes, so the second rule leaves it to RocksDB. Block sizes 16
@@ -209,9 +223,9 @@
  *    level) as soon as open returned: perf of a restart after kill -9 at
  *    1M keys, 66% of the process's samples were that compaction thread,
  *    competing with the loop thread (WAL replay, first handler) for the 2
- *    cores. The bound at 12 stays under RocksDB's write slowdown at 20
- *    level-0 files (stop at 36), so the hold never stalls a write; the
- *    manual compaction at a clean close is not affected.
+ *    cores. The bound at 12 stays under the write slowdown at 30
+ *    level-0 files (stop at 50, L0 TRIGGER), so the hold never stalls
+ *    a write; the manual compaction at a clean close is not affected.
  */
 #include "store_int.h"
 
@@ -244,11 +258,16 @@
  * ever sees ENOSPC. */
 #define VH_RESERVE_BYTES ((unsigned long long)8 << 20)
 /* Largest store (SST bytes) a clean close compacts fully (TUNING). */
-#define VH_COMPACT_AT_CLOSE_BYTES ((uint64_t)64 << 20)
+#define VH_COMPACT_AT_CLOSE_BYTES ((uint64_t)128 << 20)
 /* Memory bound for the blocks buffered to train a dictionary per SST. */
 #define VH_DICT_BUFFER_BYTES ((uint64_t)8 << 20)
 /* COMPACTION HOLD (TUNING): how long after open. */
 #define VH_COMPACT_HOLD_MS 1000
+/* L0 TRIGGER (TUNING): level-0 files that start a compaction, slow
+ * writes down, stop them (RocksDB's defaults: 4, 20, 36). */
+#define VH_L0_TRIGGER 8
+#define VH_L0_SLOWDOWN 30
+#define VH_L0_STOP 50
 /* SST file size a compaction aims at (TUNING). */
 #define VH_TARGET_FILE_BYTES ((uint64_t)16 << 20)
 /* max_bytes_for_level_base (TUNING, LEVEL BASE). */
@@ -351,6 +370,10 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   rocksdb_options_set_level_compaction_dynamic_level_bytes(opt, 1);
   /* A small base level: what an L0 compaction rewrites (LEVEL BASE). */
   rocksdb_options_set_max_bytes_for_level_base(opt, VH_LEVEL_BASE_BYTES);
+  /* L0 TRIGGER (TUNING): 8 level-0 files per compaction, not 4. */
+  rocksdb_options_set_level0_file_num_compaction_trigger(opt, VH_L0_TRIGGER);
+  rocksdb_options_set_level0_slowdown_writes_trigger(opt, VH_L0_SLOWDOWN);
+  rocksdb_options_set_level0_stop_writes_trigger(opt, VH_L0_STOP);
   /* An SST window of 1000 entries with 900 deletes marks the file. */
   rocksdb_options_add_compact_on_deletion_collector_factory(opt, 1000, 900);
   /* COMPACTION HOLD (TUNING): the writer turns them on again. */

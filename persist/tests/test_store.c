@@ -565,6 +565,141 @@ TEST_IMPL(order_preserved_one_by_one) {
   order_sequence(0);
 }
 
+/* The keys of the last record of the newest WAL file in DIR/db, in the
+ * order the WriteBatch holds them (RocksDB's log format: 32 KB blocks of
+ * records with a 7-byte header; a WriteBatch is seq, count, then per op a
+ * tag, a varint32-prefixed key and, for a put, a value). keys[i] gets
+ * the key's first byte and its u64be id if it has 9 bytes; *n their count.
+ * The test reads the file beside the live store, after its group is
+ * durable (the WAL is fsync'd) and before any flush retires it. */
+typedef struct wal_key {
+  char c;
+  int del;
+  uint64_t id;
+} wal_key_t;
+
+static uint32_t rd_varint32(const unsigned char **p) {
+  uint32_t v = 0;
+  for (int shift = 0; shift < 35; shift += 7) {
+    unsigned char b = *(*p)++;
+    v |= (uint32_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) break;
+  }
+  return v;
+}
+
+static void last_wal_keys(const char *dir, wal_key_t *keys, size_t cap,
+                          size_t *n) {
+  char path[512], best[64] = "";
+  snprintf(path, sizeof path, "%s/db", dir);
+  DIR *d = opendir(path);
+  ASSERT(d != NULL);
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t l = strlen(e->d_name);
+    if (l > 4 && strcmp(e->d_name + l - 4, ".log") == 0 &&
+        strcmp(e->d_name, best) > 0)
+      snprintf(best, sizeof best, "%s", e->d_name);
+  }
+  closedir(d);
+  ASSERT(best[0] != '\0');
+  char p[800];
+  snprintf(p, sizeof p, "%s/%s", path, best);
+  FILE *f = fopen(p, "rb");
+  ASSERT(f != NULL);
+  static unsigned char file[1 << 20], rec[1 << 20], last[1 << 20];
+  size_t flen = fread(file, 1, sizeof file, f), rlen = 0, llen = 0;
+  fclose(f);
+  for (size_t off = 0; off + 7 <= flen;) {
+    size_t left = 32768 - off % 32768;
+    if (left < 7) {
+      off += left; /* block trailer */
+      continue;
+    }
+    size_t len = file[off + 4] | (size_t)file[off + 5] << 8;
+    int type = file[off + 6];
+    ASSERT(off + 7 + len <= flen);
+    if (type == 0) break; /* preallocated zeros */
+    if (type == 1 || type == 2) rlen = 0;
+    memcpy(rec + rlen, file + off + 7, len);
+    rlen += len;
+    if (type == 1 || type == 4) {
+      memcpy(last, rec, rlen);
+      llen = rlen;
+    }
+    off += 7 + len;
+  }
+  ASSERT(llen >= 12);
+  const unsigned char *q = last + 12, *end = last + llen;
+  *n = 0;
+  while (q < end) {
+    int tag = *q++;
+    ASSERT(tag == 0 || tag == 1); /* deletion, value */
+    uint32_t kl = rd_varint32(&q);
+    ASSERT(*n < cap);
+    wal_key_t *k = &keys[(*n)++];
+    k->c = (char)q[0];
+    k->del = tag == 0;
+    k->id = 0;
+    if (kl == 9)
+      for (int i = 1; i < 9; i++) k->id = k->id << 8 | q[i];
+    q += kl;
+    if (tag == 1) q += rd_varint32(&q);
+  }
+}
+
+TEST_IMPL(group_writes_node_keys_in_order) {
+  /* store_writer.c, KEY ORDER: the memtable skiplist inserts a key next
+   * to the previous one cheaply, so the writer writes a group's node and
+   * sweep ops sorted by key, whatever order the slices gave them in (a
+   * slice deletes old nodes spread over all ids, then puts new ones). */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  vh_store__pause_writer(s, 1);
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_batch_del_node(b, 50), 0);
+  ASSERT_EQ(vh_batch_del_node(b, 20), 0);
+  ASSERT_EQ(vh_batch_put_node(b, 100, "n100", 4), 0);
+  ASSERT_EQ(vh_batch_del_node(b, 90), 0);
+  ASSERT_EQ(vh_batch_put_node(b, 101, "n101", 4), 0);
+  ASSERT_EQ(vh_batch_put_sweep(b, 3), 0);
+  ASSERT_EQ(vh_batch_del_node(b, 10), 0);
+  ASSERT_EQ(vh_batch_set_manifest(b, "m1", 2), 0);
+  ASSERT_EQ(vh_store_submit(s, b, 1), 0);
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_batch_put_sweep(b, 1), 0);
+  ASSERT_EQ(vh_batch_del_node(b, 30), 0);
+  ASSERT_EQ(vh_batch_put_node(b, 102, "n102", 4), 0);
+  ASSERT_EQ(vh_batch_del_node(b, 101), 0); /* superseded put: one delete */
+  ASSERT_EQ(vh_batch_del_node(b, 5), 0);
+  ASSERT_EQ(vh_batch_set_manifest(b, "m2", 2), 0);
+  ASSERT_EQ(vh_store_submit(s, b, 2), 0);
+  vh_store__pause_writer(s, 0);
+  ASSERT_EQ(vh_store_wait_durable(s, 2), 0);
+  ASSERT_EQ(vh_store__write_count(s), 1); /* one group */
+  wal_key_t k[32];
+  size_t n = 0;
+  last_wal_keys(dir, k, 32, &n);
+  static const uint64_t want_node[] = {5, 10, 20, 30, 50, 90, 100, 101, 102};
+  static const int want_del[] = {1, 1, 1, 1, 1, 1, 0, 1, 0};
+  ASSERT_EQ(n, 9 + 2 + 1);
+  for (size_t i = 0; i < 9; i++) {
+    ASSERT(k[i].c != 'Q' && k[i].c != 'M');
+    ASSERT_EQ(k[i].id, want_node[i]);
+    ASSERT_EQ(k[i].del, want_del[i]);
+  }
+  ASSERT(k[9].c == 'Q' && k[9].id == 1 && !k[9].del);
+  ASSERT(k[10].c == 'Q' && k[10].id == 3 && !k[10].del);
+  ASSERT(k[11].c == 'M' && !k[11].del); /* the manifest last */
+  expect_node(s, 100, "n100");
+  expect_node(s, 101, NULL);
+  expect_node(s, 102, "n102");
+  expect_manifest(s, "m2");
+  close_ok(s);
+  dir_cleanup();
+}
+
 TEST_IMPL(submit_misuse) {
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 0);
@@ -1211,20 +1346,21 @@ static void pause_ms(long ms) {
 }
 
 TEST_IMPL(open_holds_compaction) {
-  /* Six level-0 files (RocksDB compacts from 4): an open leaves them
-   * alone while the hold lasts, a write does not end it, then it ends. */
+  /* Nine level-0 files (the store compacts from 8, store.c L0 TRIGGER):
+   * an open leaves them alone while the hold lasts, a write does not end
+   * it (it ends at 12 files), then it ends. */
   const char *dir = fresh_dir();
   vh_store_t *s = open_hold(dir, 1, 600000);
-  for (uint64_t k = 1; k <= 6; k++) put_flushed(s, k);
+  for (uint64_t k = 1; k <= 9; k++) put_flushed(s, k);
   int n = sst_files(dir);
-  if (n < 6) fprintf(stderr, "%d SST files\n", n);
-  ASSERT(n >= 6);
+  if (n < 9) fprintf(stderr, "%d SST files\n", n);
+  ASSERT(n >= 9);
   close_ok(s);
   ASSERT_EQ(sst_files(dir), n);
   s = open_hold(dir, 0, 600000);
   pause_ms(500);
   ASSERT_EQ(sst_files(dir), n); /* RocksDB's compaction would be done */
-  put_flushed(s, 7);
+  put_flushed(s, 10);
   pause_ms(500);
   ASSERT_EQ(sst_files(dir), n + 1);
   close_ok(s);
@@ -1235,7 +1371,7 @@ TEST_IMPL(open_holds_compaction) {
   ASSERT(m <= n);
   void *p;
   size_t len;
-  ASSERT_EQ(vh_store_get_node(s, 7, &p, &len, NULL), 0);
+  ASSERT_EQ(vh_store_get_node(s, 10, &p, &len, NULL), 0);
   ASSERT_EQ(len, 2000);
   free(p);
   close_ok(s);
@@ -1290,6 +1426,11 @@ TEST_IMPL(write_path_options) {
   ASSERT_MSG_HAS(t, "target_file_size_base=16777216");
   /* a small base level (store.c, TUNING, LEVEL BASE) */
   ASSERT_MSG_HAS(t, "max_bytes_for_level_base=16777216");
+  /* L0 TRIGGER (store.c, TUNING): compactions from level 0 start at 8
+   * files, writes slow down at 30 and stop at 50 */
+  ASSERT_MSG_HAS(t, "level0_file_num_compaction_trigger=8");
+  ASSERT_MSG_HAS(t, "level0_slowdown_writes_trigger=30");
+  ASSERT_MSG_HAS(t, "level0_stop_writes_trigger=50");
   const char *bo = strstr(t, "bottommost_compression_opts={");
   ASSERT(bo != NULL);
   const char *end = strchr(bo, '}');
@@ -1381,7 +1522,8 @@ TEST_IMPL(format2_node_keys_sort_first) {
 }
 
 TEST_IMPL(compaction_hold_ends_before_a_stall) {
-  /* RocksDB slows writes from 20 level-0 files and stops them at 36: a
+  /* The store slows writes from 30 level-0 files and stops them at 50
+   * (store.c, L0 TRIGGER; RocksDB's defaults are 20 and 36): a
    * write that finds level 0 filling up ends the hold, however long it
    * was to last (else a write flood right after open would stall on a
    * compaction nobody may start). */
@@ -1571,8 +1713,9 @@ VH_TEST_MAIN(
     TEST_ENTRY(newer_format_refused), TEST_ENTRY(older_format_kept),
     TEST_ENTRY(put_get_delete_iterate), TEST_ENTRY(group_commit_merges_batches),
     TEST_ENTRY(order_preserved_merged), TEST_ENTRY(order_preserved_one_by_one),
-    TEST_ENTRY(submit_misuse), TEST_ENTRY(checksum_mismatch_detected),
-    TEST_ENTRY(node_range_scan), TEST_ENTRY(write_failure_retried_in_order),
+    TEST_ENTRY(group_writes_node_keys_in_order), TEST_ENTRY(submit_misuse),
+    TEST_ENTRY(checksum_mismatch_detected), TEST_ENTRY(node_range_scan),
+    TEST_ENTRY(write_failure_retried_in_order),
     TEST_ENTRY(close_gives_up_on_failing_writes),
     TEST_ENTRY(backpressure_never_blocks_submit),
     TEST_ENTRY(abandon_drops_at_close), TEST_ENTRY(secondary_reads_primary),
