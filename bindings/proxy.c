@@ -548,7 +548,10 @@ void vhl__push_read(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
  * write to the node through the proxy that is not itself an in-place
  * replacement clears wmask (proxy_set, vhl__writable for compat.c's
  * insert, remove and sort), and a slot given to another key clears its
- * bit (rc_own). Every other change to the node bumps the epoch (above). */
+ * bit (rc_own). Every other change to the node bumps the epoch (above).
+ * An armed slot holds an integer, float or boolean: it is armed only by
+ * such a write, and any other write of its key through proxy_set disarms
+ * it first, so a string's or table's reference is never overwritten. */
 #define RC_MAXLEN 40 /* Lua's short strings: interned, one address each */
 
 static inline unsigned rc_slot(const void *ko) {
@@ -865,6 +868,7 @@ static int proxy_set(lua_State *L, vhl_proxy_t *p, int p_idx, int k_idx,
     if (ko == NULL) ko = lua_topointer(L, k_idx);
     unsigned i = rc_slot(ko);
     vhl_rc_t *r = &p->rc[i];
+    if (r->ko == ko) p->wmask &= ~(1u << i); /* the slot may hold val */
     if (ws != NULL && p_idx == 1 && plain_scalar(val.type) &&
         rc_own(L, p, i, k_idx, ko)) {
       r->ws = ws;
@@ -892,7 +896,7 @@ static VHL_NOINLINE int write_cached(lua_State *L, vhl_proxy_t *p,
   vhl_rc_t *r = &p->rc[i];
   vhl_state_t *st = p->st;
   if (r->ko != k || (p->wmask >> i & 1u) == 0 || r->wepoch != st->epoch ||
-      r->wedit != st->edit || !plain_scalar(r->ws->type))
+      r->wedit != st->edit)
     return 0;
   vh_val_t *ws = r->ws;
   if (lua_isinteger(L, 3)) {
