@@ -564,30 +564,25 @@ static inline unsigned rc_slot(const void *ko) {
 static inline int rc_hit(lua_State *L, vhl_proxy_t *p, unsigned i) {
   vhl_rc_t *r = &p->rc[i];
   uint64_t epoch = p->st->epoch;
-  switch (r->type) {
-    case VH_TINT:
-      if (r->epoch != epoch) return 0;
-      lua_pushinteger(L, (lua_Integer)r->u.i);
-      return 1;
-    case VH_TFLOAT:
-      if (r->epoch != epoch) return 0;
-      lua_pushnumber(L, (lua_Number)r->u.f);
-      return 1;
-    case VH_TBOOL:
-      if (r->epoch != epoch) return 0;
-      lua_pushboolean(L, r->u.b);
-      return 1;
-    case VH_TSTR:
-      if (r->epoch != epoch) return 0;
-      lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
-      return 1;
-    case VH_TTAB:
-      if (r->u.c->epoch != epoch || r->u.c->magic != VHL_PROXY_MAGIC) return 0;
-      lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
-      return 1;
-    default:
-      return 0;
+  int type = r->type;
+  if (type == VH_TTAB) {
+    if (r->u.c->epoch != epoch || r->u.c->magic != VHL_PROXY_MAGIC) return 0;
+    lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
+    return 1;
   }
+  if (r->epoch != epoch) return 0;
+  if (type == VH_TINT) {
+    lua_pushinteger(L, (lua_Integer)r->u.i);
+  } else if (type == VH_TSTR) {
+    lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
+  } else if (type == VH_TFLOAT) {
+    lua_pushnumber(L, (lua_Number)r->u.f);
+  } else if (type == VH_TBOOL) {
+    lua_pushboolean(L, r->u.b);
+  } else {
+    return 0; /* VH_TNIL: empty */
+  }
+  return 1;
 }
 
 /* Give slot i of p (at index 1) to the key string ko at k_idx. */
@@ -704,46 +699,10 @@ static VHL_NOINLINE int index_str(lua_State *L, vhl_proxy_t *p, const void *ko,
 
 /* __index with a key that is not a collectable object: a number, a
  * boolean or nil. */
-static VHL_NOINLINE int index_key(lua_State *L, vhl_proxy_t *p) {
-  int isint;
-  lua_Integer i = lua_tointegerx(L, 2, &isint); /* numbers only: no string */
-  int cache = 0; /* 1: the child cache is at index 3 */
-  if (isint && (p->kid_bits & kid_bit(vh_int((int64_t)i))) != 0) {
-    /* Maybe a live child proxy's key (kid_bit): a child resolved at this
-     * epoch is the answer (READ CACHE), without a trie lookup. */
-    if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
-      cache = 1;
-      if (lua_rawgeti(L, 3, i) == LUA_TUSERDATA) {
-        vhl_proxy_t *c = (vhl_proxy_t *)lua_touserdata(L, 4);
-        if (c->epoch == p->st->epoch) return 1;
-      }
-    }
-    lua_settop(L, 2 + cache);
-  }
-  vh_tab_t *t = vhl__resolve(L, p);
-  vh_val_t v;
-  if (isint) {
-    vh_tab_get_int(t, (int64_t)i, &v);
-  } else {
-    switch (lua_type(L, 2)) {
-      case LUA_TNUMBER: {
-        vh_val_t k = vh_float((double)lua_tonumber(L, 2));
-        if (vh_key_norm(&k) != 0) return 0; /* NaN: nil, as in Lua */
-        vh_tab_get(t, k, &v);
-        break;
-      }
-      case LUA_TBOOLEAN:
-        vh_tab_get(t, vh_bool(lua_toboolean(L, 2)), &v);
-        break;
-      default:
-        return 0; /* nil, light userdata: never keys of a state */
-    }
-  }
-  if (v.type != VH_TTAB) {
-    if (v.type == VH_TNIL) fault_check(L);
-    vhl__push_scalar(L, v);
-    return 1;
-  }
+/* Push the table v read under the key at 2 of p (at 1): its child proxy.
+ * isint: the key is the integer i. cache: the child cache is at 3. */
+static VHL_NOINLINE int index_table(lua_State *L, vhl_proxy_t *p, int isint,
+                                    lua_Integer i, vh_tab_t *v, int cache) {
   /* Fast path of vhl__push_child: the child is cached. The cache table
    * stays on the stack below the result. */
   if (!cache) {
@@ -760,14 +719,74 @@ static VHL_NOINLINE int index_key(lua_State *L, vhl_proxy_t *p) {
     }
     if (found == LUA_TUSERDATA) {
       vhl_proxy_t *c = (vhl_proxy_t *)lua_touserdata(L, -1);
-      c->tab = v.u.t;
+      c->tab = v;
       c->epoch = p->st->epoch;
       return 1;
     }
   }
   lua_settop(L, 2);
-  vhl__push_child(L, 1, p, 2, v.u.t);
+  vhl__push_child(L, 1, p, 2, v);
   return 1;
+}
+
+/* __index with a key that is a float, a boolean or nil (not an integer). */
+static VHL_NOINLINE int index_other(lua_State *L, vhl_proxy_t *p) {
+  vh_tab_t *t = vhl__resolve(L, p);
+  vh_val_t v;
+  switch (lua_type(L, 2)) {
+    case LUA_TNUMBER: {
+      vh_val_t k = vh_float((double)lua_tonumber(L, 2));
+      if (vh_key_norm(&k) != 0) return 0; /* NaN: nil, as in Lua */
+      vh_tab_get(t, k, &v);
+      break;
+    }
+    case LUA_TBOOLEAN:
+      vh_tab_get(t, vh_bool(lua_toboolean(L, 2)), &v);
+      break;
+    default:
+      return 0; /* nil, light userdata: never keys of a state */
+  }
+  if (v.type == VH_TTAB) return index_table(L, p, 0, 0, v.u.t, 0);
+  if (v.type == VH_TNIL) fault_check(L);
+  vhl__push_scalar(L, v);
+  return 1;
+}
+
+/* __index with a key that is not a collectable object: a number, a
+ * boolean or nil. */
+static VHL_NOINLINE int index_key(lua_State *L, vhl_proxy_t *p) {
+  int isint;
+  lua_Integer i = lua_tointegerx(L, 2, &isint); /* numbers only: no string */
+  if (!isint) return index_other(L, p);
+  int cache = 0; /* 1: the child cache is at index 3 */
+  if ((p->kid_bits & kid_bit(vh_int((int64_t)i))) != 0) {
+    /* Maybe a live child proxy's key (kid_bit): a child resolved at this
+     * epoch is the answer (READ CACHE), without a trie lookup. */
+    if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
+      cache = 1;
+      if (lua_rawgeti(L, 3, i) == LUA_TUSERDATA) {
+        vhl_proxy_t *c = (vhl_proxy_t *)lua_touserdata(L, 4);
+        if (c->epoch == p->st->epoch) return 1;
+      }
+    }
+    lua_settop(L, 2 + cache);
+  }
+  vh_val_t v;
+  vh_tab_get_int(vhl__resolve(L, p), (int64_t)i, &v);
+  switch (v.type) {
+    case VH_TINT:
+      lua_pushinteger(L, (lua_Integer)v.u.i);
+      return 1;
+    case VH_TTAB:
+      return index_table(L, p, 1, i, v.u.t, cache);
+    case VH_TNIL:
+      fault_check(L);
+      lua_pushnil(L);
+      return 1;
+    default:
+      vhl__push_scalar(L, v);
+      return 1;
+  }
 }
 
 static int proxy_index(lua_State *L) {
@@ -1046,8 +1065,8 @@ static int proxy_pairs(lua_State *L) {
 
 /* Hottest first (vhl__proxy_init). */
 static const luaL_Reg proxy_meta[] = {{"__index", proxy_index},
-                                      {"__newindex", proxy_newindex},
                                       {"__len", proxy_len},
+                                      {"__newindex", proxy_newindex},
                                       {"__pairs", proxy_pairs},
                                       {"__tostring", proxy_tostring},
                                       {"__gc", proxy_gc},
@@ -1072,13 +1091,14 @@ void vhl__proxy_init(lua_State *L) {
   }
   lua_pop(L, 1);
   /* luaL_newmetatable's table, built roomy and hottest entries first: Lua
-   * looks __index / __newindex / __len up in it on every access, and a key
-   * inserted into an empty slot before any other sits at the head of its
-   * chain, whatever the string hash seed of the run (with a small table,
-   * 0-3 chain steps more per access, varying from run to run). */
+   * looks __index / __len / __newindex up in it on every access. A key
+   * inserted first sits at the head of its chain whatever the string hash
+   * seed of the run, and in 64 slots the next ones almost always do too
+   * (in the 8 slots luaL_newmetatable ends with, an access took 0-3 chain
+   * steps more, varying from run to run). */
   if (lua_getfield(L, LUA_REGISTRYINDEX, VHL_PROXY_MT) == LUA_TNIL) {
     lua_pop(L, 1);
-    lua_createtable(L, 0, 32);
+    lua_createtable(L, 0, 64);
     luaL_setfuncs(L, proxy_meta, 0);
     lua_pushliteral(L, VHL_PROXY_MT);
     lua_setfield(L, -2, "__name");
