@@ -697,8 +697,6 @@ static VHL_NOINLINE int index_str(lua_State *L, vhl_proxy_t *p, const void *ko,
   return 1;
 }
 
-/* __index with a key that is not a collectable object: a number, a
- * boolean or nil. */
 /* Push the table v read under the key at 2 of p (at 1): its child proxy.
  * isint: the key is the integer i. cache: the child cache is at 3. */
 static VHL_NOINLINE int index_table(lua_State *L, vhl_proxy_t *p, int isint,
