@@ -835,8 +835,9 @@ static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,
                      const char *what, void **bytes, size_t *len,
                      char **errmsg);
 
-static int verify_value(const char *v, size_t vlen, int kind, const char *what,
-                        void **bytes, size_t *len, char **errmsg) {
+/* The checks of verify_value; *bytes points into v. */
+static int check_value(const char *v, size_t vlen, int kind, const char *what,
+                       const void **bytes, size_t *len, char **errmsg) {
   const unsigned char *u = (const unsigned char *)v;
   if (vlen < VH_STORE_HDR) {
     set_msg(errmsg,
@@ -862,10 +863,20 @@ static int verify_value(const char *v, size_t vlen, int kind, const char *what,
                                   what, u[4] & 0xf, VH_VALUE_VERSION));
     return VH_EFORMAT;
   }
-  size_t n = vlen - VH_STORE_HDR;
+  *bytes = u + VH_STORE_HDR;
+  *len = vlen - VH_STORE_HDR;
+  return 0;
+}
+
+static int verify_value(const char *v, size_t vlen, int kind, const char *what,
+                        void **bytes, size_t *len, char **errmsg) {
+  const void *q;
+  size_t n;
+  int rc = check_value(v, vlen, kind, what, &q, &n, errmsg);
+  if (rc != 0) return rc;
   void *p = malloc(n ? n : 1);
   if (p == NULL) return VH_ENOMEM;
-  memcpy(p, u + VH_STORE_HDR, n);
+  memcpy(p, q, n);
   *bytes = p;
   *len = n;
   return 0;
@@ -894,6 +905,11 @@ static int read_lock(vh_store_t *s, const char *what, char **errmsg) {
 int vh_store__verify(const char *v, size_t vlen, int kind, const char *what,
                      void **bytes, size_t *len, char **errmsg) {
   return verify_value(v, vlen, kind, what, bytes, len, errmsg);
+}
+
+int vh_store__check(const char *v, size_t vlen, int kind, const char *what,
+                    const void **bytes, size_t *len, char **errmsg) {
+  return check_value(v, vlen, kind, what, bytes, len, errmsg);
 }
 
 int vh_store__read_lock(vh_store_t *s, const char *what, char **errmsg) {
