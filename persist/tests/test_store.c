@@ -13,6 +13,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
@@ -375,6 +376,48 @@ TEST_IMPL(locked_by_another_open) {
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
   open_expect_fail(dir, 1, VH_ELOCKED, "locked by another process");
+  close_ok(s);
+  dir_cleanup();
+}
+
+/* 1 if another process sees DIR/db/LOCK locked (RocksDB's fcntl lock):
+ * a forked child asks F_GETLK (a process never conflicts with its own
+ * locks) and exits with the answer. */
+static int db_lock_seen_held(const char *dir) {
+  char path[600];
+  snprintf(path, sizeof path, "%s/db/LOCK", dir);
+  pid_t pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) { /* no RocksDB here: open, F_GETLK, _exit */
+    int fd = open(path, O_RDONLY);
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    if (fd < 0 || fcntl(fd, F_GETLK, &fl) != 0) _exit(2);
+    _exit(fl.l_type != F_UNLCK ? 1 : 0);
+  }
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  ASSERT(WIFEXITED(st) && WEXITSTATUS(st) != 2);
+  return WEXITSTATUS(st);
+}
+
+TEST_IMPL(new_store_keeps_its_rocksdb_lock) {
+  /* A primary made on a fresh dir looks for damage before it writes the
+   * format record (vh_store__damage), whose "is a host live" probe opened
+   * and closed db/LOCK: closing any descriptor of a file drops every
+   * fcntl lock the process holds on it, so the host lost RocksDB's lock
+   * and readers took it for a stopped store (fsck then counted a table
+   * file being flushed as lost). */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  ASSERT_EQ(db_lock_seen_held(dir), 1);
+  close_ok(s);
+  ASSERT_EQ(db_lock_seen_held(dir), 0);
+  s = open_ok(dir, 0, 1);
+  ASSERT_EQ(db_lock_seen_held(dir), 1);
   close_ok(s);
   dir_cleanup();
 }
@@ -1684,6 +1727,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(crc32c_vectors), TEST_ENTRY(crc32c_paths),
     TEST_ENTRY(open_missing_without_create),
     TEST_ENTRY(create_reopen_format_record), TEST_ENTRY(locked_by_another_open),
+    TEST_ENTRY(new_store_keeps_its_rocksdb_lock),
     TEST_ENTRY(foreign_rocksdb_refused), TEST_ENTRY(bad_magic_refused),
     TEST_ENTRY(newer_format_refused), TEST_ENTRY(older_format_kept),
     TEST_ENTRY(put_get_delete_iterate), TEST_ENTRY(group_commit_merges_batches),
