@@ -392,6 +392,56 @@ describe("diff and the change feed", function()
     assert.truthy(body:find("unknown version", 1, true), body)
   end)
 
+  -- HTTP asks api->changes for 8 versions a call and the host keeps the
+  -- feed between calls (vh_feed_resume: the old side stays loaded): a
+  -- stream of 30 versions over 4 calls must be `vedhost changes --json`'s
+  -- lines, in order, each once.
+  it("streams many versions over GET /changes as `vedhost changes` does", function()
+    local seq = tonumber(ok(dir, "return at(0).seq"):match("%d+"))
+    for i = 1, 30 do
+      local ops = {}
+      for j = 1, 20 do
+        ops[#ops + 1] = string.format("{k = 'many%d', v = %d}", (i * 7 + j) % 45, i)
+      end
+      if i % 5 == 0 then ops[#ops + 1] = "{k = 'many3', del = true}" end
+      ok(dir, "send('kv', 'apply', {" .. table.concat(ops, ", ") .. "})")
+    end
+    local want = {}
+    local r = vh(dir, "changes", "--data", "data", "--json", "--from", tostring(seq))
+    assert.are.equal(0, r.code, r.log)
+    for l in r.out:gmatch("[^\n]+") do want[#want + 1] = l end
+    assert.truthy(#want >= 30 * 10, #want)
+    -- The stream does not end: curl runs until n lines came (its
+    -- --max-time only bounds a hang), then is stopped by its pid.
+    local function stream(from, n)
+      local h = io.popen("f=$(mktemp); curl -sN --max-time 120 " ..
+        q(p.url .. "/changes?from=" .. from) .. " > \"$f\" & c=$!; " ..
+        "while [ \"$(wc -l < \"$f\")\" -lt " .. n .. " ] && " ..
+        "kill -0 $c 2>/dev/null; do sleep 0.05; done; kill $c 2>/dev/null; " ..
+        "wait $c 2>/dev/null; head -n " .. n .. " \"$f\"; rm -f \"$f\"")
+      local got = {}
+      for l in h:lines() do got[#got + 1] = l end
+      h:close()
+      return got
+    end
+    local got = stream(seq, #want)
+    assert.are.equal(#want, #got)
+    for i = 1, #want do
+      assert.are.same(json.decode(want[i]), json.decode(got[i]), "line " .. i)
+    end
+    -- Resumed from the middle (the kept feed is reset: another position).
+    local mid = json.decode(want[#want // 2]).seq
+    local tail = {}
+    for i = 1, #want do
+      if json.decode(want[i]).seq > mid then tail[#tail + 1] = want[i] end
+    end
+    got = stream(mid, #tail)
+    assert.are.equal(#tail, #got)
+    for i = 1, #tail do
+      assert.are.same(json.decode(tail[i]), json.decode(got[i]), "line " .. i)
+    end
+  end)
+
   it("refuses bad input with one line and changes nothing", function()
     local before = vh(dir, "log", "--data", "data").out
     local function refused(code, pat, ...)

@@ -69,6 +69,10 @@ vb_time() { lua5.4 "$VB_LIB/vbtime.lua" "$@"; }
 vb_spawn() {
   local name=$1 log=$2
   shift 2
+  # Emptied here, not only by the child's redirection: a caller waiting
+  # for a line in LOG must not find the previous run's (the idle writer
+  # with no keys and the one with K share idle.out).
+  : >"$log"
   "$@" >"$log" 2>&1 </dev/null &
   VB_PID=$!
   # Not a job of ours any more: bash still reaps it, but prints no

@@ -95,6 +95,10 @@ static struct {
   int stopped;                    /* the stop hooks ran */
   struct vedhost_reader *readers; /* open readers (api->read_open) */
   int cut;                        /* vh_plugin_cut_readers ran */
+  /* api->changes: the feed of the last call, resumed by a call that goes
+   * on from where it stopped (vh_feed_resume: its side stays loaded). */
+  vh_feed_t feed;
+  int has_feed, feed_busy;
 } vh_plugins;
 
 /* The registry's part in a host's life, registered with the runtime
@@ -520,7 +524,8 @@ static int vh_api_read_open_at(vedhost_t *host, const char *domain,
 }
 
 /* changes: the feed of host/changes.c over view stubs (old versions must
- * never report deaths), one call = one vh_feed_poll from `after`. */
+ * never report deaths), one call = one vh_feed_poll from `after`; the
+ * feed is kept for a next call that goes on from where it stopped. */
 typedef struct vh_api_feed {
   int (*fn)(void *arg, const char *line, size_t len);
   void *arg;
@@ -552,16 +557,33 @@ static int vh_api_changes(vedhost_t *host, uint64_t after, size_t max_versions,
     snprintf(why, cap, "%s", !store ? "this host keeps no store" : "no fn");
     return VEDHOST_ENOTFOUND;
   }
-  vh_feed_t feed;
+  /* The kept feed, unless a call from inside fn is using it. HTTP polls
+   * 8 versions a call: a fresh feed per call read each call's old side
+   * again, ~2x the CPU of `vedhost changes` per change (bench/README.md). */
+  vh_feed_t own, *feed = &own;
   vh_api_feed_t f;
   char *msg = NULL;
   f.fn = fn;
   f.arg = arg;
   vh_buf_init(&f.line);
-  vh_feed_init(&feed, store, vh_tab_stub_view, after);
-  int rc = vh_feed_poll(&feed, max_versions, vh_api_feed_one, &f, NULL, &msg);
-  if (last) *last = feed.last;
-  vh_feed_free(&feed);
+  if (!vh_plugins.feed_busy) {
+    feed = &vh_plugins.feed;
+    vh_plugins.feed_busy = 1;
+    if (vh_plugins.has_feed)
+      vh_feed_resume(feed, store, vh_tab_stub_view, after);
+    else
+      vh_feed_init(feed, store, vh_tab_stub_view, after);
+    vh_plugins.has_feed = 1;
+  } else {
+    vh_feed_init(feed, store, vh_tab_stub_view, after);
+  }
+  int rc = vh_feed_poll(feed, max_versions, vh_api_feed_one, &f, NULL, &msg);
+  if (last) *last = feed->last;
+  if (feed == &own || rc < 0) vh_feed_free(feed);
+  if (feed != &own) {
+    vh_plugins.has_feed = rc >= 0;
+    vh_plugins.feed_busy = 0;
+  }
   vh_buf_free(&f.line);
   if (rc < 0) snprintf(why, cap, "%s", msg ? msg : vh_err_name(rc));
   free(msg);
@@ -603,6 +625,8 @@ static void vh_api_read_close(vedhost_reader_t *r) {
 static void vh_plugin_cut_readers(vh_host_t *h) {
   if (vh_plugins.h != h) return;
   vh_plugins.cut = 1;
+  if (vh_plugins.has_feed) vh_feed_free(&vh_plugins.feed);
+  vh_plugins.has_feed = 0;
   for (vedhost_reader_t *r = vh_plugins.readers; r; r = r->next) {
     vh_jstream_free(r->js);
     r->js = NULL;
@@ -856,6 +880,7 @@ static void vh_plugin_free(vh_host_t *h) {
   if (vh_plugins.h != h) return;
   while (vh_plugins.readers) /* left open by a plugin */
     vh_api_read_close(vh_plugins.readers);
+  if (vh_plugins.has_feed) vh_feed_free(&vh_plugins.feed);
   for (size_t i = vh_plugins.nplugs; i-- > 0;)
     vh_plug_free(vh_plugins.plugs[i]);
   free(vh_plugins.plugs);

@@ -35,6 +35,9 @@
  * loaded: it is dropped (and read again as needed) when the trie holds
  * more than VH_FEED_SIDE_MAX bytes.
  *
+ * A caller polling in short calls (api->changes) keeps its vh_feed_t
+ * between them and resumes it (vh_feed_resume): the side stays.
+ *
  * RESUMING. A consumer keeps the seq of the last version it applied whole
  * and comes back with it: it is sent the versions after it, each exactly
  * once, in order, as long as that seq is still retained (its manifest is
@@ -168,6 +171,20 @@ void vh_feed_free(vh_feed_t *f) {
   vh_vside_free(&f->side);
   vh_trie_stage_free(f->stage);
   memset(f, 0, sizeof *f);
+}
+
+int vh_feed_resume(vh_feed_t *f, vh_store_t *store, vh_mkroot_fn mkroot,
+                   uint64_t after) {
+  if (f->store == store && f->mkroot == mkroot && f->started && after != 0 &&
+      f->last == after) {
+    vh_manifest_free(&f->prev); /* read again by the poll's resume check */
+    memset(&f->prev, 0, sizeof f->prev);
+    f->started = 0;
+    return 1;
+  }
+  vh_feed_free(f);
+  vh_feed_init(f, store, mkroot, after);
+  return 0;
 }
 
 /* The changes of one version, collected before they are sent. */

@@ -92,6 +92,15 @@ typedef struct vh_feed {
 void vh_feed_init(vh_feed_t *f, vh_store_t *store, vh_mkroot_fn mkroot,
                   uint64_t after);
 void vh_feed_free(vh_feed_t *f);
+/* Make f send the versions after `after` again, as vh_feed_init would,
+ * but keep what it holds when it stopped right there (f->last == after,
+ * same store and mkroot): its side, the nodes earlier walks loaded, so
+ * the next walk does not read its old side again. The next poll checks
+ * that `after` is still retained exactly as a fresh feed's would. 1: kept,
+ * 0: reset. For a caller that polls in short calls (api->changes: HTTP
+ * asks for 8 versions a call). */
+int vh_feed_resume(vh_feed_t *f, vh_store_t *store, vh_mkroot_fn mkroot,
+                   uint64_t after);
 
 /* Send every version after f->last that the store holds now, in seq order,
  * at most max versions (0 = no limit); f->last advances past each version

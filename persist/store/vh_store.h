@@ -294,5 +294,8 @@ uint64_t vh_store__write_count(vh_store_t *s);
 uint64_t vh_store__flush_count(vh_store_t *s);
 /* Number of times the writer gave freed heap memory back (MEMORY). */
 uint64_t vh_store__trim_count(vh_store_t *s);
+/* The level RocksDB compacts level 0 into (its "base level"; store.c,
+ * TUNING, LEVEL BASE); -1 if unknown. */
+int vh_store__base_level(vh_store_t *s);
 
 #endif

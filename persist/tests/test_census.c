@@ -34,12 +34,15 @@ static void count(int r, size_t size) {
   rows[r].real += vh_mem__footprint(size);
 }
 
-static size_t entries; /* key/value pairs seen */
+static size_t entries;     /* key/value pairs seen */
+static size_t inline_keys; /* keys kept in their slot (VH_TIKEY) */
 
 static void walk_kv(const vh_val_t *kv, size_t pairs) {
-  for (size_t i = 0; i < 2 * pairs; i++)
+  for (size_t i = 0; i < 2 * pairs; i++) {
     if (kv[i].type == VH_TSTR)
       count(R_STR, sizeof(vh_str_t) + vh_str_len(kv[i].u.s) + 1);
+    inline_keys += kv[i].type == VH_TIKEY;
+  }
   entries += pairs;
 }
 
@@ -99,6 +102,7 @@ TEST_IMPL(census_adds_up) {
   printf("  of which node headers (%zu B each): %.1f B/key\n",
          sizeof(vh_node_t),
          (double)((rows[R_CHAMP].n + rows[R_COLL].n) * sizeof(vh_node_t)) / k);
+  printf("  inline keys (in their entry, no block): %zu\n", inline_keys);
   printf("  %-25s %9zu %8.1f %8.1f\n", "total", blocks, (double)req / k,
          (double)real / k);
   ASSERT_EQ(req, vh_mem_bytes() - b0);

@@ -1490,6 +1490,8 @@ TEST_IMPL(write_path_options) {
                  "sst_partitioner_factory={id=SstPartitionerFixedPrefixFactory;"
                  "length=1;}");
   ASSERT_MSG_HAS(t, "target_file_size_base=16777216");
+  /* a small base level (store.c, TUNING, LEVEL BASE) */
+  ASSERT_MSG_HAS(t, "max_bytes_for_level_base=16777216");
   const char *bo = strstr(t, "bottommost_compression_opts={");
   ASSERT(bo != NULL);
   const char *end = strchr(bo, '}');
@@ -1499,6 +1501,47 @@ TEST_IMPL(write_path_options) {
   const char *md = strstr(bo, "max_dict_bytes=16384;");
   ASSERT(md != NULL && md < end);
   free(t);
+  dir_cleanup();
+}
+
+TEST_IMPL(history_gc_keeps_l0_off_the_bottom) {
+  /* The retention GC deletes the oldest retained node ids while slices
+   * write the newest, so every level-0 file spans the whole id range, and
+   * RocksDB's L0 compaction rewrites every base-level file in it. The base
+   * level must therefore stay a small level above the bottommost one (which
+   * holds the history) once the store outgrows 16 MB (store.c, TUNING, LEVEL
+   * BASE); with RocksDB's 256 MB default it was the bottommost level up to
+   * ~2.5 GB. ~28 MB of incompressible nodes, then GC-shaped batches. */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 0);
+  static char payload[4000];
+  uint64_t x = 88172645463325252ull, seq = 0, id = 0;
+  enum { LIVE = 7000, PER = 50 };
+  for (int round = 0; round < LIVE / PER + 20; round++) {
+    vh_batch_t *b;
+    ASSERT_EQ(vh_batch_new(&b), 0);
+    for (int i = 0; i < PER; i++, id++) {
+      for (size_t j = 0; j < sizeof payload; j += 8) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        memcpy(payload + j, &x, 8);
+      }
+      ASSERT_EQ(vh_batch_put_node(b, id, payload, sizeof payload), 0);
+      if (id >= LIVE) ASSERT_EQ(vh_batch_del_node(b, id - LIVE), 0);
+    }
+    ASSERT_EQ(vh_batch_set_manifest(b, &id, sizeof id), 0);
+    ASSERT_EQ(vh_store_submit(s, b, ++seq), 0);
+  }
+  ASSERT_EQ(vh_store_wait_durable(s, seq), 0);
+  char *m = NULL;
+  ASSERT_EQ(vh_store_compact(s, &m), 0);
+  free(m);
+  ASSERT(sst_bytes(dir) > 20ll << 20);
+  int base = vh_store__base_level(s);
+  if (base < 0 || base >= 6)
+    fprintf(stderr, "base level %d with %lld bytes of SST\n", base,
+            sst_bytes(dir));
+  ASSERT(base >= 1 && base < 6);
+  close_ok(s);
   dir_cleanup();
 }
 
@@ -1740,4 +1783,5 @@ VH_TEST_MAIN(
     TEST_ENTRY(clean_close_leaves_empty_wal), TEST_ENTRY(write_path_options),
     TEST_ENTRY(format2_node_keys_sort_first),
     TEST_ENTRY(format1_store_keeps_its_keys),
-    TEST_ENTRY(drained_burst_gives_memory_back))
+    TEST_ENTRY(drained_burst_gives_memory_back),
+    TEST_ENTRY(history_gc_keeps_l0_off_the_bottom))

@@ -568,6 +568,110 @@ TEST_IMPL(feed_chain_adopts) {
   }
 }
 
+/* TWINS (tdiff.c): a feed walk (VH_TDIFF_ADOPT) loads b's changed CHAMP
+ * nodes with a's node at the same place as twin, so the children the two
+ * versions share are a's objects in b, loaded or not; a plain walk gives
+ * b stubs of its own. b stays whole when a goes. */
+TEST_IMPL(feed_twins_share_children) {
+  lu_map_t m;
+  uint64_t next_id = 1;
+  lu_init(&m);
+  lu_use(&m);
+  uint64_t e = vh_edit_new();
+  vh_tab_t *v0 = big_table(20000, 0, e);
+  lu_flush(&m, v0, &next_id);
+  e = vh_edit_new();
+  vh_tab_t *v1 = vh_tab_clone(v0, e);
+  ASSERT_EQ(tu_set_s(&v1, "key7", vh_int(-7), e), 0);
+  lu_flush(&m, v1, &next_id);
+  for (int flags = 0; flags <= VH_TDIFF_ADOPT; flags++) {
+    size_t live0 = vh_trie_live_nodes();
+    vh_tab_t *a = vh_tab_stub_view(vh_tab_id(v0));
+    vh_tab_t *b = vh_tab_stub_view(vh_tab_id(v1));
+    recs_t w = {0};
+    ASSERT_EQ(vh_tab_diff_ex(a, b, NULL, 0, flags, rec_cb, &w), 0);
+    ASSERT_EQ(w.n, 1);
+    recs_free(&w);
+    const vh_champ_t *ca = (const vh_champ_t *)vh_node__res(a->hash);
+    const vh_champ_t *cb = (const vh_champ_t *)vh_node__res(b->hash);
+    ASSERT(ca != NULL && cb != NULL && ca != cb);
+    ASSERT_EQ(ca->nodemap, cb->nodemap);
+    int nc = __builtin_popcount(ca->nodemap), shared = 0;
+    vh_node_t *const *ka =
+        (vh_node_t *const *)(ca->kv + 2 * __builtin_popcount(ca->datamap));
+    vh_node_t *const *kb =
+        (vh_node_t *const *)(cb->kv + 2 * __builtin_popcount(cb->datamap));
+    for (int i = 0; i < nc; i++) shared += ka[i] == kb[i];
+    fprintf(stderr, "flags %d: %d of %d root children shared\n", flags, shared,
+            nc);
+    ASSERT(nc > 8);
+    ASSERT_EQ(shared, flags ? nc - 1 : 0); /* all but key7's path */
+    vh_tab_release(a);
+    ASSERT(lu_same(b, v1));
+    const char *why = NULL;
+    ASSERT_EQ(vh_tab_check(b, &why), 0);
+    vh_tab_release(b);
+    ASSERT_EQ(vh_trie_live_nodes(), live0);
+  }
+  vh_tab_release(v0);
+  vh_tab_release(v1);
+  vh_trie_set_loader(NULL, NULL, NULL);
+  lu_free(&m);
+}
+
+/* A table's changes are sorted by tdiff.c's own merge sort: many keys of
+ * every type (strings sharing prefixes, of every length; integers in and
+ * out of the array part; floats; booleans), against the naive walk's
+ * qsort, for sizes around the sort's runs of 8 and far above. */
+TEST_IMPL(sorts_many_keys) {
+  static const int sizes[] = {2, 7, 8, 9, 16, 17, 100, 1000, 3001};
+  char buf[40];
+  for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+    uint64_t e = vh_edit_new();
+    vh_tab_t *a = vh_tab_new(e), *b = vh_tab_new(e);
+    for (int i = 0; i < sizes[z]; i++) {
+      uint64_t r = lu_rand();
+      vh_tab_t **t = r & 1 ? &b : &a;
+      vh_val_t v = vh_int((int64_t)(r >> 8) % 1000);
+      switch ((r >> 1) % 5) {
+        case 0:
+          snprintf(buf, sizeof buf, "%.*s", (int)(r >> 4) % 4, "kkkk");
+          snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%d",
+                   (int)(lu_rand() % 300));
+          ASSERT_EQ(tu_set_s(t, buf, v, e), 0);
+          break;
+        case 1:
+          ASSERT_EQ(
+              vh_tab_set(t, vh_int((int64_t)(lu_rand() % 400) - 100), v, e), 0);
+          break;
+        case 2:
+          ASSERT_EQ(
+              vh_tab_set(t, vh_float((double)(lu_rand() % 100) + 0.25), v, e),
+              0);
+          break;
+        case 3:
+          ASSERT_EQ(vh_tab_set(t, vh_bool((r >> 5) & 1), v, e), 0);
+          break;
+        default:
+          snprintf(buf, sizeof buf, "k%d", (int)(lu_rand() % 5000));
+          ASSERT_EQ(tu_set_s(t, buf, v, e), 0);
+      }
+    }
+    recs_t w = {0}, n = {0};
+    diff_both(a, b, &w, &n);
+    ASSERT(recs_equal(&w, &n));
+    recs_free(&w);
+    recs_free(&n);
+    diff_both(NULL, b, &w, &n);
+    ASSERT(recs_equal(&w, &n));
+    ASSERT_EQ(w.n, vh_tab_count(b));
+    recs_free(&w);
+    recs_free(&n);
+    vh_tab_release(a);
+    vh_tab_release(b);
+  }
+}
+
 static int stop_cb(void *arg, const vh_tdiff_change_t *c) {
   (void)c;
   return ++*(int *)arg == 3 ? 42 : 0;
@@ -588,4 +692,5 @@ VH_TEST_MAIN(TEST_ENTRY(random_in_memory), TEST_ENTRY(random_unrelated),
              TEST_ENTRY(key_moves_between_parts),
              TEST_ENTRY(stored_skips_shared), TEST_ENTRY(random_stored),
              TEST_ENTRY(vector_levels), TEST_ENTRY(callback_stops),
-             TEST_ENTRY(feed_chain_adopts))
+             TEST_ENTRY(feed_chain_adopts),
+             TEST_ENTRY(feed_twins_share_children), TEST_ENTRY(sorts_many_keys))

@@ -95,6 +95,11 @@ static uint64_t tu_sum_val(vh_val_t v, uint64_t h) {
     }
     case VH_TTAB:
       return tu_sum_node(&v.u.t->h, tu_mix(h, (uint64_t)(uintptr_t)v.u.t));
+    case VH_TIKEY: { /* an inline key: its bytes and length */
+      uint64_t x = 0;
+      memcpy(&x, v.x, sizeof v.x);
+      return tu_mix(tu_mix(h, (uint64_t)v.u.i), x);
+    }
     default:
       return tu_mix(h, (uint64_t)v.u.i);
   }

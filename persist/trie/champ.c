@@ -30,6 +30,13 @@
  * the old child. The only in-place change without a new shell is replacing
  * a value in an exclusive node. Iteration order: entries of a node, then
  * its children's subtrees, in bit order.
+ *
+ * KEYS. A new string key of <= VH_IKEY_MAX bytes is stored inline in its
+ * entry (vh_key__stored; vh_trie_int.h "Inline keys"), with no string of
+ * its own. Reads and writes compare a caller's string with an inline
+ * slot byte for byte (key_is, str_is: no probe is built); iteration turns
+ * an entry's inline key into a string slot as it hands it out (key_out),
+ * so callers only ever see VH_TSTR.
  */
 #include <string.h>
 
@@ -87,6 +94,17 @@ size_t vh_champ__node_size(const vh_node_t *n) {
  * a 1M-key lookup even when there is no stub, so in-memory tables do not
  * pay it. */
 
+/* Key slot *k holds key (a key as callers pass it, or a slot's): an
+ * inline slot is compared with the string's bytes directly. */
+static inline int key_is(const vh_val_t *k, const vh_val_t *key) {
+  if (k->type == VH_TIKEY) {
+    if (key->type == VH_TSTR)
+      return vh_key__iis(k, key->u.s->data, key->u.s->len);
+    return key->type == VH_TIKEY && vh_key__ieq(k, key);
+  }
+  return vh_key__eq(*k, *key);
+}
+
 static const vh_val_t *find_lazy(const vh_node_t *n, vh_val_t key, uint32_t h) {
   int shift = 0;
   if (n == NULL || (n = vh_node__res(n)) == NULL) return NULL;
@@ -97,14 +115,14 @@ static const vh_val_t *find_lazy(const vh_node_t *n, vh_val_t key, uint32_t h) {
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++)
-        if (vh_key__eq(l->kv[2 * i], key)) return &l->kv[2 * i + 1];
+        if (key_is(&l->kv[2 * i], &key)) return &l->kv[2 * i + 1];
       return NULL;
     }
     c = (const vh_champ_t *)n;
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      return vh_key__eq(c->kv[2 * i], key) ? &c->kv[2 * i + 1] : NULL;
+      return key_is(&c->kv[2 * i], &key) ? &c->kv[2 * i + 1] : NULL;
     }
     if (!(c->nodemap & bit)) return NULL;
     n = vh_node__res_slot(&kids(c)[popc(c->nodemap & (bit - 1))]);
@@ -124,14 +142,14 @@ const vh_val_t *vh_champ__find(const vh_node_t *n, vh_val_t key, uint32_t h,
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++)
-        if (vh_key__eq(l->kv[2 * i], key)) return &l->kv[2 * i + 1];
+        if (key_is(&l->kv[2 * i], &key)) return &l->kv[2 * i + 1];
       return NULL;
     }
     c = (const vh_champ_t *)n;
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      return vh_key__eq(c->kv[2 * i], key) ? &c->kv[2 * i + 1] : NULL;
+      return key_is(&c->kv[2 * i], &key) ? &c->kv[2 * i + 1] : NULL;
     }
     if (!(c->nodemap & bit)) return NULL;
     n = kids(c)[popc(c->nodemap & (bit - 1))];
@@ -140,9 +158,12 @@ const vh_val_t *vh_champ__find(const vh_node_t *n, vh_val_t key, uint32_t h,
   return NULL;
 }
 
-static inline int str_is(vh_val_t k, const char *p, size_t len, uint32_t h) {
-  return k.type == VH_TSTR && k.u.s->hash == h && k.u.s->len == len &&
-         memcmp(k.u.s->data, p, len) == 0;
+/* Key slot k holds the string p, len (hash h). */
+static inline int str_is(const vh_val_t *k, const char *p, size_t len,
+                         uint32_t h) {
+  if (k->type == VH_TIKEY) return vh_key__iis(k, p, len);
+  return k->type == VH_TSTR && k->u.s->hash == h && k->u.s->len == len &&
+         memcmp(k->u.s->data, p, len) == 0;
 }
 
 static const vh_val_t *find_str_lazy(const vh_node_t *n, const char *p,
@@ -156,14 +177,14 @@ static const vh_val_t *find_str_lazy(const vh_node_t *n, const char *p,
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++)
-        if (str_is(l->kv[2 * i], p, len, h)) return &l->kv[2 * i + 1];
+        if (str_is(&l->kv[2 * i], p, len, h)) return &l->kv[2 * i + 1];
       return NULL;
     }
     c = (const vh_champ_t *)n;
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      return str_is(c->kv[2 * i], p, len, h) ? &c->kv[2 * i + 1] : NULL;
+      return str_is(&c->kv[2 * i], p, len, h) ? &c->kv[2 * i + 1] : NULL;
     }
     if (!(c->nodemap & bit)) return NULL;
     n = vh_node__res_slot(&kids(c)[popc(c->nodemap & (bit - 1))]);
@@ -184,14 +205,14 @@ const vh_val_t *vh_champ__find_str(const vh_node_t *n, const char *p,
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++)
-        if (str_is(l->kv[2 * i], p, len, h)) return &l->kv[2 * i + 1];
+        if (str_is(&l->kv[2 * i], p, len, h)) return &l->kv[2 * i + 1];
       return NULL;
     }
     c = (const vh_champ_t *)n;
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      return str_is(c->kv[2 * i], p, len, h) ? &c->kv[2 * i + 1] : NULL;
+      return str_is(&c->kv[2 * i], p, len, h) ? &c->kv[2 * i + 1] : NULL;
     }
     if (!(c->nodemap & bit)) return NULL;
     n = kids(c)[popc(c->nodemap & (bit - 1))];
@@ -323,7 +344,7 @@ static int walk(vh_node_t *n, uint64_t edit, vh_val_t key, uint32_t h,
     *bit = 1u << chunk(h, shift);
     if (c->datamap & *bit) {
       *i = popc(c->datamap & (*bit - 1));
-      return vh_key__eq(c->kv[2 * *i], key);
+      return key_is(&c->kv[2 * *i], &key);
     }
     if (!(c->nodemap & *bit)) {
       *i = popc(c->datamap & (*bit - 1));
@@ -410,18 +431,20 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
   int depth, i = 0, found, term, L, chlen = 0;
   uint32_t bit = 0, h0 = 0;
   vh_node_t *n;
+  vh_val_t sk = key; /* what a new entry holds: key or its inline form */
 
   *added = 0;
   s.n = 0;
   if (*rootp == NULL) {
     vh_champ_t *c =
         (vh_champ_t *)vh_node__alloc(VH_K_CHAMP, champ_bytes(1, 0), edit);
+    sk = vh_key__stored(key);
     if (c == NULL) return VH_ENOMEM;
     c->datamap = 1u << chunk(h, 0);
     c->nodemap = 0;
-    c->kv[0] = key;
+    c->kv[0] = sk;
     c->kv[1] = val;
-    vh_val_retain(key);
+    vh_val_retain(sk);
     *rootp = &c->h;
     *added = 1;
     return 0;
@@ -449,6 +472,7 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
   }
 
   /* Phase 1: allocate. */
+  if (term != T_REPLACE) sk = vh_key__stored(key);
   if (alloc_ancestors(&s, path, L, edit, cp) < 0) goto fail;
   if (term == T_REPLACE) {
     nt = shell_get(&s, n->kind, vh_champ__node_size(n), edit);
@@ -489,12 +513,12 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
     l->hash = o->hash;
     l->count = o->count + 1;
     memcpy(l->kv, o->kv, (size_t)i * 2 * sizeof(vh_val_t));
-    l->kv[2 * i] = key;
+    l->kv[2 * i] = sk;
     l->kv[2 * i + 1] = val;
     memcpy(l->kv + 2 * i + 2, o->kv + 2 * i,
            (size_t)(o->count - i) * 2 * sizeof(vh_val_t));
     retain_vals(o->kv, 2 * (int)o->count);
-    vh_val_retain(key);
+    vh_val_retain(sk);
     *added = 1;
   } else {
     vh_champ_t *o = (vh_champ_t *)n, *c = (vh_champ_t *)nt;
@@ -502,13 +526,13 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
     vh_node_t **ok = kids(o), **nk;
     retain_vals(o->kv, 2 * nd);
     for (j = 0; j < nc; j++) vh_node__retain(ok[j]);
-    vh_val_retain(key);
+    vh_val_retain(sk);
     *added = 1;
     if (term == T_INSERT) {
       c->datamap = o->datamap | bit;
       c->nodemap = o->nodemap;
       memcpy(c->kv, o->kv, (size_t)i * 2 * sizeof(vh_val_t));
-      c->kv[2 * i] = key;
+      c->kv[2 * i] = sk;
       c->kv[2 * i + 1] = val;
       memcpy(c->kv + 2 * i + 2, o->kv + 2 * i,
              (size_t)(nd - i) * 2 * sizeof(vh_val_t));
@@ -516,7 +540,7 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
     } else {
       int ci = popc(o->nodemap & (bit - 1));
       vh_node_t *top = fill_chain(ch, chlen, 5 * (L + 1), o->kv[2 * i],
-                                  o->kv[2 * i + 1], h0, key, val, h);
+                                  o->kv[2 * i + 1], h0, sk, val, h);
       c->datamap = o->datamap & ~bit;
       c->nodemap = o->nodemap | bit;
       memcpy(c->kv, o->kv, (size_t)i * 2 * sizeof(vh_val_t));
@@ -653,6 +677,18 @@ void vh_champ__iter_start(vh_iter_t *it, const vh_node_t *root) {
   }
 }
 
+/* An entry's key is about to be handed out: an inline key becomes an
+ * ordinary string slot (vh_trie_int.h, "Inline keys"). Out of memory
+ * sets the fault and ends the walk, as a failed load does. */
+static int key_out(vh_iter_t *it, vh_val_t *k) {
+  if (VH_UNLIKELY(k->type == VH_TIKEY) && vh_key__out(k) < 0) {
+    vh_trie__fault(VH_ENOMEM, 0, "out of memory for an iterated key");
+    it->depth = 0;
+    return VH_ENOMEM;
+  }
+  return 0;
+}
+
 int vh_champ__iter_step(vh_iter_t *it, vh_val_t *k, vh_val_t *v) {
   while (it->depth > 0) {
     int *pos = &it->stack[it->depth - 1].pos;
@@ -660,6 +696,8 @@ int vh_champ__iter_step(vh_iter_t *it, vh_val_t *k, vh_val_t *v) {
     if (n->kind == VH_K_COLL) {
       const vh_coll_t *l = (const vh_coll_t *)n;
       if ((uint32_t)*pos < l->count) {
+        if (VH_UNLIKELY(key_out(it, (vh_val_t *)&l->kv[2 * *pos]) < 0))
+          return 0;
         *k = l->kv[2 * *pos];
         *v = l->kv[2 * *pos + 1];
         (*pos)++;
@@ -669,6 +707,8 @@ int vh_champ__iter_step(vh_iter_t *it, vh_val_t *k, vh_val_t *v) {
       const vh_champ_t *c = (const vh_champ_t *)n;
       int nd = cnd(c);
       if (*pos < nd) {
+        if (VH_UNLIKELY(key_out(it, (vh_val_t *)&c->kv[2 * *pos]) < 0))
+          return 0;
         *k = c->kv[2 * *pos];
         *v = c->kv[2 * *pos + 1];
         (*pos)++;
@@ -695,7 +735,7 @@ int vh_champ__iter_step(vh_iter_t *it, vh_val_t *k, vh_val_t *v) {
 int vh_champ__iter_seek(vh_iter_t *it, const vh_node_t *n, vh_val_t key,
                         uint32_t h) {
   int shift = 0;
-  it->depth = 0;
+  it->depth = 0; /* key: as next() had it, a string slot's own string */
   while (n != NULL) {
     const vh_champ_t *c;
     uint32_t bit;
@@ -706,7 +746,7 @@ int vh_champ__iter_seek(vh_iter_t *it, const vh_node_t *n, vh_val_t key,
       const vh_coll_t *l = (const vh_coll_t *)n;
       uint32_t i;
       for (i = 0; i < l->count; i++) {
-        if (vh_key__eq(l->kv[2 * i], key)) {
+        if (key_is(&l->kv[2 * i], &key)) {
           it->stack[it->depth - 1].pos = (int)i + 1;
           return 0;
         }
@@ -717,7 +757,7 @@ int vh_champ__iter_seek(vh_iter_t *it, const vh_node_t *n, vh_val_t key,
     bit = 1u << chunk(h, shift);
     if (c->datamap & bit) {
       int i = popc(c->datamap & (bit - 1));
-      if (!vh_key__eq(c->kv[2 * i], key)) break;
+      if (!key_is(&c->kv[2 * i], &key)) break;
       it->stack[it->depth - 1].pos = i + 1;
       return 0;
     }
@@ -815,8 +855,16 @@ static int bad(const char **why, const char *msg) {
 static int check_entry(vh_val_t k, vh_val_t v, const vh_tab_t *tab,
                        const char **why, int nest) {
   vh_val_t nk = k;
-  if (k.type == VH_TNIL || k.type == VH_TTAB || vh_key_norm(&nk) < 0 ||
-      nk.type != k.type)
+  if (k.type == VH_TIKEY) {
+    char buf[VH_IKEY_MAX];
+    size_t len = vh_key__ibytes(&k, buf);
+    if (len > VH_IKEY_MAX) return bad(why, "hash part: inline key too long");
+    nk = vh_key__ikey(buf, len);
+    if (!vh_key__ieq(&k, &nk))
+      return bad(why, "hash part: inline key not zero-padded");
+    nk = k;
+  } else if (k.type == VH_TNIL || k.type == VH_TTAB || vh_key_norm(&nk) < 0 ||
+             nk.type != k.type)
     return bad(why, "hash part: key not normalized");
   if (k.type == VH_TINT && k.u.i >= 1 && k.u.i <= tab->arr.n + 1)
     return bad(why, "hash part: key 1..n+1 belongs to the array part");

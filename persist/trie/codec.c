@@ -173,15 +173,27 @@ static int put_id(vh_buf_t *b, const vh_node_t *c) {
   return 0;
 }
 
-/* A key: always inline. */
+/* A key: always inline in the record (a string key in either of its
+ * in-memory forms gives the same bytes, vh_trie_int.h "Inline keys"). */
 static int put_key(vh_buf_t *b, vh_val_t k) {
   int r;
-  if (k.type != VH_TSTR) return put_val(b, k);
-  if ((r = reserve(b, 11 + k.u.s->len)) < 0) return r;
+  char buf[VH_IKEY_MAX];
+  const char *p;
+  size_t len;
+  if (k.type == VH_TIKEY) {
+    len = vh_key__ibytes(&k, buf);
+    p = buf;
+  } else if (k.type == VH_TSTR) {
+    len = k.u.s->len;
+    p = k.u.s->data;
+  } else {
+    return put_val(b, k);
+  }
+  if ((r = reserve(b, 11 + len)) < 0) return r;
   put_u8(b, TAG_STR);
-  put_varint(b, k.u.s->len);
-  memcpy(b->p + b->len, k.u.s->data, k.u.s->len);
-  b->len += k.u.s->len;
+  put_varint(b, len);
+  memcpy(b->p + b->len, p, len);
+  b->len += len;
   return 0;
 }
 
@@ -369,7 +381,9 @@ static int rd_val(rd_t *r, int key, vh_val_t *v) {
       if ((e = rd_varint(r, &x)) < 0) return e;
       if (x > (uint64_t)(r->end - r->p)) return bad(r, "truncated string");
       if (x >= UINT32_MAX) return bad(r, "string too long");
-      if (r->build) {
+      if (r->build && key && x <= VH_IKEY_MAX) { /* an inline key */
+        *v = vh_key__ikey((const char *)r->p, (size_t)x);
+      } else if (r->build) {
         vh_str_t *s = vh_str_new((const char *)r->p, (size_t)x);
         if (s == NULL) return VH_ENOMEM;
         v->type = VH_TSTR;
@@ -552,6 +566,17 @@ static void unbuild(vh_node_t *n, size_t size, vh_val_t *vals, size_t nvals,
   vh_node__free_shell(n, size);
 }
 
+/* The twin's child k if it is the stored node id (its loaded node when k
+ * is a loaded stub), else NULL (vh_codec_expect_t.twin). Only view nodes
+ * of the expected kind qualify. */
+static vh_node_t *twin_child(vh_node_t *k, uint64_t id, uint8_t kind) {
+  if (k->id != id) return NULL;
+  if ((k->flags & VH_F_STUB) && ((vh_stub_t *)k)->fwd != NULL)
+    k = ((vh_stub_t *)k)->fwd;
+  if (k->kind != kind || (k->flags & VH_F_NODEATH) != VH_F_VIEW) return NULL;
+  return k;
+}
+
 static int dec_champ(rd_t *r, const vh_codec_expect_t *ex, vh_node_t **out) {
   uint32_t dm, nm, prefix = (uint32_t)ex->expect, b;
   int s = ex->shift, nd, nc, di = 0, ci = 0, e;
@@ -576,21 +601,43 @@ static int dec_champ(rd_t *r, const vh_codec_expect_t *ex, vh_node_t **out) {
   kids = (vh_node_t **)(c->kv + 2 * nd);
   memset(c->kv, 0, 2 * (size_t)nd * sizeof(vh_val_t));
   memset(kids, 0, (size_t)nc * sizeof(vh_node_t *));
-  for (b = 0; b < 32 && e == 0; b++) {
-    if (dm & (1u << b)) {
-      vh_val_t *kv = c->kv + 2 * di++;
-      if ((e = rd_val(r, 1, &kv[0])) < 0 || (e = rd_val(r, 0, &kv[1])) < 0)
-        break;
-      if (kv[1].type == VH_TNIL)
-        e = bad(r, "CHAMP: nil value");
-      else if ((vh_key__hash(kv[0]) & mask) != (prefix | (b << s)))
-        e = bad(r, "CHAMP: key hash does not match its slot");
-    }
+  for (uint32_t left = dm; left != 0 && e == 0; left &= left - 1) {
+    b = (uint32_t)__builtin_ctz(left);
+    vh_val_t *kv = c->kv + 2 * di++;
+    if ((e = rd_val(r, 1, &kv[0])) < 0 || (e = rd_val(r, 0, &kv[1])) < 0) break;
+    if (kv[1].type == VH_TNIL)
+      e = bad(r, "CHAMP: nil value");
+    else if ((vh_key__hash(kv[0]) & mask) != (prefix | (b << s)))
+      e = bad(r, "CHAMP: key hash does not match its slot");
   }
-  for (b = 0; b < 32 && e == 0; b++) {
+  /* The twin's children, walked along (tn: its child bits not passed yet,
+   * tk: the next one's slot): no popcount per child (without -mpopcnt it
+   * is a libgcc call). */
+  const vh_champ_t *tw = (const vh_champ_t *)ex->twin;
+  uint32_t tn = 0;
+  vh_node_t *const *tk = NULL;
+  if (tw != NULL && tw->h.kind == VH_K_CHAMP && !(tw->h.flags & VH_F_STUB) &&
+      (tw->h.flags & VH_F_NODEATH) == VH_F_VIEW) {
+    tn = tw->nodemap;
+    tk = (vh_node_t *const *)(tw->kv + 2 * popc(tw->datamap));
+  }
+  uint8_t kkind = s + 5 >= VH_CHAMP_COLL_SHIFT ? VH_K_COLL : VH_K_CHAMP;
+  for (uint32_t left = nm; left != 0 && e == 0; left &= left - 1) {
     uint64_t id;
-    if (!(nm & (1u << b))) continue;
+    b = (uint32_t)__builtin_ctz(left);
     if ((e = rd_id(r, &id)) < 0) break;
+    while (tn != 0 && (uint32_t)__builtin_ctz(tn) < b) {
+      tn &= tn - 1;
+      tk++;
+    }
+    vh_node_t *same = tn != 0 && (uint32_t)__builtin_ctz(tn) == b
+                          ? twin_child(*tk, id, kkind)
+                          : NULL;
+    if (same != NULL) {
+      vh_node__retain(same);
+      kids[ci++] = same;
+      continue;
+    }
     kids[ci] = s + 5 >= VH_CHAMP_COLL_SHIFT
                    ? vh_node__stub(VH_K_COLL, id, (uint8_t)(s + 5), 0,
                                    prefix | (b << s))

@@ -38,6 +38,10 @@
  * refuse view tables (tab.c), so a view can never become part of a live
  * version.
  *
+ * TWINS. vh_node__load_twin hands the decoder a loaded view node of an
+ * older version at the same place (the change feed's walk, tdiff.c): the
+ * children both share by id are taken from it instead of getting stubs.
+ *
  * STAGED BYTES. A reader that read a batch of nodes in one go (the change
  * feed: a version's new nodes with one range scan) stages them
  * (stage.c); a load of a staged id decodes from those bytes and does not
@@ -276,6 +280,10 @@ int vh_trie__load_blob(uint64_t id, uint64_t len, vh_str_t **out,
 }
 
 vh_node_t *vh_node__load(vh_node_t *n) {
+  return vh_node__load_twin(n, NULL);
+}
+
+vh_node_t *vh_node__load_twin(vh_node_t *n, const vh_node_t *twin) {
   vh_stub_t *s = (vh_stub_t *)n;
   vh_codec_expect_t ex;
   const void *bytes;
@@ -291,6 +299,8 @@ vh_node_t *vh_node__load(vh_node_t *n) {
   ex.shift = n->a;
   ex.tail = n->b;
   ex.expect = s->expect;
+  /* A twin only for a view stub (the decoded node is flagged as one). */
+  ex.twin = (n->flags & VH_F_NODEATH) == VH_F_VIEW ? twin : NULL;
   r = vh_codec_decode(bytes, len, n->id, &ex, &node, &why);
   if (!staged) give_back(bytes);
   if (r < 0) {

@@ -33,6 +33,13 @@
  * the integer, so 2.0 and 2 and -0.0 and 0 are one key each. After that,
  * key equality is type + value equality, and vh_key__cmp is a total order
  * (type first, then value) used to keep collision nodes sorted.
+ *
+ * INLINE KEYS (vh_trie_int.h). Inside a node a string key of at most 14
+ * bytes is a VH_TIKEY slot holding its bytes, not a vh_str_t. The key
+ * functions here (eq, cmp, hash) treat it as the VH_TSTR it stands for,
+ * in either argument, so a lookup with a string key finds an inline one
+ * and a collision node sorts both forms as one; vh_key__out turns a slot
+ * into the string form before anything hands the key out.
  */
 #include <math.h>
 #include <stdio.h>
@@ -181,7 +188,45 @@ int vh_key_norm(vh_val_t *k) {
   }
 }
 
+/* Bytes and length of a string key in either form (buf: VH_IKEY_MAX). */
+static const char *key_bytes(const vh_val_t *k, char *buf, size_t *len) {
+  if (k->type == VH_TIKEY) {
+    *len = vh_key__ibytes(k, buf);
+    return buf;
+  }
+  *len = k->u.s->len;
+  return k->u.s->data;
+}
+
+/* An inline key against another key (a or b is VH_TIKEY). */
+static __attribute__((noinline)) int ikey_eq(const vh_val_t *a,
+                                             const vh_val_t *b) {
+  char ba[VH_IKEY_MAX], bb[VH_IKEY_MAX];
+  const char *pa, *pb;
+  size_t la, lb;
+  if (a->type == b->type) return vh_key__ieq(a, b);
+  if (a->type != VH_TSTR && b->type != VH_TSTR) return 0;
+  pa = key_bytes(a, ba, &la);
+  pb = key_bytes(b, bb, &lb);
+  return la == lb && memcmp(pa, pb, la) == 0;
+}
+
+int vh_key__out(vh_val_t *k) {
+  char buf[VH_IKEY_MAX];
+  size_t len;
+  vh_str_t *s;
+  if (k->type != VH_TIKEY) return 0;
+  len = vh_key__ibytes(k, buf);
+  if ((s = vh_str_new(buf, len)) == NULL) return VH_ENOMEM;
+  memset(k->x, 0, sizeof k->x);
+  k->u.s = s;
+  k->type = VH_TSTR;
+  return 0;
+}
+
 int vh_key__eq(vh_val_t a, vh_val_t b) {
+  if (VH_UNLIKELY(a.type == VH_TIKEY || b.type == VH_TIKEY))
+    return ikey_eq(&a, &b);
   if (a.type != b.type) return 0;
   switch (a.type) {
     case VH_TSTR:
@@ -206,15 +251,20 @@ int vh_key__eq(vh_val_t a, vh_val_t b) {
 }
 
 int vh_key__cmp(vh_val_t a, vh_val_t b) {
-  size_t n;
-  int c;
-  if (a.type != b.type) return a.type < b.type ? -1 : 1;
-  switch (a.type) {
-    case VH_TSTR:
-      n = a.u.s->len < b.u.s->len ? a.u.s->len : b.u.s->len;
-      c = memcmp(a.u.s->data, b.u.s->data, n);
+  char ba[VH_IKEY_MAX], bb[VH_IKEY_MAX];
+  const char *pa, *pb;
+  size_t n, la, lb;
+  int c, ta = a.type == VH_TIKEY ? VH_TSTR : a.type;
+  int tb = b.type == VH_TIKEY ? VH_TSTR : b.type;
+  if (ta != tb) return ta < tb ? -1 : 1;
+  switch (ta) {
+    case VH_TSTR: /* either form */
+      pa = key_bytes(&a, ba, &la);
+      pb = key_bytes(&b, bb, &lb);
+      n = la < lb ? la : lb;
+      c = memcmp(pa, pb, n);
       if (c != 0) return c < 0 ? -1 : 1;
-      return a.u.s->len < b.u.s->len ? -1 : a.u.s->len > b.u.s->len;
+      return la < lb ? -1 : la > lb;
     case VH_TINT:
       return a.u.i < b.u.i ? -1 : a.u.i > b.u.i;
     case VH_TFLOAT:
@@ -226,10 +276,42 @@ int vh_key__cmp(vh_val_t a, vh_val_t b) {
   }
 }
 
+/* A test hash of an inline key: the hash function is handed the key as
+ * a VH_TSTR (a temporary string outside the accounted allocator, as
+ * vh_tab_get_str does, so hashing never fails or counts). */
+static uint32_t test_hash_ikey(vh_val_t k) {
+  char buf[VH_IKEY_MAX];
+  size_t len = vh_key__ibytes(&k, buf);
+  vh_str_t *s = malloc(sizeof(vh_str_t) + VH_IKEY_MAX + 1);
+  vh_val_t v;
+  uint32_t h;
+  if (s == NULL) return vh_hash_bytes(buf, len);
+  s->refc = 1;
+  s->len = (uint32_t)len;
+  s->hash = vh_hash_bytes(buf, len);
+  memcpy(s->data, buf, len);
+  s->data[len] = '\0';
+  v.type = VH_TSTR;
+  v.u.s = s;
+  h = vh_trie__test_hash(v);
+  free(s);
+  return h;
+}
+
+/* Out of line: the buffer would cost every vh_key__hash a stack check. */
+static __attribute__((noinline)) uint32_t hash_ikey(vh_val_t k) {
+  char buf[VH_IKEY_MAX];
+  size_t len = vh_key__ibytes(&k, buf);
+  return vh_hash_bytes(buf, len);
+}
+
 uint32_t vh_key__hash(vh_val_t k) {
   uint64_t bits;
-  if (vh_trie__test_hash != NULL) return vh_trie__test_hash(k);
+  if (vh_trie__test_hash != NULL)
+    return k.type == VH_TIKEY ? test_hash_ikey(k) : vh_trie__test_hash(k);
   switch (k.type) {
+    case VH_TIKEY:
+      return hash_ikey(k);
     case VH_TSTR:
       if (VH_UNLIKELY(vh_str__big(k.u.s))) { /* hashed on first use */
         uint64_t *t = vh_str__blob(k.u.s);

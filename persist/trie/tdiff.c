@@ -41,6 +41,17 @@
  * deaths and are read-only, so two trees sharing one copy is invisible);
  * tables are not adopted (a table stub is filled in place).
  *
+ * TWINS (with VH_TDIFF_ADOPT). The new side's CHAMP nodes are mostly
+ * loaded here, as the walk reaches them, while the old side's node at the
+ * same place is in memory: b's node is decoded with a's as its twin
+ * (vh_node__load_twin), so every child the two share by id is a's child
+ * itself, not a fresh stub that adoption would then replace; the walk
+ * then sees the same pointer and moves on. Measured on the feed: the
+ * stubs, their adoption and their frees were ~12% of its instructions
+ * (bench/README.md). The parent's slot takes the loaded node when it is
+ * the stub's only holder (vh_node__take), as a read through the slot
+ * would. Vector nodes are adopted as before, without twins.
+ *
  * LIMITATIONS. A key whose value is a table in one version and a different
  * table that happens to hold equal contents in the other is walked (and
  * reports nothing); tables are compared by identity first, by contents
@@ -266,38 +277,43 @@ static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
   }
   if (x == NULL) return champ_all(w, l, y, 1);
   if (y == NULL) return champ_all(w, l, x, -1);
-  if ((x = vh_node__res(x)) == NULL || (y = vh_node__res(y)) == NULL)
-    return check(w);
+  if ((x = vh_node__res(x)) == NULL) return check(w);
+  if (w->adopt && (y->flags & VH_F_STUB)) { /* TWINS (above) */
+    vh_node_t *stub = (vh_node_t *)y;
+    y = vh_node__load_twin(stub, x);
+    vh_node_t *own = y != NULL && yslot != NULL ? vh_node__take(stub) : NULL;
+    if (own != NULL) *(vh_node_t **)yslot = own;
+  } else {
+    y = vh_node__res(y);
+  }
+  if (y == NULL) return check(w);
   if (x->kind != VH_K_CHAMP || y->kind != VH_K_CHAMP)
     return coll_diff(w, l, x, y);
   cx = (const vh_champ_t *)x;
   cy = (const vh_champ_t *)y;
+  /* Positions: entries by rank among the data bits, children after; the
+   * bits go up, so the ranks are counted along (ex, ey: the next entries;
+   * kx, ky: the next children's slots) rather than a popcount per bit. */
+  const vh_val_t *ex = cx->kv, *ey = cy->kv;
+  vh_node_t *const *kx = (vh_node_t *const *)(cx->kv + 2 * popc(cx->datamap));
+  vh_node_t *const *ky = (vh_node_t *const *)(cy->kv + 2 * popc(cy->datamap));
   /* The loop reads each child's header (same_node): start those loads
    * (cache misses on a large tree) all at once rather than one by one. */
-  {
-    vh_node_t *const *kx = (vh_node_t *const *)(cx->kv + 2 * popc(cx->datamap));
-    vh_node_t *const *ky = (vh_node_t *const *)(cy->kv + 2 * popc(cy->datamap));
-    for (int i = popc(cx->nodemap); i-- > 0;) __builtin_prefetch(kx[i]);
-    for (int i = popc(cy->nodemap); i-- > 0;) __builtin_prefetch(ky[i]);
-  }
+  for (int i = popc(cx->nodemap); i-- > 0;) __builtin_prefetch(kx[i]);
+  for (int i = popc(cy->nodemap); i-- > 0;) __builtin_prefetch(ky[i]);
   uint32_t all = cx->datamap | cx->nodemap | cy->datamap | cy->nodemap;
   while (all != 0 && r == 0) {
     uint32_t bit = all & -all;
     all &= all - 1;
     int xd = (cx->datamap & bit) != 0, xn = (cx->nodemap & bit) != 0;
     int yd = (cy->datamap & bit) != 0, yn = (cy->nodemap & bit) != 0;
-    /* Positions: entries by rank among the data bits, children after. */
-    int ix = popc(cx->datamap & (bit - 1)), iy = popc(cy->datamap & (bit - 1));
-    const vh_val_t *ex = &cx->kv[2 * ix], *ey = &cy->kv[2 * iy];
-    const vh_node_t *nx =
-        xn ? ((vh_node_t *const *)(cx->kv + 2 * popc(cx->datamap)))[popc(
-                 cx->nodemap & (bit - 1))]
-           : NULL;
-    vh_node_t *const *nyslot =
-        yn ? &((vh_node_t *const *)(cy->kv + 2 * popc(cy->datamap)))[popc(
-                 cy->nodemap & (bit - 1))]
-           : NULL;
+    const vh_node_t *nx = xn ? *kx : NULL;
+    vh_node_t *const *nyslot = yn ? ky : NULL;
     const vh_node_t *ny = yn ? *nyslot : NULL;
+    /* Keys are noted (handed out): inline ones become strings first. */
+    if ((xd && (r = vh_key__out((vh_val_t *)&ex[0])) < 0) ||
+        (yd && (r = vh_key__out((vh_val_t *)&ey[0])) < 0))
+      break;
     if (xd && yd) {
       if (vh_key__eq(ex[0], ey[0])) {
         r = note(l, ex[0], ex[1], ey[1]);
@@ -315,6 +331,10 @@ static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
     } else {
       r = note(l, ey[0], vh_nil(), ey[1]);
     }
+    ex += 2 * xd;
+    ey += 2 * yd;
+    kx += xn;
+    ky += yn;
   }
   return r;
 }
@@ -411,8 +431,56 @@ static int vec_diff(const walk_t *w, list_t *l, const vh_vec_t *va,
 
 static const vh_vec_t empty_vec;
 
-static int ent_cmp(const void *p, const void *q) {
-  return vh_tdiff_key_cmp(((const ent_t *)p)->key, ((const ent_t *)q)->key);
+/* vh_tdiff_key_cmp with the common cases inline: two strings (bytes,
+ * then length: vh_key__cmp) or two integers. */
+static inline int ent_cmp(const ent_t *p, const ent_t *q) {
+  vh_val_t a = p->key, b = q->key;
+  if (a.type == VH_TSTR && b.type == VH_TSTR) {
+    size_t la = a.u.s->len, lb = b.u.s->len;
+    int c = memcmp(a.u.s->data, b.u.s->data, la < lb ? la : lb);
+    if (c != 0) return c;
+    return la < lb ? -1 : la > lb;
+  }
+  if (a.type == VH_TINT && b.type == VH_TINT)
+    return a.u.i < b.u.i ? -1 : a.u.i > b.u.i;
+  return vh_tdiff_key_cmp(a, b);
+}
+
+/* Sorts e[0..n) by key, stably: insertion sort of runs of 8, then
+ * bottom-up merges through tmp (n entries). qsort's indirect merge sort
+ * with a comparator through a pointer was ~11% of the change feed's
+ * instructions (a version's 1000 new keys in one table, bench/README.md);
+ * this is ~3x fewer. */
+static void ent_sort(ent_t *e, ent_t *tmp, size_t n) {
+  enum { RUN = 8 };
+  for (size_t lo = 0; lo < n; lo += RUN) {
+    size_t hi = lo + RUN < n ? lo + RUN : n;
+    for (size_t i = lo + 1; i < hi; i++) {
+      ent_t x = e[i];
+      size_t j = i;
+      while (j > lo && ent_cmp(&x, &e[j - 1]) < 0) {
+        e[j] = e[j - 1];
+        j--;
+      }
+      e[j] = x;
+    }
+  }
+  ent_t *src = e, *dst = tmp;
+  for (size_t w = RUN; w < n; w *= 2) {
+    for (size_t lo = 0; lo < n; lo += 2 * w) {
+      size_t mid = lo + w < n ? lo + w : n,
+             hi = lo + 2 * w < n ? lo + 2 * w : n;
+      size_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi)
+        dst[k++] = ent_cmp(&src[j], &src[i]) < 0 ? src[j++] : src[i++];
+      while (i < mid) dst[k++] = src[i++];
+      while (j < hi) dst[k++] = src[j++];
+    }
+    ent_t *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != e) memcpy(e, src, n * sizeof *e);
 }
 
 /* The changed keys of a vs b (NULL = empty) into l, sorted and merged. */
@@ -427,7 +495,12 @@ static int tab_list(const walk_t *w, list_t *l, const vh_tab_t *a,
   if (r == 0)
     r = champ_diff(w, l, a ? a->hash : NULL, b ? b->hash : NULL, NULL);
   if (r < 0) return r;
-  if (l->n > 1) qsort(l->e, l->n, sizeof *l->e, ent_cmp);
+  if (l->n > 1) {
+    ent_t *tmp = l->n > 8 ? malloc(l->n * sizeof *tmp) : NULL;
+    if (l->n > 8 && tmp == NULL) return VH_ENOMEM;
+    ent_sort(l->e, tmp, l->n);
+    free(tmp);
+  }
   /* A key that moved between the parts: one entry removed, one added. */
   size_t o = 0;
   for (size_t i = 0; i < l->n; i++) {

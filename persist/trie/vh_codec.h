@@ -55,6 +55,12 @@ typedef struct vh_codec_expect {
   uint8_t tail;    /* VLEAF: 1 if the vector tail (last slot non-nil) */
   uint64_t expect; /* CHAMP/COLL: hash prefix; VINNER: full leaves under
                       it; VLEAF: slot count */
+  /* CHAMP, optional (NULL = none): a loaded view node of an older version
+   * at the same place (same shift and prefix; tdiff.c, TWINS). A child
+   * whose id is the twin's child's at the same slot is that child, shared
+   * (one more reference), not a new stub. For view nodes only: the
+   * decoded node must be flagged VH_F_VIEW like the twin. */
+  const struct vh_node *twin;
 } vh_codec_expect_t;
 
 /* Decode a non-table node. *out = [new] node with id = id, edit 0, and

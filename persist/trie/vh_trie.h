@@ -72,6 +72,11 @@ typedef struct vh_val {
     vh_tab_t *t; /* VH_TTAB: holds a reference */
   } u;
   uint8_t type; /* vh_type_t */
+  /* Unused by every value handed out. Inside the trie's nodes a short
+   * string key keeps its length and last bytes here (an inline key,
+   * vh_trie_int.h); a named member rather than padding so that struct
+   * copies keep it. */
+  uint8_t x[7];
 } vh_val_t;
 
 /* ---- constructors for scalar values (no references involved) ---- */

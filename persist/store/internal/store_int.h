@@ -196,6 +196,10 @@ int vh_store__get_value(vh_store_t *s, const char *key, size_t klen, int kind,
 /* store.c: verifies a value read by an iterator (see get_value). */
 int vh_store__verify(const char *v, size_t vlen, int kind, const char *what,
                      void **bytes, size_t *len, char **errmsg);
+/* store.c: the same checks without the copy: *bytes points into v
+ * [borrowed] (the payload after the header). */
+int vh_store__check(const char *v, size_t vlen, int kind, const char *what,
+                    const void **bytes, size_t *len, char **errmsg);
 /* store.c: read_lock (shared, never waits) for iterators of other files. */
 int vh_store__read_lock(vh_store_t *s, const char *what, char **errmsg);
 /* store_writer.c: appends an op on any key (VH_OP_KPUT with a framed

@@ -28,8 +28,10 @@
 #ifndef VH_TRIE_INT_H
 #define VH_TRIE_INT_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vh_trie.h"
 
@@ -131,6 +133,68 @@ static inline void vh_str__set_blob_id(struct vh_str *s, uint64_t id) {
 int vh_str__own(vh_val_t *v);
 /* Set VH_BLOB_NODEATH on v if it is a big string (views). */
 void vh_str__nodeath(vh_val_t v);
+
+/* Inline keys. A string key of at most VH_IKEY_MAX bytes is kept in its
+ * CHAMP or collision node's key slot itself instead of in a vh_str_t of
+ * its own (20 B/key for "k123456", a third of the trie at 1M such keys):
+ * type VH_TIKEY, bytes 0..7 in u, the length in x[0], bytes 8..13 in
+ * x[1..6], every unused byte 0 (so two inline keys are equal iff their
+ * u.i and x are). In memory only: the codec writes and reads the same
+ * bytes as for a vh_str_t key, and the decoder makes short keys inline.
+ *
+ * An inline key never leaves the trie. Whatever hands a key slot out
+ * (iteration, vh_tab_next, tdiff) first turns it into an ordinary
+ * VH_TSTR slot holding a new vh_str_t (vh_key__out): the slot is then
+ * what it was before inline keys existed, and the key stays borrowed from
+ * the node as the API says. That changes the node's representation, not
+ * its contents (the node's encoding, hash and order are the same), so it
+ * is done in shared and stored nodes too. Keys compare (vh_key__eq,
+ * vh_key__cmp) and hash (vh_key__hash) the same in both forms. */
+#define VH_TIKEY 6
+#define VH_IKEY_MAX 14
+_Static_assert(sizeof(vh_val_t) == 16 && offsetof(vh_val_t, x) == 9,
+               "inline key layout");
+/* An inline key of len <= VH_IKEY_MAX bytes at p. */
+static inline vh_val_t vh_key__ikey(const char *p, size_t len) {
+  char b[16] = {0}; /* one copy of len bytes, then fixed-size moves */
+  vh_val_t v;
+  memcpy(b, p, len);
+  memcpy(&v.u, b, 8);
+  memcpy(v.x + 1, b + 8, 6);
+  v.x[0] = (uint8_t)len;
+  v.type = VH_TIKEY;
+  return v;
+}
+/* Bytes of the inline key k into buf (VH_IKEY_MAX bytes); the length. */
+static inline size_t vh_key__ibytes(const vh_val_t *k, char *buf) {
+  size_t len = k->x[0];
+  memcpy(buf, &k->u, 8);
+  memcpy(buf + 8, k->x + 1, 6);
+  return len;
+}
+/* Inline keys a, b equal: two words each (type, length and bytes). */
+static inline int vh_key__ieq(const vh_val_t *a, const vh_val_t *b) {
+  uint64_t a1, b1;
+  memcpy(&a1, (const char *)a + 8, 8);
+  memcpy(&b1, (const char *)b + 8, 8);
+  return a->u.i == b->u.i && a1 == b1;
+}
+/* The inline key k holds the len bytes at p (no probe to build: the
+ * hot paths compare a string key against an inline slot this way). */
+static inline int vh_key__iis(const vh_val_t *k, const char *p, size_t len) {
+  if (k->x[0] != len) return 0;
+  if (len <= 8) return memcmp(&k->u, p, len) == 0;
+  return memcmp(&k->u, p, 8) == 0 && memcmp(k->x + 1, p + 8, len - 8) == 0;
+}
+/* The form a new key is stored in: k itself, or its inline form. */
+static inline vh_val_t vh_key__stored(vh_val_t k) {
+  if (k.type == VH_TSTR && k.u.s->len <= VH_IKEY_MAX)
+    return vh_key__ikey(k.u.s->data, k.u.s->len);
+  return k;
+}
+/* Turn the key slot *k into an ordinary VH_TSTR slot if it is inline (a
+ * new string the slot owns). 0 or VH_ENOMEM (the slot unchanged). */
+int vh_key__out(vh_val_t *k);
 
 /* CHAMP node (hash levels 0..6, shift 0..30).
  *   kv[0 .. 2*nd-1]    nd = popcount(datamap) inline entries: key, value
@@ -314,6 +378,10 @@ int vh_val__check(vh_val_t v, const char **why, int nest);
 /* Slow path of vh_node__res: n is a stub. The loaded node [borrowed], or
  * NULL with the thread's fault set. */
 vh_node_t *vh_node__load(vh_node_t *n);
+/* vh_node__load with a twin (vh_codec_expect_t.twin): a loaded view node
+ * of an older version at n's place, whose children with the same ids the
+ * decoded node shares. Ignored unless n is a view stub. */
+vh_node_t *vh_node__load_twin(vh_node_t *n, const vh_node_t *twin);
 /* The node standing at a child slot, loaded if it was a stub [borrowed].
  * NULL only when a load failed (the fault is set). */
 static inline vh_node_t *vh_node__res(const vh_node_t *n) {
