@@ -255,7 +255,7 @@ static inline vhl_proxy_t *self(lua_State *L) {
 /* A read that came back nil / 0 may mean "unreadable": a stored node
  * failed to load (vh_trie.h FAULTS). Raise then, naming the node, so the
  * handler fails and is rolled back instead of seeing an emptied state. */
-static void fault_check(lua_State *L) {
+static VHL_NOINLINE void fault_check(lua_State *L) {
   const char *why;
   if (VHL_LIKELY(vh_trie_fault(&why) == 0)) return;
   char msg[256];
@@ -391,8 +391,13 @@ static vh_tab_t *writable(lua_State *L, vhl_proxy_t *p, int key_idx) {
   return make_transient(L, p, t);
 }
 
+/* For callers that change the node as they please (compat.c: insert,
+ * remove, sort): the write cache's slots may move. */
 vh_tab_t *vhl__writable(lua_State *L, vhl_proxy_t *p) {
-  return writable(L, p, 0);
+  vh_tab_t *t = writable(L, p, 0);
+  p->wmask = 0;
+  p->len_epoch = 0;
+  return t;
 }
 
 /* ---- pushing values ---- */
@@ -478,6 +483,8 @@ void vhl__push_child(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
   c->key = vh_nil();
   c->live_kids = 0;
   c->kid_bits = 0;
+  c->wmask = 0;
+  c->len_epoch = 0;
   c->depth = p->depth + 1;
   luaL_setmetatable(L, VHL_PROXY_MT);
   lua_pushvalue(L, p_idx);
@@ -503,30 +510,52 @@ void vhl__push_read(lua_State *L, int p_idx, vhl_proxy_t *p, int key_idx,
 
 /* ---- READ CACHE ----
  *
- * A proxy keeps, in VHL_RC_SLOTS slots picked by the address of the key's
- * bytes, the last values read with short string keys (vhl_rc_t). The key
+ * A proxy keeps, in VHL_RC_SLOTS slots picked by the address of the key
+ * string, the last values read with short string keys (vhl_rc_t). The key
  * string (and a string value, or a child proxy) sits in the proxy's user
  * values, so the key cannot be collected and its address reused while the
- * slot names it. Why a hit is the current value:
+ * slot names it. The address is lua_topointer's: one call, which also
+ * tells a collectable key (a string, or a table that is never a state
+ * key) from a number, boolean or nil. Why a hit is the current value:
  *  - a scalar or string slot is filled with the proxy resolved at epoch E
  *    and is used only while st->epoch == E. Between bumps the only change
  *    to the node of a path is a write through that path's proxy (the same
  *    path gives the same proxy while it lives, and every other change of
  *    the state bumps the epoch: commit, rollback, set_root, clones, tables
- *    stored or replaced, shifts), and proxy_set updates or empties every
+ *    stored or replaced, shifts), and proxy_set updates or empties the
  *    slot of its proxy with that key (rc_wrote). Reload, restart, rollback
  *    and at(V) all come through vhl_state_set_root or the transaction
  *    functions, which bump the epoch.
  *  - a child slot holds the child proxy, used while its own resolution is
  *    current (c->epoch == st->epoch): then its path holds a table, which
  *    is what the read must return (the same proxy, as vhl__push_child).
+ *    Integer keys use the same rule through the child cache (proxy_index).
  * A valid slot also means the proxy's own path was resolved at the current
  * epoch, so a hit never skips a "no longer a table" error. The guard is
- * checked before the cache (self). */
+ * checked before the cache (self).
+ *
+ * ---- WRITE CACHE ----
+ *
+ * A slot also remembers where its key's value sits in the proxy's node
+ * (ws, from vh_tab_set_slot after a write that replaced it in place), so
+ * that the next write of an integer, float or boolean over an integer,
+ * float or boolean (`t.count = i`) stores it there: no resolution, key
+ * conversion, hash or trie walk. ws is used only while the node and every
+ * trie node on the key's path stay exclusive to the transaction and in
+ * place: the epoch is the one of the fill (the path's node is the same
+ * node), the transaction's edit token is the same (a pin or a snapshot
+ * switches it: vhl__pin_prepare), and the proxy's wmask bit is set. Every
+ * write to the node through the proxy that is not itself an in-place
+ * replacement clears wmask (proxy_set, vhl__writable for compat.c's
+ * insert, remove and sort), and a slot given to another key clears its
+ * bit (rc_own). Every other change to the node bumps the epoch (above).
+ * An armed slot holds an integer, float or boolean: it is armed only by
+ * such a write, and any other write of its key through proxy_set disarms
+ * it first, so a string's or table's reference is never overwritten. */
 #define RC_MAXLEN 40 /* Lua's short strings: interned, one address each */
 
-static inline unsigned rc_slot(const char *kp) {
-  return (unsigned)(((uint64_t)(uintptr_t)kp * 0x9E3779B97F4A7C15ull) >> 62) &
+static inline unsigned rc_slot(const void *ko) {
+  return (unsigned)(((uint64_t)(uintptr_t)ko * 0x9E3779B97F4A7C15ull) >> 62) &
          (VHL_RC_SLOTS - 1);
 }
 
@@ -535,55 +564,63 @@ static inline unsigned rc_slot(const char *kp) {
 static inline int rc_hit(lua_State *L, vhl_proxy_t *p, unsigned i) {
   vhl_rc_t *r = &p->rc[i];
   uint64_t epoch = p->st->epoch;
-  switch (r->type) {
-    case VH_TINT:
-      if (r->epoch != epoch) return 0;
-      lua_pushinteger(L, (lua_Integer)r->u.i);
-      return 1;
-    case VH_TFLOAT:
-      if (r->epoch != epoch) return 0;
-      lua_pushnumber(L, (lua_Number)r->u.f);
-      return 1;
-    case VH_TBOOL:
-      if (r->epoch != epoch) return 0;
-      lua_pushboolean(L, r->u.b);
-      return 1;
-    case VH_TSTR:
-      if (r->epoch != epoch) return 0;
-      lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
-      return 1;
-    case VH_TTAB:
-      if (r->u.c->epoch != epoch || r->u.c->magic != VHL_PROXY_MAGIC) return 0;
-      lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
-      return 1;
-    default:
-      return 0;
+  int type = r->type;
+  if (type == VH_TTAB) {
+    if (r->u.c->epoch != epoch || r->u.c->magic != VHL_PROXY_MAGIC) return 0;
+    lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
+    return 1;
   }
+  if (r->epoch != epoch) return 0;
+  if (type == VH_TINT) {
+    lua_pushinteger(L, (lua_Integer)r->u.i);
+  } else if (type == VH_TSTR) {
+    lua_getiuservalue(L, 1, VHL_RC_UV + 2 * (int)i + 1);
+  } else if (type == VH_TFLOAT) {
+    lua_pushnumber(L, (lua_Number)r->u.f);
+  } else if (type == VH_TBOOL) {
+    lua_pushboolean(L, r->u.b);
+  } else {
+    return 0; /* VH_TNIL: empty */
+  }
+  return 1;
 }
 
-/* Fill slot i of p (at index 1) for the key string at index 2 (bytes s,
- * length n) with the value v just read; a string value or a child proxy
- * is on the top of the stack. */
-static void rc_fill(lua_State *L, vhl_proxy_t *p, unsigned i, const char *s,
-                    size_t n, vh_val_t v) {
+/* Give slot i of p (at index 1) to the key string ko at k_idx. */
+static void rc_take(lua_State *L, vhl_proxy_t *p, unsigned i, int k_idx,
+                    const void *ko) {
+  vhl_rc_t *r = &p->rc[i];
+  lua_pushvalue(L, k_idx);
+  lua_setiuservalue(L, 1, VHL_RC_UV + 2 * (int)i);
+  r->ko = ko;
+  r->type = VH_TNIL;
+  p->wmask &= ~(1u << i); /* ws was the old key's */
+}
+
+/* Admission: may the key ko (at k_idx) have slot i of p (at index 1)? A
+ * slot holding another key read at this epoch is taken over only by a key
+ * that missed it twice in a row, so keys used in rotation (more of them
+ * than slots) do not pay a fill per access. */
+static inline int rc_own(lua_State *L, vhl_proxy_t *p, unsigned i, int k_idx,
+                         const void *ko) {
+  vhl_rc_t *r = &p->rc[i];
+  if (r->ko == ko) return 1;
+  if (r->type != VH_TNIL && r->epoch == p->st->epoch && r->cand != ko) {
+    r->cand = ko;
+    return 0;
+  }
+  rc_take(L, p, i, k_idx, ko);
+  return 1;
+}
+
+/* Fill slot i of p (at index 1) for the key string ko at index 2 with the
+ * value v just read; a string value or a child proxy is on the top of the
+ * stack. */
+static void rc_fill(lua_State *L, vhl_proxy_t *p, unsigned i, const void *ko,
+                    vh_val_t v) {
   vhl_rc_t *r = &p->rc[i];
   int uv = VHL_RC_UV + 2 * (int)i;
-  /* Admission: a slot holding another key read at this epoch is taken
-   * over only by a key that missed it twice in a row, so keys read in
-   * rotation (more of them than slots) do not pay a fill per read. */
-  if (r->kp != s && r->type != VH_TNIL && r->epoch == p->st->epoch &&
-      r->cand != s) {
-    r->cand = s;
-    return;
-  }
+  if (!rc_own(L, p, i, 2, ko)) return;
   r->type = VH_TNIL;
-  if (r->kp != s) {
-    lua_pushvalue(L, 2);
-    lua_setiuservalue(L, 1, uv);
-    r->kp = s;
-    r->len = (uint32_t)n;
-    r->fp = key_fp(s, n);
-  }
   switch (v.type) {
     case VH_TINT:
       r->u.i = v.u.i;
@@ -607,19 +644,9 @@ static void rc_fill(lua_State *L, vhl_proxy_t *p, unsigned i, const char *s,
   r->type = v.type;
 }
 
-/* p's key (bytes s, length n) was just written with val (the epoch
- * already bumped if it had to be): empty every slot with that key, then
- * keep a scalar value in its slot if the slot holds this very string. */
-static void rc_wrote(vhl_proxy_t *p, const char *s, size_t n, vh_val_t val) {
-  uint32_t fp = key_fp(s, n);
-  for (unsigned i = 0; i < VHL_RC_SLOTS; i++) {
-    vhl_rc_t *r = &p->rc[i];
-    if (r->type != VH_TNIL && r->fp == fp && r->len == n &&
-        (r->kp == s || memcmp(r->kp, s, n) == 0))
-      r->type = VH_TNIL;
-  }
-  vhl_rc_t *r = &p->rc[rc_slot(s)];
-  if (r->kp != s) return;
+/* Slot r's key was just written with val (the epoch already bumped if it
+ * had to be): keep a scalar value, empty the slot otherwise. */
+static inline void rc_wrote(vhl_state_t *st, vhl_rc_t *r, vh_val_t val) {
   switch (val.type) {
     case VH_TINT:
       r->u.i = val.u.i;
@@ -631,20 +658,22 @@ static void rc_wrote(vhl_proxy_t *p, const char *s, size_t n, vh_val_t val) {
       r->u.b = val.u.b;
       break;
     default:
+      r->type = VH_TNIL;
       return;
   }
-  r->epoch = p->st->epoch;
+  r->epoch = st->epoch;
   r->type = val.type;
 }
 
 /* ---- metamethods ---- */
 
-/* __index with a string key. */
-static int index_str(lua_State *L, vhl_proxy_t *p) {
+/* __index with a key that is a collectable object ko (read cache slot
+ * ri), not found in the read cache. */
+static VHL_NOINLINE int index_str(lua_State *L, vhl_proxy_t *p, const void *ko,
+                                  unsigned ri) {
   size_t n;
-  const char *s = lua_tolstring(L, 2, &n);
-  unsigned ri = rc_slot(s);
-  if (p->rc[ri].kp == s && rc_hit(L, p, ri)) return 1;
+  const char *s = lua_tolstring(L, 2, &n); /* not a number: no conversion */
+  if (s == NULL) return 0; /* a table, function...: never a key */
   vh_tab_t *t = vhl__resolve(L, p);
   vh_val_t k, v;
   k.u.s = vhl__key_cached(s, n); /* no hashing, maybe no memcmp */
@@ -664,70 +693,135 @@ static int index_str(lua_State *L, vhl_proxy_t *p) {
     lua_settop(L, 2);
     vhl__push_child(L, 1, p, 2, v.u.t);
   }
-  if (n <= RC_MAXLEN) rc_fill(L, p, ri, s, n, v);
+  if (n <= RC_MAXLEN) rc_fill(L, p, ri, ko, v);
   return 1;
 }
 
-static int proxy_index(lua_State *L) {
-  vhl_proxy_t *p = self(L);
-  int kt = lua_type(L, 2);
-  if (kt == LUA_TSTRING) return index_str(L, p);
+/* Push the table v read under the key at 2 of p (at 1): its child proxy.
+ * isint: the key is the integer i. cache: the child cache is at 3. */
+static VHL_NOINLINE int index_table(lua_State *L, vhl_proxy_t *p, int isint,
+                                    lua_Integer i, vh_tab_t *v, int cache) {
+  /* Fast path of vhl__push_child: the child is cached. The cache table
+   * stays on the stack below the result. */
+  if (!cache) {
+    cache = lua_getiuservalue(L, 1, 2) == LUA_TTABLE;
+    if (!cache) lua_settop(L, 2);
+  }
+  if (cache) {
+    int found;
+    if (isint) {
+      found = lua_rawgeti(L, 3, i);
+    } else {
+      lua_pushvalue(L, 2);
+      found = lua_rawget(L, 3);
+    }
+    if (found == LUA_TUSERDATA) {
+      vhl_proxy_t *c = (vhl_proxy_t *)lua_touserdata(L, -1);
+      c->tab = v;
+      c->epoch = p->st->epoch;
+      return 1;
+    }
+  }
+  lua_settop(L, 2);
+  vhl__push_child(L, 1, p, 2, v);
+  return 1;
+}
+
+/* __index with a key that is a float, a boolean or nil (not an integer). */
+static VHL_NOINLINE int index_other(lua_State *L, vhl_proxy_t *p) {
   vh_tab_t *t = vhl__resolve(L, p);
   vh_val_t v;
-  int isint = 0;
-  lua_Integer i = 0;
-  switch (kt) {
+  switch (lua_type(L, 2)) {
     case LUA_TNUMBER: {
-      i = lua_tointegerx(L, 2, &isint);
-      if (isint) {
-        vh_tab_get_int(t, (int64_t)i, &v);
-      } else {
-        vh_val_t k = vh_float((double)lua_tonumber(L, 2));
-        if (vh_key_norm(&k) != 0) return 0; /* NaN: nil, as in Lua */
-        vh_tab_get(t, k, &v);
-      }
+      vh_val_t k = vh_float((double)lua_tonumber(L, 2));
+      if (vh_key_norm(&k) != 0) return 0; /* NaN: nil, as in Lua */
+      vh_tab_get(t, k, &v);
       break;
     }
     case LUA_TBOOLEAN:
       vh_tab_get(t, vh_bool(lua_toboolean(L, 2)), &v);
       break;
     default:
-      return 0; /* nil, tables, functions...: never keys of a state */
+      return 0; /* nil, light userdata: never keys of a state */
   }
-  if (v.type != VH_TTAB) {
-    if (v.type == VH_TNIL) fault_check(L);
-    vhl__push_scalar(L, v);
-    return 1;
-  }
-  /* Fast path of vhl__push_child: the child is cached. The cache table
-   * stays on the stack below the result. */
-  if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
-    int found;
-    if (isint) {
-      found = lua_rawgeti(L, -1, i);
-    } else {
-      lua_pushvalue(L, 2);
-      found = lua_rawget(L, -2);
-    }
-    if (found == LUA_TUSERDATA) {
-      vhl_proxy_t *c = (vhl_proxy_t *)lua_touserdata(L, -1);
-      c->tab = v.u.t;
-      c->epoch = p->st->epoch;
-      return 1;
-    }
-  }
-  lua_settop(L, 2);
-  vhl__push_child(L, 1, p, 2, v.u.t);
+  if (v.type == VH_TTAB) return index_table(L, p, 0, 0, v.u.t, 0);
+  if (v.type == VH_TNIL) fault_check(L);
+  vhl__push_scalar(L, v);
   return 1;
 }
 
+/* __index with a key that is not a collectable object: a number, a
+ * boolean or nil. */
+static VHL_NOINLINE int index_key(lua_State *L, vhl_proxy_t *p) {
+  int isint;
+  lua_Integer i = lua_tointegerx(L, 2, &isint); /* numbers only: no string */
+  if (!isint) return index_other(L, p);
+  int cache = 0; /* 1: the child cache is at index 3 */
+  if ((p->kid_bits & kid_bit(vh_int((int64_t)i))) != 0) {
+    /* Maybe a live child proxy's key (kid_bit): a child resolved at this
+     * epoch is the answer (READ CACHE), without a trie lookup. */
+    if (lua_getiuservalue(L, 1, 2) == LUA_TTABLE) {
+      cache = 1;
+      if (lua_rawgeti(L, 3, i) == LUA_TUSERDATA) {
+        vhl_proxy_t *c = (vhl_proxy_t *)lua_touserdata(L, 4);
+        if (c->epoch == p->st->epoch) return 1;
+      }
+    }
+    lua_settop(L, 2 + cache);
+  }
+  vh_val_t v;
+  vh_tab_get_int(vhl__resolve(L, p), (int64_t)i, &v);
+  switch (v.type) {
+    case VH_TINT:
+      lua_pushinteger(L, (lua_Integer)v.u.i);
+      return 1;
+    case VH_TTAB:
+      return index_table(L, p, 1, i, v.u.t, cache);
+    case VH_TNIL:
+      fault_check(L);
+      lua_pushnil(L);
+      return 1;
+    default:
+      vhl__push_scalar(L, v);
+      return 1;
+  }
+}
+
+static int proxy_index(lua_State *L) {
+  vhl_proxy_t *p = self(L);
+  const void *ko = lua_topointer(L, 2);
+  if (ko == NULL) return index_key(L, p);
+  /* A string (or a table, function...: never a key): the READ CACHE. */
+  unsigned ri = rc_slot(ko);
+  if (p->rc[ri].ko == ko && rc_hit(L, p, ri)) return 1;
+  return index_str(L, p, ko, ri);
+}
+
+/* A value the write cache may store over another: it holds no reference
+ * (an integer, float or boolean). */
+static inline int plain_scalar(int type) {
+  return (unsigned)(type - VH_TBOOL) <= (unsigned)(VH_TFLOAT - VH_TBOOL);
+}
+
 /* Store the value at v_idx under the key at k_idx of proxy p. Shared by
- * __newindex and the compat functions. */
-static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
+ * __newindex and the compat functions. p_idx: p's stack index if it is 1
+ * (the write cache may then be filled), else 0; ko: the key's
+ * lua_topointer, or NULL (then found here if needed). */
+static int proxy_set(lua_State *L, vhl_proxy_t *p, int p_idx, int k_idx,
+                     int v_idx, const void *ko) {
   vhl_state_t *st = p->st;
   vh_tab_t *t = writable(L, p, k_idx);
   vh_val_t key, val, old;
-  int kstr = lua_type(L, k_idx) == LUA_TSTRING;
+  size_t n = 0;
+  const char *s = NULL;
+  int kstr;
+  if (ko != NULL) {                  /* collectable: a string, or a bad key */
+    s = lua_tolstring(L, k_idx, &n); /* not a number: no conversion */
+    kstr = s != NULL;
+  } else {
+    kstr = lua_type(L, k_idx) == LUA_TSTRING;
+    if (kstr) s = lua_tolstring(L, k_idx, &n);
+  }
   if (!kstr) { /* scalar keys need no allocation */
     const char *bad = vhl__tokey(L, k_idx, &key);
     if (bad != NULL) {
@@ -754,11 +848,8 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
       break;
   }
   /* From here C holds val: nothing may raise before it is handed over. */
-  size_t n = 0;
-  const char *s = NULL;
   int kown = !kstr; /* key holds a reference of ours */
   if (kstr) {
-    s = lua_tolstring(L, k_idx, &n);
     key.type = VH_TSTR;
     key.u.s = vhl__key_cached(s, n); /* borrowed: vh_tab_set borrows it */
     if (key.u.s == NULL) {
@@ -779,28 +870,97 @@ static void proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
     bump = old.type == VH_TTAB;
   }
   vh_tab_t *t2 = t;
-  int rc = vh_tab_set(&t2, key, val, st->edit); /* val stolen */
+  vh_val_t *ws = NULL;
+  int rc = vh_tab_set_slot(&t2, key, val, st->edit, /* val stolen */
+                           kstr && n <= RC_MAXLEN ? &ws : NULL);
   if (kown) vh_val_release(key);
   if (t2 != t) abort(); /* a transient node is mutated in place */
   if (bump) st->epoch++;
   st->writes++;
-  if (kstr) rc_wrote(p, s, n, rc == 0 ? val : vh_nil());
+  if (ws == NULL) { /* the node's slots may have moved, its # changed */
+    p->wmask = 0;
+    p->len_epoch = 0;
+  }
+  if (kstr && n <= RC_MAXLEN) {
+    if (ko == NULL) ko = lua_topointer(L, k_idx);
+    unsigned i = rc_slot(ko);
+    vhl_rc_t *r = &p->rc[i];
+    if (r->ko == ko) p->wmask &= ~(1u << i); /* the slot may hold val */
+    if (ws != NULL && p_idx == 1 && plain_scalar(val.type) &&
+        rc_own(L, p, i, k_idx, ko)) {
+      r->ws = ws;
+      r->wepoch = st->epoch;
+      r->wedit = st->edit;
+      p->wmask |= 1u << i;
+    }
+    if (r->ko == ko) rc_wrote(st, r, rc == 0 ? val : vh_nil());
+  }
   if (rc != 0) {
     fault_check(L);
     vhl__oom(L);
   }
+  return 0;
+}
+
+/* __newindex from the WRITE CACHE, if the key at 2 has a valid slot and
+ * the value at 3 is an integer, float or boolean (1); else 0, with *ko =
+ * the key's lua_topointer. */
+static VHL_NOINLINE int write_cached(lua_State *L, vhl_proxy_t *p,
+                                     const void **ko) {
+  const void *k = *ko = lua_topointer(L, 2);
+  if (k == NULL) return 0;
+  unsigned i = rc_slot(k);
+  vhl_rc_t *r = &p->rc[i];
+  vhl_state_t *st = p->st;
+  if (r->ko != k || (p->wmask >> i & 1u) == 0 || r->wepoch != st->epoch ||
+      r->wedit != st->edit)
+    return 0;
+  vh_val_t *ws = r->ws;
+  if (lua_isinteger(L, 3)) {
+    ws->u.i = r->u.i = (int64_t)lua_tointeger(L, 3);
+    ws->type = VH_TINT;
+  } else {
+    switch (lua_type(L, 3)) {
+      case LUA_TNUMBER:
+        ws->u.f = r->u.f = (double)lua_tonumber(L, 3);
+        ws->type = VH_TFLOAT;
+        break;
+      case LUA_TBOOLEAN:
+        ws->u.b = r->u.b = lua_toboolean(L, 3);
+        ws->type = VH_TBOOL;
+        break;
+      default:
+        return 0;
+    }
+  }
+  r->type = ws->type;
+  r->epoch = st->epoch;
+  st->writes++;
+  return 1;
 }
 
 static int proxy_newindex(lua_State *L) {
   vhl_proxy_t *p = self(L);
-  proxy_set(L, p, 2, 3);
-  return 0;
+  const void *ko = NULL;
+  if (p->wmask != 0 && write_cached(L, p, &ko)) return 0;
+  return proxy_set(L, p, 1, 2, 3, ko); /* 0 */
 }
 
-static int proxy_len(lua_State *L) {
-  vhl_proxy_t *p = self(L);
+/* # when p->len is not current. */
+static VHL_NOINLINE int64_t len_slow(lua_State *L, vhl_proxy_t *p) {
   int64_t n = vh_tab_len(vhl__resolve(L, p));
   if (n == 0) fault_check(L);
+  p->len = n;
+  p->len_epoch = p->st->epoch;
+  return n;
+}
+
+/* The node of p changes only through p's writes or with an epoch bump
+ * (READ CACHE), and a write that may change # (one that is not an
+ * in-place replacement of a string key's value) forgets p->len. */
+static int proxy_len(lua_State *L) {
+  vhl_proxy_t *p = self(L);
+  int64_t n = p->len_epoch == p->st->epoch ? p->len : len_slow(L, p);
   lua_pushinteger(L, (lua_Integer)n);
   return 1;
 }
@@ -901,9 +1061,10 @@ static int proxy_pairs(lua_State *L) {
 
 /* ---- setup ---- */
 
+/* Hottest first (vhl__proxy_init). */
 static const luaL_Reg proxy_meta[] = {{"__index", proxy_index},
-                                      {"__newindex", proxy_newindex},
                                       {"__len", proxy_len},
+                                      {"__newindex", proxy_newindex},
                                       {"__pairs", proxy_pairs},
                                       {"__tostring", proxy_tostring},
                                       {"__gc", proxy_gc},
@@ -927,10 +1088,22 @@ void vhl__proxy_init(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, "ved.keycache");
   }
   lua_pop(L, 1);
-  if (luaL_newmetatable(L, VHL_PROXY_MT)) {
+  /* luaL_newmetatable's table, built roomy and hottest entries first: Lua
+   * looks __index / __len / __newindex up in it on every access. A key
+   * inserted first sits at the head of its chain whatever the string hash
+   * seed of the run, and in 64 slots the next ones almost always do too
+   * (in the 8 slots luaL_newmetatable ends with, an access took 0-3 chain
+   * steps more, varying from run to run). */
+  if (lua_getfield(L, LUA_REGISTRYINDEX, VHL_PROXY_MT) == LUA_TNIL) {
+    lua_pop(L, 1);
+    lua_createtable(L, 0, 64);
     luaL_setfuncs(L, proxy_meta, 0);
     lua_pushliteral(L, VHL_PROXY_MT);
+    lua_setfield(L, -2, "__name");
+    lua_pushliteral(L, VHL_PROXY_MT);
     lua_setfield(L, -2, "__metatable");
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, VHL_PROXY_MT);
   }
   lua_pop(L, 1);
   if (luaL_newmetatable(L, PIN_MT)) {
@@ -961,6 +1134,8 @@ void vhl__proxy_new_root(lua_State *L, vhl_state_t *st, int st_idx) {
   p->key = vh_nil();
   p->live_kids = 0;
   p->kid_bits = 0;
+  p->wmask = 0;
+  p->len_epoch = 0;
   p->depth = 1;
   luaL_setmetatable(L, VHL_PROXY_MT);
   lua_pushvalue(L, st_idx);
@@ -968,5 +1143,5 @@ void vhl__proxy_new_root(lua_State *L, vhl_state_t *st, int st_idx) {
 }
 
 void vhl__proxy_set(lua_State *L, vhl_proxy_t *p, int k_idx, int v_idx) {
-  proxy_set(L, p, k_idx, v_idx);
+  proxy_set(L, p, 0, k_idx, v_idx, NULL);
 }

@@ -725,6 +725,319 @@ describe("state proxy", function()
     end)
   end)
 
+  -- The write cache (proxy.c WRITE CACHE) stores a scalar straight into
+  -- the node's value slot that an earlier in-place write of the same key
+  -- found. Each case makes that slot move, be shared or be pinned, then
+  -- writes again, and checks the trie itself (core.copy, snapshots, pairs:
+  -- none of them go through the proxy's caches), not just the proxy.
+  describe("write cache", function()
+    -- Two writes of s[k]: the second one replaces in place and arms the
+    -- cache for k.
+    local function arm(s, k, v)
+      s[k] = v - 1
+      s[k] = v
+    end
+
+    it("a write after other keys are added or removed lands in the trie",
+       function()
+      local st = new({ n = 0, gone = 1 })
+      local s = st.state
+      st:begin()
+      arm(s, "n", 2)
+      for i = 1, 200 do s["k" .. i] = i end -- nodes split and move
+      s.n = 3
+      assert.are.equal(3, core.copy(s).n)
+      s.gone = nil -- a delete moves nodes too
+      for i = 1, 200, 2 do s["k" .. i] = nil end
+      s.n = 4
+      assert.are.equal(4, core.copy(s).n)
+      s.n = 4.5
+      s.n = true
+      assert.are.equal(true, core.copy(s).n)
+      st:commit()
+      assert.are.equal(true, core.copy(s).n)
+      assert.are.equal(true, s.n)
+      assert.are.equal(200, core.copy(s).k200)
+      assert.is_nil(core.copy(s).k199)
+    end)
+
+    it("every scalar type in and out of the slot", function()
+      local st = new({ n = 0 })
+      local s = st.state
+      st:begin()
+      arm(s, "n", 2)
+      for _, v in ipairs({ 3, 2.0, 2.5, true, false, 7, 0 }) do
+        s.n = v
+        local got = core.copy(s).n
+        assert.are.equal(v, got)
+        assert.are.equal(math.type(v), math.type(got))
+        assert.are.equal(v, s.n)
+      end
+      s.n = "str" -- a string is not stored by the cache
+      s.n = 5
+      assert.are.equal(5, core.copy(s).n)
+      s.n = { x = 1 } -- nor a table
+      s.n = 6
+      assert.are.equal(6, core.copy(s).n)
+      s.n = nil
+      s.n = 7
+      s.n = 8
+      assert.are.equal(8, core.copy(s).n)
+      st:commit()
+      assert.are.equal(8, core.copy(s).n)
+    end)
+
+    it("a snapshot or a pairs loop taken after arming keeps its version",
+       function()
+      local st = new({ n = 0, m = 0 })
+      local s = st.state
+      st:begin()
+      arm(s, "n", 2)
+      local snap = st:snapshot() -- pins the transient root
+      s.n = 3
+      assert.are.equal(2, snap.n)
+      assert.are.equal(2, core.copy(snap).n)
+      assert.are.equal(3, core.copy(s).n)
+      arm(s, "n", 5)
+      local seen = {}
+      local f, x, k0 = pairs(s) -- pins the node it walks
+      s.n = 6
+      for k, v in f, x, k0 do seen[k] = v end
+      assert.are.equal(5, seen.n)
+      assert.are.equal(6, core.copy(s).n)
+      assert.are.equal(6, s.n)
+      st:commit()
+      assert.are.equal(2, snap.n)
+      assert.are.equal(6, core.copy(s).n)
+    end)
+
+    it("a copy stored elsewhere is not written through the slot", function()
+      local st = new({ t = { n = 0 } })
+      local s = st.state
+      st:begin()
+      local t = s.t
+      arm(t, "n", 2)
+      s.c = t -- a deep copy of t
+      t.n = 3
+      assert.are.equal(2, s.c.n)
+      assert.are.equal(2, core.copy(s).c.n)
+      assert.are.equal(3, core.copy(s).t.n)
+      local other = new({})
+      other:begin()
+      other.state.c = t
+      t.n = 4
+      assert.are.equal(3, core.copy(other.state).c.n)
+      other:commit()
+      st:commit()
+      assert.are.equal(4, core.copy(s).t.n)
+      assert.are.equal(2, core.copy(s).c.n)
+    end)
+
+    it("commit, rollback and a new transaction start afresh", function()
+      local st = new({ n = 0 })
+      local s = st.state
+      st:begin()
+      arm(s, "n", 2)
+      st:commit()
+      local snap = st:snapshot()
+      st:begin()
+      s.n = 3 -- the committed node is shared with the snapshot now
+      assert.are.equal(2, snap.n)
+      assert.are.equal(3, core.copy(s).n)
+      arm(s, "n", 5)
+      st:rollback()
+      assert.are.equal(2, s.n)
+      assert.are.equal(2, core.copy(s).n)
+      st:begin()
+      s.n = 6
+      st:commit()
+      assert.are.equal(6, core.copy(s).n)
+      assert.are.equal(2, core.copy(snap).n)
+    end)
+
+    it("writes through a child proxy, table functions and a replaced " ..
+       "table keep the slot right", function()
+      local st = new({ n = 0, list = { 1, 2, 3, nil, 5 }, sub = { v = 1 } })
+      local s = st.state
+      local list, sub = s.list, s.sub
+      st:begin()
+      arm(s, "n", 2)
+      sub.v = 2 -- clones sub into the root
+      s.n = 3
+      assert.are.equal(3, core.copy(s).n)
+      arm(list, "x", 2) -- a string key in a list's hash part, beside 5
+      core.table.insert(list, 4) -- 5 moves to the array: the hash part shrinks
+      list.x = 2.5
+      assert.are.equal(2.5, core.copy(list).x)
+      core.table.insert(list, 1, 0)
+      list.x = 3
+      assert.are.equal(3, core.copy(list).x)
+      core.table.remove(list, 1)
+      core.table.sort(list, function(a, b) return a > b end)
+      list.x = 4
+      assert.are.equal(4, core.copy(list).x)
+      list[7] = 7
+      list[6] = 6 -- appends, and 7 moves over from the hash part
+      list.x = 5
+      assert.are.equal(5, core.copy(list).x)
+      s.list = { x = 1 } -- the proxy's node is replaced from above
+      list.x = 6
+      assert.are.equal(6, core.copy(s).list.x)
+      assert.are.same({ x = 6 }, core.copy(list))
+      st:commit()
+      assert.are.same({ x = 6 }, core.copy(s.list))
+      assert.are.equal(3, core.copy(s).n)
+    end)
+
+    it("keys in rotation share the slots and each lands in the trie",
+       function()
+      local st = new({})
+      local s = st.state
+      st:begin()
+      for i = 1, 64 do s["key" .. i] = 0 end
+      for round = 1, 4 do
+        for i = 1, 64 do s["key" .. i] = i * round end
+        for i = 64, 1, -1 do s["key" .. i] = i * round + 1 end
+      end
+      local c = core.copy(s)
+      for i = 1, 64 do
+        assert.are.equal(i * 4 + 1, c["key" .. i])
+        assert.are.equal(i * 4 + 1, s["key" .. i])
+      end
+      st:commit()
+    end)
+  end)
+
+  -- # answers from the length cached in the proxy while the epoch holds.
+  describe("cached length", function()
+    it("# follows every write that changes the border", function()
+      local st = new({ list = { 1, 2, 3 } })
+      local s = st.state
+      local list = s.list
+      assert.are.equal(3, #list)
+      st:begin()
+      list[4] = 4
+      assert.are.equal(4, #list)
+      list[#list + 1] = 5
+      assert.are.equal(5, #list)
+      list[5] = nil
+      assert.are.equal(4, #list)
+      list[6] = 6 -- beyond the border: the hash part
+      assert.are.equal(4, #list)
+      list[5] = 5 -- joins 6
+      assert.are.equal(6, #list)
+      list.x = 1
+      assert.are.equal(6, #list)
+      core.table.insert(list, 7)
+      assert.are.equal(7, #list)
+      core.table.insert(list, 1, 0)
+      assert.are.equal(8, #list)
+      core.table.remove(list)
+      core.table.remove(list, 1)
+      assert.are.equal(6, #list)
+      core.table.sort(list)
+      assert.are.equal(6, #list)
+      s.list = { 1 } -- replaced from above
+      assert.are.equal(1, #list)
+      s.list[2] = 2 -- through the same proxy, found again
+      assert.are.equal(2, #list)
+      st:rollback()
+      assert.are.equal(3, #list)
+      st:begin()
+      list[4] = 4
+      st:commit()
+      assert.are.equal(4, #list)
+      assert.are.equal(4, #core.copy(list))
+    end)
+
+    it("# of a snapshot and of a path that is no longer a table", function()
+      local st = new({ list = { 1, 2 } })
+      local s = st.state
+      local list = s.list
+      assert.are.equal(2, #list)
+      local snap = st:snapshot()
+      local slist = snap.list
+      assert.are.equal(2, #slist)
+      st:begin()
+      list[3] = 3
+      assert.are.equal(2, #slist)
+      assert.are.equal(3, #list)
+      s.list = 1
+      assert.has_error(function() return #list end,
+                       "state.list is no longer a table")
+      st:commit()
+      assert.are.equal(2, #slist)
+    end)
+  end)
+
+  -- An integer read of a key whose child proxy is alive and current
+  -- answers with that proxy without a trie lookup.
+  describe("integer reads of live children", function()
+    it("a child's path that changes is seen", function()
+      local st = new({ users = { { n = 1 }, { n = 2 }, { n = 3 } } })
+      local s = st.state
+      local users = s.users
+      local u1, u2, u3 = users[1], users[2], users[3]
+      assert.are.equal(u1, users[1])
+      assert.are.equal(u2, users[2.0])
+      st:begin()
+      users[1] = 5 -- a scalar over a live child
+      assert.are.equal(5, users[1])
+      users[1] = { n = 10 }
+      assert.are.equal(u1, users[1]) -- same path, same proxy
+      assert.are.equal(10, users[1].n)
+      core.table.remove(users, 1) -- shifts 2 and 3 down
+      assert.are.equal(2, users[1].n)
+      assert.are.equal(u1, users[1])
+      assert.are.equal(3, users[2].n)
+      assert.is_nil(users[3])
+      core.table.insert(users, 1, { n = 0 })
+      assert.are.equal(0, users[1].n)
+      assert.are.equal(3, users[3].n)
+      core.table.remove(users) -- pops a table
+      assert.is_nil(users[3])
+      users[2] = nil
+      assert.is_nil(users[2])
+      st:rollback()
+      assert.are.equal(1, users[1].n)
+      assert.are.equal(u3, users[3])
+      assert.are.equal(3, users[3].n)
+      st:begin()
+      s.users = { "a", { n = 9 } }
+      assert.are.equal("a", users[1])
+      assert.are.equal(9, users[2].n)
+      st:commit()
+      assert.are.equal("a", users[1])
+      assert.are.equal(u2, users[2])
+    end)
+
+    it("scalars beside live children read right", function()
+      local st = new({ t = { { n = 1 }, 2, 3 } })
+      local s = st.state
+      local t = s.t
+      local kids = {}
+      for i = 1, 70 do
+        st:begin()
+        t[i] = { n = i }
+        st:commit()
+        kids[i] = t[i] -- every kid_bits bit set
+      end
+      st:begin()
+      for i = 1, 70, 2 do t[i] = i end
+      for i = 1, 70 do
+        if i % 2 == 1 then
+          assert.are.equal(i, t[i])
+        else
+          assert.are.equal(kids[i], t[i])
+          assert.are.equal(i, t[i].n)
+        end
+      end
+      st:commit()
+      assert.is_nil(t[71])
+      assert.is_nil(t[0])
+    end)
+  end)
+
   describe("transactions", function()
     it("commit keeps and rollback undoes", function()
       local st = new({ n = 1, t = { x = 1 } })
@@ -917,6 +1230,10 @@ describe("state proxy", function()
           st:begin()
           st.state["k" .. round] = { round, { deep = round } }
           table.insert(st.state.a, round)
+          st.state.n = round
+          st.state.n = round + 1 -- the write cache is armed
+          st.state.n = "a string in place of " .. round
+          st.state.n = round + 2 -- releases the string
           for _, v in pairs(st.state) do local _ = v end
           if round % 3 == 0 then st:rollback() else st:commit() end
         end

@@ -50,9 +50,13 @@
 #if defined(__GNUC__)
 #define VHL_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define VHL_LIKELY(x) __builtin_expect(!!(x), 1)
+#define VHL_NOINLINE __attribute__((noinline))
+#define VHL_HIDDEN __attribute__((visibility("hidden")))
 #else
 #define VHL_UNLIKELY(x) (x)
 #define VHL_LIKELY(x) (x)
+#define VHL_NOINLINE
+#define VHL_HIDDEN
 #endif
 
 /* One domain's state. Lives inside its Lua userdata (freed by Lua); the
@@ -76,17 +80,17 @@ struct vhl_state {
 
 /* The read cache of a proxy (proxy.c, READ CACHE): the last values read
  * with a few short string keys. Slot i's key string is the proxy's user
- * value VHL_RC_UV + 2i, which keeps it alive, so its address `kp`
- * identifies it; a string value or a child proxy is user value
- * VHL_RC_UV + 2i + 1. */
+ * value VHL_RC_UV + 2i, which keeps it alive, so its address `ko` (from
+ * lua_topointer: one per string object, and a short string is one object
+ * per content) identifies it; a string value or a child proxy is user
+ * value VHL_RC_UV + 2i + 1. The slot's write part (proxy.c, WRITE CACHE)
+ * points into the proxy's node at the key's value. */
 #define VHL_RC_SLOTS 4
 #define VHL_RC_UV 3 /* 1: parent or state, 2: child cache */
 #define VHL_PROXY_NUV (VHL_RC_UV - 1 + 2 * VHL_RC_SLOTS)
 typedef struct vhl_rc {
-  const char *kp;   /* the key's bytes (a Lua string); NULL: never filled */
-  uint32_t len;     /* its length (at most 40) */
-  uint32_t fp;      /* its fingerprint (proxy.c key_fp) */
-  const char *cand; /* another key that missed this slot last (compared,
+  const void *ko;   /* the key string (lua_topointer); NULL: never filled */
+  const void *cand; /* another key that missed this slot last (compared,
                        never read) */
   uint64_t epoch;   /* scalar and string values: valid iff == st->epoch;
                        child proxies: the epoch of the fill */
@@ -100,6 +104,12 @@ typedef struct vhl_rc {
     double f;
     struct vhl_proxy *c;
   } u;
+  vh_val_t *ws; /* the key's value slot in the proxy's node [borrowed]
+                   (vh_tab_set_slot), valid iff bit i of the proxy's
+                   wmask is set, wepoch == st->epoch and wedit ==
+                   st->edit */
+  uint64_t wepoch;
+  uint64_t wedit;
 } vhl_rc_t;
 
 /* A proxy: one table path of one state. Lives inside its Lua userdata. */
@@ -121,6 +131,13 @@ typedef struct vhl_proxy {
   uint64_t kid_bits;
   /* The read cache (proxy.c READ CACHE). */
   vhl_rc_t rc[VHL_RC_SLOTS];
+  /* Bit i: rc[i].ws may be valid (proxy.c WRITE CACHE); cleared by every
+   * write to the proxy's node that may move or share its slots. */
+  uint32_t wmask;
+  /* `#` of the node (proxy_len), valid iff len_epoch == st->epoch; every
+   * write through the proxy that may change it sets len_epoch to 0. */
+  uint64_t len_epoch;
+  int64_t len;
 } vhl_proxy_t;
 
 /* A value box: a userdata owning one vh_val_t, released by __gc. Used to
@@ -131,9 +148,10 @@ typedef struct vhl_box {
 
 /* ---- proxy.c ---- */
 
-/* The guard (one per process: the host has a single lua_State). */
-extern vhl_state_t *vhl__guard_st;
-extern int vhl__guard_strict;
+/* The guard (one per process: the host has a single lua_State). Hidden:
+ * read directly, not through the GOT, on every proxy access. */
+extern VHL_HIDDEN vhl_state_t *vhl__guard_st;
+extern VHL_HIDDEN int vhl__guard_strict;
 
 /* Raise the guard error for p if the guard forbids it. Hot path inline. */
 void vhl__guard_fail(lua_State *L, vhl_proxy_t *p);

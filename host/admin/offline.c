@@ -9,13 +9,30 @@
  * own memtable (so a host killed with kill -9 is seen at its last written
  * batch), takes no lock and writes only into its own scratch directory.
  * That directory is a fresh mkdtemp under $TMPDIR (or /tmp), removed at
- * close, so the data dir is never written. Between open and close the
- * view does not move (we never catch up again), so the manifest and every
- * node read belong to one batch boundary: the state at the end of a slice.
+ * close, so the data dir is never written. The manifest is read once, at
+ * open: every node read is one that manifest reaches, so what is read is
+ * the state at the end of one slice (the view moves only to find a node
+ * it lacks, A VIEW THAT LAGS below; nodes never change under their id).
  *
  * The secondary keeps every SST file it has seen open (the store sets
  * max_open_files = -1, which secondaries require), so a compaction of the
  * primary that deletes a file does not pull it from under our reads.
+ *
+ * A VIEW THAT LAGS. Beside a live host the view can still miss a node the
+ * manifest it shows reaches: the secondary read the MANIFEST, then the
+ * host flushed a memtable and deleted its log before the secondary read
+ * that log, so the view holds the later batches (from the newer log) but
+ * not the flushed ones (in a table file the MANIFEST it read does not
+ * name yet). Seen beside a host writing hard as "node N: ENOENT" from
+ * inspect, diff and changes --follow. Nodes never change under their id,
+ * so the loader, when a node is missing and a host holds the store,
+ * catches up (a newer view, which names that table file) and reads it
+ * again, up to VH_OFFLINE_CATCH_UPS times; the walk goes on over the same
+ * manifest. A node still missing then is reported as before. fsck does
+ * not catch up in the middle of a walk (its leak scan must list the view
+ * it walked): it checks again from a new open (fsck.c). The store opens
+ * a secondary again on the same race (persist/store/store.c, SECONDARY
+ * BESIDE A HOST).
  *
  * THE ID MAP is open addressing with linear probing over u64 ids (0 marks
  * an empty slot; node ids are never 0), grown at 1/2 load. fsck keeps one
@@ -64,6 +81,21 @@ static char *vh_offline__mkscratch(void) {
     return NULL;
   }
   return p;
+}
+
+/* Catches o's view up with a live host (A VIEW THAT LAGS), waiting a
+ * little more each try (tries from 0); 1 if it did, 0 if no host holds
+ * the store, o keeps its view, or the catch-up failed. */
+static int vh_offline__catch_up(vh_offline_t *o, int tries) {
+  if (o->fixed_view || !vh_store_primary_live(o->store)) return 0;
+  if (tries > 0) {
+    struct timespec ts = {0, (long)(tries < 10 ? tries : 10) * 10000000L};
+    nanosleep(&ts, NULL);
+  }
+  char *msg = NULL;
+  int rc = vh_store_catch_up(o->store, &msg);
+  free(msg);
+  return rc == 0;
 }
 
 /* ---- open / close ---- */
@@ -155,6 +187,15 @@ int vh_offline_at(vh_offline_t *o, const char *spec, char *err, size_t cap) {
   char *msg = NULL;
   int rc =
       vh_version_load(o->store, spec, vh_offline_now_ms(), &seq, &t, &m, &msg);
+  /* A lagging view can lack a version's records (A VIEW THAT LAGS). */
+  for (int tries = 0; rc == VH_ENOENT && tries < VH_OFFLINE_CATCH_UPS &&
+                      vh_offline__catch_up(o, tries);
+       tries++) {
+    free(msg);
+    msg = NULL;
+    rc = vh_version_load(o->store, spec, vh_offline_now_ms(), &seq, &t, &m,
+                         &msg);
+  }
   if (rc != 0) {
     snprintf(err, cap, "%s", msg ? msg : vh_err_name(rc));
     free(msg);
@@ -176,6 +217,13 @@ static int vh_offline__load(void *arg, uint64_t id, const void **bytes,
   void *p = NULL;
   char *msg = NULL;
   int rc = vh_store_get_node(o->store, id, &p, len, &msg);
+  for (int tries = 0; rc == VH_ENOENT && tries < VH_OFFLINE_CATCH_UPS &&
+                      vh_offline__catch_up(o, tries);
+       tries++) {
+    free(msg);
+    msg = NULL;
+    rc = vh_store_get_node(o->store, id, &p, len, &msg);
+  }
   free(msg);
   *bytes = p;
   return rc;

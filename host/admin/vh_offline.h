@@ -8,7 +8,8 @@
  * directory, so they work the same whether or not a host runs on DATA:
  * they never take DATA/LOCK, never write to DATA, and see one consistent
  * point in the primary's history (the state as of the last batch written
- * before the open's catch-up).
+ * before the open's catch-up; beside a live host the view catches up
+ * again for a node or version it lacks: offline.c, A VIEW THAT LAGS).
  *
  * Ownership in prototypes: [borrowed] the caller keeps it, [new] the
  * caller frees it (free()), [stolen] the callee takes it over.
@@ -35,7 +36,14 @@ typedef struct vh_offline {
                          version's after vh_offline_at */
   uint64_t at_seq;    /* vh_offline_at: the version read (0: the newest) */
   int64_t at_time_ms; /* ... and its time (INT64_MIN: unknown) */
+  int fixed_view;     /* 1: never catch up with a live host, not even for
+                         a node the view lacks (fsck; offline.c, A VIEW
+                         THAT LAGS) */
 } vh_offline_t;
+
+/* Catch-ups tried for a node or a version the view of a live host lacks,
+ * 10-100 ms apart (offline.c, A VIEW THAT LAGS). */
+#define VH_OFFLINE_CATCH_UPS 20
 
 /* Opens data_dir [borrowed] read-only and reads its manifest. On error
  * writes one line (no "vedhost: " prefix) into err (cap bytes), leaves

@@ -262,9 +262,11 @@ int vh_store_checkpoint(vh_store_t *s, const char *dir, char **errmsg) {
     rc = VH_EIO;
     goto done;
   }
-  /* Up to two tries: a compaction of a live primary may delete a table
-   * file between the listing and the link. */
-  for (int attempt = 0; attempt < 2; attempt++) {
+  /* Up to two tries (VH_SECONDARY_OPENS beside a live host, store.c,
+   * SECONDARY BESIDE A HOST): a compaction or a flush of a live primary
+   * may delete a table file or a log between the listing and the link. */
+  int tries = s->secondary && vh_store_primary_live(s) ? VH_SECONDARY_OPENS : 2;
+  for (int attempt = 0; attempt < tries; attempt++) {
     rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &rerr);
     if (rerr == NULL) {
       /* log_size_for_flush = max: copy the WAL rather than flush (a
@@ -273,7 +275,11 @@ int vh_store_checkpoint(vh_store_t *s, const char *dir, char **errmsg) {
       rocksdb_checkpoint_object_destroy(cp);
     }
     if (rerr == NULL) break;
-    if (attempt == 0 && strstr(rerr, "No such file") != NULL) {
+    if (attempt + 1 < tries && strstr(rerr, "No such file") != NULL) {
+      rocksdb_free(rerr);
+      rerr = NULL;
+      /* a secondary lists the files of its view: catch it up first */
+      if (s->secondary) rocksdb_try_catch_up_with_primary(s->db, &rerr);
       rocksdb_free(rerr);
       rerr = NULL;
       continue;
@@ -349,6 +355,17 @@ int vh_store_branch_trim(vh_store_t *s, const vh_version_t *v, char **errmsg) {
   size_t manlen = 0;
   trim_t t = {s, NULL, v->seq, 0, 0};
   int rc = vh_store_history(s, &h, errmsg);
+  /* A running host may have dropped v from its window (and deleted its
+   * nodes) in the batches the checkpoint holds after v. */
+  if (rc == 0 && h.oldest > v->seq) {
+    if (errmsg)
+      *errmsg = vh_store__msg(
+          "version %llu left the running host's retention window while the "
+          "branch was made (its oldest retained version is now %llu); "
+          "branch a newer version, or mark it first",
+          (unsigned long long)v->seq, (unsigned long long)h.oldest);
+    return VH_ENOENT;
+  }
   if (rc == 0) rc = vh_batch_new(&t.b);
   /* 1. the history after v: version records, death lists, marks, pins */
   if (rc == 0)

@@ -93,6 +93,19 @@
  * refused as damaged, never taken for a foreign or missing one, never
  * re-created.
  *
+ * SECONDARY BESIDE A HOST (inspect, log, diff, export, fsck, changes on a
+ * running host). A secondary reads the primary's MANIFEST, then its table
+ * files and logs, while the primary flushes (writes a table file, names it
+ * in the MANIFEST, deletes the log it retired) and compacts (deletes the
+ * files it replaced). So the open can fail on a log deleted meanwhile
+ * ("No such file"), or name a table file that is gone, while nothing is
+ * damaged: a stress test (spec/live_readers_spec.lua) saw one open in six
+ * fail so. With a live primary (RocksDB's lock on db/LOCK held) the open
+ * is tried again, up to VH_SECONDARY_OPENS times; then, or without a live
+ * primary, what it found is reported as damage. A view that opened can
+ * still miss a node whose batch sat in a log deleted before the
+ * secondary read it: readers catch up and read again (offline.c).
+ *
  * TUNING (build_options below). Numbers from bench/store_bench.c on the
  * 2-core test machine, synthetic ~190-byte node payloads (see the bench):
  *  - zstd at the bottommost level, where most data lives. 300k nodes,
@@ -157,24 +170,64 @@
  * of WAL and a 300-330 ms open; 4 MB buffers, 7.5 MB and 140 ms. A clean close
  * leaves no WAL: open + manifest read of 1M nodes ~6 ms. (max_total_wal_size,
  * 16 MB, only matters with several column families; set for when there are.)
+ *  - L0 TRIGGER: a compaction starts at 8 level-0 files (RocksDB's
+ *    default is 4; writes slow down at 30 files and stop at 50, against
+ *    20 and 36). Under --retain 0 every slice deletes nodes spread over
+ *    all ids, so each compaction from level 0 rewrites the whole
+ *    bottommost level (zstd) whatever it brings; at 8 files it does that
+ *    half as often. bench/run's workload at K=1M, N=3M, --retain 0:
+ *    RocksDB's compaction CPU 22.5 -> 16.9 s (its own CompMergeCPU, one
+ *    run each under the same load), L6 bytes read 0.4 -> 0.3 GB. At
+ *    K=100k it saved ~10% of compaction CPU (smaller bottommost level).
+ *    Costs: up to ~8 more L0 files (each a bloom filter probe per node
+ *    read, and a table reader to open after a kill -9), and more SST
+ *    bytes before the store settles (the close compaction's bound below
+ *    is 128 MB for that reason).
  *  - Level compaction with dynamic level sizes: space amplification stays
  *    near 1.1x, so disk tracks live state even though every slice deletes
  *    as many old nodes as it writes new ones. A deletion-triggered
  *    compaction marks SST files that are mostly tombstones (a dropped
  *    subtree) so they are compacted away soon rather than when size-based
  *    compaction reaches them.
+ *  - LEVEL BASE 16 MB (max_bytes_for_level_base; RocksDB's default is
+ *    256 MB). Node ids only grow, but with retention the GC deletes the
+ *    OLDEST retained ids (the nodes of the version it drops) while the
+ *    slices write the newest: every memtable flush (an L0 file, which the
+ *    SST partitioner does not cut) spans from the oldest retained node to
+ *    the newest, and RocksDB's L0 compaction rewrites every file of the
+ *    base level inside that range, i.e. the whole base level. With a 256
+ *    MB base the base level was the bottommost one below ~2.5 GB of SST
+ *    (all of history), and L5 (~10% of it) above: each L0 compaction of
+ *    ~16 MB rewrote up to 256 MB (bench/README.md, "K = 1M with
+ *    retention": 80% of the slow phase's samples were compaction). A 16 MB
+ *    base puts one or two small levels above, so the L0 compaction rewrites
+ *    ~16 MB, and the compactions below it pick one file each, whose key
+ *    range is either the old end (tombstones) or the new end (new nodes),
+ *    never both. Measured (K=500k, N=2M, sync, --retain 100MB, 3-4 runs at
+ *    once on the loaded machine, compaction stats at close): compaction
+ *    CPU 42.0 -> 17.9 s, process CPU 56.0 -> 32.1 s against 26.2 s for
+ *    --retain 0 in the same run; a 4 MB base gave the same CPU and more
+ *    disk. The price: deletes reach the bottommost level later, so the
+ *    disk holds more dead nodes while the writes go on (180-260 MB of SST
+ *    against 120 MB at the end of that run; the next compactions drop
+ *    them). --retain 0 (deaths near the newest ids) is unchanged. K=1M,
+ *    N=10M, default retention against --retain 0 started together: CPU
+ *    per update 0.85x, updates done while both ran 0.79x (0.34x of the
+ *    wall time before, on an idle machine: bench/README.md).
  *  - WAL recovery mode: chosen per open from a scan of the WAL done first
  *    (WAL DAMAGE below), so RocksDB never drops a record silently.
- *  - COMPACTION AT A CLEAN STOP (vh_store_close): when more than a third
- *    of the SST bytes sit above the bottommost level's (flushed files
+ *  - COMPACTION AT A CLEAN STOP (vh_store_close): when, once the close
+ *    flushed the memtable, more than a third of the SST bytes sit above
+ *    the bottommost level's (flushed files
  *    and tombstones not yet compacted down), the session deleted at
- *    least one node per three written, and the store is <= 64 MB
- *    (so a stop spends at most ~3 s of CPU on it here), close compacts
- *    everything into the bottommost level (zstd with the dictionary). 1M
- * keys, 2.3M updates, --retain 0: 55.3 MB of SST (16 L0 files, 39 MB, waiting
- * behind a 14 MB bottommost level) -> 14.9 MB, 2.2 s of CPU (7-10 s wall on the
- * loaded machine); 100k keys: 7.1 -> 1.5 MB. Retained history is live data:
- * with the default
+ *    least one node per three written, and the store is <= 128 MB (64
+ *    MB before the L0 TRIGGER: level 0 now holds up to ~20-40 MB of
+ *    uncompressed flushes at 1M keys; a stop spends ~2-3 s of CPU on it
+ *    here), close compacts everything into the bottommost level (zstd with the
+ * dictionary). 1M keys, 2.3M updates, --retain 0: 55.3 MB of SST (16 L0 files,
+ * 39 MB, waiting behind a 14 MB bottommost level) -> 14.9 MB, 2.2 s of CPU
+ * (7-10 s wall on the loaded machine); 100k keys: 7.1 -> 1.5 MB. Retained
+ * history is live data: with the default
  *    --retain a 100k-key store (1M updates) went 66 -> 58 MB only, for
  *    ~20 s of wall time at close on the loaded machine: such a session
  *    deletes few nodes, so the second rule leaves it to RocksDB. Block sizes 16
@@ -196,9 +249,9 @@
  *    level) as soon as open returned: perf of a restart after kill -9 at
  *    1M keys, 66% of the process's samples were that compaction thread,
  *    competing with the loop thread (WAL replay, first handler) for the 2
- *    cores. The bound at 12 stays under RocksDB's write slowdown at 20
- *    level-0 files (stop at 36), so the hold never stalls a write; the
- *    manual compaction at a clean close is not affected.
+ *    cores. The bound at 12 stays under the write slowdown at 30
+ *    level-0 files (stop at 50, L0 TRIGGER), so the hold never stalls
+ *    a write; the manual compaction at a clean close is not affected.
  */
 #include "store_int.h"
 
@@ -210,6 +263,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include "vh_bytes.h"
 #include "vh_crc32c.h"
@@ -231,13 +285,20 @@
  * ever sees ENOSPC. */
 #define VH_RESERVE_BYTES ((unsigned long long)8 << 20)
 /* Largest store (SST bytes) a clean close compacts fully (TUNING). */
-#define VH_COMPACT_AT_CLOSE_BYTES ((uint64_t)64 << 20)
+#define VH_COMPACT_AT_CLOSE_BYTES ((uint64_t)128 << 20)
 /* Memory bound for the blocks buffered to train a dictionary per SST. */
 #define VH_DICT_BUFFER_BYTES ((uint64_t)8 << 20)
 /* COMPACTION HOLD (TUNING): how long after open. */
 #define VH_COMPACT_HOLD_MS 1000
+/* L0 TRIGGER (TUNING): level-0 files that start a compaction, slow
+ * writes down, stop them (RocksDB's defaults: 4, 20, 36). */
+#define VH_L0_TRIGGER 8
+#define VH_L0_SLOWDOWN 30
+#define VH_L0_STOP 50
 /* SST file size a compaction aims at (TUNING). */
 #define VH_TARGET_FILE_BYTES ((uint64_t)16 << 20)
+/* max_bytes_for_level_base (TUNING, LEVEL BASE). */
+#define VH_LEVEL_BASE_BYTES ((uint64_t)16 << 20)
 
 static const char vh_magic[8] = {'V', 'E', 'D', 'H', 'O', 'S', 'T', '\0'};
 
@@ -334,6 +395,12 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
    * see FORMAT 3 and TUNING). */
   rocksdb_options_set_target_file_size_base(opt, VH_TARGET_FILE_BYTES);
   rocksdb_options_set_level_compaction_dynamic_level_bytes(opt, 1);
+  /* A small base level: what an L0 compaction rewrites (LEVEL BASE). */
+  rocksdb_options_set_max_bytes_for_level_base(opt, VH_LEVEL_BASE_BYTES);
+  /* L0 TRIGGER (TUNING): 8 level-0 files per compaction, not 4. */
+  rocksdb_options_set_level0_file_num_compaction_trigger(opt, VH_L0_TRIGGER);
+  rocksdb_options_set_level0_slowdown_writes_trigger(opt, VH_L0_SLOWDOWN);
+  rocksdb_options_set_level0_stop_writes_trigger(opt, VH_L0_STOP);
   /* An SST window of 1000 entries with 900 deletes marks the file. */
   rocksdb_options_add_compact_on_deletion_collector_factory(opt, 1000, 900);
   /* COMPACTION HOLD (TUNING): the writer turns them on again. */
@@ -606,6 +673,19 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
   return rc;
 }
 
+/* SECONDARY BESIDE A HOST: 0 if the view lacks the format record (a
+ * table file that held it was replaced meanwhile), else 1 (a read error
+ * is check_format's to report). */
+static int sees_format(vh_store_t *s) {
+  char key = VH_KEY_FORMAT, *rerr = NULL;
+  size_t vlen = 0;
+  char *v = rocksdb_get(s->db, s->read_options, &key, 1, &vlen, &rerr);
+  int seen = v != NULL || rerr != NULL;
+  rocksdb_free(v);
+  rocksdb_free(rerr);
+  return seen;
+}
+
 int vh_store_open(const char *dir, const vh_store_opts_t *opts,
                   vh_store_t **out, char **errmsg) {
   *out = NULL;
@@ -664,23 +744,32 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   }
   build_options(s, opts);
 
-  char *rerr = NULL;
-  if (s->secondary)
+  char *rerr = NULL, *what = NULL;
+  if (!s->secondary) s->db = rocksdb_open(s->options, s->dbpath, &rerr);
+  for (int tries = 1; s->secondary; tries++) { /* SECONDARY BESIDE A HOST */
     s->db = rocksdb_open_as_secondary(s->options, s->dbpath,
                                       opts->secondary_path, &rerr);
-  else
-    s->db = rocksdb_open(s->options, s->dbpath, &rerr);
+    /* first: check_format reads through this view */
+    if (rerr == NULL) what = vh_store__secondary_tables(s);
+    if ((rerr == NULL && what == NULL && sees_format(s)) ||
+        tries >= VH_SECONDARY_OPENS || !vh_store_primary_live(s))
+      break;
+    if (rerr == NULL) rocksdb_close(s->db);
+    s->db = NULL;
+    rocksdb_free(rerr);
+    free(what);
+    rerr = what = NULL;
+    struct timespec ts = {0, (tries < 10 ? tries : 10) * 10000000L};
+    nanosleep(&ts, NULL);
+  }
   int rc;
   if (rerr != NULL) {
     rc = open_error(s, rerr, errmsg);
     goto fail_free;
   }
-  if (s->secondary) { /* first: check_format reads through this view */
-    char *what = vh_store__secondary_tables(s);
-    if (what != NULL) {
-      rc = vh_store__damaged(s, what, errmsg);
-      goto fail_close;
-    }
+  if (what != NULL) {
+    rc = vh_store__damaged(s, what, errmsg);
+    goto fail_close;
   }
   rc = check_format(s, opts->create, errmsg);
   if (rc != 0) goto fail_close;
@@ -767,6 +856,14 @@ int vh_store_compact(vh_store_t *s, char **errmsg) {
   return 0;
 }
 
+int vh_store__base_level(vh_store_t *s) {
+  uint64_t v = 0;
+  pthread_rwlock_rdlock(&s->db_lock);
+  int rc = s->db ? rocksdb_property_int(s->db, "rocksdb.base-level", &v) : -1;
+  pthread_rwlock_unlock(&s->db_lock);
+  return rc == 0 ? (int)v : -1;
+}
+
 int vh_store_close(vh_store_t *s, char **errmsg) {
   if (errmsg) *errmsg = NULL;
   if (s == NULL) return 0;
@@ -777,8 +874,13 @@ int vh_store_close(vh_store_t *s, char **errmsg) {
     /* Invariant 4: no WAL left to replay at the next open; and (TUNING,
      * COMPACTION AT A CLEAN STOP) a compact store if it is small enough. */
     char *m = NULL;
-    int frc = rc == 0 && wrote && compact_worth(s) ? vh_store_compact(s, &m)
-                                                   : flush_db(s, &m);
+    /* Flush first: the rule weighs the memtable too, as the level-0 file
+     * this flush makes of it. Weighed before, a session whose replaced
+     * nodes were still in the memtable was left uncompacted or not as the
+     * idle flush had run or not (history_spec's du bound flaked so). */
+    int frc = flush_db(s, &m);
+    if (frc == 0 && rc == 0 && wrote && compact_worth(s))
+      frc = vh_store_compact(s, &m);
     if (frc != 0 && rc == 0) {
       rc = frc;
       set_msg(errmsg, m);

@@ -148,8 +148,13 @@ static char *missing_listed(vh_store_t *s, const rocksdb_livefiles_t *lf) {
 
 static char *damage_probe(vh_store_t *s);
 
-/* 1 if a process (a running host) holds RocksDB's lock on db/LOCK. */
+/* 1 if a process (a running host) holds RocksDB's lock on db/LOCK. A
+ * primary is that host itself: it must not even open db/LOCK, since
+ * closing any descriptor of a file drops every fcntl lock the process
+ * holds on it, RocksDB's included (a primary made on a fresh dir asks
+ * here, through vh_store__damage, before its format record exists). */
 static int primary_live(vh_store_t *s) {
+  if (!s->secondary) return 0;
   char *path = vh_store__msg("%s/LOCK", s->dbpath);
   int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
   free(path);
@@ -161,6 +166,10 @@ static int primary_live(vh_store_t *s) {
   int live = fcntl(fd, F_GETLK, &fl) != 0 || fl.l_type != F_UNLCK;
   close(fd);
   return live;
+}
+
+int vh_store_primary_live(vh_store_t *s) {
+  return primary_live(s);
 }
 
 char *vh_store__secondary_tables(vh_store_t *s) {

@@ -105,8 +105,8 @@
  * for the CPU. The writer turns them on (rocksdb_set_options) once
  * compact_at passed (its idle wait wakes up for it) or before a write that
  * finds VH_COMPACT_HOLD_L0 level-0 files, well before RocksDB would slow
- * or stop writes for want of compaction (20 and 36 files): a held
- * compaction never stalls the writer. Flushes are not held.
+ * or stop writes for want of compaction (30 and 50 files, store.c L0 TRIGGER):
+ * a held compaction never stalls the writer. Flushes are not held.
  *
  * MEMORY. The batches are built on the loop thread, between the trie
  * nodes of the slices that made them, and freed here once written. glibc
@@ -352,10 +352,66 @@ static void seal_value(unsigned char *p, size_t len) {
   vh_le32_store(p, c);
 }
 
+/* Adds one node or sweep op to wb (its value sealed first). */
+static void write_node_op(vh_store_t *s, rocksdb_writebatch_t *wb,
+                          const vh_batch_op_t *op, unsigned char *buf) {
+  char key[VH_NODE_KEY_LEN];
+  key[0] = VH_OP_IS_SWEEP(op->type) ? VH_KEY_SWEEP : s->node_key;
+  for (int k = 0; k < 8; k++) key[1 + k] = (char)(op->id >> (56 - 8 * k));
+  if (op->type == VH_OP_PUT) {
+    s->node_puts++;
+    seal_value(buf + op->off, op->len);
+    rocksdb_writebatch_put(wb, key, sizeof key, (const char *)buf + op->off,
+                           op->len);
+  } else if (op->type == VH_OP_QPUT) {
+    rocksdb_writebatch_put(wb, key, sizeof key,
+                           op->len ? (const char *)buf + op->off : "", op->len);
+  } else {
+    if (op->type == VH_OP_DEL) s->node_dels++;
+    rocksdb_writebatch_delete(wb, key, sizeof key);
+  }
+}
+
+/* KEY ORDER (see merge_group): a node or sweep op that survived the
+ * merge, with its batch's buffer, sorted by the key it writes. */
+typedef struct sorted_op {
+  uint64_t id;
+  const vh_batch_op_t *op;
+  unsigned char *buf;
+} sorted_op_t;
+
+/* Node keys ('A' or 'N') before sweep keys ('Q'), then by id. */
+static int sorted_op_cmp(const void *pa, const void *pb) {
+  const sorted_op_t *a = pa, *b = pb;
+  int sa = VH_OP_IS_SWEEP(a->op->type), sb = VH_OP_IS_SWEEP(b->op->type);
+  if (sa != sb) return sa - sb;
+  return a->id < b->id ? -1 : a->id > b->id;
+}
+
+/* KEY ORDER. The memtable is a skiplist, and RocksDB keeps the place of
+ * the last insert (its "splice"): a key inserted just after the previous
+ * one costs a few compares, a key anywhere else a search from the top
+ * (~20 compares at these sizes). A slice's new nodes have ascending ids,
+ * but the nodes it deletes come in the order the history engine found
+ * them, spread over all ids, between them. So once every key is known
+ * to appear once (the merge table was built), node and sweep ops are
+ * written sorted by key: the same final state (distinct keys, one atomic
+ * batch), and the memtable, which the writer's flushes keep short,
+ * takes them nearly as appends (bench/README.md, "K = 1M with
+ * --retain 0"). The other keys (versions, death lists, inputs, marks)
+ * keep their order, before them; the manifest comes last. Without the
+ * table (no memory for it) every op goes in submission order. */
 static rocksdb_writebatch_t *merge_group(vh_store_t *s, vh_batch_t *list) {
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
   last_op_table_t t = {0};
   int dedup = table_build(&t, list) == 0;
+  sorted_op_t *sorted = NULL;
+  size_t nsorted = 0;
+  if (dedup) {
+    size_t n = 0;
+    for (vh_batch_t *b = list; b; b = b->next) n += b->nops;
+    sorted = malloc((n ? n : 1) * sizeof *sorted);
+  }
   vh_batch_t *man = NULL;
   for (vh_batch_t *b = list; b; b = b->next) {
     if (b->has_manifest) man = b;
@@ -373,23 +429,17 @@ static rocksdb_writebatch_t *merge_group(vh_store_t *s, vh_batch_t *list) {
         continue;
       }
       if (dedup && table_get(&t, op) != op) continue; /* superseded */
-      char key[VH_NODE_KEY_LEN];
-      key[0] = VH_OP_IS_SWEEP(op->type) ? VH_KEY_SWEEP : s->node_key;
-      for (int k = 0; k < 8; k++) key[1 + k] = (char)(op->id >> (56 - 8 * k));
-      if (op->type == VH_OP_PUT) {
-        s->node_puts++;
-        seal_value(b->buf + op->off, op->len);
-        rocksdb_writebatch_put(wb, key, sizeof key,
-                               (const char *)b->buf + op->off, op->len);
-      } else if (op->type == VH_OP_QPUT) {
-        rocksdb_writebatch_put(wb, key, sizeof key,
-                               op->len ? (const char *)b->buf + op->off : "",
-                               op->len);
-      } else {
-        if (op->type == VH_OP_DEL) s->node_dels++;
-        rocksdb_writebatch_delete(wb, key, sizeof key);
-      }
+      if (sorted != NULL)
+        sorted[nsorted++] = (sorted_op_t){op->id, op, b->buf};
+      else
+        write_node_op(s, wb, op, b->buf);
     }
+  }
+  if (sorted != NULL) {
+    qsort(sorted, nsorted, sizeof *sorted, sorted_op_cmp);
+    for (size_t i = 0; i < nsorted; i++)
+      write_node_op(s, wb, sorted[i].op, sorted[i].buf);
+    free(sorted);
   }
   if (man != NULL) {
     char key = VH_KEY_MANIFEST;

@@ -265,6 +265,12 @@ int vh_store_sweep_node(vh_store_t *s, vh_batch_t *b, uint64_t id,
 
 /* Secondary only: catch up with the primary's newest writes. */
 int vh_store_catch_up(vh_store_t *s, char **errmsg);
+/* 1 if a process (a running host) holds the store's RocksDB lock. A
+ * secondary's view of a live primary can lag behind its files: a table
+ * file or a log the view names may be gone (compacted, flushed) and a
+ * node or record the view lacks may be written already; readers that
+ * meet a missing node catch up and read again (host/admin/offline.c). */
+int vh_store_primary_live(vh_store_t *s);
 
 /* Primary only: flushes the memtable to an SST and waits (blocks on disk:
  * tools, tests and shutdown only). Queued batches are not waited for. */
@@ -288,5 +294,8 @@ uint64_t vh_store__write_count(vh_store_t *s);
 uint64_t vh_store__flush_count(vh_store_t *s);
 /* Number of times the writer gave freed heap memory back (MEMORY). */
 uint64_t vh_store__trim_count(vh_store_t *s);
+/* The level RocksDB compacts level 0 into (its "base level"; store.c,
+ * TUNING, LEVEL BASE); -1 if unknown. */
+int vh_store__base_level(vh_store_t *s);
 
 #endif

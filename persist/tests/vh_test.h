@@ -141,9 +141,18 @@ static int vh_test__run(const vh_test_entry_t *tests, size_t ntests, int argc,
   return failed ? 1 : 0;
 }
 
+/* A test file that defines VH_TEST_PRE_MAIN(argc, argv) before including
+ * this header has it run first: a result >= 0 is the exit status (a helper
+ * mode, such as a child process the tests start), -1 runs the tests. */
+#ifndef VH_TEST_PRE_MAIN
+#define VH_TEST_PRE_MAIN(argc, argv) -1
+#endif
+
 #define VH_TEST_MAIN(...)                                                  \
   int main(int argc, char **argv) {                                        \
     static const vh_test_entry_t vh_tests_[] = {__VA_ARGS__};              \
+    int vh_pre_ = VH_TEST_PRE_MAIN(argc, argv);                            \
+    if (vh_pre_ >= 0) return vh_pre_;                                      \
     return vh_test__run(vh_tests_, sizeof vh_tests_ / sizeof vh_tests_[0], \
                         argc, argv);                                       \
   }

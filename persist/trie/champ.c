@@ -424,7 +424,7 @@ static vh_node_t *fill_chain(vh_node_t **ch, int len, int shift, vh_val_t k0,
 enum { T_REPLACE, T_INSERT, T_SPLIT, T_CADD };
 
 int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
-                  vh_val_t val, int *added) {
+                  vh_val_t val, int *added, vh_val_t **slotp) {
   step_t path[MAXD];
   vh_node_t *cp[MAXD], *ch[MAXD], *nt = NULL;
   shells_t s;
@@ -434,6 +434,7 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
   vh_val_t sk = key; /* what a new entry holds: key or its inline form */
 
   *added = 0;
+  if (slotp != NULL) *slotp = NULL;
   s.n = 0;
   if (*rootp == NULL) {
     vh_champ_t *c =
@@ -461,6 +462,7 @@ int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
       vh_val_t old = *slot;
       *slot = val;
       vh_val_release(old);
+      if (slotp != NULL) *slotp = slot;
       return 0;
     }
   } else if (n->kind == VH_K_COLL) {

@@ -481,11 +481,17 @@ static inline int view_write(const vh_tab_t *t, vh_val_t val) {
 }
 
 int vh_tab_set(vh_tab_t **tp, vh_val_t key, vh_val_t val, uint64_t edit) {
+  return vh_tab_set_slot(tp, key, val, edit, NULL);
+}
+
+int vh_tab_set_slot(vh_tab_t **tp, vh_val_t key, vh_val_t val, uint64_t edit,
+                    vh_val_t **slot) {
   vh_tab_t *t = *tp;
   uint64_t mark = vh_trie__nfaults;
   txn_t x;
   uint32_t h;
   int r, flag;
+  if (slot != NULL) *slot = NULL;
   if (VH_UNLIKELY(view_write(t, val))) {
     vh_val_release(val);
     return VH_EREADONLY;
@@ -514,7 +520,8 @@ int vh_tab_set(vh_tab_t **tp, vh_val_t key, vh_val_t val, uint64_t edit) {
     return 0;
   }
   if ((r = txn_begin(&x, t, edit, 0)) < 0) goto fail;
-  if ((r = vh_champ__set(&x.t->hash, edit, key, h, val, &flag)) < 0) {
+  if ((r = vh_champ__set(&x.t->hash, edit, key, h, val, &flag,
+                         x.t == t ? slot : NULL)) < 0) {
     txn_abort(&x, r);
     goto fail;
   }

@@ -170,6 +170,16 @@ void vh_tab_get_int(const vh_tab_t *t, int64_t k, vh_val_t *out);
  * it are unchanged. Integer key n+1 on a table whose array part has n slots
  * appends (moving n+2, n+3... over from the hash part if present). */
 int vh_tab_set(vh_tab_t **t, vh_val_t key, vh_val_t val, uint64_t edit);
+/* vh_tab_set, and *slot [borrowed]: when the write replaced the value of a
+ * key of the hash part in place (*t created under edit and every node on
+ * the key's path exclusive to it), that value's slot; else NULL. The slot
+ * stays the key's value, and may be overwritten in place with an integer,
+ * float or boolean while it holds one, until t's parts change or become
+ * shared: any other write to t (set, insert, remove), a clone or retain
+ * of t, or edit passing to another token. (The state proxy's write cache,
+ * bindings/proxy.c.) */
+int vh_tab_set_slot(vh_tab_t **t, vh_val_t key, vh_val_t val, uint64_t edit,
+                    vh_val_t **slot);
 
 /* [new] A copy of t that shares every node (O(1)), stamped with edit, so
  * that writes through edit go to the copy. (For the writer that must detach

@@ -35,6 +35,9 @@
 /* Background flush defaults (store_writer.c, FLUSHING). */
 #define VH_IDLE_FLUSH_MS 100
 #define VH_FLUSH_BYTES ((size_t)1 << 20)
+/* Opens a secondary tries beside a live primary before a missing file is
+ * damage (store.c, SECONDARY BESIDE A HOST): ~2.5 s of 10-100 ms waits. */
+#define VH_SECONDARY_OPENS 30
 
 /* Key prefixes. */
 #define VH_KEY_FORMAT 'F'

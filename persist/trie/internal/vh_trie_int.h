@@ -323,9 +323,11 @@ const vh_val_t *vh_champ__find_str(const vh_node_t *root, const char *k,
                                    size_t len, uint32_t h, int lazy);
 /* Set key (borrowed, retained if inserted) to val (stolen on success only;
  * non-nil) in the tree *rootp, whose owner (a table) is exclusive. *added
- * = 1 if the key was new. VH_ENOMEM: nothing changed, val not consumed. */
+ * = 1 if the key was new. VH_ENOMEM: nothing changed, val not consumed.
+ * slotp (may be NULL): the value's slot when it replaced the old value in
+ * place (every node on the path exclusive under edit), else NULL. */
 int vh_champ__set(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
-                  vh_val_t val, int *added);
+                  vh_val_t val, int *added, vh_val_t **slotp);
 /* Delete key. *removed = 1 and *old = the value [new] if it was present. */
 int vh_champ__del(vh_node_t **rootp, uint64_t edit, vh_val_t key, uint32_t h,
                   vh_val_t *old, int *removed);
