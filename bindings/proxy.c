@@ -612,6 +612,24 @@ static inline int rc_own(lua_State *L, vhl_proxy_t *p, unsigned i, int k_idx,
   return 1;
 }
 
+/* Copies v into r's value when v is an integer, float or boolean (the
+ * caller sets the slot's type and epoch); 0 for any other type. */
+static inline int rc_scalar(vhl_rc_t *r, vh_val_t v) {
+  switch (v.type) {
+    case VH_TINT:
+      r->u.i = v.u.i;
+      return 1;
+    case VH_TFLOAT:
+      r->u.f = v.u.f;
+      return 1;
+    case VH_TBOOL:
+      r->u.b = v.u.b;
+      return 1;
+    default:
+      return 0;
+  }
+}
+
 /* Fill slot i of p (at index 1) for the key string ko at index 2 with the
  * value v just read; a string value or a child proxy is on the top of the
  * stack. */
@@ -621,24 +639,11 @@ static void rc_fill(lua_State *L, vhl_proxy_t *p, unsigned i, const void *ko,
   int uv = VHL_RC_UV + 2 * (int)i;
   if (!rc_own(L, p, i, 2, ko)) return;
   r->type = VH_TNIL;
-  switch (v.type) {
-    case VH_TINT:
-      r->u.i = v.u.i;
-      break;
-    case VH_TFLOAT:
-      r->u.f = v.u.f;
-      break;
-    case VH_TBOOL:
-      r->u.b = v.u.b;
-      break;
-    case VH_TSTR:
-    case VH_TTAB:
-      if (v.type == VH_TTAB) r->u.c = (vhl_proxy_t *)lua_touserdata(L, -1);
-      lua_pushvalue(L, -1);
-      lua_setiuservalue(L, 1, uv + 1);
-      break;
-    default:
-      return;
+  if (!rc_scalar(r, v)) {
+    if (v.type != VH_TSTR && v.type != VH_TTAB) return;
+    if (v.type == VH_TTAB) r->u.c = (vhl_proxy_t *)lua_touserdata(L, -1);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, 1, uv + 1);
   }
   r->epoch = p->st->epoch;
   r->type = v.type;
@@ -647,19 +652,9 @@ static void rc_fill(lua_State *L, vhl_proxy_t *p, unsigned i, const void *ko,
 /* Slot r's key was just written with val (the epoch already bumped if it
  * had to be): keep a scalar value, empty the slot otherwise. */
 static inline void rc_wrote(vhl_state_t *st, vhl_rc_t *r, vh_val_t val) {
-  switch (val.type) {
-    case VH_TINT:
-      r->u.i = val.u.i;
-      break;
-    case VH_TFLOAT:
-      r->u.f = val.u.f;
-      break;
-    case VH_TBOOL:
-      r->u.b = val.u.b;
-      break;
-    default:
-      r->type = VH_TNIL;
-      return;
+  if (!rc_scalar(r, val)) {
+    r->type = VH_TNIL;
+    return;
   }
   r->epoch = st->epoch;
   r->type = val.type;

@@ -276,21 +276,26 @@ int vh_key__cmp(vh_val_t a, vh_val_t b) {
   }
 }
 
+vh_str_t *vh_str__tmp(const char *p, size_t len) {
+  vh_str_t *s = malloc(sizeof(vh_str_t) + len + 1);
+  if (s == NULL) return NULL;
+  s->refc = 1;
+  s->len = (uint32_t)len;
+  s->hash = vh_hash_bytes(p, len);
+  memcpy(s->data, p, len);
+  s->data[len] = '\0';
+  return s;
+}
+
 /* A test hash of an inline key: the hash function is handed the key as
- * a VH_TSTR (a temporary string outside the accounted allocator, as
- * vh_tab_get_str does, so hashing never fails or counts). */
+ * a VH_TSTR (vh_str__tmp, so hashing never fails or counts). */
 static uint32_t test_hash_ikey(vh_val_t k) {
   char buf[VH_IKEY_MAX];
   size_t len = vh_key__ibytes(&k, buf);
-  vh_str_t *s = malloc(sizeof(vh_str_t) + VH_IKEY_MAX + 1);
+  vh_str_t *s = vh_str__tmp(buf, len);
   vh_val_t v;
   uint32_t h;
   if (s == NULL) return vh_hash_bytes(buf, len);
-  s->refc = 1;
-  s->len = (uint32_t)len;
-  s->hash = vh_hash_bytes(buf, len);
-  memcpy(s->data, buf, len);
-  s->data[len] = '\0';
   v.type = VH_TSTR;
   v.u.s = s;
   h = vh_trie__test_hash(v);

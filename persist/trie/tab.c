@@ -277,15 +277,10 @@ void vh_tab_get_str(const vh_tab_t *t, const char *k, size_t len,
   if (__builtin_expect(vh_trie__test_hash != NULL, 0)) {
     /* Test hash: the hash needs a key value. A temporary string outside
      * the accounted allocator, so reads never fail or count. */
-    vh_str_t *s = malloc(sizeof(vh_str_t) + len + 1);
+    vh_str_t *s = vh_str__tmp(k, len);
     vh_val_t key;
     *out = vh_nil();
     if (s == NULL) return;
-    s->refc = 1;
-    s->len = (uint32_t)len;
-    s->hash = vh_hash_bytes(k, len);
-    memcpy(s->data, k, len);
-    s->data[len] = '\0';
     key.type = VH_TSTR;
     key.u.s = s;
     vh_tab_get(t, key, out);

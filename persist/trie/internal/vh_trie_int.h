@@ -293,6 +293,10 @@ int vh_key__eq(vh_val_t a, vh_val_t b);  /* a, b normalized keys */
 int vh_key__cmp(vh_val_t a, vh_val_t b); /* total order on keys */
 uint32_t vh_key__hash(vh_val_t k);       /* hash of a normalized key */
 extern vh_hash_fn vh_trie__test_hash;    /* NULL unless a test set one */
+/* [new] A string of len bytes at p outside the accounted allocator
+ * (free() it), for a test hash that needs a key value; NULL without
+ * memory. */
+vh_str_t *vh_str__tmp(const char *p, size_t len);
 uint64_t vh_hash__mix64(uint64_t x);
 
 /* ---- tab.c: generic node life cycle ---- */
