@@ -2,7 +2,9 @@
 # bench/diff_bench.sh - diff cost follows the change, not the state; the
 # change feed keeps up with a writing host (issue 15).
 #
-#   bench/diff_bench.sh [--quick] [--reps R]
+#   bench/diff_bench.sh [--quick] [--reps R] [--feed]
+#
+# --feed runs part 2 only (the change feed).
 #
 # 1. diff. N keys "key:I" -> I in one domain (BENCH_N, default 1000000;
 #    --quick: 20000, 1 repeat) written by one run (version OLD); a second
@@ -36,11 +38,13 @@ N=${BENCH_N:-1000000}
 S=${BENCH_SLICES:-400}
 B=${BENCH_BATCH:-1000}
 reps=5
+feed_only=
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) N=${BENCH_N:-20000}; S=${BENCH_SLICES:-40}; reps=1 ;;
     --reps) reps=$2; shift ;;
-    -h | --help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --feed) feed_only=1 ;;
+    -h | --help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "diff_bench: unknown argument '$1'" >&2; exit 2 ;;
   esac
   shift
@@ -64,6 +68,7 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 }
   END { print (NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2) }'; }
 
 # ---- 1. diff of two versions of an N-key state ----
+if [ -z "$feed_only" ]; then
 cat >"$OUT/fill.lua" <<EOF
 local ved = require "ved"
 ved.domain "kv" { state = {},
@@ -133,6 +138,7 @@ printf '  ratio 10 keys / 1 key   %10.2fx   (target <= 2x)\n' \
 printf '  vedhost diff (CLI wall, process start included) %s ms, %d lines\n' \
   "$(ms "$(awk -v a="$c0" -v b="$c1" 'BEGIN { print b - a }')")" \
   "$(wc -l <"$OUT/cli.txt")"
+fi
 
 # ---- 2. change feed throughput while the host writes ----
 cat >"$OUT/writer.lua" <<EOF

@@ -310,11 +310,16 @@ static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
     const vh_node_t *nx = xn ? *kx : NULL;
     vh_node_t *const *nyslot = yn ? ky : NULL;
     const vh_node_t *ny = yn ? *nyslot : NULL;
-    /* Keys are noted (handed out): inline ones become strings first. */
-    if ((xd && (r = vh_key__out((vh_val_t *)&ex[0])) < 0) ||
-        (yd && (r = vh_key__out((vh_val_t *)&ey[0])) < 0))
+    /* An entry both sides hold unchanged is passed over; keys that are
+     * noted (handed out) become strings first if inline. Handing out
+     * every key met cost a string per entry of every node walked (the
+     * feed's leaves hold ~10 entries for one change). */
+    if (xd && yd && vh_key__eq(ex[0], ey[0]) && vh_tdiff_same(ex[1], ey[1])) {
+      /* unchanged */
+    } else if ((xd && (r = vh_key__out((vh_val_t *)&ex[0])) < 0) ||
+               (yd && (r = vh_key__out((vh_val_t *)&ey[0])) < 0)) {
       break;
-    if (xd && yd) {
+    } else if (xd && yd) {
       if (vh_key__eq(ex[0], ey[0])) {
         r = note(l, ex[0], ex[1], ey[1]);
       } else if ((r = note(l, ex[0], ex[1], vh_nil())) == 0) {
