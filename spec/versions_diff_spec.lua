@@ -442,6 +442,35 @@ describe("diff and the change feed", function()
     end
   end)
 
+  it("reads versions ahead on a second thread, the output unchanged", function()
+    -- Versions of 150 new keys each: enough new nodes (>= 32) that the
+    -- read-ahead stages them with a range scan.
+    local seq = tonumber(ok(dir, "return at(0).seq"):match("%d+"))
+    for i = 1, 8 do
+      local ops = {}
+      for j = 1, 150 do
+        ops[#ops + 1] = string.format("{k = 'ahead%d_%d', v = %d}", i, j, j)
+      end
+      ok(dir, "send('kv', 'apply', {" .. table.concat(ops, ", ") .. "})")
+    end
+    local args = { "changes", "--data", "data", "--json", "--from", tostring(seq) }
+    local off = proc.run(args, { cwd = dir, timeout = 60,
+      env = { VEDHOST_FEED_AHEAD = "0", VEDHOST_TEST_FEED_STATS = "1" } })
+    local on = proc.run(args, { cwd = dir, timeout = 60,
+      env = { VEDHOST_TEST_FEED_STATS = "1" } })
+    assert.are.equal(0, off.code, off.log)
+    assert.are.equal(0, on.code, on.log)
+    local _, n = on.out:gsub("\n", "")
+    assert.truthy(n >= 8 * 150, n)
+    assert.are.equal(off.out, on.out)
+    assert.truthy(off.log:find("read ahead 0 versions, 0 nodes staged", 1, true),
+                  off.log)
+    local v, staged = on.log:match("read ahead (%d+) versions, (%d+) nodes staged")
+    assert.truthy(v, on.log)
+    assert.truthy(tonumber(v) >= 8, on.log)
+    assert.truthy(tonumber(staged) >= 8 * 32, on.log)
+  end)
+
   it("refuses bad input with one line and changes nothing", function()
     local before = vh(dir, "log", "--data", "data").out
     local function refused(code, pat, ...)

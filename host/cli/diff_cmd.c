@@ -457,6 +457,10 @@ int vh_changes_main(int argc, char **argv) {
   }
   vh_feed_t f;
   vh_feed_init(&f, o.store, vh_tab_stub_view, after);
+  /* Range scans on a second thread (changes.c, READ-AHEAD);
+   * VEDHOST_FEED_AHEAD=0 turns it off (benchmarks compare the two). */
+  const char *ahead = getenv("VEDHOST_FEED_AHEAD");
+  f.ahead = ahead == NULL || strcmp(ahead, "0") != 0;
   int retries = 0;
   for (;;) {
     free(msg);
@@ -495,6 +499,11 @@ int vh_changes_main(int argc, char **argv) {
     }
   }
   free(msg);
+  if (getenv("VEDHOST_TEST_FEED_STATS")) /* tests only */
+    fprintf(stderr,
+            "vedhost: changes: read ahead %" PRIu64 " versions, %" PRIu64
+            " nodes staged\n",
+            f.ahead_versions, f.ahead_staged);
   vh_feed_free(&f);
   vh_printer_close(&p);
   vh_offline_close(&o);

@@ -48,6 +48,7 @@
 #include "vh_changes.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -275,12 +276,24 @@ static int vh_feed__stage(void *arg, uint64_t id, const void *bytes,
   return vh_trie_stage_put(arg, id, bytes, len);
 }
 
+/* Stage the new nodes of a version, ids [lo, hi), into st (empty) when
+ * there are enough of them and not too many. Any thread (the store's
+ * reads are; st is the caller's alone). */
+static void vh_feed__scan(vh_store_t *store, uint64_t lo, uint64_t hi,
+                          vh_trie_stage_t *st) {
+  if (hi < lo + VH_FEED_STAGE_MIN || hi - lo > VH_FEED_STAGE_MAX) return;
+  char *m = NULL; /* a failed scan only costs the point reads */
+  if (vh_store_node_range(store, lo, hi, vh_feed__stage, st, &m) != 0)
+    vh_trie_stage_clear(st);
+  free(m);
+}
+
 /* Send version v (prev: the manifest before it, or NULL = nothing). The
  * side of v is kept in f->side for the next version, so the nodes this
  * walk loaded are not loaded again as the next walk's old side. */
 static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
-                         const vh_version_t *v, vh_change_fn fn, void *arg,
-                         char **errmsg) {
+                         const vh_version_t *v, vh_trie_stage_t *ready,
+                         vh_change_fn fn, void *arg, char **errmsg) {
   vh_vside_t a, b;
   vh_manifest_t none;
   memset(&none, 0, sizeof none);
@@ -315,17 +328,12 @@ static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
   vh_trie_fault_clear();
   /* v's new nodes (ids [prev next_id, v next_id): the walk loads every
    * one of them) staged with one range scan (persist/trie/stage.c). */
-  if (f->stage == NULL) f->stage = vh_trie_stage_new();
-  vh_trie_stage_t *was = vh_trie_stage_use(f->stage);
-  if (f->stage != NULL && prev != NULL &&
-      v->m.next_id >= prev->next_id + VH_FEED_STAGE_MIN &&
-      v->m.next_id - prev->next_id <= VH_FEED_STAGE_MAX) {
-    char *m = NULL; /* a failed scan only costs the point reads */
-    if (vh_store_node_range(f->store, prev->next_id, v->m.next_id,
-                            vh_feed__stage, f->stage, &m) != 0)
-      vh_trie_stage_clear(f->stage);
-    free(m);
-  }
+  /* (ready: staged already by the read-ahead thread, READ-AHEAD.) */
+  if (ready == NULL && f->stage == NULL) f->stage = vh_trie_stage_new();
+  vh_trie_stage_t *st = ready != NULL ? ready : f->stage;
+  vh_trie_stage_t *was = vh_trie_stage_use(st);
+  if (ready == NULL && st != NULL && prev != NULL)
+    vh_feed__scan(f->store, prev->next_id, v->m.next_id, st);
   r = vh_changes__diff(&a, &b, NULL, NULL, 0, &d);
   if (r != 0 && vh_trie_fault(NULL) != 0) f->walk_fault = 1; /* none sent */
   if (r == 0 && col.oom) r = VH_ENOMEM;
@@ -343,7 +351,7 @@ static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
   }
   free(col.e);
   free(col.keys);
-  if (f->stage != NULL) vh_trie_stage_clear(f->stage);
+  if (st != NULL) vh_trie_stage_clear(st);
   vh_trie_stage_use(was);
   if (r < 0 && *errmsg == NULL) {
     const char *fm = NULL;
@@ -388,6 +396,138 @@ static int vh_feed__seq(void *arg, uint64_t seq, int64_t time_ms,
   return q->max && q->n >= q->max ? 1 : 0;
 }
 
+/* ---- READ-AHEAD ----
+ *
+ * A feed with f->ahead set reads the next versions' records and stages
+ * their new nodes (the range scans: RocksDB's iterator and the block
+ * decompression, about a third of the consumer's instructions,
+ * bench/README.md) on a second thread while this one walks, sends and
+ * frees: up to VH_FEED_AHEAD versions ahead, in seq order, each in a slot
+ * of its own (record, stage). The walk itself stays on the trie's owner
+ * thread: the read-ahead thread touches only the store (whose reads any
+ * thread may make) and its slots' stages, never a node. A poll starts it
+ * when it has two versions or more to send and joins it before it
+ * returns, so nothing runs beside a catch-up. It stops after the first
+ * record it cannot read (the poll reports that version's error as
+ * before) or when the poll stops early. */
+#define VH_FEED_AHEAD 3
+
+typedef struct vh_fslot {
+  vh_version_t v;         /* [owned] the record, when r == 0 */
+  int r;                  /* vh_store_version_get's result */
+  char *err;              /* [owned] its message */
+  vh_trie_stage_t *stage; /* [owned] v's new nodes (NULL: none staged) */
+} vh_fslot_t;
+
+typedef struct vh_fahead {
+  pthread_t th;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  vh_store_t *store;    /* [borrowed] */
+  const uint64_t *seqs; /* [borrowed] the versions to read, in order */
+  size_t n;
+  uint64_t lo;  /* next_id of the version before seqs[done]: its range */
+  int has_lo;   /* lo is known (the feed has a version sent before) */
+  size_t done;  /* slots filled (under mu) */
+  size_t taken; /* slots the walk gave back (under mu) */
+  int stop;     /* the walk ended early (under mu) */
+  vh_fslot_t slot[VH_FEED_AHEAD];
+} vh_fahead_t;
+
+static void *vh_fahead__run(void *arg) {
+  vh_fahead_t *a = arg;
+  for (size_t i = 0; i < a->n; i++) {
+    pthread_mutex_lock(&a->mu);
+    while (!a->stop && i - a->taken >= VH_FEED_AHEAD)
+      pthread_cond_wait(&a->cv, &a->mu);
+    int stop = a->stop;
+    pthread_mutex_unlock(&a->mu);
+    if (stop) break;
+    vh_fslot_t *sl = &a->slot[i % VH_FEED_AHEAD];
+    sl->r = vh_store_version_get(a->store, a->seqs[i], &sl->v, &sl->err);
+    if (sl->r == 0 && sl->stage != NULL && a->has_lo)
+      vh_feed__scan(a->store, a->lo, sl->v.m.next_id, sl->stage);
+    a->lo = sl->v.m.next_id;
+    a->has_lo = 1;
+    pthread_mutex_lock(&a->mu);
+    a->done = i + 1;
+    pthread_cond_broadcast(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+    if (sl->r != 0) break;
+  }
+  return NULL;
+}
+
+/* Start reading q->s ahead; 0, or an error (then the poll reads each
+ * version itself, as without read-ahead). */
+static int vh_fahead_start(vh_fahead_t *a, vh_feed_t *f, const seqs_t *q) {
+  memset(a, 0, sizeof *a);
+  a->store = f->store;
+  a->seqs = q->s;
+  a->n = q->n;
+  a->lo = f->prev.next_id;
+  a->has_lo = f->started;
+  for (int i = 0; i < VH_FEED_AHEAD; i++)
+    a->slot[i].stage = vh_trie_stage_new(); /* NULL: that slot stages none */
+  if (pthread_mutex_init(&a->mu, NULL) != 0) goto fail;
+  if (pthread_cond_init(&a->cv, NULL) != 0) {
+    pthread_mutex_destroy(&a->mu);
+    goto fail;
+  }
+  if (pthread_create(&a->th, NULL, vh_fahead__run, a) != 0) {
+    pthread_cond_destroy(&a->cv);
+    pthread_mutex_destroy(&a->mu);
+    goto fail;
+  }
+  return 0;
+fail:
+  for (int i = 0; i < VH_FEED_AHEAD; i++) vh_trie_stage_free(a->slot[i].stage);
+  return VH_ENOMEM;
+}
+
+/* Slot i once it is filled ([borrowed] until vh_fahead_give). */
+static vh_fslot_t *vh_fahead_take(vh_fahead_t *a, size_t i) {
+  pthread_mutex_lock(&a->mu);
+  while (a->done <= i) pthread_cond_wait(&a->cv, &a->mu);
+  pthread_mutex_unlock(&a->mu);
+  return &a->slot[i % VH_FEED_AHEAD];
+}
+
+/* Slot i back (emptied) for version i + VH_FEED_AHEAD. */
+static void vh_fahead_give(vh_fahead_t *a, size_t i) {
+  vh_fslot_t *sl = &a->slot[i % VH_FEED_AHEAD];
+  vh_version_free(&sl->v);
+  memset(&sl->v, 0, sizeof sl->v);
+  free(sl->err);
+  sl->err = NULL;
+  if (sl->stage != NULL) vh_trie_stage_clear(sl->stage);
+  pthread_mutex_lock(&a->mu);
+  a->taken = i + 1;
+  pthread_cond_broadcast(&a->cv);
+  pthread_mutex_unlock(&a->mu);
+}
+
+/* Stop the thread, join it, free what it read that was not taken; the
+ * nodes it staged are counted in f->ahead_staged. */
+static void vh_fahead_end(vh_fahead_t *a, vh_feed_t *f) {
+  pthread_mutex_lock(&a->mu);
+  a->stop = 1;
+  pthread_cond_broadcast(&a->cv);
+  pthread_mutex_unlock(&a->mu);
+  pthread_join(a->th, NULL);
+  for (int i = 0; i < VH_FEED_AHEAD; i++) {
+    uint64_t staged = 0;
+    if (a->slot[i].stage != NULL)
+      vh_trie_stage_counts(a->slot[i].stage, &staged, NULL);
+    f->ahead_staged += staged;
+    vh_version_free(&a->slot[i].v);
+    free(a->slot[i].err);
+    vh_trie_stage_free(a->slot[i].stage);
+  }
+  pthread_cond_destroy(&a->cv);
+  pthread_mutex_destroy(&a->mu);
+}
+
 int vh_feed_poll(vh_feed_t *f, size_t max, vh_change_fn fn, void *arg,
                  uint64_t *oldest, char **errmsg) {
   vh_version_t v;
@@ -418,9 +558,21 @@ int vh_feed_poll(vh_feed_t *f, size_t max, vh_change_fn fn, void *arg,
     return r;
   }
   r = 0;
+  vh_fahead_t ah;
+  int ahead = f->ahead && q.n >= 2 && vh_fahead_start(&ah, f, &q) == 0;
   for (size_t i = 0; i < q.n && r == 0; i++) {
+    vh_fslot_t *sl = NULL;
     memset(&v, 0, sizeof v);
-    r = vh_store_version_get(f->store, q.s[i], &v, errmsg);
+    if (ahead) { /* the record (and the staged nodes) read ahead */
+      sl = vh_fahead_take(&ah, i);
+      r = sl->r;
+      v = sl->v;
+      memset(&sl->v, 0, sizeof sl->v);
+      *errmsg = sl->err;
+      sl->err = NULL;
+    } else {
+      r = vh_store_version_get(f->store, q.s[i], &v, errmsg);
+    }
     if (r == VH_ENOENT) { /* dropped by retention since the scan */
       free(*errmsg);
       *errmsg = NULL;
@@ -428,7 +580,9 @@ int vh_feed_poll(vh_feed_t *f, size_t max, vh_change_fn fn, void *arg,
       break;
     }
     if (r != 0) break;
-    r = vh_feed__send(f, f->started ? &f->prev : NULL, &v, fn, arg, errmsg);
+    r = vh_feed__send(f, f->started ? &f->prev : NULL, &v,
+                      sl != NULL && f->started ? sl->stage : NULL, fn, arg,
+                      errmsg);
     if (r == 0) {
       vh_manifest_free(&f->prev);
       f->prev = v.m;
@@ -437,7 +591,12 @@ int vh_feed_poll(vh_feed_t *f, size_t max, vh_change_fn fn, void *arg,
       f->started = 1;
     }
     vh_version_free(&v);
+    if (ahead) {
+      f->ahead_versions += r == 0;
+      vh_fahead_give(&ah, i);
+    }
   }
+  if (ahead) vh_fahead_end(&ah, f);
   if (r == 0 && max && q.n >= max) r = 1; /* more may follow */
   free(q.s);
   return r;

@@ -86,6 +86,13 @@ typedef struct vh_feed {
    * version, before any change of that version was sent: a follower
    * (a secondary) may catch up and poll again (host/cli/diff_cmd.c). */
   int walk_fault;
+  /* Set by the caller after vh_feed_init: polls read the next versions'
+   * records and new nodes on a second thread while they walk
+   * (host/runtime/changes.c, READ-AHEAD). The CLI's follower sets it. */
+  int ahead;
+  /* Versions sent from the read-ahead, and the nodes it staged (tests,
+   * diagnostics). */
+  uint64_t ahead_versions, ahead_staged;
 } vh_feed_t;
 
 /* Prepare f to send the versions after `after` (0: from the start). */
