@@ -86,12 +86,77 @@ static int vh_change__json_val(vh_buf_t *b, vh_val_t v) {
   return r;
 }
 
+/* The line's head, `{"seq":S,"time":T,"domain":"D","op":"` (or from
+ * `{"domain"` without seq), is the same for every change of a version in
+ * a domain: it is kept per thread and written with one copy while seq,
+ * time and domain stay (a feed version's changes come one after another).
+ * Only for a plain domain name short enough to fit. */
+typedef struct vh_jhead {
+  int valid, with_seq;
+  uint64_t seq;
+  int64_t time_ms;
+  size_t dl;
+  char dom[64];
+  size_t len;
+  char text[192];
+} vh_jhead_t;
+
+static _Thread_local vh_jhead_t vh_change__head;
+
+/* h is the head of c's line. */
+static inline int vh_change__head_is(const vh_jhead_t *h, const vh_change_t *c,
+                                     int with_seq, size_t dl) {
+  return h->valid && h->with_seq == with_seq && h->dl == dl &&
+         (!with_seq || (h->seq == c->seq && h->time_ms == c->time_ms)) &&
+         memcmp(h->dom, c->domain, dl) == 0;
+}
+
+/* Make h the head of c (plain domain of dl < 64 bytes). */
+static int vh_change__head_make(vh_jhead_t *h, const vh_change_t *c,
+                                int with_seq, size_t dl) {
+  vh_buf_t b;
+  memset(&b, 0, sizeof b);
+  int r = 0;
+  if (with_seq) {
+    r = vh_change__put(&b, "{\"seq\":");
+    if (r == 0) r = vh_change__u64(&b, c->seq, 0);
+    if (r == 0) r = vh_change__put(&b, ",\"time\":");
+    if (r == 0) r = vh_change__i64(&b, c->time_ms);
+    if (r == 0) r = vh_change__put(&b, ",\"domain\":\"");
+  } else {
+    r = vh_change__put(&b, "{\"domain\":\"");
+  }
+  if (r == 0) r = vh_buf_put(&b, c->domain, dl);
+  if (r == 0) r = vh_change__put(&b, "\",\"op\":\"");
+  if (r == 0 && b.len > sizeof h->text) r = VH_ENOMEM; /* cannot happen */
+  if (r == 0) {
+    h->valid = 1;
+    h->with_seq = with_seq;
+    h->seq = c->seq;
+    h->time_ms = c->time_ms;
+    h->dl = dl;
+    memcpy(h->dom, c->domain, dl);
+    h->len = b.len;
+    memcpy(h->text, b.p, b.len);
+  }
+  vh_buf_free(&b);
+  return r;
+}
+
 int vh_change_json(const vh_change_t *c, int with_seq, vh_buf_t *out) {
   int r = 0;
   char op[2] = {(char)c->op, 0};
   vh_str_t *dom = NULL;
   size_t dl = strlen(c->domain);
-  if (!vh_change__plain_json(c->domain, dl)) {
+  vh_jhead_t *h = &vh_change__head;
+  int plain = vh_change__plain_json(c->domain, dl);
+  if (plain && dl < sizeof h->dom &&
+      (vh_change__head_is(h, c, with_seq, dl) ||
+       vh_change__head_make(h, c, with_seq, dl) == 0)) {
+    r = vh_buf_put(out, h->text, h->len);
+    goto op;
+  }
+  if (!plain) {
     dom = vh_str_new(c->domain, dl);
     if (dom == NULL) return VH_ENOMEM;
   }
@@ -117,6 +182,7 @@ int vh_change_json(const vh_change_t *c, int with_seq, vh_buf_t *out) {
   }
   if (dom) vh_str_release(dom);
   if (r == 0) r = vh_change__put(out, ",\"op\":\"");
+op:
   if (r == 0) r = vh_change__put(out, op);
   if (r == 0) r = vh_change__put(out, "\",\"path\":[");
   for (size_t i = 0; i < c->depth && r == 0; i++) {
