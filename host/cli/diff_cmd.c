@@ -28,8 +28,9 @@
  * integer is an integer key where either version has that integer key,
  * else a string key.
  *
- * --follow polls the store (catch-up of the secondary, every 200 ms) for
- * newer versions until stdout is closed or the process is signalled;
+ * --follow polls the store (catch-up of the secondary) for newer versions
+ * until stdout is closed or the process is signalled: at once after a
+ * poll that sent versions, else 200 ms later;
  * stdout is flushed after each version, so a consumer never sees part of a
  * version without the rest following.
  */
@@ -465,6 +466,7 @@ int vh_changes_main(int argc, char **argv) {
   for (;;) {
     free(msg);
     msg = NULL;
+    uint64_t last = f.last;
     int r = vh_feed_poll(&f, 0, vh_printer_change, &p, NULL, &msg);
     fflush(stdout);
     /* A following secondary can see a version's record before one of its
@@ -487,8 +489,10 @@ int vh_changes_main(int argc, char **argv) {
       break;
     }
     if (!a.follow || vh_changescmd_stop) break;
+    /* A poll that sent versions catches up at once: the host may have
+     * committed more meanwhile (a backlog is not read 200 ms at a time). */
     struct timespec ts = {0, 200 * 1000000L};
-    nanosleep(&ts, NULL);
+    if (f.last == last || retries > 0) nanosleep(&ts, NULL);
     if (vh_changescmd_stop) break;
     free(msg);
     msg = NULL;
