@@ -227,6 +227,11 @@ static const bad_case_t bad_cases[] = {
      VH_ECORRUPT},
     {"varint unterminated", {0x14, 0x01, 0x03, 0xFF, 0xFF}, 5, VH_ECORRUPT},
     {"varint not minimal", {0x14, 0x81, 0x00, 0x01}, 4, VH_ECORRUPT},
+    /* codec.c reads varints of up to 3 bytes inline */
+    {"varint not minimal, 3 bytes",
+     {0x14, 0x01, 0x03, 0x81, 0x80, 0x00, 0x01},
+     7,
+     VH_ECORRUPT},
     {"trailing byte", {0x14, 0x01, 0x00, 0x00}, 4, VH_ECORRUPT},
     {"leaf count 0", {0x14, 0x00}, 2, VH_ECORRUPT},
     {"leaf count 33", {0x14, 0x21}, 2, VH_ECORRUPT},
