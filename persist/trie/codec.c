@@ -653,8 +653,8 @@ static int dec_champ(rd_t *r, const vh_codec_expect_t *ex, vh_node_t **out) {
     /* The twin's entry in this slot has this key: its hash is known to
      * fit (a feed leaf changes one entry of ~10; the hash was ~3% of the
      * feed's instructions). */
-    int known =
-        td != 0 && (uint32_t)__builtin_ctz(td) == b && vh_key__eq(kv[0], te[0]);
+    int known = td != 0 && (uint32_t)__builtin_ctz(td) == b &&
+                vh_key__eq_i(&kv[0], &te[0]);
     if (kv[1].type == VH_TNIL)
       e = bad(r, "CHAMP: nil value");
     else if (!known && (vh_key__hash(kv[0]) & mask) != (prefix | (b << s)))

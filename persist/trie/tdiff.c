@@ -314,7 +314,8 @@ static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
      * noted (handed out) become strings first if inline. Handing out
      * every key met cost a string per entry of every node walked (the
      * feed's leaves hold ~10 entries for one change). */
-    if (xd && yd && vh_key__eq(ex[0], ey[0]) && vh_tdiff_same(ex[1], ey[1])) {
+    if (xd && yd && vh_key__eq_i(&ex[0], &ey[0]) &&
+        vh_tdiff_same(ex[1], ey[1])) {
       /* unchanged */
     } else if ((xd && (r = vh_key__out((vh_val_t *)&ex[0])) < 0) ||
                (yd && (r = vh_key__out((vh_val_t *)&ey[0])) < 0)) {

@@ -289,7 +289,13 @@ void vh_mem__free(void *p, size_t size); /* size must be the allocated one */
 size_t vh_mem__footprint(size_t size);
 
 /* ---- str.c ---- */
-int vh_key__eq(vh_val_t a, vh_val_t b);  /* a, b normalized keys */
+int vh_key__eq(vh_val_t a, vh_val_t b); /* a, b normalized keys */
+/* vh_key__eq with two inline keys compared here (a feed walk's common
+ * case: a decoded node's entries against its twin's). */
+static inline int vh_key__eq_i(const vh_val_t *a, const vh_val_t *b) {
+  if (a->type == VH_TIKEY && b->type == VH_TIKEY) return vh_key__ieq(a, b);
+  return vh_key__eq(*a, *b);
+}
 int vh_key__cmp(vh_val_t a, vh_val_t b); /* total order on keys */
 uint32_t vh_key__hash(vh_val_t k);       /* hash of a normalized key */
 extern vh_hash_fn vh_trie__test_hash;    /* NULL unless a test set one */
