@@ -409,7 +409,14 @@ static int vh_feed__seq(void *arg, uint64_t seq, int64_t time_ms,
  * when it has two versions or more to send and joins it before it
  * returns, so nothing runs beside a catch-up. It stops after the first
  * record it cannot read (the poll reports that version's error as
- * before) or when the poll stops early. */
+ * before) or when the poll stops early.
+ *
+ * MEASURED (bench/README.md, "Change feed, fourth pass"): the walking
+ * thread's instructions halve (+1.5% in all), but beside a host writing
+ * on a loaded 2-core machine the consumer spent ~25% more CPU a change
+ * (staged bytes crossing cores, hand-offs) for no wall-clock gain, so
+ * `vedhost changes` turns it on only with VEDHOST_FEED_AHEAD=1: for a
+ * machine with cores to spare. */
 #define VH_FEED_AHEAD 3
 
 typedef struct vh_fslot {

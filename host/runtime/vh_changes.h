@@ -88,7 +88,8 @@ typedef struct vh_feed {
   int walk_fault;
   /* Set by the caller after vh_feed_init: polls read the next versions'
    * records and new nodes on a second thread while they walk
-   * (host/runtime/changes.c, READ-AHEAD). The CLI's follower sets it. */
+   * (host/runtime/changes.c, READ-AHEAD). `vedhost changes` sets it with
+   * VEDHOST_FEED_AHEAD=1 (not by default: bench/README.md, feed4). */
   int ahead;
   /* Versions sent from the read-ahead, and the nodes it staged (tests,
    * diagnostics). */
