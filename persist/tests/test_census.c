@@ -144,47 +144,4 @@ TEST_IMPL(short_strings_packed) {
 #endif
 }
 
-TEST_IMPL(big_nodes_slabbed) {
-  /* mem.c, BIG SLABS: a block over 64 bytes up to 1,088 (every CHAMP node
-   * size) costs its size rounded to 8, not a malloc chunk (8-byte header,
-   * 16-byte rounding: a 456-byte leaf took 464), its slot is 8-aligned,
-   * and a freed slot is the next one of its class handed out. */
-#ifdef VH_SANITIZE
-  TEST_SKIP("sanitizer builds use plain malloc");
-#else
-  static const size_t sizes[] = {72, 104, 456, 480, 1056, 1088};
-  for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
-    size_t sz = sizes[i], f0 = vh_mem_footprint();
-    vh_node_t *n = vh_node__alloc(VH_K_CHAMP, sz, 0);
-    ASSERT(n != NULL);
-    ASSERT_EQ((uintptr_t)n % 8, 0);
-    ASSERT_EQ(vh_mem_footprint() - f0, sz);
-    vh_node_t *m = vh_node__alloc(VH_K_CHAMP, sz, 0);
-    ASSERT(m != NULL && m != n);
-    vh_node__free_shell(n, sz);
-    vh_node_t *again = vh_node__alloc(VH_K_CHAMP, sz, 0);
-    ASSERT(again == n);
-    vh_node__free_shell(again, sz);
-    vh_node__free_shell(m, sz);
-    ASSERT_EQ(vh_mem_footprint(), f0);
-  }
-  /* A string of an odd size in that range: rounded up to 8. */
-  char big[200];
-  memset(big, 'x', sizeof big);
-  size_t f0 = vh_mem_footprint();
-  vh_str_t *s = vh_str_new(big, 90);
-  ASSERT(s != NULL);
-  ASSERT_EQ((vh_mem_footprint() - f0) % 8, 0);
-  ASSERT(vh_mem_footprint() - f0 < 90 + 12 + 1 + 8);
-  vh_str_release(s);
-  ASSERT_EQ(vh_mem_footprint(), f0);
-  /* Over 1,088 bytes: malloc, as before. */
-  vh_node_t *n = vh_node__alloc(VH_K_CHAMP, 1096, 0);
-  ASSERT(n != NULL);
-  ASSERT_EQ(vh_mem_footprint() - f0, (size_t)1104);
-  vh_node__free_shell(n, 1096);
-#endif
-}
-
-VH_TEST_MAIN(TEST_ENTRY(census_adds_up), TEST_ENTRY(short_strings_packed),
-             TEST_ENTRY(big_nodes_slabbed))
+VH_TEST_MAIN(TEST_ENTRY(census_adds_up), TEST_ENTRY(short_strings_packed))

@@ -121,9 +121,6 @@ static int push_children(list_t *st, vh_node_t *n) {
       int nd = __builtin_popcount(c->datamap);
       int nc = __builtin_popcount(c->nodemap);
       vh_node_t **k = (vh_node_t **)(c->kv + 2 * nd);
-      /* The children are mostly stored nodes far apart in memory: ask for
-       * all their headers at once rather than miss on each in turn. */
-      for (i = 0; i < nc; i++) __builtin_prefetch(k[i]);
       for (i = 0; i < nd && r == 0; i++) r = push_val(st, c->kv[2 * i + 1]);
       for (i = 0; i < nc && r == 0; i++)
         if (want(k[i])) r = push(st, k[i], 0);

@@ -34,17 +34,6 @@
  * would mostly keep its top. One thread at a time (see above): the free
  * lists are plain. Sanitizer builds (VH_SANITIZE) use plain malloc so that
  * ASan still sees every block's bounds and lifetime.
- *
- * BIG SLABS. Blocks over VH_SLAB_MAX up to VH_SLAB_BIG bytes (a CHAMP node
- * with 32 entries is 1,056 bytes) are cut the same way in 8-byte
- * classes. Every write path-copies the nodes it changes and frees the
- * ones they replace, so at K = 1M a `sync` update allocates and frees a
- * ~450-byte leaf and a smaller node: through malloc that was ~15% of the
- * loop thread (_int_malloc, free, malloc_consolidate; bench/README.md
- * "perf/sync3"), through a free list it is a few loads. A copy has the
- * size of what it replaces, so a class's free slots are reused at once.
- * The cost: a page per class in use (at most VH_SLAB_CLASSES_ALL pages of
- * 64 KiB), against malloc's 8-byte header and 16-byte rounding per block.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,37 +47,24 @@ static size_t mem_real;   /* live bytes as the allocator spends them */
 static long mem_fail_in;  /* > 0: the mem_fail_in-th allocation fails */
 
 #ifndef VH_SANITIZE
-#define VH_SLAB_MAX 64             /* 4-byte classes up to here */
-#define VH_SLAB_BIG 1088           /* 8-byte classes up to here (BIG SLABS) */
+#define VH_SLAB_MAX 64             /* larger blocks go to malloc */
 #define VH_SLAB_PAGE (64u * 1024u) /* bytes cut per page */
 #define VH_SLAB_CLASSES (VH_SLAB_MAX / 4)
-#define VH_SLAB_CLASSES_ALL (VH_SLAB_CLASSES + (VH_SLAB_BIG - VH_SLAB_MAX) / 8)
-_Static_assert((VH_SLAB_BIG - VH_SLAB_MAX) % 8 == 0, "8-byte big classes");
 static struct {
   void *free; /* free slots, linked through their first word */
   char *cur;  /* bump pointer into the class's newest page */
   char *end;
-} slab[VH_SLAB_CLASSES_ALL + 1];
+} slab[VH_SLAB_CLASSES + 1];
 
-/* The class of a block (size <= VH_SLAB_BIG): up to VH_SLAB_MAX its size
- * in 4-byte units, at least 2 (a free slot holds the free list's
- * pointer); above, one class per 8 bytes after those. */
-static inline size_t slab_class(size_t size) {
-  size_t c;
-  if (size > VH_SLAB_MAX)
-    return VH_SLAB_CLASSES + ((size - VH_SLAB_MAX + 7) >> 3);
-  c = (size + 3) >> 2;
+/* The class of a block: its size in 4-byte units, at least 2 (a free
+ * slot holds the free list's pointer). */
+static size_t slab_class(size_t size) {
+  size_t c = (size + 3) >> 2;
   return c < 2 ? 2 : c;
 }
 
-/* The bytes of a slot of class c. */
-static inline size_t slab_slot(size_t c) {
-  return c <= VH_SLAB_CLASSES ? c << 2
-                              : VH_SLAB_MAX + ((c - VH_SLAB_CLASSES) << 3);
-}
-
 static void *slab_alloc(size_t size) {
-  size_t c = slab_class(size), sz = slab_slot(c);
+  size_t c = slab_class(size), sz = c << 2;
   void *p = slab[c].free;
   if (p != NULL) {
     memcpy(&slab[c].free, p, sizeof(void *));
@@ -124,13 +100,11 @@ size_t vh_mem_footprint(void) {
   return mem_real;
 }
 
-/* A slab slot (size rounded to 4, at least 8; above VH_SLAB_MAX rounded
- * to 8), or a glibc malloc chunk: an 8-byte header, 16-byte granularity,
- * 32-byte minimum. */
+/* A slab slot (size rounded to 4, at least 8), or a glibc malloc chunk:
+ * an 8-byte header, 16-byte granularity, 32-byte minimum. */
 size_t vh_mem__footprint(size_t size) {
 #ifdef VH_SLAB_MAX
   if (size <= VH_SLAB_MAX) return size <= 8 ? 8 : (size + 3) & ~(size_t)3;
-  if (size <= VH_SLAB_BIG) return (size + 7) & ~(size_t)7;
 #endif
   size_t c = (size + 8 + 15) & ~(size_t)15;
   return c < 32 ? 32 : c;
@@ -144,7 +118,7 @@ void *vh_mem__alloc(size_t size) {
   void *p;
   if (mem_fail_in > 0 && --mem_fail_in == 0) return NULL;
 #ifdef VH_SLAB_MAX
-  p = size <= VH_SLAB_BIG ? slab_alloc(size == 0 ? 1 : size) : malloc(size);
+  p = size <= VH_SLAB_MAX ? slab_alloc(size == 0 ? 1 : size) : malloc(size);
 #else
   p = malloc(size);
 #endif
@@ -166,7 +140,7 @@ void vh_mem__free(void *p, size_t size) {
   mem_real -= vh_mem__footprint(size);
   mem_blocks--;
 #ifdef VH_SLAB_MAX
-  if (size <= VH_SLAB_BIG) {
+  if (size <= VH_SLAB_MAX) {
     slab_free(p, size == 0 ? 1 : size);
     return;
   }
