@@ -391,10 +391,10 @@ static int sorted_op_cmp(const void *pa, const void *pb) {
 /* Sorts a[0..n) as sorted_op_cmp does, stable, with tmp[n] as scratch:
  * an LSD radix sort on the id's bytes (a pass is skipped when every id
  * has the same byte there: a group's ids share their top bytes), then a
- * stable split of node keys before sweep keys. A group holds ~40k ops at
- * K = 1M; qsort's compares, each loading its op's type through a
- * pointer, were ~10% of the writer thread (bench/README.md, "perf/sync3").
- * Returns the sorted array: a or tmp. */
+ * stable split of node keys before sweep keys. qsort's compares, each
+ * loading its op's type through a pointer, were 7% of the writer
+ * thread's instructions; this sort costs a fifth of that (bench/README.md,
+ * "perf/sync3"). Returns the sorted array: a or tmp. */
 static sorted_op_t *radix_sort_ops(sorted_op_t *a, sorted_op_t *tmp, size_t n) {
   size_t count[256];
   for (int shift = 0; shift < 64; shift += 8) {
