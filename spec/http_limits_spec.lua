@@ -279,6 +279,30 @@ describe("http limits", function()
     proc.rmdir(p.wdir)
   end)
 
+  it("ends a change feed followed by a request it cannot parse", function()
+    -- The feed is the connection's last response (Connection: close); the
+    -- bad request behind it stops reading, so the client's EOF was never
+    -- seen and the feed went on forever. Now it ends with its last chunk
+    -- and the connection closes, as after any request that cannot be
+    -- parsed. (The wait only bounds a hang.)
+    local p = start("0")
+    local c = curl(p, "POST", "/domains/big/events/add", "{}")
+    assert.are.equal(200, c)
+    local out = sh(string.format("%s rawhalf %s 60 %s", q(PROBE), p.port,
+      q("GET /changes HTTP/1.1\r\nHost: x\r\n\r\n" ..
+        "POST /x HTTP/1.1\r\nHost\" x\r\n\r\n")))
+    assert.truthy(out:find("^closed %d+ last%-chunk 1"), out)
+    -- a plain half-close after GET /changes still ends it too
+    out = sh(string.format("%s rawhalf %s 60 %s", q(PROBE), p.port,
+      q("GET /changes HTTP/1.1\r\nHost: x\r\n\r\n")))
+    assert.truthy(out:find("^closed %d+"), out)
+    c = curl(p, "GET", "/healthz")
+    assert.are.equal(200, c)
+    local code, log = stop(p)
+    assert.are.equal(0, code, log)
+    proc.rmdir(p.wdir)
+  end)
+
   it("lives on when a client resets with answers still to write, REPL or "
      .. "not", function()
     -- A regular file where the control socket goes: the host runs without

@@ -23,6 +23,11 @@
  *                           the last chunk arrived; W: how many 'w' bytes)
  *   halfclose PORT PATH BODY  POST BODY to PATH, shutdown(SHUT_WR), print
  *                           everything read until the server closes
+ *   rawhalf PORT SECS DATA  send DATA as is, shutdown(SHUT_WR), read until
+ *                           the server closes or SECS passed; prints
+ *                           "closed B last-chunk L" or "open B last-chunk
+ *                           L" (B bytes read; L: they end with a chunked
+ *                           body's last chunk)
  *   reset PORT N PATH SECS  one connection: GET PATH and read its response
  *                           (the server has accepted it), print "ready",
  *                           wait for a line on stdin (the spec stops the
@@ -284,6 +289,36 @@ static int mode_halfclose(int port, const char *path, const char *body) {
   return 0;
 }
 
+static int mode_rawhalf(int port, double secs, const char *data) {
+  int fd = tcp_connect(port, 0);
+  if (fd < 0) {
+    printf("cannot connect\n");
+    return 1;
+  }
+  send_all(fd, data, strlen(data));
+  shutdown(fd, SHUT_WR);
+  double end = now_s() + secs;
+  char buf[65536], tail[5] = {0};
+  size_t total = 0;
+  int closed = 0;
+  while (now_s() < end) {
+    if (!readable(fd, 100)) continue;
+    ssize_t r = recv(fd, buf, sizeof buf, 0);
+    if (r <= 0) {
+      closed = 1;
+      break;
+    }
+    for (ssize_t i = 0; i < r; i++) { /* the last 5 bytes */
+      memmove(tail, tail + 1, 4);
+      tail[4] = buf[i];
+    }
+    total += (size_t)r;
+  }
+  printf("%s %zu last-chunk %d\n", closed ? "closed" : "open", total,
+         total >= 5 && memcmp(tail, "0\r\n\r\n", 5) == 0);
+  return 0;
+}
+
 static int mode_reset(int port, int n, const char *path, double secs) {
   char req[512];
   int rl =
@@ -384,6 +419,8 @@ int main(int argc, char **argv) {
     return mode_lazyget(atoi(argv[2]), argv[3], atof(argv[4]));
   if (strcmp(m, "halfclose") == 0 && argc == 5)
     return mode_halfclose(atoi(argv[2]), argv[3], argv[4]);
+  if (strcmp(m, "rawhalf") == 0 && argc == 5)
+    return mode_rawhalf(atoi(argv[2]), atof(argv[3]), argv[4]);
   if (strcmp(m, "reset") == 0 && argc == 6)
     return mode_reset(atoi(argv[2]), atoi(argv[3]), argv[4], atof(argv[5]));
   if (strcmp(m, "repl") == 0 && argc == 7)
