@@ -475,16 +475,6 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
             "sst_partitioner_factory={id=SstPartitionerFixedPrefixFactory;"
             "length=1}",
       with, &oerr);
-  if (oerr == NULL && getenv("VH_R2_OPTS")) { /* R2TMP */
-    rocksdb_options_t *w2 = rocksdb_options_create();
-    rocksdb_get_options_from_string(with, getenv("VH_R2_OPTS"), w2, &oerr);
-    if (oerr) {
-      fprintf(stderr, "R2 opts: %s\n", oerr);
-      abort();
-    }
-    rocksdb_options_destroy(with);
-    with = w2;
-  }
   if (oerr == NULL) {
     rocksdb_options_destroy(opt);
     opt = with;
@@ -895,13 +885,6 @@ int vh_store_close(vh_store_t *s, char **errmsg) {
     } else {
       free(m);
     }
-  }
-  if (s->db && getenv("VH_R2_STATS")) { /* R2TMP */
-    char *st = rocksdb_property_value(s->db, "rocksdb.stats");
-    FILE *f = fopen(getenv("VH_R2_STATS"), "w");
-    if (f && st) fputs(st, f);
-    if (f) fclose(f);
-    free(st);
   }
   if (s->db) rocksdb_close(s->db);
   vh_store__queue_free(s);
