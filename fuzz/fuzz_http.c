@@ -14,6 +14,15 @@
  * the fuzzer. At exit the host is stopped with SIGTERM and freed.
  * Checked: never a crash (ASan/UBSan in tools/fuzz.sh); every answer
  * starts with an HTTP/1.1 status line; the host keeps accepting.
+ * Signals: libFuzzer's -timeout arms SIGALRM (every timeout/2+1 s), which
+ * interrupts this client's blocking connect/send/recv (calls on a socket
+ * with a timeout are never restarted): EINTR is retried, never taken for
+ * the end of an answer. Giving up early once closed the connection with
+ * answers still to write, and the host thread's next write raised SIGPIPE
+ * and ended the whole process silently, with status 141 and no stats
+ * (vh_host_run now ignores SIGPIPE). vh_fuzz_init returns only once the
+ * host answered a GET /healthz: its loop runs and its SIGTERM watcher is
+ * in place before vh_fuzz_stop can send SIGTERM.
  * Leak checking is off for this target (tools/fuzz.sh): the host thread
  * allocates across inputs, which libFuzzer's per-input leak heuristic
  * cannot tell from a leak.
@@ -21,6 +30,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -35,6 +45,8 @@
 #include "vh_plugin.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define VH_FUZZ_HEAD 16 /* bytes of an answer kept for the checks */
 
 static const char vh_fuzz_script[] =
     "local ved = require 'ved'\n"
@@ -67,6 +79,21 @@ static void *vh_fuzz_host_main(void *arg) {
   return NULL;
 }
 
+/* A connect interrupted by a signal goes on in the kernel: wait for it
+ * (bounded) and read its outcome. 0 once connected, else -1. */
+static int vh_fuzz_connected(int fd) {
+  struct pollfd pf = {.fd = fd, .events = POLLOUT};
+  int r;
+  do r = poll(&pf, 1, 10000); /* only bounds a hang */
+  while (r < 0 && errno == EINTR);
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (r != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    return -1;
+  if (err != 0) errno = err;
+  return err == 0 ? 0 : -1;
+}
+
 static int vh_fuzz_connect(void) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) vh_fuzz_fail("socket");
@@ -75,18 +102,27 @@ static int vh_fuzz_connect(void) {
   sa.sin_family = AF_INET;
   sa.sin_port = htons((uint16_t)host_port);
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 &&
+      (errno != EINTR || vh_fuzz_connected(fd) != 0)) {
     close(fd);
     return -1;
   }
-  struct timeval tv = {10, 0}; /* only bounds a hang */
+  struct timeval tv = {30, 0}; /* only bounds a hang */
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   return fd;
 }
 
+static size_t vh_fuzz_exchange(const uint8_t *data, size_t size,
+                               char head[VH_FUZZ_HEAD]);
+
 static void vh_fuzz_stop(void) {
   if (!host) return;
+  if (getenv("VH_FUZZ_HTTP_ALARM_US")) { /* the store closes on this thread */
+    struct itimerval off;
+    memset(&off, 0, sizeof off);
+    setitimer(ITIMER_REAL, &off, NULL);
+  }
   stopping = 1;
   kill(getpid(), SIGTERM); /* the host's uv_signal stops its loop */
   pthread_join(host_thread, NULL);
@@ -113,6 +149,29 @@ static int vh_fuzz_free_port(void) {
   return ntohs(sa.sin_port);
 }
 
+static void vh_fuzz_on_alarm(int sig) {
+  (void)sig;
+}
+
+/* VH_FUZZ_HTTP_ALARM_US=N (the replay test fuzz/http_alarms): SIGALRM
+ * every N us with a handler installed as libFuzzer installs its own (no
+ * SA_RESTART), so that every blocking call of the client can be
+ * interrupted, as libFuzzer's -timeout alarm does once in a while. */
+static void vh_fuzz_alarms(void) {
+  const char *e = getenv("VH_FUZZ_HTTP_ALARM_US");
+  long us = e ? strtol(e, NULL, 10) : 0;
+  if (us <= 0) return;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = vh_fuzz_on_alarm;
+  sigemptyset(&sa.sa_mask);
+  struct itimerval it = {{us / 1000000, us % 1000000},
+                         {us / 1000000, us % 1000000}};
+  if (sigaction(SIGALRM, &sa, NULL) != 0 ||
+      setitimer(ITIMER_REAL, &it, NULL) != 0)
+    vh_fuzz_fail("cannot arm the alarm");
+}
+
 static void vh_fuzz_init(void) {
   char path[128], data[128], addr[64], err[1024];
   snprintf(tmpdir, sizeof tmpdir, "/tmp/vh_fuzz_http_XXXXXX");
@@ -123,6 +182,13 @@ static void vh_fuzz_init(void) {
   if (!f) vh_fuzz_fail("cannot write the script");
   fputs(vh_fuzz_script, f);
   fclose(f);
+  /* The host's threads (store, writer, watchdog, loop) inherit a mask
+   * without SIGALRM: libFuzzer's alarm lands in the fuzzing thread, the
+   * only one where its timeout check runs. */
+  sigset_t alrm, old_mask;
+  sigemptyset(&alrm);
+  sigaddset(&alrm, SIGALRM);
+  pthread_sigmask(SIG_BLOCK, &alrm, &old_mask);
   vh_host_opts_t o;
   vh_host_opts_default(&o);
   o.data_dir = data;
@@ -143,30 +209,54 @@ static void vh_fuzz_init(void) {
   }
   if (pthread_create(&host_thread, NULL, vh_fuzz_host_main, NULL) != 0)
     vh_fuzz_fail("pthread_create");
+  pthread_sigmask(SIG_SETMASK, &old_mask, NULL);
   atexit(vh_fuzz_stop);
+  vh_fuzz_alarms();
+  /* an answer comes from the running loop: SIGTERM now stops it */
+  static const char ping[] = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+  char head[VH_FUZZ_HEAD];
+  size_t n = vh_fuzz_exchange((const uint8_t *)ping, sizeof ping - 1, head);
+  if (n < 12 || memcmp(head, "HTTP/1.1 200", 12) != 0) {
+    errno = 0;
+    vh_fuzz_fail("the host does not answer GET /healthz");
+  }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  if (!host) vh_fuzz_init();
+/* Send data over a fresh connection, half-close, read until the server
+ * closes (it must, once it answered what it could parse: a hang is a
+ * failure, by libFuzzer's -timeout or the socket timeout); the answer's
+ * first bytes go to head (up to VH_FUZZ_HEAD). The number of them. */
+static size_t vh_fuzz_exchange(const uint8_t *data, size_t size,
+                               char head[VH_FUZZ_HEAD]) {
   int fd = vh_fuzz_connect();
   if (fd < 0) vh_fuzz_fail("the host does not accept connections");
   size_t sent = 0;
   while (sent < size) {
     ssize_t w = send(fd, data + sent, size - sent, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue; /* SIGALRM: see the top */
     if (w <= 0) break; /* the server may answer and close early (413) */
     sent += (size_t)w;
   }
   shutdown(fd, SHUT_WR);
-  char head[16];
   size_t nhead = 0;
   char buf[65536];
   for (;;) {
     ssize_t r = recv(fd, buf, sizeof buf, 0);
-    if (r <= 0) break; /* closed, reset, or the (generous) timeout */
-    for (ssize_t i = 0; i < r && nhead < sizeof head; i++)
+    if (r < 0 && errno == EINTR) continue; /* SIGALRM: see the top */
+    if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+      vh_fuzz_fail("the host neither closed nor answered within 30 s");
+    if (r <= 0) break; /* closed or reset */
+    for (ssize_t i = 0; i < r && nhead < VH_FUZZ_HEAD; i++)
       head[nhead++] = buf[i];
   }
   close(fd);
+  return nhead;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  if (!host) vh_fuzz_init();
+  char head[VH_FUZZ_HEAD];
+  size_t nhead = vh_fuzz_exchange(data, size, head);
   if (getenv("VH_FUZZ_HTTP_LOG"))
     fprintf(stderr, "fuzz_http: answer %.*s\n", (int)nhead, head);
   if (nhead > 0 && (nhead < 9 || memcmp(head, "HTTP/1.1 ", 9) != 0)) {

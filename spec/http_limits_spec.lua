@@ -4,9 +4,10 @@
 -- limit while the store goes on writing, clients that never read a big
 -- GET (or pipelined REPL replies) do not grow the host's memory, /healthz
 -- answers while a big GET is being written, a GET shows the version it
--- started from, and a half-closed client gets its reply. The clients are
--- build/bin/vh_net_probe (host/tests/net_probe.c). Waits are bounded; no
--- assertion depends on timing.
+-- started from, a half-closed client gets its reply, and a client that
+-- resets with answers still to write does not kill the host (SIGPIPE). The
+-- clients are build/bin/vh_net_probe (host/tests/net_probe.c). Waits are
+-- bounded; no assertion depends on timing.
 local proc = require "support.proc"
 local q = proc.quote
 
@@ -276,6 +277,61 @@ describe("http limits", function()
     local code, log = stop(p)
     assert.are.equal(0, code, log)
     proc.rmdir(p.wdir)
+  end)
+
+  it("ends a change feed followed by a request it cannot parse", function()
+    -- The feed is the connection's last response (Connection: close); the
+    -- bad request behind it stops reading, so the client's EOF was never
+    -- seen and the feed went on forever. Now it ends with its last chunk
+    -- and the connection closes, as after any request that cannot be
+    -- parsed. (The wait only bounds a hang.)
+    local p = start("0")
+    local c = curl(p, "POST", "/domains/big/events/add", "{}")
+    assert.are.equal(200, c)
+    local out = sh(string.format("%s rawhalf %s 60 %s", q(PROBE), p.port,
+      q("GET /changes HTTP/1.1\r\nHost: x\r\n\r\n" ..
+        "POST /x HTTP/1.1\r\nHost\" x\r\n\r\n")))
+    assert.truthy(out:find("^closed %d+ last%-chunk 1"), out)
+    -- a plain half-close after GET /changes still ends it too
+    out = sh(string.format("%s rawhalf %s 60 %s", q(PROBE), p.port,
+      q("GET /changes HTTP/1.1\r\nHost: x\r\n\r\n")))
+    assert.truthy(out:find("^closed %d+"), out)
+    c = curl(p, "GET", "/healthz")
+    assert.are.equal(200, c)
+    local code, log = stop(p)
+    assert.are.equal(0, code, log)
+    proc.rmdir(p.wdir)
+  end)
+
+  it("lives on when a client resets with answers still to write, REPL or "
+     .. "not", function()
+    -- A regular file where the control socket goes: the host runs without
+    -- the REPL, whose start used to be the only thing ignoring SIGPIPE.
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/a.lua", SCRIPT)
+    assert.is_true(os.execute("mkdir " .. q(dir .. "/vedhost.data")))
+    proc.write(dir .. "/vedhost.data/control.sock", "not a socket")
+    local p = proc.start_host(nil, { dir = dir, http = true,
+                                     args = { "--no-watch", "--http", "0" },
+                                     ready = "running 1 domain" })
+    assert.truthy(proc.logtext(p):find("no REPL", 1, true), proc.logtext(p))
+    -- 50 pipelined GETs and the reset reach the host while it is stopped:
+    -- it reads them all, and its first answer meets the reset (ECONNRESET),
+    -- the second a closed socket (EPIPE: SIGPIPE, by default a silent death)
+    local pb = probe_bg({ "reset", p.port, 50, "/healthz", 30 })
+    assert.are.equal("ready", probe_wait(pb, "(ready)"))
+    proc.signal(p, "STOP")
+    pb.h:write("go\n")
+    pb.h:flush()
+    local reset = probe_wait(pb, "(reset)")
+    proc.signal(p, "CONT")
+    probe_end(pb)
+    assert.are.equal("reset", reset)
+    local c, b = curl(p, "GET", "/healthz")
+    assert.are.equal(200, c, b .. proc.logtext(p))
+    local code, log = stop(p)
+    assert.are.equal(0, code, log)
+    proc.rmdir(dir)
   end)
 end)
 

@@ -54,14 +54,26 @@ for t in "${targets[@]}"; do
   if [ -n "${VH_FUZZ_JOBS:-}" ]; then
     args+=(-jobs="$VH_FUZZ_JOBS" -workers="$VH_FUZZ_JOBS")
   fi
-  if ! "build-fuzz/fuzz/fuzz_$t" "${args[@]}" "$work" "fuzz/corpus/$t" \
-      >"build-fuzz/fuzz_$t.log" 2>&1; then
+  log=build-fuzz/fuzz_$t.log
+  rc=0
+  "build-fuzz/fuzz/fuzz_$t" "${args[@]}" "$work" "fuzz/corpus/$t" \
+    >"$log" 2>&1 || rc=$?
+  if [ $rc -ne 0 ]; then
     status=1
-    echo "tools/fuzz.sh: fuzz_$t FAILED; see build-fuzz/fuzz_$t.log and build-fuzz/crashes/"
-    tail -40 "build-fuzz/fuzz_$t.log"
+    # the status says how it ended: libFuzzer's own codes (crash, leak,
+    # timeout), or 128+N when signal N killed it without a report
+    how="exit status $rc"
+    if [ $rc -gt 128 ]; then
+      how="$how: killed by SIG$(kill -l $((rc - 128)) 2>/dev/null || echo "?")"
+    fi
+    grep -q "stat::number_of_executed_units" "$log" ||
+      how="$how; no final stats: it ended before libFuzzer's own exit"
+    echo "tools/fuzz.sh: fuzz_$t FAILED ($how); see $log and build-fuzz/crashes/"
+    echo "tools/fuzz.sh: the last 40 lines of $log:"
+    tail -40 "$log"
   else
     grep -E "stat::number_of_executed_units|stat::new_units_added" \
-      "build-fuzz/fuzz_$t.log" | tr '\n' ' '
+      "$log" | tr '\n' ' '
     echo
   fi
 done

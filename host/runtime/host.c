@@ -33,9 +33,17 @@
  * (its handlers may not depend on what start did, and refusing every
  * event of a domain because of one bad boot would turn a bug into an
  * outage).
+ *
+ * SIGPIPE. The loop writes to sockets and pipes whose other end may go
+ * away at any time (an HTTP client that resets, a REPL client, a child's
+ * pipe); libuv's writes do not pass MSG_NOSIGNAL, so vh_host_run ignores
+ * SIGPIPE when it still has its default action: such a write fails with
+ * EPIPE and the connection is closed, instead of the process dying
+ * silently with status 141 (it once did, with no REPL socket to set this).
  */
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -492,6 +500,10 @@ int vh_host__run_begin(vh_host_t *h) {
            "cannot start the watchdog (%s): handlers run without a time "
            "budget",
            strerror(-rc));
+  struct sigaction pipe_old;
+  if (sigaction(SIGPIPE, NULL, &pipe_old) == 0 &&
+      pipe_old.sa_handler == SIG_DFL)
+    signal(SIGPIPE, SIG_IGN); /* see SIGPIPE above */
   struct timespec wall;
   clock_gettime(CLOCK_REALTIME, &wall);
   h->start_ms = (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000;

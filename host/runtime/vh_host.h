@@ -65,7 +65,8 @@ int vh_host_load(vh_host_t *h, const char *path, char *err, size_t cap);
 /* Run start() of every domain (the first slice), then the loop, until
  * SIGINT/SIGTERM, ved.exit/os.exit or vh_host_stop. *exit_code gets the
  * code the process should exit with. 0, or VH_HOST_ESTATE when no domain
- * was loaded. */
+ * was loaded. Ignores SIGPIPE for the process if it still has its default
+ * action (a write to a vanished client must not kill the host). */
 int vh_host_run(vh_host_t *h, int *exit_code);
 
 /* Ask the loop to stop after the current slice, with exit code code.

@@ -23,6 +23,17 @@
  *                           the last chunk arrived; W: how many 'w' bytes)
  *   halfclose PORT PATH BODY  POST BODY to PATH, shutdown(SHUT_WR), print
  *                           everything read until the server closes
+ *   rawhalf PORT SECS DATA  send DATA as is, shutdown(SHUT_WR), read until
+ *                           the server closes or SECS passed; prints
+ *                           "closed B last-chunk L" or "open B last-chunk
+ *                           L" (B bytes read; L: they end with a chunked
+ *                           body's last chunk)
+ *   reset PORT N PATH SECS  one connection: GET PATH and read its response
+ *                           (the server has accepted it), print "ready",
+ *                           wait for a line on stdin (the spec stops the
+ *                           host meanwhile), send N pipelined GET PATH and
+ *                           close with a reset (SO_LINGER 0) before any
+ *                           answer; prints "reset"
  *   repl SOCK N REQS SECS CODE  N control-socket clients each sending REQS
  *                           EVAL frames of CODE at once, never reading;
  *                           prints "sent", holds SECS (or until stdin
@@ -278,6 +289,85 @@ static int mode_halfclose(int port, const char *path, const char *body) {
   return 0;
 }
 
+static int mode_rawhalf(int port, double secs, const char *data) {
+  int fd = tcp_connect(port, 0);
+  if (fd < 0) {
+    printf("cannot connect\n");
+    return 1;
+  }
+  send_all(fd, data, strlen(data));
+  shutdown(fd, SHUT_WR);
+  double end = now_s() + secs;
+  char buf[65536], tail[5] = {0};
+  size_t total = 0;
+  int closed = 0;
+  while (now_s() < end) {
+    if (!readable(fd, 100)) continue;
+    ssize_t r = recv(fd, buf, sizeof buf, 0);
+    if (r <= 0) {
+      closed = 1;
+      break;
+    }
+    for (ssize_t i = 0; i < r; i++) { /* the last 5 bytes */
+      memmove(tail, tail + 1, 4);
+      tail[4] = buf[i];
+    }
+    total += (size_t)r;
+  }
+  printf("%s %zu last-chunk %d\n", closed ? "closed" : "open", total,
+         total >= 5 && memcmp(tail, "0\r\n\r\n", 5) == 0);
+  return 0;
+}
+
+static int mode_reset(int port, int n, const char *path, double secs) {
+  char req[512];
+  int rl =
+      snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: x\r\n\r\n", path);
+  int fd = tcp_connect(port, 0);
+  if (fd < 0) {
+    printf("cannot connect\n");
+    return 1;
+  }
+  send_all(fd, req, (size_t)rl);
+  /* the whole first response: its head, then Content-Length bytes */
+  char buf[65536];
+  size_t len = 0;
+  long long want = -1;
+  double end = now_s() + secs;
+  while (now_s() < end && (want < 0 || (long long)len < want)) {
+    if (!readable(fd, 100)) continue;
+    ssize_t r = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+    if (r <= 0) break;
+    len += (size_t)r;
+    buf[len] = '\0';
+    char *e = strstr(buf, "\r\n\r\n");
+    char *cl = strstr(buf, "Content-Length: ");
+    if (want < 0 && e && cl) want = (e + 4 - buf) + strtoll(cl + 16, NULL, 10);
+  }
+  if (want < 0 || (long long)len < want) {
+    printf("no first response\n");
+    return 1;
+  }
+  printf("ready\n");
+  fflush(stdout);
+  char line[64];
+  if (!readable(0, (int)(secs * 1000)) || !fgets(line, sizeof line, stdin))
+    return 1;
+  /* one send: the server reads them all at once, before the reset */
+  char *all = malloc((size_t)n * (size_t)rl + 1);
+  if (!all) return 1;
+  for (int i = 0; i < n; i++)
+    memcpy(all + (size_t)i * (size_t)rl, req, (size_t)rl);
+  send_all(fd, all, (size_t)n * (size_t)rl);
+  free(all);
+  struct linger lg = {1, 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close(fd);
+  printf("reset\n");
+  fflush(stdout);
+  return 0;
+}
+
 static int mode_repl(const char *path, int n, int reqs, double secs,
                      const char *code) {
   size_t cl = strlen(code);
@@ -329,6 +419,10 @@ int main(int argc, char **argv) {
     return mode_lazyget(atoi(argv[2]), argv[3], atof(argv[4]));
   if (strcmp(m, "halfclose") == 0 && argc == 5)
     return mode_halfclose(atoi(argv[2]), argv[3], argv[4]);
+  if (strcmp(m, "rawhalf") == 0 && argc == 5)
+    return mode_rawhalf(atoi(argv[2]), atof(argv[3]), argv[4]);
+  if (strcmp(m, "reset") == 0 && argc == 6)
+    return mode_reset(atoi(argv[2]), atoi(argv[3]), argv[4], atof(argv[5]));
   if (strcmp(m, "repl") == 0 && argc == 7)
     return mode_repl(argv[2], atoi(argv[3]), atoi(argv[4]), atof(argv[5]),
                      argv[6]);

@@ -38,7 +38,9 @@
  *        polled every VH_HTTP_FEED_MS. 410 Gone with the oldest seq to
  *        resume from when SEQ is past retention, 404 for a seq newer than
  *        the newest, 400 for a from that is not a seq. At stop the stream
- *        ends with its last chunk (a consumer resumes with its last seq).
+ *        ends with its last chunk (a consumer resumes with its last seq),
+ *        and so it does when what follows the request cannot be parsed
+ *        (reading stops there, so an EOF would go unseen).
  *   Path segments are percent-decoded; the query string is ignored but
  *   for ?at= on a state read and ?from= on /changes.
  *
@@ -1199,6 +1201,17 @@ static void vh_http_on_feed(uv_timer_t *t) {
     if (!c->feed || c->closing) continue;
     if (c->eof) { /* the consumer went away */
       vh_http_close(c);
+      continue;
+    }
+    if (c->halted) { /* what came after GET /changes could not be parsed:
+                        reading stopped there (so an EOF would go unseen),
+                        and nothing is answered after the feed. It ends
+                        with its last chunk, then the connection. */
+      c->feed = 0;
+      srv->feeds--;
+      char *z = c->head->http10 ? NULL : strdup("0\r\n\r\n");
+      if (z && vh_http_send(c, z, z, 5) != 0) continue;
+      vh_http_end(c);
       continue;
     }
     if (c->out_bytes >= srv->max_output) continue; /* it does not read */

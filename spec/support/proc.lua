@@ -16,12 +16,12 @@
 --   local code, log = proc.stop_host(p)   -- SIGTERM, wait, clean up
 --   proc.reap()   -- in a teardown: kill what a failed spec left running
 --
--- Every wait is bounded (default 10 s): a hung host makes the spec fail,
+-- Every wait is bounded (default 30 s): a hung host makes the spec fail,
 -- never hang CI. run() is bounded with timeout(1) and KILL: a killed run
 -- reports code 137.
 local M = {}
 
-M.DEFAULT_TIMEOUT = 10
+M.DEFAULT_TIMEOUT = 30
 
 local build = os.getenv("VEDHOST_BUILD") or "build"
 local source = os.getenv("VEDHOST_SOURCE") or "."

@@ -864,7 +864,9 @@ TEST_IMPL(unread_reply_holds_next_then_times_out) {
   free(reply);
   settle(&fx, NULL, fd);
   ASSERT_EQ(fx.nreq, 1); /* the reply is not out: the next waits */
-  ASSERT(wait_conns(&fx, 1));
+  /* Not asserted: that the connection is still there after settling. On a
+   * loaded machine the 50 turns can outlast the 200 ms (seen under load). The
+   * log says how long the reply was stalled: at least the timeout. */
   for (int i = 0; i < 5000 && vh_control_conn_count(fx.ctl) > 0; i++) {
     turn(&fx);
     usleep(1000); /* the timeout is loop time: let it pass (hang guard) */
@@ -873,6 +875,10 @@ TEST_IMPL(unread_reply_holds_next_then_times_out) {
   ASSERT_EQ(fx.nreq, 1);
   ASSERT_EQ(nlogs, 1);
   ASSERT(strstr(last_log, "did not read its reply") != NULL);
+  unsigned long long stalled = 0;
+  const char *f = strstr(last_log, " for ");
+  ASSERT(f && sscanf(f, " for %llu ms", &stalled) == 1);
+  ASSERT(stalled >= 200);
   close(fd);
   ASSERT_EQ(fx_done(&fx), 0);
 }
