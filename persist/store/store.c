@@ -237,6 +237,15 @@
  *    open does not compress and write an L0 file first. 1M-key state,
  *    2.4 MB of WAL after kill -9: exec to first handler 78-87 ms -> 49-54
  *    ms. The WAL stays bounded by the write buffers as before.
+ *  - PERF LEVEL: the thread that opens the store sets RocksDB's perf
+ *    level to kDisable (the writer thread does the same, store_writer.c).
+ *    It is thread-local and defaults to counting: every key compare of
+ *    the WAL replay at open (~19 per memtable insert, the Debian build's
+ *    skiplist assertions included) and of later reads bumped a counter
+ *    through the perf context's TLS (__tls_get_addr twice and a TLS init
+ *    per compare). Restart after kill -9 under load, K=100k, 1.49 MB of
+ *    WAL (callgrind, every thread up to the close): 157.6M -> see
+ *    bench/README.md, "Crash restart under load (perf/crash)".
  *  - 2 background jobs (2 cores). The info LOG is kept at FATAL level: see
  *    build_options for the disk-full abort in librocksdb 7.8 this avoids.
  *  - COMPACTION HOLD: a primary opens with disable_auto_compactions=true,
@@ -744,6 +753,9 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   }
   build_options(s, opts);
 
+  /* PERF LEVEL (TUNING): no perf-context counting on this thread, which
+   * replays the WAL here and reads nodes from now on. */
+  rocksdb_set_perf_level(1 /* rocksdb::kDisable */);
   char *rerr = NULL, *what = NULL;
   if (!s->secondary) s->db = rocksdb_open(s->options, s->dbpath, &rerr);
   for (int tries = 1; s->secondary; tries++) { /* SECONDARY BESIDE A HOST */

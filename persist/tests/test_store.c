@@ -1901,6 +1901,35 @@ TEST_IMPL(big_batches_unmapped_when_written) {
 #endif
 }
 
+TEST_IMPL(open_thread_counts_no_compares) {
+  /* RocksDB counts every key compare in a thread-local perf context
+   * unless the thread's perf level is kDisable; the thread that opens the
+   * store replays the WAL (a memtable insert is ~19 compares with the
+   * Debian build's assertions) and then reads nodes. Nobody reads those
+   * counters: open turns them off for its thread. */
+  const char *dir = fresh_dir();
+  rocksdb_set_perf_level(2 /* kEnableCount, a new thread's default */);
+  vh_store_t *s = open_ok(dir, 1, 0);
+  flood(s, 1, 1, 200);
+  ASSERT_EQ(vh_store_wait_durable(s, 200), 0);
+  rocksdb_perfcontext_t *pc = rocksdb_perfcontext_create();
+  rocksdb_perfcontext_reset(pc);
+  for (uint64_t k = 1; k <= 200; k++) {
+    void *p;
+    size_t n;
+    ASSERT_EQ(vh_store_get_node(s, k, &p, &n, NULL), 0);
+    free(p);
+  }
+  uint64_t cmp =
+      rocksdb_perfcontext_metric(pc, rocksdb_user_key_comparison_count);
+  if (cmp != 0)
+    fprintf(stderr, "%llu key compares counted\n", (unsigned long long)cmp);
+  ASSERT_EQ(cmp, 0);
+  rocksdb_perfcontext_destroy(pc);
+  close_ok(s);
+  dir_cleanup();
+}
+
 VH_TEST_MAIN(
     /* First: it needs a heap without big free blocks (see the test). */
     TEST_ENTRY(big_batches_unmapped_when_written),
@@ -1927,4 +1956,5 @@ VH_TEST_MAIN(
     TEST_ENTRY(format2_node_keys_sort_first),
     TEST_ENTRY(format1_store_keeps_its_keys),
     TEST_ENTRY(drained_burst_gives_memory_back),
-    TEST_ENTRY(history_gc_keeps_l0_off_the_bottom))
+    TEST_ENTRY(history_gc_keeps_l0_off_the_bottom),
+    TEST_ENTRY(open_thread_counts_no_compares))
