@@ -309,6 +309,10 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
   so.sync = h->opts.durability == VH_DURABILITY_SYNC;
   const char *qb = getenv("VEDHOST_TEST_QUEUE_BYTES"); /* tests only */
   if (qb && atoll(qb) > 0) so.queue_bytes = (size_t)atoll(qb);
+  /* tests and benchmarks only: the older stores' zstd bottommost level
+   * (vh_store.h, zstd_dict_bytes) */
+  const char *zd = getenv("VEDHOST_TEST_ZSTD_DICT_BYTES");
+  if (zd && *zd) so.zstd_dict_bytes = atoi(zd);
   if (h->opts.test_store) { /* ved.testing: see vh_store.h */
     so.test_store = 1;
     so.write_buffer_bytes = (size_t)32 << 20;

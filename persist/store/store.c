@@ -10,8 +10,9 @@
  * atomically (one WriteBatch per group of slices), fsync once per group,
  * delete replaced nodes so disk tracks live state (ARCHITECTURE.md invariant
  * 5), and compress small nodes well. RocksDB's WAL gives the atomic batch, its
- * level compaction drops deleted nodes, and its block-level zstd compresses
- * neighbouring nodes together (ARCHITECTURE.md "Storage choices").
+ * level compaction drops deleted nodes, and its block-level LZ4 compresses
+ * neighbouring nodes together (ARCHITECTURE.md "Storage choices"; TUNING,
+ * CODEC).
  *
  * KEYS (byte strings; RocksDB orders them bytewise):
  *
@@ -108,47 +109,45 @@
  *
  * TUNING (build_options below). Numbers from bench/store_bench.c on the
  * 2-core test machine, synthetic ~190-byte node payloads (see the bench):
- *  - zstd at the bottommost level, where most data lives. 300k nodes,
- *    57.2 MB of payload: uncompressed 64.3 MB of SST, zstd 32.5 MB
- *    (1.76x). Small nodes share field names and id prefixes with their
- *    block neighbours, which per-value compression cannot exploit; block
- *    compression can.
+ *  - CODEC: LZ4 at every level below L0, the bottommost level (where most
+ *    data lives) included. Small nodes share field names and id prefixes
+ *    with their block neighbours, which per-value compression cannot
+ *    exploit; block compression can. Before perf/lz4 (2026-12-06) the
+ *    bottommost level was zstd (level 3) with a 16 KB dictionary of
+ *    sampled blocks; reading a 4 KB zstd block costs ~80k
+ *    instructions (zstd builds its Huffman/FSE tables for every block,
+ *    and Debian's librocksdb 7.8 has no digested-dictionary path), LZ4
+ *    ~11-14k, and reads of old versions are mostly such block reads (a
+ *    diff, at(V), the change feed: issue 15). Measured on the data of
+ *    K=1M N=10M --retain 0 (bench/README.md, "LZ4 at the bottommost
+ *    level"): SST 15.4 MB zstd, 20.9 MB LZ4 (+36%), 19.0 MB LZ4HC level
+ *    1 (+24%); a full compaction with the same codec in and out 0.58 s
+ *    CPU zstd, 0.25 s LZ4, 0.48 s LZ4HC 1; a random point read with a
+ *    1 MB cache 16.3 us zstd, 5.5 us LZ4 or LZ4HC. LZ4HC's 9% less disk
+ *    costs the compaction CPU that LZ4 saves (compaction is ~40% of a
+ *    K=1M sync write's CPU), and disk stays under issue 16's bound (2x
+ *    Redis RDB) with plain LZ4: taken. The codec is recorded per block,
+ *    so a store written with zstd reads as it is and turns LZ4 as
+ *    compactions rewrite it (no format version change). Export/backup
+ *    streams keep zstd (persist/trie/export.c).
  *  - No compression at L0 (the memtable flushes, short-lived: the next
- *    compaction rewrites them), LZ4 between L0 and the bottommost level.
- *    Since the writer asks for a flush every 1 MB (store_writer.c), LZ4
- *    at L0 compressed every node once more for files only ~15% smaller;
- *    callgrind of bench/README.md's sync profile (K=50k, N=150k): flush
- *    thread 567M -> 333M instructions. Before, LZ4 was used at L0 too,
- *    as RocksDB's tuning guide recommends; measured then with the peer
- *    benchmark's workload (2M updates over 1M keys, sync): zstd
- *    everywhere 14.0-15.1 s, LZ4 above 11.9-12.6 s (-15%); flushes
- *    finish sooner, so a kill -9 more often finds one WAL (2.3 MB, 47-51
- *    ms to the first handler) instead of two (6.9 MB, 160-214 ms). Disk
- *    after a clean stop: the same within the run-to-run spread (42-81
- *    MB either way).
- *  - A 16 KB zstd dictionary, bottommost level only: 28.8 MB (1.99x), 11%
- *    less than plain zstd, for ~0.7 us more per (warm) point read. 4 KB
- *    and 64 KB dictionaries gave the same size within 1%. Upper levels go
- *    without, and most data sits in the bottommost level anyway. The
- *    dictionary is the sampled blocks themselves (zstd_max_train_bytes 0),
- *    not trained from 100x that as first done: zstd's trainer
- *    (ZDICT_trainFromBuffer, fastCover with parameter search) ran once per
- *    compaction output file and was 980M of the 3.33G instructions of the
- *    sync profile above; without it compaction took 291M instead of
- *    1.29G. Disk after a clean stop (K=100k, N=1M, --retain 0): 1.47 ->
- *    1.51 MB.
- *    Reads pay nothing for it: librocksdb 7.8 (Debian) is built without
- *    ROCKSDB_ZSTD_DDICT, so each block goes through
- *    ZSTD_decompress_usingDict with the raw dictionary, but an untrained
- *    dictionary has no entropy tables and zstd only references it.
- *    callgrind, 200k keys compacted into the bottommost level: ~79k
- *    instructions per 4 KB block with the dictionary or without (the
- *    block's own Huffman/FSE tables and decoding); SSTs 1.2% larger
- *    without (bench K=1M N=10M, --retain 0: 0.4% smaller without, the
- *    synthetic nodes' 11% does not show). Kept: neutral for reads and
- *    disk. A trained or finalized dictionary would load its tables
- *    per block. LZ4 at the bottommost level: ~11k per block, 32% more
- *    disk (bench/README.md, "The zstd dictionary and block reads").
+ *    compaction rewrites them). Since the writer asks for a flush every
+ *    1 MB (store_writer.c), LZ4 at L0 compressed every node once more
+ *    for files only ~15% smaller; callgrind of bench/README.md's sync
+ *    profile (K=50k, N=150k): flush thread 567M -> 333M instructions.
+ *    Before, LZ4 was used at L0 too, as RocksDB's tuning guide
+ *    recommends; measured then with the peer benchmark's workload (2M
+ *    updates over 1M keys, sync): zstd everywhere 14.0-15.1 s, LZ4 above
+ *    11.9-12.6 s (-15%); flushes finish sooner, so a kill -9 more often
+ *    finds one WAL (2.3 MB, 47-51 ms to the first handler) instead of
+ *    two (6.9 MB, 160-214 ms). Disk after a clean stop: the same within
+ *    the run-to-run spread (42-81 MB either way).
+ *  - The zstd dictionary the bottommost level had (the older codec,
+ *    kept for tests and benchmarks: vh_store_opts.zstd_dict_bytes) was
+ *    the sampled blocks themselves (zstd_max_train_bytes 0), not trained:
+ *    zstd's trainer ran once per compaction output file and was 980M of
+ *    the 3.33G instructions of the sync profile above. It saved 11% on
+ *    synthetic nodes, 0-1% on real ones, and cost reads nothing.
  *  - NO memtable insert hint (memtable_insert_with_hint_prefix_extractor).
  *    Tried with a 1-byte prefix: only -4% of the skiplist insert (Debian's
  *    librocksdb has assertions on, which walk every level of the hint
@@ -175,7 +174,7 @@
  *    default is 4; writes slow down at 30 files and stop at 50, against
  *    20 and 36). Under --retain 0 every slice deletes nodes spread over
  *    all ids, so each compaction from level 0 rewrites the whole
- *    bottommost level (zstd) whatever it brings; at 8 files it does that
+ *    bottommost level whatever it brings; at 8 files it does that
  *    half as often. bench/run's workload at K=1M, N=3M, --retain 0:
  *    RocksDB's compaction CPU 22.5 -> 16.9 s (its own CompMergeCPU, one
  *    run each under the same load), L6 bytes read 0.4 -> 0.3 GB. At
@@ -224,11 +223,11 @@
  *    least one node per three written, and the store is <= 128 MB (64
  *    MB before the L0 TRIGGER: level 0 now holds up to ~20-40 MB of
  *    uncompressed flushes at 1M keys; a stop spends ~2-3 s of CPU on it
- *    here), close compacts everything into the bottommost level (zstd with the
- * dictionary). 1M keys, 2.3M updates, --retain 0: 55.3 MB of SST (16 L0 files,
- * 39 MB, waiting behind a 14 MB bottommost level) -> 14.9 MB, 2.2 s of CPU
- * (7-10 s wall on the loaded machine); 100k keys: 7.1 -> 1.5 MB. Retained
- * history is live data: with the default
+ *    here), close compacts everything into the bottommost level (LZ4 since
+ * CODEC; the figures here are zstd's). 1M keys, 2.3M updates, --retain 0: 55.3
+ * MB of SST (16 L0 files, 39 MB, waiting behind a 14 MB bottommost level)
+ * -> 14.9 MB, 2.2 s of CPU (7-10 s wall on the loaded machine); 100k keys: 7.1
+ * -> 1.5 MB. Retained history is live data: with the default
  *    --retain a 100k-key store (1M updates) went 66 -> 58 MB only, for
  *    ~20 s of wall time at close on the loaded machine: such a session
  *    deletes few nodes, so the second rule leaves it to RocksDB. Block sizes 16
@@ -255,7 +254,7 @@
  *    VH_COMPACT_HOLD_L0 (12) files in level 0, whichever comes first
  *    (store_writer.c; the reopen after a failed write holds it again).
  *    A kill -9 in the middle of a flood leaves a dozen level-0 files
- *    behind, and RocksDB started compacting them (zstd, the bottommost
+ *    behind, and RocksDB started compacting them (into the bottommost
  *    level) as soon as open returned: perf of a restart after kill -9 at
  *    1M keys, 66% of the process's samples were that compaction thread,
  *    competing with the loop thread (WAL replay, first handler) for the 2
@@ -284,8 +283,6 @@
 #define VH_DEFAULT_WRITE_BUFFER ((size_t)4 << 20)
 #define VH_DEFAULT_WAL_BYTES ((uint64_t)16 << 20)
 #define VH_DEFAULT_BLOCK_BYTES ((size_t)4 << 10)
-/* Bottommost zstd dictionary size (TUNING above: 11% smaller SSTs). */
-#define VH_DEFAULT_DICT_BYTES (16 << 10)
 /* Free space needed to open: a preallocated WAL (1.1 x the write buffer),
  * the MANIFEST, OPTIONS and LOG files, and room for a first flush. */
 #define VH_MIN_FREE_BYTES ((unsigned long long)16 << 20)
@@ -296,7 +293,8 @@
 #define VH_RESERVE_BYTES ((unsigned long long)8 << 20)
 /* Largest store (SST bytes) a clean close compacts fully (TUNING). */
 #define VH_COMPACT_AT_CLOSE_BYTES ((uint64_t)128 << 20)
-/* Memory bound for the blocks buffered to train a dictionary per SST. */
+/* Memory bound for the blocks buffered to sample a zstd dictionary per
+ * SST (the older bottommost codec, tests and benchmarks only). */
 #define VH_DICT_BUFFER_BYTES ((uint64_t)8 << 20)
 /* COMPACTION HOLD (TUNING): how long after open. */
 #define VH_COMPACT_HOLD_MS 1000
@@ -421,32 +419,32 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
     rocksdb_options_set_compression(opt, rocksdb_no_compression);
     rocksdb_options_set_bottommost_compression(opt, rocksdb_no_compression);
   } else {
-    int dict = o->zstd_dict_bytes == 0  ? VH_DEFAULT_DICT_BYTES
-               : o->zstd_dict_bytes < 0 ? 0
-                                        : o->zstd_dict_bytes;
-    /* None at L0 (the flushes), LZ4 between L0 and the bottommost level,
-     * zstd at it (see TUNING). In dynamic level mode entry 0 is L0 and the
-     * others count from the base level. */
+    /* None at L0 (the flushes), LZ4 below it, the bottommost level
+     * included (see TUNING, CODEC). In dynamic level mode entry 0 is L0
+     * and the others count from the base level. */
     int per_level[7] = {rocksdb_no_compression,  rocksdb_lz4_compression,
                         rocksdb_lz4_compression, rocksdb_lz4_compression,
                         rocksdb_lz4_compression, rocksdb_lz4_compression,
                         rocksdb_lz4_compression};
     rocksdb_options_set_compression(opt, rocksdb_lz4_compression);
     rocksdb_options_set_compression_per_level(opt, per_level, 7);
-    rocksdb_options_set_bottommost_compression(opt, rocksdb_zstd_compression);
-    /* window bits -14 (RocksDB's default), level 32767 = the library's
-     * default (zstd 3; LZ4 ignores the zstd-only fields), strategy 0,
-     * dictionary bytes. The dictionary is for the bottommost level only
-     * (where most data lives): flushes then do not train one. */
-    rocksdb_options_set_compression_options(opt, -14, 32767, 0, 0);
-    rocksdb_options_set_bottommost_compression_options(opt, -14, 32767, 0, dict,
-                                                       1);
-    if (dict > 0) {
-      /* No training: the sampled blocks are the dictionary (see TUNING). */
-      rocksdb_options_set_bottommost_compression_options_zstd_max_train_bytes(
-          opt, 0, 1);
-      rocksdb_options_set_bottommost_compression_options_max_dict_buffer_bytes(
-          opt, VH_DICT_BUFFER_BYTES, 1);
+    if (o->zstd_dict_bytes == 0) {
+      rocksdb_options_set_bottommost_compression(opt, rocksdb_lz4_compression);
+    } else {
+      /* Tests and benchmarks only: the bottommost level as stores were
+       * written before (zstd at its default level 3, window bits -14,
+       * strategy 0, a dictionary of sampled blocks, no training: TUNING,
+       * CODEC). A store reads any mix of codecs either way. */
+      int dict = o->zstd_dict_bytes < 0 ? 0 : o->zstd_dict_bytes;
+      rocksdb_options_set_bottommost_compression(opt, rocksdb_zstd_compression);
+      rocksdb_options_set_bottommost_compression_options(opt, -14, 32767, 0,
+                                                         dict, 1);
+      if (dict > 0) {
+        rocksdb_options_set_bottommost_compression_options_zstd_max_train_bytes(
+            opt, 0, 1);
+        rocksdb_options_set_bottommost_compression_options_max_dict_buffer_bytes(
+            opt, VH_DICT_BUFFER_BYTES, 1);
+      }
     }
   }
 

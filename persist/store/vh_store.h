@@ -79,9 +79,12 @@ typedef struct vh_store_opts {
    * persist/store/store.c. */
   size_t cache_bytes;        /* LRU block cache (64 MB) */
   size_t write_buffer_bytes; /* memtable size (8 MB) */
-  int zstd_dict_bytes;       /* zstd dictionary size; -1 = no dictionary */
-  int no_compression;        /* 1 = store blocks uncompressed */
-  size_t block_bytes;        /* SST data block size (4 KB) */
+  /* Bottommost level's codec: 0 = LZ4 (the default, store.c TUNING,
+   * CODEC); > 0 = zstd with a dictionary of that many bytes, < 0 = zstd
+   * without one: the older stores' codec, for tests and benchmarks. */
+  int zstd_dict_bytes;
+  int no_compression; /* 1 = store blocks uncompressed */
+  size_t block_bytes; /* SST data block size (4 KB) */
   /* Background flush of the memtable by the writer (store_writer.c,
    * FLUSHING): after idle_flush_ms without a batch (0 = 100 ms, < 0 =
    * never), and at once each time flush_bytes were written since the
@@ -277,7 +280,7 @@ int vh_store_primary_live(vh_store_t *s);
 int vh_store_flush(vh_store_t *s, char **errmsg);
 
 /* Primary only: flushes the memtable, then compacts the whole key range
- * into the bottommost level (zstd with a dictionary), dropping deleted
+ * into the bottommost level (LZ4, store.c TUNING), dropping deleted
  * nodes; waits (blocks on disk and CPU: tools, tests, benchmarks and
  * shutdown only). */
 int vh_store_compact(vh_store_t *s, char **errmsg);

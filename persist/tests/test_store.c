@@ -1616,9 +1616,9 @@ static char *options_text(const char *dir) {
 
 TEST_IMPL(write_path_options) {
   /* The options that make a sync update cheap (store.c, TUNING), as
-   * RocksDB itself recorded them: no compression at L0 (flushes), zstd at
-   * the bottommost level with a dictionary of sampled blocks and no
-   * training pass; and no memtable insert hint (RocksDB 7.8 shares it
+   * RocksDB itself recorded them: no compression at L0 (flushes), LZ4
+   * below it, the bottommost level included, without a zstd dictionary
+   * (TUNING, CODEC); and no memtable insert hint (RocksDB 7.8 shares it
    * between the point and range-deletion skiplists: store.c, TUNING). */
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
@@ -1626,7 +1626,7 @@ TEST_IMPL(write_path_options) {
   char *t = options_text(dir);
   ASSERT(strstr(t, "insert_with_hint_prefix_extractor=rocksdb") == NULL);
   ASSERT_MSG_HAS(t, "compression_per_level=kNoCompression:kLZ4Compression");
-  ASSERT_MSG_HAS(t, "bottommost_compression=kZSTD");
+  ASSERT_MSG_HAS(t, "bottommost_compression=kLZ4Compression");
   /* compaction output files end where the key's first byte changes, and
    * are 16 MB at most (FORMAT 3 in store.c) */
   ASSERT_MSG_HAS(t,
@@ -1644,11 +1644,220 @@ TEST_IMPL(write_path_options) {
   ASSERT(bo != NULL);
   const char *end = strchr(bo, '}');
   ASSERT(end != NULL);
-  const char *mt = strstr(bo, "zstd_max_train_bytes=0;");
-  ASSERT(mt != NULL && mt < end);
-  const char *md = strstr(bo, "max_dict_bytes=16384;");
+  const char *md = strstr(bo, "max_dict_bytes=0;");
   ASSERT(md != NULL && md < end);
   free(t);
+  dir_cleanup();
+}
+
+/* ---- the codec of the table files (store.c, TUNING, CODEC) ---- */
+
+static uint64_t rd_varint64(const unsigned char **p, const unsigned char *e) {
+  uint64_t v = 0;
+  for (int sh = 0; *p < e && sh < 64; sh += 7) {
+    unsigned char c = *(*p)++;
+    v |= (uint64_t)(c & 0x7f) << sh;
+    if (!(c & 0x80)) return v;
+  }
+  *p = e + 1; /* truncated: the caller sees p past the end */
+  return 0;
+}
+
+/* The value of key want in a block of a table file (b, n bytes without
+ * its trailer): entries (varint shared, non-shared and value lengths,
+ * the key's non-shared bytes, the value), then the restart offsets (u32
+ * each) and their count (u32). NULL if absent or malformed. */
+static const unsigned char *block_value(const unsigned char *b, size_t n,
+                                        const char *want, size_t *vlen) {
+  if (n < 4) return NULL;
+  uint32_t restarts = vh_le32_load(b + n - 4);
+  if ((uint64_t)restarts * 4 + 4 > n) return NULL;
+  const unsigned char *p = b, *e = b + n - 4 - (size_t)restarts * 4;
+  char key[256];
+  size_t kl = 0;
+  while (p < e) {
+    uint64_t shared = rd_varint64(&p, e), own = rd_varint64(&p, e);
+    uint64_t vl = rd_varint64(&p, e);
+    if (p > e || shared > kl || shared + own > sizeof key ||
+        own + vl > (size_t)(e - p))
+      return NULL;
+    memcpy(key + shared, p, own);
+    kl = shared + own;
+    p += own;
+    if (kl == strlen(want) && memcmp(key, want, kl) == 0) {
+      *vlen = vl;
+      return p;
+    }
+    p += vl;
+  }
+  return NULL;
+}
+
+/* The codec RocksDB recorded in table file path ("LZ4", "ZSTD",
+ * "NoCompression"), written into out. RocksDB's block-based table format
+ * (format_version 5): the file ends in a 53-byte footer (checksum type,
+ * the metaindex block's handle as varint offset and size, the index
+ * block's, padding, u32 version, u64 magic); the metaindex maps
+ * "rocksdb.properties" to the properties block's handle, and that block
+ * (meta blocks are never compressed) maps "rocksdb.compression" to the
+ * codec's name. */
+static void table_codec(const char *path, char *out, size_t cap) {
+  FILE *f = fopen(path, "rb");
+  ASSERT(f != NULL);
+  ASSERT_EQ(fseek(f, 0, SEEK_END), 0);
+  long size = ftell(f);
+  ASSERT(size > 53);
+  unsigned char *buf = malloc((size_t)size);
+  ASSERT(buf != NULL);
+  ASSERT_EQ(fseek(f, 0, SEEK_SET), 0);
+  ASSERT_EQ(fread(buf, 1, (size_t)size, f), (size_t)size);
+  fclose(f);
+  const unsigned char *end = buf + size, *p = end - 53 + 1;
+  ASSERT_EQ(vh_le32_load(end - 12), 5); /* format_version */
+  uint64_t mo = rd_varint64(&p, end), ms = rd_varint64(&p, end);
+  ASSERT(mo + ms <= (uint64_t)size);
+  size_t vl = 0;
+  const unsigned char *h =
+      block_value(buf + mo, (size_t)ms, "rocksdb.properties", &vl);
+  ASSERT(h != NULL);
+  uint64_t po = rd_varint64(&h, h + vl), ps = rd_varint64(&h, h + vl);
+  ASSERT(po + ps <= (uint64_t)size);
+  const unsigned char *v =
+      block_value(buf + po, (size_t)ps, "rocksdb.compression", &vl);
+  ASSERT(v != NULL && vl < cap);
+  memcpy(out, v, vl);
+  out[vl] = '\0';
+  free(buf);
+}
+
+/* Checks the codec of every table file of DIR/db by level: files at
+ * level 0 must use l0 (NULL: any), the others below (the bottommost
+ * level is 6, dynamic level sizes); returns the number of files at level
+ * 6 (the store must be closed). */
+static int codecs_are(const char *dir, const char *l0, const char *below) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/db", dir);
+  rocksdb_options_t *o = rocksdb_options_create();
+  char *err = NULL;
+  rocksdb_t *db = rocksdb_open_for_read_only(o, path, 0, &err);
+  rocksdb_options_destroy(o);
+  if (err) fprintf(stderr, "read-only open: %s\n", err);
+  ASSERT(err == NULL);
+  const rocksdb_livefiles_t *lf = rocksdb_livefiles(db);
+  int bottom = 0;
+  for (int i = 0; i < rocksdb_livefiles_count(lf); i++) {
+    int level = rocksdb_livefiles_level(lf, i);
+    const char *want = level == 0 ? l0 : below;
+    if (level == 6) bottom++;
+    char file[800], codec[64];
+    snprintf(file, sizeof file, "%s%s", path, rocksdb_livefiles_name(lf, i));
+    table_codec(file, codec, sizeof codec);
+    if (want != NULL && strcmp(codec, want) != 0)
+      fprintf(stderr, "%s (level %d): %s, expected %s\n", file, level, codec,
+              want);
+    ASSERT(want == NULL || strcmp(codec, want) == 0);
+  }
+  rocksdb_livefiles_destroy(lf);
+  rocksdb_close(db);
+  return bottom;
+}
+
+/* A compressible node payload: text like the trie's small nodes. */
+static const char *codec_node(uint64_t id, int gen) {
+  static char t[200];
+  snprintf(t, sizeof t,
+           "node %llu gen %d: key:%llu = %llu, key:%llu = %llu, "
+           "name = \"user %llu\", seen = %llu",
+           (unsigned long long)id, gen, (unsigned long long)id * 7,
+           (unsigned long long)id * 13, (unsigned long long)id * 7 + 1,
+           (unsigned long long)id * 17, (unsigned long long)id % 977,
+           (unsigned long long)(1700000000 + id));
+  return t;
+}
+
+/* Puts nodes id0..id0+n-1 (generation gen), 100 per batch, deleting
+ * del0.. one for one when del0 is not 0; waits until durable. */
+static void put_codec_nodes(vh_store_t *s, uint64_t *seq, uint64_t id0,
+                            uint64_t del0, int n, int gen) {
+  for (int k = 0; k < n; k += 100) {
+    vh_batch_t *b;
+    ASSERT_EQ(vh_batch_new(&b), 0);
+    for (int i = k; i < n && i < k + 100; i++) {
+      const char *t = codec_node(id0 + (uint64_t)i, gen);
+      ASSERT_EQ(vh_batch_put_node(b, id0 + (uint64_t)i, t, strlen(t)), 0);
+      if (del0) ASSERT_EQ(vh_batch_del_node(b, del0 + (uint64_t)i), 0);
+    }
+    ASSERT_EQ(vh_batch_set_manifest(b, seq, sizeof *seq), 0);
+    ASSERT_EQ(vh_store_submit(s, b, (*seq)++), 0);
+  }
+  ASSERT_EQ(vh_store_wait_durable(s, *seq - 1), 0);
+}
+
+TEST_IMPL(bottommost_level_is_lz4) {
+  /* store.c, TUNING, CODEC: the bottommost level, where most nodes live,
+   * is LZ4 (its 4 KB blocks decode in ~1/6 of zstd's instructions);
+   * level 0 is uncompressed. Checked in the table files themselves, as
+   * RocksDB recorded each file's codec. */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_flush(dir, -1);
+  uint64_t seq = 1;
+  put_codec_nodes(s, &seq, 1, 0, 20000, 1);
+  ASSERT_EQ(vh_store_compact(s, NULL), 0);
+  put_codec_nodes(s, &seq, 20001, 0, 500, 1);
+  ASSERT_EQ(vh_store_flush(s, NULL), 0); /* one level-0 file */
+  close_ok(s);
+  ASSERT(codecs_are(dir, "NoCompression", "LZ4") >= 1);
+  s = open_ok(dir, 0, 0);
+  expect_node(s, 12345, codec_node(12345, 1));
+  expect_node(s, 20400, codec_node(20400, 1));
+  close_ok(s);
+  dir_cleanup();
+}
+
+TEST_IMPL(zstd_store_reads_and_turns_lz4) {
+  /* A store written with the older codec (zstd with a 16 KB dictionary of
+   * sampled blocks at the bottommost level, store.c TUNING, CODEC) opens
+   * with today's options and reads every node; the compactions after
+   * it rewrite what they touch with LZ4, and a store of both codecs
+   * reads too. */
+  const char *dir = fresh_dir();
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.create = 1;
+  o.sync = 0;
+  o.idle_flush_ms = -1;
+  o.zstd_dict_bytes = 16384; /* the older stores' codec */
+  char *m = NULL;
+  vh_store_t *s = open_opts(dir, &o, &m);
+  uint64_t seq = 1;
+  put_codec_nodes(s, &seq, 1, 0, 20000, 1);
+  ASSERT_EQ(vh_store_compact(s, NULL), 0);
+  close_ok(s);
+  ASSERT(codecs_are(dir, NULL, "ZSTD") >= 1); /* the fixture is zstd */
+  /* Today's options read it whole. */
+  s = open_flush(dir, -1);
+  for (uint64_t id = 1; id <= 20000; id += 37)
+    expect_node(s, id, codec_node(id, 1));
+  expect_node(s, 20000, codec_node(20000, 1));
+  /* New nodes above the zstd level (L0, then LZ4), read beside it. */
+  put_codec_nodes(s, &seq, 20001, 0, 2000, 2);
+  ASSERT_EQ(vh_store_flush(s, NULL), 0);
+  expect_node(s, 21999, codec_node(21999, 2));
+  expect_node(s, 7, codec_node(7, 1));
+  /* Nodes 1..10000 replaced; the compaction rewrites everything LZ4. */
+  put_codec_nodes(s, &seq, 22001, 1, 10000, 3);
+  ASSERT_EQ(vh_store_compact(s, NULL), 0);
+  close_ok(s);
+  ASSERT(codecs_are(dir, NULL, "LZ4") >= 1);
+  s = open_ok(dir, 0, 0);
+  for (uint64_t id = 10001; id <= 20000; id += 37)
+    expect_node(s, id, codec_node(id, 1));
+  for (uint64_t id = 22001; id <= 32000; id += 41)
+    expect_node(s, id, codec_node(id, 3));
+  expect_node(s, 21000, codec_node(21000, 2));
+  expect_node(s, 10000, NULL);
+  expect_node(s, 1, NULL);
+  close_ok(s);
   dir_cleanup();
 }
 
@@ -1993,6 +2202,8 @@ VH_TEST_MAIN(
     TEST_ENTRY(backpressure_never_blocks_submit),
     TEST_ENTRY(abandon_drops_at_close), TEST_ENTRY(secondary_reads_primary),
     TEST_ENTRY(clean_close_leaves_empty_wal), TEST_ENTRY(write_path_options),
+    TEST_ENTRY(bottommost_level_is_lz4),
+    TEST_ENTRY(zstd_store_reads_and_turns_lz4),
     TEST_ENTRY(format2_node_keys_sort_first),
     TEST_ENTRY(format1_store_keeps_its_keys),
     TEST_ENTRY(drained_burst_gives_memory_back),
