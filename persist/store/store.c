@@ -244,8 +244,9 @@
  *    skiplist assertions included) and of later reads bumped a counter
  *    through the perf context's TLS (__tls_get_addr twice and a TLS init
  *    per compare). Restart after kill -9 under load, K=100k, 1.49 MB of
- *    WAL (callgrind, every thread up to the close): 157.6M -> see
- *    bench/README.md, "Crash restart under load (perf/crash)".
+ *    WAL (callgrind, every thread up to the close): 157.6M -> 146.3M
+ *    instructions (bench/README.md, "Crash restart under load
+ *    (perf/crash)").
  *  - 2 background jobs (2 cores). The info LOG is kept at FATAL level: see
  *    build_options for the disk-full abort in librocksdb 7.8 this avoids.
  *  - COMPACTION HOLD: a primary opens with disable_auto_compactions=true,
