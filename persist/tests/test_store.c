@@ -754,6 +754,61 @@ TEST_IMPL(group_writes_node_keys_in_order) {
   dir_cleanup();
 }
 
+TEST_IMPL(group_order_ids_of_many_bytes) {
+  /* KEY ORDER with the writer's radix sort: ids that differ in low, middle
+   * and top bytes, puts and deletes mixed, sweeps among them, come out
+   * node keys by id, then sweep keys by id, as the compare defined it. */
+  enum { NOPS = 400 };
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  vh_store__pause_writer(s, 1);
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  uint64_t x = 88172645463325252ull, nodes[NOPS], sweeps[NOPS];
+  size_t nn = 0, ns = 0;
+  for (int i = 0; i < NOPS; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17; /* xorshift64 */
+    /* ids of 1 to 8 significant bytes; the index keeps them distinct */
+    uint64_t id = ((x >> 16) << (8 * (i % 8)) | (uint64_t)i) & ~(1ull << 63);
+    if (id == 0) id = 1;
+    if (i % 7 == 3) {
+      ASSERT_EQ(vh_batch_put_sweep(b, id), 0);
+      sweeps[ns++] = id;
+    } else {
+      ASSERT_EQ(
+          i % 2 ? vh_batch_del_node(b, id) : vh_batch_put_node(b, id, "v", 1),
+          0);
+      nodes[nn++] = id;
+    }
+  }
+  ASSERT_EQ(vh_batch_set_manifest(b, "m1", 2), 0);
+  ASSERT_EQ(vh_store_submit(s, b, 1), 0);
+  vh_store__pause_writer(s, 0);
+  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  static wal_key_t k[NOPS + 8];
+  size_t n = 0;
+  last_wal_keys(dir, k, NOPS + 8, &n);
+  ASSERT_EQ(n, (size_t)NOPS + 1);
+  ASSERT(k[NOPS].c == 'M');
+  for (size_t i = 0; i < nn; i++) {
+    ASSERT(k[i].c != 'Q' && k[i].c != 'M');
+    if (i > 0) ASSERT(k[i - 1].id < k[i].id);
+  }
+  for (size_t i = nn; i < nn + ns; i++) {
+    ASSERT(k[i].c == 'Q');
+    if (i > nn) ASSERT(k[i - 1].id < k[i].id);
+  }
+  /* the same ids: every one found in its list */
+  for (size_t i = 0; i < nn + ns; i++) {
+    const uint64_t *l = i < nn ? nodes : sweeps;
+    size_t m = i < nn ? nn : ns, j = 0;
+    while (j < m && l[j] != k[i].id) j++;
+    ASSERT(j < m);
+  }
+  close_ok(s);
+  dir_cleanup();
+}
+
 TEST_IMPL(submit_misuse) {
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 0);
@@ -2195,7 +2250,8 @@ VH_TEST_MAIN(
     TEST_ENTRY(newer_format_refused), TEST_ENTRY(older_format_kept),
     TEST_ENTRY(put_get_delete_iterate), TEST_ENTRY(group_commit_merges_batches),
     TEST_ENTRY(order_preserved_merged), TEST_ENTRY(order_preserved_one_by_one),
-    TEST_ENTRY(group_writes_node_keys_in_order), TEST_ENTRY(submit_misuse),
+    TEST_ENTRY(group_writes_node_keys_in_order),
+    TEST_ENTRY(group_order_ids_of_many_bytes), TEST_ENTRY(submit_misuse),
     TEST_ENTRY(checksum_mismatch_detected), TEST_ENTRY(node_range_scan),
     TEST_ENTRY(write_failure_retried_in_order),
     TEST_ENTRY(close_gives_up_on_failing_writes),
