@@ -163,8 +163,9 @@
  *    (store_writer.c): an open after kill -9 replays at most ~2 write
  *    buffers of WAL at ~20 ms/MB here. The writer keeps it far shorter
  *    (store_writer.c, FLUSHING): it asks for a flush after 100 ms idle
- *    and every 1 MB written, so a kill -9 after a burst leaves no WAL
- *    and one under a flood ~1-2 MB (measured at K=100k, N=1M: 0.86 MB).
+ *    and every 512 KB written (no write starts while it runs), so a kill
+ *    -9 after a burst leaves no WAL and one under a flood at most 512 KB
+ *    plus one group (K=100k: 0.73-0.84 MB).
  * Measured with 1M nodes under a flood of updates: 8 MB buffers left 15-16 MB
  * of WAL and a 300-330 ms open; 4 MB buffers, 7.5 MB and 140 ms. A clean close
  * leaves no WAL: open + manifest read of 1M nodes ~6 ms. (max_total_wal_size,
@@ -236,6 +237,16 @@
  *    open does not compress and write an L0 file first. 1M-key state,
  *    2.4 MB of WAL after kill -9: exec to first handler 78-87 ms -> 49-54
  *    ms. The WAL stays bounded by the write buffers as before.
+ *  - PERF LEVEL: the thread that opens the store sets RocksDB's perf
+ *    level to kDisable (the writer thread does the same, store_writer.c).
+ *    It is thread-local and defaults to counting: every key compare of
+ *    the WAL replay at open (~19 per memtable insert, the Debian build's
+ *    skiplist assertions included) and of later reads bumped a counter
+ *    through the perf context's TLS (__tls_get_addr twice and a TLS init
+ *    per compare). Restart after kill -9 under load, K=100k, 1.49 MB of
+ *    WAL (callgrind, every thread up to the close): 157.6M -> 146.3M
+ *    instructions (bench/README.md, "Crash restart under load
+ *    (perf/crash)").
  *  - 2 background jobs (2 cores). The info LOG is kept at FATAL level: see
  *    build_options for the disk-full abort in librocksdb 7.8 this avoids.
  *  - COMPACTION HOLD: a primary opens with disable_auto_compactions=true,
@@ -742,6 +753,9 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   }
   build_options(s, opts);
 
+  /* PERF LEVEL (TUNING): no perf-context counting on this thread, which
+   * replays the WAL here and reads nodes from now on. */
+  rocksdb_set_perf_level(1 /* rocksdb::kDisable */);
   char *rerr = NULL, *what = NULL;
   if (!s->secondary) s->db = rocksdb_open(s->options, s->dbpath, &rerr);
   for (int tries = 1; s->secondary; tries++) { /* SECONDARY BESIDE A HOST */
@@ -858,6 +872,16 @@ int vh_store__base_level(vh_store_t *s) {
   uint64_t v = 0;
   pthread_rwlock_rdlock(&s->db_lock);
   int rc = s->db ? rocksdb_property_int(s->db, "rocksdb.base-level", &v) : -1;
+  pthread_rwlock_unlock(&s->db_lock);
+  return rc == 0 ? (int)v : -1;
+}
+
+int vh_store__imm_memtables(vh_store_t *s) {
+  uint64_t v = 0;
+  pthread_rwlock_rdlock(&s->db_lock);
+  int rc =
+      s->db ? rocksdb_property_int(s->db, "rocksdb.num-immutable-mem-table", &v)
+            : -1;
   pthread_rwlock_unlock(&s->db_lock);
   return rc == 0 ? (int)v : -1;
 }

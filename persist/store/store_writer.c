@@ -81,10 +81,20 @@
  *  - idle: once no batch came for idle_flush_ms (100 ms) after at least
  *    VH_IDLE_FLUSH_MIN bytes were written, it asks RocksDB to flush, so a
  *    kill -9 after a burst finds no WAL to replay (as after a clean stop);
- *  - under load: each time flush_bytes (1 MB) were written since the last
- *    flush, it asks at once, so a kill -9 in the middle of a write flood
- *    replays about that much (plus what a flush in progress still holds)
- *    instead of up to two full write buffers.
+ *  - under load: each time flush_bytes (512 KB) were written since the
+ *    last flush, it asks at once, without waiting; but it starts no
+ *    further write while that flush runs (flush_settle, before each
+ *    write), so a kill -9 in the middle of a write flood replays at most
+ *    the groups since the last flush: under 512 KB plus one group (one
+ *    slice at bench/run's sizes: ~0.75 MB at K=100k, ~1.7 MB at 1M).
+ *    Before, the writer went on writing while the flush ran, and a kill
+ *    found the memtable being flushed plus the groups written meanwhile:
+ *    1.3-2.3 MB at K=100k where it now finds 0.73-0.84 MB (bench/README.md,
+ *    "Crash restart under load (perf/crash)"). The wait is the flush's
+ *    remaining time, once per 512 KB; the loop thread goes on making
+ *    slices meanwhile (sync throughput unchanged within the noise there).
+ *    512 KB rather than 1 MB: at K=100k a slice is ~0.75 MB, so with 1 MB
+ *    two slices waited for one flush.
  *  - the end of a burst: when that group is the last one queued, the
  *    writer waits for the flush before it publishes durable_seq, so its
  *    acknowledgement comes with no WAL behind it: a kill -9 right after
@@ -92,7 +102,7 @@
  *    replayed the whole last slice, 1.6 MB at K=100k and 2.3 MB at K=1M
  *    in bench/run, with the flush still running). That costs the ack of
  *    such a group one flush (tens of ms here) and nothing else: the
- *    writer had nothing queued, and a group under 1 MB never waits.
+ *    writer had nothing queued, and a group under the bound never waits.
  * Otherwise the flush is asked without waiting (RocksDB's flush thread
  * writes the SST; the writer goes on with the next group); a flush that
  * fails is RocksDB's background error, which the next write reports
@@ -613,6 +623,23 @@ static void flush_memtable(vh_store_t *s, int wait) {
   rocksdb_flushoptions_destroy(fo);
   free(rerr); /* the next write meets RocksDB's background error, if any */
   atomic_fetch_add(&s->flush_count, 1);
+  s->flush_unwaited = !wait;
+}
+
+/* FLUSHING above: before a write, waits for the flush asked without
+ * waiting, if any. The memtable is empty (nothing was written since that
+ * flush switched it), so RocksDB switches nothing and only waits for the
+ * memtables it is flushing. Writer thread only, mu not held. */
+static void flush_settle(vh_store_t *s) {
+  if (!s->flush_unwaited) return;
+  s->flush_unwaited = 0;
+  if (s->need_reopen || s->db == NULL) return;
+  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+  rocksdb_flushoptions_set_wait(fo, 1);
+  char *rerr = NULL;
+  rocksdb_flush(s->db, fo, &rerr);
+  rocksdb_flushoptions_destroy(fo);
+  free(rerr); /* as in flush_memtable */
 }
 
 /* Deadline idle_flush_ms from now, for pthread_cond_timedwait. */
@@ -732,6 +759,7 @@ static void *writer_main(void *arg) {
       n++;
     }
     if (!gave_up) compact_resume(s, 0);
+    if (!gave_up) flush_settle(s);
     int ok = !gave_up && write_group(s, list);
     if (ok && s->unflushed >= s->load_flush_bytes) {
       /* FLUSHING: the end of a burst waits for its flush. */

@@ -88,7 +88,7 @@ typedef struct vh_store_opts {
   /* Background flush of the memtable by the writer (store_writer.c,
    * FLUSHING): after idle_flush_ms without a batch (0 = 100 ms, < 0 =
    * never), and at once each time flush_bytes were written since the
-   * last flush (0 = 1 MB). */
+   * last flush (0 = 512 KB). */
   int idle_flush_ms;
   size_t flush_bytes;
   /* RocksDB's automatic compactions are held after open (store.c,
@@ -297,6 +297,9 @@ uint64_t vh_store__write_count(vh_store_t *s);
 uint64_t vh_store__flush_count(vh_store_t *s);
 /* Number of times the writer gave freed heap memory back (MEMORY). */
 uint64_t vh_store__trim_count(vh_store_t *s);
+/* Immutable memtables not yet flushed (RocksDB's
+ * rocksdb.num-immutable-mem-table); -1 if unknown. */
+int vh_store__imm_memtables(vh_store_t *s);
 /* The level RocksDB compacts level 0 into (its "base level"; store.c,
  * TUNING, LEVEL BASE); -1 if unknown. */
 int vh_store__base_level(vh_store_t *s);

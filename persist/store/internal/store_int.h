@@ -34,7 +34,7 @@
 
 /* Background flush defaults (store_writer.c, FLUSHING). */
 #define VH_IDLE_FLUSH_MS 100
-#define VH_FLUSH_BYTES ((size_t)1 << 20)
+#define VH_FLUSH_BYTES ((size_t)512 << 10)
 /* Opens a secondary tries beside a live primary before a missing file is
  * damage (store.c, SECONDARY BESIDE A HOST): ~2.5 s of 10-100 ms waits. */
 #define VH_SECONDARY_OPENS 30
@@ -159,6 +159,7 @@ struct vh_store {
   size_t load_flush_bytes;      /* flush at once past this, idle or not */
   unsigned idle_flush_ms;       /* the pause (0: no idle flush) */
   _Atomic uint64_t flush_count; /* flushes the writer asked for */
+  int flush_unwaited;           /* one was asked without waiting (FLUSHING) */
   /* COMPACTION HOLD (store.c): RocksDB's automatic compactions are off
    * since the last open until compact_at (CLOCK_REALTIME) or a write that
    * finds level 0 filling up (writer thread; set by open and reopen). */
