@@ -613,15 +613,23 @@ static int write_group(vh_store_t *s, vh_batch_t *list) {
 
 /* Asks RocksDB to flush the memtable, without waiting unless wait
  * (FLUSHING above). Writer thread only, mu not held. */
-static void flush_memtable(vh_store_t *s, int wait) {
-  s->unflushed = 0;
-  if (s->need_reopen || s->db == NULL) return; /* the reopen flushes */
+/* Asks RocksDB to flush the memtable, waiting for it or not, unless the
+ * db is being reopened (the reopen flushes). A failure is RocksDB's
+ * background error, which the next write meets. Writer thread only. */
+static void rocks_flush(vh_store_t *s, int wait) {
+  if (s->need_reopen || s->db == NULL) return;
   rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
   rocksdb_flushoptions_set_wait(fo, wait);
   char *rerr = NULL;
   rocksdb_flush(s->db, fo, &rerr);
   rocksdb_flushoptions_destroy(fo);
-  free(rerr); /* the next write meets RocksDB's background error, if any */
+  free(rerr);
+}
+
+static void flush_memtable(vh_store_t *s, int wait) {
+  s->unflushed = 0;
+  if (s->need_reopen || s->db == NULL) return;
+  rocks_flush(s, wait);
   atomic_fetch_add(&s->flush_count, 1);
   s->flush_unwaited = !wait;
 }
@@ -633,13 +641,7 @@ static void flush_memtable(vh_store_t *s, int wait) {
 static void flush_settle(vh_store_t *s) {
   if (!s->flush_unwaited) return;
   s->flush_unwaited = 0;
-  if (s->need_reopen || s->db == NULL) return;
-  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-  rocksdb_flushoptions_set_wait(fo, 1);
-  char *rerr = NULL;
-  rocksdb_flush(s->db, fo, &rerr);
-  rocksdb_flushoptions_destroy(fo);
-  free(rerr); /* as in flush_memtable */
+  rocks_flush(s, 1);
 }
 
 /* Deadline idle_flush_ms from now, for pthread_cond_timedwait. */
