@@ -1193,6 +1193,15 @@ static int vh_http_feed_pump(vh_http_conn_t *c, int first) {
   return rc == 1 || (b.len >= VH_HTTP_FEED_MAX) ? 1 : 0;
 }
 
+/* Ends c's feed: its last chunk (HTTP/1.1; an HTTP/1.0 stream ends with
+ * the connection) is queued. 0, or -1 with the connection closed. */
+static int vh_http_feed_last_chunk(vh_http_conn_t *c) {
+  c->feed = 0;
+  c->srv->feeds--;
+  char *z = c->head->http10 ? NULL : strdup("0\r\n\r\n");
+  return z ? vh_http_send(c, z, z, 5) : 0;
+}
+
 static void vh_http_on_feed(uv_timer_t *t) {
   vh_http_srv_t *srv = t->data;
   int more = 0;
@@ -1207,10 +1216,7 @@ static void vh_http_on_feed(uv_timer_t *t) {
                         reading stopped there (so an EOF would go unseen),
                         and nothing is answered after the feed. It ends
                         with its last chunk, then the connection. */
-      c->feed = 0;
-      srv->feeds--;
-      char *z = c->head->http10 ? NULL : strdup("0\r\n\r\n");
-      if (z && vh_http_send(c, z, z, 5) != 0) continue;
+      if (vh_http_feed_last_chunk(c) != 0) continue;
       vh_http_end(c);
       continue;
     }
@@ -1626,10 +1632,7 @@ static void vh_http_stop(void *arg) {
     vh_http_read_stop(c);
     c->halted = 1;
     if (c->feed && !c->closing) { /* end the feed with its last chunk */
-      c->feed = 0;
-      srv->feeds--;
-      char *z = c->head->http10 ? NULL : strdup("0\r\n\r\n");
-      if (z && vh_http_send(c, z, z, 5) != 0) continue;
+      if (vh_http_feed_last_chunk(c) != 0) continue;
       if (c->writes > 0)
         c->ending = 1;
       else
