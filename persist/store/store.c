@@ -247,6 +247,15 @@
  *    WAL (callgrind, every thread up to the close): 157.6M -> 146.3M
  *    instructions (bench/README.md, "Crash restart under load
  *    (perf/crash)").
+ *  - NOT TAKEN (perf/sync4, bench/README.md "perf/sync4"): K=1M N=4M
+ *    --retain 0, CPU seconds in interleaved runs, none outside the
+ *    run-to-run spread (~±5%): XXH3 block checksums (perf shows <0.1% of
+ *    the flush and compaction threads in CRC code; only the WAL's record
+ *    CRC, whose type is fixed, is a software CRC-32C, ~10% of the writer
+ *    thread), no compression above the bottommost level, a 256 MB level
+ *    base (no L5 above L6 at K=1M), optimize_filters_for_hits, and an L0
+ *    trigger of 16 (on 2 saturated cores a compaction takes whatever L0
+ *    files piled up while it waited, whatever the trigger).
  *  - 2 background jobs (2 cores). The info LOG is kept at FATAL level: see
  *    build_options for the disk-full abort in librocksdb 7.8 this avoids.
  *  - COMPACTION HOLD: a primary opens with disable_auto_compactions=true,

@@ -481,7 +481,94 @@ TEST_IMPL(fuzz_flips) {
   lu_free(&m);
 }
 
+/* ---- entry bytes, written by hand ---- */
+
+/* The test's own LEB128 (codec.c's layout comment). */
+static size_t kv_varint(unsigned char *p, uint64_t x) {
+  size_t n = 0;
+  do {
+    p[n] = (unsigned char)(x & 0x7F);
+    x >>= 7;
+    if (x) p[n] |= 0x80;
+    n++;
+  } while (x);
+  return n;
+}
+
+/* A one-entry table's CHAMP root encodes as 0x12, datamap, nodemap 0, the
+ * key as a string and the value, for every key length around the inline
+ * limit (14) and the value kinds of codec.c's fast path (inline key with
+ * an integer or boolean) and of its general path (float, string, a key
+ * of 15 bytes): the fast path must write what the general one does. */
+TEST_IMPL(kv_bytes_by_hand) {
+  static const int64_t ints[] = {
+      0, 1, -1, 63, 64, -64, -65, 300, INT64_MAX, INT64_MIN, (int64_t)1 << 62};
+  const char *kb = "abcdefghijklmnopq";
+  uint64_t e = vh_edit_new();
+  vh_buf_t buf;
+  unsigned char want[64];
+  size_t klen, vi, n;
+  vh_buf_init(&buf);
+  for (klen = 0; klen <= 16; klen++) {
+    for (vi = 0; vi < sizeof ints / sizeof ints[0] + 4; vi++) {
+      vh_tab_t *t = vh_tab_new(e);
+      vh_val_t key, val;
+      const vh_champ_t *c;
+      key.type = VH_TSTR;
+      key.u.s = vh_str_new(kb, klen);
+      n = 9;
+      if (vi < sizeof ints / sizeof ints[0]) {
+        int64_t i = ints[vi];
+        val = vh_int(i);
+        want[n++] = 3;
+        n += kv_varint(want + n, ((uint64_t)i << 1) ^ (uint64_t)(i >> 63));
+      } else if (vi == sizeof ints / sizeof ints[0]) {
+        val = vh_bool(1);
+        want[n++] = 2;
+      } else if (vi == sizeof ints / sizeof ints[0] + 1) {
+        val = vh_bool(0);
+        want[n++] = 1;
+      } else if (vi == sizeof ints / sizeof ints[0] + 2) {
+        val = vh_float(0.5); /* 0x3FE0000000000000 */
+        want[n++] = 4;
+        memcpy(want + n, "\0\0\0\0\0\0\xE0\x3F", 8);
+        n += 8;
+      } else {
+        val.type = VH_TSTR;
+        val.u.s = vh_str_new("xy", 2);
+        memcpy(want + n, "\x05\x02xy", 4);
+        n += 4;
+      }
+      ASSERT_EQ(vh_tab_set(&t, key, val, e), 0);
+      vh_val_release(key);
+      c = (const vh_champ_t *)t->hash;
+      ASSERT(c != NULL && c->h.kind == VH_K_CHAMP && c->nodemap == 0);
+      /* header, then the key in front of the value bytes built above */
+      memmove(want + 9 + 2 + klen, want + 9, n - 9);
+      want[0] = 0x12;
+      want[1] = (unsigned char)c->datamap;
+      want[2] = (unsigned char)(c->datamap >> 8);
+      want[3] = (unsigned char)(c->datamap >> 16);
+      want[4] = (unsigned char)(c->datamap >> 24);
+      memset(want + 5, 0, 4);
+      want[9] = 5;
+      want[10] = (unsigned char)klen;
+      memcpy(want + 11, kb, klen);
+      n += 2 + klen;
+      ASSERT_EQ(vh_codec_encode(t->hash, &buf), 0);
+      if (buf.len != n || memcmp(buf.p, want, n) != 0)
+        fprintf(stderr, "key length %zu, value case %zu differs\n", klen, vi);
+      ASSERT_EQ(buf.len, n);
+      ASSERT(memcmp(buf.p, want, n) == 0);
+      vh_tab_release(t);
+    }
+  }
+  vh_buf_free(&buf);
+  ASSERT_CLEAN();
+}
+
 VH_TEST_MAIN(TEST_ENTRY(values_exact),
              TEST_ENTRY(reencode_identity_and_child_ids),
              TEST_ENTRY(malformed_by_hand), TEST_ENTRY(malformed_for_its_place),
-             TEST_ENTRY(fuzz_truncations), TEST_ENTRY(fuzz_flips))
+             TEST_ENTRY(fuzz_truncations), TEST_ENTRY(fuzz_flips),
+             TEST_ENTRY(kv_bytes_by_hand))

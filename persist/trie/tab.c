@@ -103,7 +103,7 @@ size_t vh_node__vals(const vh_node_t *n, const vh_val_t **v, size_t *step) {
     case VH_K_CHAMP:
       *v = ((const vh_champ_t *)n)->kv + 1;
       *step = 2;
-      return (size_t)__builtin_popcount(((const vh_champ_t *)n)->datamap);
+      return (size_t)vh_popc(((const vh_champ_t *)n)->datamap);
     case VH_K_COLL:
       *v = ((const vh_coll_t *)n)->kv + 1;
       *step = 2;

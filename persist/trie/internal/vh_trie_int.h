@@ -196,6 +196,20 @@ static inline vh_val_t vh_key__stored(vh_val_t k) {
  * new string the slot owns). 0 or VH_ENOMEM (the slot unchanged). */
 int vh_key__out(vh_val_t *k);
 
+/* Population count of a CHAMP bitmap, inline: without -mpopcnt,
+ * __builtin_popcount is a libgcc call (__popcountdi2: ~2% of the loop
+ * thread's instructions at K=1M from flush.c and codec.c alone,
+ * bench/README.md "perf/sync4"). champ.c has its own copy. */
+static inline int vh_popc(uint32_t x) {
+#if defined(__POPCNT__)
+  return __builtin_popcount(x);
+#else
+  x = x - ((x >> 1) & 0x55555555u);
+  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
+  return (int)((((x + (x >> 4)) & 0x0F0F0F0Fu) * 0x01010101u) >> 24);
+#endif
+}
+
 /* CHAMP node (hash levels 0..6, shift 0..30).
  *   kv[0 .. 2*nd-1]    nd = popcount(datamap) inline entries: key, value
  *                      in ascending bit order;
