@@ -160,6 +160,23 @@ static int put_val(vh_buf_t *b, vh_val_t v) {
   }
 }
 
+/* count child ids, the space reserved once (put_id's bytes). */
+static int put_ids(vh_buf_t *b, vh_node_t *const *k, size_t count) {
+  size_t i;
+  int r;
+  if (count > (SIZE_MAX - 64) / 10) return VH_ENOMEM;
+  if ((r = reserve(b, count * 10)) < 0) return r;
+  for (i = 0; i < count; i++) {
+    if (k[i] == NULL) {
+      put_u8(b, 0);
+    } else {
+      if (k[i]->id == 0) return VH_EINVAL;
+      put_varint(b, k[i]->id);
+    }
+  }
+  return 0;
+}
+
 static int put_id(vh_buf_t *b, const vh_node_t *c) {
   int r;
   if (c == NULL) {
@@ -277,7 +294,7 @@ static int has_blob_ref(const vh_node_t *n) {
 }
 
 int vh_codec_encode(const vh_node_t *n, vh_buf_t *out) {
-  int i, r;
+  int r;
   out->len = 0;
   if (n->flags & VH_F_STUB) return VH_EINVAL;
   if ((r = reserve(out, 64)) < 0) return r;
@@ -303,9 +320,7 @@ int vh_codec_encode(const vh_node_t *n, vh_buf_t *out) {
       put_u32(out, c->datamap);
       put_u32(out, c->nodemap);
       if ((r = put_kvs(out, c->kv, (size_t)nd)) < 0) return r;
-      for (i = 0; i < nc; i++)
-        if ((r = put_id(out, k[i])) < 0) return r;
-      return 0;
+      return put_ids(out, k, (size_t)nc);
     }
     case VH_K_COLL: {
       const vh_coll_t *l = (const vh_coll_t *)n;
@@ -317,9 +332,7 @@ int vh_codec_encode(const vh_node_t *n, vh_buf_t *out) {
       return put_vals(out, ((const vh_vleaf_t *)n)->v, n->a);
     case VH_K_VINNER:
       put_varint(out, n->a);
-      for (i = 0; i < n->a; i++)
-        if ((r = put_id(out, ((const vh_vinner_t *)n)->c[i])) < 0) return r;
-      return 0;
+      return put_ids(out, ((const vh_vinner_t *)n)->c, (size_t)n->a);
     default:
       return VH_EINVAL;
   }
