@@ -309,6 +309,10 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
   so.sync = h->opts.durability == VH_DURABILITY_SYNC;
   const char *qb = getenv("VEDHOST_TEST_QUEUE_BYTES"); /* tests only */
   if (qb && atoll(qb) > 0) so.queue_bytes = (size_t)atoll(qb);
+  /* tests only: a small flush bound makes every slice a BIG GROUP
+   * (persist/store/store_writer.c), crash-tested by crash_loop_spec */
+  const char *fb = getenv("VEDHOST_TEST_FLUSH_BYTES");
+  if (fb && atoll(fb) > 0) so.flush_bytes = (size_t)atoll(fb);
   /* tests and benchmarks only: the older stores' zstd bottommost level
    * (vh_store.h, zstd_dict_bytes) */
   const char *zd = getenv("VEDHOST_TEST_ZSTD_DICT_BYTES");
