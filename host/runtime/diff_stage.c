@@ -74,6 +74,10 @@ int vh_diff_staged(vh_store_t *store, uint64_t na, uint64_t nb,
   vh_trie_stage_t *st = NULL;
   if (store != NULL && lo != 0 && hi - lo >= min && hi - lo <= max)
     st = vh_trie_stage_new();
+  if (st != NULL && vh_trie_stage_reserve(st, (size_t)(hi - lo)) != 0) {
+    vh_trie_stage_free(st);
+    st = NULL;
+  }
   vh_trie_stage_t *was = NULL;
   if (st != NULL) {
     was = vh_trie_stage_use(st);
