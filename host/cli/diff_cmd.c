@@ -351,6 +351,7 @@ int vh_diff_main(int argc, char **argv) {
     r = vh_diffcmd__side(&o, to, &sb, &seqb, &nb, &msg);
   if (r == 0 && to == NULL) { /* TO: the current state */
     nb = o.man.next_id;
+    seqb = o.man.seq;
     r = vh_vside_from_manifest(&sb, &o.man, vh_tab_stub);
     if (r != 0) msg = strdup("out of memory");
   }
@@ -372,7 +373,7 @@ int vh_diff_main(int argc, char **argv) {
     goto out;
   }
   /* The newer side's new nodes read in one scan (vh_diff_stage.h). */
-  r = vh_diff_staged(o.store, na, nb, &sa, &sb, domain, keys, nkeys,
+  r = vh_diff_staged(o.store, seqa, na, seqb, nb, &sa, &sb, domain, keys, nkeys,
                      vh_printer_change, &p);
   if (getenv("VEDHOST_TEST_DIFF_STAGE") != NULL) { /* tests: was it used? */
     uint64_t staged = 0, used = 0;

@@ -128,7 +128,7 @@ static const char *vh_rd_spec(lua_State *L, int idx) {
 /* A side from a spec, and its manifest's next_id; or raise (nothing of the
  * side is kept then). */
 static void vh_rd_side(lua_State *L, struct vh_store *store, const char *spec,
-                       vh_vside_t *side, uint64_t *next_id) {
+                       vh_vside_t *side, uint64_t *seq_out, uint64_t *next_id) {
   vh_manifest_t m;
   uint64_t seq = 0;
   int64_t t = 0;
@@ -139,6 +139,7 @@ static void vh_rd_side(lua_State *L, struct vh_store *store, const char *spec,
     free(msg);
     lua_error(L);
   }
+  *seq_out = seq;
   *next_id = m.next_id;
   rc = vh_vside_from_manifest(side, &m, vh_tab_stub_view);
   vh_manifest_free(&m);
@@ -284,9 +285,10 @@ int vh_repl__diff(lua_State *L) {
   lua_setmetatable(L, -2);
   int box = lua_gettop(L);
   uint64_t na = 0, nb = 0; /* next_id of each stored version (0: live) */
-  vh_rd_side(L, store, sa, &bx->a, &na);
+  uint64_t qa = 0, qb = 0; /* and its seq */
+  vh_rd_side(L, store, sa, &bx->a, &qa, &na);
   if (sb) {
-    vh_rd_side(L, store, sb, &bx->b, &nb);
+    vh_rd_side(L, store, sb, &bx->b, &qb, &nb);
   } else {
     for (int i = 0; i < h->ndoms; i++)
       if (vh_vside_add(&bx->b, h->doms[i]->name,
@@ -352,8 +354,8 @@ int vh_repl__diff(lua_State *L) {
   }
   /* Two stored versions: the newer one's new nodes read in one scan. */
   int rc = bad ? 0
-               : vh_diff_staged(store, na, nb, &bx->a, &bx->b, domain, keys,
-                                nkeys, vh_rdbox_add, bx);
+               : vh_diff_staged(store, qa, na, qb, nb, &bx->a, &bx->b, domain,
+                                keys, nkeys, vh_rdbox_add, bx);
   for (size_t i = 0; i < nkeys; i++) vh_val_release(keys[i]);
   const char *fm = NULL;
   int fault = vh_trie_fault(&fm) != 0;

@@ -15,12 +15,15 @@
  * holding them) and staged (persist/trie/stage.c) before the walk, as the
  * change feed does for each version (host/runtime/changes.c).
  *
- * BOUND. A scan has a fixed cost (an iterator over every sorted run of the
- * store) of about ten point reads: fewer than VH_DIFF_STAGE_MIN_IDS new
- * nodes are read point by point. Between two far-apart versions the range
- * holds every node born in between, most of them dead by the newer
- * version: the range is staged only when it has at most
- * VH_DIFF_STAGE_MAX_IDS ids, and the scan
+ * BOUND. Only a whole diff of two adjacent versions is staged: then every
+ * node born between them is in the newer version and on a changed path.
+ * Between two far-apart versions the range holds every node born in
+ * between, most of them possibly dead by the newer version (a counter
+ * bumped by every slice), and a diff under a path visits only part of
+ * them: a scan could cost hundreds of times the point reads it replaces.
+ * A scan has a fixed cost (an iterator over every sorted run of the store)
+ * of about ten point reads: fewer than VH_DIFF_STAGE_MIN_IDS new nodes are
+ * read point by point. At most VH_DIFF_STAGE_MAX_IDS ids, and the scan
  * stops once VH_DIFF_STAGE_BYTES are staged (the rest is read point by
  * point, as without a stage). A staged encoding is decoded exactly as a
  * point read's bytes would be, so the output is the same either way.
@@ -64,15 +67,17 @@ static void vh_dstage__bounds(uint64_t *min, uint64_t *max) {
   }
 }
 
-int vh_diff_staged(vh_store_t *store, uint64_t na, uint64_t nb,
-                   const vh_vside_t *a, const vh_vside_t *b, const char *domain,
-                   const vh_val_t *path, size_t npath, vh_change_fn fn,
-                   void *arg) {
+int vh_diff_staged(vh_store_t *store, uint64_t seqa, uint64_t na, uint64_t seqb,
+                   uint64_t nb, const vh_vside_t *a, const vh_vside_t *b,
+                   const char *domain, const vh_val_t *path, size_t npath,
+                   vh_change_fn fn, void *arg) {
   uint64_t lo = na < nb ? na : nb, hi = na < nb ? nb : na;
   uint64_t min, max;
   vh_dstage__bounds(&min, &max);
+  int adjacent = seqa + 1 == seqb || seqb + 1 == seqa;
   vh_trie_stage_t *st = NULL;
-  if (store != NULL && lo != 0 && hi - lo >= min && hi - lo <= max)
+  if (store != NULL && lo != 0 && adjacent && domain == NULL && npath == 0 &&
+      hi - lo >= min && hi - lo <= max)
     st = vh_trie_stage_new();
   if (st != NULL && vh_trie_stage_reserve(st, (size_t)(hi - lo)) != 0) {
     vh_trie_stage_free(st);
