@@ -613,9 +613,10 @@ static void kill_point(vh_store_t *s, int phase) {
   if (atomic_load(&s->kill_at) == phase) raise(SIGKILL);
 }
 
-/* BIG GROUPS: one attempt at a split group: the node puts without the
- * WAL, their flush waited for, then the rest with the WAL (wo_rest: sync
- * per opts). 0, or -1 with *err = [new] message. */
+/* BIG GROUPS: one attempt at a split group: the node puts with wo_nodes
+ * (WAL off), their flush waited for, then the rest with the WAL
+ * (s->write_options: synced per opts). 0, or -1 with *err = [new]
+ * message. */
 static int write_split(vh_store_t *s, rocksdb_writebatch_t *nodes,
                        rocksdb_writebatch_t *rest,
                        const rocksdb_writeoptions_t *wo_nodes, char **err) {
