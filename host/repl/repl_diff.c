@@ -24,12 +24,15 @@
  * them, and only then turned into Lua tables: nothing raises while the
  * walk holds memory.
  */
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "repl_int.h"
 #include "vh_changes.h"
+#include "vh_diff_stage.h"
 #include "vh_tdiff.h"
 #include "vh_version_spec.h"
 
@@ -122,9 +125,10 @@ static const char *vh_rd_spec(lua_State *L, int idx) {
   return NULL;
 }
 
-/* A side from a spec; 0 or raise (nothing of the side is kept then). */
+/* A side from a spec, and its manifest's next_id; or raise (nothing of the
+ * side is kept then). */
 static void vh_rd_side(lua_State *L, struct vh_store *store, const char *spec,
-                       vh_vside_t *side) {
+                       vh_vside_t *side, uint64_t *seq_out, uint64_t *next_id) {
   vh_manifest_t m;
   uint64_t seq = 0;
   int64_t t = 0;
@@ -135,14 +139,80 @@ static void vh_rd_side(lua_State *L, struct vh_store *store, const char *spec,
     free(msg);
     lua_error(L);
   }
+  *seq_out = seq;
+  *next_id = m.next_id;
   rc = vh_vside_from_manifest(side, &m, vh_tab_stub_view);
   vh_manifest_free(&m);
   if (rc != 0) luaL_error(L, "diff: out of memory");
 }
 
+/* The value at the top of the stack formatted as pretty.format would
+ * format it (scripts/pretty.lua: format_number, format_string's fast
+ * path), added to b; 0 (nothing added) for a value pretty.format must do:
+ * tables, strings with a control byte, a quote, a backslash or a byte >=
+ * 128, math.mininteger, NaN and infinities. pretty.format builds its state
+ * (closures, tables) on every call, ~30k instructions a value: most of a
+ * small diff's record cost (bench/README.md, ver/diff3). b's slot is just
+ * below the value; a value added is popped first (its string is the
+ * record's field too, so its bytes stay valid); else it stays. */
+static int vh_rd_fast_format(lua_State *L, luaL_Buffer *b) {
+  char buf[64];
+  switch (lua_type(L, -1)) {
+    case LUA_TNIL:
+      lua_pop(L, 1);
+      luaL_addstring(b, "nil");
+      return 1;
+    case LUA_TBOOLEAN: {
+      int t = lua_toboolean(L, -1);
+      lua_pop(L, 1);
+      luaL_addstring(b, t ? "true" : "false");
+      return 1;
+    }
+    case LUA_TNUMBER: {
+      if (lua_isinteger(L, -1)) {
+        lua_Integer i = lua_tointeger(L, -1);
+        if (i == LUA_MININTEGER) return 0;
+        char *e = buf + sizeof buf, *p = e;
+        lua_Unsigned u = i < 0 ? 0u - (lua_Unsigned)i : (lua_Unsigned)i;
+        do *--p = (char)('0' + u % 10);
+        while ((u /= 10) != 0);
+        if (i < 0) *--p = '-';
+        lua_pop(L, 1);
+        luaL_addlstring(b, p, (size_t)(e - p));
+        return 1;
+      }
+      lua_Number x = lua_tonumber(L, -1);
+      if (x != x || x == HUGE_VAL || x == -HUGE_VAL) return 0;
+      for (int prec = 14; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)x);
+        if (strtod(buf, NULL) == x) break;
+      }
+      if (strspn(buf, "-0123456789") == strlen(buf)) strcat(buf, ".0");
+      lua_pop(L, 1);
+      luaL_addstring(b, buf);
+      return 1;
+    }
+    case LUA_TSTRING: {
+      size_t len = 0;
+      const unsigned char *s =
+          (const unsigned char *)lua_tolstring(L, -1, &len);
+      for (size_t i = 0; i < len; i++)
+        if (s[i] < 32 || s[i] >= 127 || s[i] == '"' || s[i] == '\\') return 0;
+      lua_pop(L, 1);
+      luaL_addchar(b, '"');
+      luaL_addlstring(b, (const char *)s, len);
+      luaL_addchar(b, '"');
+      return 1;
+    }
+    default:
+      return 0;
+  }
+}
+
 /* Push record r as a Lua table (pretty at index pretty). */
 static void vh_rd_push(lua_State *L, const vh_rdrec_t *r, int pretty) {
   lua_createtable(L, 0, 5);
+  int rec = lua_gettop(L);
   char op[2] = {(char)r->op, 0};
   lua_pushstring(L, op);
   lua_setfield(L, -2, "op");
@@ -161,35 +231,38 @@ static void vh_rd_push(lua_State *L, const vh_rdrec_t *r, int pretty) {
     vh_buf_free(&pb);
     luaL_error(L, "diff: out of memory");
   }
+  const char *names[2] = {r->op == '+' ? "value" : "old", "new"};
+  vh_val_t vals[2] = {r->op == '+' ? r->new : r->old, r->new};
+  int nv = r->op == '~' ? 2 : r->op == '+' ? 1 : 0;
+  for (int i = 0; i < nv; i++) { /* the record's value fields */
+    vhl_pushvalue(L, vals[i]);
+    lua_setfield(L, -2, names[i]);
+  }
   luaL_Buffer b;
   luaL_buffinit(L, &b);
   luaL_addchar(&b, (char)r->op);
   luaL_addchar(&b, ' ');
   luaL_addlstring(&b, (const char *)pb.p, pb.len);
   vh_buf_free(&pb);
-  luaL_pushresult(&b); /* the line so far */
-  const char *names[2] = {r->op == '+' ? "value" : "old", "new"};
-  vh_val_t vals[2] = {r->op == '+' ? r->new : r->old, r->new};
-  int nv = r->op == '~' ? 2 : r->op == '+' ? 1 : 0;
   for (int i = 0; i < nv; i++) {
-    vhl_pushvalue(L, vals[i]);
-    lua_pushvalue(L, -1);
-    lua_setfield(L, -4, names[i]);
-    /* pretty.format(v, {width = huge, max_items = huge}) */
-    lua_getfield(L, pretty, "format");
-    lua_insert(L, -2);
-    lua_createtable(L, 0, 3);
-    lua_pushinteger(L, LUA_MAXINTEGER / 2);
-    lua_setfield(L, -2, "width");
-    lua_pushinteger(L, LUA_MAXINTEGER / 2);
-    lua_setfield(L, -2, "max_items");
-    lua_pushinteger(L, 1000000);
-    lua_setfield(L, -2, "max_depth");
-    lua_call(L, 2, 1);
-    lua_pushstring(L, r->op == '+' ? " = " : i == 0 ? ": " : " -> ");
-    lua_insert(L, -2);
-    lua_concat(L, 3);
+    luaL_addstring(&b, r->op == '+' ? " = " : i == 0 ? ": " : " -> ");
+    lua_getfield(L, rec, names[i]);
+    if (!vh_rd_fast_format(L, &b)) {
+      /* pretty.format(v, {width = huge, max_items = huge}) */
+      lua_getfield(L, pretty, "format");
+      lua_insert(L, -2);
+      lua_createtable(L, 0, 3);
+      lua_pushinteger(L, LUA_MAXINTEGER / 2);
+      lua_setfield(L, -2, "width");
+      lua_pushinteger(L, LUA_MAXINTEGER / 2);
+      lua_setfield(L, -2, "max_items");
+      lua_pushinteger(L, 1000000);
+      lua_setfield(L, -2, "max_depth");
+      lua_call(L, 2, 1);
+      luaL_addvalue(&b);
+    }
   }
+  luaL_pushresult(&b);
   lua_setfield(L, -2, "line");
 }
 
@@ -211,9 +284,11 @@ int vh_repl__diff(lua_State *L) {
   }
   lua_setmetatable(L, -2);
   int box = lua_gettop(L);
-  vh_rd_side(L, store, sa, &bx->a);
+  uint64_t na = 0, nb = 0; /* next_id of each stored version (0: live) */
+  uint64_t qa = 0, qb = 0; /* and its seq */
+  vh_rd_side(L, store, sa, &bx->a, &qa, &na);
   if (sb) {
-    vh_rd_side(L, store, sb, &bx->b);
+    vh_rd_side(L, store, sb, &bx->b, &qb, &nb);
   } else {
     for (int i = 0; i < h->ndoms; i++)
       if (vh_vside_add(&bx->b, h->doms[i]->name,
@@ -277,9 +352,10 @@ int vh_repl__diff(lua_State *L) {
       vb = y;
     }
   }
+  /* Two stored versions: the newer one's new nodes read in one scan. */
   int rc = bad ? 0
-               : vh_changes_diff(&bx->a, &bx->b, domain, keys, nkeys, 0, 0,
-                                 vh_rdbox_add, bx);
+               : vh_diff_staged(store, qa, na, qb, nb, &bx->a, &bx->b, domain,
+                                keys, nkeys, vh_rdbox_add, bx);
   for (size_t i = 0; i < nkeys; i++) vh_val_release(keys[i]);
   const char *fm = NULL;
   int fault = vh_trie_fault(&fm) != 0;

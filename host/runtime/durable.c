@@ -309,6 +309,10 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
   so.sync = h->opts.durability == VH_DURABILITY_SYNC;
   const char *qb = getenv("VEDHOST_TEST_QUEUE_BYTES"); /* tests only */
   if (qb && atoll(qb) > 0) so.queue_bytes = (size_t)atoll(qb);
+  /* tests only: a small flush bound makes every slice a BIG GROUP
+   * (persist/store/store_writer.c), crash-tested by crash_loop_spec */
+  const char *fb = getenv("VEDHOST_TEST_FLUSH_BYTES");
+  if (fb && atoll(fb) > 0) so.flush_bytes = (size_t)atoll(fb);
   /* tests and benchmarks only: the older stores' zstd bottommost level
    * (vh_store.h, zstd_dict_bytes) */
   const char *zd = getenv("VEDHOST_TEST_ZSTD_DICT_BYTES");
@@ -361,6 +365,10 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
   vh_trie_set_loader(vh_durable_load, vh_durable_unload, D);
   vh_trie_set_free_hook(vh_durable_freed, D);
   vh_store_set_notify(D->store, vh_durable_notify, D);
+  /* Nodes from the next id up are a big group's that a crash cut off
+   * before its manifest (persist/store/store_writer.c, BIG GROUPS): the
+   * writer thread deletes them before the first slice's group. */
+  vh_store_drop_from(D->store, D->next_id ? D->next_id : 1);
   if (D->have_man && D->man.sys_root != 0) {
     vh_tab_t *stub = vh_tab_stub(D->man.sys_root);
     if (!stub) {

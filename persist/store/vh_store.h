@@ -275,6 +275,15 @@ int vh_store_catch_up(vh_store_t *s, char **errmsg);
  * meet a missing node catch up and read again (host/admin/offline.c). */
 int vh_store_primary_live(vh_store_t *s);
 
+/* Primary only: node keys with ids >= next_id (the manifest's next id)
+ * are left by a big group whose write a crash interrupted before its
+ * manifest (store_writer.c, BIG GROUPS): no manifest refers to them.
+ * The writer thread deletes them (one range delete, only if a node key
+ * lies there) before it writes its next group, or once idle; call it
+ * after the open, before the first submit. 0, or VH_EINVAL (a secondary,
+ * next_id 0). */
+int vh_store_drop_from(vh_store_t *s, uint64_t next_id);
+
 /* Primary only: flushes the memtable to an SST and waits (blocks on disk:
  * tools, tests and shutdown only). Queued batches are not waited for. */
 int vh_store_flush(vh_store_t *s, char **errmsg);
@@ -297,6 +306,17 @@ uint64_t vh_store__write_count(vh_store_t *s);
 uint64_t vh_store__flush_count(vh_store_t *s);
 /* Number of times the writer gave freed heap memory back (MEMORY). */
 uint64_t vh_store__trim_count(vh_store_t *s);
+/* The writer SIGKILLs its own process when it reaches phase (0: never) of
+ * a group's write (store_writer.c, BIG GROUPS): VH_STORE_KILL_NODES_PUT
+ * after a big group's node puts went into the memtable (no WAL),
+ * VH_STORE_KILL_NODES_FLUSHED after their flush, VH_STORE_KILL_WRITTEN
+ * after the group's WAL write, before durable_seq moves (every group). */
+enum {
+  VH_STORE_KILL_NODES_PUT = 1,
+  VH_STORE_KILL_NODES_FLUSHED = 2,
+  VH_STORE_KILL_WRITTEN = 3
+};
+void vh_store__kill_at(vh_store_t *s, int phase);
 /* Immutable memtables not yet flushed (RocksDB's
  * rocksdb.num-immutable-mem-table); -1 if unknown. */
 int vh_store__imm_memtables(vh_store_t *s);

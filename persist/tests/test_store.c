@@ -1448,16 +1448,18 @@ TEST_IMPL(flood_keeps_wal_short) {
 
 TEST_IMPL(burst_end_acked_after_flush) {
   /* The last group of a burst that reaches the load flush bound (512 KB), with
-   * nothing queued behind it: it is acknowledged once its memtable is
-   * flushed, so a kill -9 right after that acknowledgement (a client that
-   * saw its burst done) finds no WAL to replay. Idle flush off, so only
-   * this rule can have flushed. */
+   * nothing queued behind it: it is acknowledged once its nodes are
+   * flushed (BIG GROUPS, store_writer.c: they skip the WAL and are flushed
+   * before the manifest's WAL write), so a kill -9 right after that
+   * acknowledgement (a client that saw its burst done) replays no node,
+   * only the group's manifest record. Idle flush off, so only this rule
+   * can have flushed. */
   const char *dir = fresh_dir();
   child_start(dir, -1, 700, 1); /* 1.4 MB in one slice */
   int files;
   long long w = wal_bytes(dir, &files); /* at once: no polling */
-  if (w != 0) fprintf(stderr, "WAL %lld bytes at the ack\n", w);
-  ASSERT_EQ(w, 0);
+  if (w > 1024) fprintf(stderr, "WAL %lld bytes at the ack\n", w);
+  ASSERT(w <= 1024);
   kill9_has(dir, 700);
   dir_cleanup();
 }

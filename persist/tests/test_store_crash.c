@@ -19,7 +19,10 @@
  *      no batch beyond the manifest, no delete lost or applied early);
  *   3. every value reads back with a valid checksum.
  * The next child continues from m + 1. Rounds alternate sync with nosync
- * (one in three): both promise survival of kill -9.
+ * (one in three): both promise survival of kill -9. One round in four
+ * has a 32 KB flush bound, so most of its groups are BIG GROUPS
+ * (store_writer.c), killed at any phase of their write; the check's open
+ * drops what such a group left above its manifest, as the host does.
  *
  * The parent bounds the run (ROUNDS rounds or ~45 s). Kill delays are
  * random, from the child's open to well into steady writing.
@@ -27,6 +30,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -87,11 +91,14 @@ static uint64_t manifest_seq(vh_store_t *s) {
   return m;
 }
 
-/* The child: never returns. */
-static void child_main(int sync) {
+/* The child: never returns. small_flush: a 32 KB flush bound, so that
+ * most groups are BIG GROUPS (store_writer.c: node puts without the WAL,
+ * their flush, then the rest with the WAL). */
+static void child_main(int sync, int small_flush) {
   vh_store_opts_t o;
   vh_store_opts_init(&o);
   o.sync = sync;
+  if (small_flush) o.flush_bytes = 32 * 1024;
   o.queue_bytes = 256 * 1024; /* backpressure is part of the exercise */
   vh_store_t *s;
   char *m = NULL;
@@ -119,8 +126,11 @@ static void child_main(int sync) {
   }
 }
 
-/* Reopens the store and checks 1-3 of the top comment. Returns m. */
-static uint64_t check_store(uint64_t acked) {
+/* Reopens the store and checks 1-3 of the top comment; sets *out = m.
+ * First the open drops the nodes of a big group whose manifest a kill
+ * beat, as the host does (vh_store_drop_from: ids from the manifest's
+ * batch + 1 up). */
+static void check_store(uint64_t acked, uint64_t *out) {
   vh_store_opts_t o;
   vh_store_opts_init(&o);
   vh_store_t *s;
@@ -130,6 +140,9 @@ static uint64_t check_store(uint64_t acked) {
   ASSERT_EQ(rc, 0);
   uint64_t m = manifest_seq(s);
   ASSERT(m != UINT64_MAX);
+  ASSERT_EQ(vh_store_drop_from(s, (m + 1) * PER_BATCH), 0);
+  ASSERT_EQ(vh_store_close(s, NULL), 0); /* the writer drops first */
+  ASSERT_EQ(vh_store_open(data_dir, &o, &s, NULL), 0);
   if (m < acked)
     fprintf(stderr, "manifest %llu < acknowledged %llu\n",
             (unsigned long long)m, (unsigned long long)acked);
@@ -169,7 +182,51 @@ static uint64_t check_store(uint64_t acked) {
   vh_store_iter_free(it);
   ASSERT_EQ(count, want_nodes);
   ASSERT_EQ(vh_store_close(s, NULL), 0);
-  return m;
+  *out = m;
+}
+
+/* RocksDB's background threads (flushes, compactions) do not survive a
+ * fork: a writer child forked after the parent opened the store would
+ * wait forever for its first flush. So the parent never opens it: the
+ * creation and every check run in a child of their own. */
+static uint64_t check_acked, check_m;
+static int check_create;
+
+static void check_fn(void) {
+  if (check_create) {
+    vh_store_opts_t o;
+    vh_store_opts_init(&o);
+    o.create = 1;
+    vh_store_t *s;
+    ASSERT_EQ(vh_store_open(data_dir, &o, &s, NULL), 0);
+    ASSERT_EQ(vh_store_close(s, NULL), 0);
+    return;
+  }
+  check_store(check_acked, &check_m);
+}
+
+/* Runs check_fn in a child; 0 and *m, or -1 if it failed. */
+static int check_in_child(uint64_t *m) {
+  int fds[2];
+  if (pipe(fds) != 0) return -1;
+  fflush(NULL);
+  pid_t pid = fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    close(fds[0]);
+    int failed = vh_test__call(check_fn);
+    ssize_t w = write(fds[1], &check_m, sizeof check_m);
+    (void)w;
+    fflush(NULL);
+    _exit(failed ? 1 : 0);
+  }
+  close(fds[1]);
+  ssize_t r = read(fds[0], m, sizeof *m);
+  close(fds[0]);
+  int status = 0;
+  if (waitpid(pid, &status, 0) != pid) return -1;
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return -1;
+  return r == (ssize_t)sizeof *m ? 0 : -1;
 }
 
 TEST_IMPL(kill9_loop) {
@@ -177,12 +234,10 @@ TEST_IMPL(kill9_loop) {
   ASSERT(mkdtemp(base_dir) != NULL);
   snprintf(data_dir, sizeof data_dir, "%s/data", base_dir);
   { /* create the store once, so every child opens an existing one */
-    vh_store_opts_t o;
-    vh_store_opts_init(&o);
-    o.create = 1;
-    vh_store_t *s;
-    ASSERT_EQ(vh_store_open(data_dir, &o, &s, NULL), 0);
-    ASSERT_EQ(vh_store_close(s, NULL), 0);
+    uint64_t unused;
+    check_create = 1;
+    ASSERT_EQ(check_in_child(&unused), 0);
+    check_create = 0;
   }
   unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
   if (getenv("VH_CRASH_SEED")) seed = (unsigned)atoi(getenv("VH_CRASH_SEED"));
@@ -201,7 +256,7 @@ TEST_IMPL(kill9_loop) {
     if (pid == 0) {
       close(fds[0]);
       ack_fd = fds[1];
-      child_main(sync);
+      child_main(sync, rounds % 4 == 3);
     }
     close(fds[1]);
     /* 5 ms .. 400 ms: from inside open to steady writing. */
@@ -218,7 +273,8 @@ TEST_IMPL(kill9_loop) {
       if (d > acked) acked = d;
     close(fds[0]);
     uint64_t prev = m;
-    m = check_store(acked);
+    check_acked = acked;
+    ASSERT_EQ(check_in_child(&m), 0);
     ASSERT_GE(m, prev); /* a reopen never loses what an earlier one saw */
     if (acked > prev) acked_total += acked - prev;
     rounds++;
@@ -233,4 +289,172 @@ TEST_IMPL(kill9_loop) {
   nftw(base_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-VH_TEST_MAIN(TEST_ENTRY(kill9_loop))
+/* ---- a big group killed at each phase of its write ----
+ *
+ * BIG GROUPS (store_writer.c): a group whose node puts pass the flush
+ * bound writes them without the WAL, waits for their flush, then writes
+ * the rest (deletes, other keys, the manifest) with the WAL. The child
+ * writes batch 1 (PH_SMALL nodes, manifest 1) and waits for it, then a
+ * big batch 2 (PH_BIG new nodes after them, deletes half of batch 1's,
+ * manifest 2) with the writer set to SIGKILL itself at one phase. The
+ * parent checks the restart: the manifest is 1 (killed before the WAL
+ * write) or 2 (after it: written, though not acknowledged); the nodes
+ * are exactly that manifest's (none of batch 2 left once the open's
+ * vh_store_drop_from ran: the host calls it with the manifest's next
+ * id), every payload whole; and the WAL the restart replays holds none
+ * of batch 2's node puts (well under their bytes). */
+#define PH_SMALL 64
+#define PH_BIG 4000 /* ~0.9 MB of nodes: past the 512 KB flush bound */
+
+static size_t ph_payload(char *buf, uint64_t id) {
+  int n = sprintf(buf, "node %llu:", (unsigned long long)id);
+  size_t fill = 150 + (size_t)(id * 37 % 100);
+  for (size_t j = 0; j < fill; j++) buf[n + j] = (char)('a' + (id + j) % 26);
+  return (size_t)n + fill;
+}
+
+/* Bytes of the write-ahead logs (db/ *.log). */
+static long wal_bytes(void) {
+  char path[256];
+  snprintf(path, sizeof path, "%s/db", data_dir);
+  DIR *d = opendir(path);
+  if (d == NULL) return -1;
+  long total = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    size_t n = strlen(e->d_name);
+    if (n < 4 || strcmp(e->d_name + n - 4, ".log") != 0) continue;
+    char f[512];
+    struct stat st;
+    snprintf(f, sizeof f, "%s/%s", path, e->d_name);
+    if (stat(f, &st) == 0) total += (long)st.st_size;
+  }
+  closedir(d);
+  return total;
+}
+
+static void phase_child(int phase) {
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.create = 1;
+  o.sync = 1;
+  o.idle_flush_ms = -1; /* only the writes' own flushes */
+  vh_store_t *s;
+  if (vh_store_open(data_dir, &o, &s, NULL) != 0) _exit(2);
+  char buf[512];
+  vh_batch_t *b;
+  if (vh_batch_new(&b) != 0) _exit(4);
+  for (uint64_t id = 1; id <= PH_SMALL; id++)
+    if (vh_batch_put_node(b, id, buf, ph_payload(buf, id)) != 0) _exit(4);
+  uint64_t k = 1;
+  if (vh_batch_set_manifest(b, &k, sizeof k) != 0) _exit(4);
+  if (vh_store_submit(s, b, 1) != 0 || vh_store_wait_durable(s, 1) != 0)
+    _exit(5);
+  vh_store__kill_at(s, phase);
+  if (vh_batch_new(&b) != 0) _exit(4);
+  for (uint64_t id = PH_SMALL + 1; id <= PH_SMALL + PH_BIG; id++)
+    if (vh_batch_put_node(b, id, buf, ph_payload(buf, id)) != 0) _exit(4);
+  for (uint64_t id = 1; id <= PH_SMALL / 2; id++)
+    if (vh_batch_del_node(b, id) != 0) _exit(4);
+  k = 2;
+  if (vh_batch_set_manifest(b, &k, sizeof k) != 0) _exit(4);
+  if (vh_store_submit(s, b, 2) != 0) _exit(5);
+  vh_store_wait_durable(s, 2);
+  _exit(6); /* not killed */
+}
+
+/* The restart's checks, in a child of its own: RocksDB's background
+ * threads do not survive a fork, so the parent never opens the store (a
+ * writer child forked after an open in the parent waits forever for its
+ * first flush). */
+static int ph_phase;
+static uint64_t ph_manifest;
+
+static void phase_verify(void) {
+  int phase = ph_phase, rc;
+  long wal = wal_bytes();
+  printf("# phase %d: %ld bytes of WAL to replay\n", phase, wal);
+  /* batch 2's nodes are ~0.9 MB; its other ops a few hundred bytes */
+  ASSERT(wal >= 0 && wal < 64 * 1024);
+
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  vh_store_t *s;
+  char *msg = NULL;
+  rc = vh_store_open(data_dir, &o, &s, &msg);
+  if (rc != 0) fprintf(stderr, "reopen: %s\n", msg);
+  ASSERT_EQ(rc, 0);
+  uint64_t m = manifest_seq(s);
+  if (m != ph_manifest)
+    fprintf(stderr, "phase %d: manifest %llu\n", phase, (unsigned long long)m);
+  ASSERT(m == ph_manifest);
+  uint64_t next_id = m == 1 ? PH_SMALL + 1 : PH_SMALL + PH_BIG + 1;
+  ASSERT_EQ(vh_store_drop_from(s, next_id), 0);
+  ASSERT_EQ(vh_store_close(s, NULL), 0); /* the writer drops first */
+  ASSERT_EQ(vh_store_open(data_dir, &o, &s, NULL), 0);
+  vh_store_iter_t *it;
+  ASSERT_EQ(vh_store_iter_new(s, &it, NULL), 0);
+  uint64_t id, expect = m == 1 ? 1 : PH_SMALL / 2 + 1, count = 0;
+  size_t size;
+  char buf[512];
+  while ((rc = vh_store_iter_next(it, &id, &size, NULL)) == 1) {
+    if (id != expect)
+      fprintf(stderr, "phase %d, manifest %llu: node %llu, expected %llu\n",
+              phase, (unsigned long long)m, (unsigned long long)id,
+              (unsigned long long)expect);
+    ASSERT_EQ(id, expect);
+    void *p;
+    size_t n;
+    ASSERT_EQ(vh_store_get_node(s, id, &p, &n, NULL), 0);
+    ASSERT_EQ(n, ph_payload(buf, id));
+    ASSERT(memcmp(p, buf, n) == 0);
+    free(p);
+    expect++;
+    count++;
+  }
+  ASSERT_EQ(rc, 0);
+  vh_store_iter_free(it);
+  ASSERT_EQ(count, m == 1 ? PH_SMALL : PH_SMALL / 2 + PH_BIG);
+  ASSERT_EQ(vh_store_close(s, NULL), 0);
+}
+
+/* Kills the writer child at phase, then checks the restart, which must
+ * find manifest m. */
+static void phase_round(int phase, uint64_t m) {
+  nftw(data_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  fflush(NULL);
+  pid_t pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) phase_child(phase);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  if (!WIFSIGNALED(status))
+    fprintf(stderr, "phase %d: child exited with %d\n", phase,
+            WEXITSTATUS(status));
+  ASSERT(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  ph_phase = phase;
+  ph_manifest = m;
+  fflush(NULL);
+  pid = fork();
+  ASSERT(pid >= 0);
+  if (pid == 0) {
+    int failed = vh_test__call(phase_verify);
+    fflush(NULL);
+    _exit(failed ? 1 : 0);
+  }
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+TEST_IMPL(big_group_killed_at_each_phase) {
+  snprintf(base_dir, sizeof base_dir, "/tmp/vh_test_crash.XXXXXX");
+  ASSERT(mkdtemp(base_dir) != NULL);
+  snprintf(data_dir, sizeof data_dir, "%s/data", base_dir);
+  /* before the WAL write the group is not there; after it, it is */
+  phase_round(VH_STORE_KILL_NODES_PUT, 1);
+  phase_round(VH_STORE_KILL_NODES_FLUSHED, 1);
+  phase_round(VH_STORE_KILL_WRITTEN, 2);
+  nftw(base_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+VH_TEST_MAIN(TEST_ENTRY(kill9_loop), TEST_ENTRY(big_group_killed_at_each_phase))

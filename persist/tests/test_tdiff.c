@@ -470,6 +470,8 @@ static long chain_walk(lu_map_t *m, vh_tab_t **v, const uint64_t *lo,
   chain_new_loads = 0;
   vh_trie_set_loader(chain_loader, lu_unload, m);
   vh_trie_stage_t *st = stage ? vh_trie_stage_new() : NULL;
+  /* a small first table (a diff's hint): the puts grow it past 8 ids */
+  if (st != NULL) ASSERT_EQ(vh_trie_stage_reserve(st, 8), 0);
   vh_tab_t *side = vh_tab_stub_view(vh_tab_id(v[0]));
   for (int k = 1; k <= CHAIN_V; k++) {
     vh_tab_t *nb = vh_tab_stub_view(vh_tab_id(v[k]));

@@ -66,6 +66,16 @@ vh_trie_stage_t *vh_trie_stage_use(vh_trie_stage_t *st) {
   return old;
 }
 
+int vh_trie_stage_reserve(vh_trie_stage_t *st, size_t n) {
+  if (st->cap != 0) return 0; /* a hint for an empty stage only */
+  size_t cap = 16;
+  while (cap < 2 * n + 2 && cap < 1024) cap *= 2;
+  st->s = calloc(cap, sizeof *st->s);
+  if (st->s == NULL) return VH_ENOMEM;
+  st->cap = cap;
+  return 0;
+}
+
 int vh_trie_stage_put(vh_trie_stage_t *st, uint64_t id, const void *bytes,
                       size_t len) {
   if (id == 0) return VH_EINVAL;

@@ -335,6 +335,10 @@ vh_trie_stage_t *vh_trie_stage_use(vh_trie_stage_t *st);
  * already keeps its first bytes. 0 or VH_ENOMEM. */
 int vh_trie_stage_put(vh_trie_stage_t *st, uint64_t id, const void *bytes,
                       size_t len);
+/* Size an empty stage's table for about n ids (a small diff stages a few
+ * dozen: the default first table, 1024 slots, touched ~6 fresh pages);
+ * a hint only: puts past it grow the table as usual. */
+int vh_trie_stage_reserve(vh_trie_stage_t *st, size_t n);
 /* Forget every staged encoding (keeps the memory for reuse). */
 void vh_trie_stage_clear(vh_trie_stage_t *st);
 /* Encodings staged and loads served from them since st was made. */

@@ -176,6 +176,8 @@ struct vh_store {
 
   _Atomic uint64_t durable_seq; /* written by the writer, read by anyone */
   _Atomic int fail_writes;      /* test hook: writes still to fail */
+  _Atomic int kill_at;          /* test hook: vh_store__kill_at's phase */
+  uint64_t drop_from;           /* vh_store_drop_from's id, 0 once done (mu) */
   _Atomic uint64_t write_count; /* RocksDB writes done */
 };
 
