@@ -44,16 +44,10 @@
 
 #define MAXD 9 /* levels 0..6, the collision level, one spare */
 
-/* Population count. Without -mpopcnt, __builtin_popcount becomes a libgcc
- * call that cost a quarter of a lookup; the SWAR version stays inline. */
+/* Population count: vh_popc (vh_trie_int.h), inline without -mpopcnt
+ * (the libgcc call cost a quarter of a lookup). */
 static inline int popc(uint32_t x) {
-#if defined(__POPCNT__)
-  return __builtin_popcount(x);
-#else
-  x = x - ((x >> 1) & 0x55555555u);
-  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-  return (int)((((x + (x >> 4)) & 0x0F0F0F0Fu) * 0x01010101u) >> 24);
-#endif
+  return vh_popc(x);
 }
 
 static inline int cnd(const vh_champ_t *c) {

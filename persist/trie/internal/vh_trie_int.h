@@ -199,7 +199,7 @@ int vh_key__out(vh_val_t *k);
 /* Population count of a CHAMP bitmap, inline: without -mpopcnt,
  * __builtin_popcount is a libgcc call (__popcountdi2: ~2% of the loop
  * thread's instructions at K=1M from flush.c and codec.c alone,
- * bench/README.md "perf/sync4"). champ.c has its own copy. */
+ * bench/README.md "perf/sync4"; a quarter of a CHAMP lookup). */
 static inline int vh_popc(uint32_t x) {
 #if defined(__POPCNT__)
   return __builtin_popcount(x);
