@@ -118,6 +118,13 @@ writer's wall time for N)"
   if [ "$VB_RC" != 0 ] || [ -z "$VB_DONE" ]; then
     vb_record vedhost kill9load "$K" "$N" restart n/a s "$rep" \
       "restart failed (rc $VB_RC)"
+    # the report keeps only the rc: the restart's own last words go to the
+    # log, and its data dir is kept for a look
+    vb_warn "kill -9 under load: restart rc $VB_RC, reply line after \
+${VB_EL}s, exit after ${VB_EXIT}s; last lines of its output:"
+    tail -5 "$base/restart.out" | sed 's/^/    /' >&2
+    cp -a "$data" "/tmp/vedhost-kill9load-failed.$$" 2>/dev/null &&
+      vb_warn "its data dir copied to /tmp/vedhost-kill9load-failed.$$"
     return 0
   fi
   vb_record vedhost kill9load "$K" "$N" restart "$VB_EL" s "$rep" \
