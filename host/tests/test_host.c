@@ -12,9 +12,11 @@
  * script also arms a 5 s `giveup` timer that exits with 9, so a broken
  * host fails the test instead of hanging it.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "host_int.h"
@@ -383,6 +385,64 @@ TEST_IMPL(datadir_lock_is_exclusive) {
   rm_tmpdir();
 }
 
+/* The dying holder's last thread: holds the lock a little longer, as a
+ * store thread finishing an fsync after kill -9 does. */
+static void *dying_last_thread(void *arg) {
+  (void)arg;
+  usleep(300 * 1000);
+  _exit(0);
+  return NULL;
+}
+
+/* State letter of pid's main thread ('?' if unreadable). */
+static char proc_state(pid_t pid) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return '?';
+  size_t n = fread(buf, 1, sizeof buf - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')');
+  return p != NULL && p[1] == ' ' ? p[2] : '?';
+}
+
+/* A holder whose main thread has exited while another thread still holds
+ * the process (and the lock) open: open waits for it instead of failing
+ * "in use" (datadir.c, A HOLDER THAT IS DYING). Failed before: EBUSY. */
+TEST_IMPL(datadir_waits_for_a_dying_holder) {
+  mk_tmpdir();
+  char dir[300], err[512];
+  snprintf(dir, sizeof dir, "%s/d", tmpdir);
+  int ready[2];
+  ASSERT_EQ(pipe(ready), 0);
+  pid_t child = fork();
+  ASSERT(child >= 0);
+  if (child == 0) {
+    vh_datadir_t held;
+    if (vh_datadir_open(&held, dir, err, sizeof err) != 0) _exit(3);
+    pthread_t t;
+    if (pthread_create(&t, NULL, dying_last_thread, NULL) != 0) _exit(4);
+    if (write(ready[1], "x", 1) != 1) _exit(5);
+    pthread_exit(NULL); /* the main thread goes; the process lives on */
+  }
+  close(ready[1]);
+  char c;
+  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  close(ready[0]);
+  for (int i = 0; i < 500 && proc_state(child) != 'Z'; i++) usleep(1000);
+  ASSERT_EQ(proc_state(child), 'Z'); /* the case under test */
+  vh_datadir_t d;
+  int rc = vh_datadir_open(&d, dir, err, sizeof err);
+  if (rc != 0) fprintf(stderr, "vh_datadir_open: %s\n", err);
+  ASSERT_EQ(rc, 0);
+  vh_datadir_close(&d);
+  int st = 0;
+  ASSERT_EQ(waitpid(child, &st, 0), child);
+  ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  rm_tmpdir();
+}
+
 TEST_IMPL(log_levels_parse) {
   vh_log_level_t l;
   ASSERT_EQ(vh_log_parse_level("debug", &l), 0);
@@ -397,4 +457,5 @@ VH_TEST_MAIN(TEST_ENTRY(call_replies_in_order_after_commit),
              TEST_ENTRY(failed_call_leaves_no_message_or_timer),
              TEST_ENTRY(queued_work_runs_its_callback_and_hooks_run_in_order),
              TEST_ENTRY(datadir_lock_is_exclusive),
+             TEST_ENTRY(datadir_waits_for_a_dying_holder),
              TEST_ENTRY(log_levels_parse))
