@@ -186,8 +186,7 @@ void vh_trie__mark_flags(vh_node_t *n, uint8_t f) {
     }
     case VH_K_CHAMP: {
       vh_champ_t *c = (vh_champ_t *)n;
-      int nd = __builtin_popcount(c->datamap),
-          nc = __builtin_popcount(c->nodemap);
+      int nd = vh_popc(c->datamap), nc = vh_popc(c->nodemap);
       vh_node_t **kids = (vh_node_t **)(c->kv + 2 * nd);
       for (i = 0; i < nd; i++) vh_trie__view_val(c->kv[2 * i + 1], f);
       for (k = 0; k < nc; k++) kids[k]->flags |= f;

@@ -63,8 +63,8 @@ int vh_tab_make_view(vh_tab_t *t) {
       }
       case VH_K_CHAMP: {
         vh_champ_t *c = (vh_champ_t *)n;
-        int nd = __builtin_popcount(c->datamap);
-        int nc = __builtin_popcount(c->nodemap);
+        int nd = vh_popc(c->datamap);
+        int nc = vh_popc(c->nodemap);
         vh_node_t **kids = (vh_node_t **)(c->kv + 2 * nd);
         for (i = 0; i < nd && r == 0; i++) r = npush_val(&st, c->kv[2 * i + 1]);
         for (i = 0; i < nc && r == 0; i++) r = npush(&st, kids[i]);

@@ -187,16 +187,9 @@ static inline int check(const walk_t *w) {
 
 /* ---- hash part ---- */
 
-/* Population count (champ.c's: without -mpopcnt the builtin is a libgcc
- * call). */
+/* Population count: vh_popc (vh_trie_int.h, inline without -mpopcnt). */
 static inline int popc(uint32_t x) {
-#if defined(__POPCNT__)
-  return __builtin_popcount(x);
-#else
-  x = x - ((x >> 1) & 0x55555555u);
-  x = (x & 0x33333333u) + ((x >> 2) & 0x33333333u);
-  return (int)((((x + (x >> 4)) & 0x0F0F0F0Fu) * 0x01010101u) >> 24);
-#endif
+  return vh_popc(x);
 }
 
 /* Every entry of the subtree n, as removed (sign < 0) or added. */
