@@ -44,6 +44,18 @@ local function vh(dir, env, ...)
   return proc.run({ ... }, { cwd = dir, env = env, timeout = 120 })
 end
 
+-- Runs script in dir's data dir (nosync, history kept) and returns the
+-- newest retained seq after it.
+local function run_seq(dir, script)
+  local r = vh(dir, nil, "run", "--no-watch", "--durability", "nosync",
+               "--retain", "1h", "--data", "data", script)
+  assert.are.equal(0, r.code, r.log)
+  local l = vh(dir, nil, "log", "--data", "data", "-n", "1")
+  local seq = l.out:match("\n%s*(%d+)")
+  assert.truthy(seq, l.out .. l.log)
+  return seq
+end
+
 describe("diff with staged new nodes", function()
   local dir, seqs
   setup(function()
@@ -52,12 +64,7 @@ describe("diff with staged new nodes", function()
     proc.write(dir .. "/serve.lua", SERVE)
     seqs = {}
     for i = 1, 4 do
-      local r = vh(dir, nil, "run", "--no-watch", "--durability", "nosync",
-                   "--retain", "1h", "--data", "data", "fill.lua")
-      assert.are.equal(0, r.code, r.log)
-      local l = vh(dir, nil, "log", "--data", "data", "-n", "1")
-      seqs[i] = l.out:match("\n%s*(%d+)")
-      assert.truthy(seqs[i], l.out .. l.log)
+      seqs[i] = run_seq(dir, "fill.lua")
     end
   end)
   teardown(function() proc.rmdir(dir) end)
@@ -188,11 +195,7 @@ describe("diff() record lines", function()
                'local ved = require "ved"\nved.domain "kv" { state = {} }\n')
     local seqs = {}
     for i = 1, 2 do
-      local r = vh(dir, nil, "run", "--no-watch", "--durability", "nosync",
-                   "--retain", "1h", "--data", "data", "v.lua")
-      assert.are.equal(0, r.code, r.log)
-      local l = vh(dir, nil, "log", "--data", "data", "-n", "1")
-      seqs[i] = l.out:match("\n%s*(%d+)")
+      seqs[i] = run_seq(dir, "v.lua")
     end
     local p = proc.start_host(nil, {
       dir = dir, name = "serve.lua", ready = "running 1 domain",
