@@ -381,6 +381,8 @@ int vh_diff_main(int argc, char **argv) {
     fprintf(stderr, "diff stage: staged %" PRIu64 ", used %" PRIu64 "\n",
             staged, used);
   }
+  if (getenv("VEDHOST_TEST_CHANGE_RECORDS") != NULL) /* tests: used? */
+    fprintf(stderr, "diff records: %" PRIu64 "\n", vh_diff_record_count());
   if (r != 0 && !p.err) vh_diffcmd__fault("diff", r);
   rc = r == 0 ? 0 : p.err == 2 ? 0 : 1;
   vh_printer_close(&p);

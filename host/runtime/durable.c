@@ -118,6 +118,8 @@
 
 #include "host_int.h"
 #include "vh_bytes.h"
+#include "vh_changes.h"
+#include "vh_chrec.h"
 #include "vh_flush.h"
 #include "vh_log.h"
 #include "vh_manifest.h"
@@ -131,6 +133,11 @@
 #define VH_HEALTH_MS 1000
 /* Exit code of a stop that dropped slices it could not write. */
 #define VH_EXIT_DROPPED 3
+/* CHANGE RECORDS: no record for a slice that wrote more state keys than
+ * this (VEDHOST_TEST_CHREC_KEYS=N sets it; 0: no records), or whose
+ * record would pass VH_CHREC_BYTES (bench/README.md, ver/changerec). */
+#define VH_CHREC_KEYS 2048
+#define VH_CHREC_BYTES ((size_t)256 << 10)
 
 /* A growable list of ids. */
 typedef struct vh_ids {
@@ -178,6 +185,17 @@ typedef struct vh_durable {
   int stopped;  /* the writer stopped for good (logged once) */
   int broken;   /* a batch was lost after its collect: write no more */
   int sweeping; /* the health timer runs at 1 ms to drive the sweeper */
+  /* CHANGE RECORDS (vh_durable_changes). */
+  vh_vside_t chold;    /* [owned references] every domain's root as of
+                          version held_seq (held_ok) */
+  int held_ok;         /* chold is set */
+  uint64_t held_seq;   /* the version chold holds */
+  uint64_t last_ver;   /* seq of the last version batch of this run */
+  uint64_t pend_keys;  /* state keys written since the last batch */
+  uint64_t chrec_keys; /* the key cap (VH_CHREC_KEYS or the test knob) */
+  vh_buf_t chrec;      /* the record of the batch being built */
+  int has_chrec;       /* chrec holds one */
+  uint64_t chrec_n;    /* records written (:stats, tests) */
 } vh_durable_t;
 
 /* ---- small helpers ---- */
@@ -398,6 +416,12 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
     free(m);
     return rc == VH_ENOMEM ? VH_ENOMEM : VH_HOST_EDATADIR;
   }
+  /* Change records: only with history kept (--retain 0 keeps no version
+   * to diff against). */
+  D->chrec_keys = VH_CHREC_KEYS;
+  const char *ck = getenv("VEDHOST_TEST_CHREC_KEYS");
+  if (ck != NULL && *ck != 0) D->chrec_keys = strtoull(ck, NULL, 10);
+  if (h->opts.retain.zero) D->chrec_keys = 0;
   uv_async_init(&h->loop, &D->async, vh_durable_on_async);
   uv_unref((uv_handle_t *)&D->async);
   uv_timer_init(&h->loop, &D->health);
@@ -814,9 +838,8 @@ static int vh_durable_history(vh_host_t *h, vh_durable_t *D, vh_batch_t *b,
   char **names =
       h->ndoms <= 64 ? stack_names : malloc((size_t)h->ndoms * sizeof *names);
   size_t nchanged = 0;
-  uint64_t keys = 0;
-  for (int i = 0; i < h->ndoms; i++)
-    keys += vhl_state_writes_take(h->doms[i]->st);
+  uint64_t keys = D->pend_keys; /* vh_durable_changes took them */
+  D->pend_keys = 0;
   if (!names) goto oom;
   for (int i = 0; is_version && i < h->ndoms; i++) {
     vh_domain_t *d = h->doms[i];
@@ -843,6 +866,10 @@ static int vh_durable_history(vh_host_t *h, vh_durable_t *D, vh_batch_t *b,
     sl.inputs = h->inlog.rec.p;
     sl.inlen = h->inlog.rec.len;
   }
+  if (is_version && D->has_chrec) { /* its change record (vh_chrec.h) */
+    sl.chrec = D->chrec.p;
+    sl.chlen = D->chrec.len;
+  }
   char *m = NULL;
   int rc = 0;
   if (D->back.n) /* a rollback (rollback.c): out of the death lists */
@@ -850,6 +877,10 @@ static int vh_durable_history(vh_host_t *h, vh_durable_t *D, vh_batch_t *b,
   D->back.n = 0;
   if (rc == 0)
     rc = vh_hist_slice(D->hist, b, &sl, vh_durable_hist_sweep, D, &m);
+  if (rc == 0 && is_version) {
+    D->last_ver = sl.seq;
+    D->chrec_n += sl.chrec != NULL;
+  }
   if (rc != 0)
     vh_log(VH_LOG_ERROR, "vedhost", "history of slice %llu: %s",
            (unsigned long long)sl.seq, m ? m : vh_err_name(rc));
@@ -870,6 +901,111 @@ oom:
   return -1;
 }
 
+/* ---- change records (vh_chrec.h) ----
+ *
+ * CHANGE RECORDS. A version batch that changed at most D->chrec_keys state
+ * keys also carries 'C' seq: its changes from the version before it (pred,
+ * D->last_ver), so a diff of the two (and the feed) reads one record
+ * instead of walking two trees (host/runtime/diff_stage.c). They are
+ * computed here, on the loop thread, with the readers' own walk
+ * (vh_changes_diff, the same order) between the roots of version pred and
+ * the roots now. To have the old roots in memory D->chold keeps a
+ * reference to every domain's root after each batch is submitted (one
+ * retain per domain; a committed table is never written in place, since
+ * every transaction writes under a fresh edit token and path-copies, so an
+ * extra reference changes nothing but when the replaced nodes are freed).
+ * The held roots are released right after the walk, at the start of the
+ * batch's build, so the nodes only they kept die now and their deaths
+ * (the free hook) go into this same batch, as without records.
+ *
+ * The walk never does I/O on the loop: it runs with loads off
+ * (vh_trie_noload). Whatever it would have to read (a replaced subtree
+ * never loaded, roots of a restart) fails it and the version gets no
+ * record; so do a rollback (vh_durable__rewind drops the held roots), the
+ * first version of a run (nothing held yet), a slice over the key cap, a
+ * record over VH_CHREC_BYTES, a table nested deeper than
+ * VH_CHREC_MAX_NEST, and --retain 0. Readers then walk, as before. */
+
+typedef struct vh_chw {
+  vh_buf_t *out;
+  const char *open; /* the domain open in out */
+  int rc;
+} vh_chw_t;
+
+static int vh_durable_chrec_one(void *arg, const vh_change_t *c) {
+  vh_chw_t *w = arg;
+  w->rc = vh_chrec_add(w->out, &w->open, c->domain, c->op, c->path, c->depth,
+                       c->old, c->new);
+  if (w->rc == 0 && w->out->len > VH_CHREC_BYTES) w->rc = VH_ERANGE;
+  return w->rc != 0;
+}
+
+/* The current domains and roots as a side [new]. 0 or VH_ENOMEM. */
+static int vh_durable_side(vh_host_t *h, vh_vside_t *s) {
+  memset(s, 0, sizeof *s);
+  for (int i = 0; i < h->ndoms; i++)
+    if (vh_vside_add(s, h->doms[i]->name, vhl_state_root(h->doms[i]->st))) {
+      vh_vside_free(s);
+      return VH_ENOMEM;
+    }
+  return 0;
+}
+
+/* Drop the held roots (their nodes that died report now). */
+static void vh_durable_unhold(vh_durable_t *D) {
+  vh_vside_free(&D->chold);
+  D->held_ok = 0;
+}
+
+/* After a batch was submitted: hold the roots it committed, as version
+ * D->last_ver, for the next batch's record. */
+static void vh_durable_hold(vh_host_t *h, vh_durable_t *D) {
+  vh_durable_unhold(D);
+  if (D->chrec_keys == 0 || D->last_ver == 0 || !D->hist) return;
+  if (vh_durable_side(h, &D->chold) == 0) {
+    D->held_ok = 1;
+    D->held_seq = D->last_ver;
+  }
+}
+
+/* At the start of a batch: this slice's record into D->chrec (has_chrec)
+ * when it can be made, then the held roots are released. */
+static void vh_durable_changes(vh_host_t *h, vh_durable_t *D) {
+  D->has_chrec = 0;
+  for (int i = 0; i < h->ndoms; i++)
+    D->pend_keys += vhl_state_writes_take(h->doms[i]->st);
+  if (!D->held_ok) return;
+  int changed = D->chold.n != (size_t)h->ndoms;
+  for (int i = 0; i < h->ndoms && !changed; i++) {
+    vh_tab_t *now = vhl_state_root(h->doms[i]->st);
+    changed = 1; /* unless the same name holds the same root */
+    for (size_t j = 0; j < D->chold.n; j++)
+      if (strcmp(D->chold.names[j], h->doms[i]->name) == 0) {
+        changed = D->chold.roots[j] != now;
+        break;
+      }
+  }
+  if (!changed) return; /* the same roots: keep them held */
+  vh_vside_t cur;
+  if (D->pend_keys <= D->chrec_keys && vh_durable_side(h, &cur) == 0) {
+    vh_chw_t w = {&D->chrec, NULL, 0};
+    int r = vh_chrec_begin(&D->chrec, D->held_seq);
+    if (r == 0) {
+      vh_trie_fault_clear();
+      int was = vh_trie_noload(1);
+      r = vh_changes_diff(&D->chold, &cur, NULL, NULL, 0, 0, 0,
+                          vh_durable_chrec_one, &w);
+      vh_trie_noload(was);
+      if (vh_trie_fault(NULL) != 0 && r == 0) r = VH_ENOLOAD;
+      vh_trie_fault_clear(); /* a node not in memory: no record, no fault */
+    }
+    if (r == 0) r = vh_chrec_end(&D->chrec, w.open);
+    D->has_chrec = r == 0;
+    vh_vside_free(&cur);
+  }
+  vh_durable_unhold(D);
+}
+
 /* Build and submit the slice's batch if anything changed. */
 /* 0 when this slice's changes are on their way to disk (submitted, or
  * nothing to write); -1 when they are not (the next batch carries them, or,
@@ -886,6 +1022,7 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
   size_t manlen = 0;
   const char *what = "out of memory";
   if (!roots) goto fail;
+  vh_durable_changes(h, D);
   roots[0] = vhl_state_root(h->sys);
   for (int i = 0; i < h->ndoms; i++)
     roots[i + 1] = vhl_state_root(h->doms[i]->st);
@@ -956,6 +1093,7 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
   } else {
     D->last_sub = D->seq;
     vh_durable_fl_push(D, D->seq, bytes);
+    vh_durable_hold(h, D);
   }
   free(D->last_man);
   D->last_man = man;
@@ -1107,6 +1245,8 @@ void vh_durable__free(vh_host_t *h) {
   }
   vh_trie_set_loader(NULL, NULL, NULL);
   vh_trie_set_free_hook(NULL, NULL);
+  vh_vside_free(&D->chold);
+  vh_buf_free(&D->chrec);
   while (D->gate) {
     vh_reply_t *r = D->gate;
     D->gate = r->next;
@@ -1192,6 +1332,9 @@ int vh_durable__rewind(vh_host_t *h, vh_domain_t *d, uint64_t root,
     snprintf(err, cap, "the host has no store");
     return -1;
   }
+  /* No change record for the rollback's version (CHANGE RECORDS): the
+   * held roots go first, as if they had never been held. */
+  vh_durable_unhold(D);
   vh_tab_t *stub = vh_tab_stub(root);
   size_t n0 = D->dead.n;
   int rc = stub && D->hist ? 0 : VH_ENOMEM;

@@ -31,7 +31,9 @@
  * are first read with one range scan of store [borrowed] and staged, under
  * the rules above. na or nb 0 (a side that is not a stored version, e.g.
  * the live state) or store NULL: no stage. A failed scan only costs the
- * point reads. */
+ * point reads. Before all that, a whole diff (npath 0) of two stored
+ * versions one of which has a change record relative to the other is
+ * read from that record (vh_chrec.h; diff_stage.c, CHANGE RECORDS). */
 int vh_diff_staged(vh_store_t *store, uint64_t seqa, uint64_t na, uint64_t seqb,
                    uint64_t nb, const vh_vside_t *a, const vh_vside_t *b,
                    const char *domain, const vh_val_t *path, size_t npath,
@@ -40,5 +42,9 @@ int vh_diff_staged(vh_store_t *store, uint64_t seqa, uint64_t na, uint64_t seqb,
 /* Encodings staged and loads served from them by every vh_diff_staged of
  * this process (tests: VEDHOST_TEST_DIFF_STAGE). */
 void vh_diff_stage_counts(uint64_t *staged, uint64_t *used);
+
+/* Diffs served from change records (vh_chrec.h) by vh_diff_staged in this
+ * process (tests, diagnostics). */
+uint64_t vh_diff_record_count(void);
 
 #endif

@@ -27,6 +27,8 @@
 #define VH_ENOTFOUND (-3) /* vh_tab_next: the given key is not in the table */
 #define VH_ERANGE (-4)    /* vh_tab_insert/remove: position out of range */
 #define VH_EDEPTH (-5)    /* tables nested deeper than VH_MAX_DEPTH */
+/* A node would have to be read while loads are off (vh_trie_noload). */
+#define VH_ENOLOAD (-6)
 #define VH_EIO (-10)      /* RocksDB or the file system failed */
 #define VH_ECORRUPT (-11) /* a checksum, a decode or an invariant check */
 #define VH_EFORMAT (-12)  /* not a vedhost store, or a newer format */
@@ -68,6 +70,7 @@
   X(VH_ENOTFOUND, "ENOTFOUND", "key not found")                           \
   X(VH_ERANGE, "ERANGE", "position out of range")                         \
   X(VH_EDEPTH, "EDEPTH", "tables nested too deep")                        \
+  X(VH_ENOLOAD, "ENOLOAD", "a node is not in memory (loads are off)")     \
   X(VH_EIO, "EIO", "input/output error")                                  \
   X(VH_ECORRUPT, "ECORRUPT", "corrupt data")                              \
   X(VH_EFORMAT, "EFORMAT", "not a vedhost store, or a newer format")      \

@@ -83,6 +83,7 @@
 
 #include "store_int.h"
 #include "vh_bytes.h"
+#include "vh_chrec.h"
 #include "vh_inputs.h"
 #include "vh_versions.h"
 
@@ -755,6 +756,11 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
     if (rc == 0 && sl->inputs != NULL) {
       rc = vh_batch_put_inputs(b, sl->seq, sl->inputs, sl->inlen);
       plen += sl->inlen + 5 + 9;
+    }
+    /* So does its change record (vh_chrec.h). */
+    if (rc == 0 && sl->chrec != NULL) {
+      rc = vh_batch_put_chrec(b, sl->seq, sl->chrec, sl->chlen);
+      plen += sl->chlen + 5 + 9;
     }
     if (rc != 0) return set_err(errmsg, rc, "out of memory");
     hver_t nv = {.seq = sl->seq,

@@ -231,6 +231,7 @@ int vh_batch_del_version(vh_batch_t *b, uint64_t seq) {
   unsigned char k[VH_VERSION_KEY_LEN];
   key_u64s(k, VH_KEY_VERSION, &seq, 1);
   int rc = vh_batch__del_inputs(b, seq); /* its input log goes with it */
+  if (rc == 0) rc = vh_batch__del_chrec(b, seq); /* its change record too */
   return rc ? rc : vh_batch__key_op(b, k, sizeof k, -1, NULL, 0);
 }
 

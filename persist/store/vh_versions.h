@@ -206,6 +206,10 @@ typedef struct vh_hist_slice {
                                     (vh_inputs.h), written as 'I' seq when
                                     it is a version; NULL: none */
   size_t inlen;                  /* ... its length */
+  const void *chrec;             /* [borrowed] the version's change record
+                                    (vh_chrec.h), written as 'C' seq when
+                                    it is a version; NULL: none */
+  size_t chlen;                  /* ... its length */
 } vh_hist_slice_t;
 
 /* Called for every subtree root the batch queues for sweeping. */

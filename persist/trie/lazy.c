@@ -77,6 +77,7 @@ static vh_trie_unload_fn unloader; /* frees what loader returned */
 static void *loader_arg;
 static vh_trie_free_hook_fn free_hook;
 static void *free_hook_arg;
+static int noload; /* vh_trie_noload: loads fail with VH_ENOLOAD */
 
 uint64_t vh_trie__nfaults;            /* owner thread only, see vh_trie_int.h */
 static _Thread_local int fault_first; /* sticky: the first since clear */
@@ -95,6 +96,12 @@ void vh_trie_set_loader(vh_trie_load_fn fn, vh_trie_unload_fn free_fn,
 void vh_trie_set_free_hook(vh_trie_free_hook_fn fn, void *arg) {
   free_hook = fn;
   free_hook_arg = arg;
+}
+
+int vh_trie_noload(int on) {
+  int was = noload;
+  noload = on;
+  return was;
 }
 
 int vh_trie_fault(const char **msg) {
@@ -223,6 +230,10 @@ static int fetch(uint64_t id, const void **bytes, size_t *len) {
   int r;
   *bytes = NULL;
   *len = 0;
+  if (noload) {
+    vh_trie__fault(VH_ENOLOAD, id, "not in memory (loads are off)");
+    return VH_ENOLOAD;
+  }
   if (loader == NULL) {
     vh_trie__fault(VH_EINVAL, id, "no loader set");
     return VH_EINVAL;
@@ -248,14 +259,16 @@ int vh_trie__load_blob(uint64_t id, uint64_t len, vh_str_t **out,
   vh_str_t *s;
   int r;
   *out = NULL;
-  if (loader == NULL) {
+  if (loader == NULL && !noload) {
     *why = "blob: no loader set";
     vh_trie__fault(VH_EIO, id, *why);
     return VH_EIO;
   }
   int staged = vh_trie__stage != NULL && vh_trie__staged(id, &bytes, &n);
   if (!staged && (r = fetch(id, &bytes, &n)) < 0) {
-    *why = r == VH_ENOENT ? "blob missing from the store" : "blob load failed";
+    *why = r == VH_ENOENT    ? "blob missing from the store"
+           : r == VH_ENOLOAD ? "blob not in memory (loads are off)"
+                             : "blob load failed";
     return r;
   }
   b = bytes;

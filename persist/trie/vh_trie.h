@@ -306,6 +306,14 @@ uint64_t vh_tab_id(const vh_tab_t *t);
 int vh_trie_fault(const char **msg);
 void vh_trie_fault_clear(void);
 
+/* No-load mode (the host's change records, host/runtime/durable.c: a walk
+ * on the loop thread that must never do I/O). While on != 0 every load of
+ * a node or blob not in memory (and not staged) fails with VH_ENOLOAD
+ * without calling the loader: the stub stays unloaded (a later touch with
+ * loads on reads it), and the fault is set as for any failed load (the
+ * caller clears it). Returns the previous setting. Owner thread only. */
+int vh_trie_noload(int on);
+
 /* Death notices: fn(arg, id, subtree) is called whenever a node with an id
  * is freed, so the host can delete it from the store. subtree = 1 if the
  * node was never loaded: everything below it on disk is dead too (it was

@@ -29,6 +29,7 @@
 #define VH_KIND_PIN 0x6     /* 'P' */
 #define VH_KIND_HISTORY 0x7 /* 'H' */
 #define VH_KIND_INPUTS 0x8  /* 'I': store_inputs.c */
+#define VH_KIND_CHREC 0x9   /* 'C': store_changes.c */
 #define VH_VALUE_VERSION 1
 #define VH_KIND_BYTE(kind) ((uint8_t)((kind) << 4 | VH_VALUE_VERSION))
 
@@ -54,6 +55,7 @@
 #define VH_KEY_PIN 'P'     /* 'P' u64be(m) u64be(d) u64be(id) */
 #define VH_KEY_HISTORY 'H' /* 'H' */
 #define VH_KEY_INPUTS 'I'  /* 'I' u64be(seq): store_inputs.c */
+#define VH_KEY_CHREC 'C'   /* 'C' u64be(seq): store_changes.c */
 
 /* One operation of a batch. */
 typedef struct vh_batch_op {
@@ -211,6 +213,8 @@ int vh_batch__key_op(vh_batch_t *b, const void *key, size_t klen, int kind,
                      const void *payload, size_t len);
 /* store_inputs.c: deletes 'I' seq (vh_batch_del_version calls it). */
 int vh_batch__del_inputs(vh_batch_t *b, uint64_t seq);
+/* store_changes.c: deletes 'C' seq (vh_batch_del_version calls it). */
+int vh_batch__del_chrec(vh_batch_t *b, uint64_t seq);
 
 /* store.c: closes and reopens the database (writer thread only, after a
  * failed write), then flushes the memtable so the WAL that held the failed
