@@ -523,8 +523,8 @@ int vh_changes_main(int argc, char **argv) {
   if (getenv("VEDHOST_TEST_FEED_STATS")) /* tests only */
     fprintf(stderr,
             "vedhost: changes: read ahead %" PRIu64 " versions, %" PRIu64
-            " nodes staged\n",
-            f.ahead_versions, f.ahead_staged);
+            " nodes staged, %" PRIu64 " versions from records\n",
+            f.ahead_versions, f.ahead_staged, f.record_versions);
   vh_feed_free(&f);
   vh_printer_close(&p);
   vh_offline_close(&o);

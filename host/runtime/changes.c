@@ -35,6 +35,13 @@
  * loaded: it is dropped (and read again as needed) when the trie holds
  * more than VH_FEED_SIDE_MAX bytes.
  *
+ * CHANGE RECORDS (vh_chrec.h). A version whose change record is relative
+ * to the version sent before it (pred == f->last) is sent from the record:
+ * the same changes in the same order with the same counts, no walk. The
+ * side kept for the next walk is then dropped (a record loads nothing; the
+ * next walk, if any, starts from stubs). VEDHOST_TEST_CHANGE_RECORDS=0
+ * walks every version (tests compare the two).
+ *
  * A caller polling in short calls (api->changes) keeps its vh_feed_t
  * between them and resumes it (vh_feed_resume): the side stays.
  *
@@ -53,6 +60,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vh_chrec.h"
 #include "vh_tdiff.h"
 #include "vh_versions.h"
 
@@ -288,6 +296,53 @@ static void vh_feed__scan(vh_store_t *store, uint64_t lo, uint64_t hi,
   free(m);
 }
 
+/* Send version v from its change record when it has one relative to the
+ * version sent last: 1 (none: walk it), else 0 or what fn returned. */
+static int vh_feed__record(vh_feed_t *f, const vh_version_t *v,
+                           vh_change_fn fn, void *arg, char **errmsg) {
+  const char *e = getenv("VEDHOST_TEST_CHANGE_RECORDS");
+  if (e != NULL && strcmp(e, "0") == 0) return 1;
+  vh_chrec_t rec;
+  if (vh_store_chrec_get(f->store, v->seq, &rec, NULL) != 0) return 1;
+  if (rec.pred != f->last) {
+    vh_chrec_free(&rec);
+    return 1;
+  }
+  size_t of = 0;
+  for (size_t d = 0; d < rec.ndom; d++) of += rec.dom[d].n;
+  vh_change_t c;
+  memset(&c, 0, sizeof c);
+  c.seq = v->seq;
+  c.time_ms = v->time_ms;
+  c.of = (uint32_t)of;
+  int r = 0;
+  for (size_t d = 0; r == 0 && d < rec.ndom; d++) {
+    c.domain = rec.dom[d].name;
+    for (size_t i = 0; r == 0 && i < rec.dom[d].n; i++) {
+      const vh_chent_t *x = &rec.dom[d].e[i];
+      c.op = x->op;
+      c.path = x->path;
+      c.depth = x->depth;
+      c.old = x->old;
+      c.new = x->new;
+      c.n++;
+      r = fn(arg, &c);
+    }
+  }
+  vh_chrec_free(&rec);
+  if (r < 0 && *errmsg == NULL) {
+    char buf[128];
+    snprintf(buf, sizeof buf, "version %" PRIu64 ": %s", v->seq,
+             vh_err_name(r));
+    *errmsg = strdup(buf);
+  }
+  /* v's roots were not walked: the next walk starts from stubs. */
+  vh_vside_free(&f->side);
+  f->has_side = 0;
+  f->record_versions++;
+  return r;
+}
+
 /* Send version v (prev: the manifest before it, or NULL = nothing). The
  * side of v is kept in f->side for the next version, so the nodes this
  * walk loaded are not loaded again as the next walk's old side. */
@@ -299,6 +354,9 @@ static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
   memset(&none, 0, sizeof none);
   memset(&a, 0, sizeof a);
   int r = 0;
+  if (prev != NULL && (r = vh_feed__record(f, v, fn, arg, errmsg)) != 1)
+    return r;
+  r = 0;
   if (f->has_side && prev != NULL) {
     a = f->side; /* the previous version's roots, loaded nodes and all */
     memset(&f->side, 0, sizeof f->side);

@@ -94,6 +94,8 @@ typedef struct vh_feed {
   /* Versions sent from the read-ahead, and the nodes it staged (tests,
    * diagnostics). */
   uint64_t ahead_versions, ahead_staged;
+  /* Versions sent from their change records (vh_chrec.h), not walked. */
+  uint64_t record_versions;
 } vh_feed_t;
 
 /* Prepare f to send the versions after `after` (0: from the start). */
