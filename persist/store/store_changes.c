@@ -7,8 +7,9 @@
  * PAYLOAD (numbers little endian; varints: vh_bytes.h LEB128, minimal):
  *   u32 layout (1; a newer one is refused, VH_EFORMAT)
  *   u64 pred           the version the changes are from
- *   then DOMAIN*, in strictly increasing name order (strcmp), up to the
- *   end of the payload:
+ *   then DOMAIN*, in strictly increasing name order (strcmp), then 0x00
+ *   (a name of length 0: the end; nothing follows it, so a record cut
+ *   anywhere is refused):
  *     varint nlen (>= 1), nlen bytes   the name (no NUL byte)
  *     ENTRY+, then 0x00
  *   ENTRY:
@@ -176,8 +177,8 @@ int vh_chrec_add(vh_buf_t *out, const char **open, const char *domain, int op,
 }
 
 int vh_chrec_end(vh_buf_t *out, const char *open) {
-  unsigned char z = 0;
-  return open != NULL ? vh_buf_put(out, &z, 1) : 0;
+  unsigned char z[2] = {0, 0}; /* the open domain's end, the record's */
+  return open != NULL ? vh_buf_put(out, z, 2) : vh_buf_put(out, z, 1);
 }
 
 /* ---- decoding ---- */
@@ -347,12 +348,12 @@ int vh_chrec_decode(const void *pv, size_t len, uint64_t seq, vh_chrec_t *out,
   out->pred = vh_le64_load(p + 4);
   dec_t d = {p, len, 12, vh_edit_new()};
   size_t capdom = 0;
-  int r = 0;
-  while (r == 0 && d.pos < len) {
+  int r;
+  for (;;) {
     uint64_t nl;
-    if (vh_varint_get(p, len, &d.pos, &nl) != 0 || nl == 0 ||
-        nl > len - d.pos || memchr(p + d.pos, 0, (size_t)nl) != NULL)
-      goto bad;
+    if (vh_varint_get(p, len, &d.pos, &nl) != 0) goto bad;
+    if (nl == 0) break; /* the end */
+    if (nl > len - d.pos || memchr(p + d.pos, 0, (size_t)nl) != NULL) goto bad;
     if (vh_grow(&out->dom, &capdom, out->ndom + 1, sizeof *out->dom) != 0)
       goto oom;
     vh_chdom_t *dm = &out->dom[out->ndom++];
@@ -380,6 +381,7 @@ int vh_chrec_decode(const void *pv, size_t len, uint64_t seq, vh_chrec_t *out,
     }
     if (dm->n == 0) goto bad;
   }
+  if (d.pos != len) goto bad;
   return 0;
 oom:
   vh_chrec_free(out);

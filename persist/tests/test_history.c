@@ -21,6 +21,7 @@
 #include "vh_manifest.h"
 #include "vh_store.h"
 #include "vh_test.h"
+#include "vh_chrec.h"
 #include "vh_inputs.h"
 #include "vh_versions.h"
 
@@ -29,6 +30,9 @@
 /* The input log record the next slice() writes (NULL: none). */
 static const void *g_inputs;
 static size_t g_inlen;
+/* The change record the next slice() writes (NULL: none). */
+static const void *g_chrec;
+static size_t g_chlen;
 
 /* One slice: nborn new nodes (returned ids from first), dead entries. */
 static uint64_t slice(fake_t *f, int is_version, size_t nborn,
@@ -69,7 +73,9 @@ static uint64_t slice(fake_t *f, int is_version, size_t nborn,
                         .new_bytes = nborn * 10,
                         .durable = vh_store_durable_seq(f->s),
                         .inputs = g_inputs,
-                        .inlen = g_inlen};
+                        .inlen = g_inlen,
+                        .chrec = g_chrec,
+                        .chlen = g_chlen};
   char *m = NULL;
   int rc = vh_hist_slice(f->H, b, &sl, fake_sweep, f, &m);
   if (rc != 0) fprintf(stderr, "hist slice: %s\n", m ? m : "?");
@@ -491,6 +497,47 @@ TEST_IMPL(input_log_kept_and_dropped_with_its_version) {
 
 /* ---- memory ---- */
 
+/* The change record 'C' rides in its version's batch like 'I', is read
+ * back, and is deleted with the version when the window passes it. */
+TEST_IMPL(change_record_kept_and_dropped_with_its_version) {
+  fake_t f;
+  vh_retain_t r = retain_slices(2);
+  fake_open(&f, fresh_dir(), &r);
+  vh_buf_t rec;
+  vh_buf_init(&rec);
+  vh_val_t k = vh_int(3);
+  const char *open = NULL;
+  ASSERT_EQ(vh_chrec_begin(&rec, f.seq), 0);
+  ASSERT_EQ(vh_chrec_add(&rec, &open, "d", '+', &k, 1, vh_nil(), vh_int(9)), 0);
+  ASSERT_EQ(vh_chrec_end(&rec, open), 0);
+  g_chrec = rec.p;
+  g_chlen = rec.len;
+  uint64_t v1 = f.seq + 1;
+  slice(&f, 1, 1, NULL, 0);
+  slice(&f, 0, 0, NULL, 0); /* not a version: no record */
+  uint64_t nv = f.seq;
+  g_chrec = NULL;
+  g_chlen = 0;
+  vh_chrec_t c;
+  char *m = NULL;
+  ASSERT_EQ(vh_store_chrec_get(f.s, v1, &c, &m), 0);
+  ASSERT_EQ(c.seq, v1);
+  ASSERT_EQ(c.pred, v1 - 1);
+  ASSERT_EQ(c.ndom, 1u);
+  ASSERT_EQ(c.dom[0].e[0].new.u.i, 9);
+  vh_chrec_free(&c);
+  ASSERT_EQ(vh_store_chrec_get(f.s, nv, &c, &m), VH_ENOENT);
+  free(m);
+  m = NULL;
+  slice(&f, 1, 1, NULL, 0);
+  slice(&f, 1, 1, NULL, 0); /* v1 leaves the window of 2 */
+  ASSERT_EQ(vh_store_chrec_get(f.s, v1, &c, &m), VH_ENOENT);
+  free(m);
+  vh_buf_free(&rec);
+  fake_close(&f);
+  dir_cleanup();
+}
+
 TEST_IMPL(death_lists_in_memory_are_bounded) {
   /* 70 retained versions of 4096 deaths each (286,720 entries) are more
    * than the 262,144 entries kept in memory (history.c, MEMORY AND THE
@@ -524,6 +571,7 @@ TEST_IMPL(death_lists_in_memory_are_bounded) {
 
 VH_TEST_MAIN(
     TEST_ENTRY(input_log_kept_and_dropped_with_its_version),
+    TEST_ENTRY(change_record_kept_and_dropped_with_its_version),
 
     TEST_ENTRY(age_keeps_the_newest_version_at_or_before_now_minus_age),
     TEST_ENTRY(byte_budget_bounds_the_estimate), TEST_ENTRY(records_round_trip),
