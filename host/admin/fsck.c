@@ -32,6 +32,12 @@
  *     between the two leaves them, and the host's next start deletes
  *     them).
  *
+ *  D. History. Every retained version's roots are walked like A; death
+ *     lists and pinned entries are pending (not leaks). Every change
+ *     record ('C' seq, vh_chrec.h) must decode, be relative to an earlier
+ *     version, and have its version record 'V' seq (they are written and
+ *     deleted together).
+ *
  * LIVE HOST. Beside a running host the view can lag (offline.c, A VIEW
  * THAT LAGS): a check that finds problems while a host holds the store is
  * made again on a new view, up to VH_FSCK_LIVE_TRIES checks; the last one
@@ -55,6 +61,7 @@
 #include <string.h>
 
 #include "vh_bytes.h"
+#include "vh_chrec.h"
 #include "vh_codec.h"
 #include "vh_limits.h"
 #include "vh_offline.h"
@@ -111,6 +118,7 @@ typedef struct vh_fsck {
   uint64_t hist_nodes, hist_bytes; /* nodes only older versions reach */
   uint64_t dead_entries, pinned_entries;
   uint64_t hv_seq; /* the version being walked */
+  uint64_t chrecs; /* change records ('C') */
 } vh_fsck_t;
 
 /* ---- problems ---- */
@@ -373,6 +381,35 @@ static int vh_fsck__pending_pin(void *arg, uint64_t m, uint64_t d,
   return vh_idmap_put(set, VH_DEAD_ID(ent), NULL) ? 0 : VH_ENOMEM;
 }
 
+/* A change record (vh_chrec.h) must decode and ride with its version:
+ * 'C' seq without 'V' seq is a record the drop of its version missed. */
+static int vh_fsck__one_chrec(void *arg, uint64_t seq, const vh_chrec_t *r,
+                              int rc, const char *msg, size_t bytes) {
+  vh_fsck_t *f = arg;
+  (void)bytes;
+  f->chrecs++;
+  if (r == NULL) {
+    vh_fsck__problem(f, 0, 0, "change record of version %" PRIu64 ": %s", seq,
+                     msg ? msg : vh_err_name(rc));
+    return 0;
+  }
+  vh_version_t v;
+  int e = vh_store_version_get(f->o.store, seq, &v, NULL);
+  if (e == 0)
+    vh_version_free(&v);
+  else
+    vh_fsck__problem(f, 0, 0,
+                     "change record of version %" PRIu64
+                     " without its version record ('C' without 'V')",
+                     seq);
+  if (r->pred >= seq)
+    vh_fsck__problem(f, 0, 0,
+                     "change record of version %" PRIu64
+                     " is relative to a later version %" PRIu64,
+                     seq, r->pred);
+  return 0;
+}
+
 /* Every retained version (window and marked) reaches its nodes; death
  * lists and pinned entries are listed as pending. */
 static int vh_fsck__walk_history(vh_fsck_t *f) {
@@ -403,6 +440,15 @@ static int vh_fsck__walk_history(vh_fsck_t *f) {
     rc = 0;
   }
   free(msg);
+  msg = NULL;
+  if (rc == 0) {
+    int e = vh_store_chrec_each(f->o.store, vh_fsck__one_chrec, f, &msg);
+    if (e != 0 && e != VH_ENOMEM)
+      vh_fsck__problem(f, 0, 0, "the change records cannot be read: %s",
+                       msg ? msg : vh_err_name(e));
+    if (e == VH_ENOMEM) rc = e;
+    free(msg);
+  }
   vh_mark_t *ms = NULL;
   size_t nm = 0;
   msg = NULL;
@@ -860,11 +906,12 @@ again:
     printf("  history: %" PRIu64 " version%s retained (window %" PRIu64
            "..%" PRIu64 ", %" PRIu64 " in it), %" PRIu64 " mark%s; %" PRIu64
            " nodes (%" PRIu64 " bytes) only older versions reach; %" PRIu64
-           " death-list entries, %" PRIu64 " pinned; estimate %" PRIu64 " KB\n",
+           " death-list entries, %" PRIu64 " pinned; estimate %" PRIu64
+           " KB; %" PRIu64 " change records\n",
            f.versions, f.versions == 1 ? "" : "s", hh.oldest, hh.newest,
            hh.count, f.marks, f.marks == 1 ? "" : "s", f.hist_nodes,
            f.hist_bytes, f.dead_entries, f.pinned_entries,
-           (hh.bytes + hh.pinned_bytes) / 1024);
+           (hh.bytes + hh.pinned_bytes) / 1024, f.chrecs);
   vh_fsck__report(&f);
   if (f.nprobs == 0)
     printf("fsck: ok (%zu domain%s, %" PRIu64 " nodes reachable)\n", nd,

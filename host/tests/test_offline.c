@@ -31,6 +31,7 @@
 
 #include "host_int.h"
 #include "vh_bytes.h"
+#include "vh_chrec.h"
 #include "vh_codec.h"
 #include "vh_crc32c.h"
 #include "vh_flush.h"
@@ -391,6 +392,44 @@ TEST_IMPL(fsck_corrupt) {
   cleanup();
 }
 
+/* A change record 'C' seq without its version 'V' seq (the store has no
+ * version records), and one that does not decode: both are problems. */
+static int put_chrec(uint64_t seq, const void *p, size_t n) {
+  vh_store_t *s;
+  if (open_store(tmp, 0, &s) != 0) return 1;
+  vh_batch_t *bt = NULL;
+  int rc = vh_batch_new(&bt);
+  if (rc == 0) rc = vh_batch_put_chrec(bt, seq, p, n);
+  if (rc == 0)
+    rc = submit(s, bt);
+  else
+    vh_batch_free(bt);
+  vh_store_close(s, NULL);
+  return rc;
+}
+
+TEST_IMPL(fsck_change_records) {
+  ids_t ids;
+  build(&ids);
+  vh_buf_t rec;
+  vh_buf_init(&rec);
+  vh_val_t k = vh_int(1);
+  const char *open = NULL;
+  ASSERT_EQ(vh_chrec_begin(&rec, 1), 0);
+  ASSERT_EQ(vh_chrec_add(&rec, &open, "d", '+', &k, 1, vh_nil(), vh_int(2)), 0);
+  ASSERT_EQ(vh_chrec_end(&rec, open), 0);
+  ASSERT_EQ(run_fsck(), 0);
+  ASSERT_EQ(put_chrec(2, rec.p, rec.len), 0); /* no 'V' 2 */
+  ASSERT_EQ(run_fsck(), 1);
+  cleanup();
+  build(&ids);
+  ASSERT_EQ(put_chrec(2, rec.p, rec.len - 1), 0); /* cut: malformed */
+  ASSERT_EQ(run_fsck(), 1);
+  vh_buf_free(&rec);
+  ASSERT_EQ(vh_trie_live_nodes(), 0);
+  cleanup();
+}
+
 TEST_IMPL(fsck_bad_dirs) {
   char *argv[] = {"fsck", "--data", "/nonexistent/vh_nowhere", NULL};
   ASSERT_EQ(vh_fsck_main(3, argv), 1);
@@ -439,11 +478,9 @@ TEST_IMPL(inspect_paths) {
 int main(int argc, char **argv) {
   if (argc >= 3) return tool(argc, argv);
   static const vh_test_entry_t tests[] = {
-      TEST_ENTRY(fsck_clean),
-      TEST_ENTRY(fsck_missing_node),
-      TEST_ENTRY(fsck_unreachable_and_sweep),
-      TEST_ENTRY(fsck_corrupt),
-      TEST_ENTRY(fsck_bad_dirs),
+      TEST_ENTRY(fsck_clean),        TEST_ENTRY(fsck_change_records),
+      TEST_ENTRY(fsck_missing_node), TEST_ENTRY(fsck_unreachable_and_sweep),
+      TEST_ENTRY(fsck_corrupt),      TEST_ENTRY(fsck_bad_dirs),
       TEST_ENTRY(inspect_paths)};
   return vh_test__run(tests, sizeof tests / sizeof tests[0], argc, argv);
 }
