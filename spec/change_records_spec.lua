@@ -216,9 +216,10 @@ describe("change records", function()
       diff_both({ "--json", b, a })
       if b == noload then assert.are.equal(0, n, "version " .. b) end
     end
-    -- most versions have a record (not the first after each start, the
-    -- reload's own start, the rollback, the no-load one)
-    assert.is_true(used >= #seqs - 10, used .. " of " .. #seqs)
+    -- most versions have a record: not the rollback, the no-load one, nor
+    -- those after a restart that replaced a value not read since (38 of
+    -- the 43 pairs with the default seed)
+    assert.is_true(used >= #seqs - 9, used .. " of " .. #seqs)
     assert.is_true(lines > 40, lines)
     -- the no-load version's diff is the walk's: b.keep went to 5
     local _, out = diff_both({ seqs[#seqs - 2], noload })
@@ -230,7 +231,7 @@ describe("change records", function()
     local f = vh(dir, nil, "fsck", "--data", "data")
     assert.are.equal(0, f.code, f.out .. f.log)
     local nrec = tonumber(f.out:match("(%d+) change records"))
-    assert.is_true(nrec >= #seqs - 10, f.out)
+    assert.is_true(nrec >= #seqs - 9, f.out)
   end)
 
   it("give the feed the walk's bytes, text and --json", function()
@@ -248,7 +249,7 @@ describe("change records", function()
       assert.truthy(walk.log:find(", 0 versions from records", 1, true),
                     walk.log)
       local n = tonumber(rec.log:match("(%d+) versions from records"))
-      assert.is_true(n >= #seqs - 10, rec.log)
+      assert.is_true(n >= #seqs - 9, rec.log)
       -- resuming from each version: the same tail either way
       for _, from in ipairs({ seqs[7], seqs[20], noload }) do
         local a2 = { table.unpack(args) }

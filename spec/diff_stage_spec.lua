@@ -73,8 +73,12 @@ describe("diff with staged new nodes", function()
   local function same(args, bound)
     local base = { "diff", "--data", "data" }
     for _, a in ipairs(args) do base[#base + 1] = a end
-    local off = vh(dir, { VEDHOST_TEST_DIFF_STAGE = "0" }, table.unpack(base))
-    local on = vh(dir, { VEDHOST_TEST_DIFF_STAGE = bound or "1000000" },
+    -- (VEDHOST_TEST_CHANGE_RECORDS=0: no change record, the walk staged)
+    local off = vh(dir, { VEDHOST_TEST_DIFF_STAGE = "0",
+                          VEDHOST_TEST_CHANGE_RECORDS = "0" },
+                   table.unpack(base))
+    local on = vh(dir, { VEDHOST_TEST_DIFF_STAGE = bound or "1000000",
+                         VEDHOST_TEST_CHANGE_RECORDS = "0" },
                   table.unpack(base))
     local plain = vh(dir, nil, table.unpack(base))
     assert.are.equal(0, off.code, off.log)
@@ -138,7 +142,8 @@ describe("diff with staged new nodes", function()
       local p = proc.start_host(nil, {
         dir = dir, name = "serve.lua", ready = "running 2 domain",
         args = { "--no-watch", "--retain", "1h", "--data", "data" },
-        env = { VEDHOST_TEST_DIFF_STAGE = bound } })
+        env = { VEDHOST_TEST_DIFF_STAGE = bound,
+                VEDHOST_TEST_CHANGE_RECORDS = "0" } })
       local r = vh(dir, { NO_COLOR = "1" }, "repl", "--data", "data", "-e",
                    code)
       proc.stop_host(p, 30, true)

@@ -196,6 +196,7 @@ typedef struct vh_durable {
   vh_buf_t chrec;      /* the record of the batch being built */
   int has_chrec;       /* chrec holds one */
   uint64_t chrec_n;    /* records written (:stats, tests) */
+  int hold_bad;        /* boot: a root could not be held */
 } vh_durable_t;
 
 /* ---- small helpers ---- */
@@ -474,6 +475,30 @@ static int vh_durable_keep_p(lua_State *L) {
   return 0;
 }
 
+/* CHANGE RECORDS at boot: the roots of the manifest read at open, the
+ * stubs the domains start from, are held as the newest version's (it has
+ * the same roots: a batch that is no version changes no root), so the
+ * first version of a run gets a record too. */
+static void vh_durable_hold_boot(vh_durable_t *D, const char *name,
+                                 vh_tab_t *root) {
+  if (D->chrec_keys == 0 || !D->hist) return;
+  if (vh_vside_add(&D->chold, name, root) != 0) D->hold_bad = 1;
+}
+
+static void vh_durable_hold_boot_end(vh_durable_t *D) {
+  vh_history_t hh;
+  vh_hist_info(D->hist, &hh);
+  if (D->chrec_keys != 0 && !D->hold_bad && D->have_man &&
+      D->chold.n == D->man.ndomains && hh.newest != 0 &&
+      hh.newest <= D->man.seq && hh.newest_next_id == D->man.next_id) {
+    D->held_ok = 1;
+    D->held_seq = D->last_ver = hh.newest;
+  } else {
+    vh_vside_free(&D->chold);
+    D->held_ok = 0;
+  }
+}
+
 /* Give declared domain d its stored root and settle its version. */
 static void vh_durable_boot_domain(vh_host_t *h, vh_domain_t *d,
                                    const vh_manifest_domain_t *e) {
@@ -485,6 +510,7 @@ static void vh_durable_boot_domain(vh_host_t *h, vh_domain_t *d,
     return;
   }
   vhl_state_set_root(h->L, d->st, stub);
+  vh_durable_hold_boot(h->dur, d->name, stub); /* before a migrate writes */
   int64_t declared = d->version, stored = e->version;
   char why[1400];
   if (declared < stored) {
@@ -546,7 +572,10 @@ void vh_durable__boot(vh_host_t *h) {
            "stored domain (version %lld) is not declared by any script: its "
            "state is kept untouched, events for it are dropped",
            (long long)e->version);
+    vh_domain_t *k = h->doms[h->ndoms - 1];
+    vh_durable_hold_boot(D, k->name, vhl_state_root(k->st));
   }
+  if (D->hist) vh_durable_hold_boot_end(D);
   if (h->ndoms > ndeclared)
     vh_log(VH_LOG_INFO, "vedhost", "%d stored domain(s) kept undeclared",
            h->ndoms - ndeclared);
