@@ -298,8 +298,8 @@ static void vh_feed__scan(vh_store_t *store, uint64_t lo, uint64_t hi,
 
 /* Send version v from its change record when it has one relative to the
  * version sent last: 1 (none: walk it), else 0 or what fn returned. */
-static int vh_feed__record(vh_feed_t *f, const vh_version_t *v,
-                           vh_change_fn fn, void *arg, char **errmsg) {
+static int vh_feed__record(vh_feed_t *f, const vh_version_t *v, vh_change_fn fn,
+                           void *arg, char **errmsg) {
   const char *e = getenv("VEDHOST_TEST_CHANGE_RECORDS");
   if (e != NULL && strcmp(e, "0") == 0) return 1;
   vh_chrec_t rec;
