@@ -597,6 +597,15 @@ static int check_free_space(vh_store_t *s, char **errmsg) {
   return VH_EIO;
 }
 
+rocksdb_readoptions_t *vh_store__tag_scan_opts(unsigned char tag, char *end) {
+  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
+  rocksdb_readoptions_set_verify_checksums(ro, 1);
+  rocksdb_readoptions_set_fill_cache(ro, 0);
+  *end = (char)(tag + 1); /* tags are ASCII letters: no wrap */
+  rocksdb_readoptions_set_iterate_upper_bound(ro, end, 1);
+  return ro;
+}
+
 /* 1 if the database holds no key at all, 0 if it does, <0 on error. */
 static int db_is_empty(vh_store_t *s, char **errmsg) {
   rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->scan_options);
@@ -1125,9 +1134,11 @@ int vh_store_get_manifest(vh_store_t *s, void **bytes, size_t *len,
 /* ---- node iterator ---- */
 
 struct vh_store_iter {
-  vh_store_t *s;          /* [borrowed] */
-  rocksdb_iterator_t *it; /* RocksDB iterator (one implicit snapshot) */
-  int started;            /* seeked to the first node yet */
+  vh_store_t *s;             /* [borrowed] */
+  rocksdb_iterator_t *it;    /* RocksDB iterator (one implicit snapshot) */
+  rocksdb_readoptions_t *ro; /* bounded at the end of the node keys */
+  char end;                  /* that bound */
+  int started;               /* seeked to the first node yet */
 };
 
 int vh_store_iter_new(vh_store_t *s, vh_store_iter_t **out, char **errmsg) {
@@ -1141,7 +1152,8 @@ int vh_store_iter_new(vh_store_t *s, vh_store_iter_t **out, char **errmsg) {
     return rc;
   }
   it->s = s;
-  it->it = rocksdb_create_iterator(s->db, s->scan_options);
+  it->ro = vh_store__tag_scan_opts((unsigned char)s->node_key, &it->end);
+  it->it = rocksdb_create_iterator(s->db, it->ro);
   *out = it;
   return 0;
 }
@@ -1184,6 +1196,7 @@ int vh_store_iter_next(vh_store_iter_t *it, uint64_t *id, size_t *size,
 void vh_store_iter_free(vh_store_iter_t *it) {
   if (it == NULL) return;
   rocksdb_iter_destroy(it->it);
+  rocksdb_readoptions_destroy(it->ro);
   pthread_rwlock_unlock(&it->s->db_lock);
   free(it);
 }
