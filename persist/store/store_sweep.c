@@ -42,8 +42,13 @@
 int vh_store_sweep_list(vh_store_t *s, int (*fn)(void *arg, uint64_t id),
                         void *arg, char **errmsg) {
   if (errmsg) *errmsg = NULL;
-  rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->scan_options);
-  if (it == NULL) return VH_ENOMEM;
+  char end;
+  rocksdb_readoptions_t *ro = vh_store__tag_scan_opts(VH_KEY_SWEEP, &end);
+  rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
+  if (it == NULL) {
+    rocksdb_readoptions_destroy(ro);
+    return VH_ENOMEM;
+  }
   char k0 = VH_KEY_SWEEP;
   int rc = 0;
   for (rocksdb_iter_seek(it, &k0, 1); rocksdb_iter_valid(it);
@@ -63,6 +68,7 @@ int vh_store_sweep_list(vh_store_t *s, int (*fn)(void *arg, uint64_t id),
     if (rerr) rc = vh_store__rocks_err(rerr, "sweep key scan", errmsg);
   }
   rocksdb_iter_destroy(it);
+  rocksdb_readoptions_destroy(ro);
   return rc < 0 ? rc : 0;
 }
 

@@ -774,7 +774,10 @@ static void drop_nodes_from(vh_store_t *s, uint64_t from) {
   lo[0] = hi[0] = s->node_key;
   vh_be64_store((unsigned char *)lo + 1, from);
   memset(hi + 1, 0xff, 8);
-  rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->scan_options);
+  char end; /* bounded: vh_store__tag_scan_opts */
+  rocksdb_readoptions_t *ro =
+      vh_store__tag_scan_opts((unsigned char)s->node_key, &end);
+  rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
   rocksdb_iter_seek(it, lo, sizeof lo);
   int any = 0;
   if (rocksdb_iter_valid(it)) {
@@ -783,6 +786,7 @@ static void drop_nodes_from(vh_store_t *s, uint64_t from) {
     any = klen == sizeof lo && k[0] == s->node_key;
   }
   rocksdb_iter_destroy(it);
+  rocksdb_readoptions_destroy(ro);
   if (!any) return;
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
   rocksdb_writebatch_delete_range(wb, lo, sizeof lo, hi, sizeof hi);

@@ -974,6 +974,73 @@ TEST_IMPL(node_range_scan) {
   dir_cleanup();
 }
 
+/* A scan of one tag's keys stops at the tag's end: it does not step over
+ * the deleted keys of the tags after it (vh_store__tag_scan_opts). Before,
+ * a restart after a long history spent 208M instructions skipping them. */
+static int count_sweep(void *arg, uint64_t id) {
+  (void)id;
+  (*(int *)arg)++;
+  return 0;
+}
+
+static uint64_t deletes_skipped(rocksdb_perfcontext_t *pc) {
+  return rocksdb_perfcontext_metric(pc, rocksdb_internal_delete_skipped_count);
+}
+
+TEST_IMPL(scans_stop_at_their_tag) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  ASSERT_EQ(vh_batch_put_node(b, 5, "n5", 2), 0);
+  ASSERT_EQ(vh_batch_put_sweep(b, 7), 0);
+  ASSERT_EQ(vh_batch_set_manifest(b, "m1", 2), 0);
+  ASSERT_EQ(vh_store_submit(s, b, 1), 0);
+  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  close_ok(s);
+
+  /* Deleted keys right after the nodes ('D': death lists) and right after
+   * the sweep keys ('V': versions), as a long history leaves them. */
+  rocksdb_t *db = raw_open(dir, 0);
+  rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
+  char k[9], *err = NULL;
+  for (uint64_t i = 1; i <= 5000; i++) {
+    for (int j = 0; j < 8; j++) k[1 + j] = (char)(i >> (56 - 8 * j));
+    k[0] = 'D';
+    rocksdb_delete(db, wo, k, 9, &err);
+    ASSERT(err == NULL);
+    k[0] = 'V';
+    rocksdb_delete(db, wo, k, 9, &err);
+    ASSERT(err == NULL);
+  }
+  rocksdb_writeoptions_destroy(wo);
+  rocksdb_close(db);
+
+  s = open_ok(dir, 0, 1);
+  rocksdb_set_perf_level(rocksdb_enable_count);
+  rocksdb_perfcontext_t *pc = rocksdb_perfcontext_create();
+  rocksdb_perfcontext_reset(pc);
+  int sweeps = 0;
+  ASSERT_EQ(vh_store_sweep_list(s, count_sweep, &sweeps, NULL), 0);
+  ASSERT_EQ(sweeps, 1);
+  ASSERT(deletes_skipped(pc) < 100); /* 5000 before */
+
+  rocksdb_perfcontext_reset(pc);
+  vh_store_iter_t *it;
+  ASSERT_EQ(vh_store_iter_new(s, &it, NULL), 0);
+  uint64_t id;
+  size_t size;
+  int nodes = 0;
+  while (vh_store_iter_next(it, &id, &size, NULL) == 1) nodes++;
+  vh_store_iter_free(it);
+  ASSERT_EQ(nodes, 1);
+  ASSERT(deletes_skipped(pc) < 100); /* 5000 before */
+  rocksdb_perfcontext_destroy(pc);
+  rocksdb_set_perf_level(1 /* disable */);
+  close_ok(s);
+  dir_cleanup();
+}
+
 /* ---- write failures ---- */
 
 TEST_IMPL(write_failure_retried_in_order) {
@@ -2275,6 +2342,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(group_writes_node_keys_in_order),
     TEST_ENTRY(group_order_ids_of_many_bytes), TEST_ENTRY(submit_misuse),
     TEST_ENTRY(checksum_mismatch_detected), TEST_ENTRY(node_range_scan),
+    TEST_ENTRY(scans_stop_at_their_tag),
     TEST_ENTRY(write_failure_retried_in_order),
     TEST_ENTRY(close_gives_up_on_failing_writes),
     TEST_ENTRY(backpressure_never_blocks_submit),

@@ -207,6 +207,15 @@ int vh_store__check(const char *v, size_t vlen, int kind, const char *what,
                     const void **bytes, size_t *len, char **errmsg);
 /* store.c: read_lock (shared, never waits) for iterators of other files. */
 int vh_store__read_lock(vh_store_t *s, const char *what, char **errmsg);
+/* Read options for a scan of the keys of one tag (their first byte): as
+ * scan_options (checksums verified, no cache fill), bounded above at
+ * tag + 1, which *end [borrowed, must outlive the options] is set to. An
+ * unbounded seek or next past the last live key of a tag goes on over
+ * every deleted key after it (sweep keys, dropped versions and death
+ * lists: hundreds of thousands after a long history) to the next live
+ * key: 208M instructions in one restart at K=1M, N=10M (bench/README.md,
+ * "Bounded scans"). [new] */
+rocksdb_readoptions_t *vh_store__tag_scan_opts(unsigned char tag, char *end);
 /* store_writer.c: appends an op on any key (VH_OP_KPUT with a framed
  * value of kind, or VH_OP_KDEL when kind < 0). */
 int vh_batch__key_op(vh_batch_t *b, const void *key, size_t klen, int kind,
