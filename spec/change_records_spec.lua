@@ -190,7 +190,7 @@ describe("change records", function()
 
   -- `vedhost diff ARGS` with records and walking: same bytes; records used
   local function diff_both(args)
-    local base = { "diff", "--data", "data" }
+    local base = { "diff", "--data", args.data or "data" }
     for _, a in ipairs(args) do base[#base + 1] = a end
     local rec = vh(dir, { VEDHOST_TEST_CHANGE_RECORDS = "1" },
                    table.unpack(base))
@@ -232,6 +232,15 @@ describe("change records", function()
     assert.are.equal(0, f.code, f.out .. f.log)
     local nrec = tonumber(f.out:match("(%d+) change records"))
     assert.is_true(nrec >= #seqs - 9, f.out)
+    -- a branch keeps the records up to its version only, and stays clean
+    local br = vh(dir, nil, "branch", "--data", "data", "--at", seqs[20],
+                  "br")
+    assert.are.equal(0, br.code, br.log .. br.out)
+    f = vh(dir, nil, "fsck", "--data", "br")
+    assert.are.equal(0, f.code, f.out .. f.log)
+    local nb = tonumber(f.out:match("(%d+) change records"))
+    assert.is_true(nb < nrec - 10 and nb >= 10, f.out)
+    diff_both({ seqs[19], seqs[20], data = "br" })
   end)
 
   it("give the feed the walk's bytes, text and --json", function()

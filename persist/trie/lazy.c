@@ -63,6 +63,13 @@
  * and undo itself. The stub stays unloaded, so a
  * later touch retries.
  *
+ * NO-LOAD MODE (vh_trie_noload). The host's change records are computed
+ * on the loop thread at slice end, where a store read must never happen:
+ * while the mode is on, fetch() fails with VH_ENOLOAD before calling the
+ * loader (a blob likewise). The fault is recorded as for any failed load
+ * (the caller clears it) and the stub stays unloaded, so the next touch
+ * with loads on reads it as usual.
+ *
  * THREADS. The loader, the hook and the stubs belong to the thread that
  * owns the trie (the loop thread); only the fault record is per thread.
  */
