@@ -83,8 +83,10 @@ typedef struct vh_feed {
   /* [owned] the next version's new nodes, staged (persist/trie/stage.c) */
   struct vh_trie_stage *stage;
   /* The last poll failed on a node it could not load while walking a
-   * version, before any change of that version was sent: a follower
-   * (a secondary) may catch up and poll again (host/cli/diff_cmd.c). */
+   * version, or found (by its change record) that versions before it are
+   * not visible yet, before any change of that version was sent: a
+   * follower (a secondary) may catch up and poll again
+   * (host/cli/diff_cmd.c). */
   int walk_fault;
   /* Set by the caller after vh_feed_init: polls read the next versions'
    * records and new nodes on a second thread while they walk
