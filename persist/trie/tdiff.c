@@ -261,6 +261,42 @@ static int coll_diff(const walk_t *w, list_t *l, const vh_node_t *x,
 }
 
 static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
+                      const vh_node_t *y, vh_node_t *const *yslot);
+
+/* champ_diff of two nodes with the same bitmaps (a path copy: the common
+ * case, a write changes one entry or one child per node): entries and
+ * children pair up by position, a child held by both (the same pointer)
+ * is passed over without a call, and only the children that differ are
+ * prefetched and walked. The list is sorted afterwards (walk_tabs), so
+ * the order of the notes does not matter. */
+static int champ_same_shape(const walk_t *w, list_t *l, const vh_champ_t *cx,
+                            const vh_champ_t *cy, vh_node_t *const *kx,
+                            vh_node_t *const *ky) {
+  int nd = popc(cx->datamap), nc = popc(cx->nodemap), r = 0;
+  for (int k = 0; k < nc; k++)
+    if (kx[k] != ky[k]) {
+      __builtin_prefetch(kx[k]);
+      __builtin_prefetch(ky[k]);
+    }
+  const vh_val_t *ex = cx->kv, *ey = cy->kv;
+  for (int i = 0; i < nd && r == 0; i++, ex += 2, ey += 2) {
+    if (vh_key__eq_i(&ex[0], &ey[0]) && vh_tdiff_same(ex[1], ey[1]))
+      continue; /* unchanged */
+    if ((r = vh_key__out((vh_val_t *)&ex[0])) < 0 ||
+        (r = vh_key__out((vh_val_t *)&ey[0])) < 0)
+      break;
+    if (vh_key__eq(ex[0], ey[0])) {
+      r = note(l, ex[0], ex[1], ey[1]);
+    } else if ((r = note(l, ex[0], ex[1], vh_nil())) == 0) {
+      r = note(l, ey[0], vh_nil(), ey[1]);
+    }
+  }
+  for (int k = 0; k < nc && r == 0; k++)
+    if (kx[k] != ky[k]) r = champ_diff(w, l, kx[k], ky[k], ky + k);
+  return r;
+}
+
+static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
                       const vh_node_t *y, vh_node_t *const *yslot) {
   const vh_champ_t *cx, *cy;
   int r = 0;
@@ -290,6 +326,8 @@ static int champ_diff(const walk_t *w, list_t *l, const vh_node_t *x,
   const vh_val_t *ex = cx->kv, *ey = cy->kv;
   vh_node_t *const *kx = (vh_node_t *const *)(cx->kv + 2 * popc(cx->datamap));
   vh_node_t *const *ky = (vh_node_t *const *)(cy->kv + 2 * popc(cy->datamap));
+  if (cx->datamap == cy->datamap && cx->nodemap == cy->nodemap)
+    return champ_same_shape(w, l, cx, cy, kx, ky);
   /* The loop reads each child's header (same_node): start those loads
    * (cache misses on a large tree) all at once rather than one by one. */
   for (int i = popc(cx->nodemap); i-- > 0;) __builtin_prefetch(kx[i]);
