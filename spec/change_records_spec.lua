@@ -10,7 +10,8 @@
 -- on; for every adjacent pair of versions the output with records must be
 -- byte for byte the walk's (VEDHOST_TEST_CHANGE_RECORDS=0 walks). And the
 -- writer never loads on the loop: a version that replaced a subtable
--- never read since a restart gets no record, and diffs stay right.
+-- never read since a restart gets no record, and diffs stay right; so
+-- does a slice over the key cap (VEDHOST_TEST_CHREC_KEYS).
 local proc = require "support.proc"
 
 local SEED = tonumber(os.getenv("VH_CHREC_SEED") or "") or 1515
@@ -271,6 +272,29 @@ describe("change records", function()
         assert.are.equal(w2.out, r2.out)
       end
     end
+  end)
+
+  it("are not written for a slice over the key cap", function()
+    local d2 = proc.tmpdir()
+    proc.write(d2 .. "/s.lua", SCRIPT)
+    local p = start(d2, { VEDHOST_TEST_CHREC_KEYS = "2" })
+    repl(d2, "domains.a.state.x = 1")
+    repl(d2, "domains.a.state.y = 2")
+    repl(d2, "domains.a.state.x = 3; domains.a.state.y = 4; "
+             .. "domains.b.state.z = 5")
+    proc.stop_host(p, 30, true)
+    local s = seqs_of(d2)
+    local function used(a, b)
+      local r = vh(d2, { VEDHOST_TEST_CHANGE_RECORDS = "1" }, "diff",
+                   "--data", "data", a, b)
+      assert.are.equal(0, r.code, r.log)
+      return tonumber(r.log:match("diff records: (%d+)")), r.out
+    end
+    assert.are.equal(1, (used(s[#s - 2], s[#s - 1])))
+    local n, out = used(s[#s - 1], s[#s])
+    assert.are.equal(0, n)
+    assert.are.equal("~ a.x: 1 -> 3\n~ a.y: 2 -> 4\n+ b.z = 5\n", out)
+    proc.rmdir(d2)
   end)
 
   it("give the REPL's diff() the walk's records and lines", function()
