@@ -315,13 +315,16 @@ static int vh_feed__hidden(vh_feed_t *f, uint64_t pred) {
 }
 
 /* Send version v from its change record when it has one relative to the
- * version sent last: 1 (none: walk it), else 0 or what fn returned. */
+ * version sent last (*used = 1): 0 or what fn returned (any non-zero
+ * value), or VH_ENOENT for a version hidden before it. *used = 0: no
+ * record applies, walk it. */
 static int vh_feed__record(vh_feed_t *f, const vh_version_t *v, vh_change_fn fn,
-                           void *arg, char **errmsg) {
+                           void *arg, char **errmsg, int *used) {
+  *used = 0;
   const char *e = getenv("VEDHOST_TEST_CHANGE_RECORDS");
-  if (e != NULL && strcmp(e, "0") == 0) return 1;
+  if (e != NULL && strcmp(e, "0") == 0) return 0;
   vh_chrec_t rec;
-  if (vh_store_chrec_get(f->store, v->seq, &rec, NULL) != 0) return 1;
+  if (vh_store_chrec_get(f->store, v->seq, &rec, NULL) != 0) return 0;
   if (rec.pred > f->last && vh_feed__hidden(f, rec.pred)) {
     /* Versions between f->last and v exist but this view does not show
      * them yet (a secondary that lags): nothing of v is sent, a follower
@@ -333,14 +336,16 @@ static int vh_feed__record(vh_feed_t *f, const vh_version_t *v, vh_change_fn fn,
              " before it is not visible yet",
              v->seq, rec.pred);
     vh_chrec_free(&rec);
+    *used = 1;
     f->walk_fault = 1;
     *errmsg = strdup(buf);
     return VH_ENOENT;
   }
   if (rec.pred != f->last) {
     vh_chrec_free(&rec);
-    return 1;
+    return 0;
   }
+  *used = 1;
   size_t of = 0;
   for (size_t d = 0; d < rec.ndom; d++) of += rec.dom[d].n;
   vh_change_t c;
@@ -387,9 +392,11 @@ static int vh_feed__send(vh_feed_t *f, const vh_manifest_t *prev,
   memset(&none, 0, sizeof none);
   memset(&a, 0, sizeof a);
   int r = 0;
-  if (prev != NULL && (r = vh_feed__record(f, v, fn, arg, errmsg)) != 1)
-    return r;
-  r = 0;
+  if (prev != NULL) {
+    int used = 0;
+    r = vh_feed__record(f, v, fn, arg, errmsg, &used);
+    if (used) return r;
+  }
   if (f->has_side && prev != NULL) {
     a = f->side; /* the previous version's roots, loaded nodes and all */
     memset(&f->side, 0, sizeof f->side);

@@ -51,18 +51,22 @@
 static uint64_t vh_dstage__staged, vh_dstage__used, vh_dstage__records;
 
 /* The diff of versions seqa -> seqb from a change record, when one
- * applies: 1 (not used: walk), else 0 or what fn returned. */
+ * applies (*used = 1): 0 or what fn returned (which may be any non-zero
+ * value). *used = 0: no record applies, walk. */
 static int vh_dstage__record(vh_store_t *store, uint64_t seqa, uint64_t seqb,
-                             const char *domain, vh_change_fn fn, void *arg) {
+                             const char *domain, vh_change_fn fn, void *arg,
+                             int *used) {
+  *used = 0;
   const char *e = getenv("VEDHOST_TEST_CHANGE_RECORDS");
-  if ((e != NULL && strcmp(e, "0") == 0) || seqa == seqb) return 1;
+  if ((e != NULL && strcmp(e, "0") == 0) || seqa == seqb) return 0;
   int rev = seqa > seqb;
   vh_chrec_t rec;
-  if (vh_store_chrec_get(store, rev ? seqa : seqb, &rec, NULL) != 0) return 1;
+  if (vh_store_chrec_get(store, rev ? seqa : seqb, &rec, NULL) != 0) return 0;
   if (rec.pred != (rev ? seqb : seqa)) {
     vh_chrec_free(&rec);
-    return 1;
+    return 0;
   }
+  *used = 1;
   vh_dstage__records++;
   int r = 0;
   vh_change_t c;
@@ -118,8 +122,9 @@ int vh_diff_staged(vh_store_t *store, uint64_t seqa, uint64_t na, uint64_t seqb,
                    const char *domain, const vh_val_t *path, size_t npath,
                    vh_change_fn fn, void *arg) {
   if (store != NULL && na != 0 && nb != 0 && npath == 0) {
-    int r = vh_dstage__record(store, seqa, seqb, domain, fn, arg);
-    if (r != 1) return r;
+    int used = 0;
+    int r = vh_dstage__record(store, seqa, seqb, domain, fn, arg, &used);
+    if (used) return r;
   }
   uint64_t lo = na < nb ? na : nb, hi = na < nb ? nb : na;
   uint64_t min, max;

@@ -1006,13 +1006,15 @@ static void vh_durable_changes(vh_host_t *h, vh_durable_t *D) {
   if (!D->held_ok) return;
   int changed = D->chold.n != (size_t)h->ndoms;
   for (int i = 0; i < h->ndoms && !changed; i++) {
-    vh_tab_t *now = vhl_state_root(h->doms[i]->st);
-    changed = 1; /* unless the same name holds the same root */
-    for (size_t j = 0; j < D->chold.n; j++)
-      if (strcmp(D->chold.names[j], h->doms[i]->name) == 0) {
-        changed = D->chold.roots[j] != now;
-        break;
+    /* changed unless the same name holds the same root; the domains are
+     * usually in the order they were held: look at index i first */
+    const char *name = h->doms[i]->name;
+    size_t j = (size_t)i;
+    if (strcmp(D->chold.names[j], name) != 0)
+      for (j = 0; j < D->chold.n && strcmp(D->chold.names[j], name); j++) {
       }
+    changed =
+        j == D->chold.n || D->chold.roots[j] != vhl_state_root(h->doms[i]->st);
   }
   if (!changed) return; /* the same roots: keep them held */
   vh_vside_t cur;
