@@ -9,7 +9,10 @@
  *      (vh_codec_decode), and its child id listing (vh_codec_child_ids,
  *      what the sweeper reads);
  *   2  one table node decoded into a stub (vh_codec_decode_tab);
- *   3+ a whole store: the rest split at "VHND" into nodes with ids 1, 2,
+ *   'C' a change record's payload (vh_chrec_decode, persist/store/
+ *      store_changes.c: what diff and the change feed read for a version);
+ *   3+ (but 'C') a whole store: the rest split at "VHND" into nodes with
+ *      ids 1, 2,
  *      ... (children before parents, as vh_flush_collect numbers them);
  *      the last one, the root table, is loaded lazily through the trie's
  *      loader, checked
@@ -23,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vh_chrec.h"
 #include "vh_codec.h"
 #include "vh_trie.h"
 #include "vh_trie_int.h"
@@ -186,6 +190,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       vh_fuzz_check_rc(rc, why);
       if (rc == 0) t->h.flags &= (uint8_t)~VH_F_STUB; /* as lazy.c does */
       vh_tab_release(t);
+      break;
+    }
+    case 'C': {
+      vh_chrec_t rec;
+      char *msg = NULL;
+      rc = vh_chrec_decode(p, n, 1, &rec, &msg);
+      vh_fuzz_check_rc(rc, msg);
+      if (rc == 0) {
+        if (msg != NULL) vh_fuzz_fail("a record decoded with a message", msg);
+        vh_chrec_free(&rec);
+      } else if (rc != VH_ENOMEM && msg == NULL) {
+        vh_fuzz_fail("a refused record without a message", NULL);
+      }
+      free(msg);
       break;
     }
     default:

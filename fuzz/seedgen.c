@@ -9,7 +9,8 @@
  * part big enough for CHAMP sub-nodes, nested tables), collects their
  * nodes as the host's flush does, and writes: corpus/node/store-* (mode 3:
  * the nodes joined by "VHND", root last), node-* (mode 1, each hash or
- * vector node), tab-* (mode 2, each table node), value-* (mode 0);
+ * vector node), tab-* (mode 2, each table node), value-* (mode 0),
+ * chrec-* (mode 'C': a change record adding, changing and removing it);
  * corpus/export/raw-* and zst-* (a stream, raw or compressed).
  */
 #include <stdint.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "vh_chrec.h"
 #include "vh_codec.h"
 #include "vh_export.h"
 #include "vh_flush.h"
@@ -166,6 +168,23 @@ static void gen_store(int which) {
     out("node", name, 0, v, vlen);
     free(v);
   }
+  /* a change record of two domains: the table added, a key changed from
+   * it to a string, another removed */
+  vh_buf_t rec = {0};
+  const char *open = NULL;
+  vh_val_t path[2] = {str("t", 1), vh_int(7)};
+  vh_val_t nil;
+  memset(&nil, 0, sizeof nil);
+  if (vh_chrec_begin(&rec, 41) != 0 ||
+      vh_chrec_add(&rec, &open, "a", '+', path, 1, nil, tabv(t)) != 0 ||
+      vh_chrec_add(&rec, &open, "a", '~', path, 2, tabv(t), str("x", 1)) != 0 ||
+      vh_chrec_add(&rec, &open, "b", '-', path + 1, 1, vh_int(3), nil) != 0 ||
+      vh_chrec_end(&rec, open) != 0)
+    die("change record");
+  snprintf(name, sizeof name, "chrec-%d", which);
+  out("node", name, 'C', rec.p, rec.len);
+  vh_buf_free(&rec);
+  vh_val_release(path[0]);
   vh_tab_release(t);
 }
 
