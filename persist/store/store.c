@@ -1092,6 +1092,27 @@ int vh_store__get_value(vh_store_t *s, const char *key, size_t klen, int kind,
   return get_value(s, key, klen, kind, what, bytes, len, errmsg);
 }
 
+static void seq_key(unsigned char *k, unsigned char tag, uint64_t seq) {
+  k[0] = tag;
+  vh_be64_store(k + 1, seq);
+}
+
+int vh_batch__seq_op(vh_batch_t *b, unsigned char tag, uint64_t seq, int kind,
+                     const void *payload, size_t len) {
+  unsigned char k[VH_SEQ_KEY_LEN];
+  seq_key(k, tag, seq);
+  return vh_batch__key_op(b, k, sizeof k, kind, payload, len);
+}
+
+int vh_store__seq_get(vh_store_t *s, unsigned char tag, uint64_t seq, int kind,
+                      const char *what, void **bytes, size_t *len,
+                      char **errmsg) {
+  unsigned char k[VH_SEQ_KEY_LEN];
+  seq_key(k, tag, seq);
+  return vh_store__get_value(s, (const char *)k, sizeof k, kind, what, bytes,
+                             len, errmsg);
+}
+
 static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,
                      const char *what, void **bytes, size_t *len,
                      char **errmsg) {

@@ -49,7 +49,6 @@
 #include "vh_chrec.h"
 
 #define VH_CHREC_LAYOUT 1
-#define VH_CHREC_KEY_LEN 9
 
 enum { CV_NIL = 0, CV_FALSE, CV_TRUE, CV_INT, CV_FLOAT, CV_STR, CV_TAB };
 
@@ -395,38 +394,27 @@ bad:
 
 /* ---- the store ---- */
 
-static void ch_key(unsigned char *k, uint64_t seq) {
-  k[0] = VH_KEY_CHREC;
-  vh_be64_store(k + 1, seq);
-}
-
 int vh_batch_put_chrec(vh_batch_t *b, uint64_t seq, const void *payload,
                        size_t len) {
-  unsigned char k[VH_CHREC_KEY_LEN];
-  ch_key(k, seq);
-  return vh_batch__key_op(b, k, sizeof k, VH_KIND_CHREC, payload, len);
+  return vh_batch__seq_op(b, VH_KEY_CHREC, seq, VH_KIND_CHREC, payload, len);
 }
 
 int vh_batch__del_chrec(vh_batch_t *b, uint64_t seq) {
-  unsigned char k[VH_CHREC_KEY_LEN];
-  ch_key(k, seq);
-  return vh_batch__key_op(b, k, sizeof k, -1, NULL, 0);
+  return vh_batch__seq_op(b, VH_KEY_CHREC, seq, -1, NULL, 0);
 }
 
 int vh_store_chrec_get(vh_store_t *s, uint64_t seq, vh_chrec_t *out,
                        char **errmsg) {
   memset(out, 0, sizeof *out);
   if (errmsg) *errmsg = NULL;
-  unsigned char k[VH_CHREC_KEY_LEN];
-  ch_key(k, seq);
   char what[48];
   snprintf(what, sizeof what, "changes of version %llu",
            (unsigned long long)seq);
   void *p = NULL;
   size_t len = 0;
   char *m = NULL;
-  int rc = vh_store__get_value(s, (const char *)k, sizeof k, VH_KIND_CHREC,
-                               what, &p, &len, &m);
+  int rc = vh_store__seq_get(s, VH_KEY_CHREC, seq, VH_KIND_CHREC, what, &p,
+                             &len, &m);
   if (rc == 0) rc = vh_chrec_decode(p, len, seq, out, &m);
   free(p);
   ch_msg(errmsg, m);
@@ -438,10 +426,8 @@ int vh_store_chrec_each(vh_store_t *s, vh_chrec_each_fn fn, void *arg,
   if (errmsg) *errmsg = NULL;
   int rc = vh_store__read_lock(s, "changes scan", errmsg);
   if (rc != 0) return rc;
-  rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
-  rocksdb_readoptions_set_verify_checksums(ro, 1);
-  char lo = VH_KEY_CHREC, hi = VH_KEY_CHREC + 1;
-  rocksdb_readoptions_set_iterate_upper_bound(ro, &hi, 1);
+  char lo = VH_KEY_CHREC, hi;
+  rocksdb_readoptions_t *ro = vh_store__tag_scan_opts(VH_KEY_CHREC, &hi);
   rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
   for (rocksdb_iter_seek(it, &lo, 1); rc == 0 && rocksdb_iter_valid(it);
        rocksdb_iter_next(it)) {
@@ -450,7 +436,7 @@ int vh_store_chrec_each(vh_store_t *s, vh_chrec_each_fn fn, void *arg,
         (const unsigned char *)rocksdb_iter_key(it, &klen);
     if (klen < 1 || kk[0] != VH_KEY_CHREC) break;
     const char *v = rocksdb_iter_value(it, &vlen);
-    uint64_t seq = klen == VH_CHREC_KEY_LEN ? vh_be64_load(kk + 1) : 0;
+    uint64_t seq = klen == VH_SEQ_KEY_LEN ? vh_be64_load(kk + 1) : 0;
     char what[48];
     snprintf(what, sizeof what, "changes of version %llu",
              (unsigned long long)seq);
@@ -459,7 +445,7 @@ int vh_store_chrec_each(vh_store_t *s, vh_chrec_each_fn fn, void *arg,
     char *m = NULL;
     vh_chrec_t r;
     memset(&r, 0, sizeof r);
-    int e = klen == VH_CHREC_KEY_LEN
+    int e = klen == VH_SEQ_KEY_LEN
                 ? vh_store__check(v, vlen, VH_KIND_CHREC, what, &pay, &plen, &m)
                 : VH_ECORRUPT;
     if (e == VH_ECORRUPT && m == NULL)

@@ -33,7 +33,6 @@
 #include "vh_valenc.h"
 
 #define VH_INPUTS_LAYOUT 1
-#define VH_INPUTS_KEY_LEN 9
 
 static void in_msg(char **errmsg, char *m) {
   if (errmsg != NULL)
@@ -183,37 +182,26 @@ bad:
   return VH_ECORRUPT;
 }
 
-static void in_key(unsigned char *k, uint64_t seq) {
-  k[0] = VH_KEY_INPUTS;
-  vh_be64_store(k + 1, seq);
-}
-
 int vh_batch_put_inputs(vh_batch_t *b, uint64_t seq, const void *payload,
                         size_t len) {
-  unsigned char k[VH_INPUTS_KEY_LEN];
-  in_key(k, seq);
-  return vh_batch__key_op(b, k, sizeof k, VH_KIND_INPUTS, payload, len);
+  return vh_batch__seq_op(b, VH_KEY_INPUTS, seq, VH_KIND_INPUTS, payload, len);
 }
 
 int vh_batch__del_inputs(vh_batch_t *b, uint64_t seq) {
-  unsigned char k[VH_INPUTS_KEY_LEN];
-  in_key(k, seq);
-  return vh_batch__key_op(b, k, sizeof k, -1, NULL, 0);
+  return vh_batch__seq_op(b, VH_KEY_INPUTS, seq, -1, NULL, 0);
 }
 
 int vh_store_inputs_get(vh_store_t *s, uint64_t seq, vh_inputs_t *out,
                         char **errmsg) {
   memset(out, 0, sizeof *out);
   if (errmsg) *errmsg = NULL;
-  unsigned char k[VH_INPUTS_KEY_LEN];
-  in_key(k, seq);
   char what[48];
   snprintf(what, sizeof what, "inputs of version %llu",
            (unsigned long long)seq);
   void *p = NULL;
   size_t len = 0;
-  int rc = vh_store__get_value(s, (const char *)k, sizeof k, VH_KIND_INPUTS,
-                               what, &p, &len, errmsg);
+  int rc = vh_store__seq_get(s, VH_KEY_INPUTS, seq, VH_KIND_INPUTS, what, &p,
+                             &len, errmsg);
   if (rc == VH_ENOENT) {
     if (errmsg) {
       free(*errmsg);

@@ -220,6 +220,15 @@ rocksdb_readoptions_t *vh_store__tag_scan_opts(unsigned char tag, char *end);
  * value of kind, or VH_OP_KDEL when kind < 0). */
 int vh_batch__key_op(vh_batch_t *b, const void *key, size_t klen, int kind,
                      const void *payload, size_t len);
+/* Records of one version under tag u64be(seq) (the input log 'I', change
+ * records 'C'): vh_batch__key_op on that key (kind < 0 deletes), and
+ * vh_store__get_value of it (*bytes [new]). */
+#define VH_SEQ_KEY_LEN 9
+int vh_batch__seq_op(vh_batch_t *b, unsigned char tag, uint64_t seq, int kind,
+                     const void *payload, size_t len);
+int vh_store__seq_get(vh_store_t *s, unsigned char tag, uint64_t seq, int kind,
+                      const char *what, void **bytes, size_t *len,
+                      char **errmsg);
 /* store_inputs.c: deletes 'I' seq (vh_batch_del_version calls it). */
 int vh_batch__del_inputs(vh_batch_t *b, uint64_t seq);
 /* store_changes.c: deletes 'C' seq (vh_batch_del_version calls it). */
