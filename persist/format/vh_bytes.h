@@ -28,6 +28,20 @@
 
 #include "vh_err.h"
 
+/* ---- zigzag: signed integers as small varints ---- */
+
+/* 0, -1, 1, -2, 2 ... as 0, 1, 2, 3, 4 ... (every format here that stores
+ * an int64 as a varint: nodes, values, exports, input logs, change
+ * records). */
+static inline uint64_t vh_zigzag(int64_t x) {
+  uint64_t u = (uint64_t)x;
+  return (u << 1) ^ (0 - (u >> 63));
+}
+
+static inline int64_t vh_unzigzag(uint64_t z) {
+  return (int64_t)((z >> 1) ^ (0 - (z & 1)));
+}
+
 /* ---- varints ---- */
 
 /* The most bytes a varint of 64 bits takes. */

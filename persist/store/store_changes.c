@@ -52,13 +52,6 @@
 
 enum { CV_NIL = 0, CV_FALSE, CV_TRUE, CV_INT, CV_FLOAT, CV_STR, CV_TAB };
 
-static uint64_t zz(int64_t x) {
-  return ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
-}
-static int64_t unzz(uint64_t x) {
-  return (int64_t)(x >> 1) ^ -(int64_t)(x & 1);
-}
-
 static void ch_msg(char **errmsg, char *m) {
   if (errmsg != NULL)
     *errmsg = m;
@@ -98,7 +91,7 @@ static int enc_val(vh_buf_t *b, vh_val_t v, int nest) {
     case VH_TINT: {
       t8[0] = CV_INT;
       int r = vh_buf_put(b, t8, 1);
-      return r ? r : vh_buf_put_varint(b, zz(v.u.i));
+      return r ? r : vh_buf_put_varint(b, vh_zigzag(v.u.i));
     }
     case VH_TFLOAT: {
       uint64_t bits;
@@ -271,7 +264,7 @@ static int dec_val(dec_t *d, vh_val_t *out, int nest, int key) {
       return 0;
     case CV_INT:
       if (vh_varint_get(d->p, d->len, &d->pos, &x) != 0) return BAD;
-      *out = vh_int(unzz(x));
+      *out = vh_int(vh_unzigzag(x));
       return 0;
     case CV_FLOAT: {
       if (d->len - d->pos < 8) return BAD;

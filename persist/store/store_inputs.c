@@ -54,13 +54,6 @@ void vh_inputs_free(vh_inputs_t *in) {
   memset(in, 0, sizeof *in);
 }
 
-static uint64_t zz(int64_t x) {
-  return ((uint64_t)x << 1) ^ (uint64_t)(x >> 63);
-}
-static int64_t unzz(uint64_t x) {
-  return (int64_t)(x >> 1) ^ -(int64_t)(x & 1);
-}
-
 int vh_inputs_add(vh_buf_t *ents, vh_in_kind_t kind, int64_t id,
                   const char *domain, size_t dlen, const char *event,
                   size_t elen, vh_val_t payload, vh_in_outcome_t outcome,
@@ -69,7 +62,7 @@ int vh_inputs_add(vh_buf_t *ents, vh_in_kind_t kind, int64_t id,
   unsigned char h[2] = {(unsigned char)kind,
                         (unsigned char)(outcome | (has_reply ? 0x10 : 0))};
   int rc = vh_buf_put(ents, h, 2);
-  if (rc == 0) rc = vh_buf_put_varint(ents, zz(id));
+  if (rc == 0) rc = vh_buf_put_varint(ents, vh_zigzag(id));
   if (rc == 0) rc = vh_buf_put_varint(ents, dlen);
   if (rc == 0) rc = vh_buf_put(ents, domain, dlen);
   if (rc == 0) rc = vh_buf_put_varint(ents, elen);
@@ -160,7 +153,7 @@ int vh_inputs_decode(const void *pv, size_t len, uint64_t seq, vh_inputs_t *out,
     pos += 2;
     uint64_t id;
     if (vh_varint_get(p, len, &pos, &id) != 0) goto bad;
-    e->id = unzz(id);
+    e->id = vh_unzigzag(id);
     size_t dl;
     rc = bytes_at(p, len, &pos, &e->domain, &dl);
     if (rc == 0) rc = bytes_at(p, len, &pos, &e->event, &e->elen);

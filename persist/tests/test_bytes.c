@@ -86,6 +86,15 @@ TEST_IMPL(varint_get_moves_pos) {
   ASSERT_EQ(pos, 4);
 }
 
+TEST_IMPL(zigzag) {
+  static const int64_t x[] = {0, -1, 1, -2, 2, INT64_MAX, INT64_MIN};
+  static const uint64_t z[] = {0, 1, 2, 3, 4, UINT64_MAX - 1, UINT64_MAX};
+  for (int i = 0; i < 7; i++) {
+    ASSERT_EQ(vh_zigzag(x[i]), z[i]);
+    ASSERT_EQ(vh_unzigzag(z[i]), x[i]);
+  }
+}
+
 TEST_IMPL(fixed_width) {
   unsigned char b[8];
   vh_le16_store(b, 0x1234);
@@ -151,5 +160,5 @@ TEST_IMPL(buf) {
 }
 
 VH_TEST_MAIN(TEST_ENTRY(varint_boundaries), TEST_ENTRY(varint_refused),
-             TEST_ENTRY(varint_get_moves_pos), TEST_ENTRY(fixed_width),
-             TEST_ENTRY(grow), TEST_ENTRY(buf))
+             TEST_ENTRY(varint_get_moves_pos), TEST_ENTRY(zigzag),
+             TEST_ENTRY(fixed_width), TEST_ENTRY(grow), TEST_ENTRY(buf))

@@ -136,7 +136,7 @@ static int put_val(vh_buf_t *b, vh_val_t v) {
       return 0;
     case VH_TINT:
       put_u8(b, TAG_INT);
-      put_varint(b, ((uint64_t)v.u.i << 1) ^ (uint64_t)(v.u.i >> 63));
+      put_varint(b, vh_zigzag(v.u.i));
       return 0;
     case VH_TFLOAT:
       put_u8(b, TAG_FLOAT);
@@ -255,8 +255,7 @@ static int put_kvs(vh_buf_t *b, const vh_val_t *kv, size_t count) {
       p += 2 + len;
       if (v->type == VH_TINT) {
         *p++ = TAG_INT;
-        p += vh_varint_put(p,
-                           ((uint64_t)v->u.i << 1) ^ (uint64_t)(v->u.i >> 63));
+        p += vh_varint_put(p, vh_zigzag(v->u.i));
       } else if (v->type == VH_TBOOL) {
         *p++ = v->u.b ? TAG_TRUE : TAG_FALSE;
       } else {
@@ -438,7 +437,7 @@ static int rd_val(rd_t *r, int key, vh_val_t *v) {
       return 0;
     case TAG_INT:
       if ((e = rd_varint(r, &x)) < 0) return e;
-      *v = vh_int((int64_t)((x >> 1) ^ (~(x & 1) + 1)));
+      *v = vh_int(vh_unzigzag(x));
       return 0;
     case TAG_FLOAT: {
       vh_val_t k;

@@ -271,7 +271,7 @@ static int w_scalar(vh_export_writer_t *w, vh_val_t v) {
       b[0] = v.u.b ? TAG_TRUE : TAG_FALSE;
       return w_put(w, b, 1);
     case VH_TINT: {
-      uint64_t z = ((uint64_t)v.u.i << 1) ^ (uint64_t)(v.u.i >> 63);
+      uint64_t z = vh_zigzag(v.u.i);
       b[0] = TAG_INT;
       n = 1 + vh_varint_put(b + 1, z);
       return w_put(w, b, n);
@@ -714,7 +714,7 @@ static int r_scalar(vh_export_reader_t *r, unsigned char tag, vh_val_t *v) {
       return 0;
     case TAG_INT:
       if ((rc = r_varint(r, &x, "an integer")) != 0) return rc;
-      *v = vh_int((int64_t)(x >> 1) ^ -(int64_t)(x & 1));
+      *v = vh_int(vh_unzigzag(x));
       return 0;
     case TAG_FLOAT: {
       double f;

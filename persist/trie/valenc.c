@@ -105,8 +105,7 @@ static int ve_put_scalar(vh_valenc_buf_t *b, vh_val_t v) {
       t = v.u.b ? VE_TRUE : VE_FALSE;
       return vh_valenc_buf_put(b, &t, 1);
     case VH_TINT: {
-      uint64_t u = (uint64_t)v.u.i;
-      uint64_t z = (u << 1) ^ (uint64_t) - (int64_t)(u >> 63);
+      uint64_t z = vh_zigzag(v.u.i);
       t = VE_INT;
       if ((rc = vh_valenc_buf_put(b, &t, 1)) != 0) return rc;
       return vh_valenc_put_varint(b, z);
@@ -237,7 +236,7 @@ static int ve_get_scalar(const unsigned char *p, size_t len, size_t *pos,
       return 0;
     case VE_INT:
       if ((rc = vh_valenc_get_varint(p, len, pos, &x)) != 0) return rc;
-      *out = vh_int((int64_t)((x >> 1) ^ (uint64_t) - (int64_t)(x & 1)));
+      *out = vh_int(vh_unzigzag(x));
       return 0;
     case VE_FLOAT: {
       if (len - *pos < 8) return VH_ECORRUPT;
