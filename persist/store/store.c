@@ -344,7 +344,7 @@ char *vh_store__msg(const char *fmt, ...) {
   return m;
 }
 
-static void set_msg(char **errmsg, char *m) {
+void vh_store__set_msg(char **errmsg, char *m) {
   if (errmsg != NULL)
     *errmsg = m;
   else
@@ -592,7 +592,7 @@ static int open_error(vh_store_t *s, char *rerr, char **errmsg) {
       break;
   }
   rocksdb_free(rerr);
-  set_msg(errmsg, m);
+  vh_store__set_msg(errmsg, m);
   return rc;
 }
 
@@ -605,11 +605,12 @@ static int check_free_space(vh_store_t *s, char **errmsg) {
   if (statvfs(s->dir, &fs) != 0) return 0; /* let the open report it */
   unsigned long long avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
   if (avail >= VH_MIN_FREE_BYTES) return 0;
-  set_msg(errmsg, vh_store__msg("%s: no space left on device (%llu KB free, "
-                                "the store needs %llu KB to open); free some "
-                                "space and start again",
-                                s->dir, avail / 1024,
-                                (unsigned long long)VH_MIN_FREE_BYTES / 1024));
+  vh_store__set_msg(
+      errmsg, vh_store__msg("%s: no space left on device (%llu KB free, "
+                            "the store needs %llu KB to open); free some "
+                            "space and start again",
+                            s->dir, avail / 1024,
+                            (unsigned long long)VH_MIN_FREE_BYTES / 1024));
   return VH_EIO;
 }
 
@@ -676,36 +677,38 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
       s->node_key = VH_KEY_NODE;
       return write_format_record(s, errmsg);
     }
-    set_msg(errmsg,
-            vh_store__msg(
-                "%s: not a vedhost store (a RocksDB database without "
-                "vedhost's format record); point --data at a vedhost data "
-                "dir, or move this one away",
-                s->dbpath));
+    vh_store__set_msg(
+        errmsg, vh_store__msg(
+                    "%s: not a vedhost store (a RocksDB database without "
+                    "vedhost's format record); point --data at a vedhost data "
+                    "dir, or move this one away",
+                    s->dbpath));
     return VH_EFORMAT;
   }
   int rc = 0;
   if (vlen < 12 || memcmp(v, vh_magic, 8) != 0) {
-    set_msg(errmsg,
-            vh_store__msg("%s: bad format record (no VEDHOST magic): not a "
-                          "vedhost store, or a damaged one; move it away or "
-                          "restore a backup",
-                          s->dbpath));
+    vh_store__set_msg(
+        errmsg,
+        vh_store__msg("%s: bad format record (no VEDHOST magic): not a "
+                      "vedhost store, or a damaged one; move it away or "
+                      "restore a backup",
+                      s->dbpath));
     rc = VH_EFORMAT;
   } else {
     const unsigned char *u = (const unsigned char *)v + 8;
     uint32_t ver = vh_le32_load(u);
     if (ver > VH_STORE_FORMAT_VERSION) {
-      set_msg(errmsg,
-              vh_store__msg("%s: store format version %u is newer than this "
-                            "vedhost supports (%d); run a newer vedhost",
-                            s->dbpath, (unsigned)ver, VH_STORE_FORMAT_VERSION));
+      vh_store__set_msg(
+          errmsg,
+          vh_store__msg("%s: store format version %u is newer than this "
+                        "vedhost supports (%d); run a newer vedhost",
+                        s->dbpath, (unsigned)ver, VH_STORE_FORMAT_VERSION));
       rc = VH_EFORMAT;
     } else if (ver == 0) {
-      set_msg(errmsg,
-              vh_store__msg("%s: bad format record (version 0): a damaged "
-                            "store; move it away or restore a backup",
-                            s->dbpath));
+      vh_store__set_msg(
+          errmsg, vh_store__msg("%s: bad format record (version 0): a damaged "
+                                "store; move it away or restore a backup",
+                                s->dbpath));
       rc = VH_EFORMAT;
     } else {
       /* Format 1 and 2 stores keep their 'N' node keys (KEYS above). */
@@ -734,8 +737,8 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   *out = NULL;
   if (errmsg) *errmsg = NULL;
   if (opts->read_only_secondary && opts->secondary_path == NULL) {
-    set_msg(errmsg,
-            vh_store__msg("%s: a secondary needs a secondary_path", dir));
+    vh_store__set_msg(
+        errmsg, vh_store__msg("%s: a secondary needs a secondary_path", dir));
     return VH_EINVAL;
   }
   vh_store_t *s = calloc(1, sizeof *s);
@@ -768,8 +771,9 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
                            : (unsigned)opts->compact_hold_ms;
   if (opts->create && !s->secondary && mkdir(dir, 0700) != 0 &&
       errno != EEXIST) {
-    set_msg(errmsg, vh_store__msg("%s: cannot create the data dir (%s)", dir,
-                                  strerror(errno)));
+    vh_store__set_msg(errmsg,
+                      vh_store__msg("%s: cannot create the data dir (%s)", dir,
+                                    strerror(errno)));
     store_free(s);
     return VH_EIO;
   }
@@ -824,8 +828,9 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
     vh_store__hold_compaction(s);
     rc = vh_store__writer_start(s);
     if (rc != 0) {
-      set_msg(errmsg,
-              vh_store__msg("%s: cannot start the writer thread", s->dbpath));
+      vh_store__set_msg(
+          errmsg,
+          vh_store__msg("%s: cannot start the writer thread", s->dbpath));
       goto fail_close;
     }
   }
@@ -939,7 +944,7 @@ int vh_store_close(vh_store_t *s, char **errmsg) {
       frc = vh_store_compact(s, &m);
     if (frc != 0 && rc == 0) {
       rc = frc;
-      set_msg(errmsg, m);
+      vh_store__set_msg(errmsg, m);
     } else {
       free(m);
     }
@@ -1010,27 +1015,30 @@ static int check_value(const char *v, size_t vlen, int kind, const char *what,
                        const void **bytes, size_t *len, char **errmsg) {
   const unsigned char *u = (const unsigned char *)v;
   if (vlen < VH_STORE_HDR) {
-    set_msg(errmsg,
-            vh_store__msg("%s: value too short (%zu bytes)", what, vlen));
+    vh_store__set_msg(
+        errmsg, vh_store__msg("%s: value too short (%zu bytes)", what, vlen));
     return VH_ECORRUPT;
   }
   uint32_t stored = vh_le32_load(u);
   uint32_t computed = vh_crc32c(0, u + 4, vlen - 4);
   if (stored != computed) {
-    set_msg(errmsg, vh_store__msg("%s: checksum mismatch (stored %08x, "
-                                  "computed %08x)",
-                                  what, (unsigned)stored, (unsigned)computed));
+    vh_store__set_msg(
+        errmsg, vh_store__msg("%s: checksum mismatch (stored %08x, "
+                              "computed %08x)",
+                              what, (unsigned)stored, (unsigned)computed));
     return VH_ECORRUPT;
   }
   if (u[4] >> 4 != kind) {
-    set_msg(errmsg, vh_store__msg("%s: wrong kind byte 0x%02x", what, u[4]));
+    vh_store__set_msg(errmsg,
+                      vh_store__msg("%s: wrong kind byte 0x%02x", what, u[4]));
     return VH_ECORRUPT;
   }
   if ((u[4] & 0xf) > VH_VALUE_VERSION) {
-    set_msg(errmsg, vh_store__msg("%s: value format version %d is newer than "
-                                  "this vedhost supports (%d); run a newer "
-                                  "vedhost",
-                                  what, u[4] & 0xf, VH_VALUE_VERSION));
+    vh_store__set_msg(errmsg,
+                      vh_store__msg("%s: value format version %d is newer than "
+                                    "this vedhost supports (%d); run a newer "
+                                    "vedhost",
+                                    what, u[4] & 0xf, VH_VALUE_VERSION));
     return VH_EFORMAT;
   }
   *bytes = u + VH_STORE_HDR;
@@ -1057,16 +1065,18 @@ static int verify_value(const char *v, size_t vlen, int kind, const char *what,
  * way or the database is closed after a failed one. */
 static int read_lock(vh_store_t *s, const char *what, char **errmsg) {
   if (pthread_rwlock_tryrdlock(&s->db_lock) != 0) {
-    set_msg(errmsg, vh_store__msg("%s: the store is being reopened after a "
-                                  "write error; try again",
-                                  what));
+    vh_store__set_msg(errmsg,
+                      vh_store__msg("%s: the store is being reopened after a "
+                                    "write error; try again",
+                                    what));
     return VH_EIO;
   }
   if (s->db == NULL) {
     pthread_rwlock_unlock(&s->db_lock);
-    set_msg(errmsg, vh_store__msg("%s: the store is closed after a failed "
-                                  "reopen (%s); it is retried",
-                                  what, s->dbpath));
+    vh_store__set_msg(errmsg,
+                      vh_store__msg("%s: the store is closed after a failed "
+                                    "reopen (%s); it is retried",
+                                    what, s->dbpath));
     return VH_EIO;
   }
   return 0;
@@ -1130,7 +1140,7 @@ static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,
   }
   if (ps == NULL) {
     pthread_rwlock_unlock(&s->db_lock);
-    set_msg(errmsg, vh_store__msg("%s: absent", what));
+    vh_store__set_msg(errmsg, vh_store__msg("%s: absent", what));
     return VH_ENOENT;
   }
   size_t vlen = 0;
@@ -1217,9 +1227,10 @@ int vh_store_iter_next(vh_store_iter_t *it, uint64_t *id, size_t *size,
   if (klen < 1 || k[0] != (unsigned char)it->s->node_key)
     return 0; /* past the nodes */
   if (klen != VH_NODE_KEY_LEN) {
-    set_msg(errmsg, vh_store__msg("%s: stray key of %zu bytes among the "
-                                  "nodes",
-                                  it->s->dbpath, klen));
+    vh_store__set_msg(errmsg,
+                      vh_store__msg("%s: stray key of %zu bytes among the "
+                                    "nodes",
+                                    it->s->dbpath, klen));
     return VH_ECORRUPT;
   }
   uint64_t v = 0;

@@ -52,13 +52,6 @@
 
 enum { CV_NIL = 0, CV_FALSE, CV_TRUE, CV_INT, CV_FLOAT, CV_STR, CV_TAB };
 
-static void ch_msg(char **errmsg, char *m) {
-  if (errmsg != NULL)
-    *errmsg = m;
-  else
-    free(m);
-}
-
 void vh_chrec_free(vh_chrec_t *r) {
   if (r == NULL) return;
   for (size_t d = 0; d < r->ndom; d++) {
@@ -330,11 +323,12 @@ int vh_chrec_decode(const void *pv, size_t len, uint64_t seq, vh_chrec_t *out,
   uint32_t lay = vh_le32_load(p);
   if (lay == 0) goto bad;
   if (lay > VH_CHREC_LAYOUT) {
-    ch_msg(errmsg, vh_store__msg("changes of version %llu: record layout %u "
-                                 "is newer than this vedhost supports (%d); "
-                                 "run a newer vedhost",
-                                 (unsigned long long)seq, (unsigned)lay,
-                                 VH_CHREC_LAYOUT));
+    vh_store__set_msg(
+        errmsg,
+        vh_store__msg("changes of version %llu: record layout %u "
+                      "is newer than this vedhost supports (%d); "
+                      "run a newer vedhost",
+                      (unsigned long long)seq, (unsigned)lay, VH_CHREC_LAYOUT));
     return VH_EFORMAT;
   }
   out->pred = vh_le64_load(p + 4);
@@ -380,8 +374,9 @@ oom:
   return VH_ENOMEM;
 bad:
   vh_chrec_free(out);
-  ch_msg(errmsg, vh_store__msg("changes of version %llu: malformed record",
-                               (unsigned long long)seq));
+  vh_store__set_msg(errmsg,
+                    vh_store__msg("changes of version %llu: malformed record",
+                                  (unsigned long long)seq));
   return VH_ECORRUPT;
 }
 
@@ -410,7 +405,7 @@ int vh_store_chrec_get(vh_store_t *s, uint64_t seq, vh_chrec_t *out,
                              &len, &m);
   if (rc == 0) rc = vh_chrec_decode(p, len, seq, out, &m);
   free(p);
-  ch_msg(errmsg, m);
+  vh_store__set_msg(errmsg, m);
   return rc;
 }
 

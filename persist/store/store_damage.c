@@ -38,13 +38,6 @@
 
 #include "vh_manifest.h"
 
-static void set_msg(char **errmsg, char *m) {
-  if (errmsg != NULL)
-    *errmsg = m;
-  else
-    free(m);
-}
-
 /* What DIR/db holds, by RocksDB file kind. */
 typedef struct db_files {
   int exists;                  /* DIR/db is a directory */
@@ -284,11 +277,12 @@ char *vh_store__damage(vh_store_t *s) {
 
 /* The one message for a damaged store; what [stolen]. */
 int vh_store__damaged(vh_store_t *s, char *what, char **errmsg) {
-  set_msg(errmsg,
-          vh_store__msg("%s: the store is damaged: %s; restore the data dir "
-                        "from a backup (vedhost export/import) or move it "
-                        "away",
-                        s->dir, what ? what : "?"));
+  vh_store__set_msg(
+      errmsg,
+      vh_store__msg("%s: the store is damaged: %s; restore the data dir "
+                    "from a backup (vedhost export/import) or move it "
+                    "away",
+                    s->dir, what ? what : "?"));
   free(what);
   return VH_ECORRUPT;
 }
@@ -311,14 +305,15 @@ static int wal_corrupt(vh_store_t *s, char **errmsg) {
   else
     snprintf(follow, sizeof follow, " and %llu intact record(s) follow it",
              (unsigned long long)w->after_records);
-  set_msg(errmsg,
-          vh_store__msg(
-              "%s/%s: the write-ahead log is corrupt at offset %llu (%s)%s; "
-              "opening would drop them silently, so nothing was changed; "
-              "run `vedhost recover --data %s` to accept the loss, or "
-              "restore a backup",
-              s->dbpath, w->file, (unsigned long long)w->offset, w->why, follow,
-              s->dir));
+  vh_store__set_msg(
+      errmsg,
+      vh_store__msg(
+          "%s/%s: the write-ahead log is corrupt at offset %llu (%s)%s; "
+          "opening would drop them silently, so nothing was changed; "
+          "run `vedhost recover --data %s` to accept the loss, or "
+          "restore a backup",
+          s->dbpath, w->file, (unsigned long long)w->offset, w->why, follow,
+          s->dir));
   return VH_ECORRUPT;
 }
 
@@ -367,11 +362,12 @@ int vh_store__precheck(vh_store_t *s, const vh_store_opts_t *o, char **errmsg) {
   if (!df.current && (!o->create || s->secondary)) {
     /* Without create, refuse a missing store before RocksDB gets to make
      * an empty DIR/db as a side effect (and word the error for users). */
-    set_msg(errmsg,
-            vh_store__msg("%s: no vedhost store here (%s %s); check --data, "
-                          "or let `vedhost run` create one",
-                          s->dir, s->dbpath,
-                          df.exists ? "holds no database" : "does not exist"));
+    vh_store__set_msg(
+        errmsg,
+        vh_store__msg("%s: no vedhost store here (%s %s); check --data, "
+                      "or let `vedhost run` create one",
+                      s->dir, s->dbpath,
+                      df.exists ? "holds no database" : "does not exist"));
     return VH_ENOENT;
   }
   if (df.current) {
@@ -385,8 +381,9 @@ int vh_store__precheck(vh_store_t *s, const vh_store_opts_t *o, char **errmsg) {
   char *m = NULL;
   int rc = vh_walscan_dir(s->dbpath, &s->wal, &m);
   if (rc != 0) {
-    set_msg(errmsg, vh_store__msg("%s: cannot read the write-ahead log: %s",
-                                  s->dbpath, m ? m : vh_err_name(rc)));
+    vh_store__set_msg(errmsg,
+                      vh_store__msg("%s: cannot read the write-ahead log: %s",
+                                    s->dbpath, m ? m : vh_err_name(rc)));
     free(m);
     return rc;
   }

@@ -34,13 +34,6 @@
 
 #define VH_INPUTS_LAYOUT 1
 
-static void in_msg(char **errmsg, char *m) {
-  if (errmsg != NULL)
-    *errmsg = m;
-  else
-    free(m);
-}
-
 void vh_inputs_free(vh_inputs_t *in) {
   if (in == NULL) return;
   for (size_t i = 0; i < in->n; i++) {
@@ -114,11 +107,12 @@ int vh_inputs_decode(const void *pv, size_t len, uint64_t seq, vh_inputs_t *out,
   uint32_t lay = vh_le32_load(p);
   if (lay == 0) goto bad;
   if (lay > VH_INPUTS_LAYOUT) {
-    in_msg(errmsg, vh_store__msg("inputs of version %llu: record layout %u "
-                                 "is newer than this vedhost supports (%d); "
-                                 "run a newer vedhost",
-                                 (unsigned long long)seq, (unsigned)lay,
-                                 VH_INPUTS_LAYOUT));
+    vh_store__set_msg(errmsg,
+                      vh_store__msg("inputs of version %llu: record layout %u "
+                                    "is newer than this vedhost supports (%d); "
+                                    "run a newer vedhost",
+                                    (unsigned long long)seq, (unsigned)lay,
+                                    VH_INPUTS_LAYOUT));
     return VH_EFORMAT;
   }
   out->now = (int64_t)vh_le64_load(p + 4);
@@ -170,8 +164,9 @@ oom:
   return VH_ENOMEM;
 bad:
   vh_inputs_free(out);
-  in_msg(errmsg, vh_store__msg("inputs of version %llu: malformed record",
-                               (unsigned long long)seq));
+  vh_store__set_msg(errmsg,
+                    vh_store__msg("inputs of version %llu: malformed record",
+                                  (unsigned long long)seq));
   return VH_ECORRUPT;
 }
 

@@ -59,13 +59,6 @@
 #define VH_MARK_LEN 36
 #define VH_MARK_NAME_MAX 64
 
-static void set_msg(char **errmsg, char *m) {
-  if (errmsg != NULL)
-    *errmsg = m;
-  else
-    free(m);
-}
-
 static void key_u64s(unsigned char *k, char tag, const uint64_t *v, int n) {
   k[0] = (unsigned char)tag;
   for (int i = 0; i < n; i++) vh_be64_store(k + 1 + 8 * i, v[i]);
@@ -142,8 +135,8 @@ int vh_version_encode(const vh_version_t *v, const void *man, size_t manlen,
 
 static int rec_bad(char **errmsg, const char *what, uint64_t seq,
                    const char *why) {
-  set_msg(errmsg,
-          vh_store__msg("%s %llu: %s", what, (unsigned long long)seq, why));
+  vh_store__set_msg(
+      errmsg, vh_store__msg("%s %llu: %s", what, (unsigned long long)seq, why));
   return VH_ECORRUPT;
 }
 
@@ -153,11 +146,12 @@ static int rec_layout(const unsigned char *p, size_t len, const char *what,
   uint32_t lay = vh_le32_load(p);
   if (lay == 0) return rec_bad(errmsg, what, seq, "layout version 0");
   if (lay > VH_REC_LAYOUT) {
-    set_msg(errmsg, vh_store__msg("%s %llu: record layout %u is newer than "
-                                  "this vedhost supports (%d); run a newer "
-                                  "vedhost",
-                                  what, (unsigned long long)seq, (unsigned)lay,
-                                  VH_REC_LAYOUT));
+    vh_store__set_msg(
+        errmsg, vh_store__msg("%s %llu: record layout %u is newer than "
+                              "this vedhost supports (%d); run a newer "
+                              "vedhost",
+                              what, (unsigned long long)seq, (unsigned)lay,
+                              VH_REC_LAYOUT));
     return VH_EFORMAT;
   }
   return 0;
@@ -204,8 +198,9 @@ int vh_version_decode(const void *pv, size_t len, uint64_t seq, vh_version_t *v,
   char *m = NULL;
   rc = vh_manifest_decode(p + at, ml, &v->m, &m);
   if (rc != 0) {
-    set_msg(errmsg, vh_store__msg("version %llu: manifest: %s",
-                                  (unsigned long long)seq, m ? m : "bad"));
+    vh_store__set_msg(errmsg,
+                      vh_store__msg("version %llu: manifest: %s",
+                                    (unsigned long long)seq, m ? m : "bad"));
     free(m);
     vh_version_free(v);
     return rc;
@@ -524,19 +519,22 @@ int vh_store_version_get(vh_store_t *s, uint64_t seq, vh_version_t *out,
     }
     vh_history_t h;
     if (vh_store_history(s, &h, NULL) != 0 || h.newest == 0)
-      set_msg(errmsg, vh_store__msg("unknown version %llu: no version is "
-                                    "retained",
-                                    (unsigned long long)seq));
+      vh_store__set_msg(errmsg,
+                        vh_store__msg("unknown version %llu: no version is "
+                                      "retained",
+                                      (unsigned long long)seq));
     else if (seq > h.newest)
-      set_msg(errmsg, vh_store__msg("unknown version %llu (the newest is "
-                                    "%llu)",
-                                    (unsigned long long)seq,
-                                    (unsigned long long)h.newest));
+      vh_store__set_msg(
+          errmsg,
+          vh_store__msg("unknown version %llu (the newest is "
+                        "%llu)",
+                        (unsigned long long)seq, (unsigned long long)h.newest));
     else
-      set_msg(errmsg, vh_store__msg("version %llu is not retained (the "
-                                    "oldest retained is %llu)",
-                                    (unsigned long long)seq,
-                                    (unsigned long long)h.oldest));
+      vh_store__set_msg(
+          errmsg,
+          vh_store__msg("version %llu is not retained (the "
+                        "oldest retained is %llu)",
+                        (unsigned long long)seq, (unsigned long long)h.oldest));
     return VH_ENOENT;
   }
   if (rc != 0) return rc;
@@ -798,7 +796,7 @@ int vh_store_sweep_node_at(vh_store_t *s, vh_batch_t *b, uint64_t id,
   char *m = NULL;
   int rc = vh_store_get_node(s, id, &bytes, &len, &m);
   if (rc == VH_EIO || rc == VH_ENOMEM) {
-    set_msg(errmsg, m);
+    vh_store__set_msg(errmsg, m);
     return rc;
   }
   free(m);
@@ -808,8 +806,9 @@ int vh_store_sweep_node_at(vh_store_t *s, vh_batch_t *b, uint64_t id,
     rc = vh_codec_child_ids(bytes, len, sweep_at_child, &c, NULL, &why);
     free(bytes);
     if (rc == VH_ENOMEM) {
-      set_msg(errmsg, vh_store__msg("sweeping node %llu: out of memory",
-                                    (unsigned long long)id));
+      vh_store__set_msg(errmsg,
+                        vh_store__msg("sweeping node %llu: out of memory",
+                                      (unsigned long long)id));
       return rc;
     }
     rc = rc == 0 ? vh_batch_del_node(b, id) : 0; /* undecodable: for fsck */
@@ -818,8 +817,8 @@ int vh_store_sweep_node_at(vh_store_t *s, vh_batch_t *b, uint64_t id,
   }
   if (rc == 0) rc = vh_batch_del_sweep(b, id);
   if (rc != 0)
-    set_msg(errmsg, vh_store__msg("sweeping node %llu: out of memory",
-                                  (unsigned long long)id));
+    vh_store__set_msg(errmsg, vh_store__msg("sweeping node %llu: out of memory",
+                                            (unsigned long long)id));
   return rc;
 }
 

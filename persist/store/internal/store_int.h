@@ -188,6 +188,8 @@ struct vh_store {
 void vh_store__hold_compaction(vh_store_t *s);
 /* store.c: formats a [new] message, printf style (NULL if out of memory). */
 char *vh_store__msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* store.c: *errmsg = m [stolen] if errmsg is not NULL, else m is freed. */
+void vh_store__set_msg(char **errmsg, char *m);
 /* store.c: turns a RocksDB error string (errptr, [stolen] and freed) into a
  * vedhost code, and if errmsg is not NULL a [new] message "what: rocksdb's
  * text". */
