@@ -302,6 +302,35 @@ static void vh_feed__scan(vh_store_t *store, uint64_t lo, uint64_t hi,
   free(m);
 }
 
+int vh_changes_of_record(const vh_chrec_t *rec, const char *domain, int rev,
+                         uint64_t seq, int64_t time_ms, int counted,
+                         vh_change_fn fn, void *arg) {
+  vh_change_t c;
+  memset(&c, 0, sizeof c);
+  c.seq = seq;
+  c.time_ms = time_ms;
+  for (size_t d = 0; counted && d < rec->ndom; d++)
+    if (domain == NULL || strcmp(domain, rec->dom[d].name) == 0)
+      c.of += (uint32_t)rec->dom[d].n;
+  int r = 0;
+  for (size_t d = 0; r == 0 && d < rec->ndom; d++) {
+    const vh_chdom_t *dm = &rec->dom[d];
+    if (domain != NULL && strcmp(domain, dm->name) != 0) continue;
+    c.domain = dm->name;
+    for (size_t i = 0; r == 0 && i < dm->n; i++) {
+      const vh_chent_t *x = &dm->e[i];
+      c.op = !rev ? x->op : x->op == '+' ? '-' : x->op == '-' ? '+' : '~';
+      c.path = x->path;
+      c.depth = x->depth;
+      c.old = rev ? x->new : x->old;
+      c.new = rev ? x->old : x->new;
+      c.n += counted != 0;
+      r = fn(arg, &c);
+    }
+  }
+  return r;
+}
+
 /* 1 when version pred is in the retention window ('H' oldest..), so that
  * not seeing it is a view that lags, not a version dropped (a mark can
  * keep f->last while the versions after it went). */
@@ -346,27 +375,7 @@ static int vh_feed__record(vh_feed_t *f, const vh_version_t *v, vh_change_fn fn,
     return 0;
   }
   *used = 1;
-  size_t of = 0;
-  for (size_t d = 0; d < rec.ndom; d++) of += rec.dom[d].n;
-  vh_change_t c;
-  memset(&c, 0, sizeof c);
-  c.seq = v->seq;
-  c.time_ms = v->time_ms;
-  c.of = (uint32_t)of;
-  int r = 0;
-  for (size_t d = 0; r == 0 && d < rec.ndom; d++) {
-    c.domain = rec.dom[d].name;
-    for (size_t i = 0; r == 0 && i < rec.dom[d].n; i++) {
-      const vh_chent_t *x = &rec.dom[d].e[i];
-      c.op = x->op;
-      c.path = x->path;
-      c.depth = x->depth;
-      c.old = x->old;
-      c.new = x->new;
-      c.n++;
-      r = fn(arg, &c);
-    }
-  }
+  int r = vh_changes_of_record(&rec, NULL, 0, v->seq, v->time_ms, 1, fn, arg);
   vh_chrec_free(&rec);
   if (r < 0 && *errmsg == NULL) {
     char buf[128];

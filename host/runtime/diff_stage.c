@@ -68,23 +68,7 @@ static int vh_dstage__record(vh_store_t *store, uint64_t seqa, uint64_t seqb,
   }
   *used = 1;
   vh_dstage__records++;
-  int r = 0;
-  vh_change_t c;
-  memset(&c, 0, sizeof c);
-  for (size_t d = 0; r == 0 && d < rec.ndom; d++) {
-    const vh_chdom_t *dm = &rec.dom[d];
-    if (domain != NULL && strcmp(domain, dm->name) != 0) continue;
-    c.domain = dm->name;
-    for (size_t i = 0; r == 0 && i < dm->n; i++) {
-      const vh_chent_t *x = &dm->e[i];
-      c.op = !rev ? x->op : x->op == '+' ? '-' : x->op == '-' ? '+' : '~';
-      c.path = x->path;
-      c.depth = x->depth;
-      c.old = rev ? x->new : x->old;
-      c.new = rev ? x->old : x->new;
-      r = fn(arg, &c);
-    }
-  }
+  int r = vh_changes_of_record(&rec, domain, rev, 0, 0, 0, fn, arg);
   vh_chrec_free(&rec);
   return r;
 }

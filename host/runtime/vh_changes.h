@@ -57,6 +57,17 @@ int vh_vside_from_manifest(vh_vside_t *s, const vh_manifest_t *m,
 int vh_vside_add(vh_vside_t *s, const char *name, vh_tab_t *root);
 void vh_vside_free(vh_vside_t *s);
 
+/* The changes a change record (vh_chrec.h) [borrowed] holds, to fn in
+ * its order, as the walk would report them: only domain's [borrowed] when
+ * not NULL; rev: from the newer version to the older ('+' and '-'
+ * swapped, old and new swapped). seq and time_ms go into each change;
+ * counted (the feed): n counts them from 1 and of is their number, else
+ * both stay 0. 0 or what fn returned. */
+struct vh_chrec;
+int vh_changes_of_record(const struct vh_chrec *rec, const char *domain,
+                         int rev, uint64_t seq, int64_t time_ms, int counted,
+                         vh_change_fn fn, void *arg);
+
 /* The changes from a to b [borrowed] (a domain missing on one side is an
  * empty table there). domain [borrowed] NULL = every domain; path[0..npath)
  * [borrowed, normalized keys] inside it (npath > 0 needs a domain). seq
