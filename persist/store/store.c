@@ -886,7 +886,30 @@ static int compact_worth(vh_store_t *s) {
   pthread_rwlock_unlock(&s->db_lock);
   return rc == 0 && total <= VH_COMPACT_AT_CLOSE_BYTES &&
          total - (total < bottom ? total : bottom) > total / 3 &&
-         s->node_dels * 3 > s->node_puts;
+         s->node_dels * 3 > s->node_puts && s->bytes_written * 2 >= total;
+}
+
+/* A CLEAN STOP WAITS FOR NO COMPACTION (TUNING): before the close flush,
+ * turns RocksDB's automatic compactions off again if the COMPACTION HOLD
+ * ended and level 0 is at the write slowdown: a flush that would add the
+ * slowdown's level-0 file waits until a compaction brings level 0 under
+ * it (WaitUntilFlushWouldNotStallWrites; the C API has no
+ * allow_write_stall), and does not with automatic compactions off.
+ * rocksdb_close then cancels the running compaction
+ * (CancelAllBackgroundWork: RocksDB 7.8's compaction iterator stops at
+ * the next key once shutting_down is set); the next run's compactions
+ * redo it after its hold. */
+static void close_hold(vh_store_t *s) {
+  if (s->compact_held || s->db == NULL) return;
+  char *l0 = rocksdb_property_value(s->db, "rocksdb.num-files-at-level0");
+  long n = l0 ? strtol(l0, NULL, 10) : VH_L0_SLOWDOWN;
+  rocksdb_free(l0);
+  if (n + 1 < VH_L0_SLOWDOWN) return;
+  const char *key[] = {"disable_auto_compactions"}, *val[] = {"true"};
+  char *rerr = NULL;
+  rocksdb_set_options(s->db, 1, key, val, &rerr);
+  free(rerr); /* not expected; then the flush waits as before */
+  s->compact_held = 1;
 }
 
 int vh_store_compact(vh_store_t *s, char **errmsg) {
@@ -939,6 +962,7 @@ int vh_store_close(vh_store_t *s, char **errmsg) {
      * this flush makes of it. Weighed before, a session whose replaced
      * nodes were still in the memtable was left uncompacted or not as the
      * idle flush had run or not (history_spec's du bound flaked so). */
+    close_hold(s);
     int frc = flush_db(s, &m);
     if (frc == 0 && rc == 0 && wrote && compact_worth(s))
       frc = vh_store_compact(s, &m);
