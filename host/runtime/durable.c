@@ -107,8 +107,8 @@
  * DROPS) and take no sweep step (the sweep keys are durable: open
  * resumes them); a batch made only to drop versions (idle) waits until
  * the writer has written every earlier one, so at most one such batch,
- * bounded at VH_HIST_DROP_ENTS deletes, is ever queued for a stop to
- * wait for. Then vh_durable__stop closes the
+ * bounded at VH_HIST_DROP_ENTS deletes (~2 MB), is ever queued for a stop
+ * to wait for. Then vh_durable__stop closes the
  * store (flushing the memtable so the next start replays no WAL); if
  * slices were still unwritten (second signal, or the writer stopped) they
  * are dropped: the store keeps the last durable slice, the log says how
