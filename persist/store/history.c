@@ -63,11 +63,14 @@
  * of the writer here, and a stop waits for every batch submitted. At
  * least one version goes per batch, and each batch adds at most one, so
  * the window still keeps up under load. A batch of a stopping host
- * (sl->stopping) drops only versions whose death lists are all in memory
- * and fit the bound (--retain 0's previous version, typically): none of
- * an earlier run, which would be read back from disk. Those wait for the
- * next start, which drops them as the policy says (exact: the lists stay
- * on disk until then).
+ * (sl->stopping) drops one version at most if it is a version itself (so
+ * hosts that each stop in their first slice keep the window from
+ * growing), and beyond that only versions whose death lists are all in
+ * memory and fit the bound (--retain 0's previous version, typically):
+ * not the 64 of an earlier run (20 MB of deletes above) whose lists
+ * would be read back from disk. Those wait for the next start, which
+ * drops them as the policy says (exact: the lists stay on disk until
+ * then).
  *
  * ROLLBACK (vh_hist_resurrect, host/repl/repl_rollback.c) brings back nodes
  * that died after an older version: before the rollback's vh_hist_slice, the
@@ -815,7 +818,7 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
   H->bytes += fest;
   for (int k = 0; k < VH_HIST_DROPS; k++) {
     if (k > 0 && p.ents >= VH_HIST_DROP_ENTS) break; /* BOUNDED DROPS */
-    if (sl->stopping &&
+    if (sl->stopping && k >= (sl->is_version ? 1 : 0) &&
         !stop_may_drop(H, &p, fresh_used ? 0 : sl->ndead, fresh_for))
       break;
     rc = front_fill(H, errmsg);
