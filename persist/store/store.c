@@ -240,6 +240,10 @@
  *    ~20 s of wall time at close on the loaded machine: such a session
  *    deletes few nodes, so the second rule leaves it to RocksDB. Block sizes 16
  * / 32 KB: 3-4% smaller than 4 KB, not worth the slower point reads.
+ *    A third rule (perf/stop): the session wrote at least half as many
+ *    bytes as the store's SST holds, so a short one (a restart that
+ *    dropped old versions: deletes only, a few MB) does not spend seconds
+ *    of its stop rewriting up to 128 MB; the next long session does it.
  *  - avoid_flush_during_recovery: the replayed WAL stays in the memtable
  *    (and its log file stays until the memtable is flushed as usual), so
  *    open does not compress and write an L0 file first. 1M-key state,
@@ -279,6 +283,15 @@
  *    cores. The bound at 12 stays under the write slowdown at 30
  *    level-0 files (stop at 50, L0 TRIGGER), so the hold never stalls
  *    a write; the manual compaction at a clean close is not affected.
+ *    A clean close holds them again before its flush when level 0 is at
+ *    the slowdown (close_hold: A CLEAN STOP WAITS FOR NO COMPACTION), and
+ *    rocksdb_close cancels a running compaction: runs that all stop
+ *    before their level-0 compaction is done add one level-0 file each,
+ *    so level 0 can pass the slowdown (a write is paced: microseconds for
+ *    a small batch) and reach the stop at 50, where the first write after
+ *    the hold waits for that compaction: 1 run in 60 back-to-back
+ *    restarts at K=200k (0.33-0.62 s, bench/README.md "perf/stop"),
+ *    where before their stops waited for it (2 in 55, 1.7-2.1 s).
  */
 #include "store_int.h"
 
