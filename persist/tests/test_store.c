@@ -1639,6 +1639,54 @@ TEST_IMPL(clean_close_compacts_the_memtable_too) {
   dir_cleanup();
 }
 
+/* Level-0 files of the closed store in dir (a read-only open). */
+static int l0_files(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/db", dir);
+  rocksdb_options_t *o = rocksdb_options_create();
+  char *err = NULL;
+  rocksdb_t *db = rocksdb_open_for_read_only(o, path, 0, &err);
+  rocksdb_options_destroy(o);
+  if (err) fprintf(stderr, "read-only open: %s\n", err);
+  ASSERT(err == NULL);
+  char *v = rocksdb_property_value(db, "rocksdb.num-files-at-level0");
+  int n = v ? atoi(v) : -1;
+  rocksdb_free(v);
+  rocksdb_close(db);
+  return n;
+}
+
+TEST_IMPL(clean_close_leaves_compaction_to_a_long_session) {
+  /* perf/stop: 300 nodes (~600 KB) in the bottommost level and 300 more
+   * in level 0; then a session that only deletes 10 nodes (a restart
+   * that dropped old versions): it meets the other rules (deletes, a
+   * third of the SST above the bottommost level, a small store) but wrote
+   * a few hundred bytes, so its stop does not rewrite the 1.2 MB store:
+   * level 0 keeps its files. A session that wrote enough still compacts
+   * (clean_close_compacts*). */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_flush(dir, -1);
+  uint64_t seq = 1;
+  put_random(s, &seq, 1, 0, 300);
+  ASSERT_EQ(vh_store_compact(s, NULL), 0);
+  close_ok(s);
+  s = open_flush(dir, -1);
+  put_random(s, &seq, 301, 0, 300); /* no deletes: no compaction */
+  close_ok(s);
+  ASSERT(l0_files(dir) >= 1);
+  s = open_flush(dir, -1);
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  for (uint64_t id = 1; id <= 10; id++) ASSERT_EQ(vh_batch_del_node(b, id), 0);
+  ASSERT_EQ(vh_batch_set_manifest(b, &seq, sizeof seq), 0);
+  ASSERT_EQ(vh_store_submit(s, b, seq), 0);
+  ASSERT_EQ(vh_store_wait_durable(s, seq), 0);
+  seq++;
+  close_ok(s);
+  ASSERT(l0_files(dir) >= 2);
+  dir_cleanup();
+}
+
 /* ---- compaction hold: an open does not compact while the host starts ---- */
 
 static vh_store_t *open_hold(const char *dir, int create, int hold_ms) {
@@ -2330,6 +2378,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(compaction_hold_ends_before_a_stall),
     TEST_ENTRY(idle_flush_retires_wal), TEST_ENTRY(clean_close_compacts),
     TEST_ENTRY(clean_close_compacts_the_memtable_too),
+    TEST_ENTRY(clean_close_leaves_compaction_to_a_long_session),
     TEST_ENTRY(no_idle_flush_keeps_wal), TEST_ENTRY(flood_keeps_wal_short),
     TEST_ENTRY(crc32c_vectors), TEST_ENTRY(crc32c_paths),
     TEST_ENTRY(open_missing_without_create),
