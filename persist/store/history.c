@@ -102,11 +102,11 @@
 #include "vh_inputs.h"
 #include "vh_versions.h"
 
-#define VH_HIST_FRONT 64 /* tail versions read at a time */
-#define VH_HIST_DROPS 64 /* versions dropped per batch at most */
+#define VH_HIST_FRONT 64   /* tail versions read at a time */
+#define VH_HIST_DROPS 64   /* versions dropped per batch at most */
+#define VH_HIST_UNPIN 4096 /* pinned entries re-examined per batch */
 /* BOUNDED DROPS above: death entries processed per batch (2 MB of batch). */
 #define VH_HIST_DROP_ENTS 65536
-#define VH_HIST_UNPIN 4096 /* pinned entries re-examined per batch */
 /* Death entries kept in memory: 2 MB. It was 1M entries (8 MB, 8 B per
  * key of a 1M-key state filled in one run: bench/README.md, "Memory per
  * key"); an evicted chunk costs one prefix scan when its version drops. */
