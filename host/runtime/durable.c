@@ -102,9 +102,9 @@
  * turning, until every submitted slice is durable (vh_durable__drained;
  * sched.c logs what it waits for when the store is not keeping up); a
  * second SIGINT/SIGTERM stops at once. It waits for nothing the next
- * start can resume (perf/stop): batches of a stopping host drop no old
- * version whose death list is on disk (persist/store/history.c, BOUNDED
- * DROPS) and take no sweep step (the sweep keys are durable: open
+ * start can resume (perf/stop): batches of a stopping host drop at most
+ * one old version whose death list is on disk (persist/store/history.c,
+ * BOUNDED DROPS) and take no sweep step (the sweep keys are durable: open
  * resumes them); a batch made only to drop versions (idle) waits until
  * the writer has written every earlier one, so at most one such batch,
  * bounded at VH_HIST_DROP_ENTS deletes (~2 MB), is ever queued for a stop
