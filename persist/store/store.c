@@ -262,6 +262,16 @@
  *    WAL (callgrind, every thread up to the close): 157.6M -> 146.3M
  *    instructions (bench/README.md, "Crash restart under load
  *    (perf/crash)").
+ *  - BLOCK CACHE: 32 MB (64 MB before). Index and filter blocks go through
+ *    it (see build_options), and RocksDB 7.8 leaves the blocks of a table
+ *    file that compaction deleted in the cache until the LRU pushes them
+ *    out: a host that writes fills the cache to about its capacity with
+ *    the index and filter blocks of dead files, whatever it reads. K=1M,
+ *    N=10M (bench's writer, default --retain, 1.3 GB of live tables whose
+ *    index and filter blocks are 16.5 MB): 42-50 MB in use of 64 at the
+ *    end, VmRSS 126-140 MB; with 32 MB, 12.7 MB in use and 91.8 MB (16 MB:
+ *    8.0 MB and 84.9 MB) (bench/README.md, "Memory after a long history").
+ *    32 MB holds those 16.5 MB with room for data blocks.
  *  - NOT TAKEN (perf/sync4, bench/README.md "perf/sync4"): K=1M N=4M
  *    --retain 0, CPU seconds in interleaved runs, none outside the
  *    run-to-run spread (~±5%): XXH3 block checksums (perf shows <0.1% of
@@ -313,7 +323,7 @@
 
 /* Defaults (see TUNING above). */
 #define VH_DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
-#define VH_DEFAULT_CACHE_BYTES ((size_t)64 << 20)
+#define VH_DEFAULT_CACHE_BYTES ((size_t)32 << 20) /* TUNING, BLOCK CACHE */
 #define VH_DEFAULT_WRITE_BUFFER ((size_t)4 << 20)
 #define VH_DEFAULT_WAL_BYTES ((uint64_t)16 << 20)
 #define VH_DEFAULT_BLOCK_BYTES ((size_t)4 << 10)
@@ -944,6 +954,14 @@ int vh_store_compact(vh_store_t *s, char **errmsg) {
   pthread_rwlock_unlock(&s->db_lock);
   rocksdb_compactoptions_destroy(co);
   return 0;
+}
+
+size_t vh_store__cache_usage(vh_store_t *s) {
+  return s->cache ? rocksdb_cache_get_usage(s->cache) : 0;
+}
+
+size_t vh_store__cache_capacity(vh_store_t *s) {
+  return s->cache ? rocksdb_cache_get_capacity(s->cache) : 0;
 }
 
 int vh_store__base_level(vh_store_t *s) {

@@ -35,6 +35,7 @@
 #include "vh_bytes.h"
 #include "vh_crc32c.h"
 #include "vh_store.h"
+#include "vh_versions.h"
 /* --child: this binary runs a store for a test to kill (child_main). */
 static int child_main(int argc, char **argv);
 #define VH_TEST_PRE_MAIN child_main
@@ -1037,6 +1038,49 @@ TEST_IMPL(scans_stop_at_their_tag) {
   ASSERT(deletes_skipped(pc) < 100); /* 5000 before */
   rocksdb_perfcontext_destroy(pc);
   rocksdb_set_perf_level(1 /* disable */);
+  close_ok(s);
+  dir_cleanup();
+}
+
+static int count_chunk(void *arg, uint64_t sq, const uint64_t *ents, size_t n,
+                       uint64_t est) {
+  (void)sq;
+  (void)ents;
+  (void)est;
+  *(size_t *)arg += n;
+  return 0;
+}
+
+TEST_IMPL(history_scans_leave_the_block_cache) {
+  /* store_versions.c, NO CACHE FILL: the history engine reads each death
+   * list once, when its version drops; its blocks must not stay in the
+   * block cache (32 MB: TUNING, BLOCK CACHE). */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  ASSERT_EQ(vh_store__cache_capacity(s), (size_t)32 << 20);
+  enum { VERSIONS = 200, ENTS = 400 };
+  static uint64_t ents[ENTS];
+  for (uint64_t d = 1; d <= VERSIONS; d++) {
+    for (size_t i = 0; i < ENTS; i++) ents[i] = (d * 7919 + i * 104729) << 1;
+    vh_batch_t *b;
+    ASSERT_EQ(vh_batch_new(&b), 0);
+    ASSERT_EQ(vh_batch_put_deaths(b, d, d, ents, ENTS, 1000), 0);
+    ASSERT_EQ(vh_batch_set_manifest(b, "m", 1), 0);
+    ASSERT_EQ(vh_store_submit(s, b, d), 0);
+  }
+  ASSERT_EQ(vh_store_wait_durable(s, VERSIONS), 0);
+  ASSERT_EQ(vh_store_flush(s, NULL), 0); /* into a table file */
+  size_t n = 0;
+  /* the first read loads the table's index and filter blocks */
+  ASSERT_EQ(vh_store_deaths_each(s, 1, count_chunk, &n, NULL), 0);
+  size_t before = vh_store__cache_usage(s);
+  for (uint64_t d = 2; d <= VERSIONS; d++)
+    ASSERT_EQ(vh_store_deaths_each(s, d, count_chunk, &n, NULL), 0);
+  ASSERT_EQ(n, (size_t)VERSIONS * ENTS);
+  size_t after = vh_store__cache_usage(s);
+  if (after > before + 4096)
+    fprintf(stderr, "block cache grew %zu -> %zu\n", before, after);
+  ASSERT(after <= before + 4096); /* ~600 KB of blocks read */
   close_ok(s);
   dir_cleanup();
 }
@@ -2392,6 +2436,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(group_order_ids_of_many_bytes), TEST_ENTRY(submit_misuse),
     TEST_ENTRY(checksum_mismatch_detected), TEST_ENTRY(node_range_scan),
     TEST_ENTRY(scans_stop_at_their_tag),
+    TEST_ENTRY(history_scans_leave_the_block_cache),
     TEST_ENTRY(write_failure_retried_in_order),
     TEST_ENTRY(close_gives_up_on_failing_writes),
     TEST_ENTRY(backpressure_never_blocks_submit),
