@@ -1,0 +1,48 @@
+-- qa_contract_spec.lua - regressions found by checking vedhost against
+-- DESIGN.md's contract and the README as a new user would (bad input of
+-- every kind gets one clear error and changes nothing; what is
+-- acknowledged stays). One describe per defect.
+local proc = require "support.proc"
+
+local HEAD = 'local ved = require "ved"\n'
+
+local function repl(p, code)
+  return proc.run({ "repl", "--data", "vedhost.data", "-e", code },
+                  { cwd = p.wdir, timeout = 60 })
+end
+
+describe("REPL :reload with bad arguments", function()
+  after_each(proc.reap)
+
+  it("is refused with the usage line and reloads nothing", function()
+    local p = proc.start_host(HEAD .. [[
+ved.domain "c" {
+  state = { n = 0 },
+  on = { get = function(s) return s.n end },
+}
+]], { args = { "--no-watch" } })
+    -- a script whose reload would be visible: a new event handler
+    proc.write(p.wdir .. "/a.lua", HEAD .. [[
+ved.domain "c" {
+  state = { n = 0 },
+  on = { get = function(s) return s.n end,
+         new = function() return "new code" end },
+}
+]])
+    for _, args in ipairs({ "--bogus", "--rehearse", "--rehearse abc",
+                            "--rehearse 0", "--yes", "--confirm" }) do
+      local r = repl(p, ":reload " .. args)
+      assert.are.equal(1, r.code, args .. ": " .. r.out .. r.log)
+      assert.matches("usage: :reload", r.out .. r.log, 1, true)
+      assert.is_nil(proc.logtext(p):find("reload: 1 script", 1, true),
+                    args .. ": " .. proc.logtext(p))
+    end
+    local r = repl(p, 'return send("c", "new")')
+    assert.are.equal(1, r.code, r.out .. r.log) -- still the old code
+    r = repl(p, ":reload")
+    assert.are.equal(0, r.code, r.out .. r.log)
+    r = repl(p, 'return send("c", "new")')
+    assert.are.equal('"new code"', (r.out:gsub("%s+$", "")))
+    assert.are.equal(0, proc.stop_host(p, 60))
+  end)
+end)
