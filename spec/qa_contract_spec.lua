@@ -46,3 +46,36 @@ ved.domain "c" {
     assert.are.equal(0, proc.stop_host(p, 60))
   end)
 end)
+
+describe("vedhost without a command, or --help/--version with more", function()
+  it("refuses each with one line and exit 2", function()
+    local dir = proc.tmpdir()
+    for _, args in ipairs({ {}, { "--version", "extra" },
+                            { "--help", "a", "b" }, { "-V", "x" } }) do
+      local r = proc.run(args, { cwd = dir })
+      local what = "`vedhost " .. table.concat(args, " ") .. "`"
+      assert.are.equal(2, r.code, what .. ": " .. r.log)
+      local line = proc.one_line(r)
+      assert.matches("see vedhost --help", line, 1, true)
+      assert.are.equal("", r.out, what)
+    end
+    proc.rmdir(dir)
+  end)
+
+  it("prints a command's own help for `help CMD` and `--help CMD`", function()
+    local own = proc.run({ "diff", "--help" })
+    assert.are.equal(0, own.code)
+    for _, h in ipairs({ "help", "--help", "-h" }) do
+      local r = proc.run({ h, "diff" })
+      assert.are.equal(0, r.code, r.log)
+      assert.are.equal(own.out, r.out)
+    end
+    local top = proc.run({ "--help" })
+    local r = proc.run({ "help", "help" })
+    assert.are.equal(0, r.code, r.log)
+    assert.are.equal(top.out, r.out)
+    r = proc.run({ "help", "nonsense" })
+    assert.are.equal(2, r.code)
+    assert.matches("unknown command 'nonsense'", proc.one_line(r), 1, true)
+  end)
+end)

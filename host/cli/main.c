@@ -369,17 +369,23 @@ static int vh_main_run(int argc, char **argv) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) {
-    fputs(vh_main_usage, stderr);
-    return 2;
-  }
+  if (argc < 2)
+    return vh_main_bad("a command is needed (run, repl, inspect, ...)%s%s", "",
+                       "");
   const char *cmd = argv[1];
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
       strcmp(cmd, "help") == 0) {
+    if (argc == 3 && argv[2][0] != '-' && strcmp(argv[2], "help") != 0) {
+      /* help CMD: that command's own help */
+      char *sub[] = {argv[0], argv[2], "--help", NULL};
+      return main(3, sub);
+    }
+    if (argc > 3) return vh_main_bad("unexpected argument '%s'%s", argv[3], "");
     fputs(vh_main_usage, stdout);
     return 0;
   }
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+    if (argc > 2) return vh_main_bad("unexpected argument '%s'%s", argv[2], "");
     printf("vedhost %s\n", VH_HOST_VERSION);
     return 0;
   }
