@@ -79,3 +79,34 @@ describe("vedhost without a command, or --help/--version with more", function()
     assert.matches("unknown command 'nonsense'", proc.one_line(r), 1, true)
   end)
 end)
+
+describe("a result printed into a full disk", function()
+  it("is an error (exit 1, one line), not exit 0", function()
+    local f = io.open("/dev/full", "w")
+    if not f then
+      pending("no /dev/full here")
+      return
+    end
+    f:close()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/a.lua", HEAD .. [[
+ved.domain "c" { state = { n = 1 }, start = function(s) s.n = 2; ved.exit(0) end }
+]])
+    assert.are.equal(0, proc.run({ "run", "a.lua" }, { cwd = dir }).code)
+    for _, args in ipairs({ { "inspect" }, { "log" }, { "inspect", "c.n" },
+                            { "changes" }, { "fsck" }, { "--help" },
+                            { "--version" }, { "diff", "--help" } }) do
+      local what = table.concat(args, " ")
+      local cmd = "cd " .. proc.quote(dir) .. " && " .. proc.quote(proc.bin)
+      for _, a in ipairs(args) do cmd = cmd .. " " .. proc.quote(a) end
+      local p = io.popen(cmd .. " >/dev/full 2>err; echo $?")
+      local code = tonumber(p:read("a"):match("(%d+)%s*$"))
+      p:close()
+      local err = proc.read(dir .. "/err")
+      assert.are.equal(1, code, what .. ": " .. err)
+      assert.are.equal(1, select(2, err:gsub("\n", "")), what .. ": " .. err)
+      assert.matches("^vedhost: .*cannot write the output", err)
+    end
+    proc.rmdir(dir)
+  end)
+end)
