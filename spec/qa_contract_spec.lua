@@ -110,3 +110,30 @@ ved.domain "c" { state = { n = 1 }, start = function(s) s.n = 2; ved.exit(0) end
     proc.rmdir(dir)
   end)
 end)
+
+describe("mark/unmark on a stopped data dir", function()
+  local TESTBIN = (os.getenv("VEDHOST_BUILD") or "build") ..
+                  "/host/host_test_durable"
+
+  it("refuses a manifest of a newer format or a damaged one", function()
+    for _, how in ipairs({ "--newer-manifest", "--corrupt-manifest" }) do
+      local dir = proc.tmpdir()
+      proc.write(dir .. "/a.lua", HEAD .. [[
+ved.domain "c" { state = { n = 1 }, start = function(s) s.n = 2; ved.exit(0) end }
+]])
+      assert.are.equal(0, proc.run({ "run", "a.lua" }, { cwd = dir }).code)
+      assert.are.equal(0, proc.run({ "mark", "old" }, { cwd = dir }).code)
+      local _, _, code = os.execute(proc.quote(TESTBIN) .. " " .. how .. " " ..
+                                    proc.quote(dir .. "/vedhost.data"))
+      assert.are.equal(0, code)
+      for _, args in ipairs({ { "mark", "m1" }, { "unmark", "old" } }) do
+        local r = proc.run(args, { cwd = dir })
+        local what = how .. " " .. args[1]
+        assert.are.equal(1, r.code, what .. ": " .. r.out .. r.log)
+        assert.matches("manifest", proc.one_line(r), 1, true)
+        assert.are.equal("", r.out, what)
+      end
+      proc.rmdir(dir)
+    end
+  end)
+end)
