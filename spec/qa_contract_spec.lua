@@ -137,3 +137,40 @@ ved.domain "c" { state = { n = 1 }, start = function(s) s.n = 2; ved.exit(0) end
     end
   end)
 end)
+
+describe("repl with its input from a pipe", function()
+  after_each(proc.reap)
+
+  local function piped(p, input)
+    local cmd = "cd " .. proc.quote(p.wdir) .. " && printf '%s' " ..
+                proc.quote(input) .. " | VEDHOST_HISTORY= " ..
+                proc.quote(proc.bin) .. " repl --data vedhost.data " ..
+                "2>err; echo \"::$?\""
+    local f = io.popen(cmd)
+    local out = f:read("a")
+    f:close()
+    local body, code = out:match("^(.-)::(%d+)%s*$")
+    return tonumber(code), body, proc.read(p.wdir .. "/err")
+  end
+
+  it("exits 1 when a chunk failed or the input ended mid-chunk", function()
+    local p = proc.start_host(HEAD .. [[
+ved.domain "c" { state = { n = 0 } }
+]], { args = { "--no-watch" } })
+    local code, out, err = piped(p, "return 1 + 1\n:domains\n")
+    assert.are.equal(0, code, out .. err)
+    assert.matches("^2\n", out)
+    code, out, err = piped(p, "return 1\nerror('bad')\nreturn 3\n")
+    assert.are.equal(1, code, out .. err)
+    assert.matches("bad", err, 1, true)
+    assert.matches("3", out, 1, true) -- later chunks still ran
+    code, out, err = piped(p, ":nonsense\n")
+    assert.are.equal(1, code, out .. err)
+    code, out, err = piped(p, "domains.c.state.n = 5\nlocal x =\n")
+    assert.are.equal(1, code, out .. err)
+    assert.matches("incomplete", err, 1, true)
+    assert.are.equal("5", proc.run({ "repl", "-e", "return domains.c.state.n" },
+                                   { cwd = p.wdir }).out:match("%S+"))
+    assert.are.equal(0, proc.stop_host(p, 60))
+  end)
+end)
