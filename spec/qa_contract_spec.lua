@@ -174,3 +174,39 @@ ved.domain "c" { state = { n = 0 } }
     assert.are.equal(0, proc.stop_host(p, 60))
   end)
 end)
+
+describe("inspect PATH in the bracket form that diff and changes print", function()
+  it("reaches keys that are not plain names", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/a.lua", HEAD .. [==[
+ved.domain "c" { start = function(s)
+  s.kv = { ["a.b"] = { x = 1 }, [1.5] = "f", [true] = "t", ["3"] = "s3",
+           [3] = "i3", [""] = "empty", ["q\"]"] = "quote", [-2] = "neg" }
+  ved.exit(0)
+end }
+]==])
+    assert.are.equal(0, proc.run({ "run", "a.lua" }, { cwd = dir }).code)
+    local ch = proc.run({ "changes" }, { cwd = dir })
+    assert.matches('["a.b"] = {x = 1}', ch.out, 1, true) -- the printed form
+    for path, want in pairs({
+      ['c.kv["a.b"]'] = "{x = 1}", ['c.kv["a.b"].x'] = "1",
+      ['c.kv[1.5]'] = '"f"', ['c.kv[true]'] = '"t"', ['c.kv["3"]'] = '"s3"',
+      ['c.kv[3]'] = '"i3"', ['c.kv.3'] = '"i3"', ['c.kv[""]'] = '"empty"',
+      ['c.kv["q\\"]"]'] = '"quote"', ['c.kv[-2]'] = '"neg"',
+      ["c.kv['a.b'].x"] = "1" }) do
+      local r = proc.run({ "inspect", path }, { cwd = dir })
+      assert.are.equal(0, r.code, path .. ": " .. r.log)
+      assert.are.equal(want .. "\n", r.out, path)
+    end
+    for path, msg in pairs({ ['c.kv[false]'] = 'no c.kv[false]',
+                             ['c.kv["a.b"'] = "bad path",
+                             ['c.kv[x]'] = "bad path",
+                             ['c.kv[]'] = "bad path",
+                             ['c.kv[1]x'] = "bad path" }) do
+      local r = proc.run({ "inspect", path }, { cwd = dir })
+      assert.are.equal(1, r.code, path)
+      assert.matches(msg, proc.one_line(r), 1, true)
+    end
+    proc.rmdir(dir)
+  end)
+end)
