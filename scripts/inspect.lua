@@ -64,6 +64,10 @@ local function literal(i) -- the literal after '[' at i: value, index past ']'
       lit = true
     elseif tok == 'false' then
       lit = false
+    elseif tok == '1/0' or tok == '-1/0' then -- how pretty prints infinities
+      lit = tok == '1/0' and math.huge or -math.huge
+    elseif tok == 'math.mininteger' then
+      lit = math.mininteger
     else
       lit = tonumber(tok)
       if lit == nil or lit ~= lit then

@@ -181,7 +181,8 @@ describe("inspect PATH in the bracket form that diff and changes print", functio
     proc.write(dir .. "/a.lua", HEAD .. [==[
 ved.domain "c" { start = function(s)
   s.kv = { ["a.b"] = { x = 1 }, [1.5] = "f", [true] = "t", ["3"] = "s3",
-           [3] = "i3", [""] = "empty", ["q\"]"] = "quote", [-2] = "neg" }
+           [3] = "i3", [""] = "empty", ["q\"]"] = "quote", [-2] = "neg",
+           [1/0] = "inf", [math.mininteger] = "min", ["\0\n\200"] = "bin" }
   ved.exit(0)
 end }
 ]==])
@@ -193,7 +194,8 @@ end }
       ['c.kv[1.5]'] = '"f"', ['c.kv[true]'] = '"t"', ['c.kv["3"]'] = '"s3"',
       ['c.kv[3]'] = '"i3"', ['c.kv.3'] = '"i3"', ['c.kv[""]'] = '"empty"',
       ['c.kv["q\\"]"]'] = '"quote"', ['c.kv[-2]'] = '"neg"',
-      ["c.kv['a.b'].x"] = "1" }) do
+      ["c.kv['a.b'].x"] = "1", ['c.kv[1/0]'] = '"inf"',
+      ['c.kv[math.mininteger]'] = '"min"', ['c.kv["\\0\\n\\200"]'] = '"bin"' }) do
       local r = proc.run({ "inspect", path }, { cwd = dir })
       assert.are.equal(0, r.code, path .. ": " .. r.log)
       assert.are.equal(want .. "\n", r.out, path)
