@@ -212,3 +212,45 @@ end }
     proc.rmdir(dir)
   end)
 end)
+
+describe("diff PATH in the bracket form diff itself prints", function()
+  it("limits the diff to that key", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/a.lua", HEAD .. [==[
+ved.domain "c" { start = function(s)
+  s.n = (s.n or 0) + 1
+  s.kv = s.kv or {}
+  s.kv["a.b"] = { x = s.n }
+  s.kv[1.5] = s.n
+  s.kv[true] = s.n
+  s.kv["q\"]\n"] = s.n
+  s.kv.other = s.n
+  ved.exit(0)
+end }
+]==])
+    for _ = 1, 2 do
+      assert.are.equal(0, proc.run({ "run", "a.lua" }, { cwd = dir }).code)
+    end
+    local all = proc.run({ "diff", "1" }, { cwd = dir })
+    assert.matches('~ c.kv["a.b"].x: 1 -> 2', all.out, 1, true)
+    for path, want in pairs({
+      ['c.kv["a.b"]'] = '~ c.kv["a.b"].x: 1 -> 2\n',
+      ['c.kv["a.b"].x'] = '~ c.kv["a.b"].x: 1 -> 2\n',
+      ['c.kv[1.5]'] = '~ c.kv[1.5]: 1 -> 2\n',
+      ['c.kv[true]'] = '~ c.kv[true]: 1 -> 2\n',
+      ['c.kv["q\\"]\\n"]'] = '~ c.kv["q\\"]\\n"]: 1 -> 2\n',
+      ['c.kv.other'] = '~ c.kv.other: 1 -> 2\n' }) do
+      for _, args in ipairs({ { "diff", "1", path }, { "diff", "1", "2", path } }) do
+        local r = proc.run(args, { cwd = dir })
+        assert.are.equal(0, r.code, path .. ": " .. r.log)
+        assert.are.equal(want, r.out, path)
+      end
+    end
+    for _, path in ipairs({ 'c.kv["a.b"', 'c.kv[x]', 'c.kv[]', 'c.kv[1]x' }) do
+      local r = proc.run({ "diff", "1", "2", path }, { cwd = dir })
+      assert.are.equal(2, r.code, path .. ": " .. r.out .. r.log)
+      assert.matches("bad path", proc.one_line(r), 1, true)
+    end
+    proc.rmdir(dir)
+  end)
+end)
