@@ -254,3 +254,27 @@ end }
     proc.rmdir(dir)
   end)
 end)
+
+describe("a script that is a binary chunk", function()
+  it("is refused with one line naming the file", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/bin.lua", "\27Lua\84\0garbage")
+    local r = proc.run({ "run", "bin.lua" }, { cwd = dir })
+    assert.are.equal(1, r.code, r.log)
+    local line = proc.one_line(r)
+    assert.matches("bin.lua", line, 1, true)
+    assert.matches("binary chunk", line, 1, true)
+    proc.rmdir(dir)
+  end)
+
+  it("fails a reload with a line naming the file", function()
+    local p = proc.start_host(HEAD .. 'ved.domain "c" {}\n',
+                              { args = { "--no-watch" } })
+    proc.write(p.wdir .. "/a.lua", "\27Lua\84\0garbage")
+    proc.signal(p, "HUP")
+    assert.is_true(proc.wait_log(p, "reload (", 30), proc.logtext(p))
+    assert.matches("failed: a.lua: attempt to load a binary chunk",
+                   proc.logtext(p), 1, true)
+    assert.are.equal(0, proc.stop_host(p, 60))
+  end)
+end)
