@@ -278,3 +278,40 @@ describe("a script that is a binary chunk", function()
     assert.are.equal(0, proc.stop_host(p, 60))
   end)
 end)
+
+describe("export to a FILE that is a FIFO or a device", function()
+  it("writes into it, never replacing it with a regular file", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/a.lua", HEAD .. [[
+ved.domain "c" { state = { n = 1 }, start = function(s) s.n = 7; ved.exit(0) end }
+]])
+    assert.are.equal(0, proc.run({ "run", "a.lua" }, { cwd = dir }).code)
+    local q = proc.quote
+    assert.is_true(os.execute("mkfifo " .. q(dir .. "/pipe")))
+    os.execute("cd " .. q(dir) .. " && (timeout 60 cat pipe > got.exp &)")
+    local r = proc.run({ "export", "pipe" }, { cwd = dir, timeout = 60 })
+    assert.are.equal(0, r.code, r.log)
+    assert.are.equal("fifo", (proc.sh("stat -c %F " .. q(dir .. "/pipe"))
+                                :gsub("%s+$", "")))
+    for _ = 1, 100 do -- the reader may still be writing
+      if (proc.read(dir .. "/got.exp") or "") ~= "" then break end
+      proc.sleep(0.1)
+    end
+    proc.sleep(0.2)
+    r = proc.run({ "import", "--data", "copy", "got.exp" }, { cwd = dir })
+    assert.are.equal(0, r.code, r.log)
+    r = proc.run({ "inspect", "--data", "copy", "c.n" }, { cwd = dir })
+    assert.are.equal("7\n", r.out)
+    -- a device: written to, and its errors reported (not renamed over)
+    local f = io.open("/dev/full", "w")
+    if f then
+      f:close()
+      r = proc.run({ "export", "/dev/full" }, { cwd = dir })
+      assert.are.equal(1, r.code, r.log)
+      assert.matches("No space left on device", proc.one_line(r), 1, true)
+      assert.are.equal("character special file",
+                       (proc.sh("stat -c %F /dev/full"):gsub("%s+$", "")))
+    end
+    proc.rmdir(dir)
+  end)
+end)
