@@ -144,6 +144,9 @@ describe("repl with its input from a pipe", function()
   local function piped(p, input)
     local cmd = "cd " .. proc.quote(p.wdir) .. " && printf '%s' " ..
                 proc.quote(input) .. " | VEDHOST_HISTORY= " ..
+                -- libedit's known leak (ASan trees): see that file
+                "LSAN_OPTIONS=suppressions=" .. proc.quote(proc.source ..
+                "/host/control/tests/lsan.supp") .. ":print_suppressions=0 " ..
                 proc.quote(proc.bin) .. " repl --data vedhost.data " ..
                 "2>err; echo \"::$?\""
     local f = io.popen(cmd)
