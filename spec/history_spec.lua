@@ -268,3 +268,82 @@ describe("retention after kill -9", function()
     proc.rmdir(dir)
   end)
 end)
+
+-- A clean stop (perf/stop, README "Durability and restart") makes the last
+-- slice durable and flushes, but leaves what the next start resumes:
+-- dropping old versions (their death lists read back from disk) and
+-- sweeping dropped subtrees. Counted from fsck after the stop and after
+-- the next start; nothing is timed.
+describe("a clean stop", function()
+  -- start writes one key (so its slice has a batch) and stops at once
+  local STOP_AT_ONCE = [[
+local ved = require "ved"
+ved.domain "w" {
+  state = { k = 0, done = 0, bulk = {} },
+  start = function(state, ctx)
+    state.k = state.k + 1
+    %s
+    ctx:log("stopping")
+    ved.exit(0)
+  end,
+}
+]]
+  -- sends itself VH_N messages (each in its own slice), then stops
+  local TICKS = [[
+local ved = require "ved"
+local N = tonumber(os.getenv("VH_N"))
+ved.domain "w" {
+  state = { k = 0, done = 0, bulk = {} },
+  start = function(state, ctx) state.t = 0; ctx:send("w", "tick") end,
+  on = { tick = function(state, _, ctx)
+    state.t = state.t + 1
+    if state.t >= N then ctx:log("done", state.t); ved.exit(0)
+    else ctx:send("w", "tick") end
+  end },
+}
+]]
+  local function run_script(dir, src, retain, n)
+    proc.write(dir .. "/s.lua", src)
+    local r = proc.run({ "run", "--data", "data", "--no-watch", "--retain",
+                         retain, "s.lua" },
+                       { cwd = dir, env = { VH_N = tostring(n or 1) },
+                         timeout = 300 })
+    assert.are.equal(0, r.code, r.log)
+    return r
+  end
+
+  it("leaves old versions' drops to the next start, exactly", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/w.lua", OVERWRITE)
+    run(dir, 300, "1000")
+    local before = history(fsck(dir)).versions
+    assert.is_true(before >= 300, tostring(before))
+    -- restarted with a window of 1 version, stopped in its first slice:
+    -- that slice drops one old version, as many as it adds (it used to
+    -- drop 64)
+    run_script(dir, STOP_AT_ONCE:format(""), "1")
+    local h = history(fsck(dir))
+    assert.are.equal(before, h.versions)
+    -- the next start drops them all (64 per slice here) and fsck is clean
+    run_script(dir, TICKS, "1", 20)
+    h = history(fsck(dir))
+    assert.are.equal(1, h.versions)
+    proc.rmdir(dir)
+  end)
+
+  it("leaves a dropped subtree's sweep to the next start", function()
+    local dir = proc.tmpdir()
+    -- a 60,000-value table (hundreds of nodes), written and stopped
+    proc.write(dir .. "/w.lua", (OVERWRITE:gsub("1000 do", "60000 do")))
+    run(dir, 1, "0")
+    -- restarted: bulk is never loaded, so dropping it is a sweep
+    run_script(dir, STOP_AT_ONCE:format("state.bulk = {}"), "0")
+    local out = fsck(dir)
+    local queued = tonumber(out:match("(%d+) queued for sweeping"))
+    assert.is_true(queued > 256, out) -- more than one sweep step left
+    run_script(dir, TICKS, "0", 200) -- a sweep step per slice
+    out = fsck(dir)
+    assert.truthy(out:find(" 0 queued for sweeping", 1, true), out)
+    proc.rmdir(dir)
+  end)
+end)

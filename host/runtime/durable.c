@@ -101,7 +101,14 @@
  * SHUTDOWN. A stop (SIGINT/SIGTERM, ved.exit) waits, with the loop still
  * turning, until every submitted slice is durable (vh_durable__drained;
  * sched.c logs what it waits for when the store is not keeping up); a
- * second SIGINT/SIGTERM stops at once. Then vh_durable__stop closes the
+ * second SIGINT/SIGTERM stops at once. It waits for nothing the next
+ * start can resume (perf/stop): batches of a stopping host drop at most
+ * one old version whose death list is on disk (persist/store/history.c,
+ * BOUNDED DROPS) and take no sweep step (the sweep keys are durable: open
+ * resumes them); a batch made only to drop versions (idle) waits until
+ * the writer has written every earlier one, so at most one such batch,
+ * bounded at VH_HIST_DROP_ENTS deletes (~2 MB), is ever queued for a stop
+ * to wait for. Then vh_durable__stop closes the
  * store (flushing the memtable so the next start replays no WAL); if
  * slices were still unwritten (second signal, or the writer stopped) they
  * are dropped: the store keeps the last durable slice, the log says how
@@ -890,7 +897,8 @@ static int vh_durable_history(vh_host_t *h, vh_durable_t *D, vh_batch_t *b,
                         .ndead = D->dead.n,
                         .new_nodes = fs->nodes,
                         .new_bytes = fs->bytes,
-                        .durable = vh_store_durable_seq(D->store)};
+                        .durable = vh_store_durable_seq(D->store),
+                        .stopping = h->stop_requested};
   if (is_version && !h->inlog.off && vh_det__encode(h, &h->inlog.rec) == 0) {
     sl.inputs = h->inlog.rec.p;
     sl.inlen = h->inlog.rec.len;
@@ -1058,13 +1066,18 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
   for (int i = 0; i < h->ndoms; i++)
     roots[i + 1] = vhl_state_root(h->doms[i]->st);
   for (int i = 0; i < nroots && !dirty; i++) dirty = vh_tab_id(roots[i]) == 0;
-  dirty |= D->dead.n || D->sweep.n;
+  /* A stop sweeps no more (SHUTDOWN: the next start resumes the sweep keys);
+   * each turn of the loop while it drains would make another batch. */
+  int sweep = D->sweep.n && !h->stop_requested;
+  dirty |= D->dead.n || sweep;
   /* History collection alone never delays a stop or adds to a
    * backpressure hold; a mark or unmark is written even then (its reply
-   * waits behind the gate for it). */
-  if (!dirty && D->hist && !h->holding && !h->stop_requested)
-    dirty = vh_hist_due(D->hist, vh_host__clock_ms(h),
-                        vh_store_durable_seq(D->store));
+   * waits behind the gate for it). A batch only for it waits until every
+   * earlier one is durable (SHUTDOWN: at most one such batch is queued). */
+  uint64_t durable = vh_store_durable_seq(D->store);
+  if (!dirty && D->hist && !h->holding && !h->stop_requested &&
+      durable >= D->last_sub)
+    dirty = vh_hist_due(D->hist, vh_host__clock_ms(h), durable);
   else if (!dirty && D->hist)
     dirty = vh_hist_marks_dirty(D->hist);
   if (!dirty && D->last_man) {
@@ -1082,8 +1095,7 @@ static int vh_durable_flush(vh_host_t *h, vh_durable_t *D) {
   if (vh_batch_new(&b) != 0) goto fail;
   /* Everything that can fail without side effects first: the collect
    * gives nodes their ids, which cannot be taken back once it returned. */
-  if (D->sweep.n && vh_durable_sweep_step(D, b, sweep_ids, &took) != 0)
-    goto fail;
+  if (sweep && vh_durable_sweep_step(D, b, sweep_ids, &took) != 0) goto fail;
   uint64_t next_id = D->next_id;
   vh_flush_stats_t fs;
   int rc =
@@ -1171,12 +1183,13 @@ void vh_durable__slice_end(vh_host_t *h) {
   /* Keep the loop turning while subtrees wait to be swept (one bounded
    * step per slice); back to the slow health period when done. */
   if (D->handles && h->phase == VH_PHASE_RUN) {
-    if (D->sweep.n && !D->sweeping)
+    int sweep = D->sweep.n && !h->stop_requested; /* SHUTDOWN: none */
+    if (sweep && !D->sweeping)
       uv_timer_start(&D->health, vh_durable_on_health, 1, 1);
-    else if (!D->sweep.n && D->sweeping)
+    else if (!sweep && D->sweeping)
       uv_timer_start(&D->health, vh_durable_on_health, VH_HEALTH_MS,
                      VH_HEALTH_MS);
-    D->sweeping = D->sweep.n != 0;
+    D->sweeping = sweep;
   }
   /* Behind the gate, tagged with the last batch submitted so far, or, when
    * this slice's batch could not be built, with the next one (which will

@@ -57,6 +57,21 @@
  * once what pinned them is durable. So a slice's extra disk reads are
  * bounded; the price is a few reads per dropped old version.
  *
+ * BOUNDED DROPS (perf/stop). A batch also stops dropping once it processed
+ * VH_HIST_DROP_ENTS death entries (each a delete the writer must write):
+ * 64 versions of a K=200k state made a 20 MB batch of 635k deletes, ~1 s
+ * of the writer here, and a stop waits for every batch submitted. At
+ * least one version goes per batch, and each batch adds at most one, so
+ * the window still keeps up under load. A batch of a stopping host
+ * (sl->stopping) drops one version at most if it is a version itself (so
+ * hosts that each stop in their first slice keep the window from
+ * growing), and beyond that only versions whose death lists are all in
+ * memory and fit the bound (--retain 0's previous version, typically):
+ * not the 64 of an earlier run (20 MB of deletes above) whose lists
+ * would be read back from disk. Those wait for the next start, which
+ * drops them as the policy says (exact: the lists stay on disk until
+ * then).
+ *
  * ROLLBACK (vh_hist_resurrect, host/repl/repl_rollback.c) brings back nodes
  * that died after an older version: before the rollback's vh_hist_slice, the
  * same batch takes their entries out of every death list after that
@@ -90,6 +105,8 @@
 #define VH_HIST_FRONT 64   /* tail versions read at a time */
 #define VH_HIST_DROPS 64   /* versions dropped per batch at most */
 #define VH_HIST_UNPIN 4096 /* pinned entries re-examined per batch */
+/* BOUNDED DROPS above: death entries processed per batch (2 MB of batch). */
+#define VH_HIST_DROP_ENTS 65536
 /* Death entries kept in memory: 2 MB. It was 1M entries (8 MB, 8 B per
  * key of a 1M-key state filled in one run: bench/README.md, "Memory per
  * key"); an evicted chunk costs one prefix scan when its version drops. */
@@ -380,6 +397,7 @@ typedef struct proc {
   uint64_t durable;
   uint64_t est; /* disk chunks' estimates */
   uint64_t d;
+  uint64_t ents; /* entries processed (BOUNDED DROPS) */
 } proc_t;
 
 static int resurrected(const vh_hist_t *H, uint64_t id);
@@ -387,6 +405,7 @@ static int resurrected(const vh_hist_t *H, uint64_t id);
 static int process_entry(proc_t *p, uint64_t ent, uint64_t d) {
   vh_hist_t *H = p->H;
   uint64_t id = VH_DEAD_ID(ent);
+  p->ents++;
   if (H->res_n && resurrected(H, id)) return 0; /* alive again: rollback */
   hmark_t *m = mark_below(H, d);
   if (m && id < m->next_id) {
@@ -475,6 +494,19 @@ static int drop_one(proc_t *p, const uint64_t *fresh, size_t nfresh,
     H->n--;
   }
   return 0;
+}
+
+/* BOUNDED DROPS (above), for a stopping host: may the oldest go without
+ * a read, within the bound? Its successor's death list must be in memory
+ * (fresh/nfresh: entries of the batch being built for fresh_for). */
+static int stop_may_drop(vh_hist_t *H, const proc_t *p, size_t nfresh,
+                         uint64_t fresh_for) {
+  if (H->tail_n != 0 || H->n < 2) return 0;
+  hver_t *o2 = ring_at(H, 1);
+  if (o2->evicted) return 0;
+  uint64_t n = o2->seq == fresh_for ? nfresh : 0;
+  for (hchunk_t *c = o2->chunks; c; c = c->next) n += c->n;
+  return p->ents + n <= VH_HIST_DROP_ENTS;
 }
 
 /* Should the oldest version go, at time now? */
@@ -724,7 +756,7 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
     H->floor = sl->seq - 1;
   }
   proc_t p = {H, b, sweep, arg, sl->durable > H->floor ? sl->durable : H->floor,
-              0, 0};
+              0, 0, 0};
   int rc = 0;
   H->last_seq = sl->seq;
   if (sl->new_nodes) {
@@ -785,6 +817,10 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
   uint64_t fest = fresh_used ? 0 : (uint64_t)sl->ndead * H->avg;
   H->bytes += fest;
   for (int k = 0; k < VH_HIST_DROPS; k++) {
+    if (k > 0 && p.ents >= VH_HIST_DROP_ENTS) break; /* BOUNDED DROPS */
+    if (sl->stopping && k >= (sl->is_version ? 1 : 0) &&
+        !stop_may_drop(H, &p, fresh_used ? 0 : sl->ndead, fresh_for))
+      break;
     rc = front_fill(H, errmsg);
     if (rc == 0 && !want_drop(H, sl->time_ms)) break;
     if (rc == 0)

@@ -240,6 +240,13 @@
  *    ~20 s of wall time at close on the loaded machine: such a session
  *    deletes few nodes, so the second rule leaves it to RocksDB. Block sizes 16
  * / 32 KB: 3-4% smaller than 4 KB, not worth the slower point reads.
+ *    A third rule (perf/stop): the session wrote at least a quarter as
+ *    many bytes as the store's SST holds (one that replaced every node
+ *    wrote about half: the old nodes are still there), so a short one (a
+ *    restart that dropped old versions: deletes only, a few MB) does not
+ *    spend seconds of its stop rewriting up to 128 MB: the compaction
+ *    rewrites at most 4x what the session wrote (test_store
+ *    clean_close_leaves_compaction_to_a_long_session).
  *  - avoid_flush_during_recovery: the replayed WAL stays in the memtable
  *    (and its log file stays until the memtable is flushed as usual), so
  *    open does not compress and write an L0 file first. 1M-key state,
@@ -255,6 +262,16 @@
  *    WAL (callgrind, every thread up to the close): 157.6M -> 146.3M
  *    instructions (bench/README.md, "Crash restart under load
  *    (perf/crash)").
+ *  - BLOCK CACHE: 32 MB (64 MB before). Index and filter blocks go through
+ *    it (see build_options), and RocksDB 7.8 leaves the blocks of a table
+ *    file that compaction deleted in the cache until the LRU pushes them
+ *    out: a host that writes fills the cache to about its capacity with
+ *    the index and filter blocks of dead files, whatever it reads. K=1M,
+ *    N=10M (bench's writer, default --retain, 1.3 GB of live tables whose
+ *    index and filter blocks are 16.5 MB): 42-50 MB in use of 64 at the
+ *    end, VmRSS 126-140 MB; with 32 MB, 12.7 MB in use and 91.8 MB (16 MB:
+ *    8.0 MB and 84.9 MB) (bench/README.md, "Memory after a long history").
+ *    32 MB holds those 16.5 MB with room for data blocks.
  *  - NOT TAKEN (perf/sync4, bench/README.md "perf/sync4"): K=1M N=4M
  *    --retain 0, CPU seconds in interleaved runs, none outside the
  *    run-to-run spread (~±5%): XXH3 block checksums (perf shows <0.1% of
@@ -279,6 +296,15 @@
  *    cores. The bound at 12 stays under the write slowdown at 30
  *    level-0 files (stop at 50, L0 TRIGGER), so the hold never stalls
  *    a write; the manual compaction at a clean close is not affected.
+ *    A clean close holds them again before its flush when level 0 is at
+ *    the slowdown (close_hold: A CLEAN STOP WAITS FOR NO COMPACTION), and
+ *    rocksdb_close cancels a running compaction: runs that all stop
+ *    before their level-0 compaction is done add one level-0 file each,
+ *    so level 0 can pass the slowdown (a write is paced: microseconds for
+ *    a small batch) and reach the stop at 50, where the first write after
+ *    the hold waits for that compaction: 1 run in 60 back-to-back
+ *    restarts at K=200k (0.33-0.62 s, bench/README.md "perf/stop"),
+ *    where before their stops waited for it (2 in 55, 1.7-2.1 s).
  */
 #include "store_int.h"
 
@@ -297,7 +323,7 @@
 
 /* Defaults (see TUNING above). */
 #define VH_DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
-#define VH_DEFAULT_CACHE_BYTES ((size_t)64 << 20)
+#define VH_DEFAULT_CACHE_BYTES ((size_t)32 << 20) /* TUNING, BLOCK CACHE */
 #define VH_DEFAULT_WRITE_BUFFER ((size_t)4 << 20)
 #define VH_DEFAULT_WAL_BYTES ((uint64_t)16 << 20)
 #define VH_DEFAULT_BLOCK_BYTES ((size_t)4 << 10)
@@ -886,7 +912,30 @@ static int compact_worth(vh_store_t *s) {
   pthread_rwlock_unlock(&s->db_lock);
   return rc == 0 && total <= VH_COMPACT_AT_CLOSE_BYTES &&
          total - (total < bottom ? total : bottom) > total / 3 &&
-         s->node_dels * 3 > s->node_puts;
+         s->node_dels * 3 > s->node_puts && s->bytes_written * 4 >= total;
+}
+
+/* A CLEAN STOP WAITS FOR NO COMPACTION (TUNING): before the close flush,
+ * turns RocksDB's automatic compactions off again if the COMPACTION HOLD
+ * ended and level 0 is at the write slowdown: a flush that would add the
+ * slowdown's level-0 file waits until a compaction brings level 0 under
+ * it (WaitUntilFlushWouldNotStallWrites; the C API has no
+ * allow_write_stall), and does not with automatic compactions off.
+ * rocksdb_close then cancels the running compaction
+ * (CancelAllBackgroundWork: RocksDB 7.8's compaction iterator stops at
+ * the next key once shutting_down is set); the next run's compactions
+ * redo it after its hold. */
+static void close_hold(vh_store_t *s) {
+  if (s->compact_held || s->db == NULL) return;
+  char *l0 = rocksdb_property_value(s->db, "rocksdb.num-files-at-level0");
+  long n = l0 ? strtol(l0, NULL, 10) : VH_L0_SLOWDOWN;
+  rocksdb_free(l0);
+  if (n + 1 < VH_L0_SLOWDOWN) return;
+  const char *key[] = {"disable_auto_compactions"}, *val[] = {"true"};
+  char *rerr = NULL;
+  rocksdb_set_options(s->db, 1, key, val, &rerr);
+  free(rerr); /* not expected; then the flush waits as before */
+  s->compact_held = 1;
 }
 
 int vh_store_compact(vh_store_t *s, char **errmsg) {
@@ -905,6 +954,14 @@ int vh_store_compact(vh_store_t *s, char **errmsg) {
   pthread_rwlock_unlock(&s->db_lock);
   rocksdb_compactoptions_destroy(co);
   return 0;
+}
+
+size_t vh_store__cache_usage(vh_store_t *s) {
+  return s->cache ? rocksdb_cache_get_usage(s->cache) : 0;
+}
+
+size_t vh_store__cache_capacity(vh_store_t *s) {
+  return s->cache ? rocksdb_cache_get_capacity(s->cache) : 0;
 }
 
 int vh_store__base_level(vh_store_t *s) {
@@ -939,6 +996,7 @@ int vh_store_close(vh_store_t *s, char **errmsg) {
      * this flush makes of it. Weighed before, a session whose replaced
      * nodes were still in the memtable was left uncompacted or not as the
      * idle flush had run or not (history_spec's du bound flaked so). */
+    close_hold(s);
     int frc = flush_db(s, &m);
     if (frc == 0 && rc == 0 && wrote && compact_worth(s))
       frc = vh_store_compact(s, &m);

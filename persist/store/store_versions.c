@@ -402,15 +402,23 @@ typedef int (*scan_fn)(void *arg, const unsigned char *k, size_t klen,
                        const unsigned char *p, size_t len, char **errmsg);
 
 /* Read options for a scan of the keys that start with prefix: checksums
- * verified, blocks cached (the history engine scans on the loop thread, a
- * few keys each time: without the cache every scan decompresses its blocks
- * again), bounded above by the prefix's successor so a scan never reads
- * past its keys. *hi holds the bound; [new] options. */
+ * verified, blocks not kept in the block cache, bounded above by the
+ * prefix's successor so a scan never reads past its keys. *hi holds the
+ * bound; [new] options.
+ * NO CACHE FILL: the history engine reads each death list once, when its
+ * version drops (a few keys, on the loop thread); cached, those blocks
+ * stayed in the cache for nothing, allocated in the loop thread's heap:
+ * after 10M updates at K=1M (default --retain, the window dropping 1-3
+ * versions a slice) they were ~33 MB of its 90 MB (bench/README.md,
+ * "Memory after a long history"). A scan that meets a block again (the
+ * next version's chunks are its neighbours) reads it from the OS's page
+ * cache and decompresses 4 KB: microseconds. */
 static rocksdb_readoptions_t *scan_opts(const unsigned char *prefix,
                                         size_t plen, unsigned char *hi,
                                         size_t *hlen) {
   rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
   rocksdb_readoptions_set_verify_checksums(ro, 1);
+  rocksdb_readoptions_set_fill_cache(ro, 0);
   memcpy(hi, prefix, plen);
   size_t n = plen;
   while (n > 0 && hi[n - 1] == 0xff) n--; /* 'V' ff..: no bound needed */

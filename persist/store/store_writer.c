@@ -588,6 +588,7 @@ static int write_once(vh_store_t *s, rocksdb_writebatch_t *wb,
     size_t wlen = 0;
     rocksdb_writebatch_data(wb, &wlen);
     s->unflushed += wlen;
+    s->bytes_written += wlen;
     return 0;
   }
   s->need_reopen = 1; /* RocksDB's WAL writer is unusable now */

@@ -77,7 +77,7 @@ typedef struct vh_store_opts {
   size_t queue_bytes;         /* backpressure bound; 0 = 64 MB */
   /* Tuning, for benchmarks; 0 = the defaults explained in
    * persist/store/store.c. */
-  size_t cache_bytes;        /* LRU block cache (64 MB) */
+  size_t cache_bytes;        /* LRU block cache (32 MB) */
   size_t write_buffer_bytes; /* memtable size (8 MB) */
   /* Bottommost level's codec: 0 = LZ4 (the default, store.c TUNING,
    * CODEC); > 0 = zstd with a dictionary of that many bytes, < 0 = zstd
@@ -320,6 +320,10 @@ void vh_store__kill_at(vh_store_t *s, int phase);
 /* Immutable memtables not yet flushed (RocksDB's
  * rocksdb.num-immutable-mem-table); -1 if unknown. */
 int vh_store__imm_memtables(vh_store_t *s);
+/* Bytes in use in the store's block cache, and its capacity (TUNING,
+ * BLOCK CACHE). */
+size_t vh_store__cache_usage(vh_store_t *s);
+size_t vh_store__cache_capacity(vh_store_t *s);
 /* The level RocksDB compacts level 0 into (its "base level"; store.c,
  * TUNING, LEVEL BASE); -1 if unknown. */
 int vh_store__base_level(vh_store_t *s);

@@ -210,6 +210,8 @@ typedef struct vh_hist_slice {
                                     (vh_chrec.h), written as 'C' seq when
                                     it is a version; NULL: none */
   size_t chlen;                  /* ... its length */
+  int stopping; /* the host stops after this batch: drop no version whose
+                   death list is not in memory (history.c, BOUNDED DROPS) */
 } vh_hist_slice_t;
 
 /* Called for every subtree root the batch queues for sweeping. */

@@ -33,6 +33,8 @@ static size_t g_inlen;
 /* The change record the next slice() writes (NULL: none). */
 static const void *g_chrec;
 static size_t g_chlen;
+/* slice() makes the batch of a stopping host (vh_hist_slice_t.stopping). */
+static int g_stopping;
 
 /* One slice: nborn new nodes (returned ids from first), dead entries. */
 static uint64_t slice(fake_t *f, int is_version, size_t nborn,
@@ -75,7 +77,8 @@ static uint64_t slice(fake_t *f, int is_version, size_t nborn,
                         .inputs = g_inputs,
                         .inlen = g_inlen,
                         .chrec = g_chrec,
-                        .chlen = g_chlen};
+                        .chlen = g_chlen,
+                        .stopping = g_stopping};
   char *m = NULL;
   int rc = vh_hist_slice(f->H, b, &sl, fake_sweep, f, &m);
   if (rc != 0) fprintf(stderr, "hist slice: %s\n", m ? m : "?");
@@ -569,6 +572,126 @@ TEST_IMPL(death_lists_in_memory_are_bounded) {
   dir_cleanup();
 }
 
+/* ---- a stopping host (history.c, BOUNDED DROPS; perf/stop) ---- */
+
+TEST_IMPL(stopping_batch_drops_no_version_of_an_earlier_run) {
+  /* 101 versions, each killing the node the one before made; restarted
+   * with a window of 10: the batch of a stopping host drops one of them,
+   * as many as it adds (their death lists are on disk; it used to drop
+   * 64), and the next start's batches drop the rest exactly as if the
+   * stop had never come between. */
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(1000);
+  fake_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 2, NULL, 0); /* 1, 2 */
+  uint64_t prev = 2;
+  for (int i = 0; i < 100; i++) {
+    uint64_t a[] = {VH_DEAD(prev, 0)};
+    prev = slice(&f, 1, 1, a, 1);
+  }
+  fake_close(&f);
+  vh_retain_t r2 = retain_slices(10);
+  fake_open(&f, test_dir, &r2);
+  g_stopping = 1;
+  slice(&f, 1, 1, NULL, 0);
+  g_stopping = 0;
+  vh_history_t h;
+  vh_hist_info(f.H, &h);
+  ASSERT_EQ(h.count, 101);
+  ASSERT(!has_node(&f, 2)); /* died at 2, the new oldest */
+  for (uint64_t id = 3; id < 102; id++) ASSERT(has_node(&f, id));
+  fake_close(&f);
+  /* a batch that is not a version drops none */
+  fake_open(&f, test_dir, &r2);
+  g_stopping = 1;
+  slice(&f, 0, 0, NULL, 0);
+  g_stopping = 0;
+  vh_hist_info(f.H, &h);
+  ASSERT_EQ(h.count, 101);
+  ASSERT(has_node(&f, 3));
+  fake_close(&f);
+  /* the next start */
+  fake_open(&f, test_dir, &r2);
+  for (int i = 0; i < 3; i++) slice(&f, 1, 1, NULL, 0); /* 64 per batch */
+  vh_hist_info(f.H, &h);
+  ASSERT_EQ(h.count, 10);
+  ASSERT(has_node(&f, 1));
+  for (uint64_t id = 2; id <= 96; id++) ASSERT(!has_node(&f, id));
+  ASSERT(has_node(&f, 97)); /* died at 97: the window is 96..105 */
+  fake_close(&f);
+  dir_cleanup();
+}
+
+TEST_IMPL(stopping_batch_still_drops_versions_in_memory) {
+  /* --retain 0: the previous version of this run (its deaths in memory)
+   * still goes in the stopping batch: no death list is left. */
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(0);
+  fake_open(&f, fresh_dir(), &r);
+  uint64_t a1 = slice(&f, 1, 2, NULL, 0);
+  uint64_t d1[] = {VH_DEAD(a1, 0)};
+  slice(&f, 1, 1, d1, 1);
+  uint64_t d2[] = {VH_DEAD(a1 + 1, 0)};
+  g_stopping = 1;
+  slice(&f, 1, 1, d2, 1);
+  g_stopping = 0;
+  vh_history_t h;
+  vh_hist_info(f.H, &h);
+  ASSERT_EQ(h.count, 1);
+  ASSERT(!has_node(&f, a1));
+  ASSERT(!has_node(&f, a1 + 1));
+  fake_close(&f);
+  dir_cleanup();
+}
+
+static int count_deaths(void *arg, uint64_t s, const uint64_t *ents, size_t n,
+                        uint64_t est) {
+  (void)s;
+  (void)ents;
+  (void)est;
+  *(size_t *)arg += n;
+  return 0;
+}
+
+TEST_IMPL(drops_per_batch_are_bounded_by_death_entries) {
+  /* 10 versions of 20,000 deaths each, then a window of 1: a batch stops
+   * dropping once it processed 65,536 entries (history.c, BOUNDED DROPS),
+   * so 4 versions go per batch (not 10), each dropped exactly. */
+  enum { PER = 20000, KILLS = 10 };
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(1000);
+  fake_open(&f, fresh_dir(), &r);
+  uint64_t first = slice(&f, 1, (size_t)PER * KILLS, NULL, 0);
+  static uint64_t dead[PER];
+  for (int k = 0; k < KILLS; k++) {
+    for (int i = 0; i < PER; i++)
+      dead[i] = VH_DEAD(first + (uint64_t)k * PER + (uint64_t)i, 0);
+    slice(&f, 1, 1, dead, PER);
+  }
+  fake_close(&f);
+  vh_retain_t r1 = retain_slices(1);
+  fake_open(&f, test_dir, &r1);
+  slice(&f, 1, 1, NULL, 0);
+  vh_history_t h;
+  vh_hist_info(f.H, &h);
+  ASSERT_EQ(h.count, 12 - 4);
+  /* the deaths of versions 2..5 (kill slices 0..3) are gone, not 6's */
+  ASSERT(!has_node(&f, first));
+  ASSERT(!has_node(&f, first + (uint64_t)4 * PER - 1));
+  ASSERT(has_node(&f, first + (uint64_t)4 * PER));
+  for (int i = 0; i < 10 && h.count > 1; i++) {
+    slice(&f, 1, 1, NULL, 0);
+    vh_hist_info(f.H, &h);
+  }
+  ASSERT_EQ(h.count, 1);
+  ASSERT(!has_node(&f, first + (uint64_t)KILLS * PER - 1));
+  size_t left = 0;
+  ASSERT_EQ(vh_store_deaths_each(f.s, h.newest, count_deaths, &left, NULL), 0);
+  ASSERT_EQ(left, 0);
+  fake_close(&f);
+  dir_cleanup();
+}
+
 VH_TEST_MAIN(
     TEST_ENTRY(input_log_kept_and_dropped_with_its_version),
     TEST_ENTRY(change_record_kept_and_dropped_with_its_version),
@@ -583,4 +706,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(subtree_entries_sweep_with_death_seq),
     TEST_ENTRY(restart_reads_only_the_header),
     TEST_ENTRY(restart_then_window_shrinks_from_disk),
-    TEST_ENTRY(death_lists_in_memory_are_bounded))
+    TEST_ENTRY(death_lists_in_memory_are_bounded),
+    TEST_ENTRY(stopping_batch_drops_no_version_of_an_earlier_run),
+    TEST_ENTRY(stopping_batch_still_drops_versions_in_memory),
+    TEST_ENTRY(drops_per_batch_are_bounded_by_death_entries))

@@ -35,6 +35,7 @@
 #include "vh_bytes.h"
 #include "vh_crc32c.h"
 #include "vh_store.h"
+#include "vh_versions.h"
 /* --child: this binary runs a store for a test to kill (child_main). */
 static int child_main(int argc, char **argv);
 #define VH_TEST_PRE_MAIN child_main
@@ -1041,6 +1042,49 @@ TEST_IMPL(scans_stop_at_their_tag) {
   dir_cleanup();
 }
 
+static int count_chunk(void *arg, uint64_t sq, const uint64_t *ents, size_t n,
+                       uint64_t est) {
+  (void)sq;
+  (void)ents;
+  (void)est;
+  *(size_t *)arg += n;
+  return 0;
+}
+
+TEST_IMPL(history_scans_leave_the_block_cache) {
+  /* store_versions.c, NO CACHE FILL: the history engine reads each death
+   * list once, when its version drops; its blocks must not stay in the
+   * block cache (32 MB: TUNING, BLOCK CACHE). */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  ASSERT_EQ(vh_store__cache_capacity(s), (size_t)32 << 20);
+  enum { VERSIONS = 200, ENTS = 400 };
+  static uint64_t ents[ENTS];
+  for (uint64_t d = 1; d <= VERSIONS; d++) {
+    for (size_t i = 0; i < ENTS; i++) ents[i] = (d * 7919 + i * 104729) << 1;
+    vh_batch_t *b;
+    ASSERT_EQ(vh_batch_new(&b), 0);
+    ASSERT_EQ(vh_batch_put_deaths(b, d, d, ents, ENTS, 1000), 0);
+    ASSERT_EQ(vh_batch_set_manifest(b, "m", 1), 0);
+    ASSERT_EQ(vh_store_submit(s, b, d), 0);
+  }
+  ASSERT_EQ(vh_store_wait_durable(s, VERSIONS), 0);
+  ASSERT_EQ(vh_store_flush(s, NULL), 0); /* into a table file */
+  size_t n = 0;
+  /* the first read loads the table's index and filter blocks */
+  ASSERT_EQ(vh_store_deaths_each(s, 1, count_chunk, &n, NULL), 0);
+  size_t before = vh_store__cache_usage(s);
+  for (uint64_t d = 2; d <= VERSIONS; d++)
+    ASSERT_EQ(vh_store_deaths_each(s, d, count_chunk, &n, NULL), 0);
+  ASSERT_EQ(n, (size_t)VERSIONS * ENTS);
+  size_t after = vh_store__cache_usage(s);
+  if (after > before + 4096)
+    fprintf(stderr, "block cache grew %zu -> %zu\n", before, after);
+  ASSERT(after <= before + 4096); /* ~600 KB of blocks read */
+  close_ok(s);
+  dir_cleanup();
+}
+
 /* ---- write failures ---- */
 
 TEST_IMPL(write_failure_retried_in_order) {
@@ -1636,6 +1680,54 @@ TEST_IMPL(clean_close_compacts_the_memtable_too) {
   free(p);
   ASSERT_EQ(vh_store_get_node(s, 300, &p, &n, NULL), VH_ENOENT);
   close_ok(s);
+  dir_cleanup();
+}
+
+/* Level-0 files of the closed store in dir (a read-only open). */
+static int l0_files(const char *dir) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/db", dir);
+  rocksdb_options_t *o = rocksdb_options_create();
+  char *err = NULL;
+  rocksdb_t *db = rocksdb_open_for_read_only(o, path, 0, &err);
+  rocksdb_options_destroy(o);
+  if (err) fprintf(stderr, "read-only open: %s\n", err);
+  ASSERT(err == NULL);
+  char *v = rocksdb_property_value(db, "rocksdb.num-files-at-level0");
+  int n = v ? atoi(v) : -1;
+  rocksdb_free(v);
+  rocksdb_close(db);
+  return n;
+}
+
+TEST_IMPL(clean_close_leaves_compaction_to_a_long_session) {
+  /* perf/stop: 300 nodes (~600 KB) in the bottommost level and 300 more
+   * in level 0; then a session that only deletes 10 nodes (a restart
+   * that dropped old versions): it meets the other rules (deletes, a
+   * third of the SST above the bottommost level, a small store) but wrote
+   * a few hundred bytes, so its stop does not rewrite the 1.2 MB store:
+   * level 0 keeps its files. A session that wrote enough still compacts
+   * (clean_close_compacts*). */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_flush(dir, -1);
+  uint64_t seq = 1;
+  put_random(s, &seq, 1, 0, 300);
+  ASSERT_EQ(vh_store_compact(s, NULL), 0);
+  close_ok(s);
+  s = open_flush(dir, -1);
+  put_random(s, &seq, 301, 0, 300); /* no deletes: no compaction */
+  close_ok(s);
+  ASSERT(l0_files(dir) >= 1);
+  s = open_flush(dir, -1);
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  for (uint64_t id = 1; id <= 10; id++) ASSERT_EQ(vh_batch_del_node(b, id), 0);
+  ASSERT_EQ(vh_batch_set_manifest(b, &seq, sizeof seq), 0);
+  ASSERT_EQ(vh_store_submit(s, b, seq), 0);
+  ASSERT_EQ(vh_store_wait_durable(s, seq), 0);
+  seq++;
+  close_ok(s);
+  ASSERT(l0_files(dir) >= 2);
   dir_cleanup();
 }
 
@@ -2330,6 +2422,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(compaction_hold_ends_before_a_stall),
     TEST_ENTRY(idle_flush_retires_wal), TEST_ENTRY(clean_close_compacts),
     TEST_ENTRY(clean_close_compacts_the_memtable_too),
+    TEST_ENTRY(clean_close_leaves_compaction_to_a_long_session),
     TEST_ENTRY(no_idle_flush_keeps_wal), TEST_ENTRY(flood_keeps_wal_short),
     TEST_ENTRY(crc32c_vectors), TEST_ENTRY(crc32c_paths),
     TEST_ENTRY(open_missing_without_create),
@@ -2343,6 +2436,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(group_order_ids_of_many_bytes), TEST_ENTRY(submit_misuse),
     TEST_ENTRY(checksum_mismatch_detected), TEST_ENTRY(node_range_scan),
     TEST_ENTRY(scans_stop_at_their_tag),
+    TEST_ENTRY(history_scans_leave_the_block_cache),
     TEST_ENTRY(write_failure_retried_in_order),
     TEST_ENTRY(close_gives_up_on_failing_writes),
     TEST_ENTRY(backpressure_never_blocks_submit),

@@ -175,6 +175,7 @@ struct vh_store {
   /* Node puts and deletes written since open (writer thread; read by
    * close after the writer joined): store.c, COMPACTION AT A CLEAN STOP. */
   uint64_t node_puts, node_dels;
+  uint64_t bytes_written; /* RocksDB write batch bytes since open (idem) */
 
   _Atomic uint64_t durable_seq; /* written by the writer, read by anyone */
   _Atomic int fail_writes;      /* test hook: writes still to fail */
