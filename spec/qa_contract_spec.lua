@@ -259,6 +259,8 @@ end }
 end)
 
 describe("a script that is a binary chunk", function()
+  after_each(proc.reap)
+
   it("is refused with one line naming the file", function()
     local dir = proc.tmpdir()
     proc.write(dir .. "/bin.lua", "\27Lua\84\0garbage")
@@ -283,6 +285,8 @@ describe("a script that is a binary chunk", function()
 end)
 
 describe("export to a FILE that is a FIFO or a device", function()
+  after_each(proc.reap)
+
   it("writes into it, never replacing it with a regular file", function()
     local dir = proc.tmpdir()
     proc.write(dir .. "/a.lua", HEAD .. [[
