@@ -35,33 +35,93 @@ local function whole()
   end
   return table.concat(out, '\n')
 end
-local function at_path()
-  local elems = {}
-  for e in (path .. '.'):gmatch('(.-)%.') do
-    if e == '' then
-      error('bad path "' .. path .. '": empty element (use name.key.key)', 0)
+-- A path is name.key.key as before, where a key may also be written the way
+-- diff and changes print keys that are not plain names or integers:
+-- [literal], a quoted string, a number or true/false (kv["a.b"], t[1.5],
+-- t[true], t["3"]). A plain element is tried as an integer key first, then
+-- as a string; a bracketed one is exactly its literal.
+local function bad(why)
+  error('bad path "' .. path .. '": ' .. why ..
+        ' (use name.key.key, or key["a.b"], key[1.5], key[true])', 0)
+end
+local function literal(i) -- the literal after '[' at i: value, index past ']'
+  local q = path:sub(i, i)
+  local lit, j
+  if q == '"' or q == "'" then
+    j = i + 1
+    while j <= #path and path:sub(j, j) ~= q do
+      j = j + (path:sub(j, j) == '\\' and 2 or 1)
     end
-    elems[#elems + 1] = e
+    if j > #path then bad('unclosed string') end
+    local f = load('return ' .. path:sub(i, j), '=path', 't', {})
+    local ok, v = pcall(f or error)
+    if not f or not ok or type(v) ~= 'string' then bad('bad string') end
+    lit, j = v, j + 1
+  else
+    local tok = path:match('^[^%]]*', i)
+    j = i + #tok
+    if tok == 'true' then
+      lit = true
+    elseif tok == 'false' then
+      lit = false
+    elseif tok == '1/0' or tok == '-1/0' then -- how pretty prints infinities
+      lit = tok == '1/0' and math.huge or -math.huge
+    elseif tok == 'math.mininteger' then
+      lit = math.mininteger
+    else
+      lit = tonumber(tok)
+      if lit == nil or lit ~= lit then
+        bad('[' .. tok .. '] is not a string, number or boolean literal')
+      end
+    end
   end
-  local v = domains[elems[1]]
+  if path:sub(j, j) ~= ']' then bad('missing ]') end
+  return lit, j + 1
+end
+local function at_path()
+  local name = path:match('^[^.%[]*')
+  if name == '' then bad('empty element') end
+  local elems, i = {}, #name + 1
+  while i <= #path do
+    local c = path:sub(i, i)
+    if c == '.' then
+      local e = path:match('^[^.%[]*', i + 1)
+      if e == '' then bad('empty element') end
+      elems[#elems + 1] = { plain = e, text = '.' .. e }
+      i = i + 1 + #e
+    elseif c == '[' then
+      local k, j = literal(i + 1)
+      elems[#elems + 1] = { key = k, text = path:sub(i, j - 1) }
+      i = j
+    else
+      bad('unexpected ' .. c)
+    end
+  end
+  local v = domains[name]
   if v == nil then
-    error('no domain "' .. elems[1] .. '" in ' .. dir .. ' (domains: ' ..
+    error('no domain "' .. name .. '" in ' .. dir .. ' (domains: ' ..
           (#names > 0 and table.concat(names, ', ') or 'none') .. ')', 0)
   end
-  local where = elems[1]
-  for i = 2, #elems do
-    local e = elems[i]
+  local where = name
+  for _, el in ipairs(elems) do
     if type(v) ~= 'table' then
       error(where .. ' is a ' .. type(v) .. ', not a table: no ' .. path, 0)
     end
     local nv
-    local n = math.tointeger(tonumber(e))
-    if n then nv = v[n]; check() end
-    if nv == nil then nv = v[e]; check() end
-    if nv == nil then
-      error('no ' .. path .. ' (' .. where .. ' has no key ' .. e .. ')', 0)
+    if el.plain then
+      local e = el.plain
+      local n = math.tointeger(tonumber(e))
+      if n then nv = v[n]; check() end
+      if nv == nil then nv = v[e]; check() end
+    else
+      nv = v[el.key]
+      check()
     end
-    v, where = nv, where .. '.' .. e
+    if nv == nil then
+      error('no ' .. path .. ' (' .. where .. ' has no key ' ..
+            el.text:gsub('^%.', '') .. ')', 0)
+    end
+    v, where = nv, where .. el.text
   end
   local s = pretty.format(v)
   check()

@@ -292,7 +292,29 @@ int vh_export_main(int argc, char **argv) {
   }
   vh_xout_t out = {1, 0};
   char *tmp = NULL;
-  if (!to_stdout) {
+  /* A FILE that is a FIFO or a device (not a regular file) is written
+   * into, as stdout is: renaming a temporary file over it would replace
+   * the pipe or the device node. */
+  struct stat fst;
+  int direct = !to_stdout && stat(x.file, &fst) == 0 && !S_ISREG(fst.st_mode) &&
+               !S_ISDIR(fst.st_mode);
+  if (direct) {
+    out.fd = open(x.file, O_WRONLY | O_CLOEXEC);
+    if (out.fd < 0 || isatty(out.fd)) {
+      if (out.fd < 0)
+        fprintf(stderr, "vedhost: cannot open %s: %s\n", x.file,
+                strerror(errno));
+      else
+        fprintf(stderr,
+                "vedhost: export writes binary data: %s is a "
+                "terminal; give a FILE\n",
+                x.file);
+      if (out.fd >= 0) close(out.fd);
+      vh_offline_close(&o);
+      free(x.names);
+      return 1;
+    }
+  } else if (!to_stdout) {
     size_t n = strlen(x.file) + 32;
     tmp = malloc(n);
     if (tmp != NULL) {
@@ -312,7 +334,9 @@ int vh_export_main(int argc, char **argv) {
   memset(&st, 0, sizeof st);
   rc = vh_export_run(&o, &x, &out, &st);
   vh_offline_close(&o);
-  if (!to_stdout) {
+  if (direct) {
+    close(out.fd);
+  } else if (!to_stdout) {
     if (rc == 0 && fsync(out.fd) != 0) {
       fprintf(stderr, "vedhost: cannot write %s: %s\n", tmp, strerror(errno));
       rc = 1;

@@ -34,8 +34,10 @@
  * stdout is flushed after each version, so a consumer never sees part of a
  * version without the rest following.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -201,22 +203,106 @@ static int vh_diffcmd__arg(void *arg, int opt, const char *val) {
 
 /* ---- vedhost diff ---- */
 
-/* Split PATH into domain and keys, resolving integer-looking elements
- * against both sides. *keys [new] (strings to release), *nkeys. */
+/* The UTF-8 bytes of code point c (Lua's \u{X}, up to 2^31) into o. */
+static size_t vh_diffcmd__utf8(unsigned long c, char *o) {
+  if (c < 0x80) return o[0] = (char)c, 1;
+  int n = c < 0x800       ? 2
+          : c < 0x10000   ? 3
+          : c < 0x200000  ? 4
+          : c < 0x4000000 ? 5
+                          : 6;
+  for (int i = n - 1; i > 0; i--) o[i] = (char)(0x80 | (c & 0x3f)), c >>= 6;
+  o[0] = (char)((0xff00u >> n) | c);
+  return (size_t)n;
+}
+
+/* A bracketed key of PATH, p just past '[', written as diff prints keys
+ * that are not plain names (scripts/pretty.lua): a quoted string with
+ * Lua's escapes, an integer or float, 1/0, -1/0, math.mininteger, true,
+ * false. *k [new]; returns the char past ']', or NULL. */
+static const char *vh_diffcmd__literal(const char *p, vh_val_t *k) {
+  if (*p == '"' || *p == '\'') {
+    char q = *p++, *b = malloc(strlen(p) + 1);
+    size_t n = 0;
+    if (b == NULL) return NULL;
+    for (; *p && *p != q; p++) {
+      if (*p != '\\') {
+        b[n++] = *p;
+        continue;
+      }
+      static const char esc[] = "a\ab\bf\fn\nr\rt\tv\v\\\\\"\"''";
+      const char *e = *++p ? strchr(esc, *p) : NULL;
+      if (e && (e - esc) % 2 == 0) {
+        b[n++] = e[1];
+      } else if (*p >= '0' && *p <= '9') {
+        int c = 0, d = 0;
+        while (d < 3 && *p >= '0' && *p <= '9') c = c * 10 + (*p++ - '0'), d++;
+        p--;
+        if (c > 255) break;
+        b[n++] = (char)c;
+      } else if (*p == 'x' && isxdigit((unsigned char)p[1]) &&
+                 isxdigit((unsigned char)p[2])) {
+        char h[3] = {p[1], p[2], 0};
+        b[n++] = (char)strtol(h, NULL, 16);
+        p += 2;
+      } else if (*p == 'u' && p[1] == '{' && isxdigit((unsigned char)p[2])) {
+        char *end;
+        unsigned long c = strtoul(p + 2, &end, 16);
+        if (*end != '}' || c >= 0x80000000UL) break;
+        n += vh_diffcmd__utf8(c, b + n);
+        p = end;
+      } else if (*p == 'z') {
+        while (p[1] == ' ' || p[1] == '\n' || p[1] == '\t' || p[1] == '\r') p++;
+      } else {
+        break;
+      }
+    }
+    if (*p != q || p[1] != ']') {
+      free(b);
+      return NULL;
+    }
+    k->u.s = vh_str_new(b, n);
+    k->type = VH_TSTR;
+    free(b);
+    return k->u.s ? p + 2 : NULL;
+  }
+  const char *end = strchr(p, ']');
+  size_t len = end ? (size_t)(end - p) : 0;
+  char tok[64], *te;
+  if (len == 0 || len >= sizeof tok) return NULL;
+  memcpy(tok, p, len);
+  tok[len] = 0;
+  errno = 0;
+  long long ll = strtoll(tok, &te, 10);
+  double d;
+  if (*te == 0 && errno == 0)
+    *k = vh_int(ll);
+  else if (strcmp(tok, "true") == 0 || strcmp(tok, "false") == 0)
+    *k = vh_bool(tok[0] == 't');
+  else if (strcmp(tok, "math.mininteger") == 0)
+    *k = vh_int(INT64_MIN);
+  else if (strcmp(tok, "1/0") == 0 || strcmp(tok, "-1/0") == 0)
+    *k = vh_float(tok[0] == '-' ? -HUGE_VAL : HUGE_VAL);
+  else if ((d = strtod(tok, &te)), *te == 0 && d == d)
+    *k = d == floor(d) && d >= -0x1p63 && d < 0x1p63 ? vh_int((int64_t)d)
+                                                     : vh_float(d);
+  else
+    return NULL;
+  return end + 1;
+}
+
+/* Split PATH into domain and keys: `name.key.key` where a plain element
+ * that looks like an integer is resolved against both sides (integer key
+ * first, then string), and a key may be bracketed as diff prints it
+ * (`kv["a.b"]`, `t[1.5]`, `t[true]`). *keys [new] (strings to release),
+ * *nkeys. */
 static int vh_diffcmd__path(const char *path, const vh_vside_t *a,
                             const vh_vside_t *b, char **domain, vh_val_t **keys,
                             size_t *nkeys) {
-  const char *dot = strchr(path, '.');
-  size_t dl = dot ? (size_t)(dot - path) : strlen(path);
+  size_t dl = strcspn(path, ".[");
   *keys = NULL;
   *nkeys = 0;
-  if (dl == 0 || path[strlen(path) - 1] == '.' || strstr(path, "..")) {
-    fprintf(stderr,
-            "vedhost: diff: bad path \"%s\": empty element (use "
-            "name.key.key)\n",
-            path);
-    return 2;
-  }
+  if (dl == 0) goto bad;
   *domain = strndup(path, dl);
   vh_tab_t *ta = NULL, *tb = NULL;
   int found = 0;
@@ -224,48 +310,63 @@ static int vh_diffcmd__path(const char *path, const vh_vside_t *a,
     if (strcmp(a->names[i], *domain) == 0) ta = a->roots[i], found = 1;
   for (size_t i = 0; i < b->n; i++)
     if (strcmp(b->names[i], *domain) == 0) tb = b->roots[i], found = 1;
+  size_t n = 0;
+  for (const char *p = path; *p; p++) n += *p == '.' || *p == '[';
+  *keys = calloc(n + 1, sizeof **keys);
+  if (*keys == NULL) return 1;
+  vh_val_t va = ta ? (vh_val_t){.u.t = ta, .type = VH_TTAB} : vh_nil();
+  vh_val_t vb = tb ? (vh_val_t){.u.t = tb, .type = VH_TTAB} : vh_nil();
+  for (const char *s = path + dl; *s;) {
+    vh_val_t k = vh_nil(), x = vh_nil(), y = vh_nil();
+    if (*s == '[') {
+      s = vh_diffcmd__literal(s + 1, &k);
+      if (s == NULL) goto bad;
+    } else if (*s == '.') {
+      s++;
+      size_t len = strcspn(s, ".[");
+      if (len == 0) goto bad;
+      char buf[32], *end;
+      if (len < sizeof buf) {
+        memcpy(buf, s, len);
+        buf[len] = 0;
+        errno = 0;
+        long long ll = strtoll(buf, &end, 10);
+        if (*end == 0 && errno == 0) {
+          vh_val_t ik = vh_int(ll);
+          if (va.type == VH_TTAB) vh_tab_get(va.u.t, ik, &x);
+          if (vb.type == VH_TTAB) vh_tab_get(vb.u.t, ik, &y);
+          if (x.type != VH_TNIL || y.type != VH_TNIL) k = ik;
+        }
+      }
+      if (k.type == VH_TNIL) {
+        k.u.s = vh_str_new(s, len);
+        k.type = VH_TSTR;
+        if (k.u.s == NULL) return 1;
+      }
+      s += len;
+    } else {
+      goto bad;
+    }
+    (*keys)[(*nkeys)++] = k;
+    x = y = vh_nil();
+    if (va.type == VH_TTAB) vh_tab_get(va.u.t, k, &x);
+    if (vb.type == VH_TTAB) vh_tab_get(vb.u.t, k, &y);
+    va = x;
+    vb = y;
+  }
   if (!found) {
     fprintf(stderr, "vedhost: diff: no domain \"%s\" in either version\n",
             *domain);
     return 1;
   }
-  size_t n = 0;
-  for (const char *p = path; *p; p++) n += *p == '.';
-  *keys = calloc(n + 1, sizeof **keys);
-  const char *e = dot;
-  vh_val_t va = ta ? (vh_val_t){.u.t = ta, .type = VH_TTAB} : vh_nil();
-  vh_val_t vb = tb ? (vh_val_t){.u.t = tb, .type = VH_TTAB} : vh_nil();
-  while (e != NULL) {
-    const char *s = e + 1;
-    e = strchr(s, '.');
-    size_t len = e ? (size_t)(e - s) : strlen(s);
-    char buf[32], *end;
-    vh_val_t k = vh_nil(), x = vh_nil(), y = vh_nil();
-    if (len > 0 && len < sizeof buf) {
-      memcpy(buf, s, len);
-      buf[len] = 0;
-      errno = 0;
-      long long ll = strtoll(buf, &end, 10);
-      if (*end == 0 && errno == 0) {
-        vh_val_t ik = vh_int(ll);
-        if (va.type == VH_TTAB) vh_tab_get(va.u.t, ik, &x);
-        if (vb.type == VH_TTAB) vh_tab_get(vb.u.t, ik, &y);
-        if (x.type != VH_TNIL || y.type != VH_TNIL) k = ik;
-      }
-    }
-    if (k.type == VH_TNIL) {
-      k.u.s = vh_str_new(s, len);
-      k.type = VH_TSTR;
-      if (k.u.s == NULL) return 1;
-      x = y = vh_nil();
-      if (va.type == VH_TTAB) vh_tab_get(va.u.t, k, &x);
-      if (vb.type == VH_TTAB) vh_tab_get(vb.u.t, k, &y);
-    }
-    (*keys)[(*nkeys)++] = k;
-    va = x;
-    vb = y;
-  }
   return 0;
+bad:
+  fprintf(stderr,
+          "vedhost: diff: bad path \"%s\": use name.key.key, with keys that "
+          "are not plain names as diff prints them: key[\"a.b\"], key[1.5], "
+          "key[true]\n",
+          path);
+  return 2;
 }
 
 /* Load version spec into a side (roots as stubs); *next_id: its
@@ -321,8 +422,7 @@ int vh_diff_main(int argc, char **argv) {
   if (r == 0 && a.npos == 2) { /* FROM TO, or FROM PATH */
     char *m2 = NULL;
     if (vh_diffcmd__side(&o, to, &sb, &seqb, &nb, &m2) != 0) {
-      const char *dot = strchr(to, '.');
-      size_t dl = dot ? (size_t)(dot - to) : strlen(to);
+      size_t dl = strcspn(to, ".[");
       int isdom = 0;
       for (size_t i = 0; i < o.man.ndomains; i++)
         if (strlen(o.man.domains[i].name) == dl &&

@@ -368,18 +368,24 @@ static int vh_main_run(int argc, char **argv) {
   return rc;
 }
 
-int main(int argc, char **argv) {
-  if (argc < 2) {
-    fputs(vh_main_usage, stderr);
-    return 2;
-  }
+static int vh_main_cmd(int argc, char **argv) {
+  if (argc < 2)
+    return vh_main_bad("a command is needed (run, repl, inspect, ...)%s%s", "",
+                       "");
   const char *cmd = argv[1];
   if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 ||
       strcmp(cmd, "help") == 0) {
+    if (argc == 3 && argv[2][0] != '-' && strcmp(argv[2], "help") != 0) {
+      /* help CMD: that command's own help */
+      char *sub[] = {argv[0], argv[2], "--help", NULL};
+      return vh_main_cmd(3, sub);
+    }
+    if (argc > 3) return vh_main_bad("unexpected argument '%s'%s", argv[3], "");
     fputs(vh_main_usage, stdout);
     return 0;
   }
   if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) {
+    if (argc > 2) return vh_main_bad("unexpected argument '%s'%s", argv[2], "");
     printf("vedhost %s\n", VH_HOST_VERSION);
     return 0;
   }
@@ -402,4 +408,28 @@ int main(int argc, char **argv) {
   if (strcmp(cmd, "test") == 0) return vh_test_main(argc - 1, argv + 1);
   if (cmd[0] == '-') return vh_main_bad("unknown option '%s'%s", cmd, "");
   return vh_main_bad("unknown command '%s'%s", cmd, "");
+}
+
+int main(int argc, char **argv) {
+  int rc = vh_main_cmd(argc, argv);
+  /* A result printed into a full disk or a closed file is a failure, not
+   * exit 0 (`vedhost inspect > out` on a full disk). `run` keeps its own
+   * exit code (ved.exit's); `test` has exec'd busted. A pipe whose reader
+   * left (`vedhost changes | head`, SIGPIPE ignored there) is not one. */
+  errno = 0;
+  int bad = fflush(stdout) != 0 || ferror(stdout);
+  int err = errno;
+  struct stat st;
+  if (bad && fstat(fileno(stdout), &st) == 0 &&
+      (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+    bad = 0;
+  if (bad && err != EPIPE && rc == 0 &&
+      (argc < 2 || strcmp(argv[1], "run") != 0)) {
+    fprintf(stderr, "vedhost: %s%scannot write the output: %s\n",
+            argc >= 2 && argv[1][0] != '-' ? argv[1] : "",
+            argc >= 2 && argv[1][0] != '-' ? ": " : "",
+            err ? strerror(err) : "write error");
+    rc = 1;
+  }
+  return rc;
 }

@@ -106,6 +106,22 @@ static int vh_mark__offline(const char *cmd, const char *data, const char *name,
   vh_store_t *s = NULL;
   char *m = NULL;
   int rc = vh_store_open(data, &so, &s, &m);
+  if (rc == 0) { /* a newer or damaged manifest: refused, never written */
+    void *mb = NULL;
+    size_t ml = 0;
+    vh_manifest_t cur;
+    memset(&cur, 0, sizeof cur);
+    rc = vh_store_get_manifest(s, &mb, &ml, &m);
+    if (rc == 0) rc = vh_manifest_decode(mb, ml, &cur, &m);
+    if (rc == VH_ENOENT && m == NULL) rc = 0; /* never given a manifest */
+    vh_manifest_free(&cur);
+    free(mb);
+    if (rc != 0) {
+      char *cm = NULL;
+      vh_store_close(s, &cm);
+      free(cm);
+    }
+  }
   if (rc != 0) {
     fprintf(stderr, "vedhost: %s: %s\n", cmd, m ? m : vh_err_name(rc));
     free(m);

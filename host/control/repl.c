@@ -82,6 +82,7 @@ typedef struct {
   EditLine *el;      /* the line editor (for the go-live question) */
   int asking;        /* the prompt is "go live? [y/N] " */
   char confirm[64];  /* the last reply offered `:reload --confirm FP` */
+  int failed;        /* a chunk or command got an error reply */
 } session_t;
 
 /* ---- Socket I/O ------------------------------------------------------ */
@@ -462,9 +463,11 @@ static int console_request(session_t *s, int type, const char *p, size_t n) {
                rep + k + sizeof offer - 1);
   } else if (rtype == VH_CONTROL_ERROR) {
     print_error(s->colour_err, rep, rlen);
+    s->failed = 1;
   } else if (rtype != VH_CONTROL_INCOMPLETE) {
     fprintf(stderr, "vedhost: unexpected %s reply from the host\n",
             vh_control_type_name(rtype));
+    s->failed = 1;
   }
   free(rep);
   return rtype;
@@ -625,6 +628,18 @@ static int run_console(int fd) {
       break;
     }
     if (!go_on) break;
+  }
+  /* Input from a pipe or a file is a script: like `lua < file`, it fails
+   * (exit 1) when a chunk failed or the input ended inside a chunk. */
+  if (rc == 0 && !isatty(0)) {
+    if (s.cont && s.chunk) {
+      fflush(stdout);
+      fprintf(stderr,
+              "vedhost: repl: the input ended inside an incomplete "
+              "chunk; it was not run\n");
+      s.failed = 1;
+    }
+    if (s.failed) rc = 1;
   }
   fflush(stdout);
   chunk_reset(&s);

@@ -120,7 +120,7 @@ int vh_repl__reload_rehearse(vh_repl_srv_t *s, vh_control_conn_t *conn,
       bad = 1;
     }
   }
-  if (!n && !confirm) return 0; /* a plain :reload */
+  if (!n && !confirm && !bad && !yes) return 0; /* a plain :reload */
   vh_buf_t b = {0};
   if (bad || (n && confirm) || (yes && !n)) {
     const char *u =

@@ -369,6 +369,9 @@ static int vh_host_load_file(vh_host_t *h, const char *path, char *err,
     const char *msg = lua_tostring(L, -1);
     /* syntax errors read "file:line: message"; LUA_ERRFILE "cannot
      * open/read file" */
+    /* a binary chunk's refusal names no file: say which */
+    if (msg && strncmp(msg, "attempt to load", 15) == 0)
+      msg = lua_pushfstring(L, "%s: %s", path, msg);
     vh_host__first_line(err, cap, msg ? msg : "cannot load");
     lua_settop(L, top);
     return VH_HOST_ELOAD;

@@ -436,6 +436,9 @@ static int vh_reload_exec(vh_host_t *h, const vh_rfile_t *f, char *err,
   lua_remove(L, -2);
   if (rc != LUA_OK) {
     const char *msg = lua_tostring(L, -1);
+    /* a binary chunk's refusal names no file: say which */
+    if (msg && strncmp(msg, "attempt to load", 15) == 0)
+      msg = lua_pushfstring(L, "%s: %s", f->path, msg);
     vh_host__first_line(err, cap, msg ? msg : "cannot load");
     lua_settop(L, top);
     return VH_HOST_ELOAD;
