@@ -322,3 +322,45 @@ ved.domain "c" { state = { n = 1 }, start = function(s) s.n = 7; ved.exit(0) end
     proc.rmdir(dir)
   end)
 end)
+
+describe("diff PATH through a scalar", function()
+  it("is refused like inspect when no version can have it", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/a.lua", HEAD .. [==[
+ved.domain "c" { start = function(s)
+  s.k = (s.k or 0) + 1
+  s.n = 5
+  if s.k == 2 then s.m = { x = { y = 1 } } else s.m = 7 end
+  ved.exit(0)
+end }
+]==])
+    for _ = 1, 2 do
+      assert.are.equal(0, proc.run({ "run", "a.lua" }, { cwd = dir }).code)
+    end
+    for _, args in ipairs({ { "diff", "1", "2", "c.n.x.y" },
+                            { "diff", "1", "c.n.x" },
+                            { "diff", "1", "2", "c.k.x" } }) do
+      local what = table.concat(args, " ")
+      local r = proc.run(args, { cwd = dir })
+      assert.are.equal(1, r.code, what .. ": " .. r.out .. r.log)
+      assert.are.equal("", r.out, what)
+      local line = proc.one_line(r)
+      assert.matches("is a number, not a table: no " .. args[#args], line, 1,
+                     true)
+      local ins = proc.run({ "inspect", args[#args] }, { cwd = dir })
+      assert.are.equal(1, ins.code)
+    end
+    -- a scalar in one version, a table in the other: a normal diff
+    local r = proc.run({ "diff", "1", "2", "c.m.x.y" }, { cwd = dir })
+    assert.are.equal(0, r.code, r.log)
+    assert.matches("c.m", r.out, 1, true)
+    r = proc.run({ "diff", "2", "1", "c.m.x" }, { cwd = dir })
+    assert.are.equal(0, r.code, r.log)
+    assert.matches("c.m", r.out, 1, true)
+    -- a missing key is still an empty diff
+    r = proc.run({ "diff", "1", "2", "c.nosuch.x" }, { cwd = dir })
+    assert.are.equal(0, r.code, r.log)
+    assert.are.equal("", r.out)
+    proc.rmdir(dir)
+  end)
+end)

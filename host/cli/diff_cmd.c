@@ -316,8 +316,15 @@ static int vh_diffcmd__path(const char *path, const vh_vside_t *a,
   if (*keys == NULL) return 1;
   vh_val_t va = ta ? (vh_val_t){.u.t = ta, .type = VH_TTAB} : vh_nil();
   vh_val_t vb = tb ? (vh_val_t){.u.t = tb, .type = VH_TTAB} : vh_nil();
+  /* A side whose walk meets a scalar can never hold PATH; both: refused as
+   * inspect refuses it. */
+  size_t wa = 0;
+  int sa = VH_TNIL, sb = VH_TNIL;
   for (const char *s = path + dl; *s;) {
     vh_val_t k = vh_nil(), x = vh_nil(), y = vh_nil();
+    if (sa == VH_TNIL && va.type != VH_TNIL && va.type != VH_TTAB)
+      sa = va.type, wa = (size_t)(s - path);
+    if (sb == VH_TNIL && vb.type != VH_TNIL && vb.type != VH_TTAB) sb = vb.type;
     if (*s == '[') {
       s = vh_diffcmd__literal(s + 1, &k);
       if (s == NULL) goto bad;
@@ -357,6 +364,15 @@ static int vh_diffcmd__path(const char *path, const vh_vside_t *a,
   if (!found) {
     fprintf(stderr, "vedhost: diff: no domain \"%s\" in either version\n",
             *domain);
+    return 1;
+  }
+  if (sa != VH_TNIL && sb != VH_TNIL) {
+    fprintf(stderr, "vedhost: diff: %.*s is a %s, not a table: no %s\n",
+            (int)wa, path,
+            sa == VH_TSTR    ? "string"
+            : sa == VH_TBOOL ? "boolean"
+                             : "number",
+            path);
     return 1;
   }
   return 0;
