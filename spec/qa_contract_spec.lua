@@ -364,3 +364,22 @@ end }
     proc.rmdir(dir)
   end)
 end)
+
+describe("a data dir whose db is a regular file", function()
+  it("is named not a directory by inspect and fsck", function()
+    local dir = proc.tmpdir()
+    os.execute("mkdir " .. proc.quote(dir .. "/d"))
+    proc.write(dir .. "/d/db", "not a dir\n")
+    for _, args in ipairs({ { "inspect", "--data", "d" },
+                            { "fsck", "--data", "d" } }) do
+      local what = table.concat(args, " ")
+      local r = proc.run(args, { cwd = dir })
+      assert.are_not.equal(0, r.code, what)
+      local line = proc.one_line(r)
+      assert.matches("d/db is not a directory", line, 1, true)
+      assert.is_nil(line:find("does not exist", 1, true), what .. ": " .. line)
+      assert.are.equal("not a dir\n", proc.read(dir .. "/d/db"))
+    end
+    proc.rmdir(dir)
+  end)
+end)

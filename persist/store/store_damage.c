@@ -362,6 +362,15 @@ int vh_store__precheck(vh_store_t *s, const vh_store_opts_t *o, char **errmsg) {
   if (!df.current && (!o->create || s->secondary)) {
     /* Without create, refuse a missing store before RocksDB gets to make
      * an empty DIR/db as a side effect (and word the error for users). */
+    struct stat st;
+    if (!df.exists && stat(s->dbpath, &st) == 0 && !S_ISDIR(st.st_mode)) {
+      vh_store__set_msg(errmsg,
+                        vh_store__msg("%s: no vedhost store here (%s is not a "
+                                      "directory); check --data, or move that "
+                                      "file away",
+                                      s->dir, s->dbpath));
+      return VH_ENOENT;
+    }
     vh_store__set_msg(
         errmsg,
         vh_store__msg("%s: no vedhost store here (%s %s); check --data, "
