@@ -383,3 +383,28 @@ describe("a data dir whose db is a regular file", function()
     proc.rmdir(dir)
   end)
 end)
+
+describe("mark, unmark, rollback, recover on an empty data dir", function()
+  it("leave the dir as they found it (no LOCK, no db)", function()
+    local dir = proc.tmpdir()
+    for _, args in ipairs({ { "mark", "m" }, { "unmark", "m" },
+                            { "rollback", "--domain", "c", "--to", "1" },
+                            { "recover" } }) do
+      local what = table.concat(args, " ")
+      os.execute("mkdir " .. proc.quote(dir .. "/e"))
+      local argv = { args[1], "--data", "e" }
+      for i = 2, #args do argv[#argv + 1] = args[i] end
+      local r = proc.run(argv, { cwd = dir })
+      assert.are.equal(1, r.code, what .. ": " .. r.out .. r.log)
+      assert.matches("e/db does not exist", proc.one_line(r), 1, true)
+      assert.are.equal("", proc.sh("ls -A " .. proc.quote(dir .. "/e")),
+                       what)
+      os.execute("rmdir " .. proc.quote(dir .. "/e"))
+      argv[3] = "none"
+      r = proc.run(argv, { cwd = dir })
+      assert.are.equal(1, r.code, what .. ": " .. r.out .. r.log)
+      assert.is_nil(io.open(dir .. "/none"), what)
+    end
+    proc.rmdir(dir)
+  end)
+end)

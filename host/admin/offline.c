@@ -49,8 +49,10 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vh_cli_args.h"
+#include "vh_datadir.h"
 #include "vh_trie.h"
 #include "vh_version_spec.h"
 
@@ -341,4 +343,19 @@ void vh_idmap_free(vh_idmap_t *m) {
   free(m->slot);
   m->slot = NULL;
   m->cap = m->n = 0;
+}
+
+int vh_offline_had_lock(const char *data) {
+  char p[4096];
+  snprintf(p, sizeof p, "%s/LOCK", data);
+  return access(p, F_OK) == 0;
+}
+
+void vh_offline_unlock(vh_datadir_t *dd, int had_lock, int refused) {
+  if (refused && !had_lock && dd->path != NULL && dd->lock_fd >= 0) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/LOCK", dd->path);
+    unlink(p); /* still locked: no host can have taken it meanwhile */
+  }
+  vh_datadir_close(dd);
 }

@@ -125,6 +125,7 @@ int vh_recover_main(int argc, char **argv) {
   }
   char err[1024];
   vh_datadir_t dd;
+  int had_lock = vh_offline_had_lock(data);
   if (vh_datadir_open(&dd, data, err, sizeof err) != 0) {
     fprintf(stderr, "vedhost: recover: %s\n", err);
     return 1;
@@ -132,7 +133,7 @@ int vh_recover_main(int argc, char **argv) {
   char *db = malloc(strlen(data) + 4), *msg = NULL;
   vh_walscan_t w;
   if (db == NULL) {
-    vh_datadir_close(&dd);
+    vh_offline_unlock(&dd, had_lock, 1);
     return 1;
   }
   sprintf(db, "%s/db", data);
@@ -169,6 +170,6 @@ int vh_recover_main(int argc, char **argv) {
     vh_recover__report(&w, at);
   free(msg);
   free(db);
-  vh_datadir_close(&dd);
+  vh_offline_unlock(&dd, had_lock, rc != 0);
   return rc == 0 ? 0 : 1;
 }

@@ -67,6 +67,16 @@ void vh_offline_close(vh_offline_t *o);
  * not followed): the secondary's scratch dir, import's temporary dir. */
 void vh_offline_rm_tree(const char *dir);
 
+/* For the commands that lock a stopped data dir (mark, unmark, rollback,
+ * recover): whether DIR/LOCK [borrowed] exists before vh_datadir_open
+ * creates it. */
+int vh_offline_had_lock(const char *data);
+/* Closes dd (vh_datadir.h); a refused command (refused != 0) that created
+ * DIR/LOCK (had_lock == 0) removes it first, so that a dir it refused (an
+ * empty one) is left as it was found. */
+struct vh_datadir;
+void vh_offline_unlock(struct vh_datadir *dd, int had_lock, int refused);
+
 /* Makes the trie's lazy loader read nodes from o's store (o [borrowed]
  * must stay open while any stub made afterwards is alive). */
 void vh_offline_use_loader(vh_offline_t *o);

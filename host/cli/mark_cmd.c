@@ -97,6 +97,7 @@ static int vh_mark__offline(const char *cmd, const char *data, const char *name,
     fprintf(stderr, "vedhost: %s: %s: no such data dir\n", cmd, data);
     return 1;
   }
+  int had_lock = vh_offline_had_lock(data);
   if (vh_datadir_open(&dd, data, err, sizeof err) != 0) {
     fprintf(stderr, "vedhost: %s: %s\n", cmd, err);
     return 1;
@@ -125,7 +126,7 @@ static int vh_mark__offline(const char *cmd, const char *data, const char *name,
   if (rc != 0) {
     fprintf(stderr, "vedhost: %s: %s\n", cmd, m ? m : vh_err_name(rc));
     free(m);
-    vh_datadir_close(&dd);
+    vh_offline_unlock(&dd, had_lock, 1);
     return 1;
   }
   vh_retain_t keep; /* no limit: an offline mark drops no version */
@@ -162,7 +163,7 @@ static int vh_mark__offline(const char *cmd, const char *data, const char *name,
     out = 1;
   }
   free(m);
-  vh_datadir_close(&dd);
+  vh_offline_unlock(&dd, had_lock, out);
   return out;
 }
 

@@ -56,6 +56,7 @@
 #include "vh_control.h"
 #include "vh_datadir.h"
 #include "vh_manifest.h"
+#include "vh_offline.h"
 #include "vh_repl.h"
 #include "vh_rewind.h"
 #include "vh_rollback.h"
@@ -94,6 +95,7 @@ static int vh_roll_offline(const char *data, const char *name,
   }
   char err[1024];
   vh_datadir_t dd = {NULL, -1};
+  int had_lock = vh_offline_had_lock(data);
   if (vh_datadir_open(&dd, data, err, sizeof err) != 0) {
     fprintf(stderr, "vedhost: rollback: %s; nothing was changed\n", err);
     return 1;
@@ -202,7 +204,7 @@ done:
     }
     free(cm);
   }
-  vh_datadir_close(&dd);
+  vh_offline_unlock(&dd, had_lock, ret);
   return ret;
 }
 
