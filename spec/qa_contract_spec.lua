@@ -408,3 +408,30 @@ describe("mark, unmark, rollback, recover on an empty data dir", function()
     proc.rmdir(dir)
   end)
 end)
+
+describe("log --domain naming no domain", function()
+  it("is one error line and exit 1; a known domain stays exit 0", function()
+    local dir = proc.tmpdir()
+    proc.write(dir .. "/a.lua", HEAD .. [[
+ved.domain "a" { state = { n = 1 }, start = function(s) s.n = s.n + 1 end }
+ved.domain "b" { state = { n = 1 }, start = function(s) ved.exit(0) end }
+]])
+    assert.are.equal(0, proc.run({ "run", "a.lua" }, { cwd = dir }).code)
+    -- the version that changed b is dropped: b only in the state now
+    assert.are.equal(0, proc.run({ "run", "--retain", "1", "a.lua" },
+                                 { cwd = dir }).code)
+    local r = proc.run({ "log", "--domain", "nosuch" }, { cwd = dir })
+    assert.are.equal(1, r.code, r.out .. r.log)
+    assert.are.equal("", r.out)
+    assert.matches("no domain 'nosuch' in ./vedhost.data (domains: a, b)",
+                   proc.one_line(r), 1, true)
+    r = proc.run({ "log", "--domain", "a" }, { cwd = dir })
+    assert.are.equal(0, r.code, r.log)
+    assert.matches("\n%s+%d+.*a", r.out)
+    -- b exists but no retained version changed it: the header alone, exit 0
+    r = proc.run({ "log", "--domain", "b" }, { cwd = dir })
+    assert.are.equal(0, r.code, r.log)
+    assert.are.equal(1, select(2, r.out:gsub("\n", "")), r.out)
+    proc.rmdir(dir)
+  end)
+end)

@@ -34,8 +34,9 @@
  * seqs. -n N stops after N lines.
  *
  * Exit codes: 0 (also when nothing matches: the header alone), 1 a runtime
- * failure (no data dir, damaged store, --since naming no version), 2 bad
- * usage.
+ * failure (no data dir, damaged store, --since naming no version, a
+ * --domain that neither the current state nor any retained version's
+ * changes name: a typo, not an empty answer), 2 bad usage.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -128,6 +129,29 @@ static int vh_logcmd_line(void *arg, const vh_version_t *v) {
   return w->a->n > 0 && ++w->printed >= w->a->n;
 }
 
+/* Stops the walk (1) at a version that changed the domain arg. */
+static int vh_logcmd_has(void *arg, const vh_version_t *v) {
+  for (size_t i = 0; i < v->nchanged; i++)
+    if (strcmp(v->changed[i], (const char *)arg) == 0) return 1;
+  return 0;
+}
+
+/* 0 if --domain names a domain of the current state or of a retained
+ * version's changes; else prints the one error line and returns 1. */
+static int vh_logcmd_domain(vh_offline_t *o, const char *data, const char *name,
+                            char **msg) {
+  for (size_t i = 0; i < o->man.ndomains; i++)
+    if (strcmp(o->man.domains[i].name, name) == 0) return 0;
+  int rc =
+      vh_store_versions_each(o->store, 1, vh_logcmd_has, (void *)name, msg);
+  if (rc != 0) return rc > 0 ? 0 : rc;
+  fprintf(stderr, "vedhost: log: no domain '%s' in %s (domains: ", name, data);
+  for (size_t i = 0; i < o->man.ndomains; i++)
+    fprintf(stderr, "%s%s", i ? ", " : "", o->man.domains[i].name);
+  fprintf(stderr, "%s)\n", o->man.ndomains ? "" : "none");
+  return 1;
+}
+
 int vh_log_main(int argc, char **argv) {
   static const vh_cli_opt_t opts[] = {
       {"--data", 1, 0}, {"--domain", 1, 0}, {"--since", 1, 0}, {"-n", 1, 0}};
@@ -159,6 +183,7 @@ int vh_log_main(int argc, char **argv) {
     rc = vh_version_resolve(o.store, a.since, vh_offline_now_ms(), &w.since_seq,
                             &msg);
   }
+  if (rc == 0 && a.domain) rc = vh_logcmd_domain(&o, a.data, a.domain, &msg);
   if (rc == 0) rc = vh_store_marks(o.store, &w.marks, &w.nmarks, &msg);
   if (rc == 0) {
     printf("%8s  %-24s  %6s  %8s  %s\n", "SEQ", "TIME (UTC)", "EVENTS", "KEYS",
