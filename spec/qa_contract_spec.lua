@@ -435,3 +435,23 @@ ved.domain "b" { state = { n = 1 }, start = function(s) ved.exit(0) end }
     proc.rmdir(dir)
   end)
 end)
+
+describe("REPL commands that take no arguments, given some", function()
+  after_each(proc.reap)
+
+  it("are refused with the command's usage line", function()
+    local p = proc.start_host(HEAD .. 'ved.domain "c" { state = { n = 0 } }\n',
+                              { args = { "--no-watch" } })
+    for _, c in ipairs({ "stats", "domains", "help", "marks", "fork",
+                         "unfork", "quit" }) do
+      local r = repl(p, ":" .. c .. " x")
+      assert.are.equal(1, r.code, c .. ": " .. r.out .. r.log)
+      assert.matches("usage: :" .. c, r.out .. r.log, 1, true)
+    end
+    for _, c in ipairs({ ":stats", ":stats ", ":domains  " }) do
+      local r = repl(p, c)
+      assert.are.equal(0, r.code, c .. ": " .. r.log)
+    end
+    assert.are.equal(0, proc.stop_host(p, 60))
+  end)
+end)

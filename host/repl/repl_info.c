@@ -548,7 +548,15 @@ void vh_repl__command(vh_repl_srv_t *s, vh_control_conn_t *conn,
   vh_repl_text_t t = {NULL, 0, 0, 1};
   int type = VH_CONTROL_OK;
 #define VH_REPL_IS(name) (nl == strlen(name) && memcmp(cmd, name, nl) == 0)
-  if (VH_REPL_IS("help")) {
+  int extra = 0; /* arguments to a command that takes none: refused */
+  for (size_t i = nl; i < len; i++) extra |= cmd[i] != ' ' && cmd[i] != '\t';
+  if (extra &&
+      (VH_REPL_IS("help") || VH_REPL_IS("domains") || VH_REPL_IS("stats") ||
+       VH_REPL_IS("marks") || VH_REPL_IS("fork") || VH_REPL_IS("unfork") ||
+       VH_REPL_IS("quit"))) {
+    type = VH_CONTROL_ERROR;
+    vh_repl_addf(&t, "usage: :%.*s (it takes no arguments)", (int)nl, cmd);
+  } else if (VH_REPL_IS("help")) {
     vh_repl_addf(&t, "%s", vh_repl_help);
   } else if (VH_REPL_IS("domains")) {
     vh_repl_cmd_domains(s, &t);
