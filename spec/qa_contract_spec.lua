@@ -397,6 +397,8 @@ describe("mark, unmark, rollback, recover on an empty data dir", function()
       local r = proc.run(argv, { cwd = dir })
       assert.are.equal(1, r.code, what .. ": " .. r.out .. r.log)
       assert.matches("e/db does not exist", proc.one_line(r), 1, true)
+      -- the dir is named once, not "e: e: no vedhost store here"
+      assert.is_nil(proc.one_line(r):find("e: e:", 1, true), what)
       assert.are.equal("", proc.sh("ls -A " .. proc.quote(dir .. "/e")),
                        what)
       os.execute("rmdir " .. proc.quote(dir .. "/e"))

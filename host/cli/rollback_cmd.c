@@ -119,9 +119,13 @@ static int vh_roll_offline(const char *data, const char *name,
   free(mb);
   mb = NULL;
   if (rc != 0) {
-    fprintf(stderr, "vedhost: rollback: %s: %s; nothing was changed\n", data,
-            rc == VH_ENOENT && !m ? "no store (nothing to roll back)"
-                                  : (m ? m : vh_err_name(rc)));
+    /* the store's open messages start with the dir: not twice */
+    const char *why = rc == VH_ENOENT && !m ? "no store (nothing to roll back)"
+                                            : (m ? m : vh_err_name(rc));
+    size_t dl = strlen(data);
+    int named = strncmp(why, data, dl) == 0 && why[dl] == ':';
+    fprintf(stderr, "vedhost: rollback: %s%s%s; nothing was changed\n",
+            named ? "" : data, named ? "" : ": ", why);
     goto done;
   }
   vh_manifest_domain_t *e = NULL;
