@@ -691,20 +691,13 @@ static int vh_import_replace(const char *data, const char *name,
   vh_manifest_t m;
   memset(&m, 0, sizeof m);
   char *msg = NULL;
-  void *mb = NULL;
-  size_t ml = 0;
   int rc = vh_store_open(data, &so, &s, &msg);
   if (rc == 0) {
-    rc = vh_store_get_manifest(s, &mb, &ml, &msg);
-    if (rc == 0) rc = vh_manifest_decode(mb, ml, &m, &msg);
+    rc = vh_offline_read_manifest(s, &m, &msg);
     if (rc == VH_ENOENT) {
-      free(msg);
-      msg = NULL;
       m.next_id = 1;
       rc = 0;
     }
-    free(mb);
-    mb = NULL;
   }
   if (rc == 0) rc = vh_batch_new(&b);
   uint64_t next_id = m.next_id ? m.next_id : 1;

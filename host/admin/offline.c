@@ -151,17 +151,8 @@ int vh_offline_open(vh_offline_t *o, const char *data_dir, char *err,
     vh_offline_close(o);
     return rc;
   }
-  void *bytes = NULL;
-  size_t len = 0;
-  rc = vh_store_get_manifest(o->store, &bytes, &len, &msg);
-  if (rc == VH_ENOENT) {
-    free(msg);
-    return 0; /* a store that never committed a slice */
-  }
-  if (rc == 0) {
-    rc = vh_manifest_decode(bytes, len, &o->man, &msg);
-    free(bytes);
-  }
+  rc = vh_offline_read_manifest(o->store, &o->man, &msg);
+  if (rc == VH_ENOENT) return 0; /* a store that never committed a slice */
   if (rc != 0) {
     snprintf(err, cap,
              "%s/db: %s; the data dir is damaged: restore it from a "
@@ -343,6 +334,21 @@ void vh_idmap_free(vh_idmap_t *m) {
   free(m->slot);
   m->slot = NULL;
   m->cap = m->n = 0;
+}
+
+int vh_offline_read_manifest(vh_store_t *s, vh_manifest_t *m, char **msg) {
+  memset(m, 0, sizeof *m);
+  void *bytes = NULL;
+  size_t len = 0;
+  int rc = vh_store_get_manifest(s, &bytes, &len, msg);
+  if (rc == VH_ENOENT) {
+    free(*msg);
+    *msg = NULL;
+    return rc;
+  }
+  if (rc == 0) rc = vh_manifest_decode(bytes, len, m, msg);
+  free(bytes);
+  return rc;
 }
 
 int vh_offline_had_lock(const char *data) {

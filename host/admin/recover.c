@@ -49,19 +49,10 @@ static const char vh_recover_usage[] =
 
 /* The slice the store is at (0: no manifest); <0 on error with *msg. */
 static int vh_recover__slice(vh_store_t *s, uint64_t *seq, char **msg) {
-  void *b = NULL;
-  size_t n = 0;
   *seq = 0;
-  int rc = vh_store_get_manifest(s, &b, &n, msg);
-  if (rc == VH_ENOENT) {
-    free(*msg);
-    *msg = NULL;
-    return 0;
-  }
-  if (rc != 0) return rc;
   vh_manifest_t m;
-  rc = vh_manifest_decode(b, n, &m, msg);
-  free(b);
+  int rc = vh_offline_read_manifest(s, &m, msg);
+  if (rc == VH_ENOENT) return 0;
   if (rc != 0) return rc;
   *seq = m.seq;
   vh_manifest_free(&m);

@@ -53,6 +53,11 @@ typedef struct vh_offline {
  * vh_store_open), VH_EIO. */
 int vh_offline_open(vh_offline_t *o, const char *data_dir, char *err,
                     size_t cap);
+/* Reads and decodes s's [borrowed] manifest into *m [out, owned; zeroed
+ * first]. 0; VH_ENOENT with no message for a store never given one (the
+ * store's "manifest: absent" dropped: each caller says what that means to
+ * it); another negative code with *msg [new]. */
+int vh_offline_read_manifest(vh_store_t *s, vh_manifest_t *m, char **msg);
 /* Switches o to the retained version named by spec (vh_version_spec.h;
  * NULL: keep the newest): o->man becomes that version's manifest. 0, or
  * a negative code (VH_ENOENT: no such retained version, VH_EINVAL: a

@@ -108,15 +108,10 @@ static int vh_mark__offline(const char *cmd, const char *data, const char *name,
   char *m = NULL;
   int rc = vh_store_open(data, &so, &s, &m);
   if (rc == 0) { /* a newer or damaged manifest: refused, never written */
-    void *mb = NULL;
-    size_t ml = 0;
     vh_manifest_t cur;
-    memset(&cur, 0, sizeof cur);
-    rc = vh_store_get_manifest(s, &mb, &ml, &m);
-    if (rc == 0) rc = vh_manifest_decode(mb, ml, &cur, &m);
-    if (rc == VH_ENOENT && m == NULL) rc = 0; /* never given a manifest */
+    rc = vh_offline_read_manifest(s, &cur, &m);
+    if (rc == VH_ENOENT) rc = 0; /* never given a manifest */
     vh_manifest_free(&cur);
-    free(mb);
     if (rc != 0) {
       char *cm = NULL;
       vh_store_close(s, &cm);

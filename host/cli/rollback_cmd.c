@@ -111,13 +111,10 @@ static int vh_roll_offline(const char *data, const char *name,
   vh_rewind_plan_t p;
   memset(&p, 0, sizeof p);
   char *m = NULL;
-  void *mb = NULL;
+  void *mb = NULL; /* the rolled-back manifest, encoded */
   size_t ml = 0;
   int ret = 1, rc = vh_store_open(data, &so, &s, &m);
-  if (rc == 0) rc = vh_store_get_manifest(s, &mb, &ml, &m);
-  if (rc == 0) rc = vh_manifest_decode(mb, ml, &cur, &m);
-  free(mb);
-  mb = NULL;
+  if (rc == 0) rc = vh_offline_read_manifest(s, &cur, &m);
   if (rc != 0) {
     /* the store's open messages start with the dir: not twice */
     const char *why = rc == VH_ENOENT && !m ? "no store (nothing to roll back)"
