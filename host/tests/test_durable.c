@@ -32,6 +32,7 @@
 #include "vh_log.h"
 #include "vh_manifest.h"
 #include "vh_store.h"
+#include "vh_store_raw.h"
 #include "vh_test.h"
 #include "host_util.h"
 
@@ -304,16 +305,16 @@ static int raw_edit(const char *dir, char k,
                     void (*fix)(unsigned char *v, size_t n)) {
   char path[512];
   snprintf(path, sizeof path, "%s/db", dir);
-  rocksdb_options_t *o = rocksdb_options_create();
   char *err = NULL;
-  rocksdb_t *db = rocksdb_open(o, path, &err);
-  if (err) {
+  vh_store_raw_t db;
+  if (vh_store_raw_open(path, VH_RAW_WRITE, &db, &err) != 0) {
     fprintf(stderr, "open %s: %s\n", path, err);
     return 1;
   }
   rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
   size_t n = 0;
-  char *v = rocksdb_get(db, ro, &k, 1, &n, &err);
+  char *v = rocksdb_get_cf(db.db, ro, vh_store_raw_family(&db, &k, 1), &k, 1,
+                           &n, &err);
   if (err || !v) {
     fprintf(stderr, "get %c: %s\n", k, err ? err : "absent");
     return 1;
@@ -321,12 +322,11 @@ static int raw_edit(const char *dir, char k,
   fix((unsigned char *)v, n);
   rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
   rocksdb_writeoptions_set_sync(wo, 1);
-  rocksdb_put(db, wo, &k, 1, v, n, &err);
+  rocksdb_put_cf(db.db, wo, vh_store_raw_family(&db, &k, 1), &k, 1, v, n, &err);
   rocksdb_free(v);
   rocksdb_writeoptions_destroy(wo);
   rocksdb_readoptions_destroy(ro);
-  rocksdb_close(db);
-  rocksdb_options_destroy(o);
+  vh_store_raw_close(&db);
   if (err) {
     fprintf(stderr, "put: %s\n", err);
     return 1;
@@ -657,25 +657,24 @@ static void corrupt_big(void) {
   ASSERT_EQ(vh_store_close(s, &m), 0);
   char path[512], key[9];
   snprintf(path, sizeof path, "%s/db", datadir);
-  key[0] = 'A'; /* store format 3 */
+  key[0] = 'A'; /* store format 3 and 4 */
   for (int i = 0; i < 8; i++) key[1 + i] = (char)(id >> (56 - 8 * i));
-  rocksdb_options_t *o = rocksdb_options_create();
   char *err = NULL;
-  rocksdb_t *db = rocksdb_open(o, path, &err);
-  ASSERT(err == NULL);
+  vh_store_raw_t db;
+  ASSERT_EQ(vh_store_raw_open(path, VH_RAW_WRITE, &db, &err), 0);
+  rocksdb_column_family_handle_t *cf = vh_store_raw_family(&db, key, 9);
   rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
   size_t n = 0;
-  char *v = rocksdb_get(db, ro, key, 9, &n, &err);
+  char *v = rocksdb_get_cf(db.db, ro, cf, key, 9, &n, &err);
   ASSERT(v != NULL && n > 6);
   v[n - 1] ^= 0x33;
   rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
-  rocksdb_put(db, wo, key, 9, v, n, &err);
+  rocksdb_put_cf(db.db, wo, cf, key, 9, v, n, &err);
   ASSERT(err == NULL);
   rocksdb_free(v);
   rocksdb_writeoptions_destroy(wo);
   rocksdb_readoptions_destroy(ro);
-  rocksdb_close(db);
-  rocksdb_options_destroy(o);
+  vh_store_raw_close(&db);
 }
 
 typedef struct fault_test {

@@ -38,6 +38,7 @@
 #include "vh_manifest.h"
 #include "vh_offline.h"
 #include "vh_store.h"
+#include "vh_store_raw.h"
 #include "vh_test.h"
 
 /* ---- building a store ---- */
@@ -234,14 +235,17 @@ static int batch_op(const char *dir, const char *op, uint64_t a, uint64_t b) {
 static int raw_edit(const char *dir, uint64_t id, int recode) {
   char path[1024], key[9], *err = NULL;
   snprintf(path, sizeof path, "%s/db", dir);
-  key[0] = 'A'; /* store format 3 */
+  key[0] = 'A'; /* store format 3 and 4 */
   for (int i = 0; i < 8; i++) key[1 + i] = (char)(id >> (56 - 8 * i));
-  rocksdb_options_t *o = rocksdb_options_create();
-  rocksdb_t *db = rocksdb_open(o, path, &err);
+  vh_store_raw_t raw;
+  rocksdb_t *db =
+      vh_store_raw_open(path, VH_RAW_WRITE, &raw, &err) == 0 ? raw.db : NULL;
+  rocksdb_column_family_handle_t *cf =
+      db ? vh_store_raw_family(&raw, key, 9) : NULL;
   rocksdb_readoptions_t *ro = rocksdb_readoptions_create();
   rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
   size_t n = 0;
-  char *v = db && !err ? rocksdb_get(db, ro, key, 9, &n, &err) : NULL;
+  char *v = db && !err ? rocksdb_get_cf(db, ro, cf, key, 9, &n, &err) : NULL;
   int rc = 1;
   if (v != NULL && n > 5) {
     if (recode) {
@@ -250,7 +254,7 @@ static int raw_edit(const char *dir, uint64_t id, int recode) {
     } else {
       v[n - 1] ^= 0x5A;
     }
-    rocksdb_put(db, wo, key, 9, v, n, &err);
+    rocksdb_put_cf(db, wo, cf, key, 9, v, n, &err);
     rc = err != NULL;
   }
   if (err) fprintf(stderr, "rocksdb: %s\n", err);
@@ -258,8 +262,7 @@ static int raw_edit(const char *dir, uint64_t id, int recode) {
   rocksdb_free(v);
   rocksdb_readoptions_destroy(ro);
   rocksdb_writeoptions_destroy(wo);
-  if (db) rocksdb_close(db);
-  rocksdb_options_destroy(o);
+  if (db) vh_store_raw_close(&raw);
   return rc;
 }
 

@@ -409,25 +409,25 @@ int vh_store_branch_trim(vh_store_t *s, const vh_version_t *v, char **errmsg) {
     if (errmsg && !*errmsg) *errmsg = vh_store__msg("%s", vh_err_name(rc));
     return rc;
   }
-  /* 4. every node (and sweep key) born after v: two range deletes */
-  unsigned char lo[9], hi[9], qlo[9], qhi[9];
-  lo[0] = (unsigned char)s->node_key;
+  /* 4. every node (and sweep key) born after v: two range deletes (the
+   * nodes' up to the last one stored: vh_store__delete_nodes) */
+  unsigned char qlo[9], qhi[9];
   qlo[0] = VH_KEY_SWEEP;
-  vh_be64_store(lo + 1, v->m.next_id);
   vh_be64_store(qlo + 1, v->m.next_id);
-  memset(hi + 1, 0xff, 8);
   memset(qhi + 1, 0xff, 8);
-  hi[0] = (unsigned char)s->node_key;
   qhi[0] = VH_KEY_SWEEP;
   char *rerr = NULL;
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();
-  rocksdb_writebatch_delete_range(wb, (const char *)lo, 9, (const char *)hi, 9);
-  rocksdb_writebatch_delete(wb, (const char *)hi, 9);
-  rocksdb_writebatch_delete_range(wb, (const char *)qlo, 9, (const char *)qhi,
-                                  9);
-  rocksdb_writebatch_delete(wb, (const char *)qhi, 9);
+  rocksdb_writebatch_delete_range_cf(wb, s->cf_default, (const char *)qlo, 9,
+                                     (const char *)qhi, 9);
+  rocksdb_writebatch_delete_cf(wb, s->cf_default, (const char *)qhi, 9);
   pthread_rwlock_rdlock(&s->db_lock);
-  if (s->db) rocksdb_write(s->db, s->write_options, wb, &rerr);
+  uint64_t last = 0;
+  if (s->db && vh_store__last_node(s, &last) != 0)
+    rerr = strdup("IO error: reading the last node id");
+  if (s->db && rerr == NULL && last >= v->m.next_id)
+    vh_store__delete_nodes(s, wb, v->m.next_id, last);
+  if (s->db && rerr == NULL) rocksdb_write(s->db, s->write_options, wb, &rerr);
   pthread_rwlock_unlock(&s->db_lock);
   rocksdb_writebatch_destroy(wb);
   if (rerr) return vh_store__rocks_err(rerr, "branch: deleting nodes", errmsg);

@@ -317,6 +317,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "vh_bytes.h"
 #include "vh_crc32c.h"
@@ -576,10 +577,108 @@ static void store_free(vh_store_t *s) {
   free(s->scratch);
   free(s->dir);
   free(s->dbpath);
+  free(s->ingest_path);
   free(s);
 }
 
 /* ---- open ---- */
+
+/* ---- column families (FORMAT 4) ---- */
+
+static const char *const vh_cf_names[2] = {"default", VH_NODES_CF};
+
+rocksdb_t *vh_store__open_families(const rocksdb_options_t *o,
+                                   const char *dbpath, int mode,
+                                   const char *secondary_path,
+                                   rocksdb_column_family_handle_t *h[2],
+                                   int *apart, char **rerr) {
+  size_t n = 0;
+  char *lerr = NULL;
+  char **names = rocksdb_list_column_families(o, dbpath, &n, &lerr);
+  int nodes = 0;
+  for (size_t i = 0; lerr == NULL && i < n; i++)
+    nodes |= strcmp(names[i], VH_NODES_CF) == 0;
+  if (names != NULL) rocksdb_list_column_families_destroy(names, n);
+  rocksdb_free(lerr); /* no database yet: the open says so, or creates it */
+  const rocksdb_options_t *fo[2] = {o, o};
+  int nf = nodes ? 2 : 1;
+  h[0] = h[1] = NULL;
+  rocksdb_t *db;
+  if (mode == VH_OPEN_SECONDARY)
+    db = rocksdb_open_as_secondary_column_families(
+        o, dbpath, secondary_path, nf, vh_cf_names, fo, h, rerr);
+  else if (mode == VH_OPEN_READ_ONLY)
+    db = rocksdb_open_for_read_only_column_families(o, dbpath, nf, vh_cf_names,
+                                                    fo, h, 0, rerr);
+  else
+    db = rocksdb_open_column_families(o, dbpath, nf, vh_cf_names, fo, h, rerr);
+  if (db == NULL) h[0] = h[1] = NULL;
+  if (db != NULL && !nodes) h[1] = h[0];
+  *apart = db != NULL && nodes;
+  return db;
+}
+
+void vh_store__close_families(rocksdb_t *db,
+                              rocksdb_column_family_handle_t *h[2], int apart) {
+  if (db == NULL) return;
+  if (apart && h[1] != NULL) rocksdb_column_family_handle_destroy(h[1]);
+  if (h[0] != NULL) rocksdb_column_family_handle_destroy(h[0]);
+  h[0] = h[1] = NULL;
+  rocksdb_close(db);
+}
+
+/* s->db from vh_store__open_families, with s's handles. */
+static rocksdb_t *db_open(vh_store_t *s, const char *secondary_path,
+                          char **rerr) {
+  rocksdb_column_family_handle_t *h[2];
+  rocksdb_t *db = vh_store__open_families(
+      s->options, s->dbpath,
+      secondary_path ? VH_OPEN_SECONDARY : VH_OPEN_PRIMARY, secondary_path, h,
+      &s->nodes_apart, rerr);
+  s->cf_default = h[0];
+  s->cf_nodes = h[1];
+  return db;
+}
+
+static void db_close(vh_store_t *s) {
+  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
+  vh_store__close_families(s->db, h, s->nodes_apart);
+  s->cf_default = s->cf_nodes = NULL;
+  s->nodes_apart = 0;
+}
+
+int vh_store__prop(vh_store_t *s, const char *name, int max, uint64_t *out) {
+  *out = 0;
+  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
+  for (int i = 0; i < (s->nodes_apart ? 2 : 1); i++) {
+    uint64_t v = 0;
+    if (s->db == NULL || rocksdb_property_int_cf(s->db, h[i], name, &v) != 0)
+      return -1;
+    *out = max ? (v > *out ? v : *out) : *out + v;
+  }
+  return 0;
+}
+
+void vh_store__set_option(vh_store_t *s, const char *key, const char *val) {
+  const char *k[1] = {key}, *v[1] = {val};
+  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
+  for (int i = 0; s->db != NULL && i < (s->nodes_apart ? 2 : 1); i++) {
+    char *rerr = NULL;
+    rocksdb_set_options_cf(s->db, h[i], 1, k, v, &rerr);
+    free(rerr); /* not expected: the options are valid */
+  }
+}
+
+char *vh_store__flush_all(vh_store_t *s, int wait) {
+  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
+  rocksdb_flushoptions_set_wait(fo, wait);
+  char *rerr = NULL;
+  /* the nodes first: a WAL is retired once every family flushed it */
+  if (s->nodes_apart) rocksdb_flush_cf(s->db, fo, s->cf_nodes, &rerr);
+  if (rerr == NULL) rocksdb_flush_cf(s->db, fo, s->cf_default, &rerr);
+  rocksdb_flushoptions_destroy(fo);
+  return rerr;
+}
 
 /* A message for a failed rocksdb_open*, naming the dir and what to do. */
 static int open_error(vh_store_t *s, char *rerr, char **errmsg) {
@@ -651,14 +750,46 @@ rocksdb_readoptions_t *vh_store__tag_scan_opts(unsigned char tag, char *end) {
 
 /* 1 if the database holds no key at all, 0 if it does, <0 on error. */
 static int db_is_empty(vh_store_t *s, char **errmsg) {
-  rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, s->scan_options);
-  rocksdb_iter_seek_to_first(it);
-  int empty = !rocksdb_iter_valid(it);
+  int empty = 1;
   char *rerr = NULL;
-  rocksdb_iter_get_error(it, &rerr);
-  rocksdb_iter_destroy(it);
+  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
+  for (int i = 0; empty && rerr == NULL && i < (s->nodes_apart ? 2 : 1); i++) {
+    rocksdb_iterator_t *it =
+        rocksdb_create_iterator_cf(s->db, s->scan_options, h[i]);
+    rocksdb_iter_seek_to_first(it);
+    empty = !rocksdb_iter_valid(it);
+    rocksdb_iter_get_error(it, &rerr);
+    rocksdb_iter_destroy(it);
+  }
   if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
   return empty;
+}
+
+unsigned vh_store__l0_files(vh_store_t *s) {
+  unsigned most = 0;
+  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
+  for (int i = 0; s->db != NULL && i < (s->nodes_apart ? 2 : 1); i++) {
+    /* a string property (rocksdb_property_int does not know it) */
+    char *l0 =
+        rocksdb_property_value_cf(s->db, h[i], "rocksdb.num-files-at-level0");
+    unsigned long n = l0 ? strtoul(l0, NULL, 10) : 0;
+    rocksdb_free(l0);
+    if (n > most) most = (unsigned)n;
+  }
+  return most;
+}
+
+/* FORMAT 4: the nodes' own column family, made with the format record of
+ * a new store (and again if a crash came between the two). */
+static int make_nodes_family(vh_store_t *s, char **errmsg) {
+  if (s->nodes_apart) return 0;
+  char *rerr = NULL;
+  rocksdb_column_family_handle_t *h =
+      rocksdb_create_column_family(s->db, s->options, VH_NODES_CF, &rerr);
+  if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
+  s->cf_nodes = h;
+  s->nodes_apart = 1;
+  return 0;
 }
 
 static int write_format_record(vh_store_t *s, char **errmsg) {
@@ -701,7 +832,8 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
     if (empty < 0) return empty;
     if (empty && create && !s->secondary) {
       s->node_key = VH_KEY_NODE;
-      return write_format_record(s, errmsg);
+      int rc = make_nodes_family(s, errmsg);
+      return rc != 0 ? rc : write_format_record(s, errmsg);
     }
     vh_store__set_msg(
         errmsg, vh_store__msg(
@@ -736,6 +868,15 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
                                 "store; move it away or restore a backup",
                                 s->dbpath));
       rc = VH_EFORMAT;
+    } else if ((ver >= 4) != s->nodes_apart) {
+      vh_store__set_msg(
+          errmsg,
+          vh_store__msg("%s: the store is damaged: format %u %s a \"%s\" "
+                        "column family; restore the data dir from a backup "
+                        "or move it away",
+                        s->dbpath, (unsigned)ver, ver >= 4 ? "without" : "with",
+                        VH_NODES_CF));
+      rc = VH_ECORRUPT;
     } else {
       /* Format 1 and 2 stores keep their 'N' node keys (KEYS above). */
       s->node_key = ver >= 3 ? VH_KEY_NODE : VH_KEY_NODE_V1;
@@ -780,7 +921,8 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   if (s->secondary) s->scratch = strdup(opts->secondary_path);
   s->dir = strdup(dir);
   s->dbpath = vh_store__msg("%s/db", dir);
-  if (s->dir == NULL || s->dbpath == NULL) {
+  s->ingest_path = vh_store__msg("%s/db/vh-ingest.tmp", dir);
+  if (s->dir == NULL || s->dbpath == NULL || s->ingest_path == NULL) {
     store_free(s);
     return VH_ENOMEM;
   }
@@ -821,16 +963,15 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
    * replays the WAL here and reads nodes from now on. */
   rocksdb_set_perf_level(1 /* rocksdb::kDisable */);
   char *rerr = NULL, *what = NULL;
-  if (!s->secondary) s->db = rocksdb_open(s->options, s->dbpath, &rerr);
+  if (!s->secondary) s->db = db_open(s, NULL, &rerr);
   for (int tries = 1; s->secondary; tries++) { /* SECONDARY BESIDE A HOST */
-    s->db = rocksdb_open_as_secondary(s->options, s->dbpath,
-                                      opts->secondary_path, &rerr);
+    s->db = db_open(s, opts->secondary_path, &rerr);
     /* first: check_format reads through this view */
     if (rerr == NULL) what = vh_store__secondary_tables(s);
     if ((rerr == NULL && what == NULL && sees_format(s)) ||
         tries >= VH_SECONDARY_OPENS || !vh_store_primary_live(s))
       break;
-    if (rerr == NULL) rocksdb_close(s->db);
+    if (rerr == NULL) db_close(s);
     s->db = NULL;
     rocksdb_free(rerr);
     free(what);
@@ -850,6 +991,8 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   rc = check_format(s, opts->create, errmsg);
   if (rc != 0) goto fail_close;
   if (!s->secondary && s->wal.state == VH_WALSCAN_TORN) vh_store__torn_note(s);
+  /* INGESTION: a table file a crash left before RocksDB took it */
+  if (!s->secondary) unlink(s->ingest_path);
   if (!s->secondary) {
     vh_store__hold_compaction(s);
     rc = vh_store__writer_start(s);
@@ -864,7 +1007,7 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   return 0;
 
 fail_close:
-  rocksdb_close(s->db);
+  db_close(s);
 fail_free:
   store_free(s);
   return rc;
@@ -873,16 +1016,13 @@ fail_free:
 /* ---- close ---- */
 
 static int flush_db(vh_store_t *s, char **errmsg) {
-  rocksdb_flushoptions_t *fo = rocksdb_flushoptions_create();
-  rocksdb_flushoptions_set_wait(fo, 1);
   char *rerr = NULL;
   pthread_rwlock_rdlock(&s->db_lock);
   if (s->db)
-    rocksdb_flush(s->db, fo, &rerr);
+    rerr = vh_store__flush_all(s, 1);
   else
     rerr = strdup("IO error: the database is closed after a failed reopen");
   pthread_rwlock_unlock(&s->db_lock);
-  rocksdb_flushoptions_destroy(fo);
   if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
   return 0;
 }
@@ -900,18 +1040,34 @@ int vh_store_flush(vh_store_t *s, char **errmsg) {
  * session deleted nodes (at least one per three put: with --retain 0
  * every replaced node is deleted at once; retained history deletes
  * little, and its nodes are live)? */
+/* A number in RocksDB's table properties text ("...; NAME=N; ..."). */
+static uint64_t table_prop(const char *text, const char *name) {
+  const char *p = text ? strstr(text, name) : NULL;
+  return p ? strtoull(p + strlen(name), NULL, 10) : 0;
+}
+
 static int compact_worth(vh_store_t *s) {
   uint64_t total = 0, bottom = 0;
+  char *props = NULL;
   pthread_rwlock_rdlock(&s->db_lock);
-  int rc = s->db ? rocksdb_property_int(s->db, "rocksdb.total-sst-files-size",
-                                        &total)
-                 : -1;
+  int rc = vh_store__prop(s, "rocksdb.total-sst-files-size", 0, &total);
   if (rc == 0)
-    rc =
-        rocksdb_property_int(s->db, "rocksdb.estimate-live-data-size", &bottom);
+    rc = vh_store__prop(s, "rocksdb.estimate-live-data-size", 0, &bottom);
+  if (rc == 0 && s->nodes_apart)
+    props = rocksdb_property_value_cf(s->db, s->cf_nodes,
+                                      "rocksdb.aggregated-table-properties");
   pthread_rwlock_unlock(&s->db_lock);
-  return rc == 0 && total <= VH_COMPACT_AT_CLOSE_BYTES &&
-         total - (total < bottom ? total : bottom) > total / 3 &&
+  /* What a compaction would drop, a third of the store or more: with the
+   * nodes apart (FORMAT 4) their big groups go straight to the
+   * bottommost level, so the bytes above it say little; the deletes in
+   * the nodes' table files do (each drops itself and the node it
+   * deletes). */
+  int dropping = s->nodes_apart
+                     ? table_prop(props, "# deletions=") * 6 >=
+                           table_prop(props, "# entries=")
+                     : total - (total < bottom ? total : bottom) > total / 3;
+  rocksdb_free(props);
+  return rc == 0 && total <= VH_COMPACT_AT_CLOSE_BYTES && dropping &&
          s->node_dels * 3 > s->node_puts && s->bytes_written * 4 >= total;
 }
 
@@ -927,14 +1083,8 @@ static int compact_worth(vh_store_t *s) {
  * redo it after its hold. */
 static void close_hold(vh_store_t *s) {
   if (s->compact_held || s->db == NULL) return;
-  char *l0 = rocksdb_property_value(s->db, "rocksdb.num-files-at-level0");
-  long n = l0 ? strtol(l0, NULL, 10) : VH_L0_SLOWDOWN;
-  rocksdb_free(l0);
-  if (n + 1 < VH_L0_SLOWDOWN) return;
-  const char *key[] = {"disable_auto_compactions"}, *val[] = {"true"};
-  char *rerr = NULL;
-  rocksdb_set_options(s->db, 1, key, val, &rerr);
-  free(rerr); /* not expected; then the flush waits as before */
+  if ((long)vh_store__l0_files(s) + 1 < VH_L0_SLOWDOWN) return;
+  vh_store__set_option(s, "disable_auto_compactions", "true");
   s->compact_held = 1;
 }
 
@@ -950,7 +1100,10 @@ int vh_store_compact(vh_store_t *s, char **errmsg) {
   rocksdb_compactoptions_set_bottommost_level_compaction(co, 3);
   rocksdb_compactoptions_set_exclusive_manual_compaction(co, 0);
   pthread_rwlock_rdlock(&s->db_lock);
-  if (s->db) rocksdb_compact_range_opt(s->db, co, NULL, 0, NULL, 0);
+  if (s->db && s->nodes_apart)
+    rocksdb_compact_range_cf_opt(s->db, s->cf_nodes, co, NULL, 0, NULL, 0);
+  if (s->db)
+    rocksdb_compact_range_cf_opt(s->db, s->cf_default, co, NULL, 0, NULL, 0);
   pthread_rwlock_unlock(&s->db_lock);
   rocksdb_compactoptions_destroy(co);
   return 0;
@@ -967,17 +1120,24 @@ size_t vh_store__cache_capacity(vh_store_t *s) {
 int vh_store__base_level(vh_store_t *s) {
   uint64_t v = 0;
   pthread_rwlock_rdlock(&s->db_lock);
-  int rc = s->db ? rocksdb_property_int(s->db, "rocksdb.base-level", &v) : -1;
+  int rc = s->db ? rocksdb_property_int_cf(s->db, s->cf_nodes,
+                                           "rocksdb.base-level", &v)
+                 : -1;
   pthread_rwlock_unlock(&s->db_lock);
   return rc == 0 ? (int)v : -1;
+}
+
+int vh_store__level0_files(vh_store_t *s) {
+  pthread_rwlock_rdlock(&s->db_lock);
+  int n = s->db ? (int)vh_store__l0_files(s) : -1;
+  pthread_rwlock_unlock(&s->db_lock);
+  return n;
 }
 
 int vh_store__imm_memtables(vh_store_t *s) {
   uint64_t v = 0;
   pthread_rwlock_rdlock(&s->db_lock);
-  int rc =
-      s->db ? rocksdb_property_int(s->db, "rocksdb.num-immutable-mem-table", &v)
-            : -1;
+  int rc = vh_store__prop(s, "rocksdb.num-immutable-mem-table", 0, &v);
   pthread_rwlock_unlock(&s->db_lock);
   return rc == 0 ? (int)v : -1;
 }
@@ -1007,7 +1167,7 @@ int vh_store_close(vh_store_t *s, char **errmsg) {
       free(m);
     }
   }
-  if (s->db) rocksdb_close(s->db);
+  if (s->db) db_close(s);
   vh_store__queue_free(s);
   store_free(s);
   return rc;
@@ -1034,8 +1194,8 @@ unsigned long long vh_store__free_bytes(vh_store_t *s) {
 int vh_store__reopen(vh_store_t *s, char **errmsg) {
   char *rerr = NULL;
   pthread_rwlock_wrlock(&s->db_lock);
-  if (s->db) rocksdb_close(s->db);
-  s->db = rocksdb_open(s->options, s->dbpath, &rerr);
+  if (s->db) db_close(s);
+  s->db = db_open(s, NULL, &rerr);
   if (rerr) s->db = NULL;
   pthread_rwlock_unlock(&s->db_lock);
   if (rerr) return vh_store__rocks_err(rerr, s->dbpath, errmsg);
@@ -1190,8 +1350,9 @@ static int get_value(vh_store_t *s, const char *key, size_t klen, int kind,
   char *rerr = NULL;
   int rc = read_lock(s, what, errmsg);
   if (rc != 0) return rc;
-  rocksdb_pinnableslice_t *ps =
-      rocksdb_get_pinned(s->db, s->read_options, key, klen, &rerr);
+  rocksdb_pinnableslice_t *ps = rocksdb_get_pinned_cf(
+      s->db, s->read_options,
+      kind == VH_KIND_NODE ? s->cf_nodes : s->cf_default, key, klen, &rerr);
   if (rerr) {
     pthread_rwlock_unlock(&s->db_lock);
     return vh_store__rocks_err(rerr, what, errmsg);
@@ -1238,6 +1399,42 @@ int vh_store_get_manifest(vh_store_t *s, void **bytes, size_t *len,
 
 /* ---- node iterator ---- */
 
+int vh_store__last_node(vh_store_t *s, uint64_t *last) {
+  *last = 0;
+  char hi[VH_NODE_KEY_LEN], end; /* bounded: vh_store__tag_scan_opts */
+  hi[0] = s->node_key;
+  memset(hi + 1, 0xff, 8);
+  rocksdb_readoptions_t *ro =
+      vh_store__tag_scan_opts((unsigned char)s->node_key, &end);
+  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf_nodes);
+  rocksdb_iter_seek_for_prev(it, hi, sizeof hi);
+  if (rocksdb_iter_valid(it)) {
+    size_t klen = 0;
+    const char *k = rocksdb_iter_key(it, &klen);
+    if (klen == sizeof hi && k[0] == s->node_key)
+      *last = vh_be64_load((const unsigned char *)k + 1);
+  }
+  char *rerr = NULL;
+  rocksdb_iter_get_error(it, &rerr);
+  rocksdb_iter_destroy(it);
+  rocksdb_readoptions_destroy(ro);
+  if (rerr == NULL) return 0;
+  rocksdb_free(rerr);
+  return -1;
+}
+
+void vh_store__delete_nodes(vh_store_t *s, rocksdb_writebatch_t *wb,
+                            uint64_t from, uint64_t last) {
+  char lo[VH_NODE_KEY_LEN], hi[VH_NODE_KEY_LEN];
+  lo[0] = hi[0] = s->node_key;
+  vh_be64_store((unsigned char *)lo + 1, from);
+  vh_be64_store((unsigned char *)hi + 1, last);
+  rocksdb_writebatch_delete_cf(wb, s->cf_nodes, hi, sizeof hi);
+  if (from < last)
+    rocksdb_writebatch_delete_range_cf(wb, s->cf_nodes, lo, sizeof lo, hi,
+                                       sizeof hi);
+}
+
 struct vh_store_iter {
   vh_store_t *s;             /* [borrowed] */
   rocksdb_iterator_t *it;    /* RocksDB iterator (one implicit snapshot) */
@@ -1258,7 +1455,7 @@ int vh_store_iter_new(vh_store_t *s, vh_store_iter_t **out, char **errmsg) {
   }
   it->s = s;
   it->ro = vh_store__tag_scan_opts((unsigned char)s->node_key, &it->end);
-  it->it = rocksdb_create_iterator(s->db, it->ro);
+  it->it = rocksdb_create_iterator_cf(s->db, it->ro, s->cf_nodes);
   *out = it;
   return 0;
 }

@@ -253,8 +253,11 @@ static char *damage_probe(vh_store_t *s) {
   rocksdb_options_set_info_log_level(o, 4 /* FATAL */);
   rocksdb_options_set_db_log_dir(o, s->scratch);
   char *rerr = NULL, *what = NULL;
-  rocksdb_t *db = rocksdb_open_for_read_only(o, s->dbpath, 0, &rerr);
-  if (db != NULL) rocksdb_close(db);
+  rocksdb_column_family_handle_t *h[2];
+  int apart = 0;
+  rocksdb_t *db = vh_store__open_families(o, s->dbpath, VH_OPEN_READ_ONLY, NULL,
+                                          h, &apart, &rerr);
+  vh_store__close_families(db, h, apart);
   rocksdb_options_destroy(o);
   if (rerr != NULL) {
     what = vh_store__missing_table(rerr);

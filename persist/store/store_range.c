@@ -45,7 +45,7 @@ int vh_store_node_range(vh_store_t *s, uint64_t lo, uint64_t hi,
   rocksdb_readoptions_set_verify_checksums(ro, 1);
   rocksdb_readoptions_set_fill_cache(ro, 0);
   rocksdb_readoptions_set_iterate_upper_bound(ro, khi, sizeof khi);
-  rocksdb_iterator_t *it = rocksdb_create_iterator(s->db, ro);
+  rocksdb_iterator_t *it = rocksdb_create_iterator_cf(s->db, ro, s->cf_nodes);
   for (rocksdb_iter_seek(it, klo, sizeof klo);
        rc == 0 && rocksdb_iter_valid(it); rocksdb_iter_next(it)) {
     size_t klen = 0, vlen = 0;

@@ -57,8 +57,10 @@
  * BLOBS). A version-1 store is read and written as it is (store.c,
  * invariant 1): its nodes with blobs carry node format 2. 3: node keys
  * 'A' + id, sorted before every other key (store.c, FORMAT 3); stores
- * of format 1 and 2 keep their 'N' keys. */
-#define VH_STORE_FORMAT_VERSION 3
+ * of format 1 and 2 keep their 'N' keys. 4: the nodes in a column family
+ * of their own, written as ingested table files (store.c, FORMAT 4);
+ * stores of format 1-3 keep their nodes beside the other keys. */
+#define VH_STORE_FORMAT_VERSION 4
 
 typedef struct vh_store vh_store_t;
 typedef struct vh_batch vh_batch_t;
@@ -327,5 +329,8 @@ size_t vh_store__cache_capacity(vh_store_t *s);
 /* The level RocksDB compacts level 0 into (its "base level"; store.c,
  * TUNING, LEVEL BASE); -1 if unknown. */
 int vh_store__base_level(vh_store_t *s);
+/* Level-0 table files of the column family that has most (store.c, L0
+ * TRIGGER, FORMAT 4); -1 if unknown. */
+int vh_store__level0_files(vh_store_t *s);
 
 #endif

@@ -20,6 +20,7 @@
 
 #include "vh_manifest.h"
 #include "vh_store.h"
+#include "vh_store_raw.h"
 #include "vh_test.h"
 #include "vh_chrec.h"
 #include "vh_inputs.h"
@@ -350,22 +351,22 @@ TEST_IMPL(restart_reads_only_the_header) {
   fake_close(&f);
   /* Damage every death list and version record but the header: an open
    * that read any of them would fail. */
-  rocksdb_options_t *o = rocksdb_options_create();
   char *err = NULL, path[300];
   snprintf(path, sizeof path, "%s/db", test_dir);
-  rocksdb_t *db = rocksdb_open(o, path, &err);
+  vh_store_raw_t db;
+  vh_store_raw_open(path, VH_RAW_WRITE, &db, &err);
   ASSERT(err == NULL);
   rocksdb_writeoptions_t *wo = rocksdb_writeoptions_create();
   for (uint64_t sq = 1; sq <= 29; sq++) {
     unsigned char k[17] = {'D'};
     for (int i = 0; i < 8; i++) k[1 + i] = (unsigned char)(sq >> (56 - 8 * i));
     for (int i = 0; i < 8; i++) k[9 + i] = (unsigned char)(sq >> (56 - 8 * i));
-    rocksdb_put(db, wo, (char *)k, 17, "junk", 4, &err);
+    rocksdb_put_cf(db.db, wo, vh_store_raw_family(&db, (char *)k, 17),
+                   (char *)k, 17, "junk", 4, &err);
     ASSERT(err == NULL);
   }
   rocksdb_writeoptions_destroy(wo);
-  rocksdb_close(db);
-  rocksdb_options_destroy(o);
+  vh_store_raw_close(&db);
   /* A smaller window: the next batch must drop old versions by reading
    * them, but the open itself reads nothing of them. */
   vh_retain_t r2 = retain_slices(1000);

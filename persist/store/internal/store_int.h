@@ -56,6 +56,8 @@
 #define VH_KEY_HISTORY 'H' /* 'H' */
 #define VH_KEY_INPUTS 'I'  /* 'I' u64be(seq): store_inputs.c */
 #define VH_KEY_CHREC 'C'   /* 'C' u64be(seq): store_changes.c */
+/* The column family of the nodes in a store of format 4 (store.c). */
+#define VH_NODES_CF "nodes"
 
 /* One operation of a batch. */
 typedef struct vh_batch_op {
@@ -103,6 +105,13 @@ struct vh_store {
   char *open_note;  /* [owned] a line for the host's log, or NULL */
   char *scratch;    /* [owned] a secondary's own dir, else NULL */
   rocksdb_t *db;    /* guarded by db_lock: NULL while a reopen failed */
+  /* Column families (store.c, FORMAT 4), opened and closed with db:
+   * cf_default holds every key but the nodes; cf_nodes holds the nodes,
+   * and is cf_default itself in a store of format 1-3 (nodes_apart 0),
+   * which keeps its nodes beside the other keys. */
+  rocksdb_column_family_handle_t *cf_default, *cf_nodes;
+  int nodes_apart;   /* cf_nodes is the "nodes" family: INGESTION */
+  char *ingest_path; /* [owned] DIR/db/vh-ingest.tmp (INGESTION) */
   rocksdb_options_t *options;
   rocksdb_block_based_table_options_t *table_options;
   rocksdb_cache_t *cache;
@@ -183,6 +192,42 @@ struct vh_store {
   uint64_t drop_from;           /* vh_store_drop_from's id, 0 once done (mu) */
   _Atomic uint64_t write_count; /* RocksDB writes done */
 };
+
+/* store.c: opens DIR/db (dbpath) with every column family it has:
+ * "default", and VH_NODES_CF in a store of format 4. h[0] = default,
+ * h[1] = the nodes' family (h[0] again without one: *apart = 0). mode: */
+#define VH_OPEN_PRIMARY 0
+#define VH_OPEN_SECONDARY 1 /* at secondary_path */
+#define VH_OPEN_READ_ONLY 2
+rocksdb_t *vh_store__open_families(const rocksdb_options_t *o,
+                                   const char *dbpath, int mode,
+                                   const char *secondary_path,
+                                   rocksdb_column_family_handle_t *h[2],
+                                   int *apart, char **rerr);
+/* store.c: destroys the handles, then closes db (NULL: nothing). */
+void vh_store__close_families(rocksdb_t *db,
+                              rocksdb_column_family_handle_t *h[2], int apart);
+/* store.c: the highest node id stored (0: none), into *last; 0, or -1
+ * on a read error (db_lock held). */
+int vh_store__last_node(vh_store_t *s, uint64_t *last);
+/* store.c: adds to wb the deletes of the node keys from..last (ids, both
+ * included): one range delete ending at last, not past it (INGESTION:
+ * a range tombstone over ids still to come would make every later
+ * ingested table file overlap it). */
+void vh_store__delete_nodes(vh_store_t *s, rocksdb_writebatch_t *wb,
+                            uint64_t from, uint64_t last);
+/* store.c: level-0 files of the family that has most (db_lock held). */
+unsigned vh_store__l0_files(vh_store_t *s);
+/* store.c: a RocksDB integer property summed over the column families
+ * (cf_default, and cf_nodes if apart), or the largest value of one family
+ * if max; 0, or -1 if RocksDB has no such property. db_lock held. */
+int vh_store__prop(vh_store_t *s, const char *name, int max, uint64_t *out);
+/* store.c: sets one mutable option in every column family (db_lock
+ * held or the writer thread). */
+void vh_store__set_option(vh_store_t *s, const char *key, const char *val);
+/* store.c: asks RocksDB to flush every column family's memtable, waiting
+ * for it or not; [new] RocksDB error string or NULL. */
+char *vh_store__flush_all(vh_store_t *s, int wait);
 
 /* store.c: starts the COMPACTION HOLD after an open or a reopen (before
  * the writer runs, or on the writer thread). */
