@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "vh_cli_args.h"
@@ -410,7 +411,25 @@ static int vh_main_cmd(int argc, char **argv) {
   return vh_main_bad("unknown command '%s'%s", cmd, "");
 }
 
+/* OPEN FILES: a store of format 4 holds one table file per big group of
+ * slices until compaction merges them (persist/store/store.c), and a
+ * reader beside a running host (inspect, fsck, export) keeps every one of
+ * them open. So the soft limit on open files goes up to the hard limit
+ * (64k at most), as database servers do: Debian's default soft limit is
+ * 1024. A failure leaves the limit as it was. */
+static void raise_open_files(void) {
+  struct rlimit r;
+  if (getrlimit(RLIMIT_NOFILE, &r) != 0) return;
+  rlim_t want =
+      r.rlim_max == RLIM_INFINITY || r.rlim_max > 65536 ? 65536 : r.rlim_max;
+  if (r.rlim_cur != RLIM_INFINITY && r.rlim_cur < want) {
+    r.rlim_cur = want;
+    (void)setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
 int main(int argc, char **argv) {
+  raise_open_files();
   int rc = vh_main_cmd(argc, argv);
   /* A result printed into a full disk or a closed file is a failure, not
    * exit 0 (`vedhost inspect > out` on a full disk). `run` keeps its own

@@ -19,7 +19,8 @@
  *   'F'                      format record, written once at creation
  *   'M'                      the manifest
  *   'A' u64be(id)            a node: 9 bytes, big endian so ids sort in order
- *                            ('N' in a store of format 1 or 2, see below)
+ *                            ('N' in a store of format 1 or 2, see below),
+ *                            in the column family "nodes" (FORMAT 4)
  *   'Q' u64be(id)            a dropped subtree rooted at node id whose nodes
  *                            are still to be deleted (empty value; see
  *                            persist/store/store_sweep.c)
@@ -29,8 +30,9 @@
  *
  *   offset size  field
  *   0      8     magic "VEDHOST\0"
- *   8      4     u32 little endian: store format version (3; 2 before
- *                node keys sorted first, FORMAT 3; 1 before
+ *   8      4     u32 little endian: store format version (4; 3 before
+ *                the nodes had a column family of their own, FORMAT 4;
+ *                2 before node keys sorted first, FORMAT 3; 1 before
  *                big string values were stored out of line as blobs,
  *                invariant 1)
  *
@@ -47,6 +49,29 @@
  * new store, or one restored from a backup, gets format 3. An older vedhost
  * refuses a format 3 store with its "newer than this vedhost supports"
  * line.
+ *
+ * FORMAT 4 (this code): the node keys live in a column family of their
+ * own, "nodes"; every other key in RocksDB's default family, so the two
+ * are compacted apart. A slice's nodes have ids above every stored node
+ * (ids only grow), and the writer writes a big group's node puts as one
+ * table file that RocksDB ingests (store_writer.c, INGESTION): it
+ * overlaps nothing in the family, so RocksDB puts it straight into the
+ * bottommost level, where no compaction rewrites it on its way down. The
+ * GC's deletes and small groups' nodes go through the memtable and level 0
+ * as before, and compaction brings the deletes to the old files (one
+ * rewrite of what survives, not one per level). Measured at K=1M, N=10M
+ * (bench/README.md, "perf/ingest"): compaction CPU 47 -> 24 s, flush 12.5
+ * -> 4.8 s, process CPU -26% against format 3. A format 1-3 store has no
+ * such family: it is opened with the default one only (cf_nodes is that
+ * one, nodes_apart 0), keeps its node keys beside the others and the
+ * memtable path, and keeps its format. A new store (and one that import
+ * fills) is created with the family and the format record 4 (a crash
+ * between the two leaves an empty store with the family, which the next
+ * open completes). A format 4 record without the family, or a lower one
+ * with it, is damage. An older vedhost cannot open a format 4 store: its
+ * RocksDB open fails ("Column families not opened: nodes") before it reads
+ * the format record, so it says "cannot open the store" with that text,
+ * not the "newer than this vedhost" line.
  *
  * NODE AND MANIFEST VALUES ('A...', 'M'):
  *
@@ -164,6 +189,15 @@
  *    every table file at open, and reading each one's index and filter
  *    made a restart grow with history (~18 MB for 1.6 GB of it; K=1M
  *    N=10M restart 0.05 -> 0.02 s CPU). Cold reads at K=1M: the same.
+ *  - OPEN FILES: a primary keeps at most VH_MAX_OPEN_FILES (512) table
+ *    files open, opened when first read (RocksDB opens a quarter of that
+ *    at open), not all of them at open (-1) as before FORMAT 4: ingested
+ *    files are one per big group (~2 MB at K=1M) until compaction
+ *    rewrites them, 630-700 files for the 1.5 GB of K=1M N=10M with the
+ *    default retention, and opening all of them made the first handler
+ *    after a clean stop ~100 ms (~36 ms now, ~29 ms for format 3's ~110
+ *    files). A secondary needs -1 (RocksDB), so the host raises the soft
+ *    limit on open files (host/cli/main.c, OPEN FILES).
  *  - Scans of one key tag are bounded at the tag's end
  *    (vh_store__tag_scan_opts): a seek past a tag's last live key
  *    otherwise steps over every deleted key after it.
@@ -328,6 +362,8 @@
 #define VH_DEFAULT_WRITE_BUFFER ((size_t)4 << 20)
 #define VH_DEFAULT_WAL_BYTES ((uint64_t)16 << 20)
 #define VH_DEFAULT_BLOCK_BYTES ((size_t)4 << 10)
+/* Table files a primary keeps open (TUNING, OPEN FILES). */
+#define VH_MAX_OPEN_FILES 512
 /* Free space needed to open: a preallocated WAL (1.1 x the write buffer),
  * the MANIFEST, OPTIONS and LOG files, and room for a first flush. */
 #define VH_MIN_FREE_BYTES ((unsigned long long)16 << 20)
@@ -420,7 +456,9 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   rocksdb_options_set_create_if_missing(opt, o->create && !s->secondary);
   rocksdb_options_set_paranoid_checks(opt, 1);
   rocksdb_options_set_wal_recovery_mode(opt, wal_mode(s, o));
-  rocksdb_options_set_max_open_files(opt, -1); /* required by secondaries */
+  /* TUNING, OPEN FILES: a secondary needs -1 (every table file open) */
+  rocksdb_options_set_max_open_files(opt,
+                                     s->secondary ? -1 : VH_MAX_OPEN_FILES);
   rocksdb_options_set_max_background_jobs(opt, 2);
   rocksdb_options_set_keep_log_file_num(opt, 3);
   rocksdb_options_set_max_log_file_size(opt, 1 << 20);

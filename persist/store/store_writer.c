@@ -106,34 +106,42 @@
  *  - BIG GROUPS (perf/crash2): a group whose batches hold load_flush_bytes
  *    (512 KB) or more (every slice at bench/run's K=100k and 1M: 0.75
  *    and ~1.7 MB) would be flushed at once anyway, so its node puts skip
- *    the WAL: they go into the memtable with the WAL off, the writer
- *    flushes and WAITS (the puts are then in a synced table file), and
- *    only then writes the rest of the group, deletes, sweep keys,
- *    version records, the manifest, as one WAL record (synced in sync
- *    mode): one fsync'd record as before, now of a few KB. durable_seq
- *    moves after that write, exactly as before. A kill -9 at any moment
- *    now finds in the WAL at most the small groups since the last flush
- *    and the rest of the last big group, never the nodes of a slice:
- *    restart replays a few entries instead of ~10-20k (each ~6.7k
- *    instructions in RocksDB's replay). A crash between the puts and the
- *    rest leaves nodes (in a table file, if their flush was done) with
- *    ids at or above the durable manifest's next id, which nothing
+ *    the WAL. INGESTION (store format 4, store.c): they are written, in
+ *    key order, as one table file (DIR/db/vh-ingest.tmp, synced), which
+ *    RocksDB then ingests into the nodes' column family (a hard link and
+ *    a MANIFEST edit, synced): the ids lie above every stored node, so
+ *    the file goes straight to the bottommost level, with no memtable
+ *    insert, no flush and no compaction on the way down. Format 1-3
+ *    stores: they go into the memtable with the WAL off, and the writer
+ *    flushes and WAITS (the puts are then in a synced table file). Only
+ *    then does the writer write the rest of the group, deletes, sweep
+ *    keys, version records, the manifest, as one WAL record (synced in
+ *    sync mode): one fsync'd record as before, now of a few KB. After
+ *    an ingested group the writer asks for a flush of that rest (no
+ *    wait; the next write waits for it, flush_settle), so the WAL holds
+ *    at most one group's rest, as when the group's own flush took it.
+ *    durable_seq moves after that write, exactly as before. A kill -9 at any
+ * moment now finds in the WAL at most the small groups since the last flush and
+ * the rest of the last big group, never the nodes of a slice: restart replays a
+ * few entries instead of ~10-20k (each ~6.7k instructions in RocksDB's replay).
+ * A crash between the puts and the rest leaves nodes (in a table file, if their
+ * flush or ingestion was done; an unfinished vh-ingest.tmp is removed at the
+ * next open) with ids at or above the durable manifest's next id, which nothing
  *    refers to: the host's open calls vh_store_drop_from with that next
- *    id and the writer deletes them (one range delete, only if a seek
- *    finds one) before its first group; fsck does not count them as
- *    leaks meanwhile. Deletes never skip the WAL: a node is deleted only
- *    with the manifest that stops referring to it. Node ids only grow
+ *    id and the writer deletes them (one range delete up to the last
+ *    stored id, only if there is one) before its first group; fsck does
+ *    not count them as leaks meanwhile. Deletes never skip the WAL: a node is
+ * deleted only with the manifest that stops referring to it. Node ids only grow
  *    (persist/trie/flush.c), so a put without the WAL never overwrites a
  *    node a durable manifest refers to. Test: persist_test_store_crash
  *    big_group_killed_at_each_phase (VH_STORE_KILL_*: kill after the
- *    puts, after their flush, after the WAL write) and kill9_loop's
- *    rounds with a 32 KB bound. A small group (an interactive slice)
- *    stays one WAL write.
- * Otherwise the flush is asked without waiting (RocksDB's flush thread
- * writes the SST; the writer goes on with the next group); a flush that
- * fails is RocksDB's background error, which the next write reports
- * (FAILURES).
- * The thresholds count the bytes of the merged WriteBatches.
+ *    puts or the ingested file's write, after their flush or ingestion,
+ *    after the WAL write) and kill9_loop's rounds with a 32 KB bound. A small
+ * group (an interactive slice) stays one WAL write. Otherwise the flush is
+ * asked without waiting (RocksDB's flush thread writes the SST; the writer goes
+ * on with the next group); a flush that fails is RocksDB's background error,
+ * which the next write reports (FAILURES). The thresholds count the bytes of
+ * the merged WriteBatches.
  *
  * COMPACTION HOLD (store.c, TUNING): the store opens with RocksDB's
  * automatic compactions off, so that the compaction of what a crash left

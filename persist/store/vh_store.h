@@ -310,8 +310,10 @@ uint64_t vh_store__flush_count(vh_store_t *s);
 uint64_t vh_store__trim_count(vh_store_t *s);
 /* The writer SIGKILLs its own process when it reaches phase (0: never) of
  * a group's write (store_writer.c, BIG GROUPS): VH_STORE_KILL_NODES_PUT
- * after a big group's node puts went into the memtable (no WAL),
- * VH_STORE_KILL_NODES_FLUSHED after their flush, VH_STORE_KILL_WRITTEN
+ * after a big group's node puts went into the memtable (no WAL) or, in a
+ * store of format 4, into the table file to ingest,
+ * VH_STORE_KILL_NODES_FLUSHED after their flush or ingestion,
+ * VH_STORE_KILL_WRITTEN
  * after the group's WAL write, before durable_seq moves (every group). */
 enum {
   VH_STORE_KILL_NODES_PUT = 1,
