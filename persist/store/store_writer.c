@@ -667,7 +667,8 @@ static void kill_point(vh_store_t *s, int phase) {
 static int ingest_nodes(vh_store_t *s, const node_puts_t *p, char **err) {
   if (ready_to_write(s, err) != 0) return -1;
   rocksdb_envoptions_t *eo = rocksdb_envoptions_create();
-  rocksdb_sstfilewriter_t *w = rocksdb_sstfilewriter_create(eo, s->options);
+  rocksdb_sstfilewriter_t *w =
+      rocksdb_sstfilewriter_create(eo, s->ingest_options);
   char *rerr = NULL;
   rocksdb_sstfilewriter_open(w, s->ingest_path, &rerr);
   char key[VH_NODE_KEY_LEN];

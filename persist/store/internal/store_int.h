@@ -113,6 +113,7 @@ struct vh_store {
   int nodes_apart;   /* cf_nodes is the "nodes" family: INGESTION */
   char *ingest_path; /* [owned] DIR/db/vh-ingest.tmp (INGESTION) */
   rocksdb_options_t *options;
+  rocksdb_options_t *ingest_options; /* INGESTION's table files (store.c) */
   rocksdb_block_based_table_options_t *table_options;
   rocksdb_cache_t *cache;
   rocksdb_readoptions_t *read_options;   /* point reads: verify, fill cache */
