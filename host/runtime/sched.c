@@ -875,6 +875,10 @@ static int64_t vh_sched_sys_int(vh_host_t *h, vh_str_t *k) {
 
 void vh_slice_end(vh_host_t *h) {
   if (h->phase != VH_PHASE_RUN) return;
+  /* Node blocks freed two slice ends ago and not reused go back to malloc
+   * (persist/trie/mem.c, NODE CACHE); before step 2, whose release of the
+   * replaced nodes fills the cache for the next slice's path copies. */
+  vh_mem_tick();
   if (h->boot_ms < 0) /* for /metrics: how long a (re)start took */
     h->boot_ms = (int64_t)((uv_hrtime() - h->created_ns) / 1000000);
   /* 1. The system state's step of this slice becomes its new version.

@@ -118,6 +118,11 @@ size_t vh_mem_footprint(void);
 /* Fail the n-th allocation from now (1 = the next one); 0 turns it off.
  * For tests: every public function must then return VH_ENOMEM cleanly. */
 void vh_mem_fail_after(long n);
+/* The node cache (mem.c, NODE CACHE): bytes of free blocks kept for
+ * reuse. vh_mem_tick() (the host's slice end) gives malloc back the blocks
+ * that were already cached at the tick before and were not reused. */
+size_t vh_mem_cached(void);
+void vh_mem_tick(void);
 
 /* ---- strings ---- */
 
