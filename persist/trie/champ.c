@@ -251,9 +251,18 @@ static inline void *body(vh_node_t *n) {
   return (char *)n + sizeof(*n);
 }
 
+/* Retain count values (keys and values of entries) after a copy: only
+ * strings and tables hold a count, so this is a type test per slot, inline
+ * (vh_val_retain's call per slot was ~10% of a path copy's instructions;
+ * bench/README.md "perf/loop"). */
 static void retain_vals(vh_val_t *kv, int count) {
   int i;
-  for (i = 0; i < count; i++) vh_val_retain(kv[i]);
+  for (i = 0; i < count; i++) {
+    if (kv[i].type == VH_TSTR)
+      kv[i].u.s->refc++;
+    else if (kv[i].type == VH_TTAB)
+      kv[i].u.t->h.refc++;
+  }
 }
 
 /* Fill shell dst (same size as champ src) with a copy of src whose child

@@ -130,6 +130,14 @@ static inline size_t cache_class(size_t size) {
   return (size + 7) >> 3;
 }
 
+/* The next block of a class will be written whole by the next path copy
+ * of that size, a node or so later: fetch its lines now (for writing), so
+ * neither the pop's read of its link nor the copy waits for them. */
+static inline void cache_prefetch(const char *p, size_t size) {
+  size_t off;
+  for (off = 0; off < size; off += 64) __builtin_prefetch(p + off, 1);
+}
+
 static void *cache_alloc(size_t size) {
   size_t c = cache_class(size);
   void *p;
@@ -137,6 +145,7 @@ static void *cache_alloc(size_t size) {
     p = cache[c].cur;
     memcpy(&cache[c].cur, p, sizeof(void *));
     cache[c].ncur--;
+    if (cache[c].cur != NULL) cache_prefetch(cache[c].cur, c << 3);
   } else if (cache[c].old != NULL) {
     p = cache[c].old;
     memcpy(&cache[c].old, p, sizeof(void *));
