@@ -879,7 +879,8 @@ void vh_slice_end(vh_host_t *h) {
    * (persist/trie/mem.c, NODE CACHE); before step 2, whose release of the
    * replaced nodes fills the cache for the next slice's path copies. */
   vh_mem_tick();
-  if (h->boot_ms < 0) /* for /metrics: how long a (re)start took */
+  vh_host__alloc_tick(h); /* call.c, SMALL BLOCKS: idle, none kept */
+  if (h->boot_ms < 0)     /* for /metrics: how long a (re)start took */
     h->boot_ms = (int64_t)((uv_hrtime() - h->created_ns) / 1000000);
   /* 1. The system state's step of this slice becomes its new version.
    *    Its roots, with every state changed in this slice, go to the
