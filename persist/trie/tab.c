@@ -521,7 +521,7 @@ int vh_tab_set_slot(vh_tab_t **tp, vh_val_t key, vh_val_t val, uint64_t edit,
       (r = vh_str__own(&val)) < 0)
     goto fail; /* one slot per blob id (str.c) */
   if ((r = vh_tab__ready(t)) < 0) goto fail;
-  if (vh_key_norm(&key) < 0) {
+  if (key.type != VH_TIKEY && vh_key_norm(&key) < 0) {
     vh_val_release(val);
     return VH_EKEY;
   }
@@ -551,6 +551,28 @@ int vh_tab_set_slot(vh_tab_t **tp, vh_val_t key, vh_val_t val, uint64_t edit,
   return 0;
 fail:
   vh_val_release(val);
+  return r;
+}
+
+/* A short key goes in as the inline form the trie would store it in
+ * (vh_trie_int.h, "Inline keys"): the lookup, the compare and a new entry
+ * use it as they are, so the write makes and frees no string (the proxy's
+ * write of a key it has not cached: bench/README.md "perf/loop"). */
+int vh_tab_set_str_slot(vh_tab_t **tp, const char *k, size_t len, vh_val_t val,
+                        uint64_t edit, vh_val_t **slot) {
+  vh_val_t key;
+  int r;
+  if (len <= VH_IKEY_MAX)
+    return vh_tab_set_slot(tp, vh_key__ikey(k, len), val, edit, slot);
+  if (slot != NULL) *slot = NULL;
+  key.type = VH_TSTR;
+  key.u.s = vh_str_new(k, len);
+  if (key.u.s == NULL) {
+    vh_val_release(val);
+    return VH_ENOMEM;
+  }
+  r = vh_tab_set_slot(tp, key, val, edit, slot);
+  vh_str_release(key.u.s);
   return r;
 }
 
