@@ -271,6 +271,12 @@ static void retain_vals(vh_val_t *kv, int count) {
 static void fill_copy(vh_node_t *dst, const vh_node_t *src, int skip,
                       vh_node_t *nk) {
   size_t size = vh_champ__node_size(src);
+  if (src->kind == VH_K_CHAMP) {
+    const vh_champ_t *sc = (const vh_champ_t *)src;
+    vh_node_t *const *sk = kids(sc);
+    int j, nc = cnc(sc);
+    for (j = 0; j < nc; j++) __builtin_prefetch(sk[j], 1);
+  }
   memcpy(body(dst), (const char *)src + sizeof(vh_node_t),
          size - sizeof(vh_node_t));
   if (src->kind == VH_K_COLL) {
@@ -344,6 +350,11 @@ static int walk(vh_node_t *n, uint64_t edit, vh_val_t key, uint32_t h,
       return 0;
     }
     c = (vh_champ_t *)n;
+    if (!excl) { /* to be copied whole (fill_copy): fetch its lines now */
+      size_t off, size = champ_bytes(cnd(c), cnc(c));
+      for (off = 64; off < size; off += 64)
+        __builtin_prefetch((const char *)c + off);
+    }
     *bit = 1u << chunk(h, shift);
     if (c->datamap & *bit) {
       *i = popc(c->datamap & (*bit - 1));
