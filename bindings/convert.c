@@ -98,8 +98,8 @@ vhl_box_t *vhl__box_new(lua_State *L) {
  * different keys) is written by its bytes (vh_tab_set_str_slot: an inline
  * key needs no string) and evicts nothing; a key used again is cached at
  * its second miss, as before. Making the string, hashing it, caching it and
- * freeing the string it evicted cost ~190 instructions of a ~5,700
- * instruction `sync` update (bench/README.md "perf/loop"). */
+ * freeing the string it evicted (vhl__key_str) cost ~260 instructions of
+ * a ~5,700-instruction `sync` update (bench/README.md "perf/loop"). */
 #define KC_BITS 10
 #define KC_MAXLEN 40 /* Lua's short (interned) strings */
 
