@@ -59,8 +59,9 @@
  * allocation takes the newest first); a tick frees the older ones and
  * makes the newer ones older. So a block waits at most two ticks, and an
  * idle host (whose health timer turns the loop every second) gives the
- * cache back within two seconds. Without ticks (tests, tools) the cache
- * only stays under its cap.
+ * cache back within two seconds (and the host then has malloc return the
+ * free pages: host/runtime/sched.c). Without ticks (tests, tools) the
+ * cache only stays under its cap.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,10 +185,10 @@ static void cache_drop(void **head, size_t *n, size_t c) {
 }
 #endif
 
-void vh_mem_tick(void) {
+size_t vh_mem_tick(void) {
 #ifdef VH_CACHE_MAX
-  size_t c;
-  if (cache_bytes == 0) return;
+  size_t c, before = cache_bytes;
+  if (cache_bytes == 0) return 0;
   for (c = 0; c <= VH_CACHE_CLASSES; c++) {
     if (cache[c].old != NULL) cache_drop(&cache[c].old, &cache[c].nold, c);
     cache[c].old = cache[c].cur;
@@ -195,6 +196,9 @@ void vh_mem_tick(void) {
     cache[c].cur = NULL;
     cache[c].ncur = 0;
   }
+  return before - cache_bytes;
+#else
+  return 0;
 #endif
 }
 

@@ -120,9 +120,10 @@ size_t vh_mem_footprint(void);
 void vh_mem_fail_after(long n);
 /* The node cache (mem.c, NODE CACHE): bytes of free blocks kept for
  * reuse. vh_mem_tick() (the host's slice end) gives malloc back the blocks
- * that were already cached at the tick before and were not reused. */
+ * that were already cached at the tick before and were not reused, and
+ * returns their bytes. */
 size_t vh_mem_cached(void);
-void vh_mem_tick(void);
+size_t vh_mem_tick(void);
 
 /* ---- strings ---- */
 
