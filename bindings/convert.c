@@ -90,7 +90,16 @@ vhl_box_t *vhl__box_new(lua_State *L) {
  * Keys stored through the cache are the cached objects, so later lookups
  * with the cached key compare pointers inside the trie instead of bytes.
  * One process-wide table: the loop thread owns every lua_State. The cached
- * strings count in vh_mem_bytes until vhl_key_cache_flush. */
+ * strings count in vh_mem_bytes until vhl_key_cache_flush.
+ *
+ * ADMISSION. A proxy write whose key misses is cached only if the same
+ * Lua string missed at its slot the time before (vhl__key_admit; `seen`
+ * remembers the last miss): a key written once (a handler that sets 10,000
+ * different keys) is written by its bytes (vh_tab_set_str_slot: an inline
+ * key needs no string) and evicts nothing; a key used again is cached at
+ * its second miss, as before. Making the string, hashing it, caching it and
+ * freeing the string it evicted (vhl__key_str) cost ~260 instructions of
+ * a ~5,700-instruction `sync` update (bench/README.md "perf/loop"). */
 #define KC_BITS 10
 #define KC_MAXLEN 40 /* Lua's short (interned) strings */
 
@@ -99,6 +108,7 @@ static struct {
   vh_str_t *s;      /* [owned] same bytes; NULL if the slot is empty */
   const char *data; /* vh_str_data(s), len: copies for a call-free check */
   size_t len;
+  const char *seen; /* the last address that missed here (ADMISSION) */
 } kc[1u << KC_BITS];
 
 static inline size_t kc_slot(const char *p) {
@@ -153,11 +163,22 @@ vh_str_t *vhl__key_str(const char *p, size_t n) {
   return s;
 }
 
+vh_str_t *vhl__key_admit(const char *p, size_t n) {
+  size_t i = kc_slot(p);
+  if (n > KC_MAXLEN) return NULL; /* never cached */
+  if (kc[i].seen != p) {
+    kc[i].seen = p;
+    return NULL;
+  }
+  return vhl__key_str(p, n);
+}
+
 void vhl_key_cache_flush(void) {
   for (size_t i = 0; i < (1u << KC_BITS); i++) {
     vh_str_t *s = kc[i].s;
     kc[i].s = NULL;
     kc[i].lp = NULL;
+    kc[i].seen = NULL;
     if (s != NULL) vh_str_release(s);
   }
 }

@@ -844,16 +844,14 @@ static int proxy_set(lua_State *L, vhl_proxy_t *p, int p_idx, int k_idx,
   }
   /* From here C holds val: nothing may raise before it is handed over. */
   int kown = !kstr; /* key holds a reference of ours */
+  int kbytes = 0;   /* no key string: write by the bytes s, n */
   if (kstr) {
     key.type = VH_TSTR;
     key.u.s = vhl__key_cached(s, n); /* borrowed: vh_tab_set borrows it */
-    if (key.u.s == NULL) {
-      key.u.s = vhl__key_str(s, n);
-      kown = 1;
-      if (key.u.s == NULL) {
-        vh_val_release(val);
-        vhl__oom(L);
-      }
+    if (key.u.s == NULL) {           /* cached at its second miss (convert.c) */
+      key.u.s = vhl__key_admit(s, n);
+      kown = key.u.s != NULL;
+      kbytes = !kown;
     }
   }
   /* A child proxy may cache the node being replaced: only a live child
@@ -861,13 +859,18 @@ static int proxy_set(lua_State *L, vhl_proxy_t *p, int p_idx, int k_idx,
   int bump = val.type == VH_TTAB;
   if (!bump && p->kid_bits != 0 &&
       (p->kid_bits & (kstr ? kid_bit_bytes(s, n) : kid_bit(key))) != 0) {
-    vh_tab_get(t, key, &old);
+    if (kbytes)
+      vh_tab_get_str(t, s, n, &old);
+    else
+      vh_tab_get(t, key, &old);
     bump = old.type == VH_TTAB;
   }
   vh_tab_t *t2 = t;
   vh_val_t *ws = NULL;
-  int rc = vh_tab_set_slot(&t2, key, val, st->edit, /* val stolen */
-                           kstr && n <= RC_MAXLEN ? &ws : NULL);
+  vh_val_t **wsp = kstr && n <= RC_MAXLEN ? &ws : NULL;
+  int rc = kbytes ? vh_tab_set_str_slot(&t2, s, n, val, st->edit, wsp)
+                  : vh_tab_set_slot(&t2, key, val, st->edit, wsp);
+  /* val stolen either way */
   if (kown) vh_val_release(key);
   if (t2 != t) abort(); /* a transient node is mutated in place */
   if (bump) st->epoch++;

@@ -220,6 +220,11 @@ void vhl__tovalue(lua_State *L, int idx, vhl_proxy_t *p, int key_idx,
  * memory. */
 vh_str_t *vhl__key_cached(const char *p, size_t n);
 vh_str_t *vhl__key_str(const char *p, size_t n);
+/* A write's key that vhl__key_cached missed: [new] the string, made and
+ * cached now, if the same Lua string missed at its slot the last time
+ * too; else NULL (also out of memory): the caller writes by the bytes
+ * (vh_tab_set_str_slot), making no string. */
+vh_str_t *vhl__key_admit(const char *p, size_t n);
 /* Push a new box userdata holding nil; returns it. */
 vhl_box_t *vhl__box_new(lua_State *L);
 /* Raise the out-of-memory error. */

@@ -136,11 +136,81 @@ static void vh_call_on_signal(int sig) {
 
 /* ---- the allocator ---- */
 
+/* SMALL BLOCKS. Most of Lua's blocks are small and short-lived: a `sync`
+ * handler that writes state.k["k" .. j] makes one string per write, and
+ * the collector frees them a few thousand at a time. Through malloc these
+ * cost ~140 instructions a block, and its slow path (sorting the chunks a
+ * burst of frees left) was ~6% of the loop thread at K = 1M (bench/README.md
+ * "perf/loop"). A freed block of up to VH_LFREE_MAX bytes is kept in a
+ * free list of its 8-byte class (at most VH_LFREE_CAP blocks: the
+ * collector frees a handler's strings thousands at a time; beyond it,
+ * free()) and handed to the next new block of that class. A slice end
+ * that finds no block reused since the one before gives them all back
+ * (vh_host__alloc_tick: an idle host keeps none). Blocks of those sizes are
+ * malloc'd rounded up to their class (the same glibc chunk: 16-byte
+ * granularity). A resize within a class keeps the block. The memory limit still
+ * counts the sizes Lua asked for. Sanitizer builds keep every block exact
+ * (VH_LSMALL 0). */
+static inline size_t vh_lclass(size_t n) {
+  return (n + 7) >> 3;
+}
+
+#ifdef VH_SANITIZE
+#define VH_LSMALL 0 /* ASan sees every block's exact bounds and lifetime */
+#else
+#define VH_LSMALL VH_LFREE_MAX
+#endif
+
+static void *vh_lalloc(vh_host_t *h, size_t n) {
+  if (n > VH_LSMALL) return malloc(n);
+  size_t c = vh_lclass(n);
+  void *p = h->lfree[c];
+  if (p) {
+    memcpy(&h->lfree[c], p, sizeof p);
+    h->lfree_n[c]--;
+    h->lfree_hits++;
+    return p;
+  }
+  return malloc(c << 3);
+}
+
+static void vh_lfree(vh_host_t *h, void *p, size_t n) {
+  if (!p) return;
+  if (n > VH_LSMALL) {
+    free(p);
+    return;
+  }
+  size_t c = vh_lclass(n);
+  if (h->lfree_n[c] >= VH_LFREE_CAP) {
+    free(p);
+    return;
+  }
+  memcpy(p, &h->lfree[c], sizeof p);
+  h->lfree[c] = p;
+  h->lfree_n[c]++;
+}
+
+void vh_host__alloc_tick(vh_host_t *h) {
+  if (h->lfree_hits == 0) vh_host__alloc_free(h);
+  h->lfree_hits = 0;
+}
+
+void vh_host__alloc_free(vh_host_t *h) {
+  for (size_t c = 0; c <= VH_LFREE_MAX / 8; c++) {
+    while (h->lfree[c]) {
+      void *p = h->lfree[c];
+      memcpy(&h->lfree[c], p, sizeof p);
+      free(p);
+    }
+    h->lfree_n[c] = 0;
+  }
+}
+
 void *vh_host__alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   vh_host_t *h = (vh_host_t *)ud;
   size_t old = ptr ? osize : 0; /* for a new block osize is a type tag */
   if (nsize == 0) {
-    free(ptr);
+    vh_lfree(h, ptr, old);
     h->heap -= old;
     return NULL;
   }
@@ -154,7 +224,22 @@ void *vh_host__alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       return NULL;
     }
   }
-  void *p = realloc(ptr, nsize);
+  void *p;
+  if (!ptr) {
+    p = vh_lalloc(h, nsize);
+  } else if (old > VH_LSMALL && nsize > VH_LSMALL) {
+    p = realloc(ptr, nsize);
+  } else if (old <= VH_LSMALL && nsize <= VH_LSMALL &&
+             vh_lclass(old) == vh_lclass(nsize)) {
+    p = ptr; /* the block already has the class's size */
+  } else {
+    /* one side is a small block: move, as realloc would */
+    p = vh_lalloc(h, nsize);
+    if (p) {
+      memcpy(p, ptr, old < nsize ? old : nsize);
+      vh_lfree(h, ptr, old);
+    }
+  }
   if (!p) return NULL;
   h->heap = h->heap - old + nsize;
   if (h->heap > h->heap_peak) h->heap_peak = h->heap;

@@ -559,6 +559,7 @@ void vh_host_free(vh_host_t *h) {
   for (int i = 0; i < h->ndoms; i++) vh_domain_free(h->doms[i]);
   free(h->doms);
   if (h->L) lua_close(h->L);
+  vh_host__alloc_free(h); /* call.c, SMALL BLOCKS */
   /* dlclose (plugins): after every callback into them */
   vh_host__run_hooks(h, VH_HOOK_FREE);
   vh_datadir_close(&h->dd);

@@ -120,6 +120,12 @@
 #include "vh_bytes.h"
 #include "vh_log.h"
 
+#if defined(__GLIBC__) && !defined(VH_SANITIZE)
+#include <malloc.h> /* malloc_trim */
+#endif
+/* Node cache bytes a turn without a handler must give back for a trim. */
+#define VH_TRIM_MIN (1u << 20)
+
 /* First byte of a stored message string (see the layout above). */
 #define VH_MSG_V1 0x01
 
@@ -875,6 +881,21 @@ static int64_t vh_sched_sys_int(vh_host_t *h, vh_str_t *k) {
 
 void vh_slice_end(vh_host_t *h) {
   if (h->phase != VH_PHASE_RUN) return;
+  /* Node blocks freed two slice ends ago and not reused go back to malloc
+   * (persist/trie/mem.c, NODE CACHE); before step 2, whose release of the
+   * replaced nodes fills the cache for the next slice's path copies. */
+  size_t gave = vh_mem_tick();
+  vh_host__alloc_tick(h); /* call.c, SMALL BLOCKS: idle, none kept */
+#if defined(__GLIBC__) && !defined(VH_SANITIZE)
+  /* A turn without a handler that gave a slice's worth of blocks back (an
+   * idle host, two turns after its last slice): have malloc return the
+   * free pages, as the writer does when its queue drains (that happened
+   * before these blocks were freed; else VmRSS kept them, +3.6 MB after
+   * bench/run's 10M updates at K = 1M: bench/README.md "perf/loop"). */
+  if (h->slice_calls == 0 && gave >= VH_TRIM_MIN) malloc_trim(0);
+#else
+  (void)gave;
+#endif
   if (h->boot_ms < 0) /* for /metrics: how long a (re)start took */
     h->boot_ms = (int64_t)((uv_hrtime() - h->created_ns) / 1000000);
   /* 1. The system state's step of this slice becomes its new version.

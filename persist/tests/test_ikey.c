@@ -390,7 +390,53 @@ TEST_IMPL(oom_handing_out) {
   ASSERT_CLEAN();
 }
 
+TEST_IMPL(set_by_bytes) {
+  /* vh_tab_set_str_slot (the proxy's write of a key it has not cached):
+   * the same table as vh_tab_set with a string key, for short (inline)
+   * and long keys, new and existing, nil deleting; a short key makes no
+   * string, a write in place reports its slot. */
+  uint64_t e = vh_edit_new();
+  vh_tab_t *a = vh_tab_new(e), *b = vh_tab_new(e);
+  char key[40];
+  vh_val_t *slot;
+  vh_val_t v;
+  for (int round = 0; round < 3; round++) {
+    for (int i = 0; i < 300; i++) {
+      int len =
+          snprintf(key, sizeof key, i % 3 ? "k%d" : "a-long-key-%d-xx", i);
+      vh_val_t val = round == 2 && i % 5 == 0 ? vh_nil() : vh_int(i + round);
+      vh_val_t k = tu_str(key);
+      ASSERT_EQ(vh_tab_set(&a, k, val, e), 0);
+      vh_val_release(k);
+      size_t blocks = vh_mem_blocks();
+      ASSERT_EQ(vh_tab_set_str_slot(&b, key, (size_t)len, val, e, &slot), 0);
+      if (len <= 14 && round == 1) { /* existing short key: in place */
+        ASSERT_EQ(vh_mem_blocks(), blocks);
+        ASSERT(slot != NULL);
+        ASSERT_EQ(slot->u.i, i + round);
+      }
+    }
+  }
+  ASSERT_EQ(vh_tab_count(a), vh_tab_count(b));
+  for (int i = 0; i < 300; i++) {
+    int len = snprintf(key, sizeof key, i % 3 ? "k%d" : "a-long-key-%d-xx", i);
+    vh_val_t w;
+    vh_tab_get_str(a, key, (size_t)len, &v);
+    vh_tab_get_str(b, key, (size_t)len, &w);
+    ASSERT_EQ(v.type, w.type);
+    if (i % 5 == 0)
+      ASSERT_EQ(w.type, VH_TNIL);
+    else
+      ASSERT_EQ(w.u.i, i + 2);
+  }
+  ASSERT_CHECK(a);
+  ASSERT_CHECK(b);
+  vh_tab_release(a);
+  vh_tab_release(b);
+  ASSERT_CLEAN();
+}
+
 VH_TEST_MAIN(TEST_ENTRY(short_keys_take_no_block),
              TEST_ENTRY(both_forms_one_key), TEST_ENTRY(iteration_order_kept),
              TEST_ENTRY(codec_same_bytes), TEST_ENTRY(collisions_mixed_forms),
-             TEST_ENTRY(oom_handing_out))
+             TEST_ENTRY(oom_handing_out), TEST_ENTRY(set_by_bytes))

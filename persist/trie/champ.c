@@ -251,9 +251,18 @@ static inline void *body(vh_node_t *n) {
   return (char *)n + sizeof(*n);
 }
 
+/* Retain count values (keys and values of entries) after a copy: only
+ * strings and tables hold a count, so this is a type test per slot, inline
+ * (vh_val_retain's call per slot was ~10% of a path copy's instructions;
+ * bench/README.md "perf/loop"). */
 static void retain_vals(vh_val_t *kv, int count) {
   int i;
-  for (i = 0; i < count; i++) vh_val_retain(kv[i]);
+  for (i = 0; i < count; i++) {
+    if (kv[i].type == VH_TSTR)
+      kv[i].u.s->refc++;
+    else if (kv[i].type == VH_TTAB)
+      kv[i].u.t->h.refc++;
+  }
 }
 
 /* Fill shell dst (same size as champ src) with a copy of src whose child
@@ -262,6 +271,12 @@ static void retain_vals(vh_val_t *kv, int count) {
 static void fill_copy(vh_node_t *dst, const vh_node_t *src, int skip,
                       vh_node_t *nk) {
   size_t size = vh_champ__node_size(src);
+  if (src->kind == VH_K_CHAMP) {
+    const vh_champ_t *sc = (const vh_champ_t *)src;
+    vh_node_t *const *sk = kids(sc);
+    int j, nc = cnc(sc);
+    for (j = 0; j < nc; j++) __builtin_prefetch(sk[j], 1);
+  }
   memcpy(body(dst), (const char *)src + sizeof(vh_node_t),
          size - sizeof(vh_node_t));
   if (src->kind == VH_K_COLL) {
@@ -335,6 +350,11 @@ static int walk(vh_node_t *n, uint64_t edit, vh_val_t key, uint32_t h,
       return 0;
     }
     c = (vh_champ_t *)n;
+    if (!excl) { /* to be copied whole (fill_copy): fetch its lines now */
+      size_t off, size = champ_bytes(cnd(c), cnc(c));
+      for (off = 64; off < size; off += 64)
+        __builtin_prefetch((const char *)c + off);
+    }
     *bit = 1u << chunk(h, shift);
     if (c->datamap & *bit) {
       *i = popc(c->datamap & (*bit - 1));

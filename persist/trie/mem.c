@@ -34,6 +34,34 @@
  * would mostly keep its top. One thread at a time (see above): the free
  * lists are plain. Sanitizer builds (VH_SANITIZE) use plain malloc so that
  * ASan still sees every block's bounds and lifetime.
+ *
+ * NODE CACHE. Blocks of VH_SLAB_MAX+1 .. VH_CACHE_MAX bytes (the CHAMP
+ * nodes a path copy makes: ~100-1000 bytes) are malloc's, but a freed one
+ * first waits in a free list of its 8-byte size class, from which the
+ * next allocation of that class takes it. Why: a `sync` update at K = 1M
+ * copies ~1.6 such nodes, and the slice end frees the replaced ones, ~16k
+ * per slice of 10,000 updates, all at once. Given to free(), they filled
+ * glibc's unsorted bin, which the next malloc of any size (the next
+ * handler's path copies, Lua's strings, the flush's and the batch's
+ * growing buffers) sorted chunk by chunk: malloc and free were ~25% of
+ * the loop thread's time (bench/README.md "perf/loop"). The next slice asks for
+ * the same sizes again (a path copy has its original's size), so the cache
+ * hands them back at the cost of a pop. Blocks are malloc'd at the class's size
+ * (8-byte rounding: the same glibc chunk as the exact size, so footprints do
+ * not change).
+ *
+ * Bounds (memory must not grow, bench/README.md "Memory per key"): the
+ * cache holds at most VH_CACHE_CAP bytes (a free beyond it goes to malloc
+ * at once), and it keeps only what the next slice may reuse:
+ * vh_mem_tick(), called by the host at every slice end (every loop turn),
+ * frees the blocks that waited a whole tick untouched: two generations per
+ * class, the blocks freed since the last tick and the older ones (an
+ * allocation takes the newest first); a tick frees the older ones and
+ * makes the newer ones older. So a block waits at most two ticks, and an
+ * idle host (whose health timer turns the loop every second) gives the
+ * cache back within two seconds (and the host then has malloc return the
+ * free pages: host/runtime/sched.c). Without ticks (tests, tools) the
+ * cache only stays under its cap.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,7 +114,101 @@ static void slab_free(void *p, size_t size) {
   memcpy(p, &slab[c].free, sizeof(void *));
   slab[c].free = p;
 }
+
+#define VH_CACHE_MAX 2048                  /* larger blocks: malloc only */
+#define VH_CACHE_CAP (32u * 1024u * 1024u) /* bytes held at most */
+#define VH_CACHE_CLASSES (VH_CACHE_MAX / 8)
+/* Per 8-byte class: free blocks linked through their first word (every
+ * cached block is malloc'd, so 16-aligned), in two generations. */
+static struct {
+  void *cur; /* freed since the last vh_mem_tick */
+  void *old; /* freed before it: freed for good at the next tick */
+  size_t ncur, nold;
+} cache[VH_CACHE_CLASSES + 1];
+static size_t cache_bytes; /* bytes held by both generations */
+
+static inline size_t cache_class(size_t size) {
+  return (size + 7) >> 3;
+}
+
+/* The next block of a class will be written whole by the next path copy
+ * of that size, a node or so later: fetch its lines now (for writing), so
+ * neither the pop's read of its link nor the copy waits for them. */
+static inline void cache_prefetch(const char *p, size_t size) {
+  size_t off;
+  for (off = 0; off < size; off += 64) __builtin_prefetch(p + off, 1);
+}
+
+static void *cache_alloc(size_t size) {
+  size_t c = cache_class(size);
+  void *p;
+  if (cache[c].cur != NULL) {
+    p = cache[c].cur;
+    memcpy(&cache[c].cur, p, sizeof(void *));
+    cache[c].ncur--;
+    if (cache[c].cur != NULL) cache_prefetch(cache[c].cur, c << 3);
+  } else if (cache[c].old != NULL) {
+    p = cache[c].old;
+    memcpy(&cache[c].old, p, sizeof(void *));
+    cache[c].nold--;
+  } else {
+    return malloc(c << 3);
+  }
+  cache_bytes -= c << 3;
+  return p;
+}
+
+static void cache_free(void *p, size_t size) {
+  size_t c = cache_class(size);
+  if (cache_bytes + (c << 3) > VH_CACHE_CAP) {
+    free(p);
+    return;
+  }
+  memcpy(p, &cache[c].cur, sizeof(void *));
+  cache[c].cur = p;
+  cache[c].ncur++;
+  cache_bytes += c << 3;
+}
+
+/* Free the list at *head (n blocks of class c) to malloc. */
+static void cache_drop(void **head, size_t *n, size_t c) {
+  void *p = *head;
+  while (p != NULL) {
+    void *next;
+    memcpy(&next, p, sizeof(void *));
+    free(p);
+    p = next;
+  }
+  cache_bytes -= *n * (c << 3);
+  *head = NULL;
+  *n = 0;
+}
 #endif
+
+size_t vh_mem_tick(void) {
+#ifdef VH_CACHE_MAX
+  size_t c, before = cache_bytes;
+  if (cache_bytes == 0) return 0;
+  for (c = 0; c <= VH_CACHE_CLASSES; c++) {
+    if (cache[c].old != NULL) cache_drop(&cache[c].old, &cache[c].nold, c);
+    cache[c].old = cache[c].cur;
+    cache[c].nold = cache[c].ncur;
+    cache[c].cur = NULL;
+    cache[c].ncur = 0;
+  }
+  return before - cache_bytes;
+#else
+  return 0;
+#endif
+}
+
+size_t vh_mem_cached(void) {
+#ifdef VH_CACHE_MAX
+  return cache_bytes;
+#else
+  return 0;
+#endif
+}
 
 size_t vh_mem_bytes(void) {
   return mem_bytes;
@@ -118,7 +240,12 @@ void *vh_mem__alloc(size_t size) {
   void *p;
   if (mem_fail_in > 0 && --mem_fail_in == 0) return NULL;
 #ifdef VH_SLAB_MAX
-  p = size <= VH_SLAB_MAX ? slab_alloc(size == 0 ? 1 : size) : malloc(size);
+  if (size <= VH_SLAB_MAX)
+    p = slab_alloc(size == 0 ? 1 : size);
+  else if (size <= VH_CACHE_MAX)
+    p = cache_alloc(size);
+  else
+    p = malloc(size);
 #else
   p = malloc(size);
 #endif
@@ -142,6 +269,10 @@ void vh_mem__free(void *p, size_t size) {
 #ifdef VH_SLAB_MAX
   if (size <= VH_SLAB_MAX) {
     slab_free(p, size == 0 ? 1 : size);
+    return;
+  }
+  if (size <= VH_CACHE_MAX) {
+    cache_free(p, size);
     return;
   }
 #endif

@@ -118,6 +118,12 @@ size_t vh_mem_footprint(void);
 /* Fail the n-th allocation from now (1 = the next one); 0 turns it off.
  * For tests: every public function must then return VH_ENOMEM cleanly. */
 void vh_mem_fail_after(long n);
+/* The node cache (mem.c, NODE CACHE): bytes of free blocks kept for
+ * reuse. vh_mem_tick() (the host's slice end) gives malloc back the blocks
+ * that were already cached at the tick before and were not reused, and
+ * returns their bytes. */
+size_t vh_mem_cached(void);
+size_t vh_mem_tick(void);
 
 /* ---- strings ---- */
 
@@ -180,6 +186,11 @@ int vh_tab_set(vh_tab_t **t, vh_val_t key, vh_val_t val, uint64_t edit);
  * bindings/proxy.c.) */
 int vh_tab_set_slot(vh_tab_t **t, vh_val_t key, vh_val_t val, uint64_t edit,
                     vh_val_t **slot);
+/* vh_tab_set_slot with the string key given by its len bytes at k
+ * [borrowed]: no string is made for a key the trie keeps inline (up to 14
+ * bytes), nor for an existing key of any length but the lookup's probe. */
+int vh_tab_set_str_slot(vh_tab_t **t, const char *k, size_t len, vh_val_t val,
+                        uint64_t edit, vh_val_t **slot);
 
 /* [new] A copy of t that shares every node (O(1)), stamped with edit, so
  * that writes through edit go to the copy. (For the writer that must detach

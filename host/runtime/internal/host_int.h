@@ -53,6 +53,8 @@
 /* Depth of coroutine resumes tracked for the watchdog. Deeper resumes
  * still run; only their hooks are armed late (when they return). */
 #define VH_COSTACK 64
+#define VH_LFREE_MAX 64   /* call.c, SMALL BLOCKS: largest cached size */
+#define VH_LFREE_CAP 8192 /* free blocks kept per class at most */
 /* Slots of the event-name cache (api.c): a send reuses the trie string of
  * a recent event name instead of allocating one. */
 #define VH_EVCACHE 64
@@ -231,6 +233,12 @@ struct vh_host {
   /* Lua heap accounting (call.c: the allocator). */
   size_t heap;      /* bytes the Lua state holds now */
   size_t heap_peak; /* for the log at exit */
+  /* Free Lua blocks of 1..VH_LFREE_MAX bytes per 8-byte class (call.c,
+   * SMALL BLOCKS), linked through their first word; counts bounded by
+   * VH_LFREE_CAP. Loop thread only; freed by vh_host__alloc_free. */
+  void *lfree[VH_LFREE_MAX / 8 + 1];
+  uint32_t lfree_n[VH_LFREE_MAX / 8 + 1];
+  uint32_t lfree_hits; /* blocks taken from the lists since the slice end */
 
   /* The running handler call (call.c). "signal": read by the signal
    * handler of the watchdog. */
@@ -349,6 +357,12 @@ vh_host_t *vh_host__of(lua_State *L);
 /* The allocator and the abort machinery; install_globals wraps pcall,
  * xpcall, coroutine.resume and coroutine.wrap in _G. */
 void *vh_host__alloc(void *ud, void *ptr, size_t osize, size_t nsize);
+/* Give the allocator's free small blocks back to malloc (after lua_close:
+ * call.c, SMALL BLOCKS). */
+void vh_host__alloc_free(vh_host_t *h);
+/* The slice end's check: every free small block goes back to malloc if
+ * none was reused since the last one (an idle host). */
+void vh_host__alloc_tick(vh_host_t *h);
 void vh_host__install_wrappers(lua_State *L);
 int vh_host__watchdog_start(vh_host_t *h);
 void vh_host__watchdog_stop(vh_host_t *h);
