@@ -1096,26 +1096,29 @@ static uint64_t table_prop(const char *text, const char *name) {
 }
 
 static int compact_worth(vh_store_t *s) {
-  uint64_t total = 0, bottom = 0;
-  char *props = NULL;
+  uint64_t total = 0, bottom = 0, dels = 0, entries = 0;
   pthread_rwlock_rdlock(&s->db_lock);
   int rc = vh_store__prop(s, "rocksdb.total-sst-files-size", 0, &total);
   if (rc == 0)
     rc = vh_store__prop(s, "rocksdb.estimate-live-data-size", 0, &bottom);
-  if (rc == 0 && s->nodes_apart)
-    props = rocksdb_property_value_cf(s->db, s->cf_nodes,
-                                      "rocksdb.aggregated-table-properties");
+  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
+  for (int i = 0; rc == 0 && s->nodes_apart && i < 2; i++) {
+    char *props = rocksdb_property_value_cf(
+        s->db, h[i], "rocksdb.aggregated-table-properties");
+    dels += table_prop(props, "# deletions=");
+    entries += table_prop(props, "# entries=");
+    rocksdb_free(props);
+  }
   pthread_rwlock_unlock(&s->db_lock);
   /* What a compaction would drop, a third of the store or more: with the
    * nodes apart (FORMAT 4) their big groups go straight to the
    * bottommost level, so the bytes above it say little; the deletes in
-   * the nodes' table files do (each drops itself and the node it
-   * deletes). */
+   * the table files of both families do (each drops itself and the key
+   * it deletes: nodes, and the death lists and records of dropped
+   * versions). */
   int dropping = s->nodes_apart
-                     ? table_prop(props, "# deletions=") * 6 >=
-                           table_prop(props, "# entries=")
+                     ? dels * 6 >= entries
                      : total - (total < bottom ? total : bottom) > total / 3;
-  rocksdb_free(props);
   return rc == 0 && total <= VH_COMPACT_AT_CLOSE_BYTES && dropping &&
          s->node_dels * 3 > s->node_puts && s->bytes_written * 4 >= total;
 }
