@@ -195,15 +195,18 @@
  *    the data dir was 896 MB with LZ4 and 900 MB without, while LZ4 was
  *    ~30% of the writer thread (7.2 -> 5.2 s). Compactions still write
  *    LZ4 (CODEC), so what survives the GC's rewrite is compressed.
- *  - OPEN FILES: a primary keeps at most VH_MAX_OPEN_FILES (512) table
+ *  - OPEN FILES: a primary keeps at most VH_MAX_OPEN_FILES (128) table
  *    files open, opened when first read (RocksDB opens a quarter of that
  *    at open), not all of them at open (-1) as before FORMAT 4: ingested
  *    files are one per big group (~2 MB at K=1M) until compaction
  *    rewrites them, 630-700 files for the 1.5 GB of K=1M N=10M with the
  *    default retention, and opening all of them made the first handler
  *    after a clean stop ~100 ms (~36 ms now, ~29 ms for format 3's ~110
- *    files). A secondary needs -1 (RocksDB), so the host raises the soft
- *    limit on open files (host/cli/main.c, OPEN FILES).
+ *    files). 128 rather than 512: each open table reader holds memory
+ *    (VmRSS after 10M updates at K=1M: -4 MB with the next change of
+ *    BLOCK CACHE's measurements). A secondary needs -1 (RocksDB), so the
+ *    host raises the soft limit on open files (host/cli/main.c, OPEN
+ *    FILES).
  *  - Scans of one key tag are bounded at the tag's end
  *    (vh_store__tag_scan_opts): a seek past a tag's last live key
  *    otherwise steps over every deleted key after it.
@@ -302,8 +305,8 @@
  *    WAL (callgrind, every thread up to the close): 157.6M -> 146.3M
  *    instructions (bench/README.md, "Crash restart under load
  *    (perf/crash)").
- *  - BLOCK CACHE: 32 MB (64 MB before). Index and filter blocks go through
- *    it (see build_options), and RocksDB 7.8 leaves the blocks of a table
+ *  - BLOCK CACHE: 16 MB (64 MB, then 32 MB before). Index and filter blocks go
+ * through it (see build_options), and RocksDB 7.8 leaves the blocks of a table
  *    file that compaction deleted in the cache until the LRU pushes them
  *    out: a host that writes fills the cache to about its capacity with
  *    the index and filter blocks of dead files, whatever it reads. K=1M,
@@ -311,7 +314,13 @@
  *    index and filter blocks are 16.5 MB): 42-50 MB in use of 64 at the
  *    end, VmRSS 126-140 MB; with 32 MB, 12.7 MB in use and 91.8 MB (16 MB:
  *    8.0 MB and 84.9 MB) (bench/README.md, "Memory after a long history").
- *    32 MB holds those 16.5 MB with room for data blocks.
+ *    32 MB held those 16.5 MB with room for data blocks; but with store
+ *    format 4 every ingested file (~1000 per 10M updates there) is opened
+ *    by its ingestion and puts its index and filter blocks in the cache
+ *    too, and VmRSS after those 10M updates was 101-105 MB with 32 MB,
+ *    96.4 with 24, 92.6 with 16 (format 3 with 32 MB: 94.5, same hour).
+ *    Cold reads with 16 MB: versions_bench's at(V) 0.60 ms against the
+ *    present's 0.77 ms (0.78x), as before.
  *  - NOT TAKEN (perf/sync4, bench/README.md "perf/sync4"): K=1M N=4M
  *    --retain 0, CPU seconds in interleaved runs, none outside the
  *    run-to-run spread (~±5%): XXH3 block checksums (perf shows <0.1% of
@@ -364,12 +373,12 @@
 
 /* Defaults (see TUNING above). */
 #define VH_DEFAULT_QUEUE_BYTES ((size_t)64 << 20)
-#define VH_DEFAULT_CACHE_BYTES ((size_t)32 << 20) /* TUNING, BLOCK CACHE */
+#define VH_DEFAULT_CACHE_BYTES ((size_t)16 << 20) /* TUNING, BLOCK CACHE */
 #define VH_DEFAULT_WRITE_BUFFER ((size_t)4 << 20)
 #define VH_DEFAULT_WAL_BYTES ((uint64_t)16 << 20)
 #define VH_DEFAULT_BLOCK_BYTES ((size_t)4 << 10)
 /* Table files a primary keeps open (TUNING, OPEN FILES). */
-#define VH_MAX_OPEN_FILES 512
+#define VH_MAX_OPEN_FILES 128
 /* Free space needed to open: a preallocated WAL (1.1 x the write buffer),
  * the MANIFEST, OPTIONS and LOG files, and room for a first flush. */
 #define VH_MIN_FREE_BYTES ((unsigned long long)16 << 20)

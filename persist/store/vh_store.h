@@ -79,7 +79,7 @@ typedef struct vh_store_opts {
   size_t queue_bytes;         /* backpressure bound; 0 = 64 MB */
   /* Tuning, for benchmarks; 0 = the defaults explained in
    * persist/store/store.c. */
-  size_t cache_bytes;        /* LRU block cache (32 MB) */
+  size_t cache_bytes;        /* LRU block cache (16 MB) */
   size_t write_buffer_bytes; /* memtable size (8 MB) */
   /* Bottommost level's codec: 0 = LZ4 (the default, store.c TUNING,
    * CODEC); > 0 = zstd with a dictionary of that many bytes, < 0 = zstd

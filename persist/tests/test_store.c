@@ -1071,10 +1071,10 @@ static int count_chunk(void *arg, uint64_t sq, const uint64_t *ents, size_t n,
 TEST_IMPL(history_scans_leave_the_block_cache) {
   /* store_versions.c, NO CACHE FILL: the history engine reads each death
    * list once, when its version drops; its blocks must not stay in the
-   * block cache (32 MB: TUNING, BLOCK CACHE). */
+   * block cache (16 MB: TUNING, BLOCK CACHE). */
   const char *dir = fresh_dir();
   vh_store_t *s = open_ok(dir, 1, 1);
-  ASSERT_EQ(vh_store__cache_capacity(s), (size_t)32 << 20);
+  ASSERT_EQ(vh_store__cache_capacity(s), (size_t)16 << 20);
   enum { VERSIONS = 200, ENTS = 400 };
   static uint64_t ents[ENTS];
   for (uint64_t d = 1; d <= VERSIONS; d++) {
