@@ -685,6 +685,14 @@ void vh_store__close_families(rocksdb_t *db,
   rocksdb_close(db);
 }
 
+/* The store's column families into h: 2 (the default one, the nodes'),
+ * or 1 (the default one) in a store of format 1-3. */
+static int families(const vh_store_t *s, rocksdb_column_family_handle_t *h[2]) {
+  h[0] = s->cf_default;
+  h[1] = s->cf_nodes;
+  return s->nodes_apart ? 2 : 1;
+}
+
 /* s->db from vh_store__open_families, with s's handles. */
 static rocksdb_t *db_open(vh_store_t *s, const char *secondary_path,
                           char **rerr) {
@@ -699,28 +707,29 @@ static rocksdb_t *db_open(vh_store_t *s, const char *secondary_path,
 }
 
 static void db_close(vh_store_t *s) {
-  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
+  rocksdb_column_family_handle_t *h[2];
+  families(s, h);
   vh_store__close_families(s->db, h, s->nodes_apart);
   s->cf_default = s->cf_nodes = NULL;
   s->nodes_apart = 0;
 }
 
-int vh_store__prop(vh_store_t *s, const char *name, int max, uint64_t *out) {
+int vh_store__prop(vh_store_t *s, const char *name, uint64_t *out) {
   *out = 0;
-  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
-  for (int i = 0; i < (s->nodes_apart ? 2 : 1); i++) {
+  rocksdb_column_family_handle_t *h[2];
+  for (int i = 0, n = families(s, h); i < n; i++) {
     uint64_t v = 0;
     if (s->db == NULL || rocksdb_property_int_cf(s->db, h[i], name, &v) != 0)
       return -1;
-    *out = max ? (v > *out ? v : *out) : *out + v;
+    *out += v;
   }
   return 0;
 }
 
 void vh_store__set_option(vh_store_t *s, const char *key, const char *val) {
   const char *k[1] = {key}, *v[1] = {val};
-  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
-  for (int i = 0; s->db != NULL && i < (s->nodes_apart ? 2 : 1); i++) {
+  rocksdb_column_family_handle_t *h[2];
+  for (int i = 0, n = families(s, h); s->db != NULL && i < n; i++) {
     char *rerr = NULL;
     rocksdb_set_options_cf(s->db, h[i], 1, k, v, &rerr);
     free(rerr); /* not expected: the options are valid */
@@ -810,8 +819,8 @@ rocksdb_readoptions_t *vh_store__tag_scan_opts(unsigned char tag, char *end) {
 static int db_is_empty(vh_store_t *s, char **errmsg) {
   int empty = 1;
   char *rerr = NULL;
-  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
-  for (int i = 0; empty && rerr == NULL && i < (s->nodes_apart ? 2 : 1); i++) {
+  rocksdb_column_family_handle_t *h[2];
+  for (int i = 0, n = families(s, h); empty && rerr == NULL && i < n; i++) {
     rocksdb_iterator_t *it =
         rocksdb_create_iterator_cf(s->db, s->scan_options, h[i]);
     rocksdb_iter_seek_to_first(it);
@@ -825,14 +834,14 @@ static int db_is_empty(vh_store_t *s, char **errmsg) {
 
 unsigned vh_store__l0_files(vh_store_t *s) {
   unsigned most = 0;
-  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
-  for (int i = 0; s->db != NULL && i < (s->nodes_apart ? 2 : 1); i++) {
+  rocksdb_column_family_handle_t *h[2];
+  for (int i = 0, n = families(s, h); s->db != NULL && i < n; i++) {
     /* a string property (rocksdb_property_int does not know it) */
     char *l0 =
         rocksdb_property_value_cf(s->db, h[i], "rocksdb.num-files-at-level0");
-    unsigned long n = l0 ? strtoul(l0, NULL, 10) : 0;
+    unsigned long files = l0 ? strtoul(l0, NULL, 10) : 0;
     rocksdb_free(l0);
-    if (n > most) most = (unsigned)n;
+    if (files > most) most = (unsigned)files;
   }
   return most;
 }
@@ -1107,11 +1116,11 @@ static uint64_t table_prop(const char *text, const char *name) {
 static int compact_worth(vh_store_t *s) {
   uint64_t total = 0, bottom = 0, dels = 0, entries = 0;
   pthread_rwlock_rdlock(&s->db_lock);
-  int rc = vh_store__prop(s, "rocksdb.total-sst-files-size", 0, &total);
+  int rc = vh_store__prop(s, "rocksdb.total-sst-files-size", &total);
   if (rc == 0)
-    rc = vh_store__prop(s, "rocksdb.estimate-live-data-size", 0, &bottom);
-  rocksdb_column_family_handle_t *h[2] = {s->cf_default, s->cf_nodes};
-  for (int i = 0; rc == 0 && s->nodes_apart && i < 2; i++) {
+    rc = vh_store__prop(s, "rocksdb.estimate-live-data-size", &bottom);
+  rocksdb_column_family_handle_t *h[2];
+  for (int i = 0, n = families(s, h); rc == 0 && s->nodes_apart && i < n; i++) {
     char *props = rocksdb_property_value_cf(
         s->db, h[i], "rocksdb.aggregated-table-properties");
     dels += table_prop(props, "# deletions=");
@@ -1161,10 +1170,9 @@ int vh_store_compact(vh_store_t *s, char **errmsg) {
   rocksdb_compactoptions_set_bottommost_level_compaction(co, 3);
   rocksdb_compactoptions_set_exclusive_manual_compaction(co, 0);
   pthread_rwlock_rdlock(&s->db_lock);
-  if (s->db && s->nodes_apart)
-    rocksdb_compact_range_cf_opt(s->db, s->cf_nodes, co, NULL, 0, NULL, 0);
-  if (s->db)
-    rocksdb_compact_range_cf_opt(s->db, s->cf_default, co, NULL, 0, NULL, 0);
+  rocksdb_column_family_handle_t *h[2];
+  for (int i = 0, n = families(s, h); s->db != NULL && i < n; i++)
+    rocksdb_compact_range_cf_opt(s->db, h[i], co, NULL, 0, NULL, 0);
   pthread_rwlock_unlock(&s->db_lock);
   rocksdb_compactoptions_destroy(co);
   return 0;
@@ -1198,7 +1206,7 @@ int vh_store__level0_files(vh_store_t *s) {
 int vh_store__imm_memtables(vh_store_t *s) {
   uint64_t v = 0;
   pthread_rwlock_rdlock(&s->db_lock);
-  int rc = vh_store__prop(s, "rocksdb.num-immutable-mem-table", 0, &v);
+  int rc = vh_store__prop(s, "rocksdb.num-immutable-mem-table", &v);
   pthread_rwlock_unlock(&s->db_lock);
   return rc == 0 ? (int)v : -1;
 }

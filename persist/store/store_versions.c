@@ -834,7 +834,7 @@ uint64_t vh_store_live_bytes(vh_store_t *s) {
   uint64_t v = 0;
   if (pthread_rwlock_tryrdlock(&s->db_lock) != 0) return 0;
   if (s->db == NULL ||
-      vh_store__prop(s, "rocksdb.estimate-live-data-size", 0, &v) != 0)
+      vh_store__prop(s, "rocksdb.estimate-live-data-size", &v) != 0)
     v = 0;
   pthread_rwlock_unlock(&s->db_lock);
   return v;

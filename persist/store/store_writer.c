@@ -866,10 +866,6 @@ static void compact_resume(vh_store_t *s, int force) {
  * for the next open to redo. mu not held. */
 static void drop_nodes_from(vh_store_t *s, uint64_t from) {
   if (s->need_reopen || s->db == NULL) return;
-  char lo[VH_NODE_KEY_LEN], hi[VH_NODE_KEY_LEN];
-  lo[0] = hi[0] = s->node_key;
-  vh_be64_store((unsigned char *)lo + 1, from);
-  memset(hi + 1, 0xff, 8);
   uint64_t last = 0;
   if (vh_store__last_node(s, &last) != 0 || last < from) return;
   rocksdb_writebatch_t *wb = rocksdb_writebatch_create();

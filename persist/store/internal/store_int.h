@@ -220,9 +220,9 @@ void vh_store__delete_nodes(vh_store_t *s, rocksdb_writebatch_t *wb,
 /* store.c: level-0 files of the family that has most (db_lock held). */
 unsigned vh_store__l0_files(vh_store_t *s);
 /* store.c: a RocksDB integer property summed over the column families
- * (cf_default, and cf_nodes if apart), or the largest value of one family
- * if max; 0, or -1 if RocksDB has no such property. db_lock held. */
-int vh_store__prop(vh_store_t *s, const char *name, int max, uint64_t *out);
+ * (cf_default, and cf_nodes if apart); 0, or -1 if RocksDB has no such
+ * property. db_lock held. */
+int vh_store__prop(vh_store_t *s, const char *name, uint64_t *out);
 /* store.c: sets one mutable option in every column family (db_lock
  * held or the writer thread). */
 void vh_store__set_option(vh_store_t *s, const char *key, const char *val);
