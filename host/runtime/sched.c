@@ -894,7 +894,7 @@ void vh_slice_end(vh_host_t *h) {
   vh_host__alloc_tick(h); /* call.c, SMALL BLOCKS: idle, none kept */
 #if defined(__GLIBC__) && !defined(VH_SANITIZE)
   /* A turn without a handler that gave a slice's worth of blocks back (an
-   * idle host, two turns after its last slice): have malloc return the
+   * idle host, the turn after its last slice): have malloc return the
    * free pages, as the writer does when its queue drains (that happened
    * before these blocks were freed; else VmRSS kept them, +3.6 MB after
    * bench/run's 10M updates at K = 1M: bench/README.md "perf/loop"). */
