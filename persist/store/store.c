@@ -874,8 +874,6 @@ static int write_format_record(vh_store_t *s, char **errmsg) {
   return 0;
 }
 
-static int flush_db(vh_store_t *s, char **errmsg);
-
 /* Invariant 1: check (or, for a new empty database, write) the format
  * record. */
 static int check_format(vh_store_t *s, int create, char **errmsg) {
@@ -902,11 +900,7 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
     if (empty && create && !s->secondary) {
       s->node_key = VH_KEY_NODE;
       int rc = make_nodes_family(s, errmsg);
-      if (rc == 0) rc = write_format_record(s, errmsg);
-      /* into a table file at once: a checkpoint of a secondary (vedhost
-       * branch beside a new host) copies table files, not the WAL, and
-       * a new store's small slices leave the WAL unflushed for a while */
-      return rc != 0 ? rc : flush_db(s, errmsg);
+      return rc != 0 ? rc : write_format_record(s, errmsg);
     }
     vh_store__set_msg(
         errmsg, vh_store__msg(
