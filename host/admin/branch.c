@@ -8,7 +8,9 @@
  * resolved there (vh_version_resolve) and read (vh_store_version_get);
  * then a RocksDB checkpoint of that secondary goes to NEWDIR/db: its table
  * files are hard links (same file system; a copy otherwise, which RocksDB
- * does by itself), the live write-ahead log is copied (a few MB at most).
+ * does by itself), the live write-ahead log is copied (a few MB at most);
+ * the copy is made again if the host flushed meanwhile, which would have
+ * retired a log the copy needed (persist/store/rewind.c).
  * So a branch costs about the same for a 10 MB and a 10 GB store. Then
  * NEWDIR is locked and opened as a primary and trimmed to V in one atomic
  * write (vh_store_branch_trim, persist/store/rewind.c): the manifest becomes

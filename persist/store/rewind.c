@@ -28,10 +28,12 @@
  * tree (a stored node has one parent), so this only matters for damaged
  * stores, where the walk stays finite and fsck reports the damage.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store_int.h"
 #include "vh_bytes.h"
@@ -251,6 +253,59 @@ void vh_rewind_summary(char *msg, size_t cap, const char *name,
 
 /* ---- branch: a checkpoint ---- */
 
+/* SECONDARY CHECKPOINT. A checkpoint copies the table files of the view
+ * it is made from and the WAL files in the primary's directory as they
+ * are at that moment. A secondary's view is as old as its last catch-up:
+ * if the primary flushed since then, the WAL that held the flushed writes
+ * may be gone while the flush's table file is not in the view, and the
+ * copy would silently lack those writes (in a young store, the format
+ * record among them: "not a vedhost store"). So a secondary catches up,
+ * notes the table files of its view, makes the checkpoint and catches up
+ * again; if its table files changed meanwhile (a flush or a compaction
+ * ran), the copy is removed and made again. A primary's checkpoint holds
+ * its files still by itself. */
+
+/* The names of the table files s's view lists, one [new] string (NULL
+ * when RocksDB gives no list). */
+static char *view_tables(vh_store_t *s) {
+  const rocksdb_livefiles_t *lf = rocksdb_livefiles(s->db);
+  if (lf == NULL) return NULL;
+  int n = rocksdb_livefiles_count(lf);
+  size_t len = 1;
+  for (int i = 0; i < n; i++) len += strlen(rocksdb_livefiles_name(lf, i)) + 1;
+  char *names = malloc(len), *at = names;
+  for (int i = 0; names != NULL && i < n; i++) {
+    size_t l = strlen(rocksdb_livefiles_name(lf, i));
+    memcpy(at, rocksdb_livefiles_name(lf, i), l);
+    at[l] = '\n';
+    at += l + 1;
+  }
+  if (names != NULL) *at = '\0';
+  rocksdb_livefiles_destroy(lf);
+  return names;
+}
+
+static void catch_up(vh_store_t *s) {
+  char *rerr = NULL;
+  rocksdb_try_catch_up_with_primary(s->db, &rerr);
+  rocksdb_free(rerr);
+}
+
+/* Removes a checkpoint dir (flat: RocksDB writes no subdirectories). */
+static void remove_copy(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0) continue;
+    char *p = vh_store__msg("%s/%s", dir, e->d_name);
+    if (p) unlink(p);
+    free(p);
+  }
+  closedir(d);
+  rmdir(dir);
+}
+
 int vh_store_checkpoint(vh_store_t *s, const char *dir, char **errmsg) {
   if (errmsg) *errmsg = NULL;
   if (pthread_rwlock_rdlock(&s->db_lock) != 0) return VH_EIO;
@@ -264,9 +319,17 @@ int vh_store_checkpoint(vh_store_t *s, const char *dir, char **errmsg) {
   }
   /* Up to two tries (VH_SECONDARY_OPENS beside a live host, store.c,
    * SECONDARY BESIDE A HOST): a compaction or a flush of a live primary
-   * may delete a table file or a log between the listing and the link. */
+   * may delete a table file or a log between the listing and the link, or
+   * change the table files while the copy is made (SECONDARY
+   * CHECKPOINT). */
   int tries = s->secondary && vh_store_primary_live(s) ? VH_SECONDARY_OPENS : 2;
   for (int attempt = 0; attempt < tries; attempt++) {
+    char *before = NULL;
+    if (s->secondary) {
+      catch_up(s);
+      before = view_tables(s);
+    }
+    if (s->before_checkpoint) s->before_checkpoint(s->before_checkpoint_arg);
     rocksdb_checkpoint_t *cp = rocksdb_checkpoint_object_create(s->db, &rerr);
     if (rerr == NULL) {
       /* log_size_for_flush = max: copy the WAL rather than flush (a
@@ -274,12 +337,30 @@ int vh_store_checkpoint(vh_store_t *s, const char *dir, char **errmsg) {
       rocksdb_checkpoint_create(cp, dir, UINT64_MAX, &rerr);
       rocksdb_checkpoint_object_destroy(cp);
     }
-    if (rerr == NULL) break;
+    int moved = 0;
+    if (rerr == NULL && s->secondary) {
+      catch_up(s);
+      char *after = view_tables(s);
+      moved = before == NULL || after == NULL || strcmp(before, after) != 0;
+      free(after);
+    }
+    free(before);
+    if (rerr == NULL && !moved) break;
+    if (rerr == NULL && attempt + 1 < tries) {
+      remove_copy(dir);
+      continue;
+    }
+    if (rerr == NULL) {
+      remove_copy(dir);
+      if (errmsg)
+        *errmsg = vh_store__msg(
+            "the running host flushed or compacted during each of %d tries; "
+            "try again",
+            tries);
+      rc = VH_EIO;
+      break;
+    }
     if (attempt + 1 < tries && strstr(rerr, "No such file") != NULL) {
-      rocksdb_free(rerr);
-      rerr = NULL;
-      /* a secondary lists the files of its view: catch it up first */
-      if (s->secondary) rocksdb_try_catch_up_with_primary(s->db, &rerr);
       rocksdb_free(rerr);
       rerr = NULL;
       continue;
@@ -290,6 +371,12 @@ int vh_store_checkpoint(vh_store_t *s, const char *dir, char **errmsg) {
 done:
   pthread_rwlock_unlock(&s->db_lock);
   return rc;
+}
+
+void vh_store__before_checkpoint(vh_store_t *s, void (*fn)(void *arg),
+                                 void *arg) {
+  s->before_checkpoint = fn;
+  s->before_checkpoint_arg = arg;
 }
 
 /* ---- branch: trim a checkpoint to one version ---- */

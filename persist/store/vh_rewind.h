@@ -68,7 +68,9 @@ int vh_store_tree_diff(struct vh_store *s, uint64_t a, uint64_t b,
  * secondary) into dir [borrowed], which must not exist: SST files are hard
  * links (same file system), the live WAL is copied, nothing is flushed.
  * The result is a complete store (DIR/db layout of its own) holding what
- * s reads now. 0, or a negative code with a [new] *errmsg. */
+ * s reads now; a secondary's copy is made again when its primary flushed
+ * or compacted meanwhile (rewind.c, SECONDARY CHECKPOINT). 0, or a negative
+ * code with a [new] *errmsg. */
 int vh_store_checkpoint(struct vh_store *s, const char *dir, char **errmsg);
 
 struct vh_version;

@@ -334,5 +334,9 @@ int vh_store__base_level(vh_store_t *s);
 /* Level-0 table files of the column family that has most (store.c, L0
  * TRIGGER, FORMAT 4); -1 if unknown. */
 int vh_store__level0_files(vh_store_t *s);
+/* vh_store_checkpoint calls fn(arg) after it listed what to copy and
+ * before it copies (NULL: no call): a test makes a primary flush there. */
+void vh_store__before_checkpoint(vh_store_t *s, void (*fn)(void *arg),
+                                 void *arg);
 
 #endif

@@ -34,6 +34,7 @@
 
 #include "vh_bytes.h"
 #include "vh_crc32c.h"
+#include "vh_rewind.h"
 #include "vh_store.h"
 #include "vh_store_raw.h"
 #include "vh_versions.h"
@@ -1278,6 +1279,54 @@ TEST_IMPL(secondary_reads_primary) {
   close_ok(r);
   close_ok(s);
   dir_remove(sec);
+  dir_cleanup();
+}
+
+/* A secondary's checkpoint while its primary flushes: the flush retires
+ * the WAL that held the writes after the secondary's view, whose table
+ * files do not include the flush's (rewind.c, SECONDARY CHECKPOINT). The
+ * copy must still hold every durable write, the format record too. */
+static vh_store_t *flush_during_checkpoint_primary;
+static int flush_during_checkpoint_calls;
+static void flush_during_checkpoint(void *arg) {
+  (void)arg;
+  if (flush_during_checkpoint_calls++ == 0)
+    ASSERT_EQ(vh_store_flush(flush_during_checkpoint_primary, NULL), 0);
+}
+
+TEST_IMPL(secondary_checkpoint_while_the_primary_flushes) {
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_ok(dir, 1, 1);
+  put_durable(s, 1, 1, "first", "m1"); /* in the WAL only */
+  char sec[300], copy[300], copydb[320];
+  snprintf(sec, sizeof sec, "%s.secondary", dir);
+  snprintf(copy, sizeof copy, "%s.copy", dir);
+  snprintf(copydb, sizeof copydb, "%s/db", copy);
+  ASSERT_EQ(mkdir(copy, 0700), 0);
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.read_only_secondary = 1;
+  o.secondary_path = sec;
+  vh_store_t *r;
+  char *m = NULL;
+  ASSERT_EQ(vh_store_open(dir, &o, &r, &m), 0);
+  put_durable(s, 2, 2, "second", "m2");
+  flush_during_checkpoint_primary = s;
+  flush_during_checkpoint_calls = 0;
+  vh_store__before_checkpoint(r, flush_during_checkpoint, NULL);
+  int rc = vh_store_checkpoint(r, copydb, &m);
+  if (rc != 0) fprintf(stderr, "checkpoint: %s\n", m ? m : "?");
+  ASSERT_EQ(rc, 0);
+  ASSERT(flush_during_checkpoint_calls >= 2); /* the first copy was redone */
+  close_ok(r);
+  vh_store_t *c = open_ok(copy, 0, 1);
+  expect_manifest(c, "m2");
+  expect_node(c, 1, "first");
+  expect_node(c, 2, "second");
+  close_ok(c);
+  close_ok(s);
+  dir_remove(sec);
+  dir_remove(copy);
   dir_cleanup();
 }
 
@@ -2611,6 +2660,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(close_gives_up_on_failing_writes),
     TEST_ENTRY(backpressure_never_blocks_submit),
     TEST_ENTRY(abandon_drops_at_close), TEST_ENTRY(secondary_reads_primary),
+    TEST_ENTRY(secondary_checkpoint_while_the_primary_flushes),
     TEST_ENTRY(clean_close_leaves_empty_wal), TEST_ENTRY(write_path_options),
     TEST_ENTRY(bottommost_level_is_lz4),
     TEST_ENTRY(zstd_store_reads_and_turns_lz4),

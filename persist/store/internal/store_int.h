@@ -192,6 +192,9 @@ struct vh_store {
   _Atomic int kill_at;          /* test hook: vh_store__kill_at's phase */
   uint64_t drop_from;           /* vh_store_drop_from's id, 0 once done (mu) */
   _Atomic uint64_t write_count; /* RocksDB writes done */
+  /* test hook: vh_store__before_checkpoint's call (rewind.c) */
+  void (*before_checkpoint)(void *arg);
+  void *before_checkpoint_arg;
 };
 
 /* store.c: opens DIR/db (dbpath) with every column family it has:
