@@ -170,17 +170,20 @@
  * by as long). Trimming before the publish means an acknowledged state
  * has given its batches' memory back (the bench reads the RSS then).
  *
- * The writer's start also fixes malloc's mmap threshold at 128 KB
- * (glibc's default start, but glibc raises it, up to 32 MB, each time a
- * mapped block is freed, so after the first big batch every later one
- * came from the heap): a
- * slice's batch buffer (~1.7 MB at 1M keys), RocksDB's WriteBatch and its
- * memtable blocks are then mapped on their own and unmapped when freed,
- * even under a flood whose queue never drains. Measured at 1M keys
- * (bench/run's idle writer): 212 MB resident when the last slice was
- * made, 197 MB once written; with both, 152 MB and 111-117 MB. A
- * process-wide setting, made here because these buffers are the store's;
- * tools that open the store get it too, harmlessly.
+ * MALLOC'S MMAP THRESHOLD is glibc's own, sliding one (perf/mmap). From
+ * perf/memory until then the writer's start fixed it at 128 KB, so that
+ * a slice's batch buffer (~1.7 MB at 1M keys), RocksDB's WriteBatch and
+ * its memtable blocks were mapped on their own and unmapped when freed.
+ * That cost the loop and the writer a page fault for every page of every
+ * batch, and the writer a TLB shootdown for every unmap: page faults were
+ * 6.6% of all the process's CPU samples at K=1M N=10M, and 1.4% without
+ * the setting. The process's CPU for 10M updates went from 78.8-84.3 s
+ * to 74.6-77.1 s (the writer from 16.7-17.9 s to 14.3-14.9 s; 3 runs
+ * each, alternated). The trim above now gives the heap's holes back
+ * when the queue drains: the idle writer's RSS at the acknowledgement
+ * was 95.1 MB with the fixed threshold and 96.6 MB without. Its peak
+ * during the flood is higher (173 -> 209 MB VmHWM): batches in the heap
+ * are given back at the drain, not as each one is written.
  *
  * INVARIANTS.
  *  1. Batches are written in submission order, each all-or-nothing, and
@@ -222,8 +225,6 @@
 /* MEMORY above: the batch bytes a drained queue must have freed since the
  * last trim before the writer trims the heap again. */
 #define VH_TRIM_MIN_BYTES ((size_t)8 << 20)
-/* MEMORY above: blocks from this size up are mapped on their own. */
-#define VH_MMAP_THRESHOLD (128 * 1024)
 /* FLUSHING above: the least an idle flush is worth. */
 #define VH_IDLE_FLUSH_MIN ((size_t)16 << 10)
 /* COMPACTION HOLD above: level-0 files that end it before a write. */
@@ -1027,11 +1028,6 @@ static void *writer_main(void *arg) {
 }
 
 int vh_store__writer_start(vh_store_t *s) {
-#if defined(__GLIBC__) && !defined(VH_SANITIZE)
-  /* MEMORY above: a fixed mmap threshold (setting it turns glibc's
-   * sliding one off), so big buffers never settle in the heap. */
-  mallopt(M_MMAP_THRESHOLD, VH_MMAP_THRESHOLD);
-#endif
   if (pthread_create(&s->writer, NULL, writer_main, s) != 0) return VH_EIO;
   s->writer_started = 1;
   return 0;
