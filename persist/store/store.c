@@ -207,6 +207,14 @@
  *    BLOCK CACHE's measurements). A secondary needs -1 (RocksDB), so the
  *    host raises the soft limit on open files (host/cli/main.c, OPEN
  *    FILES).
+ *  - MANIFEST at most VH_MANIFEST_BYTES (4 MB; RocksDB's default is 1
+ *    GB): RocksDB appends an edit to its MANIFEST for every flush,
+ *    ingestion and compaction (~2,600 edits for K=1M N=10M) and reads
+ *    them all at open; a new MANIFEST (one snapshot of the live files) is
+ *    started only at open or past this size. So a host that ran for
+ *    weeks without a restart read a MANIFEST that grew with its history
+ *    at the open after a crash; now at most 4 MB of edits, whatever the
+ *    history.
  *  - Scans of one key tag are bounded at the tag's end
  *    (vh_store__tag_scan_opts): a seek past a tag's last live key
  *    otherwise steps over every deleted key after it.
@@ -377,6 +385,8 @@
 #define VH_DEFAULT_WRITE_BUFFER ((size_t)4 << 20)
 #define VH_DEFAULT_WAL_BYTES ((uint64_t)16 << 20)
 #define VH_DEFAULT_BLOCK_BYTES ((size_t)4 << 10)
+/* Largest MANIFEST before RocksDB starts a new one (TUNING, MANIFEST). */
+#define VH_MANIFEST_BYTES ((uint64_t)4 << 20)
 /* Table files a primary keeps open (TUNING, OPEN FILES). */
 #define VH_MAX_OPEN_FILES 128
 /* Free space needed to open: a preallocated WAL (1.1 x the write buffer),
@@ -475,6 +485,8 @@ static void build_options(vh_store_t *s, const vh_store_opts_t *o) {
   rocksdb_options_set_max_open_files(opt,
                                      s->secondary ? -1 : VH_MAX_OPEN_FILES);
   rocksdb_options_set_max_background_jobs(opt, 2);
+  rocksdb_options_set_max_manifest_file_size(
+      opt, o->manifest_bytes ? o->manifest_bytes : VH_MANIFEST_BYTES);
   rocksdb_options_set_keep_log_file_num(opt, 3);
   rocksdb_options_set_max_log_file_size(opt, 1 << 20);
   /* Debian's librocksdb 7.8 is built with assertions on, and its info LOG

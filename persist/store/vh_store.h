@@ -85,8 +85,9 @@ typedef struct vh_store_opts {
    * CODEC); > 0 = zstd with a dictionary of that many bytes, < 0 = zstd
    * without one: the older stores' codec, for tests and benchmarks. */
   int zstd_dict_bytes;
-  int no_compression; /* 1 = store blocks uncompressed */
-  size_t block_bytes; /* SST data block size (4 KB) */
+  int no_compression;    /* 1 = store blocks uncompressed */
+  size_t block_bytes;    /* SST data block size (4 KB) */
+  size_t manifest_bytes; /* MANIFEST size that starts a new one (4 MB) */
   /* Background flush of the memtable by the writer (store_writer.c,
    * FLUSHING): after idle_flush_ms without a batch (0 = 100 ms, < 0 =
    * never), and at once each time flush_bytes were written since the

@@ -2527,6 +2527,58 @@ TEST_IMPL(drained_burst_gives_memory_back) {
   dir_cleanup();
 }
 
+/* Bytes of the MANIFEST files in DIR/db, and how many there are. */
+static long long manifest_bytes(const char *dir, int *files) {
+  char path[512];
+  snprintf(path, sizeof path, "%s/db", dir);
+  DIR *d = opendir(path);
+  ASSERT(d != NULL);
+  long long total = 0;
+  struct dirent *e;
+  *files = 0;
+  while ((e = readdir(d)) != NULL) {
+    if (strncmp(e->d_name, "MANIFEST-", 9) != 0) continue;
+    char p[800];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+    if (stat(p, &st) != 0) continue; /* retired meanwhile */
+    total += st.st_size;
+    (*files)++;
+  }
+  closedir(d);
+  return total;
+}
+
+TEST_IMPL(manifest_stays_bounded) {
+  /* Every flush appends an edit to the MANIFEST, which an open reads
+   * whole: RocksDB starts a new one past manifest_bytes (store.c,
+   * TUNING, MANIFEST), so a host that runs for weeks does not leave an
+   * open a MANIFEST as long as its history. */
+  const char *dir = fresh_dir();
+  vh_store_opts_t o;
+  vh_store_opts_init(&o);
+  o.create = 1;
+  o.sync = 0;
+  o.idle_flush_ms = -1;
+  o.manifest_bytes = 16 << 10;
+  char *m = NULL;
+  vh_store_t *s = open_opts(dir, &o, &m);
+  for (uint64_t k = 1; k <= 400; k++) {
+    put_durable(s, k, k, "node", "m");
+    ASSERT_EQ(vh_store_flush(s, NULL), 0);
+  }
+  int files = 0;
+  long long bytes = manifest_bytes(dir, &files);
+  fprintf(stderr, "400 flushes: %d MANIFEST file(s), %lld bytes\n", files,
+          bytes);
+  ASSERT(bytes < 64 << 10); /* 400 flushes: ~140 KB of edits */
+  expect_node(s, 1, "node");
+  expect_node(s, 400, "node");
+  close_ok(s);
+  reopen_expect_node(dir, 200, "node");
+  dir_cleanup();
+}
+
 TEST_IMPL(open_thread_counts_no_compares) {
   /* RocksDB counts every key compare in a thread-local perf context
    * unless the thread's perf level is kDisable; the thread that opens the
@@ -2615,6 +2667,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(backpressure_never_blocks_submit),
     TEST_ENTRY(abandon_drops_at_close), TEST_ENTRY(secondary_reads_primary),
     TEST_ENTRY(secondary_checkpoint_while_the_primary_flushes),
+    TEST_ENTRY(manifest_stays_bounded),
     TEST_ENTRY(clean_close_leaves_empty_wal), TEST_ENTRY(write_path_options),
     TEST_ENTRY(bottommost_level_is_lz4),
     TEST_ENTRY(zstd_store_reads_and_turns_lz4),
