@@ -170,20 +170,24 @@
  * by as long). Trimming before the publish means an acknowledged state
  * has given its batches' memory back (the bench reads the RSS then).
  *
- * MALLOC'S MMAP THRESHOLD is glibc's own, sliding one (perf/mmap). From
- * perf/memory until then the writer's start fixed it at 128 KB, so that
- * a slice's batch buffer (~1.7 MB at 1M keys), RocksDB's WriteBatch and
- * its memtable blocks were mapped on their own and unmapped when freed.
- * That cost the loop and the writer a page fault for every page of every
- * batch, and the writer a TLB shootdown for every unmap: page faults were
- * 6.6% of all the process's CPU samples at K=1M N=10M, and 1.4% without
- * the setting. The process's CPU for 10M updates went from 78.8-84.3 s
- * to 74.6-77.1 s (the writer from 16.7-17.9 s to 14.3-14.9 s; 3 runs
- * each, alternated). The trim above now gives the heap's holes back
- * when the queue drains: the idle writer's RSS at the acknowledgement
- * was 95.1 MB with the fixed threshold and 96.6 MB without. Its peak
- * during the flood is higher (173 -> 209 MB VmHWM): batches in the heap
- * are given back at the drain, not as each one is written.
+ * MALLOC'S MMAP THRESHOLD. The writer's start fixes it at
+ * VH_MMAP_THRESHOLD, 4 MB (setting it turns glibc's sliding one off: glibc
+ * raises it, up to 32 MB, each time a mapped block is freed, so after the
+ * first big batch every later one came from the heap, and stayed there
+ * in holes between live nodes). Blocks from 4 MB up are mapped on their
+ * own and unmapped when freed, even under a flood whose queue never
+ * drains. Below that, a slice's batch buffer (~1.7 MB at 1M keys),
+ * RocksDB's WriteBatch (a group is <= 1 MB) and its memtable blocks come
+ * from the heap and are reused; the trim above gives them back when the
+ * queue drains. From perf/memory until perf/mmap the threshold was 128
+ * KB: every page of every batch was a page fault and every unmap a TLB
+ * shootdown, 6.6% of all the process's CPU samples at K=1M N=10M (1.4%
+ * with glibc's sliding threshold). Measured at K=1M N=10M (2 runs each;
+ * bench/README.md "perf/mmap"): the writer's CPU 16.7-17.9 s with 128 KB,
+ * 14.8-15.4 s with 4 MB, 14.3-14.9 s sliding; the idle writer's RSS at
+ * the acknowledgement 87.0-98.9 MB, 86.6-95.4 MB and 95.9-104.5 MB, and
+ * 10 s later 92.5-93.6, 94.9-95.0 and 97.3-111.4 MB. Sliding would cost
+ * the memory row its margin over Redis; 4 MB keeps most of the CPU.
  *
  * INVARIANTS.
  *  1. Batches are written in submission order, each all-or-nothing, and
@@ -225,6 +229,9 @@
 /* MEMORY above: the batch bytes a drained queue must have freed since the
  * last trim before the writer trims the heap again. */
 #define VH_TRIM_MIN_BYTES ((size_t)8 << 20)
+/* MALLOC'S MMAP THRESHOLD above: blocks from this size up are mapped on
+ * their own. */
+#define VH_MMAP_THRESHOLD ((size_t)4 << 20)
 /* FLUSHING above: the least an idle flush is worth. */
 #define VH_IDLE_FLUSH_MIN ((size_t)16 << 10)
 /* COMPACTION HOLD above: level-0 files that end it before a write. */
@@ -1028,6 +1035,11 @@ static void *writer_main(void *arg) {
 }
 
 int vh_store__writer_start(vh_store_t *s) {
+#if defined(__GLIBC__) && !defined(VH_SANITIZE)
+  /* MALLOC'S MMAP THRESHOLD above: a fixed one (setting it turns glibc's
+   * sliding one off), so big buffers never settle in the heap. */
+  mallopt(M_MMAP_THRESHOLD, (int)VH_MMAP_THRESHOLD);
+#endif
   if (pthread_create(&s->writer, NULL, writer_main, s) != 0) return VH_EIO;
   s->writer_started = 1;
   return 0;

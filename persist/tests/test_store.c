@@ -26,6 +26,9 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h> /* mallinfo2 */
+#endif
 
 #include <rocksdb/c.h>
 
@@ -2579,6 +2582,48 @@ TEST_IMPL(manifest_stays_bounded) {
   dir_cleanup();
 }
 
+TEST_IMPL(big_batches_unmapped_when_written) {
+  /* A batch of 6 MB (a burst's slice at 1M keys, or a big one's) is
+   * mapped on its own (store_writer.c, MALLOC'S MMAP THRESHOLD: the
+   * writer fixes malloc's mmap threshold at 4 MB), so it is unmapped when
+   * the writer frees it, not left in the heap between the blocks
+   * allocated after it. glibc's sliding threshold would have put it in
+   * the heap once a big block was freed (the 16 MB one here). malloc maps
+   * a big block only when no free block of the heap fits, so this test
+   * runs first, before the others leave big free blocks in the heap. */
+#if !defined(__GLIBC__) || defined(VH_SANITIZE)
+  TEST_SKIP("glibc's malloc only");
+#else
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_flush(dir, -1);
+  static char payload[2000];
+  char *big = malloc((size_t)16 << 20);
+  ASSERT(big != NULL);
+  memset(big, 1, (size_t)16 << 20);
+  free(big);
+  vh_store__pause_writer(s, 1);
+  size_t mapped = mallinfo2().hblkhd;
+  vh_batch_t *b;
+  ASSERT_EQ(vh_batch_new(&b), 0);
+  uint64_t k = 0;
+  for (int j = 0; j < 3000; j++) {
+    k++;
+    memset(payload, (int)('a' + k % 26), sizeof payload);
+    ASSERT_EQ(vh_batch_put_node(b, k, payload, sizeof payload), 0);
+  }
+  ASSERT_EQ(vh_batch_set_manifest(b, &k, sizeof k), 0);
+  size_t now = mallinfo2().hblkhd;
+  fprintf(stderr, "mapped before %zu KB, with the batch %zu KB\n", mapped >> 10,
+          now >> 10);
+  ASSERT(now >= mapped + 6000 * 1000);
+  ASSERT_EQ(vh_store_submit(s, b, 1), 0);
+  vh_store__pause_writer(s, 0);
+  ASSERT_EQ(vh_store_wait_durable(s, 1), 0);
+  close_ok(s);
+  dir_cleanup();
+#endif
+}
+
 TEST_IMPL(open_thread_counts_no_compares) {
   /* RocksDB counts every key compare in a thread-local perf context
    * unless the thread's perf level is kDisable; the thread that opens the
@@ -2643,6 +2688,7 @@ TEST_IMPL(flood_flush_done_before_next_write) {
 
 VH_TEST_MAIN(
     /* First: it needs a heap without big free blocks (see the test). */
+    TEST_ENTRY(big_batches_unmapped_when_written),
     TEST_ENTRY(burst_end_acked_after_flush), TEST_ENTRY(open_holds_compaction),
     TEST_ENTRY(compaction_hold_ends_before_a_stall),
     TEST_ENTRY(idle_flush_retires_wal), TEST_ENTRY(clean_close_compacts),
