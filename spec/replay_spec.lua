@@ -211,3 +211,41 @@ describe("vedhost replay", function()
     proc.one_line(r)
   end)
 end)
+
+describe("the scripts list (DIR/scripts, replay's default code)", function()
+  it("is written when the scripts change, and left alone when not", function()
+    local dir = proc.tmpdir()
+    local quick = [[
+local ved = require "ved"
+ved.domain "%s" { state = { n = 0 },
+  start = function(state) state.n = state.n + 1; ved.exit(0) end }
+]]
+    proc.write(dir .. "/a.lua", quick:format("a"))
+    proc.write(dir .. "/b.lua", quick:format("b"))
+    local function run(...)
+      local r = vh(dir, "run", "--data", "data", "--no-watch", ...)
+      assert.are.equal(0, r.code, r.log)
+    end
+    local function inode()
+      local out, code = proc.sh("stat -c %i " .. dir .. "/data/scripts")
+      assert.are.equal(0, code)
+      return out
+    end
+    local function list()
+      local f = assert(io.open(dir .. "/data/scripts"))
+      local s = f:read("a")
+      f:close()
+      return s
+    end
+    run("a.lua")
+    assert.are.equal(dir .. "/a.lua\n", list())
+    local first = inode()
+    run("a.lua")
+    assert.are.equal(first, inode()) -- the same scripts: not rewritten
+    run("a.lua", "b.lua")
+    assert.are.equal(dir .. "/a.lua\n" .. dir .. "/b.lua\n", list())
+    run("a.lua")
+    assert.are.equal(dir .. "/a.lua\n", list())
+    proc.rmdir(dir)
+  end)
+end)

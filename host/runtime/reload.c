@@ -969,13 +969,42 @@ int vh_reload__write_list(vh_host_t *h) {
   }
   snprintf(tmp, n, "%s/scripts.tmp", h->dd.path);
   snprintf(dst, n, "%s/scripts", h->dd.path);
-  FILE *f = fopen(tmp, "w");
-  int rc = f ? 0 : VH_EIO;
-  for (int i = 0; f && i < rl->nargs; i++) {
+  /* The list as it would be written; a start with the same scripts as
+   * the last one writes nothing (a new file is ~1 ms of a restart on a
+   * file system with many recently deleted files: ext4 looks for an
+   * inode not freed lately). */
+  char *want = NULL;
+  size_t wlen = 0;
+  FILE *m = open_memstream(&want, &wlen);
+  for (int i = 0; m && i < rl->nargs; i++) {
     char *abs = realpath(rl->args[i], NULL);
-    fprintf(f, "%s\n", abs ? abs : rl->args[i]);
+    fprintf(m, "%s\n", abs ? abs : rl->args[i]);
     free(abs);
   }
+  if (m == NULL || fclose(m) != 0) {
+    free(want);
+    free(tmp);
+    free(dst);
+    return VH_ENOMEM;
+  }
+  FILE *old = fopen(dst, "r");
+  if (old) {
+    char *have = malloc(wlen + 1);
+    size_t got = have ? fread(have, 1, wlen + 1, old) : 0;
+    int same = have && got == wlen && memcmp(have, want, wlen) == 0;
+    free(have);
+    fclose(old);
+    if (same) {
+      free(want);
+      free(tmp);
+      free(dst);
+      return 0;
+    }
+  }
+  FILE *f = fopen(tmp, "w");
+  int rc = f ? 0 : VH_EIO;
+  if (f && fwrite(want, 1, wlen, f) != wlen) rc = VH_EIO;
+  free(want);
   if (f && fclose(f) != 0) rc = VH_EIO;
   if (rc == 0 && rename(tmp, dst) != 0) rc = VH_EIO;
   if (rc != 0) {
