@@ -229,6 +229,8 @@
 /* MEMORY above: the batch bytes a drained queue must have freed since the
  * last trim before the writer trims the heap again. */
 #define VH_TRIM_MIN_BYTES ((size_t)8 << 20)
+/* MEMORY above: the least an idle trim is worth (wait_work). */
+#define VH_TRIM_IDLE_BYTES ((size_t)1 << 20)
 /* MALLOC'S MMAP THRESHOLD above: blocks from this size up are mapped on
  * their own. */
 #define VH_MMAP_THRESHOLD ((size_t)4 << 20)
@@ -895,6 +897,16 @@ static void drop_pending(vh_store_t *s) {
   pthread_mutex_lock(&s->mu);
 }
 
+/* MEMORY above: gives the free pages of every malloc arena back to the
+ * system. Writer thread only, mu not held. */
+static void trim_heap(vh_store_t *s) {
+  s->untrimmed = 0;
+#if defined(__GLIBC__) && !defined(VH_SANITIZE)
+  malloc_trim(0);
+#endif
+  atomic_fetch_add(&s->trim_count, 1);
+}
+
 /* Waits (mu held) until a batch can be taken, or closing/abandon; flushes
  * the memtable once the queue stayed empty for idle_flush_ms, and ends the
  * COMPACTION HOLD when it is due. */
@@ -904,8 +916,16 @@ static void wait_work(vh_store_t *s) {
       drop_pending(s);
       continue;
     }
-    int idle = s->idle_flush_ms != 0 && s->unflushed >= VH_IDLE_FLUSH_MIN &&
-               !s->paused && !s->gave_up;
+    int flushable = s->idle_flush_ms != 0 &&
+                    s->unflushed >= VH_IDLE_FLUSH_MIN && !s->paused &&
+                    !s->gave_up;
+    /* MEMORY above: an idle store gives back what its last batches and
+     * the flushed memtable left in the heap, even below the drain's
+     * VH_TRIM_MIN_BYTES (a short burst's few MB stayed resident for good:
+     * batches under malloc's mmap threshold come from the heap) */
+    int trimmable = s->idle_flush_ms != 0 &&
+                    s->untrimmed >= VH_TRIM_IDLE_BYTES && !s->paused;
+    int idle = flushable || trimmable;
     int hold = s->compact_held && !s->gave_up;
     if (!idle && !hold) {
       pthread_cond_wait(&s->work_cv, &s->mu);
@@ -921,23 +941,15 @@ static void wait_work(vh_store_t *s) {
     if (rc != 0 && !s->closing && !s->abandon) {
       struct timespec now;
       clock_gettime(CLOCK_REALTIME, &now);
-      int flush = idle && s->qhead == NULL && ts_reached(&now, &flush_at);
+      int quiet = s->qhead == NULL && ts_reached(&now, &flush_at);
+      int flush = flushable && quiet, trim = trimmable && quiet;
       pthread_mutex_unlock(&s->mu);
       if (hold && ts_reached(&now, &s->compact_at)) compact_resume(s, 1);
       if (flush) flush_memtable(s, 0);
+      if (trim) trim_heap(s);
       pthread_mutex_lock(&s->mu);
     }
   }
-}
-
-/* MEMORY above: gives the free pages of every malloc arena back to the
- * system. Writer thread only, mu not held. */
-static void trim_heap(vh_store_t *s) {
-  s->untrimmed = 0;
-#if defined(__GLIBC__) && !defined(VH_SANITIZE)
-  malloc_trim(0);
-#endif
-  atomic_fetch_add(&s->trim_count, 1);
 }
 
 static void *writer_main(void *arg) {

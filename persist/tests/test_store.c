@@ -2479,6 +2479,33 @@ static long long rss_bytes(void) {
   return kb < 0 ? -1 : kb * 1024;
 }
 
+TEST_IMPL(idle_store_trims_a_short_burst) {
+  /* A burst of ~2 MB, below the drain's trim minimum (8 MB): the writer
+   * gives the heap back once it has been idle for its idle flush
+   * (store_writer.c, MEMORY), not never. */
+  const char *dir = fresh_dir();
+  vh_store_t *s = open_flush(dir, 20);
+  static char payload[2000];
+  uint64_t k = 0, trims = vh_store__trim_count(s);
+  for (int i = 0; i < 32; i++) {
+    vh_batch_t *b;
+    ASSERT_EQ(vh_batch_new(&b), 0);
+    for (int j = 0; j < 32; j++) {
+      k++;
+      memset(payload, (int)('a' + k % 26), sizeof payload);
+      ASSERT_EQ(vh_batch_put_node(b, k, payload, sizeof payload), 0);
+    }
+    ASSERT_EQ(vh_batch_set_manifest(b, &k, sizeof k), 0);
+    ASSERT_EQ(vh_store_submit(s, b, (uint64_t)i + 1), 0);
+  }
+  ASSERT_EQ(vh_store_wait_durable(s, 32), 0);
+  for (int i = 0; i < 200 && vh_store__trim_count(s) == trims; i++)
+    usleep(10000);
+  ASSERT(vh_store__trim_count(s) > trims);
+  close_ok(s);
+  dir_cleanup();
+}
+
 TEST_IMPL(drained_burst_gives_memory_back) {
   /* A burst of ~48 MB of batches (64 KB each, as a slice's batch is one
    * growing buffer) built on this thread, with a small long-lived block
@@ -2722,6 +2749,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(big_groups_land_in_the_bottommost_level),
     TEST_ENTRY(format1_store_keeps_its_keys),
     TEST_ENTRY(drained_burst_gives_memory_back),
+    TEST_ENTRY(idle_store_trims_a_short_burst),
     TEST_ENTRY(history_gc_keeps_l0_off_the_bottom),
     TEST_ENTRY(open_thread_counts_no_compares),
     TEST_ENTRY(flood_flush_done_before_next_write))
