@@ -1332,20 +1332,23 @@ TEST_IMPL(secondary_checkpoint_while_the_primary_flushes) {
 
 /* ---- clean close leaves no WAL to replay ---- */
 
-/* Bytes and count of the files in DIR/db whose names end in suffix. */
-static long long db_files_bytes(const char *dir, const char *suffix,
-                                int *files) {
+/* Bytes and count of the files in DIR/db whose names start with prefix
+ * and end in suffix ("" for either: any). */
+static long long db_files_bytes(const char *dir, const char *prefix,
+                                const char *suffix, int *files) {
   char path[512];
   snprintf(path, sizeof path, "%s/db", dir);
   DIR *d = opendir(path);
   ASSERT(d != NULL);
   long long total = 0;
   struct dirent *e;
-  size_t sl = strlen(suffix);
+  size_t pl = strlen(prefix), sl = strlen(suffix);
   *files = 0;
   while ((e = readdir(d)) != NULL) {
     size_t l = strlen(e->d_name);
-    if (l < sl || strcmp(e->d_name + l - sl, suffix) != 0) continue;
+    if (l < pl + sl || strncmp(e->d_name, prefix, pl) != 0 ||
+        strcmp(e->d_name + l - sl, suffix) != 0)
+      continue;
     char p[800];
     struct stat st;
     snprintf(p, sizeof p, "%s/%s", path, e->d_name);
@@ -1364,7 +1367,7 @@ static long long db_files_bytes(const char *dir, const char *suffix,
 }
 
 static long long wal_bytes(const char *dir, int *files) {
-  return db_files_bytes(dir, ".log", files);
+  return db_files_bytes(dir, "", ".log", files);
 }
 
 TEST_IMPL(clean_close_leaves_empty_wal) {
@@ -1643,7 +1646,7 @@ TEST_IMPL(burst_end_acked_after_flush) {
 
 static long long sst_bytes(const char *dir) {
   int files;
-  return db_files_bytes(dir, ".sst", &files);
+  return db_files_bytes(dir, "", ".sst", &files);
 }
 
 TEST_IMPL(clean_close_compacts) {
@@ -2557,28 +2560,6 @@ TEST_IMPL(drained_burst_gives_memory_back) {
   dir_cleanup();
 }
 
-/* Bytes of the MANIFEST files in DIR/db, and how many there are. */
-static long long manifest_bytes(const char *dir, int *files) {
-  char path[512];
-  snprintf(path, sizeof path, "%s/db", dir);
-  DIR *d = opendir(path);
-  ASSERT(d != NULL);
-  long long total = 0;
-  struct dirent *e;
-  *files = 0;
-  while ((e = readdir(d)) != NULL) {
-    if (strncmp(e->d_name, "MANIFEST-", 9) != 0) continue;
-    char p[800];
-    struct stat st;
-    snprintf(p, sizeof p, "%s/%s", path, e->d_name);
-    if (stat(p, &st) != 0) continue; /* retired meanwhile */
-    total += st.st_size;
-    (*files)++;
-  }
-  closedir(d);
-  return total;
-}
-
 TEST_IMPL(manifest_stays_bounded) {
   /* Every flush appends an edit to the MANIFEST, which an open reads
    * whole: RocksDB starts a new one past manifest_bytes (store.c,
@@ -2598,7 +2579,7 @@ TEST_IMPL(manifest_stays_bounded) {
     ASSERT_EQ(vh_store_flush(s, NULL), 0);
   }
   int files = 0;
-  long long bytes = manifest_bytes(dir, &files);
+  long long bytes = db_files_bytes(dir, "MANIFEST-", "", &files);
   fprintf(stderr, "400 flushes: %d MANIFEST file(s), %lld bytes\n", files,
           bytes);
   ASSERT(bytes < 64 << 10); /* 400 flushes: ~140 KB of edits */
