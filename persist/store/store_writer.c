@@ -120,28 +120,31 @@
  *    an ingested group the writer asks for a flush of that rest (no
  *    wait; the next write waits for it, flush_settle), so the WAL holds
  *    at most one group's rest, as when the group's own flush took it.
- *    durable_seq moves after that write, exactly as before. A kill -9 at any
- * moment now finds in the WAL at most the small groups since the last flush and
- * the rest of the last big group, never the nodes of a slice: restart replays a
- * few entries instead of ~10-20k (each ~6.7k instructions in RocksDB's replay).
- * A crash between the puts and the rest leaves nodes (in a table file, if their
- * flush or ingestion was done; an unfinished vh-ingest.tmp is removed at the
- * next open) with ids at or above the durable manifest's next id, which nothing
- *    refers to: the host's open calls vh_store_drop_from with that next
- *    id and the writer deletes them (one range delete up to the last
- *    stored id, only if there is one) before its first group; fsck does
- *    not count them as leaks meanwhile. Deletes never skip the WAL: a node is
- * deleted only with the manifest that stops referring to it. Node ids only grow
- *    (persist/trie/flush.c), so a put without the WAL never overwrites a
- *    node a durable manifest refers to. Test: persist_test_store_crash
+ *    durable_seq moves after that write, exactly as before. A kill -9
+ *    at any moment now finds in the WAL at most the small groups since
+ *    the last flush and the rest of the last big group, never the nodes
+ *    of a slice: restart replays a few entries instead of ~10-20k (each
+ *    ~6.7k instructions in RocksDB's replay). A crash between the puts
+ *    and the rest leaves nodes (in a table file, if their flush or
+ *    ingestion was done; an unfinished vh-ingest.tmp is removed at the
+ *    next open) with ids at or above the durable manifest's next id,
+ *    which nothing refers to: the host's open calls vh_store_drop_from
+ *    with that next id and the writer deletes them (one range delete up
+ *    to the last stored id, only if there is one) before its first
+ *    group; fsck does not count them as leaks meanwhile. Deletes never
+ *    skip the WAL: a node is deleted only with the manifest that stops
+ *    referring to it. Node ids only grow (persist/trie/flush.c), so a
+ *    put without the WAL never overwrites a node a durable manifest
+ *    refers to. Test: persist_test_store_crash
  *    big_group_killed_at_each_phase (VH_STORE_KILL_*: kill after the
  *    puts or the ingested file's write, after their flush or ingestion,
- *    after the WAL write) and kill9_loop's rounds with a 32 KB bound. A small
- * group (an interactive slice) stays one WAL write. Otherwise the flush is
- * asked without waiting (RocksDB's flush thread writes the SST; the writer goes
- * on with the next group); a flush that fails is RocksDB's background error,
- * which the next write reports (FAILURES). The thresholds count the bytes of
- * the merged WriteBatches.
+ *    after the WAL write) and kill9_loop's rounds with a 32 KB bound. A
+ *    small group (an interactive slice) stays one WAL write.
+ * Otherwise the flush is asked without waiting (RocksDB's flush thread
+ * writes the SST; the writer goes on with the next group); a flush that
+ * fails is RocksDB's background error, which the next write reports
+ * (FAILURES).
+ * The thresholds count the bytes of the merged WriteBatches.
  *
  * COMPACTION HOLD (store.c, TUNING): the store opens with RocksDB's
  * automatic compactions off, so that the compaction of what a crash left
@@ -594,8 +597,6 @@ static int is_transient(const char *err) {
          strstr(err, "being reopened") != NULL;
 }
 
-/* One attempt with write options wo: 0, or -1 with *err = [new]
- * message. */
 /* Before any write to the database (a batch, an ingestion): the injected
  * failures of the tests, THE RESERVE, and the REOPEN a failed write asked
  * for. 0, or -1 with *err = [new] message. */
@@ -633,6 +634,8 @@ static int ready_to_write(vh_store_t *s, char **err) {
   return 0;
 }
 
+/* One attempt with write options wo: 0, or -1 with *err = [new]
+ * message. */
 static int write_once(vh_store_t *s, rocksdb_writebatch_t *wb,
                       const rocksdb_writeoptions_t *wo, char **err) {
   if (ready_to_write(s, err) != 0) return -1;
