@@ -417,6 +417,14 @@ static void node_op_key(const vh_store_t *s, char key[VH_NODE_KEY_LEN],
   for (int k = 0; k < 8; k++) key[1 + k] = (char)(op->id >> (56 - 8 * k));
 }
 
+/* A node put about to be written: counted (COMPACTION AT A CLEAN STOP)
+ * and its value sealed. */
+static void seal_node_put(vh_store_t *s, const vh_batch_op_t *op,
+                          unsigned char *buf) {
+  s->node_puts++;
+  seal_value(buf + op->off, op->len);
+}
+
 /* Adds one node or sweep op to wb (its value sealed first): node keys go
  * to the nodes' column family, sweep keys to the default one. */
 static void write_node_op(vh_store_t *s, rocksdb_writebatch_t *wb,
@@ -424,8 +432,7 @@ static void write_node_op(vh_store_t *s, rocksdb_writebatch_t *wb,
   char key[VH_NODE_KEY_LEN];
   node_op_key(s, key, op);
   if (op->type == VH_OP_PUT) {
-    s->node_puts++;
-    seal_value(buf + op->off, op->len);
+    seal_node_put(s, op, buf);
     rocksdb_writebatch_put_cf(wb, s->cf_nodes, key, sizeof key,
                               (const char *)buf + op->off, op->len);
   } else if (op->type == VH_OP_QPUT) {
@@ -564,8 +571,7 @@ static rocksdb_writebatch_t *merge_group(vh_store_t *s, vh_batch_t *list,
     for (size_t i = 0; i < nsorted; i++) {
       const vh_batch_op_t *op = in_order[i].op;
       if (puts->on && op->type == VH_OP_PUT) {
-        s->node_puts++;
-        seal_value(in_order[i].buf + op->off, op->len);
+        seal_node_put(s, op, in_order[i].buf);
         puts->v[puts->n++] = in_order[i];
         puts->bytes += VH_NODE_KEY_LEN + op->len;
       } else {
