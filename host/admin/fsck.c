@@ -63,6 +63,7 @@
 #include "vh_bytes.h"
 #include "vh_chrec.h"
 #include "vh_codec.h"
+#include "vh_graveyard.h"
 #include "vh_limits.h"
 #include "vh_offline.h"
 #include "vh_trie.h"
@@ -114,6 +115,7 @@ typedef struct vh_fsck {
   /* History (walk D): retained versions, their nodes, pending entries. */
   vh_idmap_t pending;              /* ids of death-list and pinned entries */
   vh_idmap_t pending_sub;          /* their never-loaded subtree roots */
+  vh_idmap_t grave; /* dead ids waiting in the graveyard (store format 5) */
   uint64_t versions, marks;        /* retained versions ('V'), marks ('K') */
   uint64_t hist_nodes, hist_bytes; /* nodes only older versions reach */
   uint64_t dead_entries, pinned_entries;
@@ -381,6 +383,25 @@ static int vh_fsck__pending_pin(void *arg, uint64_t m, uint64_t d,
   return vh_idmap_put(set, VH_DEAD_ID(ent), NULL) ? 0 : VH_ENOMEM;
 }
 
+static int vh_fsck__grave_id(void *arg, uint64_t id) {
+  vh_fsck_t *f = arg;
+  return vh_idmap_put(&f->grave, id, NULL) ? 0 : VH_ENOMEM;
+}
+
+/* A graveyard block's record counts the ids its lists hold. */
+static int vh_fsck__grave_block(void *arg, uint64_t block, unsigned bits,
+                                uint64_t dead, uint64_t seen) {
+  vh_fsck_t *f = arg;
+  if (dead != seen || dead > ((uint64_t)1 << bits))
+    vh_fsck__problem(f, 0, 0,
+                     "graveyard block %" PRIu64 " (ids %" PRIu64 "..%" PRIu64
+                     "): its record counts %" PRIu64
+                     " dead ids, its lists hold %" PRIu64,
+                     block, block << bits, ((block + 1) << bits) - 1, dead,
+                     seen);
+  return 0;
+}
+
 /* A change record (vh_chrec.h) must decode and ride with its version:
  * 'C' seq without 'V' seq is a record the drop of its version missed. */
 static int vh_fsck__one_chrec(void *arg, uint64_t seq, const vh_chrec_t *r,
@@ -433,9 +454,16 @@ static int vh_fsck__walk_history(vh_fsck_t *f) {
     msg = NULL;
     rc = vh_store_pins_each(f->o.store, 0, vh_fsck__pending_pin, f, &msg);
   }
+  if (rc == 0) {
+    free(msg);
+    msg = NULL;
+    rc = vh_store_grave_each(f->o.store, vh_fsck__grave_id,
+                             vh_fsck__grave_block, f, &msg);
+  }
   if (rc != 0 && rc != VH_ENOMEM) {
     vh_fsck__problem(f, 0, 0,
-                     "the death lists or pinned entries cannot be read: %s",
+                     "the death lists, pinned entries or graveyard cannot be "
+                     "read: %s",
                      msg ? msg : vh_err_name(rc));
     rc = 0;
   }
@@ -767,8 +795,14 @@ static int vh_fsck__leaks(vh_fsck_t *f, uint64_t *total, uint64_t *bytes,
     *bytes += size;
     vh_idrec_t *r = vh_idmap_get(&f->reach, id);
     int swept = vh_idmap_get(&sweep, id) != NULL;
+    int grave = vh_idmap_get(&f->grave, id) != NULL;
+    if (r != NULL && grave)
+      vh_fsck__problem(f, id, r->table,
+                       "node %" PRIu64 " is reachable but in the graveyard "
+                       "(counted dead)",
+                       id);
     int pend = vh_idmap_get(&f->pending, id) != NULL ||
-               vh_idmap_get(&cold, id) != NULL;
+               vh_idmap_get(&cold, id) != NULL || grave;
     if (r != NULL && swept)
       vh_fsck__problem(f, id, r->table,
                        "node %" PRIu64
@@ -827,6 +861,7 @@ static void vh_fsck__free(vh_fsck_t *f) {
   vh_idmap_free(&f->reported);
   vh_idmap_free(&f->pending);
   vh_idmap_free(&f->pending_sub);
+  vh_idmap_free(&f->grave);
   free(f->names);
   free(f->roots);
   free(f->stats);

@@ -99,6 +99,7 @@
 #include "store_int.h"
 #include "vh_bytes.h"
 #include "vh_chrec.h"
+#include "vh_graveyard.h"
 #include "vh_inputs.h"
 #include "vh_versions.h"
 
@@ -113,6 +114,10 @@
 #define VH_HIST_MEM_ENTS (1u << 18)
 #define VH_HIST_DEF_AVG 128       /* node size before any is measured */
 #define VH_HIST_BUDGET_EVERY 1024 /* batches between live-size reads */
+/* GRAVEYARD: dead nodes waiting in incomplete blocks, at most this part
+ * of the store's live bytes (RocksDB's estimate). */
+#define VH_HIST_GRAVE_SHARE 8
+#define VH_HIST_GRAVE_LIVE_EVERY 64 /* batches between its reads */
 
 typedef struct hchunk {
   struct hchunk *next;
@@ -170,6 +175,9 @@ struct vh_hist {
   uint64_t *res; /* [owned] sorted ids a rollback resurrects in the batch
                     being built (vh_hist_resurrect); never deleted by it */
   size_t res_n;
+  vh_grave_t *grave;   /* [owned] store format 5 (GRAVEYARD), else NULL */
+  uint64_t live;       /* the store's live bytes, read now and then */
+  uint64_t live_batches;
 };
 
 /* ---- small helpers ---- */
@@ -321,6 +329,8 @@ int vh_hist_open(vh_store_t *s, const vh_retain_t *policy, vh_hist_t **out,
   vh_marks_free(ms, nm);
   rc = vh_store_marks_removing(s, open_mark_removing, H, errmsg);
   if (rc != 0) goto fail;
+  rc = vh_grave_open(s, &H->grave);
+  if (rc != 0) goto fail;
   H->budget = H->pol.bytes;
   if (H->pol.bytes_default) {
     uint64_t live = vh_store_live_bytes(s);
@@ -336,6 +346,7 @@ fail:
 
 void vh_hist_free(vh_hist_t *H) {
   if (H == NULL) return;
+  vh_grave_free(H->grave);
   free(H->res);
   for (size_t i = 0; i < H->n; i++) chunks_free(H, ring_at(H, i));
   for (size_t i = 0; i < H->nmarks; i++) {
@@ -420,6 +431,7 @@ static int process_entry(proc_t *p, uint64_t ent, uint64_t d) {
     if (rc == 0 && p->sweep) rc = p->sweep(p->arg, id, d);
     return rc;
   }
+  if (H->grave && vh_grave_add(H->grave, id)) return 0; /* GRAVEYARD */
   return vh_batch_del_node(p->b, id);
 }
 
@@ -748,6 +760,28 @@ static int add_chunk(vh_hist_t *H, vh_batch_t *b, hver_t *v, uint64_t s,
   return 0;
 }
 
+/* GRAVEYARD (graveyard.c): dead nodes may wait in their blocks while
+ * they hold at most a VH_HIST_GRAVE_SHARE part of the store's live bytes
+ * (RocksDB's estimate, read now and then), in nodes of the average size. */
+static uint64_t grave_cap(vh_hist_t *H) {
+  if (H->s->grave_cap) return H->s->grave_cap; /* tests */
+  if (H->live_batches++ % VH_HIST_GRAVE_LIVE_EVERY == 0)
+    H->live = vh_store_live_bytes(H->s);
+  return H->live / VH_HIST_GRAVE_SHARE / (H->avg ? H->avg : 1);
+}
+
+/* GRAVEYARD: the batch's dead nodes go to their blocks' records; a dead
+ * block is deleted, or one released when too many wait. VH_ENOMEM, or 0
+ * (any other failure is noted and retried by a later batch). */
+static int grave_end(vh_hist_t *H, proc_t *p, const vh_hist_slice_t *sl,
+                     char **errmsg) {
+  int rc = vh_grave_end(H->grave, p->b, sl->seq, p->durable, sl->stopping,
+                        errmsg);
+  if (rc == VH_ENOMEM) return set_err(errmsg, rc, "out of memory");
+  if (rc != 0) note(H, errmsg);
+  return 0;
+}
+
 int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
                   vh_hist_sweep_fn sweep, void *arg, char **errmsg) {
   if (errmsg) *errmsg = NULL;
@@ -758,6 +792,12 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
   proc_t p = {H, b, sweep, arg, sl->durable > H->floor ? sl->durable : H->floor,
               0, 0, 0};
   int rc = 0;
+  if (H->grave) { /* GRAVEYARD: its counts, read once */
+    rc = vh_grave_begin(H->grave, grave_cap(H), errmsg);
+    if (rc == VH_ENOMEM) return set_err(errmsg, rc, "out of memory");
+    if (rc != 0) note(H, errmsg); /* its nodes are deleted meanwhile */
+    rc = 0;
+  }
   H->last_seq = sl->seq;
   if (sl->new_nodes) {
     uint64_t a = sl->new_bytes / sl->new_nodes + 5 + 9; /* frame + key */
@@ -845,6 +885,8 @@ int vh_hist_slice(vh_hist_t *H, vh_batch_t *b, const vh_hist_slice_t *sl,
     note(H, errmsg);
     rc = 0;
   }
+  /* after every process_entry of the batch (drops, unpins) */
+  if (H->grave && grave_end(H, &p, sl, errmsg) == VH_ENOMEM) return VH_ENOMEM;
   rc = write_marks(H, b, sl->seq);
   if (rc == 0) {
     vh_history_t h;

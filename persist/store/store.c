@@ -925,6 +925,7 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
     if (empty < 0) return empty;
     if (empty && create && !s->secondary) {
       s->node_key = VH_KEY_NODE;
+      s->format = VH_STORE_FORMAT_VERSION;
       int rc = make_nodes_family(s, errmsg);
       return rc != 0 ? rc : write_format_record(s, errmsg);
     }
@@ -973,6 +974,7 @@ static int check_format(vh_store_t *s, int create, char **errmsg) {
     } else {
       /* Format 1 and 2 stores keep their 'N' node keys (KEYS above). */
       s->node_key = ver >= 3 ? VH_KEY_NODE : VH_KEY_NODE_V1;
+      s->format = ver;
     }
   }
   rocksdb_free(v);
@@ -1010,6 +1012,8 @@ int vh_store_open(const char *dir, const vh_store_opts_t *opts,
   pthread_rwlock_init(&s->db_lock, NULL);
   s->secondary = opts->read_only_secondary ? 1 : 0;
   s->test_store = opts->test_store ? 1 : 0;
+  s->grave_bits = opts->grave_block_bits;
+  s->grave_cap = opts->grave_cap_ids;
   s->node_key = VH_KEY_NODE; /* check_format sets the store's own */
   if (s->secondary) s->scratch = strdup(opts->secondary_path);
   s->dir = strdup(dir);

@@ -395,11 +395,7 @@ void vh_marks_free(vh_mark_t *m, size_t n) {
 
 /* ---- scans ---- */
 
-/* Calls fn for every key starting with prefix (plen bytes), in order (or
- * reverse), with the verified payload of kind (kind < 0: raw value).
- * fn returns non-zero to stop (returned). */
-typedef int (*scan_fn)(void *arg, const unsigned char *k, size_t klen,
-                       const unsigned char *p, size_t len, char **errmsg);
+typedef vh_store__scan_fn scan_fn;
 
 /* Read options for a scan of the keys that start with prefix: checksums
  * verified, blocks not kept in the block cache, bounded above by the
@@ -430,8 +426,9 @@ static rocksdb_readoptions_t *scan_opts(const unsigned char *prefix,
   return ro;
 }
 
-static int scan(vh_store_t *s, const unsigned char *prefix, size_t plen,
-                int kind, int reverse, scan_fn fn, void *arg, char **errmsg) {
+int vh_store__scan(vh_store_t *s, const unsigned char *prefix, size_t plen,
+                   int kind, int reverse, scan_fn fn, void *arg,
+                   char **errmsg) {
   if (errmsg) *errmsg = NULL;
   int rc = vh_store__read_lock(s, "history scan", errmsg);
   if (rc != 0) return rc;
@@ -505,7 +502,7 @@ int vh_store_versions_each(vh_store_t *s, int newest_first,
                            void *arg, char **errmsg) {
   each_ctx_t c = {fn, arg};
   unsigned char pre = VH_KEY_VERSION;
-  return scan(s, &pre, 1, VH_KIND_VERSION, newest_first, each_one, &c, errmsg);
+  return vh_store__scan(s, &pre, 1, VH_KIND_VERSION, newest_first, each_one, &c, errmsg);
 }
 
 int vh_store_version_get(vh_store_t *s, uint64_t seq, vh_version_t *out,
@@ -646,7 +643,7 @@ int vh_store_deaths_each(vh_store_t *s, uint64_t d,
   dscan_ctx_t c = {fn, NULL, arg};
   unsigned char k[VH_VERSION_KEY_LEN];
   key_u64s(k, VH_KEY_DEATHS, &d, 1);
-  return scan(s, k, sizeof k, VH_KIND_DEATHS, 0, dscan_one, &c, errmsg);
+  return vh_store__scan(s, k, sizeof k, VH_KIND_DEATHS, 0, dscan_one, &c, errmsg);
 }
 
 int vh_store_deaths_all(vh_store_t *s,
@@ -656,7 +653,7 @@ int vh_store_deaths_all(vh_store_t *s,
                         void *arg, char **errmsg) {
   dscan_ctx_t c = {NULL, fn, arg};
   unsigned char pre = VH_KEY_DEATHS;
-  return scan(s, &pre, 1, VH_KIND_DEATHS, 0, dscan_one, &c, errmsg);
+  return vh_store__scan(s, &pre, 1, VH_KIND_DEATHS, 0, dscan_one, &c, errmsg);
 }
 
 typedef struct pscan_ctx {
@@ -682,7 +679,7 @@ int vh_store_pins_each(vh_store_t *s, uint64_t m,
   pscan_ctx_t c = {fn, arg};
   unsigned char k[VH_VERSION_KEY_LEN];
   key_u64s(k, VH_KEY_PIN, &m, 1);
-  return scan(s, k, m ? sizeof k : 1, VH_KIND_PIN, 0, pscan_one, &c, errmsg);
+  return vh_store__scan(s, k, m ? sizeof k : 1, VH_KIND_PIN, 0, pscan_one, &c, errmsg);
 }
 
 typedef struct mscan_ctx {
@@ -714,7 +711,7 @@ static int mscan_one(void *arg, const unsigned char *k, size_t klen,
 int vh_store_marks(vh_store_t *s, vh_mark_t **out, size_t *n, char **errmsg) {
   mscan_ctx_t c = {0};
   unsigned char pre = VH_KEY_MARK;
-  int rc = scan(s, &pre, 1, VH_KIND_MARK, 0, mscan_one, &c, errmsg);
+  int rc = vh_store__scan(s, &pre, 1, VH_KIND_MARK, 0, mscan_one, &c, errmsg);
   if (rc != 0) {
     vh_marks_free(c.v, c.n);
     *out = NULL;
@@ -748,7 +745,7 @@ int vh_store_marks_removing(vh_store_t *s,
                             char **errmsg) {
   rscan_ctx_t c = {fn, arg};
   unsigned char pre[2] = {VH_KEY_MARK, 0x01};
-  return scan(s, pre, 2, VH_KIND_MARK, 0, rscan_one, &c, errmsg);
+  return vh_store__scan(s, pre, 2, VH_KIND_MARK, 0, rscan_one, &c, errmsg);
 }
 
 /* ---- sweeping with marks ---- */
@@ -773,7 +770,7 @@ int vh_store_sweep_list_at(vh_store_t *s,
                            void *arg, char **errmsg) {
   qscan_ctx_t c = {fn, arg};
   unsigned char pre = VH_KEY_SWEEP;
-  return scan(s, &pre, 1, -1, 0, qscan_one, &c, errmsg);
+  return vh_store__scan(s, &pre, 1, -1, 0, qscan_one, &c, errmsg);
 }
 
 typedef struct sweep_at_ctx {

@@ -340,6 +340,16 @@ int vh_batch__key_op(vh_batch_t *b, const void *key, size_t klen, int kind,
   return rc;
 }
 
+int vh_batch__del_node_range(vh_batch_t *b, uint64_t lo, uint64_t hi) {
+  if (vh_grow(&b->buf, &b->cap, b->len + 16, 1) != 0) return VH_ENOMEM;
+  vh_batch_op_t op = {.id = 16, .off = b->len, .type = VH_OP_NRDEL};
+  memcpy(b->buf + b->len, &lo, 8);
+  memcpy(b->buf + b->len + 8, &hi, 8);
+  int rc = batch_add_op(b, &op);
+  if (rc == 0) b->len += 16;
+  return rc;
+}
+
 int vh_batch_del_sweep(vh_batch_t *b, uint64_t id) {
   vh_batch_op_t op = {.id = id, .type = VH_OP_QDEL};
   return batch_add_op(b, &op);
@@ -546,7 +556,16 @@ static rocksdb_writebatch_t *merge_group(vh_store_t *s, vh_batch_t *list,
       if (VH_OP_IS_KEY(op->type)) {
         const char *k = (const char *)b->buf + op->off;
         size_t klen = (size_t)op->id;
-        if (op->type == VH_OP_KDEL) {
+        if (op->type == VH_OP_NRDEL) {
+          vh_batch_op_t lo = {.id = 0}, hi = {.id = 0};
+          char klo[VH_NODE_KEY_LEN], khi[VH_NODE_KEY_LEN];
+          memcpy(&lo.id, k, 8);
+          memcpy(&hi.id, k + 8, 8);
+          node_op_key(s, klo, &lo);
+          node_op_key(s, khi, &hi);
+          rocksdb_writebatch_delete_range_cf(wb, s->cf_nodes, klo, sizeof klo,
+                                             khi, sizeof khi);
+        } else if (op->type == VH_OP_KDEL) {
           rocksdb_writebatch_delete(wb, k, klen);
         } else {
           seal_value(b->buf + op->off + klen, op->len);

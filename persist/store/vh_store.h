@@ -60,7 +60,7 @@
  * of format 1 and 2 keep their 'N' keys. 4: the nodes in a column family
  * of their own, written as ingested table files (store.c, FORMAT 4);
  * stores of format 1-3 keep their nodes beside the other keys. */
-#define VH_STORE_FORMAT_VERSION 4
+#define VH_STORE_FORMAT_VERSION 5
 
 typedef struct vh_store vh_store_t;
 typedef struct vh_batch vh_batch_t;
@@ -88,6 +88,13 @@ typedef struct vh_store_opts {
   int no_compression;    /* 1 = store blocks uncompressed */
   size_t block_bytes;    /* SST data block size (4 KB) */
   size_t manifest_bytes; /* MANIFEST size that starts a new one (4 MB) */
+  /* Node ids per graveyard block, as a power of two (graveyard.c), for a
+   * store that has not fixed its own yet: 0 = 16 (65536 ids); tests use
+   * small blocks. */
+  unsigned grave_block_bits;
+  /* Dead ids that may wait in incomplete graveyard blocks: 0 = an eighth
+   * of the store's live bytes in nodes (history.c, GRAVEYARD), for tests. */
+  uint64_t grave_cap_ids;
   /* Background flush of the memtable by the writer (store_writer.c,
    * FLUSHING): after idle_flush_ms without a batch (0 = 100 ms, < 0 =
    * never), and at once each time flush_bytes were written since the

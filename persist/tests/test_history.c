@@ -91,14 +91,6 @@ static uint64_t slice(fake_t *f, int is_version, size_t nborn,
   return first;
 }
 
-static int has_node(fake_t *f, uint64_t id) {
-  void *p = NULL;
-  size_t n = 0;
-  int rc = vh_store_get_node(f->s, id, &p, &n, NULL);
-  free(p);
-  return rc == 0;
-}
-
 static vh_retain_t retain_slices(uint64_t n) {
   vh_retain_t r;
   memset(&r, 0, sizeof r);

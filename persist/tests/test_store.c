@@ -320,13 +320,13 @@ TEST_IMPL(create_reopen_format_record) {
   s = open_ok(dir, 0, 1); /* reopen without create */
   expect_manifest(s, NULL);
   close_ok(s);
-  /* The format record: "VEDHOST\0" + u32 le 2. */
+  /* The format record: "VEDHOST\0" + u32 le 5. */
   vh_store_raw_t *db = raw_open(dir, 0);
   size_t vl = 0;
   char *v = raw_get(db, "F", 1, &vl);
   ASSERT(v != NULL);
   ASSERT_EQ(vl, 12);
-  ASSERT(memcmp(v, "VEDHOST\0\4\0\0\0", 12) == 0);
+  ASSERT(memcmp(v, "VEDHOST\0\5\0\0\0", 12) == 0);
   rocksdb_free(v);
   raw_close(db);
   dir_cleanup();
@@ -472,9 +472,9 @@ TEST_IMPL(newer_format_refused) {
   const char *dir = fresh_dir();
   close_ok(open_ok(dir, 1, 1));
   vh_store_raw_t *db = raw_open(dir, 0);
-  raw_put(db, "F", 1, "VEDHOST\0\5\0\0\0", 12);
+  raw_put(db, "F", 1, "VEDHOST\0\6\0\0\0", 12);
   raw_close(db);
-  open_expect_fail(dir, 0, VH_EFORMAT, "format version 5 is newer");
+  open_expect_fail(dir, 0, VH_EFORMAT, "format version 6 is newer");
   open_expect_fail(dir, 0, VH_EFORMAT, "run a newer vedhost");
   dir_cleanup();
 }
@@ -2251,7 +2251,7 @@ TEST_IMPL(format4_nodes_in_their_family) {
   ASSERT(!raw_has_node(db, 'N', 5));
   size_t vl = 0;
   char *f = raw_get(db, "F", 1, &vl);
-  ASSERT(f != NULL && vl == 12 && f[8] == 4);
+  ASSERT(f != NULL && vl == 12 && f[8] == 5); /* format 4's layout, 5 */
   rocksdb_free(f);
   char k[16];
   size_t kl = 0;

@@ -30,6 +30,7 @@
 #define VH_KIND_HISTORY 0x7 /* 'H' */
 #define VH_KIND_INPUTS 0x8  /* 'I': store_inputs.c */
 #define VH_KIND_CHREC 0x9   /* 'C': store_changes.c */
+#define VH_KIND_GRAVE 0xA   /* 'Z', 'R', 'Y': graveyard.c */
 #define VH_VALUE_VERSION 1
 #define VH_KIND_BYTE(kind) ((uint8_t)((kind) << 4 | VH_VALUE_VERSION))
 
@@ -56,6 +57,9 @@
 #define VH_KEY_HISTORY 'H' /* 'H' */
 #define VH_KEY_INPUTS 'I'  /* 'I' u64be(seq): store_inputs.c */
 #define VH_KEY_CHREC 'C'   /* 'C' u64be(seq): store_changes.c */
+#define VH_KEY_GRAVE 'Z'   /* 'Z' u64be(block) u64be(s): graveyard.c */
+#define VH_KEY_GRAVE_BLOCK 'R' /* 'R' u64be(block): graveyard.c */
+#define VH_KEY_GRAVE_FLOOR 'Y' /* 'Y': graveyard.c */
 /* The column family of the nodes in a store of format 4 (store.c). */
 #define VH_NODES_CF "nodes"
 
@@ -76,6 +80,9 @@ typedef struct vh_batch_op {
  * order. */
 #define VH_OP_KPUT 5
 #define VH_OP_KDEL 6
+/* A range of node keys, ids [lo, hi) (u64 lo, hi at buf[off..off+16),
+ * id = 16): one range delete (graveyard.c), written in order too. */
+#define VH_OP_NRDEL 7
 /* Ops on 'N' keys and ops on 'Q' keys of the same id are different keys. */
 #define VH_OP_IS_SWEEP(type) ((type) == VH_OP_QPUT || (type) == VH_OP_QDEL)
 #define VH_OP_IS_KEY(type) ((type) >= VH_OP_KPUT)
@@ -101,6 +108,9 @@ struct vh_store {
   int secondary;
   int test_store;   /* vh_store_opts_t.test_store: no flush at close */
   char node_key;    /* first byte of node keys: VH_KEY_NODE or _V1 */
+  uint32_t format;  /* the format record's version (GRAVEYARD from 5) */
+  unsigned grave_bits; /* vh_store_opts_t.grave_block_bits (0: default) */
+  uint64_t grave_cap;  /* vh_store_opts_t.grave_cap_ids (0: default) */
   vh_walscan_t wal; /* what the WAL scan found before opening */
   char *open_note;  /* [owned] a line for the host's log, or NULL */
   char *scratch;    /* [owned] a secondary's own dir, else NULL */
@@ -268,6 +278,18 @@ int vh_store__read_lock(vh_store_t *s, const char *what, char **errmsg);
  * key: 208M instructions in one restart at K=1M, N=10M (bench/README.md,
  * "Bounded scans"). [new] */
 rocksdb_readoptions_t *vh_store__tag_scan_opts(unsigned char tag, char *end);
+/* store_versions.c: calls fn for every key starting with prefix (plen
+ * bytes) of the default family, in order (or reverse), with the verified
+ * payload of kind (kind < 0: the raw value); fn returns non-zero to stop
+ * (returned). Read under the read lock, no block cache fill. */
+typedef int (*vh_store__scan_fn)(void *arg, const unsigned char *k,
+                                 size_t klen, const unsigned char *p,
+                                 size_t len, char **errmsg);
+int vh_store__scan(vh_store_t *s, const unsigned char *prefix, size_t plen,
+                   int kind, int reverse, vh_store__scan_fn fn, void *arg,
+                   char **errmsg);
+/* store_writer.c: deletes the nodes of ids [lo, hi) (VH_OP_NRDEL). */
+int vh_batch__del_node_range(vh_batch_t *b, uint64_t lo, uint64_t hi);
 /* store_writer.c: appends an op on any key (VH_OP_KPUT with a framed
  * value of kind, or VH_OP_KDEL when kind < 0). */
 int vh_batch__key_op(vh_batch_t *b, const void *key, size_t klen, int kind,
