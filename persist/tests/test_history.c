@@ -685,6 +685,128 @@ TEST_IMPL(drops_per_batch_are_bounded_by_death_entries) {
   dir_cleanup();
 }
 
+/* ---- the graveyard (store format 5, persist/store/graveyard.c) ---- */
+
+/* Is node id in the store at all (the graveyard's ids too)? */
+static int stored(fake_t *f, uint64_t id) {
+  void *p = NULL;
+  size_t n = 0;
+  int rc = vh_store_get_node(f->s, id, &p, &n, NULL);
+  free(p);
+  return rc == 0;
+}
+
+static int count_id(void *arg, uint64_t id) {
+  (void)id;
+  (*(uint64_t *)arg)++;
+  return 0;
+}
+
+/* Ids in the graveyard (each block's count checked by grave_find_block). */
+static uint64_t grave_ids(fake_t *f) {
+  uint64_t n = 0;
+  ASSERT_EQ(vh_store_grave_each(f->s, count_id, grave_find_block, &n, NULL),
+            0);
+  return n;
+}
+
+/* A store of 4-id blocks whose graveyard takes every dead node
+ * (hist_fixture.h), in the plain run too; grave_done puts the env back. */
+static int g_grave_env;
+static void grave_open(fake_t *f, const char *dir, const vh_retain_t *r) {
+  g_grave_env = getenv("VH_TEST_GRAVE") != NULL;
+  setenv("VH_TEST_GRAVE", "1", 1);
+  fake_open(f, dir, r);
+}
+
+static void grave_done(fake_t *f) {
+  fake_close(f);
+  if (!g_grave_env) unsetenv("VH_TEST_GRAVE");
+  dir_cleanup();
+}
+
+static uint64_t *dead_range(uint64_t lo, uint64_t hi, size_t *n) {
+  uint64_t *v = malloc((hi - lo + 1) * sizeof *v);
+  ASSERT(v != NULL);
+  *n = 0;
+  for (uint64_t id = lo; id <= hi; id++) v[(*n)++] = VH_DEAD(id, 0);
+  return v;
+}
+
+TEST_IMPL(graveyard_deletes_whole_blocks_by_range) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(0);
+  grave_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 40, NULL, 0); /* nodes 1..40: blocks 0 (1..3) to 10 (40) */
+  size_t n;
+  uint64_t *d = dead_range(4, 39, &n); /* blocks 1..9 die whole */
+  slice(&f, 1, 0, d, n);
+  free(d);
+  ASSERT_EQ(grave_ids(&f), 36); /* written down, not deleted */
+  ASSERT(stored(&f, 4) && stored(&f, 39));
+  ASSERT(!has_node(&f, 4)); /* but dead to the store */
+  /* one block per batch, once its records are durable */
+  for (int i = 0; i < 12; i++) slice(&f, 1, 0, NULL, 0);
+  for (uint64_t id = 4; id <= 39; id++) ASSERT(!stored(&f, id));
+  ASSERT_EQ(grave_ids(&f), 0);
+  for (uint64_t id = 1; id <= 3; id++) ASSERT(has_node(&f, id));
+  ASSERT(has_node(&f, 40));
+  grave_done(&f);
+}
+
+TEST_IMPL(graveyard_releases_blocks_that_never_complete) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(0);
+  grave_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 40, NULL, 0); /* nodes 1..40 */
+  /* 3 of the 4 ids of blocks 0..5 die (id 0 is never a node: block 0 is
+   * 1..3, which never completes): 18 wait, the cap is 16 */
+  uint64_t d[18];
+  size_t n = 0;
+  for (uint64_t id = 1; id <= 3; id++) d[n++] = VH_DEAD(id, 0);
+  for (uint64_t blk = 1; blk <= 5; blk++)
+    for (uint64_t id = blk * 4 + 1; id < blk * 4 + 4; id++)
+      d[n++] = VH_DEAD(id, 0);
+  slice(&f, 1, 0, d, n);
+  ASSERT_EQ(grave_ids(&f), 18);
+  slice(&f, 1, 0, NULL, 0); /* the lowest block is released */
+  for (uint64_t id = 1; id <= 3; id++) ASSERT(!stored(&f, id));
+  ASSERT_EQ(grave_ids(&f), 15); /* <= 16: no more releases */
+  slice(&f, 1, 0, NULL, 0);
+  ASSERT_EQ(grave_ids(&f), 15);
+  ASSERT(stored(&f, 5) && !has_node(&f, 5));
+  ASSERT(has_node(&f, 4)); /* the one live id of block 1 */
+  /* the floor is above block 0: a death there is deleted at once (none
+   * is left), and block 1's last id completes it */
+  uint64_t last[] = {VH_DEAD(4, 0)};
+  slice(&f, 1, 0, last, 1);
+  for (int i = 0; i < 3; i++) slice(&f, 1, 0, NULL, 0);
+  for (uint64_t id = 4; id <= 7; id++) ASSERT(!stored(&f, id));
+  ASSERT_EQ(grave_ids(&f), 12);
+  grave_done(&f);
+}
+
+TEST_IMPL(graveyard_counts_survive_a_restart) {
+  fake_t f = {0};
+  vh_retain_t r = retain_slices(0);
+  grave_open(&f, fresh_dir(), &r);
+  slice(&f, 1, 40, NULL, 0);
+  size_t n;
+  uint64_t *d = dead_range(8, 10, &n); /* 3 of block 2 (8..11) */
+  slice(&f, 1, 0, d, n);
+  free(d);
+  fake_close(&f);
+  fake_open(&f, test_dir, &r); /* reads the counts back */
+  ASSERT_EQ(grave_ids(&f), 3);
+  uint64_t last[] = {VH_DEAD(11, 0)};
+  slice(&f, 1, 0, last, 1);
+  for (int i = 0; i < 3; i++) slice(&f, 1, 0, NULL, 0);
+  for (uint64_t id = 8; id <= 11; id++) ASSERT(!stored(&f, id));
+  ASSERT_EQ(grave_ids(&f), 0);
+  ASSERT(has_node(&f, 7) && has_node(&f, 12));
+  grave_done(&f);
+}
+
 VH_TEST_MAIN(
     TEST_ENTRY(input_log_kept_and_dropped_with_its_version),
     TEST_ENTRY(change_record_kept_and_dropped_with_its_version),
@@ -702,4 +824,7 @@ VH_TEST_MAIN(
     TEST_ENTRY(death_lists_in_memory_are_bounded),
     TEST_ENTRY(stopping_batch_drops_no_version_of_an_earlier_run),
     TEST_ENTRY(stopping_batch_still_drops_versions_in_memory),
-    TEST_ENTRY(drops_per_batch_are_bounded_by_death_entries))
+    TEST_ENTRY(drops_per_batch_are_bounded_by_death_entries),
+    TEST_ENTRY(graveyard_deletes_whole_blocks_by_range),
+    TEST_ENTRY(graveyard_releases_blocks_that_never_complete),
+    TEST_ENTRY(graveyard_counts_survive_a_restart))
