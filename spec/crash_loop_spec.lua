@@ -11,7 +11,9 @@
 -- is durable (output gate), so each number the client prints is a promise.
 --
 -- Each round: start the host (sync or nosync, alternating; half the rounds
--- with a 1 KB flush bound, so that every slice is a store BIG GROUP), wait
+-- with a 1 KB flush bound, so that every slice is a store BIG GROUP; a
+-- graveyard of 8-id blocks, taking the dead nodes in 2 rounds of 3, which
+-- run with --retain 0 so the GC deletes as it goes), wait
 -- until it runs, let it work for a random 0.1-0.6 s, SIGKILL it. Then, with no host
 -- running: `vedhost fsck` is clean, and `vedhost inspect` shows the
 -- invariant holding and acked >= every number a client received. The next
@@ -109,11 +111,20 @@ describe("crash loop", function()
         -- its nodes without the WAL, flushes, then its manifest (store
         -- BIG GROUPS): the kill lands between them too, fsck must not
         -- count the nodes it left as leaks, and the next start drops them
-        local env = round % 4 >= 2 and { VEDHOST_TEST_FLUSH_BYTES = "1024" }
-          or nil
-        local p = proc.start({ "run", "--no-watch", "--durability", mode,
-                               "--data", data, script },
-                             { cwd = dir, env = env })
+        -- every round: graveyard blocks of 8 ids (store format 5, fixed
+        -- by the first round); 2 rounds in 3 let it take every dead node,
+        -- the third drains it one released block per slice
+        local env = { VEDHOST_TEST_GRAVE_BITS = "3" }
+        if round % 4 >= 2 then env.VEDHOST_TEST_FLUSH_BYTES = "1024" end
+        local args = { "run", "--no-watch", "--durability", mode,
+                       "--data", data }
+        if round % 3 ~= 0 then -- deaths processed at once, into blocks
+          env.VEDHOST_TEST_GRAVE_CAP = "64"
+          args[#args + 1] = "--retain"
+          args[#args + 1] = "0"
+        end
+        args[#args + 1] = script
+        local p = proc.start(args, { cwd = dir, env = env })
         assert.is_true(proc.wait_log(p, "boot n=", 20),
                        where .. ": " .. proc.logtext(p))
         -- what this start restored (the state at the end of some slice)

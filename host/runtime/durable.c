@@ -343,6 +343,13 @@ int vh_durable__open(vh_host_t *h, char *err, size_t cap) {
    * (vh_store.h, zstd_dict_bytes) */
   const char *zd = getenv("VEDHOST_TEST_ZSTD_DICT_BYTES");
   if (zd && *zd) so.zstd_dict_bytes = atoi(zd);
+  /* tests only: small graveyard blocks that fill in a short run, and a
+   * cap that makes the graveyard take dead nodes in a small store
+   * (persist/store/graveyard.c; crash_loop_spec) */
+  const char *gb = getenv("VEDHOST_TEST_GRAVE_BITS");
+  if (gb && atoi(gb) > 0) so.grave_block_bits = (unsigned)atoi(gb);
+  const char *gc = getenv("VEDHOST_TEST_GRAVE_CAP");
+  if (gc && atoll(gc) > 0) so.grave_cap_ids = (uint64_t)atoll(gc);
   if (h->opts.test_store) { /* ved.testing: see vh_store.h */
     so.test_store = 1;
     so.write_buffer_bytes = (size_t)32 << 20;
