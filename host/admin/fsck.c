@@ -113,8 +113,8 @@ typedef struct vh_fsck {
   uint64_t nomem; /* set when a problem could not be recorded */
   int tries;      /* checks made beside a live host (LIVE HOST) */
   /* History (walk D): retained versions, their nodes, pending entries. */
-  vh_idmap_t pending;              /* ids of death-list and pinned entries */
-  vh_idmap_t pending_sub;          /* their never-loaded subtree roots */
+  vh_idmap_t pending;     /* ids of death-list and pinned entries */
+  vh_idmap_t pending_sub; /* their never-loaded subtree roots */
   vh_idmap_t grave; /* dead ids waiting in the graveyard (store format 5) */
   uint64_t versions, marks;        /* retained versions ('V'), marks ('K') */
   uint64_t hist_nodes, hist_bytes; /* nodes only older versions reach */
@@ -393,12 +393,11 @@ static int vh_fsck__grave_block(void *arg, uint64_t block, unsigned bits,
                                 uint64_t dead, uint64_t seen) {
   vh_fsck_t *f = arg;
   if (dead != seen || dead > ((uint64_t)1 << bits))
-    vh_fsck__problem(f, 0, 0,
-                     "graveyard block %" PRIu64 " (ids %" PRIu64 "..%" PRIu64
-                     "): its record counts %" PRIu64
-                     " dead ids, its lists hold %" PRIu64,
-                     block, block << bits, ((block + 1) << bits) - 1, dead,
-                     seen);
+    vh_fsck__problem(
+        f, 0, 0,
+        "graveyard block %" PRIu64 " (ids %" PRIu64 "..%" PRIu64
+        "): its record counts %" PRIu64 " dead ids, its lists hold %" PRIu64,
+        block, block << bits, ((block + 1) << bits) - 1, dead, seen);
   return 0;
 }
 
@@ -798,7 +797,8 @@ static int vh_fsck__leaks(vh_fsck_t *f, uint64_t *total, uint64_t *bytes,
     int grave = vh_idmap_get(&f->grave, id) != NULL;
     if (r != NULL && grave)
       vh_fsck__problem(f, id, r->table,
-                       "node %" PRIu64 " is reachable but in the graveyard "
+                       "node %" PRIu64
+                       " is reachable but in the graveyard "
                        "(counted dead)",
                        id);
     int pend = vh_idmap_get(&f->pending, id) != NULL ||

@@ -175,8 +175,8 @@ struct vh_hist {
   uint64_t *res; /* [owned] sorted ids a rollback resurrects in the batch
                     being built (vh_hist_resurrect); never deleted by it */
   size_t res_n;
-  vh_grave_t *grave;   /* [owned] store format 5 (GRAVEYARD), else NULL */
-  uint64_t live;       /* the store's live bytes, read now and then */
+  vh_grave_t *grave; /* [owned] store format 5 (GRAVEYARD), else NULL */
+  uint64_t live;     /* the store's live bytes, read now and then */
   uint64_t live_batches;
 };
 
@@ -775,8 +775,8 @@ static uint64_t grave_cap(vh_hist_t *H) {
  * (any other failure is noted and retried by a later batch). */
 static int grave_end(vh_hist_t *H, proc_t *p, const vh_hist_slice_t *sl,
                      char **errmsg) {
-  int rc = vh_grave_end(H->grave, p->b, sl->seq, p->durable, sl->stopping,
-                        errmsg);
+  int rc =
+      vh_grave_end(H->grave, p->b, sl->seq, p->durable, sl->stopping, errmsg);
   if (rc == VH_ENOMEM) return set_err(errmsg, rc, "out of memory");
   if (rc != 0) note(H, errmsg);
   return 0;

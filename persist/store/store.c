@@ -30,7 +30,9 @@
  *
  *   offset size  field
  *   0      8     magic "VEDHOST\0"
- *   8      4     u32 little endian: store format version (4; 3 before
+ *   8      4     u32 little endian: store format version (5; 4 before
+ *                the GC's dead nodes went through the graveyard, FORMAT
+ *                5; 3 before
  *                the nodes had a column family of their own, FORMAT 4;
  *                2 before node keys sorted first, FORMAT 3; 1 before
  *                big string values were stored out of line as blobs,
@@ -72,6 +74,15 @@
  * RocksDB open fails ("Column families not opened: nodes") before it reads
  * the format record, so it says "cannot open the store" with that text,
  * not the "newer than this vedhost" line.
+ *
+ * FORMAT 5 (this code) is format 4 plus the graveyard's records ('Z',
+ * 'R', 'Y': persist/store/graveyard.c): the GC may write a dead node's id
+ * into its block's record instead of deleting the node, and delete a
+ * block of ids by one range delete later. A new store gets format 5; a
+ * format 1-4 store keeps its format and deletes each dead node at once
+ * (vh_store.format). An older vedhost refuses a format 5 store with its
+ * "newer than this vedhost supports" line (it would count the
+ * graveyard's nodes as leaks and never delete them).
  *
  * NODE AND MANIFEST VALUES ('A...', 'M'):
  *

@@ -502,7 +502,8 @@ int vh_store_versions_each(vh_store_t *s, int newest_first,
                            void *arg, char **errmsg) {
   each_ctx_t c = {fn, arg};
   unsigned char pre = VH_KEY_VERSION;
-  return vh_store__scan(s, &pre, 1, VH_KIND_VERSION, newest_first, each_one, &c, errmsg);
+  return vh_store__scan(s, &pre, 1, VH_KIND_VERSION, newest_first, each_one, &c,
+                        errmsg);
 }
 
 int vh_store_version_get(vh_store_t *s, uint64_t seq, vh_version_t *out,
@@ -643,7 +644,8 @@ int vh_store_deaths_each(vh_store_t *s, uint64_t d,
   dscan_ctx_t c = {fn, NULL, arg};
   unsigned char k[VH_VERSION_KEY_LEN];
   key_u64s(k, VH_KEY_DEATHS, &d, 1);
-  return vh_store__scan(s, k, sizeof k, VH_KIND_DEATHS, 0, dscan_one, &c, errmsg);
+  return vh_store__scan(s, k, sizeof k, VH_KIND_DEATHS, 0, dscan_one, &c,
+                        errmsg);
 }
 
 int vh_store_deaths_all(vh_store_t *s,
@@ -679,7 +681,8 @@ int vh_store_pins_each(vh_store_t *s, uint64_t m,
   pscan_ctx_t c = {fn, arg};
   unsigned char k[VH_VERSION_KEY_LEN];
   key_u64s(k, VH_KEY_PIN, &m, 1);
-  return vh_store__scan(s, k, m ? sizeof k : 1, VH_KIND_PIN, 0, pscan_one, &c, errmsg);
+  return vh_store__scan(s, k, m ? sizeof k : 1, VH_KIND_PIN, 0, pscan_one, &c,
+                        errmsg);
 }
 
 typedef struct mscan_ctx {

@@ -50,8 +50,8 @@ static vh_store_t *open_store(const char *dir) {
   o.create = 1;
   o.sync = 0;
   if (getenv("VH_TEST_GRAVE")) { /* ctest's *_graveyard runs */
-    o.grave_block_bits = 2;       /* blocks of 4 ids */
-    o.grave_cap_ids = 16;         /* the least that takes ids */
+    o.grave_block_bits = 2;      /* blocks of 4 ids */
+    o.grave_cap_ids = 16;        /* the least that takes ids */
   }
   vh_store_t *s = NULL;
   char *m = NULL;
@@ -105,7 +105,7 @@ static inline int grave_find_id(void *arg, uint64_t id) {
 }
 
 static inline int grave_find_block(void *arg, uint64_t block, unsigned bits,
-                            uint64_t dead, uint64_t seen) {
+                                   uint64_t dead, uint64_t seen) {
   (void)arg;
   (void)block;
   (void)bits;

@@ -705,8 +705,7 @@ static int count_id(void *arg, uint64_t id) {
 /* Ids in the graveyard (each block's count checked by grave_find_block). */
 static uint64_t grave_ids(fake_t *f) {
   uint64_t n = 0;
-  ASSERT_EQ(vh_store_grave_each(f->s, count_id, grave_find_block, &n, NULL),
-            0);
+  ASSERT_EQ(vh_store_grave_each(f->s, count_id, grave_find_block, &n, NULL), 0);
   return n;
 }
 

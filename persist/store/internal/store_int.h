@@ -48,16 +48,16 @@
  * key (store.c, KEYS); a format 1 or 2 store keeps 'N' (vh_store.node_key). */
 #define VH_KEY_NODE 'A'
 #define VH_KEY_NODE_V1 'N'
-#define VH_KEY_SWEEP 'Q'   /* 'Q' u64be(id): a dropped subtree to sweep */
-#define VH_NODE_KEY_LEN 9  /* 'N' + u64 big endian */
-#define VH_KEY_VERSION 'V' /* 'V' u64be(seq) */
-#define VH_KEY_DEATHS 'D'  /* 'D' u64be(d) u64be(s) */
-#define VH_KEY_MARK 'K'    /* 'K' name */
-#define VH_KEY_PIN 'P'     /* 'P' u64be(m) u64be(d) u64be(id) */
-#define VH_KEY_HISTORY 'H' /* 'H' */
-#define VH_KEY_INPUTS 'I'  /* 'I' u64be(seq): store_inputs.c */
-#define VH_KEY_CHREC 'C'   /* 'C' u64be(seq): store_changes.c */
-#define VH_KEY_GRAVE 'Z'   /* 'Z' u64be(block) u64be(s): graveyard.c */
+#define VH_KEY_SWEEP 'Q'       /* 'Q' u64be(id): a dropped subtree to sweep */
+#define VH_NODE_KEY_LEN 9      /* 'N' + u64 big endian */
+#define VH_KEY_VERSION 'V'     /* 'V' u64be(seq) */
+#define VH_KEY_DEATHS 'D'      /* 'D' u64be(d) u64be(s) */
+#define VH_KEY_MARK 'K'        /* 'K' name */
+#define VH_KEY_PIN 'P'         /* 'P' u64be(m) u64be(d) u64be(id) */
+#define VH_KEY_HISTORY 'H'     /* 'H' */
+#define VH_KEY_INPUTS 'I'      /* 'I' u64be(seq): store_inputs.c */
+#define VH_KEY_CHREC 'C'       /* 'C' u64be(seq): store_changes.c */
+#define VH_KEY_GRAVE 'Z'       /* 'Z' u64be(block) u64be(s): graveyard.c */
 #define VH_KEY_GRAVE_BLOCK 'R' /* 'R' u64be(block): graveyard.c */
 #define VH_KEY_GRAVE_FLOOR 'Y' /* 'Y': graveyard.c */
 /* The column family of the nodes in a store of format 4 (store.c). */
@@ -106,15 +106,15 @@ struct vh_store {
   char *dir;    /* DIR as given */
   char *dbpath; /* DIR/db */
   int secondary;
-  int test_store;   /* vh_store_opts_t.test_store: no flush at close */
-  char node_key;    /* first byte of node keys: VH_KEY_NODE or _V1 */
-  uint32_t format;  /* the format record's version (GRAVEYARD from 5) */
+  int test_store;      /* vh_store_opts_t.test_store: no flush at close */
+  char node_key;       /* first byte of node keys: VH_KEY_NODE or _V1 */
+  uint32_t format;     /* the format record's version (GRAVEYARD from 5) */
   unsigned grave_bits; /* vh_store_opts_t.grave_block_bits (0: default) */
   uint64_t grave_cap;  /* vh_store_opts_t.grave_cap_ids (0: default) */
-  vh_walscan_t wal; /* what the WAL scan found before opening */
-  char *open_note;  /* [owned] a line for the host's log, or NULL */
-  char *scratch;    /* [owned] a secondary's own dir, else NULL */
-  rocksdb_t *db;    /* guarded by db_lock: NULL while a reopen failed */
+  vh_walscan_t wal;    /* what the WAL scan found before opening */
+  char *open_note;     /* [owned] a line for the host's log, or NULL */
+  char *scratch;       /* [owned] a secondary's own dir, else NULL */
+  rocksdb_t *db;       /* guarded by db_lock: NULL while a reopen failed */
   /* Column families (store.c, FORMAT 4), opened and closed with db:
    * cf_default holds every key but the nodes; cf_nodes holds the nodes,
    * and is cf_default itself in a store of format 1-3 (nodes_apart 0),
@@ -282,9 +282,9 @@ rocksdb_readoptions_t *vh_store__tag_scan_opts(unsigned char tag, char *end);
  * bytes) of the default family, in order (or reverse), with the verified
  * payload of kind (kind < 0: the raw value); fn returns non-zero to stop
  * (returned). Read under the read lock, no block cache fill. */
-typedef int (*vh_store__scan_fn)(void *arg, const unsigned char *k,
-                                 size_t klen, const unsigned char *p,
-                                 size_t len, char **errmsg);
+typedef int (*vh_store__scan_fn)(void *arg, const unsigned char *k, size_t klen,
+                                 const unsigned char *p, size_t len,
+                                 char **errmsg);
 int vh_store__scan(vh_store_t *s, const unsigned char *prefix, size_t plen,
                    int kind, int reverse, vh_store__scan_fn fn, void *arg,
                    char **errmsg);
