@@ -66,7 +66,6 @@
  * incomplete block). FSCK (host/admin/fsck.c): the ids of the 'Z' records
  * are pending (not leaks), must not be reachable, and must match 'R'.
  */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -505,17 +504,6 @@ int vh_grave_end(vh_grave_t *g, vh_batch_t *b, uint64_t seq, uint64_t durable,
     }
   }
   rc = write_down(g, b, seq);
-  if (getenv("VH_GY_DEBUG"))
-    fprintf(stderr,
-            "GY seq %llu durable %llu cap %llu pending %llu blocks %zu floor "
-            "%llu first %llu/%llu/%llu\n",
-            (unsigned long long)seq, (unsigned long long)durable,
-            (unsigned long long)g->wait_cap,
-            (unsigned long long)vh_grave_pending(g), g->n,
-            (unsigned long long)g->floor,
-            (unsigned long long)(g->n ? g->v[0].blk : 0),
-            (unsigned long long)(g->n ? g->v[0].dead : 0),
-            (unsigned long long)(g->n ? g->v[0].last : 0));
   if (rc == 0 && g->floor_new) {
     rc = put_y(b, g);
     if (rc == 0) g->floor_new = 0;
