@@ -34,7 +34,9 @@
  * processed in the batch that makes d, or a later version, the oldest),
  * unless a mark m < d has i < next_id(m); then it moves to m's pinned
  * entries ('P' m d i) until unmark re-examines it against the other
- * marks. A processed entry is deleted ('N' i) or, for a subtree, gets a
+ * marks. A processed entry is deleted ('N' i; in a big store of format 5,
+ * handed to the GRAVEYARD instead, graveyard.c, which deletes it with its
+ * block of ids later) or, for a subtree, gets a
  * sweep key with d ('Q' i = d): the sweeper (host/runtime/durable.c,
  * vh_store_sweep_node_at) deletes it node by node and pins a child that a
  * mark below d holds. Dropping version o also deletes 'V' o (unless it is
