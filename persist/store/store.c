@@ -1174,7 +1174,9 @@ static int compact_worth(vh_store_t *s) {
    * bottommost level, so the bytes above it say little; the deletes in
    * the table files of both families do (each drops itself and the key
    * it deletes: nodes, and the death lists and records of dropped
-   * versions). */
+   * versions), and so do the ids of this session's range deletes (FORMAT
+   * 5's graveyard: one record in a table file, a block of nodes). */
+  dels += s->node_range_ids;
   int dropping = s->nodes_apart
                      ? dels * 6 >= entries
                      : total - (total < bottom ? total : bottom) > total / 3;

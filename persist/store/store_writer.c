@@ -565,6 +565,10 @@ static rocksdb_writebatch_t *merge_group(vh_store_t *s, vh_batch_t *list,
           node_op_key(s, khi, &hi);
           rocksdb_writebatch_delete_range_cf(wb, s->cf_nodes, klo, sizeof klo,
                                              khi, sizeof khi);
+          if (hi.id > lo.id) {
+            s->node_dels += hi.id - lo.id;
+            s->node_range_ids += hi.id - lo.id;
+          }
         } else if (op->type == VH_OP_KDEL) {
           rocksdb_writebatch_delete(wb, k, klen);
         } else {

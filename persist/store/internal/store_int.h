@@ -193,8 +193,10 @@ struct vh_store {
   size_t untrimmed;
   _Atomic uint64_t trim_count;
   /* Node puts and deletes written since open (writer thread; read by
-   * close after the writer joined): store.c, COMPACTION AT A CLEAN STOP. */
-  uint64_t node_puts, node_dels;
+   * close after the writer joined): store.c, COMPACTION AT A CLEAN STOP.
+   * node_range_ids: the ids of the graveyard's range deletes (counted in
+   * node_dels too). */
+  uint64_t node_puts, node_dels, node_range_ids;
   uint64_t bytes_written; /* RocksDB write batch bytes since open (idem) */
 
   _Atomic uint64_t durable_seq; /* written by the writer, read by anyone */
