@@ -33,7 +33,10 @@
  *     them).
  *
  *  D. History. Every retained version's roots are walked like A; death
- *     lists and pinned entries are pending (not leaks). Every change
+ *     lists, pinned entries and the graveyard's ids (store format 5,
+ *     persist/store/graveyard.c: counted dead, deleted with their block
+ *     later) are pending (not leaks); a graveyard id must not be
+ *     reachable, and each block's count must match its lists. Every change
  *     record ('C' seq, vh_chrec.h) must decode, be relative to an earlier
  *     version, and have its version record 'V' seq (they are written and
  *     deleted together).
