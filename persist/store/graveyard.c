@@ -75,6 +75,7 @@
 
 #define VH_GRAVE_LAYOUT 1
 #define VH_GRAVE_BITS 16
+#define VH_GRAVE_BITS_MAX 24 /* whole()'s bitmap: 2 MB */
 /* SMALL STORES: blocks the cap must hold before ids are taken at all. */
 #define VH_GRAVE_MIN_BLOCKS 4
 #define VH_GRAVE_Z_KEY 17
@@ -254,7 +255,7 @@ static int load(vh_grave_t *g, char **errmsg) {
     free(errmsg ? *errmsg : NULL);
     if (errmsg) *errmsg = NULL;
     unsigned bits = g->s->grave_bits ? g->s->grave_bits : VH_GRAVE_BITS;
-    g->bits = bits > 32 ? 32 : bits;
+    g->bits = bits > VH_GRAVE_BITS_MAX ? VH_GRAVE_BITS_MAX : bits;
     g->floor = 0;
     g->floor_new = 1;
     rc = 0;
@@ -264,7 +265,8 @@ static int load(vh_grave_t *g, char **errmsg) {
     if (rc == 0) {
       g->bits = vh_le32_load((unsigned char *)y + 4);
       g->floor = vh_le64_load((unsigned char *)y + 8);
-      if (g->bits == 0 || g->bits > 32) rc = bad(errmsg, "bad block size");
+      if (g->bits == 0 || g->bits > VH_GRAVE_BITS_MAX)
+        rc = bad(errmsg, "bad block size");
     }
   }
   free(y);
