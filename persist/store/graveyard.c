@@ -401,7 +401,7 @@ static int complete_one(vh_grave_t *g, vh_batch_t *b, uint64_t durable,
     gblock_t *e = &g->v[i];
     if (e->dead < bsize(g) || e->last > durable) continue;
     bread_t r = {0};
-    uint64_t blk = e->blk;
+    uint64_t blk = e->blk, dead = e->dead; /* e moves once retired */
     int rc = read_block(g, blk, &r, errmsg);
     int all = rc == 0 ? whole(g, blk, &r) : 0;
     if (all < 0) rc = all;
@@ -416,7 +416,7 @@ static int complete_one(vh_grave_t *g, vh_batch_t *b, uint64_t durable,
             vh_store__msg("graveyard: block %llu counted %llu dead ids but "
                           "its records hold %zu; its nodes were deleted one "
                           "by one (run vedhost fsck)",
-                          (unsigned long long)blk, (unsigned long long)e->dead,
+                          (unsigned long long)blk, (unsigned long long)dead,
                           r.n));
         rc = VH_ECORRUPT;
       }
